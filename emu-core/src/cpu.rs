@@ -1,0 +1,201 @@
+//! Architectural register state of one x86-64 core, and the reasons execution stops.
+
+use crate::flags::{Flags, STATUS};
+use crate::mem::PageFault;
+use crate::x87::X87;
+
+/// Index of the always-zero pseudo register used for absent base/index registers.
+pub const NOREG: u8 = 16;
+/// Marks an 8-bit register operand as the high byte (AH, CH, DH, BH) of register `r & 3`.
+pub const HI8: u8 = 0x80;
+
+/// Segment-base slot: no segment base.
+pub const SEG_NONE: u8 = 0;
+/// Segment-base slot: FS.
+pub const SEG_FS: u8 = 1;
+/// Segment-base slot: GS.
+pub const SEG_GS: u8 = 2;
+
+/// Architectural exceptions other than page faults (Intel SDM vol. 3 §6.15).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exception {
+    /// #DE: divide error.
+    DivideError,
+    /// #UD: invalid opcode.
+    InvalidOpcode,
+    /// #GP(0): general protection (e.g. misaligned MOVAPS, privileged instruction).
+    GeneralProtection,
+    /// #BP: INT3.
+    Breakpoint,
+    /// #MF: unmasked x87 floating-point exception.
+    X87Fp,
+    /// #XM: unmasked SIMD floating-point exception.
+    SimdFp,
+}
+
+impl std::fmt::Display for Exception {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Exception::DivideError => "divide error (#DE)",
+            Exception::InvalidOpcode => "invalid opcode (#UD)",
+            Exception::GeneralProtection => "general protection fault (#GP)",
+            Exception::Breakpoint => "breakpoint (#BP)",
+            Exception::X87Fp => "x87 floating-point exception (#MF)",
+            Exception::SimdFp => "SIMD floating-point exception (#XM)",
+        })
+    }
+}
+
+/// Why a core stopped executing guest instructions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// SYSCALL executed: RIP is past it, RCX and R11 hold the return RIP and RFLAGS.
+    Syscall,
+    /// A translation failed; RIP is the faulting instruction.
+    PageFault(PageFault),
+    /// An exception; RIP is the faulting instruction (after it, for #BP).
+    Exception(Exception),
+    /// HLT.
+    Halt,
+    /// A valid instruction this emulator does not implement; RIP is that instruction.
+    Unsupported,
+    /// The cycle budget of this run is used up.
+    Budget,
+    /// PAUSE in a spin loop: a hint that this core is waiting on another.
+    Pause,
+    /// Internal: leave the current basic block and continue at RIP.
+    BlockEnd,
+}
+
+impl From<PageFault> for Exit {
+    #[inline(always)]
+    fn from(pf: PageFault) -> Self {
+        Exit::PageFault(pf)
+    }
+}
+
+/// CPUID answers for one core, set up by the machine from its profile.
+#[derive(Clone, Debug, Default)]
+pub struct CpuidModel {
+    entries: Vec<(u32, u32, [u32; 4])>,
+    /// Leaves whose answer does not depend on ECX.
+    leaf_only: Vec<u32>,
+}
+
+impl CpuidModel {
+    /// Sets the answer (EAX, EBX, ECX, EDX) for `leaf`; `subleaf: None` means any ECX.
+    pub fn set(&mut self, leaf: u32, subleaf: Option<u32>, regs: [u32; 4]) {
+        let sub = subleaf.unwrap_or(0);
+        if subleaf.is_none() && !self.leaf_only.contains(&leaf) {
+            self.leaf_only.push(leaf);
+        }
+        match self.entries.iter_mut().find(|e| e.0 == leaf && e.1 == sub) {
+            Some(e) => e.2 = regs,
+            None => self.entries.push((leaf, sub, regs)),
+        }
+    }
+
+    /// The answer to CPUID(leaf, subleaf). Leaves above the maximum report zeros, as
+    /// documented for AMD; Intel would repeat the highest basic leaf.
+    pub fn query(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
+        let sub = if self.leaf_only.contains(&leaf) { 0 } else { subleaf };
+        self.entries.iter().find(|e| e.0 == leaf && e.1 == sub).map_or([0; 4], |e| e.2)
+    }
+}
+
+/// Register state of one core.
+#[derive(Clone, Debug)]
+pub struct Cpu {
+    /// RAX..R15 in encoding order; index 16 ([`NOREG`]) is always zero. 32 slots so that
+    /// masked indices need no bounds check.
+    pub gpr: [u64; 32],
+    /// Instruction pointer.
+    pub rip: u64,
+    /// Arithmetic status flags.
+    pub flags: Flags,
+    /// Direction flag.
+    pub df: bool,
+    /// RFLAGS bits other than the status flags and DF (IF, AC, ID, reserved bit 1).
+    pub rflags_other: u64,
+    /// Segment bases indexed by [`SEG_NONE`], [`SEG_FS`], [`SEG_GS`].
+    pub seg_base: [u64; 3],
+    /// XMM0..XMM15.
+    pub xmm: [u128; 16],
+    /// SSE control and status.
+    pub mxcsr: u32,
+    /// x87 floating-point unit.
+    pub fpu: X87,
+    /// Local time in 1/256 cycle units.
+    pub time_fp: u64,
+    /// Instructions retired.
+    pub instret: u64,
+    /// CPUID answers.
+    pub cpuid: CpuidModel,
+    /// Value RDTSCP returns in ECX (IA32_TSC_AUX: Linux puts node << 12 | cpu there).
+    pub tsc_aux: u32,
+}
+
+/// RFLAGS bit: direction.
+pub const DF_BIT: u64 = 1 << 10;
+/// RFLAGS bits a user program may change with POPF (status, DF, AC, ID; not IF, IOPL).
+pub const USER_RFLAGS_WRITABLE: u64 = STATUS | DF_BIT | (1 << 18) | (1 << 21) | (1 << 8);
+
+impl Default for Cpu {
+    fn default() -> Self {
+        Cpu {
+            gpr: [0; 32],
+            rip: 0,
+            flags: Flags::default(),
+            df: false,
+            rflags_other: 0x202,
+            seg_base: [0; 3],
+            xmm: [0; 16],
+            mxcsr: 0x1f80,
+            fpu: X87::default(),
+            time_fp: 0,
+            instret: 0,
+            cpuid: CpuidModel::default(),
+            tsc_aux: 0,
+        }
+    }
+}
+
+impl Cpu {
+    /// Current cycle count of this core.
+    #[inline(always)]
+    pub fn cycles(&self) -> u64 {
+        self.time_fp >> 8
+    }
+
+    /// Advances local time by whole cycles.
+    #[inline(always)]
+    pub fn add_cycles(&mut self, c: u64) {
+        self.time_fp += c << 8;
+    }
+
+    /// RFLAGS as the guest would see it with PUSHF.
+    pub fn rflags(&self) -> u64 {
+        self.flags.status() | if self.df { DF_BIT } else { 0 } | self.rflags_other | 2
+    }
+
+    /// Loads RFLAGS; only bits in `writable` change.
+    pub fn set_rflags(&mut self, v: u64, writable: u64) {
+        let cur = self.rflags();
+        let new = (cur & !writable) | (v & writable);
+        self.flags.set_status(new & STATUS);
+        self.df = new & DF_BIT != 0;
+        self.rflags_other = new & !(STATUS | DF_BIT) | 2;
+    }
+
+    /// Register `r` (0..15) read as 64 bits.
+    #[inline(always)]
+    pub fn reg(&self, r: usize) -> u64 {
+        self.gpr[r & 31]
+    }
+
+    /// Writes register `r` (0..15) as 64 bits.
+    #[inline(always)]
+    pub fn set_reg(&mut self, r: usize, v: u64) {
+        self.gpr[r & 15] = v;
+    }
+}

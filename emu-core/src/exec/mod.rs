@@ -1,0 +1,8 @@
+//! Instruction handlers, one module per instruction family.
+
+pub mod ctrl;
+pub mod int;
+pub mod sse;
+pub mod string;
+pub mod system;
+pub mod x87;

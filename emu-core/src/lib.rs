@@ -1,0 +1,44 @@
+//! `emu-core`: one x86-64 core. Instructions are decoded with iced-x86 into basic blocks
+//! of [`Insn`] records whose handlers were chosen at decode time, and executed against
+//! guest memory reached only through the [`GuestMem`] trait. The core knows nothing of
+//! page tables, TLBs or Linux.
+//!
+//! Coverage: the integer ISA, string instructions, LOCK-prefixed atomics, SSE/SSE2, x87,
+//! CPUID/RDTSC/RDTSCP/XGETBV, PAUSE, SYSCALL. No AVX (CPUID must not report it).
+
+#![allow(clippy::cast_possible_truncation, clippy::cast_lossless)]
+
+mod cache;
+mod cpu;
+mod decode;
+pub mod exec;
+mod flags;
+mod insn;
+mod mem;
+mod run;
+pub mod softfp;
+mod timing;
+pub mod x87;
+
+pub use cache::{CodeCache, CodeCacheStats};
+pub use cpu::{
+    Cpu, CpuidModel, Exception, Exit, DF_BIT, HI8, NOREG, SEG_FS, SEG_GS, SEG_NONE,
+    USER_RFLAGS_WRITABLE,
+};
+pub use decode::Resolver;
+pub use flags::{Flags, AF, CF, OF, PF, SF, STATUS, ZF};
+pub use insn::{ExecFn, Insn, Width, W16, W32, W64, W8};
+pub use mem::{Access, GuestMem, PageFault};
+pub use run::run;
+pub use timing::{CostClass, InsnCosts, NUM_CLASSES};
+
+/// Formats the instruction at the start of `bytes` (decoded at `rip`) for diagnostics,
+/// e.g. `"lock cmpxchg [rdi],rsi"`.
+pub fn disassemble(bytes: &[u8], rip: u64) -> (String, usize) {
+    use iced_x86::{Decoder, DecoderOptions, FastFormatter};
+    let mut d = Decoder::with_ip(64, bytes, rip, DecoderOptions::NONE);
+    let ins = d.decode();
+    let mut s = String::new();
+    FastFormatter::new().format(&ins, &mut s);
+    (s, ins.len())
+}

@@ -1,0 +1,137 @@
+//! x87 FPU state (Intel SDM vol. 1 ch. 8): eight 80-bit registers addressed relative to
+//! TOP, the tag word (only empty/non-empty is tracked), control and status words.
+//! Arithmetic is done in 80-bit extended precision with `rustc_apfloat`.
+
+use rustc_apfloat::ieee::X87DoubleExtended;
+use rustc_apfloat::Float;
+
+/// The 80-bit extended format.
+pub type F80 = X87DoubleExtended;
+
+/// Status word: invalid operation.
+pub const SW_IE: u16 = 1 << 0;
+/// Status word: stack fault.
+pub const SW_SF: u16 = 1 << 6;
+/// Status word: condition code C0.
+pub const SW_C0: u16 = 1 << 8;
+/// Status word: condition code C1.
+pub const SW_C1: u16 = 1 << 9;
+/// Status word: condition code C2.
+pub const SW_C2: u16 = 1 << 10;
+/// Status word: condition code C3.
+pub const SW_C3: u16 = 1 << 14;
+/// The default control word after FNINIT (all exceptions masked, 64-bit precision,
+/// round to nearest).
+pub const CW_DEFAULT: u16 = 0x37f;
+
+/// x87 register file and control state.
+#[derive(Clone, Debug)]
+pub struct X87 {
+    /// Physical registers R0..R7 as raw 80-bit values.
+    pub regs: [u128; 8],
+    /// Index of the physical register that is ST(0).
+    pub top: u8,
+    /// Bit n set: physical register n is empty.
+    pub empty: u8,
+    /// Control word.
+    pub cw: u16,
+    /// Status word without the TOP field.
+    pub sw: u16,
+}
+
+impl Default for X87 {
+    fn default() -> Self {
+        X87 { regs: [0; 8], top: 0, empty: 0xff, cw: CW_DEFAULT, sw: 0 }
+    }
+}
+
+/// The x87 "real indefinite" QNaN.
+pub fn indefinite() -> F80 {
+    F80::from_bits(0xffff_c000_0000_0000_0000)
+}
+
+impl X87 {
+    /// Physical index of ST(i).
+    #[inline]
+    pub fn phys(&self, i: u8) -> usize {
+        usize::from((self.top + i) & 7)
+    }
+
+    /// True when ST(i) is empty.
+    pub fn is_empty(&self, i: u8) -> bool {
+        self.empty & (1 << self.phys(i)) != 0
+    }
+
+    /// Reads ST(i); an empty register is a stack underflow: IE|SF set, indefinite returned.
+    pub fn st(&mut self, i: u8) -> F80 {
+        if self.is_empty(i) {
+            self.sw |= SW_IE | SW_SF;
+            self.sw &= !SW_C1;
+            return indefinite();
+        }
+        F80::from_bits(self.regs[self.phys(i)])
+    }
+
+    /// Writes ST(i) and marks it non-empty.
+    pub fn set_st(&mut self, i: u8, v: F80) {
+        let p = self.phys(i);
+        self.regs[p] = v.to_bits();
+        self.empty &= !(1 << p);
+    }
+
+    /// Pushes a value; pushing onto a full register is a stack overflow.
+    pub fn push(&mut self, v: F80) {
+        self.top = (self.top + 7) & 7;
+        let p = self.phys(0);
+        if self.empty & (1 << p) == 0 {
+            self.sw |= SW_IE | SW_SF | SW_C1;
+            self.regs[p] = indefinite().to_bits();
+        } else {
+            self.regs[p] = v.to_bits();
+        }
+        self.empty &= !(1 << p);
+    }
+
+    /// Pops ST(0), marking it empty.
+    pub fn pop(&mut self) {
+        let p = self.phys(0);
+        self.empty |= 1 << p;
+        self.top = (self.top + 1) & 7;
+    }
+
+    /// The full status word including TOP.
+    pub fn status_word(&self) -> u16 {
+        (self.sw & !(7 << 11)) | (u16::from(self.top) << 11)
+    }
+
+    /// The 16-bit tag word in FSTENV format (00 valid, 01 zero, 10 special, 11 empty).
+    pub fn tag_word(&self) -> u16 {
+        let mut tw = 0u16;
+        for p in 0..8 {
+            let t = if self.empty & (1 << p) != 0 {
+                3
+            } else {
+                let v = F80::from_bits(self.regs[p]);
+                if v.is_zero() {
+                    1
+                } else if v.is_nan() || v.is_infinite() || v.is_denormal() {
+                    2
+                } else {
+                    0
+                }
+            };
+            tw |= t << (2 * p);
+        }
+        tw
+    }
+
+    /// Loads the tag word (only "empty" is kept).
+    pub fn set_tag_word(&mut self, tw: u16) {
+        self.empty = 0;
+        for p in 0..8 {
+            if (tw >> (2 * p)) & 3 == 3 {
+                self.empty |= 1 << p;
+            }
+        }
+    }
+}
