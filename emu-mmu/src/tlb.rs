@@ -1,0 +1,415 @@
+//! Translation lookaside buffers: set-associative arrays of translations keyed by
+//! (PCID, virtual page), with global entries that match every PCID (Intel SDM vol. 3
+//! §4.10.2 and §4.10.1), and the invalidation operations of §4.10.4 expressed as typed
+//! [`Flush`] requests.
+
+use serde::{Deserialize, Serialize};
+
+/// Permission bit in [`TlbEntry::perms`]: writes allowed.
+pub const PERM_W: u8 = 1;
+/// Permission bit: user-mode accesses allowed.
+pub const PERM_U: u8 = 2;
+/// Permission bit: instruction fetch allowed (NX clear).
+pub const PERM_X: u8 = 4;
+/// The entry was filled from a PTE whose dirty bit is set, so a write needs no walk.
+pub const PERM_D: u8 = 8;
+
+/// One cached translation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlbEntry {
+    /// Virtual page number in units of this entry's page size.
+    pub vpn: u64,
+    /// PCID the entry was filled under.
+    pub pcid: u16,
+    /// Valid.
+    pub valid: bool,
+    /// Global: matches any PCID.
+    pub global: bool,
+    /// Maps a 2 MiB page.
+    pub huge: bool,
+    /// `PERM_*` bits.
+    pub perms: u8,
+    /// Physical address of the page.
+    pub pa: u64,
+    /// Replacement stamp (larger is more recent).
+    pub stamp: u64,
+    /// Generation of the leaf PTE when the entry was filled (coherence oracle).
+    pub gen: u64,
+    /// Physical address of the leaf PTE it came from (coherence oracle).
+    pub pte_pa: u64,
+}
+
+impl TlbEntry {
+    #[inline(always)]
+    fn shift(&self) -> u32 {
+        if self.huge {
+            21
+        } else {
+            12
+        }
+    }
+    /// True when the entry translates `va`.
+    #[inline(always)]
+    pub fn covers(&self, va: u64) -> bool {
+        self.valid && self.vpn == va >> self.shift()
+    }
+}
+
+/// Replacement policy within a set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Replacement {
+    /// Least recently used.
+    Lru,
+    /// First in, first out (fill order).
+    Fifo,
+}
+
+/// Geometry of one TLB array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlbGeometry {
+    /// Total entries.
+    pub entries: u32,
+    /// Associativity (entries per set); equal to `entries` for fully associative.
+    pub ways: u32,
+}
+
+/// Which translations an array holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holds {
+    /// 4 KiB pages only.
+    Small,
+    /// 2 MiB pages only.
+    Huge,
+    /// Both, each indexed by its own page number.
+    Both,
+}
+
+/// A typed invalidation request (SDM vol. 3 §4.10.4.1; AMD APM vol. 3 "INVLPGB").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flush {
+    /// INVLPG: translations of `va` for `pcid`, and global translations of `va`.
+    Page {
+        /// The current PCID.
+        pcid: u16,
+        /// Address whose page is invalidated.
+        va: u64,
+    },
+    /// INVPCID type 0: translations of `va` for `pcid`, except global ones.
+    PagePcid {
+        /// PCID.
+        pcid: u16,
+        /// Address.
+        va: u64,
+    },
+    /// INVPCID type 1, or MOV to CR3 without NOFLUSH: all non-global translations of `pcid`.
+    Pcid(u16),
+    /// INVPCID type 2: every translation, global or not.
+    All,
+    /// INVPCID type 3: every non-global translation.
+    AllNonGlobal,
+    /// INVLPGB with a PCID and a range: `pages` pages from `va` with 4 KiB or 2 MiB stride;
+    /// global translations too when `globals`.
+    Range {
+        /// PCID.
+        pcid: u16,
+        /// First address.
+        va: u64,
+        /// Number of pages.
+        pages: u64,
+        /// Stride is 2 MiB instead of 4 KiB.
+        stride_2m: bool,
+        /// Also remove global translations.
+        globals: bool,
+    },
+}
+
+impl Flush {
+    /// True when this request removes `e`.
+    #[inline]
+    pub fn hits(&self, e: &TlbEntry) -> bool {
+        if !e.valid {
+            return false;
+        }
+        match *self {
+            Flush::Page { pcid, va } => e.covers(va) && (e.global || e.pcid == pcid),
+            Flush::PagePcid { pcid, va } => e.covers(va) && !e.global && e.pcid == pcid,
+            Flush::Pcid(p) => !e.global && e.pcid == p,
+            Flush::All => true,
+            Flush::AllNonGlobal => !e.global,
+            Flush::Range { pcid, va, pages, stride_2m, globals } => {
+                if e.global && !globals {
+                    return false;
+                }
+                if !e.global && e.pcid != pcid {
+                    return false;
+                }
+                let stride = if stride_2m { 1u64 << 21 } else { 1 << 12 };
+                let end = va.saturating_add(pages.saturating_mul(stride));
+                // The entry's page overlaps [va, end) at a stride point.
+                let lo = e.vpn << e.shift();
+                let hi = lo + (1u64 << e.shift());
+                if hi <= va || lo >= end {
+                    return false;
+                }
+                if stride_2m || e.huge {
+                    true
+                } else {
+                    (lo - va) % stride == 0
+                }
+            }
+        }
+    }
+}
+
+/// Counters of one array.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TlbArrayStats {
+    /// Lookups.
+    pub lookups: u64,
+    /// Lookups that hit.
+    pub hits: u64,
+    /// Valid entries evicted to make room.
+    pub evictions: u64,
+    /// Entries removed by invalidations.
+    pub invalidated: u64,
+}
+
+/// One set-associative TLB array.
+#[derive(Clone, Debug)]
+pub struct TlbArray {
+    sets: usize,
+    ways: usize,
+    holds: Holds,
+    policy: Replacement,
+    entries: Vec<TlbEntry>,
+    clock: u64,
+    /// Counters.
+    pub stats: TlbArrayStats,
+}
+
+impl TlbArray {
+    /// An empty array. `entries` must be a multiple of `ways`, and the set count a power
+    /// of two (validated by the profile).
+    pub fn new(g: TlbGeometry, holds: Holds, policy: Replacement) -> Self {
+        let ways = g.ways.max(1) as usize;
+        let sets = (g.entries as usize / ways).max(1);
+        TlbArray {
+            sets,
+            ways,
+            holds,
+            policy,
+            entries: vec![TlbEntry::default(); sets * ways],
+            clock: 0,
+            stats: TlbArrayStats::default(),
+        }
+    }
+
+    /// Number of sets.
+    pub fn sets(&self) -> usize {
+        self.sets
+    }
+
+    #[inline(always)]
+    fn set_of(&self, vpn: u64) -> usize {
+        (vpn as usize) & (self.sets - 1)
+    }
+
+    /// Looks up `va` under `pcid`; on a hit returns the entry and refreshes its recency.
+    #[inline(always)]
+    pub fn lookup(&mut self, va: u64, pcid: u16) -> Option<TlbEntry> {
+        self.stats.lookups += 1;
+        if self.holds != Holds::Huge {
+            if let Some(e) = self.probe(va >> 12, pcid, false) {
+                return Some(e);
+            }
+        }
+        if self.holds != Holds::Small {
+            if let Some(e) = self.probe(va >> 21, pcid, true) {
+                return Some(e);
+            }
+        }
+        None
+    }
+
+    #[inline(always)]
+    fn probe(&mut self, vpn: u64, pcid: u16, huge: bool) -> Option<TlbEntry> {
+        let base = self.set_of(vpn) * self.ways;
+        for k in base..base + self.ways {
+            let e = &self.entries[k];
+            if e.valid && e.vpn == vpn && e.huge == huge && (e.global || e.pcid == pcid) {
+                self.stats.hits += 1;
+                if self.policy == Replacement::Lru {
+                    self.clock += 1;
+                    self.entries[k].stamp = self.clock;
+                }
+                return Some(self.entries[k]);
+            }
+        }
+        None
+    }
+
+    /// Inserts a translation, replacing a matching entry, else an invalid one, else the
+    /// victim chosen by the replacement policy. Returns the evicted valid entry.
+    pub fn insert(&mut self, mut e: TlbEntry) -> Option<TlbEntry> {
+        self.clock += 1;
+        e.stamp = self.clock;
+        e.valid = true;
+        let base = self.set_of(e.vpn) * self.ways;
+        let set = base..base + self.ways;
+        let slot = self.entries[set.clone()]
+            .iter()
+            .position(|x| x.valid && x.vpn == e.vpn && x.huge == e.huge && (x.global || x.pcid == e.pcid))
+            .or_else(|| self.entries[set.clone()].iter().position(|x| !x.valid));
+        let (k, evicted) = match slot {
+            Some(k) => (base + k, None),
+            None => {
+                let (k, _) = self.entries[set]
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, x)| x.stamp)
+                    .unwrap_or((0, &e));
+                self.stats.evictions += 1;
+                (base + k, Some(self.entries[base + k]))
+            }
+        };
+        self.entries[k] = e;
+        evicted
+    }
+
+    /// Applies an invalidation; returns how many entries it removed.
+    pub fn flush(&mut self, f: &Flush) -> u64 {
+        let mut n = 0;
+        let mut kill = |e: &mut TlbEntry| {
+            if f.hits(e) {
+                e.valid = false;
+                n += 1;
+            }
+        };
+        match *f {
+            Flush::Page { va, .. } | Flush::PagePcid { va, .. } => {
+                // Only the sets that can hold va (per page size) need scanning.
+                for (shift, huge) in [(12u32, false), (21, true)] {
+                    let allowed = match self.holds {
+                        Holds::Small => !huge,
+                        Holds::Huge => huge,
+                        Holds::Both => true,
+                    };
+                    if !allowed {
+                        continue;
+                    }
+                    let base = self.set_of(va >> shift) * self.ways;
+                    for e in &mut self.entries[base..base + self.ways] {
+                        kill(e);
+                    }
+                }
+            }
+            _ => self.entries.iter_mut().for_each(kill),
+        }
+        self.stats.invalidated += n;
+        n
+    }
+
+    /// Valid entries (for tests and the oracle).
+    pub fn valid_entries(&self) -> impl Iterator<Item = &TlbEntry> {
+        self.entries.iter().filter(|e| e.valid)
+    }
+
+    /// Marks the entry for `va` under `pcid` as dirty-known (after a walk set D).
+    pub fn set_dirty(&mut self, va: u64, pcid: u16) {
+        for e in self.entries.iter_mut() {
+            if e.covers(va) && (e.global || e.pcid == pcid) {
+                e.perms |= PERM_D;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ent(va: u64, pcid: u16, global: bool) -> TlbEntry {
+        TlbEntry { vpn: va >> 12, pcid, global, perms: PERM_W | PERM_U, pa: 0x1000, ..Default::default() }
+    }
+
+    fn arr(entries: u32, ways: u32) -> TlbArray {
+        TlbArray::new(TlbGeometry { entries, ways }, Holds::Small, Replacement::Lru)
+    }
+
+    #[test]
+    fn pcid_tagging_and_globals() {
+        let mut t = arr(64, 4);
+        t.insert(ent(0x1000, 1, false));
+        t.insert(ent(0x2000, 1, true));
+        assert!(t.lookup(0x1000, 1).is_some());
+        assert!(t.lookup(0x1000, 2).is_none());
+        assert!(t.lookup(0x2fff, 7).is_some(), "global entries match any PCID");
+    }
+
+    #[test]
+    fn lru_replacement_within_a_set() {
+        let mut t = arr(8, 2); // 4 sets of 2
+        let a = 0x0000; // set 0
+        let b = 0x4000; // vpn 4 -> set 0
+        let c = 0x8000; // vpn 8 -> set 0
+        t.insert(ent(a, 0, false));
+        t.insert(ent(b, 0, false));
+        assert!(t.lookup(a, 0).is_some()); // a most recent, b is LRU
+        let ev = t.insert(ent(c, 0, false)).unwrap();
+        assert_eq!(ev.vpn, b >> 12);
+        assert!(t.lookup(a, 0).is_some() && t.lookup(c, 0).is_some() && t.lookup(b, 0).is_none());
+    }
+
+    #[test]
+    fn fifo_replacement_ignores_hits() {
+        let mut t = TlbArray::new(TlbGeometry { entries: 2, ways: 2 }, Holds::Small, Replacement::Fifo);
+        t.insert(ent(0x1000, 0, false));
+        t.insert(ent(0x2000, 0, false));
+        assert!(t.lookup(0x1000, 0).is_some());
+        let ev = t.insert(ent(0x3000, 0, false)).unwrap();
+        assert_eq!(ev.vpn, 1, "FIFO evicts the oldest fill even if recently used");
+    }
+
+    #[test]
+    fn invlpg_removes_globals_and_current_pcid_only() {
+        let mut t = arr(64, 4);
+        t.insert(ent(0x5000, 1, false));
+        t.insert(ent(0x5000, 2, false));
+        t.insert(ent(0x6000, 3, true));
+        t.flush(&Flush::Page { pcid: 1, va: 0x5123 });
+        assert!(t.lookup(0x5000, 1).is_none());
+        assert!(t.lookup(0x5000, 2).is_some(), "other PCIDs keep their entry");
+        t.flush(&Flush::Page { pcid: 1, va: 0x6000 });
+        assert!(t.lookup(0x6000, 3).is_none(), "INVLPG removes the address's global entry");
+    }
+
+    #[test]
+    fn invpcid_types() {
+        let mut t = arr(64, 4);
+        t.insert(ent(0x1000, 1, false));
+        t.insert(ent(0x2000, 1, true));
+        t.insert(ent(0x3000, 2, false));
+        t.flush(&Flush::PagePcid { pcid: 1, va: 0x2000 });
+        assert!(t.lookup(0x2000, 1).is_some(), "type 0 keeps globals");
+        t.flush(&Flush::Pcid(1));
+        assert!(t.lookup(0x1000, 1).is_none() && t.lookup(0x2000, 1).is_some());
+        assert!(t.lookup(0x3000, 2).is_some());
+        t.flush(&Flush::AllNonGlobal);
+        assert!(t.lookup(0x3000, 2).is_none() && t.lookup(0x2000, 9).is_some());
+        t.flush(&Flush::All);
+        assert!(t.lookup(0x2000, 9).is_none());
+    }
+
+    #[test]
+    fn range_with_stride() {
+        let mut t = arr(64, 4);
+        for k in 0..8u64 {
+            t.insert(ent(0x10_0000 + k * 0x1000, 4, false));
+        }
+        t.flush(&Flush::Range { pcid: 4, va: 0x10_2000, pages: 3, stride_2m: false, globals: false });
+        let left: Vec<u64> = (0..8u64).filter(|k| t.lookup(0x10_0000 + k * 0x1000, 4).is_some()).collect();
+        assert_eq!(left, vec![0, 1, 5, 6, 7]);
+    }
+}
