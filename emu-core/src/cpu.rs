@@ -199,3 +199,55 @@ impl Cpu {
         self.gpr[r & 15] = v;
     }
 }
+
+impl Cpu {
+    /// The 512-byte FXSAVE image of the x87, MXCSR and XMM state (64-bit layout, Intel
+    /// SDM vol. 2 "FXSAVE", table 3-53); used for signal frames.
+    pub fn fxsave_image(&self) -> [u8; 512] {
+        let mut b = [0u8; 512];
+        b[0..2].copy_from_slice(&self.fpu.cw.to_le_bytes());
+        b[2..4].copy_from_slice(&self.fpu.status_word().to_le_bytes());
+        // Abridged tag word: one bit per physical register, set when valid.
+        b[4] = !self.fpu.empty;
+        b[24..28].copy_from_slice(&self.mxcsr.to_le_bytes());
+        b[28..32].copy_from_slice(&0xffffu32.to_le_bytes());
+        for k in 0..8u8 {
+            let v = self.fpu.regs[self.fpu.phys(k)] & ((1u128 << 80) - 1);
+            let o = 32 + 16 * k as usize;
+            b[o..o + 16].copy_from_slice(&v.to_le_bytes());
+        }
+        for (k, x) in self.xmm.iter().enumerate() {
+            b[160 + 16 * k..176 + 16 * k].copy_from_slice(&x.to_le_bytes());
+        }
+        b
+    }
+
+    /// Loads state from an FXSAVE image; false (and nothing changed) if MXCSR has
+    /// reserved bits set.
+    pub fn fxrstor_image(&mut self, b: &[u8; 512]) -> bool {
+        let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+        let mx = u32::from_le_bytes([b[24], b[25], b[26], b[27]]);
+        if mx & !0xffff != 0 {
+            return false;
+        }
+        let sw = u16_at(2);
+        self.fpu.cw = u16_at(0) | 0x40;
+        self.fpu.sw = sw & !(7 << 11);
+        self.fpu.top = ((sw >> 11) & 7) as u8;
+        self.fpu.empty = !b[4];
+        for k in 0..8u8 {
+            let o = 32 + 16 * k as usize;
+            let mut r = [0u8; 16];
+            r.copy_from_slice(&b[o..o + 16]);
+            let p = self.fpu.phys(k);
+            self.fpu.regs[p] = u128::from_le_bytes(r) & ((1u128 << 80) - 1);
+        }
+        for k in 0..16 {
+            let mut r = [0u8; 16];
+            r.copy_from_slice(&b[160 + 16 * k..176 + 16 * k]);
+            self.xmm[k] = u128::from_le_bytes(r);
+        }
+        self.mxcsr = mx;
+        true
+    }
+}

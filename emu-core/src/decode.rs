@@ -7,7 +7,7 @@
 //! stops the run naming the instruction if it is ever executed.
 
 use crate::cpu::{Exception, HI8, NOREG, SEG_FS, SEG_GS, SEG_NONE};
-use crate::exec::{ctrl, int, sse, string, system, x87};
+use crate::exec::{bmi, ctrl, int, sse, string, system, x87};
 use crate::insn::{loc::*, ExecFn, Insn, F_ADDR32, F_LOCK, F_REP, F_REPNE, W16, W32, W64, W8};
 use crate::mem::GuestMem;
 use crate::softfp::{F32, F64};
@@ -126,14 +126,17 @@ impl Resolver {
     }
 
     fn handler<M: GuestMem>(&self, ins: &Instruction, i: &mut Insn<M>) -> (ExecFn<M>, CostClass) {
-        match self.int_handler::<M>(ins, i) {
-            Some(r) => r,
-            None => match sse_handler::<M>(ins, i) {
-                Some(f) => f,
-                None => match x87_handler::<M>(ins, i) {
-                    Some(f) => (f, x87_class(ins.mnemonic())),
-                    None => (system::unsupported::<M> as ExecFn<M>, CostClass::Alu),
-                },
+        if let Some(r) = self.int_handler::<M>(ins, i) {
+            return r;
+        }
+        if let Some(r) = bmi_handler::<M>(ins) {
+            return r;
+        }
+        match sse_handler::<M>(ins, i) {
+            Some(f) => f,
+            None => match x87_handler::<M>(ins, i) {
+                Some(f) => (f, x87_class(ins.mnemonic())),
+                None => (system::unsupported::<M> as ExecFn<M>, CostClass::Alu),
             },
         }
     }
@@ -293,14 +296,10 @@ impl Resolver {
                     (w!(sz, |W| int::xchg::<M, W, REG> as ExecFn<M>), C::Alu)
                 }
             }
-            Mn::Xadd => (
-                rm!(k0, |D| w!(sz, |W| int::xadd::<M, W, D> as ExecFn<M>)),
-                locked_class,
-            ),
-            Mn::Cmpxchg => (
-                rm!(k0, |D| w!(sz, |W| int::cmpxchg::<M, W, D> as ExecFn<M>)),
-                locked_class,
-            ),
+            Mn::Xadd => (rm!(k0, |D| w!(sz, |W| int::xadd::<M, W, D> as ExecFn<M>)), locked_class),
+            Mn::Cmpxchg => {
+                (rm!(k0, |D| w!(sz, |W| int::cmpxchg::<M, W, D> as ExecFn<M>)), locked_class)
+            }
             Mn::Cmpxchg8b => (int::cmpxchg_wide::<M, false> as ExecFn<M>, C::Locked),
             Mn::Cmpxchg16b => (int::cmpxchg_wide::<M, true>, C::Locked),
             Mn::Bswap => (w!(sz, |W| int::bswap::<M, W> as ExecFn<M>), C::Alu),
@@ -342,7 +341,7 @@ impl Resolver {
                     (ctrl::jmp::<M> as ExecFn<M>, C::Branch)
                 }
                 OpKind::Register => (ctrl::jmp_ind::<M, REG> as ExecFn<M>, C::Branch),
-                OpKind::Memory if ins.memory_size() == MemorySize::UInt64 => {
+                OpKind::Memory if ins.memory_size().size() == 8 => {
                     (ctrl::jmp_ind::<M, MEM> as ExecFn<M>, C::Branch)
                 }
                 _ => return None,
@@ -353,7 +352,7 @@ impl Resolver {
                     (ctrl::call::<M> as ExecFn<M>, C::Branch)
                 }
                 OpKind::Register => (ctrl::call_ind::<M, REG> as ExecFn<M>, C::Branch),
-                OpKind::Memory if ins.memory_size() == MemorySize::UInt64 => {
+                OpKind::Memory if ins.memory_size().size() == 8 => {
                     (ctrl::call_ind::<M, MEM> as ExecFn<M>, C::Branch)
                 }
                 _ => return None,
@@ -364,8 +363,17 @@ impl Resolver {
             }
             Mn::Jrcxz | Mn::Jecxz | Mn::Loop | Mn::Loope | Mn::Loopne => {
                 i.imm = ins.near_branch_target();
-                i.sz = if matches!(ins.mnemonic(), Mn::Jecxz) || ins.op1_kind() == OpKind::Register && ins.op1_register() == Register::ECX { 2 } else { 3 };
-                if matches!(ins.code(), Code::Loop_rel8_64_ECX | Code::Loope_rel8_64_ECX | Code::Loopne_rel8_64_ECX) {
+                i.sz = if matches!(ins.mnemonic(), Mn::Jecxz)
+                    || ins.op1_kind() == OpKind::Register && ins.op1_register() == Register::ECX
+                {
+                    2
+                } else {
+                    3
+                };
+                if matches!(
+                    ins.code(),
+                    Code::Loop_rel8_64_ECX | Code::Loope_rel8_64_ECX | Code::Loopne_rel8_64_ECX
+                ) {
                     i.sz = 2;
                 }
                 let f = match ins.mnemonic() {
@@ -381,7 +389,11 @@ impl Resolver {
                     return None;
                 }
                 let psz = if k0 == IMM {
-                    if ins.op0_kind() == OpKind::Immediate8to16 || ins.code() == Code::Push_imm16 { 1 } else { 3 }
+                    if ins.op0_kind() == OpKind::Immediate8to16 || ins.code() == Code::Push_imm16 {
+                        1
+                    } else {
+                        3
+                    }
                 } else {
                     sz
                 };
@@ -441,10 +453,15 @@ impl Resolver {
             {
                 (string_fn::<M>(string::so::CMPS, ins), C::StringIter)
             }
-            Mn::Nop | Mn::Endbr64 | Mn::Prefetchnta | Mn::Prefetcht0 | Mn::Prefetcht1
-            | Mn::Prefetcht2 | Mn::Prefetchw | Mn::Fnop | Mn::Wait => {
-                (system::nop::<M> as ExecFn<M>, C::Alu)
-            }
+            Mn::Nop
+            | Mn::Endbr64
+            | Mn::Prefetchnta
+            | Mn::Prefetcht0
+            | Mn::Prefetcht1
+            | Mn::Prefetcht2
+            | Mn::Prefetchw
+            | Mn::Fnop
+            | Mn::Wait => (system::nop::<M> as ExecFn<M>, C::Alu),
             Mn::Lfence | Mn::Mfence | Mn::Sfence | Mn::Clflush | Mn::Clflushopt => {
                 (system::nop::<M> as ExecFn<M>, C::Serializing)
             }
@@ -698,8 +715,21 @@ fn is_setcc(m: Mnemonic) -> bool {
     use Mnemonic::*;
     matches!(
         m,
-        Seto | Setno | Setb | Setae | Sete | Setne | Setbe | Seta | Sets | Setns | Setp | Setnp
-            | Setl | Setge | Setle | Setg
+        Seto | Setno
+            | Setb
+            | Setae
+            | Sete
+            | Setne
+            | Setbe
+            | Seta
+            | Sets
+            | Setns
+            | Setp
+            | Setnp
+            | Setl
+            | Setge
+            | Setle
+            | Setg
     )
 }
 
@@ -707,8 +737,22 @@ fn is_cmovcc(m: Mnemonic) -> bool {
     use Mnemonic::*;
     matches!(
         m,
-        Cmovo | Cmovno | Cmovb | Cmovae | Cmove | Cmovne | Cmovbe | Cmova | Cmovs | Cmovns
-            | Cmovp | Cmovnp | Cmovl | Cmovge | Cmovle | Cmovg
+        Cmovo
+            | Cmovno
+            | Cmovb
+            | Cmovae
+            | Cmove
+            | Cmovne
+            | Cmovbe
+            | Cmova
+            | Cmovs
+            | Cmovns
+            | Cmovp
+            | Cmovnp
+            | Cmovl
+            | Cmovge
+            | Cmovle
+            | Cmovg
     )
 }
 
@@ -718,6 +762,53 @@ fn is_jcc(m: Mnemonic) -> bool {
         m,
         Jo | Jno | Jb | Jae | Je | Jne | Jbe | Ja | Js | Jns | Jp | Jnp | Jl | Jge | Jle | Jg
     )
+}
+
+/// BMI1/BMI2 handlers (VEX-encoded general-purpose instructions, 32 and 64 bits).
+fn bmi_handler<M: GuestMem>(ins: &Instruction) -> Option<(ExecFn<M>, CostClass)> {
+    use bmi::op;
+    use Mnemonic as Mn;
+    let op = match ins.mnemonic() {
+        Mn::Andn => op::ANDN,
+        Mn::Bextr if ins.encoding() == iced_x86::EncodingKind::VEX => op::BEXTR,
+        Mn::Blsi => op::BLSI,
+        Mn::Blsmsk => op::BLSMSK,
+        Mn::Blsr => op::BLSR,
+        Mn::Bzhi => op::BZHI,
+        Mn::Mulx => op::MULX,
+        Mn::Pdep => op::PDEP,
+        Mn::Pext => op::PEXT,
+        Mn::Rorx => op::RORX,
+        Mn::Sarx => op::SARX,
+        Mn::Shlx => op::SHLX,
+        Mn::Shrx => op::SHRX,
+        _ => return None,
+    };
+    let k = kind(if bmi::rm_in_slot2(op) { ins.op2_kind() } else { ins.op1_kind() });
+    let wide = ins.op0_register().size() == 8;
+    macro_rules! ops {
+        ($W:ty, $S:ident) => {
+            match op {
+                op::ANDN => bmi::bmi::<M, $W, { op::ANDN }, $S> as ExecFn<M>,
+                op::BEXTR => bmi::bmi::<M, $W, { op::BEXTR }, $S>,
+                op::BLSI => bmi::bmi::<M, $W, { op::BLSI }, $S>,
+                op::BLSMSK => bmi::bmi::<M, $W, { op::BLSMSK }, $S>,
+                op::BLSR => bmi::bmi::<M, $W, { op::BLSR }, $S>,
+                op::BZHI => bmi::bmi::<M, $W, { op::BZHI }, $S>,
+                op::MULX => bmi::bmi::<M, $W, { op::MULX }, $S>,
+                op::PDEP => bmi::bmi::<M, $W, { op::PDEP }, $S>,
+                op::PEXT => bmi::bmi::<M, $W, { op::PEXT }, $S>,
+                op::RORX => bmi::bmi::<M, $W, { op::RORX }, $S>,
+                op::SARX => bmi::bmi::<M, $W, { op::SARX }, $S>,
+                op::SHLX => bmi::bmi::<M, $W, { op::SHLX }, $S>,
+                _ => bmi::bmi::<M, $W, { op::SHRX }, $S>,
+            }
+        };
+    }
+    let f = rm!(k, |S| if wide { ops!(W64, S) } else { ops!(W32, S) });
+    let class =
+        if matches!(op, op::MULX | op::PDEP | op::PEXT) { CostClass::Mul } else { CostClass::Alu };
+    Some((f, class))
 }
 
 /// SSE/SSE2 handlers. Only forms whose first register operand is an XMM register (or
@@ -739,7 +830,10 @@ fn sse_handler<M: GuestMem>(ins: &Instruction, i: &mut Insn<M>) -> Option<(ExecF
     let any_xmm = (0..n).any(reg_xmm);
     let any_mm = (0..n).any(|k| ins.op_kind(k) == OpKind::Register && ins.op_register(k).is_mm());
     let m = ins.mnemonic();
-    if matches!(m, Mn::Ldmxcsr | Mn::Stmxcsr | Mn::Fxsave | Mn::Fxsave64 | Mn::Fxrstor | Mn::Fxrstor64) {
+    if matches!(
+        m,
+        Mn::Ldmxcsr | Mn::Stmxcsr | Mn::Fxsave | Mn::Fxsave64 | Mn::Fxrstor | Mn::Fxrstor64
+    ) {
         let f = match m {
             Mn::Ldmxcsr => sse::mxcsr::<M, true> as ExecFn<M>,
             Mn::Stmxcsr => sse::mxcsr::<M, false>,
@@ -748,7 +842,10 @@ fn sse_handler<M: GuestMem>(ins: &Instruction, i: &mut Insn<M>) -> Option<(ExecF
         };
         return Some((f, C::Serializing));
     }
-    if !any_xmm || any_mm {
+    // CVT(T)SS2SI/CVT(T)SD2SI with a memory source name no XMM register.
+    let scalar_to_int =
+        matches!(m, Mn::Cvtss2si | Mn::Cvtsd2si | Mn::Cvttss2si | Mn::Cvttsd2si) && k1 == MEM;
+    if !(any_xmm || scalar_to_int) || any_mm {
         return None;
     }
     // Packed op on (xmm, xmm/m128).
@@ -873,7 +970,13 @@ fn sse_handler<M: GuestMem>(ins: &Instruction, i: &mut Insn<M>) -> Option<(ExecF
         Mn::Packuswb => Some(pi::PACKUSWB),
         Mn::Movlhps => Some(pi::MOVLHPS),
         Mn::Movhlps => Some(pi::MOVHLPS),
-        Mn::Psrlw | Mn::Psrld | Mn::Psrlq | Mn::Psraw | Mn::Psrad | Mn::Psllw | Mn::Pslld
+        Mn::Psrlw
+        | Mn::Psrld
+        | Mn::Psrlq
+        | Mn::Psraw
+        | Mn::Psrad
+        | Mn::Psllw
+        | Mn::Pslld
         | Mn::Psllq => {
             let op = match m {
                 Mn::Psrlw => pi::PSRLW,
@@ -903,11 +1006,12 @@ fn sse_handler<M: GuestMem>(ins: &Instruction, i: &mut Insn<M>) -> Option<(ExecF
         _ => None,
     };
     if let Some(op) = pint_op {
-        let class = if matches!(op, pi::PMULLW | pi::PMULHW | pi::PMULHUW | pi::PMULUDQ | pi::PMADDWD) {
-            C::SseMul
-        } else {
-            C::SseInt
-        };
+        let class =
+            if matches!(op, pi::PMULLW | pi::PMULHW | pi::PMULHUW | pi::PMULUDQ | pi::PMADDWD) {
+                C::SseMul
+            } else {
+                C::SseInt
+            };
         return Some((pint(op), class));
     }
     let f: ExecFn<M> = match m {
@@ -997,10 +1101,33 @@ fn sse_handler<M: GuestMem>(ins: &Instruction, i: &mut Insn<M>) -> Option<(ExecF
             i.imm = ins.immediate(2);
             rm!(k1, |S| sse::pinsrw::<M, S> as ExecFn<M>)
         }
-        Mn::Addps | Mn::Addpd | Mn::Addss | Mn::Addsd | Mn::Subps | Mn::Subpd | Mn::Subss
-        | Mn::Subsd | Mn::Mulps | Mn::Mulpd | Mn::Mulss | Mn::Mulsd | Mn::Divps | Mn::Divpd
-        | Mn::Divss | Mn::Divsd | Mn::Minps | Mn::Minpd | Mn::Minss | Mn::Minsd | Mn::Maxps
-        | Mn::Maxpd | Mn::Maxss | Mn::Maxsd | Mn::Sqrtps | Mn::Sqrtpd | Mn::Sqrtss
+        Mn::Addps
+        | Mn::Addpd
+        | Mn::Addss
+        | Mn::Addsd
+        | Mn::Subps
+        | Mn::Subpd
+        | Mn::Subss
+        | Mn::Subsd
+        | Mn::Mulps
+        | Mn::Mulpd
+        | Mn::Mulss
+        | Mn::Mulsd
+        | Mn::Divps
+        | Mn::Divpd
+        | Mn::Divss
+        | Mn::Divsd
+        | Mn::Minps
+        | Mn::Minpd
+        | Mn::Minss
+        | Mn::Minsd
+        | Mn::Maxps
+        | Mn::Maxpd
+        | Mn::Maxss
+        | Mn::Maxsd
+        | Mn::Sqrtps
+        | Mn::Sqrtpd
+        | Mn::Sqrtss
         | Mn::Sqrtsd => {
             let name = format!("{m:?}");
             let (op, class) = match &name[..3] {
@@ -1032,9 +1159,21 @@ fn sse_handler<M: GuestMem>(ins: &Instruction, i: &mut Insn<M>) -> Option<(ExecF
             Mn::Ucomiss => sse::comis::<M, F32, false, S>,
             _ => sse::comis::<M, F64, false, S>,
         }),
-        Mn::Cvtsi2ss | Mn::Cvtsi2sd | Mn::Cvtss2si | Mn::Cvtsd2si | Mn::Cvttss2si
-        | Mn::Cvttsd2si | Mn::Cvtss2sd | Mn::Cvtsd2ss | Mn::Cvtdq2ps | Mn::Cvtps2dq
-        | Mn::Cvttps2dq | Mn::Cvtdq2pd | Mn::Cvtpd2dq | Mn::Cvttpd2dq | Mn::Cvtps2pd
+        Mn::Cvtsi2ss
+        | Mn::Cvtsi2sd
+        | Mn::Cvtss2si
+        | Mn::Cvtsd2si
+        | Mn::Cvttss2si
+        | Mn::Cvttsd2si
+        | Mn::Cvtss2sd
+        | Mn::Cvtsd2ss
+        | Mn::Cvtdq2ps
+        | Mn::Cvtps2dq
+        | Mn::Cvttps2dq
+        | Mn::Cvtdq2pd
+        | Mn::Cvtpd2dq
+        | Mn::Cvttpd2dq
+        | Mn::Cvtps2pd
         | Mn::Cvtpd2ps => {
             use sse::cv;
             let op = match m {
@@ -1057,7 +1196,11 @@ fn sse_handler<M: GuestMem>(ins: &Instruction, i: &mut Insn<M>) -> Option<(ExecF
             };
             // GPR width for the integer forms.
             if matches!(op, cv::SI2SS | cv::SI2SD) {
-                i.sz = if k1 == REG { sz_of(ins.op1_register().size()) } else { sz_of(ins.memory_size().size()) };
+                i.sz = if k1 == REG {
+                    sz_of(ins.op1_register().size())
+                } else {
+                    sz_of(ins.memory_size().size())
+                };
             } else if matches!(op, cv::SS2SI | cv::SD2SI | cv::TSS2SI | cv::TSD2SI) {
                 i.sz = sz_of(ins.op0_register().size());
             }
@@ -1121,10 +1264,24 @@ fn cvt_fn<M: GuestMem>(op: u8, k1: u8) -> ExecFn<M> {
 fn x87_class(m: Mnemonic) -> CostClass {
     use Mnemonic as Mn;
     match m {
-        Mn::Fdiv | Mn::Fdivp | Mn::Fidiv | Mn::Fdivr | Mn::Fdivrp | Mn::Fidivr | Mn::Fsqrt
-        | Mn::Fprem | Mn::Fprem1 => CostClass::X87Div,
-        Mn::Fsin | Mn::Fcos | Mn::Fsincos | Mn::Fptan | Mn::Fpatan | Mn::F2xm1 | Mn::Fyl2x
-        | Mn::Fyl2xp1 | Mn::Fscale => CostClass::X87Transcendental,
+        Mn::Fdiv
+        | Mn::Fdivp
+        | Mn::Fidiv
+        | Mn::Fdivr
+        | Mn::Fdivrp
+        | Mn::Fidivr
+        | Mn::Fsqrt
+        | Mn::Fprem
+        | Mn::Fprem1 => CostClass::X87Div,
+        Mn::Fsin
+        | Mn::Fcos
+        | Mn::Fsincos
+        | Mn::Fptan
+        | Mn::Fpatan
+        | Mn::F2xm1
+        | Mn::Fyl2x
+        | Mn::Fyl2xp1
+        | Mn::Fscale => CostClass::X87Transcendental,
         _ => CostClass::X87,
     }
 }
@@ -1174,7 +1331,10 @@ fn x87_handler<M: GuestMem>(ins: &Instruction, i: &mut Insn<M>) -> Option<ExecFn
             ($OP:expr) => {
                 if has_mem {
                     x87::farith::<M, { $OP }, { af::ST0_MEM }> as ExecFn<M>
-                } else if matches!(m, Mn::Faddp | Mn::Fmulp | Mn::Fsubp | Mn::Fsubrp | Mn::Fdivp | Mn::Fdivrp) {
+                } else if matches!(
+                    m,
+                    Mn::Faddp | Mn::Fmulp | Mn::Fsubp | Mn::Fsubrp | Mn::Fdivp | Mn::Fdivrp
+                ) {
                     x87::farith::<M, { $OP }, { af::STI_ST0_POP }>
                 } else if dst_is_st0 {
                     x87::farith::<M, { $OP }, { af::ST0_STI }>
@@ -1275,8 +1435,14 @@ fn x87_handler<M: GuestMem>(ins: &Instruction, i: &mut Insn<M>) -> Option<ExecFn
         Mn::Fcomip => x87::fcomi::<M, true, false>,
         Mn::Fucomi => x87::fcomi::<M, false, true>,
         Mn::Fucomip => x87::fcomi::<M, true, true>,
-        Mn::Fcmovb | Mn::Fcmove | Mn::Fcmovbe | Mn::Fcmovu | Mn::Fcmovnb | Mn::Fcmovne
-        | Mn::Fcmovnbe | Mn::Fcmovnu => {
+        Mn::Fcmovb
+        | Mn::Fcmove
+        | Mn::Fcmovbe
+        | Mn::Fcmovu
+        | Mn::Fcmovnb
+        | Mn::Fcmovne
+        | Mn::Fcmovnbe
+        | Mn::Fcmovnu => {
             i.cc = match m {
                 Mn::Fcmovb => 0,
                 Mn::Fcmove => 1,

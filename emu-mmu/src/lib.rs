@@ -14,7 +14,7 @@ pub mod tlb;
 mod walker;
 
 pub use params::MmuParams;
-pub use phys::{OutOfMemory, PhysMem, Pfn, PAGE_SIZE};
+pub use phys::{OutOfMemory, Pfn, PhysMem, PAGE_SIZE};
 pub use pte::{Leaf, PageSize, PageTables};
 pub use system::{CoreMmu, MemSystem, MmuStats};
 pub use tlb::{Flush, Replacement, TlbArray, TlbEntry, TlbGeometry};

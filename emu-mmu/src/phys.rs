@@ -58,6 +58,11 @@ impl PhysMem {
         }
     }
 
+    /// The size limit in bytes.
+    pub fn limit_bytes(&self) -> u64 {
+        self.limit_frames * PAGE_SIZE
+    }
+
     /// Allocates a zeroed frame with reference count 1.
     pub fn alloc(&mut self) -> Result<Pfn, OutOfMemory> {
         let pfn = if let Some(p) = self.free.pop() {
@@ -72,7 +77,9 @@ impl PhysMem {
             // Grow geometrically so that growth is amortised.
             let need = ((p + 1) * PAGE_SIZE) as usize;
             if need > self.ram.len() {
-                let target = (self.ram.len() * 2).max(need).min(((self.limit_frames + 1) * PAGE_SIZE) as usize);
+                let target = (self.ram.len() * 2)
+                    .max(need)
+                    .min(((self.limit_frames + 1) * PAGE_SIZE) as usize);
                 self.ram.resize(target.max(need), 0);
             }
             self.refcount.push(0);

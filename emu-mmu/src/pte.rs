@@ -2,7 +2,7 @@
 //! the software operations the kernel model uses to build and tear down tables in guest
 //! physical memory. The hardware walk is in `walker.rs`.
 
-use crate::phys::{OutOfMemory, PhysMem, Pfn};
+use crate::phys::{OutOfMemory, Pfn, PhysMem};
 
 /// Present.
 pub const P: u64 = 1 << 0;
@@ -173,13 +173,16 @@ mod tests {
         let root = phys.alloc().unwrap();
         let mut created = Vec::new();
         let page = phys.alloc().unwrap();
-        let e = PageTables::entry(&mut phys, root, 0x40_1000, 1, true, &mut created).unwrap().unwrap();
+        let e =
+            PageTables::entry(&mut phys, root, 0x40_1000, 1, true, &mut created).unwrap().unwrap();
         phys.write_u64(e, page.addr() | P | RW | US);
         assert_eq!(created.len(), 3);
         let leaf = PageTables::leaf(&phys, root, 0x40_1abc).unwrap();
         assert_eq!(leaf.pte & ADDR, page.addr());
         assert_eq!(leaf.size, PageSize::Size4K);
-        let e2 = PageTables::entry(&mut phys, root, 0x8000_0000, 2, true, &mut created).unwrap().unwrap();
+        let e2 = PageTables::entry(&mut phys, root, 0x8000_0000, 2, true, &mut created)
+            .unwrap()
+            .unwrap();
         phys.write_u64(e2, 0x20_0000 | P | RW | US | PS);
         let leaf = PageTables::leaf(&phys, root, 0x8001_2345).unwrap();
         assert_eq!(leaf.size, PageSize::Size2M);

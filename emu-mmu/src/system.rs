@@ -107,6 +107,11 @@ impl MemSystem {
         }
     }
 
+    /// Guest physical memory size limit in bytes.
+    pub fn phys_limit_bytes(&self) -> u64 {
+        self.phys.limit_bytes()
+    }
+
     /// The parameters.
     pub fn params(&self) -> &MmuParams {
         &self.params
@@ -268,7 +273,9 @@ impl MemSystem {
             Ok(w) => {
                 c.stats.walk_reads += u64::from(w.reads);
                 c.stats.ad_updates += u64::from(w.ad_updates);
-                self.walk_base_fp + self.walk_read_fp * u64::from(w.reads) + self.ad_fp * u64::from(w.ad_updates)
+                self.walk_base_fp
+                    + self.walk_read_fp * u64::from(w.reads)
+                    + self.ad_fp * u64::from(w.ad_updates)
             }
             Err(_) => {
                 c.stats.walk_faults += 1;

@@ -260,7 +260,9 @@ impl TlbArray {
         let set = base..base + self.ways;
         let slot = self.entries[set.clone()]
             .iter()
-            .position(|x| x.valid && x.vpn == e.vpn && x.huge == e.huge && (x.global || x.pcid == e.pcid))
+            .position(|x| {
+                x.valid && x.vpn == e.vpn && x.huge == e.huge && (x.global || x.pcid == e.pcid)
+            })
             .or_else(|| self.entries[set.clone()].iter().position(|x| !x.valid));
         let (k, evicted) = match slot {
             Some(k) => (base + k, None),
@@ -331,7 +333,14 @@ mod tests {
     use super::*;
 
     fn ent(va: u64, pcid: u16, global: bool) -> TlbEntry {
-        TlbEntry { vpn: va >> 12, pcid, global, perms: PERM_W | PERM_U, pa: 0x1000, ..Default::default() }
+        TlbEntry {
+            vpn: va >> 12,
+            pcid,
+            global,
+            perms: PERM_W | PERM_U,
+            pa: 0x1000,
+            ..Default::default()
+        }
     }
 
     fn arr(entries: u32, ways: u32) -> TlbArray {
@@ -364,7 +373,8 @@ mod tests {
 
     #[test]
     fn fifo_replacement_ignores_hits() {
-        let mut t = TlbArray::new(TlbGeometry { entries: 2, ways: 2 }, Holds::Small, Replacement::Fifo);
+        let mut t =
+            TlbArray::new(TlbGeometry { entries: 2, ways: 2 }, Holds::Small, Replacement::Fifo);
         t.insert(ent(0x1000, 0, false));
         t.insert(ent(0x2000, 0, false));
         assert!(t.lookup(0x1000, 0).is_some());
@@ -408,8 +418,15 @@ mod tests {
         for k in 0..8u64 {
             t.insert(ent(0x10_0000 + k * 0x1000, 4, false));
         }
-        t.flush(&Flush::Range { pcid: 4, va: 0x10_2000, pages: 3, stride_2m: false, globals: false });
-        let left: Vec<u64> = (0..8u64).filter(|k| t.lookup(0x10_0000 + k * 0x1000, 4).is_some()).collect();
+        t.flush(&Flush::Range {
+            pcid: 4,
+            va: 0x10_2000,
+            pages: 3,
+            stride_2m: false,
+            globals: false,
+        });
+        let left: Vec<u64> =
+            (0..8u64).filter(|k| t.lookup(0x10_0000 + k * 0x1000, 4).is_some()).collect();
         assert_eq!(left, vec![0, 1, 5, 6, 7]);
     }
 }

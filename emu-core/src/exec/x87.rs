@@ -452,11 +452,7 @@ pub mod ctl {
 }
 
 /// FFREE, FINCSTP, FDECSTP, FNCLEX, FNINIT, FNSTSW AX.
-pub fn fctl<M: GuestMem, const OP: u8>(
-    cpu: &mut Cpu,
-    _m: &mut M,
-    i: &Insn<M>,
-) -> Result<(), Exit> {
+pub fn fctl<M: GuestMem, const OP: u8>(cpu: &mut Cpu, _m: &mut M, i: &Insn<M>) -> Result<(), Exit> {
     let f = &mut cpu.fpu;
     match OP {
         ctl::FFREE => {
@@ -489,11 +485,7 @@ pub mod mctl {
 
 /// FNSTSW m16, FNSTCW, FLDCW, FNSTENV, FLDENV (28-byte protected-mode layout),
 /// FXSAVE and FXRSTOR (512-byte 64-bit layout, SDM vol. 2 "FXSAVE" table 3-53).
-pub fn fmem<M: GuestMem, const OP: u8>(
-    cpu: &mut Cpu,
-    m: &mut M,
-    i: &Insn<M>,
-) -> Result<(), Exit> {
+pub fn fmem<M: GuestMem, const OP: u8>(cpu: &mut Cpu, m: &mut M, i: &Insn<M>) -> Result<(), Exit> {
     let ea = i.ea(cpu);
     match OP {
         mctl::FNSTSW => m.write_u16(ea, cpu.fpu.status_word())?,
@@ -532,9 +524,7 @@ pub fn fmem<M: GuestMem, const OP: u8>(
             m.probe_write(ea.wrapping_add(511))?;
             // Abridged tag: bit set = valid (non-empty).
             let ftw = u64::from(!cpu.fpu.empty);
-            let w0 = u64::from(cpu.fpu.cw)
-                | (u64::from(cpu.fpu.status_word()) << 16)
-                | (ftw << 32);
+            let w0 = u64::from(cpu.fpu.cw) | (u64::from(cpu.fpu.status_word()) << 16) | (ftw << 32);
             m.write_u64(ea, w0)?;
             m.write_u64(ea + 8, 0)?;
             m.write_u64(ea + 16, 0)?;
@@ -787,11 +777,13 @@ fn sqrt80(cpu: &mut Cpu, a: F80) -> F80 {
     apply_pc(cpu, v.scalbn(half_e))
 }
 
-/// A double-double number: hi + lo with |lo| <= ulp(hi)/2.
-#[derive(Clone, Copy)]
+/// A double-double number: hi + lo with |lo| <= ulp(hi)/2 (about 106 bits).
+#[derive(Clone, Copy, Debug)]
 struct Dd(f64, f64);
 
 impl Dd {
+    const ZERO: Dd = Dd(0.0, 0.0);
+    const ONE: Dd = Dd(1.0, 0.0);
     fn two_sum(a: f64, b: f64) -> Dd {
         let s = a + b;
         let bb = s - a;
@@ -814,98 +806,126 @@ impl Dd {
         let e = self.0.mul_add(o.0, -p);
         Dd::two_sum(p, e + self.0 * o.1 + self.1 * o.0)
     }
-    fn mul_f(self, f: f64) -> Dd {
-        self.mul(Dd(f, 0.0))
-    }
     fn div(self, o: Dd) -> Dd {
         let q1 = self.0 / o.0;
-        let r = self.sub(o.mul_f(q1));
+        let r = self.sub(o.mul(Dd(q1, 0.0)));
         let q2 = r.0 / o.0;
-        let r = r.sub(o.mul_f(q2));
+        let r = r.sub(o.mul(Dd(q2, 0.0)));
         let q3 = r.0 / o.0;
         Dd::two_sum(q1, q2).add(Dd(q3, 0.0))
     }
-    fn from_f80(v: F80) -> Dd {
-        let mut loses = false;
-        let hi: Double = v.convert(&mut loses).value;
-        let rest = v.sub_r(hi.convert(&mut loses).value, Round::NearestTiesToEven).value;
-        let lo: Double = rest.convert(&mut loses).value;
-        Dd(f64::from_bits(hi.to_bits() as u64), f64::from_bits(lo.to_bits() as u64))
+    /// Division by a small integer, exactly rounded at double-double precision.
+    fn div_n(self, n: f64) -> Dd {
+        self.div(Dd(n, 0.0))
     }
-    fn to_f80(self, round: Round) -> F80 {
-        let mut loses = false;
-        let hi: F80 = Double::from_bits(u128::from(self.0.to_bits())).convert(&mut loses).value;
-        let lo: F80 = Double::from_bits(u128::from(self.1.to_bits())).convert(&mut loses).value;
-        hi.add_r(lo, round).value
+    fn scale(self, e: i32) -> Dd {
+        let f = 2f64.powi(e);
+        Dd(self.0 * f, self.1 * f)
     }
 }
 
-// Double-double constants (hi, lo).
+/// Splits a finite non-zero value into an exact double-double mantissa in [1, 2) and
+/// a binary exponent, so operands outside the double range keep full precision.
+fn split(v: F80) -> (Dd, i32) {
+    let e = v.ilogb();
+    let m = v.abs().scalbn(-e);
+    let mut loses = false;
+    let hi: Double = m.convert(&mut loses).value;
+    let hi_back: F80 = hi.convert(&mut loses).value;
+    let rest = m.sub_r(hi_back, Round::NearestTiesToEven).value;
+    let lo: Double = rest.convert(&mut loses).value;
+    let d = Dd(f64::from_bits(hi.to_bits() as u64), f64::from_bits(lo.to_bits() as u64));
+    (if v.is_negative() { d.neg() } else { d }, e)
+}
+
+/// `d * 2^e` rounded once to 80 bits (signed zero kept).
+fn join(d: Dd, e: i32, round: Round) -> F80 {
+    if d.0 == 0.0 {
+        return if d.0.is_sign_negative() { -F80::ZERO } else { F80::ZERO };
+    }
+    let mut loses = false;
+    let hi: F80 = Double::from_bits(u128::from(d.0.to_bits())).convert(&mut loses).value;
+    let lo: F80 = Double::from_bits(u128::from(d.1.to_bits())).convert(&mut loses).value;
+    let s = hi.scalbn(e).add_r(lo.scalbn(e), round).value;
+    if s.is_zero() {
+        F80::ZERO.copy_sign(hi)
+    } else {
+        s
+    }
+}
+
+/// An exact double-double for a value whose exponent is within the double range.
+fn to_dd(v: F80) -> Dd {
+    let (m, e) = split(v);
+    m.scale(e)
+}
+
+// Double-double constants.
 const DD_LN2: Dd = Dd(std::f64::consts::LN_2, 2.319_046_813_846_299_6e-17);
 const DD_PI_2: Dd = Dd(std::f64::consts::FRAC_PI_2, 6.123_233_995_736_766e-17);
+const DD_PI: Dd = Dd(std::f64::consts::PI, 1.224_646_799_147_353_2e-16);
 const DD_PI_4: Dd = Dd(std::f64::consts::FRAC_PI_4, 3.061_616_997_868_383e-17);
 
-/// exp(x) for |x| <= 1 by argument halving and Taylor series.
-fn dd_expm1_small(x: Dd) -> Dd {
-    // Reduce: x = 2^-k * y, expm1(2y) = expm1(y) * (expm1(y) + 2).
-    let k = 10;
-    let y = Dd(x.0 / 1024.0, x.1 / 1024.0);
+/// expm1(x) for |x| <= 1: Taylor series on x/1024, then 10 doublings of
+/// expm1(2y) = expm1(y) (expm1(y) + 2).
+fn dd_expm1(x: Dd) -> Dd {
+    let y = x.scale(-10);
     let mut term = y;
     let mut sum = y;
-    for n in 2..20 {
-        term = term.mul(y).mul_f(1.0 / f64::from(n));
+    for n in 2..24 {
+        term = term.mul(y).div_n(f64::from(n));
         sum = sum.add(term);
-        if term.0.abs() < 1e-40 {
+        if term.0.abs() < 1e-40 * sum.0.abs() {
             break;
         }
     }
-    for _ in 0..k {
+    for _ in 0..10 {
         sum = sum.mul(sum.add(Dd(2.0, 0.0)));
     }
     sum
 }
 
-/// ln(x) for x > 0 by Newton iteration on exp.
-fn dd_ln(x: Dd) -> Dd {
-    let mut y = Dd(x.0.ln(), 0.0);
+/// ln(1 + u) for |u| <= 0.5 by Newton iteration on expm1.
+fn dd_ln1p(u: Dd) -> Dd {
+    let mut t = Dd(u.0.ln_1p(), 0.0);
     for _ in 0..3 {
-        // y += x * exp(-y) - 1
-        let e = dd_exp(y.neg());
-        y = y.add(x.mul(e).sub(Dd(1.0, 0.0)));
+        let em1 = dd_expm1(t);
+        t = t.sub(em1.sub(u).div(em1.add(Dd::ONE)));
     }
-    y
+    t
 }
 
-fn dd_exp(x: Dd) -> Dd {
-    // x = n ln2 + r, |r| <= ln2/2
-    let n = (x.0 / std::f64::consts::LN_2).round();
-    let r = x.sub(DD_LN2.mul_f(n));
-    let e = dd_expm1_small(r).add(Dd(1.0, 0.0));
-    Dd(e.0 * 2f64.powi(n as i32), e.1 * 2f64.powi(n as i32))
-}
-
-/// sin and cos for |x| <= pi/4 by Taylor series.
+/// sin and cos for |x| <= pi/4 by their Taylor series.
 fn dd_sincos_small(x: Dd) -> (Dd, Dd) {
     let x2 = x.mul(x);
-    let mut s = x;
-    let mut t = x;
-    let mut c = Dd(1.0, 0.0);
-    let mut u = Dd(1.0, 0.0);
-    for n in 1..16 {
+    let (mut s, mut t) = (x, x);
+    let (mut c, mut u) = (Dd::ONE, Dd::ONE);
+    for n in 1..18 {
         let k = f64::from(2 * n);
-        t = t.mul(x2).mul_f(-1.0 / (k * (k + 1.0)));
+        t = t.mul(x2).div_n(k * (k + 1.0)).neg();
         s = s.add(t);
-        u = u.mul(x2).mul_f(-1.0 / ((k - 1.0) * k));
+        u = u.mul(x2).div_n((k - 1.0) * k).neg();
         c = c.add(u);
     }
     (s, c)
 }
 
-/// sin and cos with reduction modulo pi/2 (accurate for the |x| < 2^63 FSIN accepts,
-/// up to the precision of a 107-bit pi/2).
-fn dd_sincos(x: Dd) -> (Dd, Dd) {
-    let q = (x.0 / std::f64::consts::FRAC_PI_2).round();
-    let r = x.sub(DD_PI_2.mul_f(q));
+/// The 66-bit pi/2 the x87 uses for FSIN/FCOS/FSINCOS/FPTAN argument reduction (Intel
+/// SDM vol. 1 §8.3.10): 0x3_243F_6A88_85A3_08D3 * 2^-65, exact in double-double.
+fn pi66_half() -> Dd {
+    const N: u64 = 0x243f_6a88_85a3_08d3; // low 64 of the 66 bits; the top bits are 0b11
+                                          // N66 = 3 * 2^64 + N. Split into 53 high bits and 13 low bits, each exact in f64.
+    let n66 = (3u128 << 64) | u128::from(N);
+    let hi = ((n66 >> 13) as u64) as f64 * 2f64.powi(13 - 65);
+    let lo = ((n66 & 0x1fff) as u64) as f64 * 2f64.powi(-65);
+    Dd::two_sum(hi, lo)
+}
+
+/// sin and cos of x after reduction by the x87's pi/2: q = round(x / (pi/2)).
+fn dd_sincos_x87(x: Dd) -> (Dd, Dd) {
+    let p = pi66_half();
+    let q = (x.0 / p.0).round();
+    let r = x.sub(p.mul(Dd(q, 0.0)));
     let (s, c) = dd_sincos_small(r);
     match (q as i64).rem_euclid(4) {
         0 => (s, c),
@@ -915,16 +935,29 @@ fn dd_sincos(x: Dd) -> (Dd, Dd) {
     }
 }
 
-/// atan(x) by Newton iteration on tan.
-fn dd_atan(x: Dd) -> Dd {
-    let mut y = Dd(x.0.atan(), 0.0);
+/// atan(w) for 0 <= w <= 1 by Newton iteration on tan (no argument reduction needed).
+fn dd_atan01(w: Dd) -> Dd {
+    if w.0 < 1e-30 {
+        return w;
+    }
+    let mut y = Dd(w.0.atan(), 0.0);
     for _ in 0..3 {
-        // y -= (tan y - x) cos^2 y = sin y cos y - x cos^2 y
-        let (s, c) = dd_sincos(y);
-        let corr = s.mul(c).sub(x.mul(c).mul(c));
-        y = y.sub(corr);
+        let (s, c) = dd_sincos_small(y);
+        // y -= (tan y - w) cos^2 y
+        y = y.sub(s.mul(c).sub(w.mul(c).mul(c)));
     }
     y
+}
+
+/// log2 of a positive finite value as double-double (mantissa in [0.75, 1.5)).
+fn dd_log2(v: F80) -> Dd {
+    let (mut m, mut e) = split(v);
+    if m.0 > 1.5 {
+        m = m.scale(-1);
+        e += 1;
+    }
+    let ln = dd_ln1p(m.sub(Dd::ONE));
+    Dd(f64::from(e), 0.0).add(ln.div(DD_LN2))
 }
 
 fn transcendental(cpu: &mut Cpu, op: u8) {
@@ -943,75 +976,149 @@ fn transcendental(cpu: &mut Cpu, op: u8) {
         return;
     }
     cpu.fpu.sw &= !(SW_C1 | SW_C2);
-    cpu.fpu.sw |= crate::softfp::PE as u16;
-    let x = Dd::from_f80(a);
+    let pe = crate::softfp::PE as u16;
     match op {
         un::F2XM1 => {
-            // 2^x - 1 = expm1(x ln2), defined for |x| <= 1.
-            let r = dd_expm1_small(x.mul(DD_LN2)).to_f80(round);
+            // 2^x - 1, defined for |x| <= 1.
+            let r = if a.is_zero() {
+                a
+            } else if a.is_infinite() {
+                if a.is_negative() {
+                    -F80::from_u128(1).value
+                } else {
+                    a
+                }
+            } else {
+                cpu.fpu.sw |= pe;
+                let (m, e) = split(a);
+                if e < -60 {
+                    join(m.mul(DD_LN2), e, round)
+                } else {
+                    join(dd_expm1(m.scale(e).mul(DD_LN2)), 0, round)
+                }
+            };
             cpu.fpu.set_st(0, r);
         }
         un::FYL2X | un::FYL2XP1 => {
-            let y = Dd::from_f80(b);
-            let arg = if op == un::FYL2XP1 { x.add(Dd(1.0, 0.0)) } else { x };
-            let r = if arg.0 < 0.0 || (arg.0 == 0.0 && y.0 == 0.0) {
+            // ST(1) * log2(ST(0)) or ST(1) * log2(ST(0) + 1), then pop.
+            let arg_neg = if op == un::FYL2X {
+                a.is_negative() && !a.is_zero()
+            } else {
+                a.partial_cmp(&-F80::from_u128(1).value) == Some(std::cmp::Ordering::Less)
+            };
+            let arg_zero = if op == un::FYL2X {
+                a.is_zero()
+            } else {
+                a.partial_cmp(&-F80::from_u128(1).value) == Some(std::cmp::Ordering::Equal)
+            };
+            let r = if arg_neg
+                || (arg_zero && b.is_zero())
+                || (op == un::FYL2X && a.is_infinite() && b.is_zero())
+            {
                 cpu.fpu.sw |= SW_IE;
                 indefinite()
-            } else if arg.0 == 0.0 {
-                cpu.fpu.sw |= 4;
-                if b.is_negative() {
-                    F80::INFINITY
-                } else {
-                    -F80::INFINITY
-                }
+            } else if arg_zero {
+                cpu.fpu.sw |= 4; // ZE
+                F80::INFINITY.copy_sign(-b)
             } else if a.is_infinite() {
                 F80::INFINITY.copy_sign(b)
-            } else {
-                // y * log2(arg) = y * ln(arg) / ln2
-                let ln = if op == un::FYL2XP1 && x.0.abs() < 0.25 {
-                    // ln(1+x) via Newton with expm1 for accuracy near zero.
-                    let mut t = Dd(x.0.ln_1p(), 0.0);
-                    for _ in 0..3 {
-                        let em1 = if t.0.abs() <= 1.0 {
-                            dd_expm1_small(t)
-                        } else {
-                            dd_exp(t).sub(Dd(1.0, 0.0))
-                        };
-                        // t -= (em1 - x) / (em1 + 1)
-                        t = t.sub(em1.sub(x).div(em1.add(Dd(1.0, 0.0))));
-                    }
-                    t
+            } else if b.is_infinite() {
+                let l = if op == un::FYL2X {
+                    dd_log2(a)
                 } else {
-                    dd_ln(arg)
+                    dd_log2(a.add_r(F80::from_u128(1).value, Round::NearestTiesToEven).value)
                 };
-                y.mul(ln).div(DD_LN2).to_f80(round)
+                if l.0 == 0.0 {
+                    cpu.fpu.sw |= SW_IE;
+                    indefinite()
+                } else if l.0 < 0.0 {
+                    -b
+                } else {
+                    b
+                }
+            } else if b.is_zero() {
+                let l = if op == un::FYL2X {
+                    dd_log2(a)
+                } else {
+                    Dd(if a.is_negative() { -1.0 } else { 1.0 }, 0.0)
+                };
+                if l.0 < 0.0 {
+                    -b
+                } else {
+                    b
+                }
+            } else {
+                cpu.fpu.sw |= pe;
+                let (ym, ye) = split(b);
+                let l = if op == un::FYL2X {
+                    dd_log2(a)
+                } else if a.is_zero() {
+                    Dd::ZERO
+                } else {
+                    let (xm, xe) = split(a);
+                    if xe < -60 {
+                        // log2(1 + x) = x / ln 2 for tiny x, kept scaled.
+                        return finish_yl2x(cpu, join(ym.mul(xm.div(DD_LN2)), ye + xe, round));
+                    }
+                    dd_ln1p(xm.scale(xe)).div(DD_LN2)
+                };
+                join(ym.mul(l), ye, round)
             };
-            cpu.fpu.pop();
-            cpu.fpu.set_st(0, r);
+            finish_yl2x(cpu, r);
         }
         un::FPATAN => {
-            let y = Dd::from_f80(b);
-            let r = if x.0 == 0.0 && y.0 == 0.0 {
-                let pi = if (a.to_bits() >> 79) & 1 != 0 { DD_PI_2.mul_f(2.0) } else { Dd(0.0, 0.0) };
-                pi.to_f80(round).copy_sign(b)
-            } else if y.0.abs() <= x.0.abs() {
-                let t = dd_atan(y.div(x));
-                let t = if x.0 < 0.0 {
-                    if y.0 >= 0.0 {
-                        t.add(DD_PI_2.mul_f(2.0))
+            // atan(ST(1) / ST(0)) with the quadrant of (ST(0), ST(1)), then pop.
+            let (x, y) = (a, b);
+            let pi = |r| join(DD_PI, 0, r);
+            let half = |r| join(DD_PI_2, 0, r);
+            let r = if y.is_zero() {
+                if x.is_negative() {
+                    pi(round).copy_sign(y)
+                } else {
+                    y
+                }
+            } else if x.is_zero() {
+                half(round).copy_sign(y)
+            } else if y.is_infinite() {
+                let v = if x.is_infinite() {
+                    if x.is_negative() {
+                        join(DD_PI_4.add(DD_PI_2), 0, round)
                     } else {
-                        t.sub(DD_PI_2.mul_f(2.0))
+                        join(DD_PI_4, 0, round)
                     }
                 } else {
-                    t
+                    half(round)
                 };
-                t.to_f80(round)
+                v.copy_sign(y)
+            } else if x.is_infinite() {
+                if x.is_negative() {
+                    pi(round).copy_sign(y)
+                } else {
+                    F80::ZERO.copy_sign(y)
+                }
             } else {
-                let t = dd_atan(x.div(y));
-                let base = if y.0 > 0.0 { DD_PI_2 } else { DD_PI_2.neg() };
-                base.sub(t).to_f80(round)
+                cpu.fpu.sw |= pe;
+                let (ym, ye) = split(y.abs());
+                let (xm, xe) = split(x.abs());
+                let y_small = (ye, ym.0) <= (xe, xm.0);
+                let (num, ne, den, de) = if y_small { (ym, ye, xm, xe) } else { (xm, xe, ym, ye) };
+                let de = ne - de; // exponent of the ratio w = num/den <= 1
+                let t = if de < -1000 {
+                    if y_small && !x.is_negative() {
+                        // atan(w) = w: round y/x directly.
+                        let q = y.abs().div_r(x.abs(), round).value;
+                        cpu.fpu.pop();
+                        cpu.fpu.set_st(0, q.copy_sign(y));
+                        return;
+                    }
+                    Dd::ZERO
+                } else {
+                    dd_atan01(num.div(den).scale(de))
+                };
+                let t = if y_small { t } else { DD_PI_2.sub(t) };
+                let t = if x.is_negative() { DD_PI.sub(t) } else { t };
+                join(if y.is_negative() { t.neg() } else { t }, 0, round)
             };
-            let _ = DD_PI_4;
             cpu.fpu.pop();
             cpu.fpu.set_st(0, r);
         }
@@ -1024,26 +1131,64 @@ fn transcendental(cpu: &mut Cpu, op: u8) {
                 }
                 return;
             }
-            if a.ilogb() >= 63 {
+            if !a.is_zero() && a.ilogb() >= 63 {
                 // Out of range: C2 set, operand unchanged.
                 cpu.fpu.sw |= SW_C2;
                 return;
             }
-            let (s, c) = dd_sincos(x);
+            let one = F80::from_u128(1).value;
+            let (s, c) = if a.is_zero() {
+                (a, one)
+            } else {
+                cpu.fpu.sw |= pe;
+                let (m, e) = split(a);
+                if e < -40 {
+                    // sin x = x, tan x = x, cos x = 1 to within half an ulp.
+                    let c = match round {
+                        Round::TowardNegative | Round::TowardZero => one.next_down().value,
+                        _ => one,
+                    };
+                    let s = match round {
+                        Round::TowardZero => {
+                            if a.is_negative() {
+                                a.next_up().value
+                            } else {
+                                a.next_down().value
+                            }
+                        }
+                        Round::TowardNegative if !a.is_negative() => a.next_down().value,
+                        Round::TowardPositive if a.is_negative() => a.next_up().value,
+                        _ => a,
+                    };
+                    (s, c)
+                } else {
+                    let (sd, cd) = dd_sincos_x87(m.scale(e));
+                    if op == un::FPTAN {
+                        (join(sd.div(cd), 0, round), one)
+                    } else {
+                        (join(sd, 0, round), join(cd, 0, round))
+                    }
+                }
+            };
             match op {
-                un::FSIN => cpu.fpu.set_st(0, s.to_f80(round)),
-                un::FCOS => cpu.fpu.set_st(0, c.to_f80(round)),
+                un::FSIN => cpu.fpu.set_st(0, s),
+                un::FCOS => cpu.fpu.set_st(0, c),
                 un::FSINCOS => {
-                    cpu.fpu.set_st(0, s.to_f80(round));
-                    cpu.fpu.push(c.to_f80(round));
+                    cpu.fpu.set_st(0, s);
+                    cpu.fpu.push(c);
                 }
                 _ => {
-                    cpu.fpu.set_st(0, s.div(c).to_f80(round));
-                    cpu.fpu.push(F80::from_u128(1).value);
+                    cpu.fpu.set_st(0, s);
+                    cpu.fpu.push(one);
                 }
             }
         }
     }
+}
+
+fn finish_yl2x(cpu: &mut Cpu, r: F80) {
+    cpu.fpu.pop();
+    cpu.fpu.set_st(0, r);
 }
 
 #[cfg(test)]
@@ -1069,13 +1214,26 @@ mod tests {
     }
 
     #[test]
-    fn transcendentals_match_f64() {
-        let x = Dd(0.5, 0.0);
-        let (s, c) = dd_sincos(x);
+    fn double_double_kernels() {
+        let (s, c) = dd_sincos_small(Dd(0.5, 0.0));
         assert!((s.0 - 0.5f64.sin()).abs() < 1e-16);
         assert!((c.0 - 0.5f64.cos()).abs() < 1e-16);
-        assert!((dd_exp(Dd(1.0, 0.0)).0 - std::f64::consts::E).abs() < 1e-15);
-        assert!((dd_ln(Dd(10.0, 0.0)).0 - std::f64::consts::LN_10).abs() < 1e-15);
-        assert!((dd_atan(Dd(1.0, 0.0)).0 - std::f64::consts::FRAC_PI_4).abs() < 1e-16);
+        assert!((dd_expm1(Dd(1.0, 0.0)).0 - (std::f64::consts::E - 1.0)).abs() < 1e-15);
+        assert!((dd_ln1p(Dd(0.5, 0.0)).0 - 1.5f64.ln()).abs() < 1e-16);
+        assert!((dd_atan01(Dd(1.0, 0.0)).0 - std::f64::consts::FRAC_PI_4).abs() < 1e-16);
+        let p = pi66_half();
+        assert!((p.0 - std::f64::consts::FRAC_PI_2).abs() < 1e-16);
+        // The 66-bit pi/2 differs from pi/2 by about 2e-21.
+        let d = DD_PI_2.sub(p);
+        assert!(d.0.abs() > 1e-22 && d.0.abs() < 1e-20, "{:e}", d.0);
+    }
+
+    #[test]
+    fn split_join_round_trip() {
+        for v in [1.0f64, -3.5, 1e-310, 1e300, 0.1] {
+            let x = f(v);
+            let (m, e) = split(x);
+            assert_eq!(back(join(m, e, Round::NearestTiesToEven)), v);
+        }
     }
 }

@@ -1,0 +1,503 @@
+//! Files the guest can reach: its standard streams (emu's own), host files opened
+//! read-only under the paths the user allowed, a few synthesized /proc and /sys files,
+//! and /dev/null. Nothing is ever written to a host file; writes go to stdout/stderr.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+/// Linux errno values used by the file layer.
+pub mod errno {
+    #![allow(missing_docs)]
+    pub const EPERM: i64 = 1;
+    pub const ENOENT: i64 = 2;
+    pub const ESRCH: i64 = 3;
+    pub const EINTR: i64 = 4;
+    pub const EIO: i64 = 5;
+    pub const EBADF: i64 = 9;
+    pub const ECHILD: i64 = 10;
+    pub const EAGAIN: i64 = 11;
+    pub const ENOMEM: i64 = 12;
+    pub const EACCES: i64 = 13;
+    pub const EFAULT: i64 = 14;
+    pub const EEXIST: i64 = 17;
+    pub const ENOTDIR: i64 = 20;
+    pub const EISDIR: i64 = 21;
+    pub const EINVAL: i64 = 22;
+    pub const EMFILE: i64 = 24;
+    pub const ENOTTY: i64 = 25;
+    pub const ESPIPE: i64 = 29;
+    pub const EROFS: i64 = 30;
+    pub const EPIPE: i64 = 32;
+    pub const ERANGE: i64 = 34;
+    pub const ENOSYS: i64 = 38;
+    pub const ENOTEMPTY: i64 = 39;
+    pub const ENOTSUP: i64 = 95;
+    pub const ETIMEDOUT: i64 = 110;
+}
+use errno::*;
+
+/// What an open file description refers to.
+#[derive(Debug)]
+pub enum Object {
+    /// emu's standard input.
+    Stdin,
+    /// emu's standard output.
+    Stdout,
+    /// emu's standard error.
+    Stderr,
+    /// A host file or directory, read-only.
+    Host {
+        /// The open file.
+        file: std::fs::File,
+        /// Its path.
+        path: PathBuf,
+        /// Directory entries for getdents64, listed on first use.
+        dir: Option<Vec<(u64, u8, Vec<u8>)>>,
+    },
+    /// Generated contents (/proc/self/status and friends).
+    Synthetic {
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// /dev/null.
+    Null,
+    /// The read end of a pipe.
+    PipeRead(u32),
+    /// The write end of a pipe.
+    PipeWrite(u32),
+}
+
+/// An open file description (shared by dup'ed descriptors and across fork).
+#[derive(Debug)]
+pub struct Description {
+    /// What it refers to.
+    pub obj: Object,
+    /// File position.
+    pub pos: u64,
+    /// open(2) flags.
+    pub flags: u32,
+    /// Descriptors referring to it, across all tables.
+    pub refs: u32,
+}
+
+/// A descriptor table (shared by threads created with CLONE_FILES).
+#[derive(Debug, Default, Clone)]
+pub struct FdTable {
+    /// fd -> (description id, close-on-exec).
+    pub fds: BTreeMap<i32, (u32, bool)>,
+}
+
+impl FdTable {
+    /// Lowest free descriptor at or above `min`.
+    pub fn lowest_free(&self, min: i32) -> i32 {
+        let mut fd = min;
+        for (&k, _) in self.fds.range(min..) {
+            if k != fd {
+                break;
+            }
+            fd += 1;
+        }
+        fd
+    }
+}
+
+/// A pipe buffer.
+#[derive(Debug, Default)]
+pub struct Pipe {
+    /// Buffered bytes.
+    pub buf: std::collections::VecDeque<u8>,
+    /// Open read ends.
+    pub readers: u32,
+    /// Open write ends.
+    pub writers: u32,
+}
+
+/// Capacity of a pipe (Linux default 64 KiB).
+pub const PIPE_CAPACITY: usize = 65536;
+
+/// All open file descriptions of the machine.
+#[derive(Debug, Default)]
+pub struct Files {
+    /// Descriptions by id.
+    pub descs: BTreeMap<u32, Description>,
+    next: u32,
+    /// Pipes by id.
+    pub pipes: BTreeMap<u32, Pipe>,
+    next_pipe: u32,
+    /// Host paths the guest may read.
+    pub allow_read: Vec<PathBuf>,
+}
+
+/// Metadata reported by fstat/newfstatat.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stat {
+    /// st_dev.
+    pub dev: u64,
+    /// st_ino.
+    pub ino: u64,
+    /// st_mode.
+    pub mode: u32,
+    /// st_nlink.
+    pub nlink: u64,
+    /// st_uid.
+    pub uid: u32,
+    /// st_gid.
+    pub gid: u32,
+    /// st_rdev.
+    pub rdev: u64,
+    /// st_size.
+    pub size: i64,
+    /// st_blksize.
+    pub blksize: i64,
+    /// st_blocks.
+    pub blocks: i64,
+    /// Modification time, seconds and nanoseconds (also used for atime and ctime).
+    pub mtime: (i64, i64),
+}
+
+impl Stat {
+    /// The 144-byte `struct stat` of x86-64.
+    pub fn to_bytes(self) -> [u8; 144] {
+        let mut b = [0u8; 144];
+        let mut put = |off: usize, v: &[u8]| b[off..off + v.len()].copy_from_slice(v);
+        put(0, &self.dev.to_le_bytes());
+        put(8, &self.ino.to_le_bytes());
+        put(16, &self.nlink.to_le_bytes());
+        put(24, &self.mode.to_le_bytes());
+        put(28, &self.uid.to_le_bytes());
+        put(32, &self.gid.to_le_bytes());
+        put(40, &self.rdev.to_le_bytes());
+        put(48, &self.size.to_le_bytes());
+        put(56, &self.blksize.to_le_bytes());
+        put(64, &self.blocks.to_le_bytes());
+        for off in [72, 88, 104] {
+            put(off, &self.mtime.0.to_le_bytes());
+            put(off + 8, &self.mtime.1.to_le_bytes());
+        }
+        b
+    }
+
+    fn from_meta(m: &std::fs::Metadata) -> Stat {
+        Stat {
+            dev: m.dev(),
+            ino: m.ino(),
+            mode: m.mode(),
+            nlink: m.nlink(),
+            uid: m.uid(),
+            gid: m.gid(),
+            rdev: m.rdev(),
+            size: m.size() as i64,
+            blksize: m.blksize() as i64,
+            blocks: m.blocks() as i64,
+            mtime: (m.mtime(), m.mtime_nsec()),
+        }
+    }
+}
+
+/// What a path names for the guest.
+pub enum Resolved {
+    /// A host path the guest may read.
+    Host(PathBuf),
+    /// A synthesized file.
+    Synthetic(String),
+    /// /dev/null.
+    Null,
+}
+
+impl Files {
+    /// Creates a description, returning its id.
+    pub fn create(&mut self, obj: Object, flags: u32) -> u32 {
+        let id = self.next;
+        self.next += 1;
+        self.descs.insert(id, Description { obj, pos: 0, flags, refs: 1 });
+        id
+    }
+
+    /// Adds a reference (dup, fork).
+    pub fn get(&mut self, id: u32) {
+        if let Some(d) = self.descs.get_mut(&id) {
+            d.refs += 1;
+        }
+    }
+
+    /// Drops a reference, closing the description with the last one.
+    pub fn put(&mut self, id: u32) {
+        let Some(d) = self.descs.get_mut(&id) else { return };
+        d.refs -= 1;
+        if d.refs == 0 {
+            if let Some(d) = self.descs.remove(&id) {
+                match d.obj {
+                    Object::PipeRead(p) => {
+                        if let Some(p) = self.pipes.get_mut(&p) {
+                            p.readers -= 1;
+                        }
+                    }
+                    Object::PipeWrite(p) => {
+                        if let Some(p) = self.pipes.get_mut(&p) {
+                            p.writers -= 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Creates a pipe, returning (read description, write description).
+    pub fn pipe(&mut self, flags: u32) -> (u32, u32) {
+        let p = self.next_pipe;
+        self.next_pipe += 1;
+        self.pipes.insert(p, Pipe { buf: Default::default(), readers: 1, writers: 1 });
+        (self.create(Object::PipeRead(p), flags), self.create(Object::PipeWrite(p), flags | 1))
+    }
+
+    /// Decides what `path` (already absolute) refers to, enforcing `--allow-read`.
+    pub fn resolve(&self, path: &str) -> Result<Resolved, i64> {
+        match path {
+            "/dev/null" => return Ok(Resolved::Null),
+            "/proc/self/status"
+            | "/proc/self/maps"
+            | "/proc/self/stat"
+            | "/sys/devices/system/cpu/online"
+            | "/sys/devices/system/cpu/possible"
+            | "/proc/cpuinfo"
+            | "/proc/self/cmdline" => {
+                return Ok(Resolved::Synthetic(path.to_string()));
+            }
+            _ => {}
+        }
+        let p = Path::new(path);
+        let canon = match std::fs::canonicalize(p) {
+            Ok(c) => c,
+            Err(e) => {
+                // Do not reveal whether a disallowed path exists.
+                if !self.allowed(p) {
+                    return Err(EACCES);
+                }
+                return Err(io_errno(&e));
+            }
+        };
+        if self.allowed(&canon) {
+            Ok(Resolved::Host(canon))
+        } else {
+            Err(EACCES)
+        }
+    }
+
+    fn allowed(&self, p: &Path) -> bool {
+        self.allow_read.iter().any(|a| p.starts_with(a))
+    }
+
+    /// Reads from a description into `buf`. Returns bytes read or -errno; `Err(())`
+    /// means the read would block (empty pipe with writers).
+    pub fn read(&mut self, id: u32, buf: &mut [u8], at: Option<u64>) -> Result<i64, ()> {
+        let Some(d) = self.descs.get_mut(&id) else { return Ok(-EBADF) };
+        if d.flags & 3 == 1 {
+            return Ok(-EBADF);
+        }
+        let pos = at.unwrap_or(d.pos);
+        let n = match &mut d.obj {
+            Object::Stdin => match std::io::stdin().lock().read(buf) {
+                Ok(n) => n as i64,
+                Err(e) => -io_errno(&e),
+            },
+            Object::Stdout | Object::Stderr => -EBADF,
+            Object::Host { file, dir, .. } => {
+                if dir.is_some() || file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+                    -EISDIR
+                } else {
+                    match file.read_at(buf, pos) {
+                        Ok(n) => n as i64,
+                        Err(e) => -io_errno(&e),
+                    }
+                }
+            }
+            Object::Synthetic { data } => {
+                let start = (pos as usize).min(data.len());
+                let n = buf.len().min(data.len() - start);
+                buf[..n].copy_from_slice(&data[start..start + n]);
+                n as i64
+            }
+            Object::Null => 0,
+            Object::PipeRead(p) => {
+                let Some(pipe) = self.pipes.get_mut(p) else { return Ok(-EBADF) };
+                if pipe.buf.is_empty() {
+                    if pipe.writers > 0 {
+                        return if d.flags & 0o4000 != 0 { Ok(-EAGAIN) } else { Err(()) };
+                    }
+                    return Ok(0);
+                }
+                let n = buf.len().min(pipe.buf.len());
+                for (k, b) in pipe.buf.drain(..n).enumerate() {
+                    buf[k] = b;
+                }
+                return Ok(n as i64);
+            }
+            Object::PipeWrite(_) => -EBADF,
+        };
+        if n > 0 && at.is_none() {
+            d.pos += n as u64;
+        }
+        Ok(n)
+    }
+
+    /// Writes to a description. Returns bytes written or -errno; `Err(())` means the
+    /// write would block (full pipe).
+    pub fn write(&mut self, id: u32, buf: &[u8]) -> Result<i64, ()> {
+        let Some(d) = self.descs.get_mut(&id) else { return Ok(-EBADF) };
+        Ok(match &d.obj {
+            Object::Stdout => host_write(&mut std::io::stdout().lock(), buf),
+            Object::Stderr => host_write(&mut std::io::stderr().lock(), buf),
+            Object::Null => buf.len() as i64,
+            Object::PipeWrite(p) => {
+                let Some(pipe) = self.pipes.get_mut(p) else { return Ok(-EBADF) };
+                if pipe.readers == 0 {
+                    return Ok(-EPIPE);
+                }
+                let room = PIPE_CAPACITY - pipe.buf.len();
+                if room == 0 {
+                    return if d.flags & 0o4000 != 0 { Ok(-EAGAIN) } else { Err(()) };
+                }
+                let n = room.min(buf.len());
+                pipe.buf.extend(&buf[..n]);
+                n as i64
+            }
+            Object::Host { .. } | Object::Synthetic { .. } => -EBADF,
+            Object::Stdin | Object::PipeRead(_) => -EBADF,
+        })
+    }
+
+    /// fstat of a description.
+    pub fn stat(&self, id: u32) -> Result<Stat, i64> {
+        let d = self.descs.get(&id).ok_or(EBADF)?;
+        Ok(match &d.obj {
+            Object::Stdin => host_fd_stat(0),
+            Object::Stdout => host_fd_stat(1),
+            Object::Stderr => host_fd_stat(2),
+            Object::Host { file, .. } => {
+                Stat::from_meta(&file.metadata().map_err(|e| io_errno(&e))?)
+            }
+            Object::Synthetic { data } => Stat {
+                mode: 0o100444,
+                nlink: 1,
+                blksize: 1024,
+                size: data.len() as i64,
+                ..Default::default()
+            },
+            Object::Null => Stat {
+                mode: 0o20666,
+                nlink: 1,
+                rdev: (1 << 8) | 3,
+                blksize: 4096,
+                ..Default::default()
+            },
+            Object::PipeRead(_) | Object::PipeWrite(_) => {
+                Stat { mode: 0o10600, nlink: 1, blksize: 4096, ..Default::default() }
+            }
+        })
+    }
+
+    /// Metadata of a host path (for stat-by-path).
+    pub fn stat_path(&self, r: &Resolved, follow: bool) -> Result<Stat, i64> {
+        match r {
+            Resolved::Host(p) => {
+                let m = if follow { std::fs::metadata(p) } else { std::fs::symlink_metadata(p) };
+                m.map(|m| Stat::from_meta(&m)).map_err(|e| io_errno(&e))
+            }
+            Resolved::Synthetic(_) => {
+                Ok(Stat { mode: 0o100444, nlink: 1, blksize: 1024, ..Default::default() })
+            }
+            Resolved::Null => Ok(Stat {
+                mode: 0o20666,
+                nlink: 1,
+                rdev: (1 << 8) | 3,
+                blksize: 4096,
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// Fills `out` with linux_dirent64 records of a directory description.
+    pub fn getdents(&mut self, id: u32, out: &mut Vec<u8>, max: usize) -> i64 {
+        let Some(d) = self.descs.get_mut(&id) else { return -EBADF };
+        let Object::Host { path, dir, .. } = &mut d.obj else { return -ENOTDIR };
+        if dir.is_none() {
+            let rd = match std::fs::read_dir(&*path) {
+                Ok(r) => r,
+                Err(e) => return -io_errno(&e),
+            };
+            let mut v: Vec<(u64, u8, Vec<u8>)> =
+                vec![(1, 4, b".".to_vec()), (1, 4, b"..".to_vec())];
+            let mut names: Vec<_> = rd.filter_map(Result::ok).collect();
+            names.sort_by_key(std::fs::DirEntry::file_name);
+            for e in names {
+                use std::os::unix::ffi::OsStrExt;
+                let ty = match e.file_type() {
+                    Ok(t) if t.is_dir() => 4,
+                    Ok(t) if t.is_symlink() => 10,
+                    Ok(t) if t.is_file() => 8,
+                    _ => 0,
+                };
+                let ino = e.metadata().map(|m| m.ino()).unwrap_or(1);
+                v.push((ino, ty, e.file_name().as_bytes().to_vec()));
+            }
+            *dir = Some(v);
+        }
+        let entries = dir.as_ref().map_or(&[][..], |v| &v[..]);
+        let mut k = d.pos as usize;
+        while k < entries.len() {
+            let (ino, ty, name) = &entries[k];
+            let reclen = (19 + name.len() + 1 + 7) & !7;
+            if out.len() + reclen > max {
+                break;
+            }
+            let start = out.len();
+            out.extend_from_slice(&ino.to_le_bytes());
+            out.extend_from_slice(&((k + 1) as i64).to_le_bytes());
+            out.extend_from_slice(&(reclen as u16).to_le_bytes());
+            out.push(*ty);
+            out.extend_from_slice(name);
+            out.resize(start + reclen, 0);
+            k += 1;
+        }
+        if k == d.pos as usize && k < entries.len() {
+            return -EINVAL;
+        }
+        d.pos = k as u64;
+        out.len() as i64
+    }
+}
+
+fn host_write(w: &mut impl Write, buf: &[u8]) -> i64 {
+    match w.write_all(buf).and_then(|()| w.flush()) {
+        Ok(()) => buf.len() as i64,
+        Err(e) => -io_errno(&e),
+    }
+}
+
+fn host_fd_stat(fd: u32) -> Stat {
+    // Report what the real stream is (pipe, file, terminal), so buffering decisions in
+    // the guest's libc match a native run.
+    std::fs::metadata(format!("/proc/self/fd/{fd}")).map(|m| Stat::from_meta(&m)).unwrap_or(Stat {
+        mode: 0o10600,
+        nlink: 1,
+        blksize: 4096,
+        ..Default::default()
+    })
+}
+
+/// The errno of a host I/O error.
+pub fn io_errno(e: &std::io::Error) -> i64 {
+    use std::io::ErrorKind as K;
+    match e.raw_os_error() {
+        Some(n) => i64::from(n),
+        None => match e.kind() {
+            K::NotFound => ENOENT,
+            K::PermissionDenied => EACCES,
+            K::BrokenPipe => EPIPE,
+            _ => EIO,
+        },
+    }
+}

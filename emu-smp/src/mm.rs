@@ -1,0 +1,661 @@
+//! The address space of a process (Linux `mm_struct`): VMAs, page tables in guest
+//! physical memory built on demand by the page-fault handler, and the operations behind
+//! mmap, munmap, mprotect, mremap, madvise and brk. Pages are faulted in lazily, as in
+//! Linux: anonymous pages zero-filled, ELF segments copied from the image on first touch.
+//!
+//! Unmapping follows mm/memory.c's `zap_page_range` and `free_pgtables` in spirit: PTEs
+//! are cleared, the pages and (for unmaps) emptied page-table pages are collected in a
+//! [`Gather`] (the kernel's `mmu_gather`), and freed only after the TLB flush that makes
+//! them unreachable.
+
+use emu_mmu::pte::{self, PageTables, ADDR, NX, P, PS, RW, SW_COW, US};
+use emu_mmu::{OutOfMemory, Pfn, PhysMem};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Page size.
+pub const PAGE: u64 = 4096;
+/// Protection: readable.
+pub const PROT_READ: u8 = 1;
+/// Protection: writable.
+pub const PROT_WRITE: u8 = 2;
+/// Protection: executable.
+pub const PROT_EXEC: u8 = 4;
+
+/// Top of the user stack (no randomisation; Linux's TASK_SIZE minus one page).
+pub const STACK_TOP: u64 = 0x7fff_ffff_f000;
+/// Default stack size limit (RLIMIT_STACK).
+pub const STACK_LIMIT: u64 = 8 << 20;
+/// Highest address the top-down mmap allocator uses (below the stack gap, mm/util.c
+/// `mmap_base` with a 128 MiB minimum gap and no randomisation).
+pub const MMAP_BASE: u64 = STACK_TOP - (128 << 20) - STACK_LIMIT;
+/// Lowest address mmap hands out.
+pub const MMAP_MIN: u64 = 0x1_0000;
+
+/// Rounds up to a page.
+pub fn page_up(v: u64) -> u64 {
+    v.wrapping_add(PAGE - 1) & !(PAGE - 1)
+}
+
+/// Where the bytes of a file-backed mapping come from.
+#[derive(Clone, Debug)]
+pub enum Backing {
+    /// Anonymous memory: zero-filled.
+    Anon,
+    /// Bytes of an in-memory image: virtual addresses `[va, va + len)` hold
+    /// `data[off .. off + len]`; the rest of the mapping reads as zero (ELF `.bss`).
+    Image {
+        /// The file contents.
+        data: Arc<[u8]>,
+        /// First virtual address backed by the file.
+        va: u64,
+        /// File offset of `va`.
+        off: u64,
+        /// Bytes backed by the file.
+        len: u64,
+    },
+}
+
+/// What a mapping is, for /proc/self/maps and statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmaKind {
+    /// Anonymous mmap.
+    Anon,
+    /// The program image.
+    Image,
+    /// The heap (brk).
+    Heap,
+    /// The main thread's stack.
+    Stack,
+}
+
+/// A virtual memory area.
+#[derive(Clone, Debug)]
+pub struct Vma {
+    /// First address.
+    pub start: u64,
+    /// One past the last address.
+    pub end: u64,
+    /// `PROT_*` bits.
+    pub prot: u8,
+    /// MAP_SHARED: pages are shared with forked children rather than copied on write.
+    pub shared: bool,
+    /// Contents.
+    pub backing: Backing,
+    /// Kind.
+    pub kind: VmaKind,
+    /// madvise(MADV_HUGEPAGE) was applied.
+    pub hugepage: bool,
+}
+
+impl Vma {
+    fn pte_flags(&self) -> u64 {
+        let mut f = P | US;
+        if self.prot & PROT_WRITE != 0 {
+            f |= RW;
+        }
+        if self.prot & PROT_EXEC == 0 {
+            f |= NX;
+        }
+        f
+    }
+}
+
+/// Pages and page-table pages unmapped but not yet freed: they may still be reachable
+/// through TLBs until the flush that covers `[start, end)` completes (mmu_gather).
+#[derive(Debug, Default)]
+pub struct Gather {
+    /// Lowest address unmapped.
+    pub start: u64,
+    /// One past the highest.
+    pub end: u64,
+    /// Leaf pages to release after the flush.
+    pub pages: Vec<Pfn>,
+    /// Page-table pages to release after the flush (non-empty: `freed_tables`).
+    pub tables: Vec<Pfn>,
+    /// Whether a 2 MiB mapping was removed (flush stride).
+    pub huge: bool,
+}
+
+impl Gather {
+    fn note(&mut self, a: u64, b: u64) {
+        if self.pages.is_empty() && self.tables.is_empty() && self.start == self.end {
+            self.start = a;
+            self.end = b;
+        } else {
+            self.start = self.start.min(a);
+            self.end = self.end.max(b);
+        }
+    }
+    /// True when nothing was unmapped.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+    /// True when page-table pages are being freed (lazy CPUs must be flushed too).
+    pub fn freed_tables(&self) -> bool {
+        !self.tables.is_empty()
+    }
+}
+
+/// Result of a page fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// A page was mapped (zero-filled or copied).
+    Mapped,
+    /// A copy-on-write page was broken.
+    CowBroken,
+    /// The PTE already allowed the access: a stale TLB entry caused the fault.
+    Spurious,
+    /// No mapping, or the mapping forbids the access: SIGSEGV.
+    Segv,
+}
+
+/// True when two VMAs' contents come from the same source at the same offsets.
+fn same_backing(a: &Backing, b: &Backing) -> bool {
+    match (a, b) {
+        (Backing::Anon, Backing::Anon) => true,
+        (
+            Backing::Image { data: d1, va: v1, off: o1, len: l1 },
+            Backing::Image { data: d2, va: v2, off: o2, len: l2 },
+        ) => Arc::ptr_eq(d1, d2) && v1 == v2 && o1 == o2 && l1 == l2,
+        _ => false,
+    }
+}
+
+/// A process address space.
+pub struct Mm {
+    /// Identifier.
+    pub id: u32,
+    /// PML4 frame.
+    pub root: Pfn,
+    /// Areas by start address.
+    pub vmas: BTreeMap<u64, Vma>,
+    /// Start of the heap.
+    pub brk_start: u64,
+    /// Current program break.
+    pub brk: u64,
+    /// Page-table pages in use (PML4 included).
+    pub table_pages: u64,
+    /// Resident pages mapped.
+    pub rss: u64,
+    /// Faults handled, by outcome.
+    pub faults: u64,
+}
+
+impl Mm {
+    /// An empty address space.
+    pub fn new(id: u32, phys: &mut PhysMem) -> Result<Mm, OutOfMemory> {
+        let root = phys.alloc()?;
+        Ok(Mm {
+            id,
+            root,
+            vmas: BTreeMap::new(),
+            brk_start: 0,
+            brk: 0,
+            table_pages: 1,
+            rss: 0,
+            faults: 0,
+        })
+    }
+
+    /// The VMA containing `va`.
+    pub fn find(&self, va: u64) -> Option<&Vma> {
+        self.vmas.range(..=va).next_back().map(|(_, v)| v).filter(|v| va < v.end)
+    }
+
+    /// True when `[start, end)` intersects no VMA.
+    pub fn is_free(&self, start: u64, end: u64) -> bool {
+        if let Some((_, v)) = self.vmas.range(..end).next_back() {
+            if v.end > start {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Highest free gap of `len` bytes at or below `MMAP_BASE` (top-down, as Linux).
+    pub fn find_free(&self, len: u64) -> Option<u64> {
+        let mut top = MMAP_BASE;
+        for (_, v) in self.vmas.range(..MMAP_BASE).rev() {
+            if v.end <= top && top - v.end >= len {
+                return Some(top - len);
+            }
+            top = top.min(v.start);
+        }
+        (top >= MMAP_MIN + len).then(|| top - len)
+    }
+
+    /// Inserts a VMA (the range must be free), merging it with compatible neighbours as
+    /// Linux's `vma_merge` does.
+    pub fn insert(&mut self, vma: Vma) {
+        let (lo, hi) = (vma.start, vma.end);
+        self.vmas.insert(vma.start, vma);
+        self.merge_range(lo, hi);
+    }
+
+    /// Splits VMAs so that `addr` is a boundary.
+    fn split_at(&mut self, addr: u64) {
+        let hit = self.vmas.range(..addr).next_back().map(|(k, v)| (*k, v.end));
+        if let Some((k, end)) = hit {
+            if end > addr {
+                let Some(v) = self.vmas.get_mut(&k) else { return };
+                let mut tail = v.clone();
+                v.end = addr;
+                tail.start = addr;
+                self.vmas.insert(addr, tail);
+            }
+        }
+    }
+
+    /// Removes VMAs in `[start, end)`, splitting partial ones, and unmaps their pages
+    /// into `g` (freeing emptied page tables).
+    pub fn unmap(&mut self, phys: &mut PhysMem, start: u64, end: u64, g: &mut Gather) {
+        self.split_at(start);
+        self.split_at(end);
+        let keys: Vec<u64> = self.vmas.range(start..end).map(|(k, _)| *k).collect();
+        for k in keys {
+            self.vmas.remove(&k);
+        }
+        self.zap(phys, start, end, true, g);
+    }
+
+    /// Changes the protection of `[start, end)` (all of it must be mapped), updating
+    /// present PTEs. Returns false if part of the range is unmapped.
+    pub fn protect(&mut self, phys: &mut PhysMem, start: u64, end: u64, prot: u8) -> bool {
+        let mut a = start;
+        while a < end {
+            match self.find(a) {
+                Some(v) => a = v.end,
+                None => return false,
+            }
+        }
+        self.split_at(start);
+        self.split_at(end);
+        let keys: Vec<u64> = self.vmas.range(start..end).map(|(k, _)| *k).collect();
+        for k in keys {
+            if let Some(v) = self.vmas.get_mut(&k) {
+                v.prot = prot;
+                let flags = v.pte_flags();
+                let (s, e, shared) = (v.start, v.end, v.shared);
+                self.for_each_leaf(phys, s, e, |phys, pte_pa, pte, _| {
+                    let mut new = (pte & !(RW | NX)) | (flags & (RW | NX));
+                    // A shared-by-fork page stays read-only until its COW is broken.
+                    if pte & SW_COW != 0 && !shared {
+                        new &= !RW;
+                    }
+                    if new != pte {
+                        phys.write_u64(pte_pa, new);
+                    }
+                });
+            }
+        }
+        self.merge_range(start, end);
+        true
+    }
+
+    /// Merges adjacent VMAs with identical attributes that touch `[lo, hi]` (Linux's
+    /// vma_merge, applied after inserts and protection changes).
+    fn merge_range(&mut self, lo: u64, hi: u64) {
+        let first = self.vmas.range(..lo).next_back().map_or(lo, |(k, _)| *k);
+        let keys: Vec<u64> = self.vmas.range(first..=hi).map(|(k, _)| *k).collect();
+        let mut prev: Option<u64> = None;
+        for k in keys {
+            if let Some(p) = prev {
+                let mergeable = match (self.vmas.get(&p), self.vmas.get(&k)) {
+                    (Some(a), Some(b)) => {
+                        a.end == b.start
+                            && a.prot == b.prot
+                            && a.shared == b.shared
+                            && a.kind == b.kind
+                            && a.hugepage == b.hugepage
+                            && same_backing(&a.backing, &b.backing)
+                    }
+                    _ => false,
+                };
+                if mergeable {
+                    if let Some(b) = self.vmas.remove(&k) {
+                        if let Some(a) = self.vmas.get_mut(&p) {
+                            a.end = b.end;
+                        }
+                    }
+                    continue;
+                }
+            }
+            prev = Some(k);
+        }
+    }
+
+    /// Calls `f(phys, pte_pa, pte, va)` for each present leaf in `[start, end)`.
+    pub fn for_each_leaf(
+        &self,
+        phys: &mut PhysMem,
+        start: u64,
+        end: u64,
+        mut f: impl FnMut(&mut PhysMem, u64, u64, u64),
+    ) {
+        fn rec(
+            phys: &mut PhysMem,
+            table: u64,
+            level: u8,
+            base: u64,
+            start: u64,
+            end: u64,
+            f: &mut dyn FnMut(&mut PhysMem, u64, u64, u64),
+        ) {
+            let span = 1u64 << (12 + 9 * (u32::from(level) - 1));
+            for i in 0..512u64 {
+                let lo = base + i * span;
+                let hi = lo + span;
+                if hi <= start || lo >= end {
+                    continue;
+                }
+                let epa = table + 8 * i;
+                let e = phys.read_u64(epa);
+                if e & P == 0 {
+                    continue;
+                }
+                if level == 1 || (level == 2 && e & PS != 0) {
+                    f(phys, epa, e, lo);
+                } else {
+                    rec(phys, e & ADDR, level - 1, lo, start, end, f);
+                }
+            }
+        }
+        rec(phys, self.root.addr(), 4, 0, start, end, &mut f);
+    }
+
+    /// Clears the PTEs of `[start, end)`, moving their pages into `g`; with
+    /// `free_tables`, page-table pages left empty are unhooked and moved into `g` too.
+    pub fn zap(
+        &mut self,
+        phys: &mut PhysMem,
+        start: u64,
+        end: u64,
+        free_tables: bool,
+        g: &mut Gather,
+    ) {
+        let mut pages = Vec::new();
+        let mut huge = false;
+        self.for_each_leaf(phys, start, end, |phys, pte_pa, pte, va| {
+            phys.write_u64(pte_pa, 0);
+            if pte & PS != 0 {
+                huge = true;
+                // A 2 MiB page is 512 frames allocated together; release each.
+                for k in 0..512 {
+                    pages.push(Pfn(((pte & ADDR & !0x1f_ffff) >> 12) + k));
+                }
+            } else {
+                pages.push(Pfn((pte & ADDR) >> 12));
+            }
+            let _ = va;
+        });
+        if !pages.is_empty() {
+            g.note(start, end);
+        }
+        self.rss = self.rss.saturating_sub(pages.len() as u64);
+        g.huge |= huge;
+        g.pages.extend(pages);
+        if free_tables {
+            let before = g.tables.len();
+            self.free_empty_tables(phys, start, end, g);
+            if g.tables.len() > before {
+                g.note(start, end);
+            }
+        }
+    }
+
+    /// Unhooks page-table pages under `[start, end)` that no longer map anything and
+    /// whose span no VMA still uses (mm/memory.c `free_pgtables` floor/ceiling rule).
+    fn free_empty_tables(&mut self, phys: &mut PhysMem, start: u64, end: u64, g: &mut Gather) {
+        let root = self.root.addr();
+        let mut freed = 0u64;
+        // Levels 1..3 (PT, PD, PDPT), bottom-up so emptied parents are seen.
+        for level in 1..=3u8 {
+            let span = 1u64 << (12 + 9 * u32::from(level)); // region one table covers
+            let mut a = start & !(span - 1);
+            while a < end {
+                let region_end = a.saturating_add(span);
+                if self.is_free(a, region_end) {
+                    if let Some(parent) = emu_mmu::table_at(phys, root, a, level + 1) {
+                        let epa = parent + 8 * pte::index(a, level + 1);
+                        let e = phys.read_u64(epa);
+                        if e & P != 0 && e & PS == 0 {
+                            let t = Pfn((e & ADDR) >> 12);
+                            if PageTables::table_empty(phys, t) {
+                                phys.write_u64(epa, 0);
+                                g.tables.push(t);
+                                freed += 1;
+                            }
+                        }
+                    }
+                }
+                a = region_end;
+                if a == 0 {
+                    break;
+                }
+            }
+        }
+        self.table_pages -= freed;
+    }
+
+    /// Handles a page fault at `va`.
+    pub fn fault(
+        &mut self,
+        phys: &mut PhysMem,
+        va: u64,
+        write: bool,
+        exec: bool,
+    ) -> Result<Fault, OutOfMemory> {
+        self.faults += 1;
+        let Some(vma) = self.find(va).cloned() else { return Ok(Fault::Segv) };
+        let need = if write {
+            PROT_WRITE
+        } else if exec {
+            PROT_EXEC
+        } else {
+            PROT_READ
+        };
+        if vma.prot & need == 0 {
+            return Ok(Fault::Segv);
+        }
+        if let Some(leaf) = PageTables::leaf(phys, self.root, va) {
+            let pte = leaf.pte;
+            if write && pte & RW == 0 {
+                if pte & SW_COW != 0 {
+                    return self.break_cow(phys, leaf.pte_pa, pte).map(|_| Fault::CowBroken);
+                }
+                return Ok(Fault::Segv);
+            }
+            return Ok(Fault::Spurious);
+        }
+        let page = va & !(PAGE - 1);
+        let frame = phys.alloc()?;
+        if let Backing::Image { data, va: fva, off, len } = &vma.backing {
+            let lo = page.max(*fva);
+            let hi = (page + PAGE).min(fva + len);
+            if lo < hi {
+                let src = (off + (lo - fva)) as usize;
+                let n = (hi - lo) as usize;
+                let dst = phys.slice_mut(frame.addr() + (lo - page), n);
+                if let Some(s) = data.get(src..src + n) {
+                    dst.copy_from_slice(s);
+                }
+            }
+        }
+        let mut created = Vec::new();
+        let epa = match PageTables::entry(phys, self.root, page, 1, true, &mut created)? {
+            Some(e) => e,
+            None => {
+                phys.put(frame);
+                return Ok(Fault::Segv);
+            }
+        };
+        self.table_pages += created.len() as u64;
+        phys.write_u64(epa, frame.addr() | vma.pte_flags());
+        self.rss += 1;
+        Ok(Fault::Mapped)
+    }
+
+    fn break_cow(&mut self, phys: &mut PhysMem, pte_pa: u64, pte: u64) -> Result<(), OutOfMemory> {
+        let old = Pfn((pte & ADDR) >> 12);
+        let new_pte_base = (pte & !(ADDR | SW_COW)) | RW;
+        if phys.refs(old) == 1 {
+            phys.write_u64(pte_pa, new_pte_base | old.addr());
+        } else {
+            let new = phys.alloc()?;
+            phys.copy_frame(old, new);
+            phys.put(old);
+            phys.write_u64(pte_pa, new_pte_base | new.addr());
+        }
+        Ok(())
+    }
+
+    /// Makes sure the page holding `va` is mapped (kernel-side population, e.g. to build
+    /// the initial stack), returning its physical address.
+    pub fn populate(&mut self, phys: &mut PhysMem, va: u64) -> Result<Option<u64>, OutOfMemory> {
+        if PageTables::leaf(phys, self.root, va).is_none() {
+            match self.fault(phys, va, true, false)? {
+                Fault::Mapped | Fault::CowBroken | Fault::Spurious => {}
+                Fault::Segv => return Ok(None),
+            }
+        }
+        Ok(PageTables::leaf(phys, self.root, va).map(|l| (l.pte & ADDR) | (va & 0xfff)))
+    }
+
+    /// Writes bytes into this address space from the kernel side (populating pages).
+    pub fn poke(&mut self, phys: &mut PhysMem, va: u64, bytes: &[u8]) -> Result<bool, OutOfMemory> {
+        let mut done = 0;
+        while done < bytes.len() {
+            let a = va + done as u64;
+            let n = ((PAGE - (a & 0xfff)) as usize).min(bytes.len() - done);
+            let Some(pa) = self.populate(phys, a)? else { return Ok(false) };
+            phys.slice_mut(pa, n).copy_from_slice(&bytes[done..done + n]);
+            done += n;
+        }
+        Ok(true)
+    }
+
+    /// Duplicates this address space for fork: private writable pages become shared
+    /// copy-on-write in both (parent PTEs are write-protected), shared mappings share
+    /// frames, page tables are copied.
+    pub fn fork(&mut self, phys: &mut PhysMem, id: u32) -> Result<Mm, OutOfMemory> {
+        let mut child = Mm::new(id, phys)?;
+        child.vmas = self.vmas.clone();
+        child.brk_start = self.brk_start;
+        child.brk = self.brk;
+        let mut leaves = Vec::new();
+        for v in self.vmas.values() {
+            let shared = v.shared;
+            self.for_each_leaf(phys, v.start, v.end, |_, pte_pa, pte, va| {
+                leaves.push((pte_pa, pte, va, shared));
+            });
+        }
+        for (pte_pa, pte, va, shared) in leaves {
+            let mut cpte = pte;
+            if !shared && pte & RW != 0 {
+                cpte = (pte & !RW) | SW_COW;
+                phys.write_u64(pte_pa, cpte);
+            } else if !shared && pte & SW_COW != 0 {
+                cpte = pte;
+            }
+            let frame = Pfn((pte & ADDR) >> 12);
+            phys.get(frame);
+            let mut created = Vec::new();
+            let level = if pte & PS != 0 { 2 } else { 1 };
+            if let Some(epa) = PageTables::entry(phys, child.root, va, level, true, &mut created)? {
+                phys.write_u64(epa, cpte);
+            }
+            child.table_pages += created.len() as u64;
+            child.rss += 1;
+        }
+        Ok(child)
+    }
+
+    /// Tears the whole address space down into `g` (exit_mmap). The PML4 is freed too.
+    pub fn teardown(&mut self, phys: &mut PhysMem, g: &mut Gather) {
+        let vmas: Vec<(u64, u64)> = self.vmas.values().map(|v| (v.start, v.end)).collect();
+        self.vmas.clear();
+        for (s, e) in vmas {
+            self.zap(phys, s, e, true, g);
+        }
+        g.tables.push(self.root);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn anon(start: u64, end: u64, prot: u8) -> Vma {
+        Vma {
+            start,
+            end,
+            prot,
+            shared: false,
+            backing: Backing::Anon,
+            kind: VmaKind::Anon,
+            hugepage: false,
+        }
+    }
+
+    #[test]
+    fn demand_fault_and_unmap_frees_tables() {
+        let mut phys = PhysMem::new(64);
+        let mut mm = Mm::new(1, &mut phys).unwrap();
+        mm.insert(anon(0x10_0000, 0x20_0000, PROT_READ | PROT_WRITE));
+        assert_eq!(mm.fault(&mut phys, 0x10_1234, true, false).unwrap(), Fault::Mapped);
+        assert_eq!(mm.fault(&mut phys, 0x10_1234, true, false).unwrap(), Fault::Spurious);
+        assert_eq!(mm.fault(&mut phys, 0x30_0000, false, false).unwrap(), Fault::Segv);
+        assert_eq!(mm.table_pages, 4);
+        let mut g = Gather::default();
+        mm.unmap(&mut phys, 0x10_0000, 0x20_0000, &mut g);
+        assert_eq!(g.pages.len(), 1);
+        assert_eq!(g.tables.len(), 3, "PT, PD and PDPT emptied");
+        assert!(g.freed_tables());
+        assert_eq!(mm.table_pages, 1);
+    }
+
+    #[test]
+    fn partial_unmap_splits_and_keeps_tables_in_use() {
+        let mut phys = PhysMem::new(64);
+        let mut mm = Mm::new(1, &mut phys).unwrap();
+        mm.insert(anon(0x10_0000, 0x10_4000, PROT_READ | PROT_WRITE));
+        for k in 0..4 {
+            mm.fault(&mut phys, 0x10_0000 + k * PAGE, true, false).unwrap();
+        }
+        let mut g = Gather::default();
+        mm.unmap(&mut phys, 0x10_1000, 0x10_2000, &mut g);
+        assert_eq!(g.pages.len(), 1);
+        assert!(!g.freed_tables());
+        assert_eq!(mm.vmas.len(), 2);
+        assert!(mm.find(0x10_1000).is_none() && mm.find(0x10_2000).is_some());
+    }
+
+    #[test]
+    fn mprotect_and_cow() {
+        let mut phys = PhysMem::new(64);
+        let mut mm = Mm::new(1, &mut phys).unwrap();
+        mm.insert(anon(0x10_0000, 0x10_2000, PROT_READ | PROT_WRITE));
+        mm.fault(&mut phys, 0x10_0000, true, false).unwrap();
+        assert!(mm.protect(&mut phys, 0x10_0000, 0x10_1000, PROT_READ));
+        assert_eq!(mm.fault(&mut phys, 0x10_0000, true, false).unwrap(), Fault::Segv);
+        assert!(mm.protect(&mut phys, 0x10_0000, 0x10_1000, PROT_READ | PROT_WRITE));
+        assert_eq!(mm.vmas.len(), 1, "merged back");
+        let mut child = mm.fork(&mut phys, 2).unwrap();
+        assert_eq!(child.fault(&mut phys, 0x10_0000, true, false).unwrap(), Fault::CowBroken);
+        assert_eq!(mm.fault(&mut phys, 0x10_0000, true, false).unwrap(), Fault::CowBroken);
+        let a = PageTables::leaf(&phys, mm.root, 0x10_0000).unwrap().pte & ADDR;
+        let b = PageTables::leaf(&phys, child.root, 0x10_0000).unwrap().pte & ADDR;
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn find_free_is_top_down() {
+        let mut phys = PhysMem::new(64);
+        let mut mm = Mm::new(1, &mut phys).unwrap();
+        let a = mm.find_free(0x2000).unwrap();
+        assert_eq!(a, MMAP_BASE - 0x2000);
+        mm.insert(anon(a, a + 0x2000, PROT_READ));
+        assert_eq!(mm.find_free(0x1000).unwrap(), a - 0x1000);
+    }
+}

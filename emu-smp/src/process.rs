@@ -1,0 +1,619 @@
+//! Process and thread lifecycle (kernel/fork.c, kernel/exit.c) and futexes
+//! (kernel/futex/): clone, clone3, fork, exit, exit_group, wait4, and FUTEX_WAIT/WAKE,
+//! REQUEUE/CMP_REQUEUE, WAKE_OP and the bitset variants.
+
+use crate::fs::errno::*;
+use crate::machine::{sig, Machine, Outcome};
+use crate::mm::Gather;
+use crate::syscall::{le64, Sys, EPOCH_S};
+use crate::task::{State, Task, Wait};
+use emu_mmu::Flush;
+
+/// clone(2) flags.
+#[allow(missing_docs)]
+pub mod cl {
+    pub const VM: u64 = 0x100;
+    pub const FS: u64 = 0x200;
+    pub const FILES: u64 = 0x400;
+    pub const SIGHAND: u64 = 0x800;
+    pub const VFORK: u64 = 0x4000;
+    pub const PARENT: u64 = 0x8000;
+    pub const THREAD: u64 = 0x10000;
+    pub const SETTLS: u64 = 0x80000;
+    pub const PARENT_SETTID: u64 = 0x100000;
+    pub const CHILD_CLEARTID: u64 = 0x200000;
+    pub const CHILD_SETTID: u64 = 0x1000000;
+}
+
+impl Machine {
+    /// clone(2): x86-64 argument order (flags, stack, parent_tid, child_tid, tls).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn sys_clone(
+        &mut self,
+        c: usize,
+        tid: u32,
+        flags: u64,
+        stack: u64,
+        ptid: u64,
+        ctid: u64,
+        tls: u64,
+        _stack_size: Option<u64>,
+    ) -> Sys {
+        if flags & cl::THREAD != 0 && flags & cl::SIGHAND == 0
+            || flags & cl::SIGHAND != 0 && flags & cl::VM == 0
+        {
+            return Sys::Ret(-EINVAL);
+        }
+        let Some(parent) = self.tasks.get(&tid).cloned() else { return Sys::Ret(-ESRCH) };
+        let new = self.next_id;
+        self.next_id += 1;
+        // Address space.
+        let mm = if flags & cl::VM != 0 {
+            parent.mm
+        } else {
+            let id = new;
+            let Some(pm) = self.mms.get_mut(&parent.mm) else { return Sys::Ret(-ENOMEM) };
+            let child = match pm.fork(&mut self.mem.phys, id) {
+                Ok(m) => m,
+                Err(_) => return Sys::Ret(-ENOMEM),
+            };
+            self.mms.insert(id, child);
+            // The parent's writable pages are now write-protected: drop stale writable
+            // translations wherever the parent's mm is loaded.
+            self.flush_mm_everywhere(parent.mm);
+            self.kstats.forks += 1;
+            id
+        };
+        // Descriptor table.
+        let files = if flags & cl::FILES != 0 {
+            parent.files
+        } else {
+            let tab = self.fdtables.get(&parent.files).cloned().unwrap_or_default();
+            for (id, _) in tab.fds.values() {
+                self.files.get(*id);
+            }
+            self.fdtables.insert(new, tab);
+            new
+        };
+        let sighand = if flags & cl::SIGHAND != 0 {
+            parent.sighand
+        } else {
+            let h = self.sighands.get(&parent.sighand).cloned().unwrap_or_default();
+            self.sighands.insert(new, h);
+            new
+        };
+        let mut cpu = parent.cpu.clone();
+        cpu.gpr[0] = 0;
+        if stack != 0 {
+            cpu.gpr[4] = stack;
+        }
+        if flags & cl::SETTLS != 0 {
+            cpu.seg_base[1] = tls;
+        }
+        let (tgid, ppid) = if flags & cl::THREAD != 0 {
+            (parent.tgid, parent.ppid)
+        } else if flags & cl::PARENT != 0 {
+            (new, parent.ppid)
+        } else {
+            (new, parent.tgid)
+        };
+        let exit_signal = if flags & cl::THREAD != 0 { 0 } else { (flags & 0xff) as u32 };
+        let child = Task {
+            tid: new,
+            tgid,
+            ppid,
+            cpu,
+            mm,
+            files,
+            sighand,
+            state: State::Runnable,
+            clear_child_tid: if flags & cl::CHILD_CLEARTID != 0 { ctid } else { 0 },
+            robust_list: 0,
+            sigmask: parent.sigmask,
+            pending: 0,
+            exit_status: 0,
+            exit_signal,
+            rseq: None,
+            affinity: parent.affinity.clone(),
+            last_cpu: c,
+            comm: parent.comm.clone(),
+            altstack: if flags & cl::VM != 0 && flags & cl::VFORK == 0 {
+                (0, 2, 0)
+            } else {
+                parent.altstack
+            },
+        };
+        let at = parent.cpu.time_fp;
+        self.tasks.insert(new, child);
+        if flags & cl::PARENT_SETTID != 0
+            && self.write_user(c, tid, ptid, &new.to_le_bytes()).is_err()
+        {
+            return Sys::Ret(-EFAULT);
+        }
+        if flags & cl::CHILD_SETTID != 0 {
+            // Written in the child's address space.
+            self.poke_mm(mm, ctid, &new.to_le_bytes());
+        }
+        self.kstats.clones += 1;
+        self.runq.push_back((new, at));
+        if flags & cl::VFORK != 0 {
+            if let Some(t) = self.tasks.get_mut(&tid) {
+                t.cpu.gpr[0] = u64::from(new);
+            }
+            return Sys::Block(Wait::Vfork(new));
+        }
+        Sys::Ret(i64::from(new))
+    }
+
+    /// clone3(2): struct clone_args.
+    pub(crate) fn sys_clone3(&mut self, c: usize, tid: u32, args: u64, size: u64) -> Sys {
+        if !(64..=4096).contains(&size) {
+            return Sys::Ret(-EINVAL);
+        }
+        let mut b = vec![0u8; size as usize];
+        if self.read_user(c, tid, args, &mut b).is_err() {
+            return Sys::Ret(-EFAULT);
+        }
+        let w = |i: usize| le64(&b[8 * i..8 * i + 8]);
+        let (flags, _pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls) =
+            (w(0), w(1), w(2), w(3), w(4), w(5), w(6), w(7));
+        if flags & 0xff != 0 || exit_signal > 64 {
+            return Sys::Ret(-EINVAL);
+        }
+        let top = if stack != 0 { stack + stack_size } else { 0 };
+        self.sys_clone(
+            c,
+            tid,
+            flags | exit_signal,
+            top,
+            parent_tid,
+            child_tid,
+            tls,
+            Some(stack_size),
+        )
+    }
+
+    /// Writes bytes into an address space other than the running one.
+    fn poke_mm(&mut self, mm: u32, va: u64, bytes: &[u8]) {
+        if let Some(m) = self.mms.get_mut(&mm) {
+            let _ = m.poke(&mut self.mem.phys, va, bytes);
+        }
+    }
+
+    /// Full flush of an mm on every core that has it loaded.
+    pub(crate) fn flush_mm_everywhere(&mut self, mmid: u32) {
+        let Some(root) = self.mms.get(&mmid).map(|m| m.root.addr()) else { return };
+        for k in 0..self.cores.len() {
+            if self.mem.core(k).root == root {
+                let pcid = self.mem.core(k).pcid;
+                self.mem.flush(k, &Flush::Pcid(pcid));
+            }
+        }
+    }
+
+    /// exit(2) of one thread.
+    pub(crate) fn exit_thread(&mut self, c: usize, tid: u32, code: i32) {
+        let Some(t) = self.tasks.get(&tid) else { return };
+        let tgid = t.tgid;
+        let live =
+            self.tasks.values().filter(|o| o.tgid == tgid && o.state != State::Zombie).count();
+        if live <= 1 {
+            self.exit_group(c, tid, code << 8, false);
+            return;
+        }
+        self.release_thread(c, tid);
+        self.tasks.remove(&tid);
+    }
+
+    /// mm_release: CLONE_CHILD_CLEARTID handling, then off the CPU.
+    fn release_thread(&mut self, c: usize, tid: u32) {
+        let Some(t) = self.tasks.get(&tid) else { return };
+        let (ctid, mm) = (t.clear_child_tid, t.mm);
+        if ctid != 0 {
+            self.poke_mm(mm, ctid, &0u32.to_le_bytes());
+            let at = self.tasks.get(&tid).map_or(0, |t| t.cpu.time_fp);
+            if let Some((kmm, key)) = self.futex_key(tid, ctid, false) {
+                self.futex_wake_key(kmm, key, 1, u32::MAX, at);
+            }
+        }
+        self.unschedule(tid);
+        let _ = c;
+    }
+
+    /// Takes a task off whatever core it runs on.
+    fn unschedule(&mut self, tid: u32) {
+        if let Some(State::Running(k)) = self.tasks.get(&tid).map(|t| t.state.clone()) {
+            if self.cores[k].current == Some(tid) {
+                self.deschedule(k);
+            }
+        }
+        self.runq.retain(|(t, _)| *t != tid);
+    }
+
+    /// exit_group(2), or death by signal (`status` is then the signal number).
+    pub(crate) fn exit_group(&mut self, c: usize, tid: u32, status: i32, signaled: bool) {
+        let Some(tgid) = self.tasks.get(&tid).map(|t| t.tgid) else { return };
+        let members: Vec<u32> =
+            self.tasks.values().filter(|t| t.tgid == tgid).map(|t| t.tid).collect();
+        let at = self.tasks.get(&tid).map_or(0, |t| t.cpu.time_fp);
+        for m in &members {
+            self.release_thread(c, *m);
+            if *m != tgid {
+                self.tasks.remove(m);
+            }
+        }
+        let Some(leader) = self.tasks.get(&tgid).cloned() else { return };
+        // Release the address space if no other task uses it.
+        if !self.tasks.values().any(|t| t.mm == leader.mm && t.tgid != tgid) {
+            if let Some(mut mm) = self.mms.remove(&leader.mm) {
+                let mut g = Gather::default();
+                mm.teardown(&mut self.mem.phys, &mut g);
+                // Cores still holding this mm's root switch away before its tables go.
+                let root = mm.root.addr();
+                for k in 0..self.cores.len() {
+                    if self.mem.core(k).root == root {
+                        self.mem.write_cr3(k, 0, 0, false);
+                    }
+                }
+                for p in g.pages {
+                    self.mem.phys.put(p);
+                }
+                for t in g.tables {
+                    self.mem.phys.put(t);
+                }
+            }
+        }
+        if !self.tasks.values().any(|t| t.files == leader.files && t.tgid != tgid) {
+            if let Some(tab) = self.fdtables.remove(&leader.files) {
+                for (id, _) in tab.fds.values() {
+                    self.files.put(*id);
+                }
+                self.wake_io();
+            }
+        }
+        if let Some(t) = self.tasks.get_mut(&tgid) {
+            t.state = State::Zombie;
+            t.exit_status = status;
+        }
+        // Children are reparented to the initial process.
+        let init = self.init_pid;
+        for t in self.tasks.values_mut() {
+            if t.ppid == tgid {
+                t.ppid = init;
+            }
+        }
+        if tgid == self.init_pid && self.outcome.is_none() {
+            self.outcome = Some(if signaled {
+                Outcome::Signaled { sig: status as u32, report: None }
+            } else {
+                Outcome::Exited((status >> 8) & 0xff)
+            });
+        }
+        // A vfork parent resumes.
+        let vforkers: Vec<u32> = self
+            .tasks
+            .values()
+            .filter(|t| t.state == State::Blocked(Wait::Vfork(tgid)))
+            .map(|t| t.tid)
+            .collect();
+        for v in vforkers {
+            self.wake(v, i64::from(tgid), at);
+        }
+        self.notify_parent(leader.ppid, at);
+    }
+
+    /// A child changed state: complete a matching wait4 of the parent.
+    fn notify_parent(&mut self, ppid: u32, at: u64) {
+        let waiters: Vec<(u32, i64, u64, u64)> = self
+            .tasks
+            .values()
+            .filter(|t| t.tgid == ppid)
+            .filter_map(|t| match &t.state {
+                State::Blocked(Wait::Child { pid, status, options }) => {
+                    Some((t.tid, *pid, *status, *options))
+                }
+                _ => None,
+            })
+            .collect();
+        for (w, pid, status, _) in waiters {
+            if let Some((child, st)) = self.find_zombie(ppid, pid) {
+                let c = self.tasks.get(&w).map_or(0, |t| t.last_cpu);
+                self.reap(child);
+                if status != 0 {
+                    // Written through the waiter's mm (it is not running).
+                    let mm = self.tasks.get(&w).map_or(0, |t| t.mm);
+                    self.poke_mm(mm, status, &st.to_le_bytes());
+                }
+                let _ = c;
+                self.wake(w, i64::from(child), at);
+                return;
+            }
+        }
+    }
+
+    fn find_zombie(&self, parent: u32, pid: i64) -> Option<(u32, i32)> {
+        self.tasks
+            .values()
+            .filter(|t| t.ppid == parent && t.tid == t.tgid && t.state == State::Zombie)
+            .find(|t| pid <= 0 || i64::from(t.tid) == pid)
+            .map(|t| (t.tid, t.exit_status))
+    }
+
+    fn reap(&mut self, child: u32) {
+        if let Some(t) = self.tasks.remove(&child) {
+            if !self.tasks.values().any(|o| o.sighand == t.sighand) {
+                self.sighands.remove(&t.sighand);
+            }
+        }
+    }
+
+    /// wait4(2).
+    pub(crate) fn sys_wait4(
+        &mut self,
+        c: usize,
+        tid: u32,
+        pid: i64,
+        status: u64,
+        options: u64,
+    ) -> Sys {
+        let Some(me) = self.tasks.get(&tid).map(|t| t.tgid) else { return Sys::Ret(-ECHILD) };
+        let has_child = self
+            .tasks
+            .values()
+            .any(|t| t.ppid == me && t.tid == t.tgid && (pid <= 0 || i64::from(t.tid) == pid));
+        if !has_child {
+            return Sys::Ret(-ECHILD);
+        }
+        if let Some((child, st)) = self.find_zombie(me, pid) {
+            self.reap(child);
+            if status != 0 && self.write_user(c, tid, status, &st.to_le_bytes()).is_err() {
+                return Sys::Ret(-EFAULT);
+            }
+            return Sys::Ret(i64::from(child));
+        }
+        if options & 1 != 0 {
+            return Sys::Ret(0);
+        }
+        Sys::Block(Wait::Child { pid, status, options })
+    }
+
+    /// The futex key of `uaddr` for `tid` (kernel/futex/core.c `get_futex_key`): an
+    /// address in a private mapping is keyed by (mm, address) whatever the flags; only
+    /// a shared mapping is keyed by its physical page, so that processes match.
+    pub(crate) fn futex_key(&mut self, tid: u32, uaddr: u64, private: bool) -> Option<(u32, u64)> {
+        let mm = self.tasks.get(&tid)?.mm;
+        let m = self.mms.get(&mm)?;
+        if private || !m.find(uaddr).is_some_and(|v| v.shared) {
+            return Some((mm, uaddr));
+        }
+        let leaf = emu_mmu::PageTables::leaf(&self.mem.phys, m.root, uaddr)?;
+        let base = leaf.pte & emu_mmu::pte::ADDR;
+        Some((0, base | (uaddr & 0xfff)))
+    }
+
+    /// futex(2).
+    pub(crate) fn sys_futex(&mut self, c: usize, tid: u32, a: [u64; 6]) -> Sys {
+        let (uaddr, op, val, timeout, uaddr2, val3) =
+            (a[0], a[1] as u32, a[2] as u32, a[3], a[4], a[5] as u32);
+        let private = op & 128 != 0;
+        let realtime = op & 256 != 0;
+        let cmd = op & 127;
+        if uaddr & 3 != 0 {
+            return Sys::Ret(-EINVAL);
+        }
+        let now_fp = self.tasks.get(&tid).map_or(0, |t| t.cpu.time_fp);
+        let mut word = [0u8; 4];
+        match cmd {
+            0 | 9 => {
+                // WAIT, WAIT_BITSET
+                let bitset = if cmd == 9 { val3 } else { u32::MAX };
+                if bitset == 0 {
+                    return Sys::Ret(-EINVAL);
+                }
+                if self.read_user(c, tid, uaddr, &mut word).is_err() {
+                    return Sys::Ret(-EFAULT);
+                }
+                if u32::from_le_bytes(word) != val {
+                    return Sys::Ret(-EAGAIN);
+                }
+                let until_ns = if timeout != 0 {
+                    let mut b = [0u8; 16];
+                    if self.read_user(c, tid, timeout, &mut b).is_err() {
+                        return Sys::Ret(-EFAULT);
+                    }
+                    let d =
+                        le64(&b[..8]).saturating_mul(1_000_000_000).saturating_add(le64(&b[8..]));
+                    Some(if cmd == 9 {
+                        // Absolute, on CLOCK_REALTIME or CLOCK_MONOTONIC.
+                        if realtime {
+                            d.saturating_sub(EPOCH_S * 1_000_000_000)
+                        } else {
+                            d
+                        }
+                    } else {
+                        self.now_ns(tid).saturating_add(d)
+                    })
+                } else {
+                    None
+                };
+                if until_ns.is_some_and(|u| u <= self.now_ns(tid)) {
+                    return Sys::Ret(-ETIMEDOUT);
+                }
+                let Some((mm, key)) = self.futex_key(tid, uaddr, private) else {
+                    return Sys::Ret(-EFAULT);
+                };
+                self.kstats.futex_waits += 1;
+                self.futex_seq += 1;
+                Sys::Block(Wait::Futex { mm, key, bitset, until_ns, seq: self.futex_seq })
+            }
+            1 | 10 => {
+                let bitset = if cmd == 10 { val3 } else { u32::MAX };
+                if bitset == 0 {
+                    return Sys::Ret(-EINVAL);
+                }
+                let Some((mm, key)) = self.futex_key(tid, uaddr, private) else {
+                    return Sys::Ret(0);
+                };
+                Sys::Ret(self.futex_wake_key(mm, key, val, bitset, now_fp))
+            }
+            3 | 4 => {
+                // REQUEUE, CMP_REQUEUE: wake val, move up to `timeout` (val2) to uaddr2.
+                if cmd == 4 {
+                    if self.read_user(c, tid, uaddr, &mut word).is_err() {
+                        return Sys::Ret(-EFAULT);
+                    }
+                    if u32::from_le_bytes(word) != val3 {
+                        return Sys::Ret(-EAGAIN);
+                    }
+                }
+                let Some((mm, key)) = self.futex_key(tid, uaddr, private) else {
+                    return Sys::Ret(-EFAULT);
+                };
+                let Some((mm2, key2)) = self.futex_key(tid, uaddr2, private) else {
+                    return Sys::Ret(-EFAULT);
+                };
+                let woken = self.futex_wake_key(mm, key, val, u32::MAX, now_fp);
+                let mut moved = 0;
+                for w in self.futex_waiters(mm, key, u32::MAX) {
+                    if moved >= timeout as u32 {
+                        break;
+                    }
+                    if let Some(t) = self.tasks.get_mut(&w) {
+                        if let State::Blocked(Wait::Futex { mm: m, key: k, .. }) = &mut t.state {
+                            *m = mm2;
+                            *k = key2;
+                            moved += 1;
+                        }
+                    }
+                }
+                Sys::Ret(woken + i64::from(moved))
+            }
+            5 => {
+                // WAKE_OP: *uaddr2 = op(*uaddr2, oparg); wake val on uaddr; if cmp(old,
+                // cmparg) wake val2 (`timeout`) on uaddr2.
+                if self.read_user(c, tid, uaddr2, &mut word).is_err() {
+                    return Sys::Ret(-EFAULT);
+                }
+                let old = u32::from_le_bytes(word);
+                let (wop, cmp) = ((val3 >> 28) & 15, (val3 >> 24) & 15);
+                let mut oparg = (val3 >> 12) & 0xfff;
+                let cmparg = val3 & 0xfff;
+                if wop & 8 != 0 {
+                    oparg = 1u32.checked_shl(oparg).unwrap_or(0);
+                }
+                let new = match wop & 7 {
+                    0 => oparg,
+                    1 => old.wrapping_add(oparg),
+                    2 => old | oparg,
+                    3 => old & !oparg,
+                    _ => old ^ oparg,
+                };
+                if self.write_user(c, tid, uaddr2, &new.to_le_bytes()).is_err() {
+                    return Sys::Ret(-EFAULT);
+                }
+                let Some((mm, key)) = self.futex_key(tid, uaddr, private) else {
+                    return Sys::Ret(-EFAULT);
+                };
+                let Some((mm2, key2)) = self.futex_key(tid, uaddr2, private) else {
+                    return Sys::Ret(-EFAULT);
+                };
+                let mut n = self.futex_wake_key(mm, key, val, u32::MAX, now_fp);
+                let (o, ca) = (old as i32, cmparg as i32);
+                let hit = match cmp {
+                    0 => o == ca,
+                    1 => o != ca,
+                    2 => o < ca,
+                    3 => o <= ca,
+                    4 => o > ca,
+                    _ => o >= ca,
+                };
+                if hit {
+                    n += self.futex_wake_key(mm2, key2, timeout as u32, u32::MAX, now_fp);
+                }
+                Sys::Ret(n)
+            }
+            _ => Sys::Ret(-ENOSYS),
+        }
+    }
+
+    fn futex_waiters(&self, mm: u32, key: u64, bitset: u32) -> Vec<u32> {
+        let mut v: Vec<(u64, u32)> = self
+            .tasks
+            .values()
+            .filter_map(|t| match &t.state {
+                State::Blocked(Wait::Futex { mm: m, key: k, bitset: b, seq, .. })
+                    if *m == mm && *k == key && b & bitset != 0 =>
+                {
+                    Some((*seq, t.tid))
+                }
+                _ => None,
+            })
+            .collect();
+        v.sort_unstable();
+        v.into_iter().map(|(_, t)| t).collect()
+    }
+
+    /// Wakes up to `n` waiters on a futex key, oldest first. Returns how many.
+    pub(crate) fn futex_wake_key(
+        &mut self,
+        mm: u32,
+        key: u64,
+        n: u32,
+        bitset: u32,
+        at: u64,
+    ) -> i64 {
+        let mut woken = 0;
+        for w in self.futex_waiters(mm, key, bitset) {
+            if woken >= n {
+                break;
+            }
+            self.wake(w, 0, at);
+            woken += 1;
+        }
+        i64::from(woken)
+    }
+
+    /// Moves a task off a core it may no longer run on.
+    pub(crate) fn migrate_if_needed(&mut self, tid: u32) {
+        let Some(t) = self.tasks.get(&tid) else { return };
+        if let State::Running(k) = t.state {
+            if !t.affinity[k] {
+                let at = t.cpu.time_fp;
+                self.deschedule(k);
+                if let Some(t) = self.tasks.get_mut(&tid) {
+                    t.state = State::Runnable;
+                }
+                self.runq.push_back((tid, at));
+            }
+        }
+    }
+
+    /// Sends signal `s` to thread `target` (from core `c`).
+    pub(crate) fn signal_thread(&mut self, c: usize, target: u32, s: u32) {
+        let Some(t) = self.tasks.get(&target) else { return };
+        let act = self.sighands.get(&t.sighand).map(|h| h[s as usize]).unwrap_or_default();
+        let default_ignored =
+            matches!(s, sig::SIGCHLD | sig::SIGURG | sig::SIGWINCH | sig::SIGCONT);
+        if act.handler == 1 || (act.handler == 0 && default_ignored) {
+            return;
+        }
+        if let Some(t) = self.tasks.get_mut(&target) {
+            t.pending |= 1 << (s - 1);
+        }
+        match self.tasks.get(&target).map(|t| t.state.clone()) {
+            Some(State::Running(k)) if k == c => self.deliver_pending(c, target),
+            Some(State::Blocked(_)) => {
+                let blocked =
+                    self.tasks.get(&target).map_or(0, |t| t.sigmask) & (1 << (s - 1)) != 0;
+                if !blocked && act.handler == 0 {
+                    // Fatal default action: the process dies now.
+                    self.kill_process(c, target, s, None);
+                } else if !blocked {
+                    let at = self.tasks.get(&target).map_or(0, |t| t.cpu.time_fp);
+                    self.wake(target, -EINTR, at);
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! Machine profiles: every cost and geometry the model uses, with its source, in TOML.
+//! The defaults are embedded in the binary; a user may pass a file of their own. Unknown
+//! keys and impossible values are rejected with the offending key named.
+
+use emu_core::{CostClass, CpuidModel, InsnCosts, NUM_CLASSES};
+use emu_mmu::{MmuParams, TlbGeometry};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// The profiles shipped in the binary: (name, TOML text).
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("skylake-sp", include_str!("../profiles/skylake-sp.toml")),
+    ("zen3", include_str!("../profiles/zen3.toml")),
+];
+
+/// A profile that cannot be used.
+#[derive(Debug, Error)]
+pub enum ProfileError {
+    /// Not a built-in name and not a readable file.
+    #[error("unknown profile `{0}` (built-in profiles: {1}; or give a path to a .toml file)")]
+    Unknown(String, String),
+    /// The file could not be read.
+    #[error("cannot read profile {path}: {source}")]
+    Read {
+        /// Path given.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// TOML syntax, unknown key or wrong type.
+    #[error("invalid profile {path}: {source}")]
+    Parse {
+        /// Path or name.
+        path: String,
+        /// Cause.
+        source: Box<toml::de::Error>,
+    },
+    /// A value outside what the model can represent.
+    #[error("invalid profile {path}: {key}: {why}")]
+    Value {
+        /// Path or name.
+        path: String,
+        /// The offending key.
+        key: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// CPU identity and features.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuParams {
+    /// CPUID vendor string (12 characters).
+    pub vendor: String,
+    /// Display family.
+    pub family: u32,
+    /// Display model.
+    pub model: u32,
+    /// Stepping.
+    pub stepping: u32,
+    /// Brand string (at most 47 characters).
+    pub brand: String,
+    /// Core and TSC frequency in MHz (the guest clock follows it).
+    pub freq_mhz: u32,
+    /// Process-context identifiers.
+    pub pcid: bool,
+    /// INVPCID instruction.
+    pub invpcid: bool,
+    /// AMD INVLPGB and TLBSYNC.
+    pub invlpgb: bool,
+    /// Pages one INVLPGB may cover (CPUID Fn8000_0008_EDX[15:0] + 1); 0 without INVLPGB.
+    pub invlpgb_max_pages: u32,
+}
+
+/// Instruction class costs (reciprocal throughput, cycles).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct InsnParams {
+    pub alu: f64,
+    pub branch: f64,
+    pub mul: f64,
+    pub div32: f64,
+    pub div64: f64,
+    pub string_iter: f64,
+    pub sse_int: f64,
+    pub sse_fp: f64,
+    pub sse_mul: f64,
+    pub sse_div: f64,
+    pub x87: f64,
+    pub x87_div: f64,
+    pub x87_transcendental: f64,
+    pub locked: f64,
+    pub serializing: f64,
+    pub rdtsc: f64,
+    pub syscall: f64,
+    pub pause: f64,
+    pub mem_operand: f64,
+}
+
+/// Costs of kernel paths not made of modelled guest instructions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelParams {
+    /// System call entry plus exit.
+    pub syscall_cycles: f64,
+    /// Page-fault exception entry, exit and fault handling (excluding page zeroing).
+    pub page_fault_cycles: f64,
+    /// Zeroing one 4 KiB page.
+    pub page_zero_cycles: f64,
+    /// Throughput of copies between user and kernel space.
+    pub copy_bytes_per_cycle: f64,
+}
+
+/// A machine profile.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Name.
+    pub name: String,
+    /// One-line description.
+    pub description: String,
+    /// CPU identity and features.
+    pub cpu: CpuParams,
+    /// Instruction costs.
+    pub insn: InsnParams,
+    /// TLB geometry and walk costs.
+    pub mmu: MmuParams,
+    /// Kernel path costs.
+    pub kernel: KernelParams,
+}
+
+impl Profile {
+    /// Loads a built-in profile by name, or a TOML file by path.
+    pub fn load(name_or_path: &str) -> Result<Profile, ProfileError> {
+        if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+            return Profile::parse(text, name_or_path);
+        }
+        let p = std::path::Path::new(name_or_path);
+        if p.extension().is_some_and(|e| e == "toml") || p.exists() {
+            let text = std::fs::read_to_string(p)
+                .map_err(|source| ProfileError::Read { path: name_or_path.into(), source })?;
+            return Profile::parse(&text, name_or_path);
+        }
+        let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
+        Err(ProfileError::Unknown(name_or_path.into(), names.join(", ")))
+    }
+
+    /// Parses and validates a profile.
+    pub fn parse(text: &str, origin: &str) -> Result<Profile, ProfileError> {
+        let p: Profile = toml::from_str(text)
+            .map_err(|e| ProfileError::Parse { path: origin.into(), source: Box::new(e) })?;
+        p.validate(origin)?;
+        Ok(p)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ProfileError> {
+        let bad = |key: &str, why: String| {
+            Err(ProfileError::Value { path: origin.into(), key: key.into(), why })
+        };
+        if self.cpu.vendor.len() != 12 {
+            return bad("cpu.vendor", "must be exactly 12 characters".into());
+        }
+        if self.cpu.brand.len() > 47 {
+            return bad("cpu.brand", "must be at most 47 characters".into());
+        }
+        if self.cpu.freq_mhz == 0 || self.cpu.freq_mhz > 10_000 {
+            return bad(
+                "cpu.freq_mhz",
+                format!("{} is not a plausible frequency", self.cpu.freq_mhz),
+            );
+        }
+        if self.cpu.invlpgb != (self.cpu.invlpgb_max_pages > 0)
+            || self.cpu.invlpgb_max_pages > 65536
+        {
+            return bad(
+                "cpu.invlpgb_max_pages",
+                "must be 1..=65536 with invlpgb = true, and 0 without".into(),
+            );
+        }
+        for (key, g) in [
+            ("mmu.itlb", self.mmu.itlb),
+            ("mmu.dtlb_4k", self.mmu.dtlb_4k),
+            ("mmu.dtlb_2m", self.mmu.dtlb_2m),
+            ("mmu.stlb", self.mmu.stlb),
+        ] {
+            check_geometry(g).or_else(|why| bad(key, why))?;
+        }
+        for (key, v) in self.insn_costs_named() {
+            if !(0.0..=10_000.0).contains(&v) {
+                return bad(
+                    &format!("insn.{key}"),
+                    format!("{v} cycles is out of range 0..=10000"),
+                );
+            }
+        }
+        for (key, v) in [
+            ("mmu.stlb_hit_cycles", self.mmu.stlb_hit_cycles),
+            ("mmu.walk_base_cycles", self.mmu.walk_base_cycles),
+            ("mmu.walk_read_cycles", self.mmu.walk_read_cycles),
+            ("mmu.ad_update_cycles", self.mmu.ad_update_cycles),
+            ("kernel.syscall_cycles", self.kernel.syscall_cycles),
+            ("kernel.page_fault_cycles", self.kernel.page_fault_cycles),
+            ("kernel.page_zero_cycles", self.kernel.page_zero_cycles),
+        ] {
+            if !(0.0..=1e7).contains(&v) {
+                return bad(key, format!("{v} is out of range 0..=1e7"));
+            }
+        }
+        if !(self.kernel.copy_bytes_per_cycle > 0.0 && self.kernel.copy_bytes_per_cycle <= 1024.0) {
+            return bad("kernel.copy_bytes_per_cycle", "must be in (0, 1024]".into());
+        }
+        Ok(())
+    }
+
+    fn insn_costs_named(&self) -> [(&'static str, f64); 19] {
+        let i = &self.insn;
+        [
+            ("alu", i.alu),
+            ("branch", i.branch),
+            ("mul", i.mul),
+            ("div32", i.div32),
+            ("div64", i.div64),
+            ("string_iter", i.string_iter),
+            ("sse_int", i.sse_int),
+            ("sse_fp", i.sse_fp),
+            ("sse_mul", i.sse_mul),
+            ("sse_div", i.sse_div),
+            ("x87", i.x87),
+            ("x87_div", i.x87_div),
+            ("x87_transcendental", i.x87_transcendental),
+            ("locked", i.locked),
+            ("serializing", i.serializing),
+            ("rdtsc", i.rdtsc),
+            ("syscall", i.syscall),
+            ("pause", i.pause),
+            ("mem_operand", i.mem_operand),
+        ]
+    }
+
+    /// The instruction cost table for the core model.
+    pub fn insn_costs(&self) -> InsnCosts {
+        let i = &self.insn;
+        let mut c = [0.0; NUM_CLASSES];
+        c[CostClass::Alu as usize] = i.alu;
+        c[CostClass::Branch as usize] = i.branch;
+        c[CostClass::Mul as usize] = i.mul;
+        c[CostClass::Div32 as usize] = i.div32;
+        c[CostClass::Div64 as usize] = i.div64;
+        c[CostClass::StringIter as usize] = i.string_iter;
+        c[CostClass::SseInt as usize] = i.sse_int;
+        c[CostClass::SseFp as usize] = i.sse_fp;
+        c[CostClass::SseMul as usize] = i.sse_mul;
+        c[CostClass::SseDiv as usize] = i.sse_div;
+        c[CostClass::X87 as usize] = i.x87;
+        c[CostClass::X87Div as usize] = i.x87_div;
+        c[CostClass::X87Transcendental as usize] = i.x87_transcendental;
+        c[CostClass::Locked as usize] = i.locked;
+        c[CostClass::Serializing as usize] = i.serializing;
+        c[CostClass::Rdtsc as usize] = i.rdtsc;
+        c[CostClass::Syscall as usize] = i.syscall;
+        c[CostClass::Pause as usize] = i.pause;
+        InsnCosts { class_cycles: c, mem_operand_cycles: i.mem_operand }
+    }
+
+    /// Cycles per nanosecond of the guest clock.
+    pub fn ghz(&self) -> f64 {
+        f64::from(self.cpu.freq_mhz) / 1000.0
+    }
+
+    /// The CPUID answers of core `cpu` of `ncpus`. The feature set is the profile's CPU
+    /// restricted to what emu implements: no AVX/AVX-512, no SSE3 and later vector
+    /// extensions, no XSAVE, no ERMS/FSRM, no RDRAND; BMI1/BMI2/LZCNT/POPCNT are kept.
+    pub fn cpuid(&self, cpu: u32, ncpus: u32) -> CpuidModel {
+        let c = &self.cpu;
+        let amd = c.vendor == "AuthenticAMD";
+        let mut m = CpuidModel::default();
+        let vendor = c.vendor.as_bytes();
+        let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let max_basic = if amd { 0x10 } else { 0x16 };
+        m.set(0, None, [max_basic, word(&vendor[0..4]), word(&vendor[8..12]), word(&vendor[4..8])]);
+        // Leaf 1: family/model/stepping signature, APIC id, features.
+        let (fam, ext_fam) = if c.family > 15 { (15, c.family - 15) } else { (c.family, 0) };
+        let sig = (ext_fam << 20)
+            | ((c.model >> 4) << 16)
+            | (fam << 8)
+            | ((c.model & 15) << 4)
+            | c.stepping;
+        let ebx1 = (cpu << 24) | (ncpus.min(255) << 16) | (8 << 8);
+        // EDX: FPU TSC MSR CX8 APIC SEP PGE CMOV PAT CLFSH MMX FXSR SSE SSE2 HTT
+        let edx1: u32 = (1 << 0)
+            | (1 << 4)
+            | (1 << 5)
+            | (1 << 8)
+            | (1 << 9)
+            | (1 << 11)
+            | (1 << 13)
+            | (1 << 15)
+            | (1 << 16)
+            | (1 << 19)
+            | (1 << 23)
+            | (1 << 24)
+            | (1 << 25)
+            | (1 << 26)
+            | (1 << 28);
+        // ECX: CX16 (13), PCID (17), POPCNT (23), HYPERVISOR (31) clear.
+        let mut ecx1: u32 = (1 << 13) | (1 << 23);
+        if c.pcid {
+            ecx1 |= 1 << 17;
+        }
+        m.set(1, None, [sig, ebx1, ecx1, edx1]);
+        // Leaf 7.0: BMI1 (3), BMI2 (8), INVPCID (10).
+        let mut ebx7 = (1 << 3) | (1 << 8);
+        if c.invpcid {
+            ebx7 |= 1 << 10;
+        }
+        m.set(7, Some(0), [0, ebx7, 0, 0]);
+        // Leaf 0xB: x2APIC topology, one thread per core, all cores in one package.
+        m.set(0xb, Some(0), [0, 1, 0x100, cpu]);
+        m.set(0xb, Some(1), [bits_for(ncpus), ncpus, 0x201, cpu]);
+        m.set(0xb, Some(2), [0, 0, 2, cpu]);
+        if !amd {
+            // Leaf 0x16: base/max/bus frequency in MHz.
+            m.set(0x16, None, [c.freq_mhz, c.freq_mhz, 100, 0]);
+        }
+        // Extended leaves.
+        m.set(0x8000_0000, None, [0x8000_0008, if amd { word(&vendor[0..4]) } else { 0 }, 0, 0]);
+        // ECX: LAHF (0), LZCNT/ABM (5); EDX: SYSCALL (11), NX (20), 1GB (26) clear, RDTSCP (27), LM (29).
+        m.set(
+            0x8000_0001,
+            None,
+            [sig, 0, 1 | (1 << 5), (1 << 11) | (1 << 20) | (1 << 27) | (1 << 29)],
+        );
+        let mut brand = [0u8; 48];
+        brand[..c.brand.len()].copy_from_slice(c.brand.as_bytes());
+        for k in 0..3u32 {
+            let b = &brand[16 * k as usize..16 * k as usize + 16];
+            m.set(
+                0x8000_0002 + k,
+                None,
+                [word(&b[0..4]), word(&b[4..8]), word(&b[8..12]), word(&b[12..16])],
+            );
+        }
+        if amd {
+            // Fn8000_0005/6: L1 and L2 TLB identifiers (AMD APM vol. 3 appendix E).
+            let l1 = |g: TlbGeometry| (g.entries.min(255)) | (255 << 8);
+            let d = l1(self.mmu.dtlb_4k);
+            let i = l1(self.mmu.itlb);
+            m.set(0x8000_0005, None, [0, (d << 16) | i, 0, 0]);
+            let s = self.mmu.stlb.entries.min(4095);
+            m.set(0x8000_0006, None, [0, (0x6 << 28) | (s << 16) | (0x6 << 12) | s, 0, 0]);
+        }
+        // Fn8000_0008: address sizes; EBX[3] INVLPGB; EDX[15:0] INVLPGB max pages - 1.
+        let ebx8 = if c.invlpgb { 1 << 3 } else { 0 };
+        let edx8 = if c.invlpgb { c.invlpgb_max_pages - 1 } else { 0 };
+        m.set(0x8000_0008, None, [0x3030, ebx8, ncpus.saturating_sub(1) & 0xff, edx8]);
+        m
+    }
+}
+
+fn bits_for(n: u32) -> u32 {
+    32 - n.saturating_sub(1).leading_zeros()
+}
+
+fn check_geometry(g: TlbGeometry) -> Result<(), String> {
+    if g.entries == 0 || g.ways == 0 {
+        return Err("entries and ways must be positive".into());
+    }
+    if g.entries % g.ways != 0 {
+        return Err(format!("{} entries are not a multiple of {} ways", g.entries, g.ways));
+    }
+    let sets = g.entries / g.ways;
+    if !sets.is_power_of_two() {
+        return Err(format!("{sets} sets is not a power of two"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_parse_and_validate() {
+        for (name, _) in BUILTIN {
+            let p = Profile::load(name).unwrap();
+            assert_eq!(&p.name, name);
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_rejected() {
+        let text = BUILTIN[0].1.replace("[kernel]", "[kernel]\nbogus = 1");
+        let e = Profile::parse(&text, "t").unwrap_err().to_string();
+        assert!(e.contains("bogus"), "{e}");
+        let text = BUILTIN[0].1.replace(
+            "stlb = { entries = 1536, ways = 12 }",
+            "stlb = { entries = 1500, ways = 12 }",
+        );
+        let e = Profile::parse(&text, "t").unwrap_err().to_string();
+        assert!(e.contains("mmu.stlb"), "{e}");
+        assert!(matches!(Profile::load("nope"), Err(ProfileError::Unknown(..))));
+    }
+
+    #[test]
+    fn cpuid_reports_profile_identity() {
+        let p = Profile::load("zen3").unwrap();
+        let m = p.cpuid(3, 8);
+        let l0 = m.query(0, 0);
+        assert_eq!(l0[1], u32::from_le_bytes(*b"Auth"));
+        let l1 = m.query(1, 0);
+        assert_eq!((l1[0] >> 8) & 15, 15);
+        assert_eq!((l1[0] >> 20) & 0xff, 0x19 - 15);
+        assert_eq!(l1[1] >> 24, 3);
+        assert_eq!(m.query(0x8000_0008, 0)[3], 7);
+        assert_eq!(l1[2] & (1 << 28), 0, "no AVX");
+    }
+}

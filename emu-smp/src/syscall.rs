@@ -1,0 +1,1450 @@
+//! System calls (arch/x86/entry/syscalls/syscall_64.tbl numbering). Each returns a value
+//! for RAX (negative errno on failure), blocks the task, or ends it.
+
+use crate::fs::{errno::*, Object, Resolved};
+use crate::machine::{sig, Machine};
+use crate::mm::{page_up, Backing, Gather, Vma, VmaKind, PAGE, PROT_EXEC, PROT_READ, PROT_WRITE};
+use crate::task::{SigAction, State, Wait};
+
+/// What a system call did.
+pub(crate) enum Sys {
+    /// Return this value in RAX.
+    Ret(i64),
+    /// Block the task; it completes when woken.
+    Block(Wait),
+    /// The task is gone (exit) or was already rescheduled.
+    Done,
+}
+
+/// System call numbers.
+#[allow(missing_docs)]
+pub mod nr {
+    pub const READ: u64 = 0;
+    pub const WRITE: u64 = 1;
+    pub const OPEN: u64 = 2;
+    pub const CLOSE: u64 = 3;
+    pub const STAT: u64 = 4;
+    pub const FSTAT: u64 = 5;
+    pub const LSTAT: u64 = 6;
+    pub const POLL: u64 = 7;
+    pub const LSEEK: u64 = 8;
+    pub const MMAP: u64 = 9;
+    pub const MPROTECT: u64 = 10;
+    pub const MUNMAP: u64 = 11;
+    pub const BRK: u64 = 12;
+    pub const RT_SIGACTION: u64 = 13;
+    pub const RT_SIGPROCMASK: u64 = 14;
+    pub const RT_SIGRETURN: u64 = 15;
+    pub const IOCTL: u64 = 16;
+    pub const PREAD64: u64 = 17;
+    pub const PWRITE64: u64 = 18;
+    pub const READV: u64 = 19;
+    pub const WRITEV: u64 = 20;
+    pub const ACCESS: u64 = 21;
+    pub const PIPE: u64 = 22;
+    pub const SCHED_YIELD: u64 = 24;
+    pub const MREMAP: u64 = 25;
+    pub const MSYNC: u64 = 26;
+    pub const MINCORE: u64 = 27;
+    pub const MADVISE: u64 = 28;
+    pub const DUP: u64 = 32;
+    pub const DUP2: u64 = 33;
+    pub const NANOSLEEP: u64 = 35;
+    pub const GETITIMER: u64 = 36;
+    pub const ALARM: u64 = 37;
+    pub const SETITIMER: u64 = 38;
+    pub const GETPID: u64 = 39;
+    pub const CLONE: u64 = 56;
+    pub const FORK: u64 = 57;
+    pub const VFORK: u64 = 58;
+    pub const EXECVE: u64 = 59;
+    pub const EXIT: u64 = 60;
+    pub const WAIT4: u64 = 61;
+    pub const KILL: u64 = 62;
+    pub const UNAME: u64 = 63;
+    pub const FCNTL: u64 = 72;
+    pub const FSYNC: u64 = 74;
+    pub const GETDENTS: u64 = 78;
+    pub const GETCWD: u64 = 79;
+    pub const CHDIR: u64 = 80;
+    pub const READLINK: u64 = 89;
+    pub const UMASK: u64 = 95;
+    pub const GETTIMEOFDAY: u64 = 96;
+    pub const GETRLIMIT: u64 = 97;
+    pub const GETRUSAGE: u64 = 98;
+    pub const SYSINFO: u64 = 99;
+    pub const TIMES: u64 = 100;
+    pub const GETUID: u64 = 102;
+    pub const GETGID: u64 = 104;
+    pub const SETUID: u64 = 105;
+    pub const SETGID: u64 = 106;
+    pub const GETEUID: u64 = 107;
+    pub const GETEGID: u64 = 108;
+    pub const SETPGID: u64 = 109;
+    pub const GETPPID: u64 = 110;
+    pub const GETPGRP: u64 = 111;
+    pub const SETSID: u64 = 112;
+    pub const GETGROUPS: u64 = 115;
+    pub const GETPGID: u64 = 121;
+    pub const GETSID: u64 = 124;
+    pub const SIGALTSTACK: u64 = 131;
+    pub const ARCH_PRCTL: u64 = 158;
+    pub const GETTID: u64 = 186;
+    pub const TIME: u64 = 201;
+    pub const FUTEX: u64 = 202;
+    pub const SCHED_SETAFFINITY: u64 = 203;
+    pub const SCHED_GETAFFINITY: u64 = 204;
+    pub const GETDENTS64: u64 = 217;
+    pub const SET_TID_ADDRESS: u64 = 218;
+    pub const CLOCK_GETTIME: u64 = 228;
+    pub const CLOCK_GETRES: u64 = 229;
+    pub const CLOCK_NANOSLEEP: u64 = 230;
+    pub const EXIT_GROUP: u64 = 231;
+    pub const TGKILL: u64 = 234;
+    pub const OPENAT: u64 = 257;
+    pub const NEWFSTATAT: u64 = 262;
+    pub const READLINKAT: u64 = 267;
+    pub const FACCESSAT: u64 = 269;
+    pub const PSELECT6: u64 = 270;
+    pub const PPOLL: u64 = 271;
+    pub const SET_ROBUST_LIST: u64 = 273;
+    pub const GET_ROBUST_LIST: u64 = 274;
+    pub const DUP3: u64 = 292;
+    pub const PIPE2: u64 = 293;
+    pub const PRLIMIT64: u64 = 302;
+    pub const GETCPU: u64 = 309;
+    pub const GETRANDOM: u64 = 318;
+    pub const MEMBARRIER: u64 = 324;
+    pub const STATX: u64 = 332;
+    pub const RSEQ: u64 = 334;
+    pub const CLONE3: u64 = 435;
+    pub const FACCESSAT2: u64 = 439;
+    pub const TKILL: u64 = 200;
+}
+
+/// Linux's CLOCK_REALTIME at simulated time zero: 2026-01-01T00:00:00Z.
+pub const EPOCH_S: u64 = 1_767_225_600;
+
+fn syscall_name(n: u64) -> &'static str {
+    match n {
+        29..=31 => "shm*",
+        41..=55 => "socket family",
+        101 => "ptrace",
+        _ => "",
+    }
+}
+
+impl Machine {
+    /// Runs the system call the task on core `c` made.
+    pub(crate) fn syscall(&mut self, c: usize, tid: u32) {
+        let Some(t) = self.tasks.get_mut(&tid) else { return };
+        t.cpu.time_fp += self.syscall_fp;
+        let g = &t.cpu.gpr;
+        let nr = g[0];
+        let a = [g[7], g[6], g[2], g[10], g[8], g[9]];
+        self.kstats.syscalls += 1;
+        *self.kstats.syscall_counts.entry(nr).or_insert(0) += 1;
+        let r = self.dispatch(c, tid, nr, a);
+        match r {
+            Sys::Ret(v) => {
+                if let Some(t) = self.tasks.get_mut(&tid) {
+                    t.cpu.gpr[0] = v as u64;
+                }
+            }
+            Sys::Block(w) => {
+                if let Some(t) = self.tasks.get_mut(&tid) {
+                    if w == Wait::Io {
+                        // Restart the system call when woken.
+                        t.cpu.rip -= 2;
+                    }
+                    t.state = State::Blocked(w);
+                }
+                self.deschedule(c);
+            }
+            Sys::Done => {}
+        }
+    }
+
+    fn warn_once(&mut self, key: u64, msg: String) {
+        if self.warned.insert(key) {
+            eprintln!("emu: {msg}");
+        }
+    }
+
+    fn dispatch(&mut self, c: usize, tid: u32, n: u64, a: [u64; 6]) -> Sys {
+        use nr::*;
+        let r = match n {
+            READ => return self.sys_read(c, tid, a[0] as i32, a[1], a[2], None),
+            PREAD64 => return self.sys_read(c, tid, a[0] as i32, a[1], a[2], Some(a[3])),
+            WRITE => return self.sys_write(c, tid, a[0] as i32, a[1], a[2]),
+            READV => return self.sys_readv(c, tid, a[0] as i32, a[1], a[2]),
+            WRITEV => return self.sys_writev(c, tid, a[0] as i32, a[1], a[2]),
+            PWRITE64 => -EBADF,
+            OPEN => self.sys_openat(c, tid, -100, a[0], a[1] as u32),
+            OPENAT => self.sys_openat(c, tid, a[0] as i32, a[1], a[2] as u32),
+            CLOSE => self.sys_close(tid, a[0] as i32),
+            STAT | LSTAT => self.sys_stat_path(c, tid, -100, a[0], a[1], n == STAT),
+            NEWFSTATAT => {
+                if a[3] & 0x1000 != 0
+                    && self.read_cstr(c, tid, a[1], 4096).is_ok_and(|p| p.is_empty())
+                {
+                    self.sys_fstat(c, tid, a[0] as i32, a[2])
+                } else {
+                    self.sys_stat_path(c, tid, a[0] as i32, a[1], a[2], a[3] & 0x100 == 0)
+                }
+            }
+            FSTAT => self.sys_fstat(c, tid, a[0] as i32, a[1]),
+            STATX => -ENOSYS,
+            LSEEK => self.sys_lseek(tid, a[0] as i32, a[1] as i64, a[2] as u32),
+            IOCTL => self.sys_ioctl(tid, a[0] as i32, a[1]),
+            ACCESS => self.sys_access(c, tid, -100, a[0]),
+            FACCESSAT | FACCESSAT2 => self.sys_access(c, tid, a[0] as i32, a[1]),
+            READLINK => self.sys_readlink(c, tid, a[0], a[1], a[2]),
+            READLINKAT => self.sys_readlink(c, tid, a[1], a[2], a[3]),
+            GETDENTS64 => self.sys_getdents64(c, tid, a[0] as i32, a[1], a[2]),
+            GETCWD => self.sys_getcwd(c, tid, a[0], a[1]),
+            DUP => self.sys_dup(tid, a[0] as i32, 0, false, 0),
+            DUP2 => {
+                if a[0] == a[1] {
+                    if self.fd(tid, a[0] as i32).is_some() {
+                        a[0] as i64
+                    } else {
+                        -EBADF
+                    }
+                } else {
+                    self.sys_dup(tid, a[0] as i32, a[1] as i32, true, 0)
+                }
+            }
+            DUP3 => {
+                if a[0] == a[1] {
+                    -EINVAL
+                } else {
+                    self.sys_dup(tid, a[0] as i32, a[1] as i32, true, a[2] as u32)
+                }
+            }
+            FCNTL => self.sys_fcntl(tid, a[0] as i32, a[1] as u32, a[2]),
+            PIPE => self.sys_pipe(c, tid, a[0], 0),
+            PIPE2 => self.sys_pipe(c, tid, a[0], a[1] as u32),
+            FSYNC | UMASK => 0o022 * i64::from(n == UMASK),
+            MMAP => self.sys_mmap(c, tid, a),
+            MUNMAP => self.sys_munmap(tid, a[0], a[1]),
+            MPROTECT => self.sys_mprotect(tid, a[0], a[1], a[2] as u8),
+            MADVISE => self.sys_madvise(tid, a[0], a[1], a[2]),
+            MREMAP => self.sys_mremap(tid, a[0], a[1], a[2], a[3], a[4]),
+            BRK => self.sys_brk(tid, a[0]),
+            MSYNC => self.sys_msync(tid, a[0], a[1]),
+            MINCORE => -ENOSYS,
+            RT_SIGACTION => self.sys_rt_sigaction(c, tid, a[0] as usize, a[1], a[2]),
+            RT_SIGPROCMASK => self.sys_rt_sigprocmask(c, tid, a[0], a[1], a[2]),
+            RT_SIGRETURN => return self.sys_rt_sigreturn(c, tid),
+            SIGALTSTACK => self.sys_sigaltstack(c, tid, a[0], a[1]),
+            ARCH_PRCTL => self.sys_arch_prctl(c, tid, a[0], a[1]),
+            SET_TID_ADDRESS => {
+                if let Some(t) = self.tasks.get_mut(&tid) {
+                    t.clear_child_tid = a[0];
+                }
+                i64::from(tid)
+            }
+            SET_ROBUST_LIST => {
+                if let Some(t) = self.tasks.get_mut(&tid) {
+                    t.robust_list = a[0];
+                }
+                0
+            }
+            GET_ROBUST_LIST => -ENOSYS,
+            RSEQ => self.sys_rseq(c, tid, a[0], a[1] as u32, a[2], a[3] as u32),
+            PRLIMIT64 => self.sys_prlimit(c, tid, a[1] as u32, a[2], a[3]),
+            GETRLIMIT => self.sys_prlimit(c, tid, a[0] as u32, 0, a[1]),
+            GETRANDOM => self.sys_getrandom(c, tid, a[0], a[1]),
+            CLOCK_GETTIME => self.sys_clock_gettime(c, tid, a[0], a[1]),
+            CLOCK_GETRES => {
+                if a[1] != 0 {
+                    let mut b = [0u8; 16];
+                    b[8..].copy_from_slice(&1i64.to_le_bytes());
+                    if self.write_user(c, tid, a[1], &b).is_err() {
+                        return Sys::Ret(-EFAULT);
+                    }
+                }
+                0
+            }
+            GETTIMEOFDAY => self.sys_gettimeofday(c, tid, a[0]),
+            TIME => {
+                let s = EPOCH_S + self.now_ns(tid) / 1_000_000_000;
+                if a[0] != 0 && self.write_user(c, tid, a[0], &s.to_le_bytes()).is_err() {
+                    return Sys::Ret(-EFAULT);
+                }
+                s as i64
+            }
+            NANOSLEEP => return self.sys_nanosleep(c, tid, 0, 0, a[0], a[1]),
+            CLOCK_NANOSLEEP => return self.sys_nanosleep(c, tid, a[0], a[1], a[2], a[3]),
+            UNAME => self.sys_uname(c, tid, a[0]),
+            SYSINFO => self.sys_sysinfo(c, tid, a[0]),
+            TIMES => 0,
+            GETRUSAGE => {
+                let z = [0u8; 144];
+                if self.write_user(c, tid, a[1], &z).is_err() {
+                    -EFAULT
+                } else {
+                    0
+                }
+            }
+            GETPID => self.tasks.get(&tid).map_or(0, |t| i64::from(t.tgid)),
+            GETTID => i64::from(tid),
+            GETPPID => self.tasks.get(&tid).map_or(0, |t| i64::from(t.ppid)),
+            GETUID | GETEUID => i64::from(self.uid),
+            GETGID | GETEGID => i64::from(self.gid),
+            SETUID | SETGID => -EPERM,
+            GETGROUPS => 0,
+            GETPGRP | GETPGID | GETSID => {
+                self.tasks.get(&tid).map_or(0, |_| i64::from(self.init_pid))
+            }
+            SETPGID | SETSID => -EPERM,
+            SCHED_YIELD => {
+                self.cores[c].stats.yields += 1;
+                0
+            }
+            SCHED_GETAFFINITY => self.sys_sched_getaffinity(c, tid, a[1], a[2]),
+            SCHED_SETAFFINITY => self.sys_sched_setaffinity(c, tid, a[0] as u32, a[1], a[2]),
+            GETCPU => {
+                let cpu = (c as u32).to_le_bytes();
+                if a[0] != 0 && self.write_user(c, tid, a[0], &cpu).is_err() {
+                    return Sys::Ret(-EFAULT);
+                }
+                if a[1] != 0 && self.write_user(c, tid, a[1], &0u32.to_le_bytes()).is_err() {
+                    return Sys::Ret(-EFAULT);
+                }
+                0
+            }
+            EXIT => {
+                self.exit_thread(c, tid, (a[0] & 0xff) as i32);
+                return Sys::Done;
+            }
+            EXIT_GROUP => {
+                self.exit_group(c, tid, ((a[0] & 0xff) as i32) << 8, false);
+                return Sys::Done;
+            }
+            KILL => return self.sys_kill(c, tid, a[0] as i64, a[1] as u32, None),
+            TGKILL => return self.sys_kill(c, tid, a[0] as i64, a[2] as u32, Some(a[1] as u32)),
+            TKILL => {
+                let tg = self.tasks.get(&(a[0] as u32)).map_or(-1, |t| i64::from(t.tgid));
+                return self.sys_kill(c, tid, tg, a[1] as u32, Some(a[0] as u32));
+            }
+            POLL | PPOLL | PSELECT6 => -ENOSYS,
+            ALARM | SETITIMER | GETITIMER => -ENOSYS,
+            MEMBARRIER => -ENOSYS,
+            FUTEX => return self.sys_futex(c, tid, a),
+            CLONE => return self.sys_clone(c, tid, a[0], a[1], a[2], a[3], a[4], None),
+            CLONE3 => return self.sys_clone3(c, tid, a[0], a[1]),
+            FORK | VFORK => return self.sys_clone(c, tid, 17, 0, 0, 0, 0, None),
+            WAIT4 => return self.sys_wait4(c, tid, a[0] as i64, a[1], a[2]),
+            EXECVE => {
+                self.warn_once(n, "execve is not supported; returning ENOSYS".into());
+                -ENOSYS
+            }
+            _ => {
+                let name = syscall_name(n);
+                let extra = if name.is_empty() { String::new() } else { format!(" ({name})") };
+                self.warn_once(n, format!("unsupported system call {n}{extra}; returning ENOSYS"));
+                -ENOSYS
+            }
+        };
+        Sys::Ret(r)
+    }
+
+    pub(crate) fn now_ns(&self, tid: u32) -> u64 {
+        self.tasks.get(&tid).map_or(0, |t| self.ns_of(t.cpu.time_fp))
+    }
+
+    pub(crate) fn fd(&self, tid: u32, fd: i32) -> Option<u32> {
+        let t = self.tasks.get(&tid)?;
+        self.fdtables.get(&t.files)?.fds.get(&fd).map(|e| e.0)
+    }
+
+    fn sys_read(
+        &mut self,
+        c: usize,
+        tid: u32,
+        fd: i32,
+        buf: u64,
+        len: u64,
+        at: Option<u64>,
+    ) -> Sys {
+        let Some(id) = self.fd(tid, fd) else { return Sys::Ret(-EBADF) };
+        let len = len.min(1 << 24) as usize;
+        let mut tmp = vec![0u8; len];
+        match self.files.read(id, &mut tmp, at) {
+            Err(()) => Sys::Block(Wait::Io),
+            Ok(n) if n < 0 => Sys::Ret(n),
+            Ok(n) => {
+                if self.write_user(c, tid, buf, &tmp[..n as usize]).is_err() {
+                    return Sys::Ret(-EFAULT);
+                }
+                self.wake_io();
+                Sys::Ret(n)
+            }
+        }
+    }
+
+    fn sys_write(&mut self, c: usize, tid: u32, fd: i32, buf: u64, len: u64) -> Sys {
+        let Some(id) = self.fd(tid, fd) else { return Sys::Ret(-EBADF) };
+        let len = len.min(1 << 24) as usize;
+        let mut tmp = vec![0u8; len];
+        if self.read_user(c, tid, buf, &mut tmp).is_err() {
+            return Sys::Ret(-EFAULT);
+        }
+        self.write_bytes(c, tid, id, &tmp)
+    }
+
+    fn write_bytes(&mut self, c: usize, tid: u32, id: u32, data: &[u8]) -> Sys {
+        match self.files.write(id, data) {
+            Err(()) => Sys::Block(Wait::Io),
+            Ok(n) if n == -EPIPE => {
+                self.signal_thread(c, tid, sig::SIGPIPE);
+                Sys::Ret(n)
+            }
+            Ok(n) => {
+                self.wake_io();
+                Sys::Ret(n)
+            }
+        }
+    }
+
+    /// Wakes tasks blocked on pipe I/O so they retry.
+    pub(crate) fn wake_io(&mut self) {
+        let waiting: Vec<u32> = self
+            .tasks
+            .values()
+            .filter(|t| t.state == State::Blocked(Wait::Io))
+            .map(|t| t.tid)
+            .collect();
+        for tid in waiting {
+            let at = self.tasks.get(&tid).map_or(0, |t| t.cpu.time_fp);
+            self.wake(tid, 0, at);
+        }
+    }
+
+    fn iovecs(&mut self, c: usize, tid: u32, iov: u64, cnt: u64) -> Result<Vec<(u64, u64)>, i64> {
+        if cnt > 1024 {
+            return Err(EINVAL);
+        }
+        let mut raw = vec![0u8; 16 * cnt as usize];
+        self.read_user(c, tid, iov, &mut raw).map_err(|()| EFAULT)?;
+        Ok(raw.chunks_exact(16).map(|ch| (le64(&ch[..8]), le64(&ch[8..]))).collect())
+    }
+
+    fn sys_readv(&mut self, c: usize, tid: u32, fd: i32, iov: u64, cnt: u64) -> Sys {
+        let v = match self.iovecs(c, tid, iov, cnt) {
+            Ok(v) => v,
+            Err(e) => return Sys::Ret(-e),
+        };
+        let mut total = 0i64;
+        for (base, len) in v {
+            if len == 0 {
+                continue;
+            }
+            match self.sys_read(c, tid, fd, base, len, None) {
+                Sys::Ret(n) if n < 0 => return Sys::Ret(if total > 0 { total } else { n }),
+                Sys::Ret(n) => {
+                    total += n;
+                    if (n as u64) < len {
+                        break;
+                    }
+                }
+                other => {
+                    if total > 0 {
+                        return Sys::Ret(total);
+                    }
+                    return other;
+                }
+            }
+        }
+        Sys::Ret(total)
+    }
+
+    fn sys_writev(&mut self, c: usize, tid: u32, fd: i32, iov: u64, cnt: u64) -> Sys {
+        let Some(id) = self.fd(tid, fd) else { return Sys::Ret(-EBADF) };
+        let v = match self.iovecs(c, tid, iov, cnt) {
+            Ok(v) => v,
+            Err(e) => return Sys::Ret(-e),
+        };
+        // Gather into one write so the host sees it as one.
+        let mut data = Vec::new();
+        for (base, len) in v {
+            let len = len.min(1 << 24) as usize;
+            let start = data.len();
+            data.resize(start + len, 0);
+            if self.read_user(c, tid, base, &mut data[start..]).is_err() {
+                return Sys::Ret(-EFAULT);
+            }
+        }
+        self.write_bytes(c, tid, id, &data)
+    }
+
+    fn abs_path(&mut self, c: usize, tid: u32, dirfd: i32, p: u64) -> Result<String, i64> {
+        let raw = self.read_cstr(c, tid, p, 4096)?;
+        let s = String::from_utf8(raw).map_err(|_| ENOENT)?;
+        if s.is_empty() {
+            return Err(ENOENT);
+        }
+        if s.starts_with('/') {
+            return Ok(s);
+        }
+        if dirfd != -100 {
+            // Relative to a directory descriptor.
+            let id = self.fd(tid, dirfd).ok_or(EBADF)?;
+            return match self.files.descs.get(&id).map(|d| &d.obj) {
+                Some(Object::Host { path, .. }) => Ok(format!("{}/{s}", path.display())),
+                _ => Err(ENOTDIR),
+            };
+        }
+        let cwd = std::env::current_dir().map_err(|_| ENOENT)?;
+        Ok(format!("{}/{s}", cwd.display()))
+    }
+
+    fn install_fd(&mut self, tid: u32, id: u32, cloexec: bool, min: i32) -> i64 {
+        let Some(files) = self.tasks.get(&tid).map(|t| t.files) else { return -EBADF };
+        let Some(tab) = self.fdtables.get_mut(&files) else { return -EBADF };
+        let fd = tab.lowest_free(min);
+        if fd >= 1024 {
+            self.files.put(id);
+            return -EMFILE;
+        }
+        tab.fds.insert(fd, (id, cloexec));
+        i64::from(fd)
+    }
+
+    fn sys_openat(&mut self, c: usize, tid: u32, dirfd: i32, p: u64, flags: u32) -> i64 {
+        let path = match self.abs_path(c, tid, dirfd, p) {
+            Ok(p) => p,
+            Err(e) => return -e,
+        };
+        let write = flags & 3 != 0 || flags & 0o1000 != 0 || flags & 0o100 != 0;
+        let cloexec = flags & 0o2000000 != 0;
+        let obj = match self.files.resolve(&path) {
+            Err(e) => return -e,
+            Ok(Resolved::Null) => Object::Null,
+            Ok(_) if write => return -EACCES,
+            Ok(Resolved::Synthetic(name)) => {
+                Object::Synthetic { data: self.synthesize(tid, &name) }
+            }
+            Ok(Resolved::Host(hp)) => match std::fs::File::open(&hp) {
+                Ok(f) => {
+                    let is_dir = f.metadata().map(|m| m.is_dir()).unwrap_or(false);
+                    if flags & 0o200000 != 0 && !is_dir {
+                        return -ENOTDIR;
+                    }
+                    Object::Host { file: f, path: hp, dir: None }
+                }
+                Err(e) => return -crate::fs::io_errno(&e),
+            },
+        };
+        let id = self.files.create(obj, flags & !0o2000000);
+        self.install_fd(tid, id, cloexec, 0)
+    }
+
+    fn sys_close(&mut self, tid: u32, fd: i32) -> i64 {
+        let Some(files) = self.tasks.get(&tid).map(|t| t.files) else { return -EBADF };
+        match self.fdtables.get_mut(&files).and_then(|t| t.fds.remove(&fd)) {
+            Some((id, _)) => {
+                self.files.put(id);
+                self.wake_io();
+                0
+            }
+            None => -EBADF,
+        }
+    }
+
+    fn sys_dup(&mut self, tid: u32, old: i32, new: i32, exact: bool, flags: u32) -> i64 {
+        let Some(id) = self.fd(tid, old) else { return -EBADF };
+        if exact {
+            if !(0..1024).contains(&new) {
+                return -EBADF;
+            }
+            let _ = self.sys_close(tid, new);
+            self.files.get(id);
+            let Some(files) = self.tasks.get(&tid).map(|t| t.files) else { return -EBADF };
+            if let Some(tab) = self.fdtables.get_mut(&files) {
+                tab.fds.insert(new, (id, flags & 0o2000000 != 0));
+            }
+            i64::from(new)
+        } else {
+            self.files.get(id);
+            self.install_fd(tid, id, false, new.max(0))
+        }
+    }
+
+    fn sys_fcntl(&mut self, tid: u32, fd: i32, cmd: u32, arg: u64) -> i64 {
+        let Some(id) = self.fd(tid, fd) else { return -EBADF };
+        let files = self.tasks.get(&tid).map_or(0, |t| t.files);
+        match cmd {
+            0 => self.sys_dup(tid, fd, arg as i32, false, 0),
+            1030 => {
+                let r = self.sys_dup(tid, fd, arg as i32, false, 0);
+                if r >= 0 {
+                    if let Some(e) =
+                        self.fdtables.get_mut(&files).and_then(|t| t.fds.get_mut(&(r as i32)))
+                    {
+                        e.1 = true;
+                    }
+                }
+                r
+            }
+            1 => self
+                .fdtables
+                .get(&files)
+                .and_then(|t| t.fds.get(&fd))
+                .map_or(-EBADF, |e| i64::from(e.1)),
+            2 => {
+                if let Some(e) = self.fdtables.get_mut(&files).and_then(|t| t.fds.get_mut(&fd)) {
+                    e.1 = arg & 1 != 0;
+                }
+                0
+            }
+            3 => self.files.descs.get(&id).map_or(-EBADF, |d| i64::from(d.flags)),
+            4 => {
+                if let Some(d) = self.files.descs.get_mut(&id) {
+                    d.flags = (d.flags & !0o4000) | (arg as u32 & 0o4000);
+                }
+                0
+            }
+            _ => -EINVAL,
+        }
+    }
+
+    fn sys_pipe(&mut self, c: usize, tid: u32, out: u64, flags: u32) -> i64 {
+        let (r, w) = self.files.pipe(flags & 0o4000);
+        let cloexec = flags & 0o2000000 != 0;
+        let fr = self.install_fd(tid, r, cloexec, 0);
+        let fw = self.install_fd(tid, w, cloexec, 0);
+        if fr < 0 || fw < 0 {
+            return -EMFILE;
+        }
+        let mut b = [0u8; 8];
+        b[..4].copy_from_slice(&(fr as i32).to_le_bytes());
+        b[4..].copy_from_slice(&(fw as i32).to_le_bytes());
+        if self.write_user(c, tid, out, &b).is_err() {
+            return -EFAULT;
+        }
+        0
+    }
+
+    fn sys_fstat(&mut self, c: usize, tid: u32, fd: i32, out: u64) -> i64 {
+        let Some(id) = self.fd(tid, fd) else { return -EBADF };
+        match self.files.stat(id) {
+            Ok(s) => {
+                if self.write_user(c, tid, out, &s.to_bytes()).is_err() {
+                    -EFAULT
+                } else {
+                    0
+                }
+            }
+            Err(e) => -e,
+        }
+    }
+
+    fn sys_stat_path(
+        &mut self,
+        c: usize,
+        tid: u32,
+        dirfd: i32,
+        p: u64,
+        out: u64,
+        follow: bool,
+    ) -> i64 {
+        let path = match self.abs_path(c, tid, dirfd, p) {
+            Ok(p) => p,
+            Err(e) => return -e,
+        };
+        let r = match self.files.resolve(&path) {
+            Ok(r) => r,
+            Err(e) => return -e,
+        };
+        match self.files.stat_path(&r, follow) {
+            Ok(s) => {
+                if self.write_user(c, tid, out, &s.to_bytes()).is_err() {
+                    -EFAULT
+                } else {
+                    0
+                }
+            }
+            Err(e) => -e,
+        }
+    }
+
+    fn sys_access(&mut self, c: usize, tid: u32, dirfd: i32, p: u64) -> i64 {
+        let path = match self.abs_path(c, tid, dirfd, p) {
+            Ok(p) => p,
+            Err(e) => return -e,
+        };
+        match self.files.resolve(&path) {
+            Ok(_) => 0,
+            Err(e) => -e,
+        }
+    }
+
+    fn sys_lseek(&mut self, tid: u32, fd: i32, off: i64, whence: u32) -> i64 {
+        let Some(id) = self.fd(tid, fd) else { return -EBADF };
+        let size = match self.files.stat(id) {
+            Ok(s) => s.size,
+            Err(e) => return -e,
+        };
+        let Some(d) = self.files.descs.get_mut(&id) else { return -EBADF };
+        match d.obj {
+            Object::Stdin
+            | Object::Stdout
+            | Object::Stderr
+            | Object::PipeRead(_)
+            | Object::PipeWrite(_) => return -ESPIPE,
+            _ => {}
+        }
+        let base = match whence {
+            0 => 0,
+            1 => d.pos as i64,
+            2 => size,
+            _ => return -EINVAL,
+        };
+        let new = base + off;
+        if new < 0 {
+            return -EINVAL;
+        }
+        d.pos = new as u64;
+        new
+    }
+
+    fn sys_ioctl(&mut self, tid: u32, fd: i32, req: u64) -> i64 {
+        if self.fd(tid, fd).is_none() {
+            return -EBADF;
+        }
+        // TCGETS, TIOCGWINSZ and other terminal requests: not a terminal.
+        let _ = req;
+        -ENOTTY
+    }
+
+    fn sys_readlink(&mut self, c: usize, tid: u32, p: u64, buf: u64, len: u64) -> i64 {
+        let path = match self.read_cstr(c, tid, p, 4096) {
+            Ok(p) => p,
+            Err(e) => return -e,
+        };
+        let target = if path == b"/proc/self/exe" {
+            self.exe_path.clone().into_bytes()
+        } else {
+            let abs = match self.abs_path(c, tid, -100, p) {
+                Ok(a) => a,
+                Err(e) => return -e,
+            };
+            match self.files.resolve(&abs) {
+                Ok(Resolved::Host(_)) => match std::fs::read_link(&abs) {
+                    Ok(t) => t.to_string_lossy().into_owned().into_bytes(),
+                    Err(e) => return -crate::fs::io_errno(&e),
+                },
+                Ok(_) => return -EINVAL,
+                Err(e) => return -e,
+            }
+        };
+        let n = target.len().min(len as usize);
+        if self.write_user(c, tid, buf, &target[..n]).is_err() {
+            return -EFAULT;
+        }
+        n as i64
+    }
+
+    fn sys_getdents64(&mut self, c: usize, tid: u32, fd: i32, buf: u64, len: u64) -> i64 {
+        let Some(id) = self.fd(tid, fd) else { return -EBADF };
+        let mut out = Vec::new();
+        let r = self.files.getdents(id, &mut out, len.min(1 << 20) as usize);
+        if r <= 0 {
+            return r;
+        }
+        if self.write_user(c, tid, buf, &out).is_err() {
+            return -EFAULT;
+        }
+        r
+    }
+
+    fn sys_getcwd(&mut self, c: usize, tid: u32, buf: u64, len: u64) -> i64 {
+        let cwd = std::env::current_dir()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "/".into());
+        let mut b = cwd.into_bytes();
+        b.push(0);
+        if b.len() as u64 > len {
+            return -ERANGE;
+        }
+        if self.write_user(c, tid, buf, &b).is_err() {
+            return -EFAULT;
+        }
+        b.len() as i64
+    }
+
+    fn mm_of(&self, tid: u32) -> u32 {
+        self.tasks.get(&tid).map_or(0, |t| t.mm)
+    }
+
+    fn sys_mmap(&mut self, c: usize, tid: u32, a: [u64; 6]) -> i64 {
+        let (addr, len, prot, flags, fd, off) = (a[0], a[1], a[2] as u8, a[3], a[4] as i32, a[5]);
+        const MAP_SHARED: u64 = 1;
+        const MAP_PRIVATE: u64 = 2;
+        const MAP_FIXED: u64 = 0x10;
+        const MAP_ANON: u64 = 0x20;
+        const MAP_FIXED_NOREPLACE: u64 = 0x100000;
+        if len == 0 || addr & (PAGE - 1) != 0 || off & (PAGE - 1) != 0 {
+            return -EINVAL;
+        }
+        if flags & (MAP_SHARED | MAP_PRIVATE) == 0 {
+            return -EINVAL;
+        }
+        let len = page_up(len);
+        if len == 0 || len > (1 << 46) {
+            return -ENOMEM;
+        }
+        let backing = if flags & MAP_ANON != 0 {
+            Backing::Anon
+        } else {
+            let Some(id) = self.fd(tid, fd) else { return -EBADF };
+            let data = match self.files.descs.get(&id).map(|d| &d.obj) {
+                Some(Object::Host { file, .. }) => {
+                    use std::io::Read;
+                    let mut v = Vec::new();
+                    let mut f = match file.try_clone() {
+                        Ok(f) => f,
+                        Err(e) => return -crate::fs::io_errno(&e),
+                    };
+                    use std::io::Seek;
+                    if f.seek(std::io::SeekFrom::Start(0)).is_err()
+                        || f.read_to_end(&mut v).is_err()
+                    {
+                        return -EIO;
+                    }
+                    v
+                }
+                Some(Object::Synthetic { data }) => data.clone(),
+                _ => return -ENODEV_OR_ACCESS,
+            };
+            if flags & MAP_SHARED != 0 && prot & PROT_WRITE != 0 {
+                return -EACCES;
+            }
+            let avail = (data.len() as u64).saturating_sub(off);
+            Backing::Image { data: data.into(), va: 0, off, len: avail.min(len) }
+        };
+        let mmid = self.mm_of(tid);
+        let Some(mm) = self.mms.get_mut(&mmid) else { return -EINVAL };
+        let start = if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
+            if addr == 0 || addr.checked_add(len).is_none_or(|e| e > crate::mm::STACK_TOP) {
+                return -EINVAL;
+            }
+            if flags & MAP_FIXED_NOREPLACE != 0 && !mm.is_free(addr, addr + len) {
+                return -EEXIST;
+            }
+            addr
+        } else if addr != 0
+            && addr.checked_add(len).is_some_and(|e| e <= crate::mm::MMAP_BASE)
+            && mm.is_free(addr, addr + len)
+        {
+            addr
+        } else {
+            match mm.find_free(len) {
+                Some(a) => a,
+                None => return -ENOMEM,
+            }
+        };
+        let mut g = Gather::default();
+        if !mm.is_free(start, start + len) {
+            mm.unmap(&mut self.mem.phys, start, start + len, &mut g);
+        }
+        let backing = match backing {
+            Backing::Image { data, off, len: l, .. } => {
+                Backing::Image { data, va: start, off, len: l }
+            }
+            b => b,
+        };
+        mm.insert(Vma {
+            start,
+            end: start + len,
+            prot: prot & (PROT_READ | PROT_WRITE | PROT_EXEC),
+            shared: flags & MAP_SHARED != 0,
+            backing,
+            kind: VmaKind::Anon,
+            hugepage: false,
+        });
+        self.finish_gather(mmid, g);
+        let _ = c;
+        start as i64
+    }
+
+    fn sys_munmap(&mut self, tid: u32, addr: u64, len: u64) -> i64 {
+        if addr & (PAGE - 1) != 0 || len == 0 {
+            return -EINVAL;
+        }
+        let end = addr.saturating_add(page_up(len));
+        let mmid = self.mm_of(tid);
+        let Some(mm) = self.mms.get_mut(&mmid) else { return -EINVAL };
+        let mut g = Gather::default();
+        mm.unmap(&mut self.mem.phys, addr, end, &mut g);
+        self.kstats.munmaps += 1;
+        self.finish_gather(mmid, g);
+        0
+    }
+
+    fn sys_mprotect(&mut self, tid: u32, addr: u64, len: u64, prot: u8) -> i64 {
+        if addr & (PAGE - 1) != 0 {
+            return -EINVAL;
+        }
+        let end = addr.saturating_add(page_up(len));
+        let mmid = self.mm_of(tid);
+        let Some(mm) = self.mms.get_mut(&mmid) else { return -EINVAL };
+        if !mm.protect(&mut self.mem.phys, addr, end, prot & 7) {
+            return -ENOMEM;
+        }
+        // Permissions were reduced or raised: flush the range like change_protection.
+        let g = Gather { start: addr, end, ..Default::default() };
+        self.finish_gather(mmid, g);
+        0
+    }
+
+    fn sys_madvise(&mut self, tid: u32, addr: u64, len: u64, advice: u64) -> i64 {
+        if addr & (PAGE - 1) != 0 {
+            return -EINVAL;
+        }
+        let end = addr.saturating_add(page_up(len));
+        let mmid = self.mm_of(tid);
+        let Some(mm) = self.mms.get_mut(&mmid) else { return -EINVAL };
+        match advice {
+            // MADV_DONTNEED, MADV_FREE: drop the pages; later touches see zeroes (or
+            // the file contents again).
+            4 | 8 => {
+                let mut a = addr;
+                while a < end {
+                    match mm.find(a) {
+                        Some(v) => a = v.end,
+                        None => return -ENOMEM,
+                    }
+                }
+                let mut g = Gather::default();
+                mm.zap(&mut self.mem.phys, addr, end, false, &mut g);
+                self.kstats.madvise_dontneed += 1;
+                self.finish_gather(mmid, g);
+                0
+            }
+            // MADV_HUGEPAGE / MADV_NOHUGEPAGE.
+            14 | 15 => 0,
+            0..=3 | 9..=13 | 16..=21 | 100..=101 => 0,
+            _ => -EINVAL,
+        }
+    }
+
+    fn sys_mremap(
+        &mut self,
+        tid: u32,
+        old: u64,
+        old_len: u64,
+        new_len: u64,
+        flags: u64,
+        new_addr: u64,
+    ) -> i64 {
+        const MAYMOVE: u64 = 1;
+        const FIXED: u64 = 2;
+        if old & (PAGE - 1) != 0 || new_len == 0 {
+            return -EINVAL;
+        }
+        let (old_len, new_len) = (page_up(old_len), page_up(new_len));
+        let mmid = self.mm_of(tid);
+        let Some(mm) = self.mms.get_mut(&mmid) else { return -EINVAL };
+        let Some(vma) = mm.find(old).cloned() else { return -EFAULT };
+        if old + old_len > vma.end {
+            return -EFAULT;
+        }
+        let mut g = Gather::default();
+        if flags & FIXED == 0 && new_len <= old_len {
+            if new_len < old_len {
+                mm.unmap(&mut self.mem.phys, old + new_len, old + old_len, &mut g);
+            }
+            self.finish_gather(mmid, g);
+            return old as i64;
+        }
+        // Grow in place if the following range is free.
+        if flags & FIXED == 0
+            && old + old_len == vma.end
+            && mm.is_free(old + old_len, old + new_len)
+        {
+            let mut v = vma.clone();
+            v.start = old + old_len;
+            v.end = old + new_len;
+            if let Backing::Image { .. } = v.backing {
+                // Keep the original description so file offsets stay right.
+            }
+            mm.insert(v);
+            return old as i64;
+        }
+        if flags & MAYMOVE == 0 {
+            return -ENOMEM;
+        }
+        let dest = if flags & FIXED != 0 {
+            if new_addr & (PAGE - 1) != 0 {
+                return -EINVAL;
+            }
+            mm.unmap(&mut self.mem.phys, new_addr, new_addr + new_len, &mut g);
+            new_addr
+        } else {
+            match mm.find_free(new_len) {
+                Some(a) => a,
+                None => return -ENOMEM,
+            }
+        };
+        // Move: copy the PTEs of the old range to the new one (move_page_tables), then
+        // drop the old range without freeing the moved pages.
+        let mut moved = Vec::new();
+        mm.for_each_leaf(
+            &mut self.mem.phys,
+            old,
+            old + old_len.min(new_len),
+            |phys, pte_pa, pte, va| {
+                phys.write_u64(pte_pa, 0);
+                moved.push((va - old, pte));
+            },
+        );
+        let mut created = Vec::new();
+        for (off, pte) in moved {
+            match emu_mmu::PageTables::entry(
+                &mut self.mem.phys,
+                mm.root,
+                dest + off,
+                1,
+                true,
+                &mut created,
+            ) {
+                Ok(Some(epa)) => self.mem.phys.write_u64(epa, pte),
+                _ => return -ENOMEM,
+            }
+        }
+        mm.table_pages += created.len() as u64;
+        let mut v = vma.clone();
+        v.start = dest;
+        v.end = dest + new_len;
+        if let Backing::Image { data, va, off, len } = &vma.backing {
+            let shift = old as i64 - *va as i64;
+            let new_va = (dest as i64 - shift) as u64;
+            v.backing = Backing::Image { data: data.clone(), va: new_va, off: *off, len: *len };
+        }
+        mm.unmap(&mut self.mem.phys, old, old + old_len, &mut g);
+        mm.insert(v);
+        g.start = g.start.min(old);
+        g.end = g.end.max(old + old_len);
+        self.finish_gather(mmid, g);
+        dest as i64
+    }
+
+    fn sys_msync(&mut self, tid: u32, addr: u64, len: u64) -> i64 {
+        if addr & (PAGE - 1) != 0 {
+            return -EINVAL;
+        }
+        let Some(mm) = self.mms.get(&self.mm_of(tid)) else { return -EINVAL };
+        let end = addr.saturating_add(page_up(len));
+        let mut a = addr;
+        while a < end {
+            match mm.find(a) {
+                Some(v) => a = v.end,
+                None => return -ENOMEM,
+            }
+        }
+        0
+    }
+
+    fn sys_brk(&mut self, tid: u32, want: u64) -> i64 {
+        let mmid = self.mm_of(tid);
+        let Some(mm) = self.mms.get_mut(&mmid) else { return 0 };
+        let cur = mm.brk;
+        if want < mm.brk_start {
+            return cur as i64;
+        }
+        let (old_end, new_end) = (page_up(cur), page_up(want));
+        let mut g = Gather::default();
+        if new_end > old_end {
+            if !mm.is_free(old_end, new_end) {
+                return cur as i64;
+            }
+            // Extend (or create) the heap VMA.
+            let heap = mm.vmas.values().find(|v| v.kind == VmaKind::Heap).map(|v| v.start);
+            match heap {
+                Some(s) if mm.vmas.get(&s).is_some_and(|v| v.end == old_end) => {
+                    if let Some(v) = mm.vmas.get_mut(&s) {
+                        v.end = new_end;
+                    }
+                }
+                _ => mm.insert(Vma {
+                    start: old_end,
+                    end: new_end,
+                    prot: PROT_READ | PROT_WRITE,
+                    shared: false,
+                    backing: Backing::Anon,
+                    kind: VmaKind::Heap,
+                    hugepage: false,
+                }),
+            }
+        } else if new_end < old_end {
+            mm.unmap(&mut self.mem.phys, new_end, old_end, &mut g);
+        }
+        mm.brk = want;
+        self.finish_gather(mmid, g);
+        want as i64
+    }
+
+    fn sys_rt_sigaction(&mut self, c: usize, tid: u32, signo: usize, act: u64, old: u64) -> i64 {
+        if signo == 0
+            || signo > 64
+            || signo == sig::SIGKILL as usize
+            || signo == sig::SIGSTOP as usize && act != 0
+        {
+            return -EINVAL;
+        }
+        let Some(sh) = self.tasks.get(&tid).map(|t| t.sighand) else { return -EINVAL };
+        let cur = self.sighands.get(&sh).map(|h| h[signo]).unwrap_or_default();
+        if old != 0 {
+            let mut b = [0u8; 32];
+            b[..8].copy_from_slice(&cur.handler.to_le_bytes());
+            b[8..16].copy_from_slice(&cur.flags.to_le_bytes());
+            b[16..24].copy_from_slice(&cur.restorer.to_le_bytes());
+            b[24..].copy_from_slice(&cur.mask.to_le_bytes());
+            if self.write_user(c, tid, old, &b).is_err() {
+                return -EFAULT;
+            }
+        }
+        if act != 0 {
+            let mut b = [0u8; 32];
+            if self.read_user(c, tid, act, &mut b).is_err() {
+                return -EFAULT;
+            }
+            let a = SigAction {
+                handler: le64(&b[..8]),
+                flags: le64(&b[8..16]),
+                restorer: le64(&b[16..24]),
+                mask: le64(&b[24..]),
+            };
+            if let Some(h) = self.sighands.get_mut(&sh) {
+                h[signo] = a;
+            }
+        }
+        0
+    }
+
+    fn sys_rt_sigprocmask(&mut self, c: usize, tid: u32, how: u64, set: u64, old: u64) -> i64 {
+        let cur = self.tasks.get(&tid).map_or(0, |t| t.sigmask);
+        if old != 0 && self.write_user(c, tid, old, &cur.to_le_bytes()).is_err() {
+            return -EFAULT;
+        }
+        if set != 0 {
+            let mut b = [0u8; 8];
+            if self.read_user(c, tid, set, &mut b).is_err() {
+                return -EFAULT;
+            }
+            let s =
+                u64::from_le_bytes(b) & !((1 << (sig::SIGKILL - 1)) | (1 << (sig::SIGSTOP - 1)));
+            let new = match how {
+                0 => cur | s,
+                1 => cur & !s,
+                2 => s,
+                _ => return -EINVAL,
+            };
+            if let Some(t) = self.tasks.get_mut(&tid) {
+                t.sigmask = new;
+            }
+            self.deliver_pending(c, tid);
+        }
+        0
+    }
+
+    fn sys_sigaltstack(&mut self, c: usize, tid: u32, ss: u64, old: u64) -> i64 {
+        let cur = self.tasks.get(&tid).map_or((0, 2, 0), |t| t.altstack);
+        if old != 0 {
+            let mut b = [0u8; 24];
+            b[..8].copy_from_slice(&cur.0.to_le_bytes());
+            b[8..12].copy_from_slice(&cur.1.to_le_bytes());
+            b[16..].copy_from_slice(&cur.2.to_le_bytes());
+            if self.write_user(c, tid, old, &b).is_err() {
+                return -EFAULT;
+            }
+        }
+        if ss != 0 {
+            let mut b = [0u8; 24];
+            if self.read_user(c, tid, ss, &mut b).is_err() {
+                return -EFAULT;
+            }
+            let flags = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
+            if let Some(t) = self.tasks.get_mut(&tid) {
+                t.altstack = (le64(&b[..8]), flags, le64(&b[16..]));
+            }
+        }
+        0
+    }
+
+    fn sys_arch_prctl(&mut self, c: usize, tid: u32, code: u64, addr: u64) -> i64 {
+        const SET_GS: u64 = 0x1001;
+        const SET_FS: u64 = 0x1002;
+        const GET_FS: u64 = 0x1003;
+        const GET_GS: u64 = 0x1004;
+        match code {
+            SET_FS | SET_GS => {
+                if let Some(t) = self.tasks.get_mut(&tid) {
+                    t.cpu.seg_base[if code == SET_FS { 1 } else { 2 }] = addr;
+                }
+                0
+            }
+            GET_FS | GET_GS => {
+                let v = self
+                    .tasks
+                    .get(&tid)
+                    .map_or(0, |t| t.cpu.seg_base[if code == GET_FS { 1 } else { 2 }]);
+                if self.write_user(c, tid, addr, &v.to_le_bytes()).is_err() {
+                    -EFAULT
+                } else {
+                    0
+                }
+            }
+            _ => -EINVAL,
+        }
+    }
+
+    fn sys_rseq(&mut self, c: usize, tid: u32, addr: u64, len: u32, flags: u64, sig: u32) -> i64 {
+        if flags & 1 != 0 {
+            if let Some(t) = self.tasks.get_mut(&tid) {
+                t.rseq = None;
+            }
+            return 0;
+        }
+        if len < 32 || addr & 31 != 0 {
+            return -EINVAL;
+        }
+        if let Some(t) = self.tasks.get_mut(&tid) {
+            if t.rseq.is_some() {
+                return -EBUSY;
+            }
+            t.rseq = Some((addr, len, sig));
+        }
+        self.rseq_update(c, tid);
+        0
+    }
+
+    /// Writes cpu_id_start, cpu_id, node_id and mm_cid of the task's rseq area.
+    pub(crate) fn rseq_update(&mut self, c: usize, tid: u32) {
+        let Some((addr, len, _)) = self.tasks.get(&tid).and_then(|t| t.rseq) else { return };
+        let cpu = c as u32;
+        let mut b = vec![0u8; 32.min(len as usize)];
+        b[0..4].copy_from_slice(&cpu.to_le_bytes());
+        b[4..8].copy_from_slice(&cpu.to_le_bytes());
+        // rseq_cs (8..16) and flags (16..20) are left zero; node_id 0; mm_cid.
+        let cid = self.mm_cid(tid);
+        b[24..28].copy_from_slice(&cid.to_le_bytes());
+        let _ = self.write_user(c, tid, addr, &b[..8]);
+        if len >= 32 {
+            let _ = self.write_user(c, tid, addr + 20, &b[20..28]);
+        }
+    }
+
+    /// The concurrency id of a task (dense per-mm thread index).
+    pub(crate) fn mm_cid(&self, tid: u32) -> u32 {
+        let Some(t) = self.tasks.get(&tid) else { return 0 };
+        self.tasks
+            .values()
+            .filter(|o| o.mm == t.mm && o.tid < tid && o.state != State::Zombie)
+            .count() as u32
+    }
+
+    fn sys_prlimit(&mut self, c: usize, tid: u32, res: u32, new: u64, old: u64) -> i64 {
+        let _ = new;
+        if old != 0 {
+            // RLIMIT_STACK 8 MiB soft, unlimited hard; RLIMIT_NOFILE 1024/4096; others unlimited.
+            let (cur, max) = match res {
+                3 => (crate::mm::STACK_LIMIT, u64::MAX),
+                7 => (1024, 4096),
+                _ => (u64::MAX, u64::MAX),
+            };
+            let mut b = [0u8; 16];
+            b[..8].copy_from_slice(&cur.to_le_bytes());
+            b[8..].copy_from_slice(&max.to_le_bytes());
+            if self.write_user(c, tid, old, &b).is_err() {
+                return -EFAULT;
+            }
+        }
+        0
+    }
+
+    fn sys_getrandom(&mut self, c: usize, tid: u32, buf: u64, len: u64) -> i64 {
+        let n = len.min(1 << 20) as usize;
+        let mut b = vec![0u8; n];
+        self.rng.fill(&mut b);
+        if self.write_user(c, tid, buf, &b).is_err() {
+            return -EFAULT;
+        }
+        n as i64
+    }
+
+    fn sys_clock_gettime(&mut self, c: usize, tid: u32, clock: u64, out: u64) -> i64 {
+        let ns = self.now_ns(tid);
+        let ns = match clock {
+            0 | 5 | 8 | 11 => ns + EPOCH_S * 1_000_000_000, // REALTIME, *_COARSE, ALARM, TAI
+            1 | 4 | 6 | 7 | 9 => ns,                        // MONOTONIC, RAW, COARSE, BOOTTIME
+            2 | 3 => ns,                                    // process/thread CPU time
+            _ => return -EINVAL,
+        };
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
+        b[8..].copy_from_slice(&(ns % 1_000_000_000).to_le_bytes());
+        if self.write_user(c, tid, out, &b).is_err() {
+            return -EFAULT;
+        }
+        0
+    }
+
+    fn sys_gettimeofday(&mut self, c: usize, tid: u32, out: u64) -> i64 {
+        if out == 0 {
+            return 0;
+        }
+        let ns = self.now_ns(tid) + EPOCH_S * 1_000_000_000;
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
+        b[8..].copy_from_slice(&((ns % 1_000_000_000) / 1000).to_le_bytes());
+        if self.write_user(c, tid, out, &b).is_err() {
+            return -EFAULT;
+        }
+        0
+    }
+
+    fn sys_nanosleep(
+        &mut self,
+        c: usize,
+        tid: u32,
+        clock: u64,
+        flags: u64,
+        req: u64,
+        rem: u64,
+    ) -> Sys {
+        let mut b = [0u8; 16];
+        if self.read_user(c, tid, req, &mut b).is_err() {
+            return Sys::Ret(-EFAULT);
+        }
+        let (s, ns) = (le64(&b[..8]) as i64, le64(&b[8..]) as i64);
+        if s < 0 || !(0..1_000_000_000).contains(&ns) {
+            return Sys::Ret(-EINVAL);
+        }
+        let d = (s as u64).saturating_mul(1_000_000_000).saturating_add(ns as u64);
+        let now = self.now_ns(tid);
+        let until = if flags & 1 != 0 {
+            // TIMER_ABSTIME
+            let base = if clock == 0 { EPOCH_S * 1_000_000_000 } else { 0 };
+            d.saturating_sub(base)
+        } else {
+            now.saturating_add(d)
+        };
+        if until <= now {
+            return Sys::Ret(0);
+        }
+        Sys::Block(Wait::Sleep { until_ns: until, rem })
+    }
+
+    fn sys_uname(&mut self, c: usize, tid: u32, out: u64) -> i64 {
+        let mut b = [0u8; 390];
+        for (k, s) in ["Linux", "emu", "6.18.0-emu", "#1 SMP PREEMPT_DYNAMIC", "x86_64", "(none)"]
+            .iter()
+            .enumerate()
+        {
+            b[65 * k..65 * k + s.len()].copy_from_slice(s.as_bytes());
+        }
+        if self.write_user(c, tid, out, &b).is_err() {
+            return -EFAULT;
+        }
+        0
+    }
+
+    fn sys_sysinfo(&mut self, c: usize, tid: u32, out: u64) -> i64 {
+        let mut b = [0u8; 112];
+        let up = self.now_ns(tid) / 1_000_000_000;
+        b[..8].copy_from_slice(&up.to_le_bytes());
+        let total = self.mem.phys_limit_bytes();
+        b[32..40].copy_from_slice(&total.to_le_bytes());
+        b[40..48]
+            .copy_from_slice(&total.saturating_sub(self.mem.phys.allocated * PAGE).to_le_bytes());
+        b[80..82].copy_from_slice(&(self.tasks.len() as u16).to_le_bytes());
+        b[104..108].copy_from_slice(&1u32.to_le_bytes());
+        if self.write_user(c, tid, out, &b).is_err() {
+            return -EFAULT;
+        }
+        0
+    }
+
+    fn sys_sched_getaffinity(&mut self, c: usize, tid: u32, len: u64, out: u64) -> i64 {
+        let n = self.cores.len();
+        let bytes = n.div_ceil(64) * 8;
+        if (len as usize) < bytes || len & 7 != 0 {
+            return -EINVAL;
+        }
+        let aff = self.tasks.get(&tid).map(|t| t.affinity.clone()).unwrap_or_default();
+        let mut b = vec![0u8; bytes];
+        for (i, on) in aff.iter().enumerate() {
+            if *on {
+                b[i / 8] |= 1 << (i % 8);
+            }
+        }
+        if self.write_user(c, tid, out, &b).is_err() {
+            return -EFAULT;
+        }
+        bytes as i64
+    }
+
+    fn sys_sched_setaffinity(&mut self, c: usize, tid: u32, pid: u32, len: u64, mask: u64) -> i64 {
+        let target = if pid == 0 { tid } else { pid };
+        if !self.tasks.contains_key(&target) {
+            return -ESRCH;
+        }
+        let n = self.cores.len();
+        let mut b = vec![0u8; (len as usize).min(1024)];
+        if self.read_user(c, tid, mask, &mut b).is_err() {
+            return -EFAULT;
+        }
+        let aff: Vec<bool> =
+            (0..n).map(|i| b.get(i / 8).is_some_and(|x| x & (1 << (i % 8)) != 0)).collect();
+        if !aff.iter().any(|&x| x) {
+            return -EINVAL;
+        }
+        if let Some(t) = self.tasks.get_mut(&target) {
+            t.affinity = aff;
+        }
+        self.migrate_if_needed(target);
+        0
+    }
+
+    fn sys_kill(&mut self, c: usize, tid: u32, pid: i64, s: u32, thread: Option<u32>) -> Sys {
+        if s > 64 {
+            return Sys::Ret(-EINVAL);
+        }
+        let target = match thread {
+            Some(t) => match self.tasks.get(&t) {
+                Some(x) if i64::from(x.tgid) == pid || pid == -1 => t,
+                _ => return Sys::Ret(-ESRCH),
+            },
+            None => {
+                let me = self.tasks.get(&tid).map_or(0, |t| t.tgid);
+                let p = if pid == 0 || pid == -1 { me } else { pid as u32 };
+                match self.tasks.get(&p) {
+                    Some(x) if x.state != State::Zombie => p,
+                    _ => return Sys::Ret(-ESRCH),
+                }
+            }
+        };
+        if s == 0 {
+            return Sys::Ret(0);
+        }
+        if let Some(t) = self.tasks.get_mut(&tid) {
+            t.cpu.gpr[0] = 0;
+        }
+        self.signal_thread(c, target, s);
+        Sys::Done
+    }
+}
+
+const ENODEV_OR_ACCESS: i64 = 19;
+const EBUSY: i64 = 16;
+
+pub(crate) fn le64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(a)
+}

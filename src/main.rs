@@ -1,0 +1,217 @@
+//! `emu`: run static x86-64 Linux programs on a simulated multi-core machine and
+//! measure what its TLB shootdowns cost. This file is thin glue: it parses arguments,
+//! builds a `RunConfig` and calls `emu_smp::run`.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use emu_smp::{Outcome, Profile, RunConfig, SimError};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Exit code of emu itself failing to run the guest (bad input, unsupported program).
+const EXIT_INPUT: u8 = 1;
+/// Exit code when the simulation stopped without the guest exiting (unsupported
+/// instruction, deadlock, instruction limit).
+const EXIT_SIM: u8 = 125;
+
+#[derive(Parser)]
+#[command(
+    name = "emu",
+    version,
+    about = "Cycle-level multi-core x86-64 emulator for TLB-shootdown costs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a static x86-64 Linux program (a path, or a catalogue workload name).
+    Run(RunArgs),
+    /// List workloads, profiles or strategies.
+    List {
+        /// What to list.
+        #[arg(value_parser = ["workloads", "profiles", "strategies"])]
+        what: String,
+    },
+}
+
+#[derive(Args)]
+#[command(trailing_var_arg = true)]
+struct RunArgs {
+    /// Machine profile: a built-in name or a TOML file.
+    #[arg(long, default_value = "skylake-sp")]
+    profile: String,
+    /// Number of simulated cores.
+    #[arg(long, default_value_t = 1)]
+    cores: usize,
+    /// Seed of the simulation's randomness.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Host path the guest may read (repeatable).
+    #[arg(long = "allow-read", value_name = "PATH")]
+    allow_read: Vec<PathBuf>,
+    /// Guest physical memory in MiB.
+    #[arg(long, default_value_t = 4096)]
+    memory: u64,
+    /// Scheduling quantum in cycles (upper bound; the IPI latency also bounds it).
+    #[arg(long, default_value_t = 2000)]
+    quantum: u64,
+    /// Stop after this many guest instructions.
+    #[arg(long)]
+    max_insns: Option<u64>,
+    /// Write run statistics as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    stats: Option<PathBuf>,
+    /// Use the musl build of a catalogue workload instead of the glibc one.
+    #[arg(long)]
+    musl: bool,
+    /// Program path or catalogue name, followed by its arguments.
+    #[arg(required = true, allow_hyphen_values = true, num_args = 1..)]
+    program: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::List { what } => {
+            list(&what);
+            ExitCode::SUCCESS
+        }
+        Cmd::Run(a) => match run(a) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("emu: {e:#}");
+                ExitCode::from(EXIT_INPUT)
+            }
+        },
+    }
+}
+
+fn list(what: &str) {
+    match what {
+        "workloads" => {
+            for p in workloads::catalogue().filter(|p| p.libc == workloads::Libc::Glibc) {
+                println!(
+                    "{:<16} {}  (default args: {})",
+                    p.name,
+                    p.description,
+                    p.default_args.join(" ")
+                );
+            }
+        }
+        "profiles" => {
+            for (name, _) in emu_smp::profile::BUILTIN {
+                match Profile::load(name) {
+                    Ok(p) => println!("{:<12} {}", p.name, p.description),
+                    Err(e) => println!("{name:<12} (invalid: {e})"),
+                }
+            }
+        }
+        _ => println!("(no strategies are selectable yet)"),
+    }
+}
+
+/// Loads the program: an existing file, or a catalogue workload by name.
+fn load_program(name: &str, musl: bool) -> Result<(Arc<[u8]>, String)> {
+    let path = std::path::Path::new(name);
+    if path.exists() {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {name}"))?;
+        let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        return Ok((bytes.into(), abs.to_string_lossy().into_owned()));
+    }
+    let libc = if musl { workloads::Libc::Musl } else { workloads::Libc::Glibc };
+    if let Some(p) = workloads::find(name, libc) {
+        if p.kind == workloads::Kind::Catalogue {
+            let bytes =
+                workloads::elf_bytes(p).with_context(|| format!("cannot read workload {name}"))?;
+            return Ok((bytes.into_owned().into(), format!("/emu/workloads/{name}")));
+        }
+    }
+    if name.contains('/') {
+        bail!("{name}: no such file");
+    }
+    bail!("{name}: no such file, and not a catalogue workload (see `emu list workloads`)")
+}
+
+fn run(a: RunArgs) -> Result<u8> {
+    let profile = Profile::load(&a.profile)?;
+    let (image, exe_path) = load_program(&a.program[0], a.musl)?;
+    let mut argv: Vec<Vec<u8>> = a.program.iter().map(|s| s.clone().into_bytes()).collect();
+    argv[0] = a.program[0].clone().into_bytes();
+    let mut cfg = RunConfig::new(image, exe_path, argv, profile);
+    cfg.envp = std::env::vars_os()
+        .map(|(k, v)| {
+            use std::os::unix::ffi::OsStrExt;
+            let mut e = k.as_bytes().to_vec();
+            e.push(b'=');
+            e.extend_from_slice(v.as_bytes());
+            e
+        })
+        .collect();
+    cfg.allow_read = a
+        .allow_read
+        .iter()
+        .map(|p| std::fs::canonicalize(p).with_context(|| format!("--allow-read {}", p.display())))
+        .collect::<Result<_>>()?;
+    cfg.cores = a.cores;
+    cfg.seed = a.seed;
+    cfg.memory_mib = a.memory;
+    cfg.quantum_cycles = a.quantum;
+    cfg.max_instructions = a.max_insns;
+    (cfg.uid, cfg.gid) = host_ids();
+    cfg.validate()?;
+    let result = emu_smp::run(&cfg);
+    let (outcome, stats) = match result {
+        Ok(r) => r,
+        Err(SimError::Load(m)) => bail!("{}: {m}", a.program[0]),
+        Err(e) => bail!("{e}"),
+    };
+    if let Some(path) = &a.stats {
+        let json = serde_json::to_string_pretty(&stats)?;
+        write_atomic(path, json.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(match outcome {
+        Outcome::Exited(c) => c as u8,
+        Outcome::Signaled { sig, report } => {
+            if let Some(r) = report {
+                eprintln!("emu: guest killed by signal {sig} ({}): {r}", signame(sig));
+            }
+            (128 + sig) as u8
+        }
+        Outcome::Error(e) => {
+            eprintln!("emu: {e}");
+            EXIT_SIM
+        }
+    })
+}
+
+fn signame(s: u32) -> &'static str {
+    match s {
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        15 => "SIGTERM",
+        _ => "signal",
+    }
+}
+
+fn host_ids() -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| (m.uid(), m.gid())).unwrap_or((0, 0))
+}
+
+/// Writes a file via a temporary and a rename, so readers never see a partial file.
+fn write_atomic(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp~");
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)
+}
