@@ -137,6 +137,12 @@ fn load_program(name: &str, musl: bool) -> Result<(Arc<[u8]>, String)> {
 }
 
 fn run(a: RunArgs) -> Result<u8> {
+    if a.program[0].starts_with('-') {
+        bail!(
+            "unknown option `{}` (options go before the program; see `emu run --help`)",
+            a.program[0]
+        );
+    }
     let profile = Profile::load(&a.profile)?;
     let (image, exe_path) = load_program(&a.program[0], a.musl)?;
     let mut argv: Vec<Vec<u8>> = a.program.iter().map(|s| s.clone().into_bytes()).collect();

@@ -54,6 +54,7 @@ pub mod nr {
     pub const ALARM: u64 = 37;
     pub const SETITIMER: u64 = 38;
     pub const GETPID: u64 = 39;
+    pub const SENDFILE: u64 = 40;
     pub const CLONE: u64 = 56;
     pub const FORK: u64 = 57;
     pub const VFORK: u64 = 58;
@@ -88,6 +89,7 @@ pub mod nr {
     pub const GETPGID: u64 = 121;
     pub const GETSID: u64 = 124;
     pub const SIGALTSTACK: u64 = 131;
+    pub const PRCTL: u64 = 157;
     pub const ARCH_PRCTL: u64 = 158;
     pub const GETTID: u64 = 186;
     pub const TIME: u64 = 201;
@@ -180,6 +182,7 @@ impl Machine {
             READV => return self.sys_readv(c, tid, a[0] as i32, a[1], a[2]),
             WRITEV => return self.sys_writev(c, tid, a[0] as i32, a[1], a[2]),
             PWRITE64 => -EBADF,
+            SENDFILE => return self.sys_sendfile(c, tid, a[0] as i32, a[1] as i32, a[2], a[3]),
             OPEN => self.sys_openat(c, tid, -100, a[0], a[1] as u32),
             OPENAT => self.sys_openat(c, tid, a[0] as i32, a[1], a[2] as u32),
             CLOSE => self.sys_close(tid, a[0] as i32),
@@ -239,6 +242,7 @@ impl Machine {
             RT_SIGRETURN => return self.sys_rt_sigreturn(c, tid),
             SIGALTSTACK => self.sys_sigaltstack(c, tid, a[0], a[1]),
             ARCH_PRCTL => self.sys_arch_prctl(c, tid, a[0], a[1]),
+            PRCTL => self.sys_prctl(c, tid, a[0], a[1]),
             SET_TID_ADDRESS => {
                 if let Some(t) = self.tasks.get_mut(&tid) {
                     t.clear_child_tid = a[0];
@@ -393,6 +397,42 @@ impl Machine {
             return Sys::Ret(-EFAULT);
         }
         self.write_bytes(c, tid, id, &tmp)
+    }
+
+    /// sendfile(2): copies through a kernel buffer (at most 1 MiB per call).
+    fn sys_sendfile(
+        &mut self,
+        c: usize,
+        tid: u32,
+        out_fd: i32,
+        in_fd: i32,
+        off: u64,
+        count: u64,
+    ) -> Sys {
+        let (Some(inp), Some(out)) = (self.fd(tid, in_fd), self.fd(tid, out_fd)) else {
+            return Sys::Ret(-EBADF);
+        };
+        let mut pos = None;
+        if off != 0 {
+            let mut b = [0u8; 8];
+            if self.read_user(c, tid, off, &mut b).is_err() {
+                return Sys::Ret(-EFAULT);
+            }
+            pos = Some(u64::from_le_bytes(b));
+        }
+        let mut buf = vec![0u8; count.min(1 << 20) as usize];
+        let n = match self.files.read(inp, &mut buf, pos) {
+            Err(()) => return Sys::Block(Wait::Io),
+            Ok(n) if n < 0 => return Sys::Ret(n),
+            Ok(n) => n as usize,
+        };
+        let r = self.write_bytes(c, tid, out, &buf[..n]);
+        if let (Some(p), Sys::Ret(w)) = (pos, &r) {
+            if *w > 0 {
+                let _ = self.write_user(c, tid, off, &(p + *w as u64).to_le_bytes());
+            }
+        }
+        r
     }
 
     fn write_bytes(&mut self, c: usize, tid: u32, id: u32, data: &[u8]) -> Sys {
@@ -1194,6 +1234,35 @@ impl Machine {
                     .get(&tid)
                     .map_or(0, |t| t.cpu.seg_base[if code == GET_FS { 1 } else { 2 }]);
                 if self.write_user(c, tid, addr, &v.to_le_bytes()).is_err() {
+                    -EFAULT
+                } else {
+                    0
+                }
+            }
+            _ => -EINVAL,
+        }
+    }
+
+    fn sys_prctl(&mut self, c: usize, tid: u32, option: u64, arg: u64) -> i64 {
+        const PR_SET_NAME: u64 = 15;
+        const PR_GET_NAME: u64 = 16;
+        match option {
+            PR_SET_NAME => match self.read_cstr(c, tid, arg, 16) {
+                Ok(name) => {
+                    if let Some(t) = self.tasks.get_mut(&tid) {
+                        t.comm = String::from_utf8_lossy(&name[..name.len().min(15)]).into_owned();
+                    }
+                    0
+                }
+                Err(_) => -EFAULT,
+            },
+            PR_GET_NAME => {
+                let mut b = [0u8; 16];
+                if let Some(t) = self.tasks.get(&tid) {
+                    let n = t.comm.len().min(15);
+                    b[..n].copy_from_slice(&t.comm.as_bytes()[..n]);
+                }
+                if self.write_user(c, tid, arg, &b).is_err() {
                     -EFAULT
                 } else {
                     0

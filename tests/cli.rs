@@ -1,0 +1,258 @@
+//! The command line as a user meets it: running catalogue workloads and third-party
+//! programs, exit codes, error messages on bad input, and deterministic statistics.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn runs_a_catalogue_workload_by_name() {
+    let o = emu().args(["run", "hello", "x"]).output().expect("run");
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("hello from emu"), "{}", show(&o));
+    let o = emu().args(["run", "--musl", "hello"]).output().expect("run");
+    assert!(o.status.success(), "{}", show(&o));
+}
+
+#[test]
+fn lists_workloads_and_profiles() {
+    let o = emu().args(["list", "workloads"]).output().expect("run");
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("hello") && s.contains("ptrchase"), "{s}");
+    let o = emu().args(["list", "profiles"]).output().expect("run");
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("skylake-sp") && s.contains("zen3"), "{s}");
+}
+
+/// busybox-static from the distribution: a real, third-party static program.
+#[test]
+fn busybox_matches_native() {
+    let bb = std::path::Path::new("/bin/busybox");
+    assert!(bb.exists(), "/bin/busybox missing: apt-get install busybox-static (.ci/run does)");
+    let dir = scratch("busybox");
+    let file = dir.join("data.txt");
+    std::fs::write(&file, "pear\napple\nfig\napple\n").expect("write");
+    let f = file.to_str().unwrap_or_default();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["echo", "hello", "world"],
+        vec!["seq", "1", "7"],
+        vec!["expr", "6", "*", "7"],
+        vec!["factor", "1234567890"],
+        vec!["sort", f],
+        vec!["uniq", "-c", f],
+        vec!["sha256sum", f],
+        vec!["md5sum", f],
+        vec!["wc", f],
+        vec!["od", "-x", f],
+        vec!["cat", f],
+        vec!["awk", "BEGIN { s = 0; for (i = 1; i <= 100; i++) s += i * i; print s }"],
+        vec!["dc", "-e", "2 100 ^ p"],
+        vec!["sed", "-n", "s/p/P/gp", f],
+        vec!["printf", "%08.3f|%x\\n", "3.14159", "255"],
+    ];
+    let dirarg = dir.to_str().unwrap_or_default();
+    for args in cases {
+        let n = std::process::Command::new(bb).args(&args).output().expect("native");
+        let e =
+            emu().args(["run", "--allow-read", dirarg]).arg(bb).args(&args).output().expect("emu");
+        assert_eq!(
+            (n.status.code(), &n.stdout, &n.stderr),
+            (e.status.code(), &e.stdout, &e.stderr),
+            "busybox {args:?}\nnative: {}\nemu: {}",
+            show(&n),
+            show(&e)
+        );
+    }
+}
+
+#[test]
+fn host_files_are_readable_only_when_allowed() {
+    let dir = scratch("allow");
+    let file = dir.join("secret.txt");
+    std::fs::write(&file, "top secret\n").expect("write");
+    let bb = "/bin/busybox";
+    let o = emu().args(["run", bb, "cat"]).arg(&file).output().expect("run");
+    assert_ne!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Permission denied"), "{}", show(&o));
+    let o = emu()
+        .args(["run", "--allow-read"])
+        .arg(&dir)
+        .args([bb, "cat"])
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert_eq!(o.stdout, b"top secret\n", "{}", show(&o));
+}
+
+#[test]
+fn bad_input_gives_precise_errors_and_nonzero_exits() {
+    let dir = scratch("badinput");
+    // Not an ELF.
+    let text = dir.join("text");
+    std::fs::write(&text, "#!/bin/sh\necho hi\n").expect("write");
+    let o = emu().args(["run"]).arg(&text).output().expect("run");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).starts_with("emu: "), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a valid ELF"), "{}", show(&o));
+    // Truncated ELF.
+    let bb = std::fs::read("/bin/busybox").unwrap_or_default();
+    let trunc = dir.join("trunc");
+    std::fs::write(&trunc, &bb[..bb.len().min(200)]).expect("write");
+    let o = emu().args(["run"]).arg(&trunc).output().expect("run");
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    // A 32-bit ELF header.
+    let mut elf32 = bb[..64.min(bb.len())].to_vec();
+    elf32[4] = 1;
+    let e32 = dir.join("elf32");
+    std::fs::write(&e32, &elf32).expect("write");
+    let o = emu().args(["run"]).arg(&e32).output().expect("run");
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    // Dynamically linked.
+    let o = emu().args(["run", "/bin/ls"]).output().expect("run");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("dynamically linked"), "{}", show(&o));
+    // Missing file, unknown workload, bad flags, bad profile.
+    for args in [
+        vec!["run", "/no/such/file"],
+        vec!["run", "no-such-workload"],
+        vec!["run", "--cores", "0", "hello"],
+        vec!["run", "--bogus-flag", "hello"],
+        vec!["run", "--profile", "no-such-profile", "hello"],
+        vec!["run", "--memory", "1", "hello"],
+    ] {
+        let o = emu().args(&args).output().expect("run");
+        assert_ne!(o.status.code(), Some(0), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("emu: ") || err.contains("error:"), "{args:?}: {}", show(&o));
+        assert!(o.stdout.is_empty());
+    }
+    let o = emu().args(["frobnicate"]).output().expect("run");
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn guest_faults_are_reported_like_signals() {
+    let dir = scratch("faults");
+    let segv = build_c(&dir, "segv", "int main(void){volatile int *p=(int*)16; return *p;}", &[]);
+    let o = emu().arg("run").arg(&segv).output().expect("run");
+    assert_eq!(o.status.code(), Some(139), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("SIGSEGV") && err.contains("address 0x10") && err.contains("rip 0x"),
+        "{err}"
+    );
+    let ill = build_c(&dir, "ill", "int main(void){__builtin_trap();}", &[]);
+    let o = emu().arg("run").arg(&ill).output().expect("run");
+    assert_eq!(o.status.code(), Some(132), "{}", show(&o));
+    let fpe =
+        build_c(&dir, "fpe", "int main(int c,char**v){volatile int z=c-1; return 10/z;}", &[]);
+    let o = emu().arg("run").arg(&fpe).output().expect("run");
+    assert_eq!(o.status.code(), Some(136), "{}", show(&o));
+}
+
+#[test]
+fn signal_handlers_run_and_return() {
+    let dir = scratch("sighandler");
+    let src = r#"
+#include <signal.h>
+#include <stdio.h>
+#include <setjmp.h>
+static sigjmp_buf env;
+static volatile int hits;
+static void on_usr1(int s) { hits += s; }
+static void on_segv(int s) { (void)s; siglongjmp(env, 7); }
+int main(void) {
+    signal(SIGUSR1, on_usr1);
+    raise(SIGUSR1); raise(SIGUSR1);
+    struct sigaction sa = {0}; sa.sa_handler = on_segv; sigaction(SIGSEGV, &sa, 0);
+    int r = sigsetjmp(env, 1);
+    if (r == 0) { volatile int *p = (int *)8; *p = 1; }
+    printf("hits=%d jumped=%d\n", hits, r);
+    return 0;
+}"#;
+    let bin = build_c(&dir, "sig", src, &[]);
+    let n = std::process::Command::new(&bin).output().expect("native");
+    let e = emu().arg("run").arg(&bin).output().expect("emu");
+    assert_eq!(n.stdout, e.stdout, "{}", show(&e));
+    assert_eq!(e.status.code(), Some(0), "{}", show(&e));
+}
+
+#[test]
+fn unsupported_instruction_stops_with_rip_bytes_and_disassembly() {
+    let dir = scratch("unsupported");
+    // An AVX instruction: not implemented (CPUID does not report AVX).
+    let src = "int main(void){ __asm__ volatile(\"vaddps %xmm0, %xmm1, %xmm2\"); return 0; }";
+    let bin = build_c(&dir, "avx", src, &[]);
+    let stats = dir.join("stats.json");
+    let o = emu().arg("run").arg("--stats").arg(&stats).arg(&bin).output().expect("run");
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("unsupported instruction at rip 0x"), "{err}");
+    assert!(err.contains("c5 f0 58 d0") && err.contains("vaddps"), "{err}");
+    // Partial results are kept.
+    let s = std::fs::read_to_string(&stats).expect("stats written despite the error");
+    assert!(s.contains("\"instructions\""), "{s}");
+}
+
+#[test]
+fn unknown_syscall_returns_enosys_with_one_warning() {
+    let dir = scratch("enosys");
+    let src = r#"
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <errno.h>
+#include <stdio.h>
+int main(void){ long a = syscall(999), b = syscall(999);
+ printf("%ld %ld %d\n", a, b, errno == ENOSYS); return 0; }"#;
+    let bin = build_c(&dir, "enosys", src, &[]);
+    let o = emu().arg("run").arg(&bin).output().expect("run");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "-1 -1 1\n", "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches("emu: unsupported system call 999").count(), 1, "{err}");
+}
+
+#[test]
+fn stats_are_byte_identical_for_identical_runs() {
+    let dir = scratch("determinism");
+    let run = |name: &str| {
+        let path = dir.join(name);
+        let o = emu()
+            .args(["run", "--stats"])
+            .arg(&path)
+            .args(["--seed", "7", "hello", "a"])
+            .output()
+            .expect("run");
+        assert!(o.status.success(), "{}", show(&o));
+        std::fs::read(&path).expect("stats")
+    };
+    let a = run("a.json");
+    let b = run("b.json");
+    assert_eq!(a, b);
+    let v: serde_json::Value = serde_json::from_slice(&a).expect("json");
+    assert!(v["totals"]["instructions"].as_u64().unwrap_or(0) > 10_000);
+    assert!(v["totals"]["cycles"].as_u64().unwrap_or(0) > 0);
+}
+
+#[test]
+fn guest_sees_simulated_time_and_seeded_randomness() {
+    let dir = scratch("time");
+    let src = r#"
+#include <stdio.h>
+#include <time.h>
+#include <sys/random.h>
+int main(void){ struct timespec a, b; clock_gettime(CLOCK_MONOTONIC, &a);
+ volatile unsigned long x = 0; for (unsigned long i = 0; i < 1000000; i++) x += i;
+ clock_gettime(CLOCK_MONOTONIC, &b);
+ unsigned long r; getrandom(&r, sizeof r, 0);
+ printf("%ld %lx\n", (b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec), r); return 0; }"#;
+    let bin = build_c(&dir, "time", src, &[]);
+    let out = |seed: &str| {
+        let o = emu().args(["run", "--seed", seed]).arg(&bin).output().expect("run");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let (a, b, c) = (out("1"), out("1"), out("2"));
+    assert_eq!(a, b, "same seed, same output");
+    assert_ne!(a.split(' ').nth(1), c.split(' ').nth(1), "seed changes getrandom");
+    let ns: u64 = a.split(' ').next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    assert!(ns > 100_000 && ns < 100_000_000, "elapsed simulated ns {ns}");
+}
