@@ -114,20 +114,25 @@ fn list(what: &str) {
     }
 }
 
-/// Loads the program: an existing file, or a catalogue workload by name.
-fn load_program(name: &str, musl: bool) -> Result<(Arc<[u8]>, String)> {
+/// Loads the program: an existing file, or a catalogue workload by name (then also its
+/// default arguments).
+fn load_program(name: &str, musl: bool) -> Result<(Arc<[u8]>, String, &'static [&'static str])> {
     let path = std::path::Path::new(name);
     if path.exists() {
         let bytes = std::fs::read(path).with_context(|| format!("cannot read {name}"))?;
         let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        return Ok((bytes.into(), abs.to_string_lossy().into_owned()));
+        return Ok((bytes.into(), abs.to_string_lossy().into_owned(), &[]));
     }
     let libc = if musl { workloads::Libc::Musl } else { workloads::Libc::Glibc };
     if let Some(p) = workloads::find(name, libc) {
         if p.kind == workloads::Kind::Catalogue {
             let bytes =
                 workloads::elf_bytes(p).with_context(|| format!("cannot read workload {name}"))?;
-            return Ok((bytes.into_owned().into(), format!("/emu/workloads/{name}")));
+            return Ok((
+                bytes.into_owned().into(),
+                format!("/emu/workloads/{name}"),
+                p.default_args,
+            ));
         }
     }
     if name.contains('/') {
@@ -144,9 +149,12 @@ fn run(a: RunArgs) -> Result<u8> {
         );
     }
     let profile = Profile::load(&a.profile)?;
-    let (image, exe_path) = load_program(&a.program[0], a.musl)?;
+    let (image, exe_path, defaults) = load_program(&a.program[0], a.musl)?;
     let mut argv: Vec<Vec<u8>> = a.program.iter().map(|s| s.clone().into_bytes()).collect();
-    argv[0] = a.program[0].clone().into_bytes();
+    if argv.len() == 1 {
+        // A catalogue workload run without arguments gets its catalogue defaults.
+        argv.extend(defaults.iter().map(|d| d.as_bytes().to_vec()));
+    }
     let mut cfg = RunConfig::new(image, exe_path, argv, profile);
     cfg.envp = std::env::vars_os()
         .map(|(k, v)| {
