@@ -10,7 +10,12 @@ use crate::mem::GuestMem;
 ///
 /// On return RIP is where execution resumes: after SYSCALL and PAUSE, after INT3, and at
 /// the faulting instruction for faults and unsupported instructions.
-pub fn run<M: GuestMem>(cpu: &mut Cpu, mem: &mut M, cache: &mut CodeCache<M>, until_fp: u64) -> Exit {
+pub fn run<M: GuestMem>(
+    cpu: &mut Cpu,
+    mem: &mut M,
+    cache: &mut CodeCache<M>,
+    until_fp: u64,
+) -> Exit {
     loop {
         if mem.code_invalidations_pending() {
             cache.invalidate(mem);

@@ -118,7 +118,7 @@ fn is_denormal<L: Lane>(x: u64) -> bool {
 }
 
 macro_rules! lane_impl {
-    ($name:ident, $host:ty, $soft:ty, $bits:ty, $sign:expr, $exp:expr, $frac:expr, $quiet:expr, $min_normal:expr) => {
+    ($name:ident, $host:ty, $soft:ty, $bits:ty, $sign:expr, $exp:expr, $frac:expr, $quiet:expr, $min_normal:expr, $tiny_scale:expr) => {
         /// Marker for this element format.
         #[derive(Clone, Copy, Debug)]
         pub struct $name;
@@ -139,11 +139,16 @@ macro_rules! lane_impl {
                 u64::from(h.to_bits())
             }
             fn sqrt_rn(y: u64) -> (u64, std::cmp::Ordering) {
-                let y = Self::host(y);
+                let y = Self::host(y) as f64;
                 // For f32 the f64 root rounded to f32 is correctly rounded (53 >= 2*24+2),
-                // and r*r is exact in f64; for f64 the FMA gives the exact remainder sign.
-                let r = ((y as f64).sqrt()) as $host;
-                let rem = (r as f64).mul_add(r as f64, -(y as f64));
+                // and r*r is exact in f64; for f64 the FMA gives the exact remainder sign,
+                // provided r*r - y does not underflow: tiny f64 operands are scaled by an
+                // even power of two first (the root scales by half of it, exactly).
+                let (ys, down) =
+                    if y < 1e-270 { (y * 2f64.powi(1000), 2f64.powi(-500)) } else { (y, 1.0) };
+                let r = (ys.sqrt() * down) as $host;
+                let rs = (r as f64) / down;
+                let rem = rs.mul_add(rs, -ys);
                 (Self::bits(r), rem.partial_cmp(&0.0).unwrap_or(std::cmp::Ordering::Equal))
             }
             #[inline(always)]
@@ -158,8 +163,16 @@ macro_rules! lane_impl {
                     FpOp::Sqrt => y.sqrt(),
                     FpOp::Min | FpOp::Max => return None,
                 };
+                // The exactness tests below compute an error term (x*y - r, x - r*y,
+                // r*r - y) that must not underflow: with the result, and the dividend or
+                // radicand, at least 2^(p+2) times the smallest normal it is a nonzero
+                // multiple of a representable unit whenever it is nonzero.
+                let tiny = $min_normal * $tiny_scale;
                 let ar = r.abs();
-                if !(ar >= $min_normal * 4.0 && ar <= <$host>::MAX / 4.0) {
+                if !(ar >= tiny && ar <= <$host>::MAX / 4.0) {
+                    return None;
+                }
+                if (op == FpOp::Div && x.abs() < tiny) || (op == FpOp::Sqrt && y < tiny) {
                     return None;
                 }
                 let exact = match op {
@@ -179,7 +192,18 @@ macro_rules! lane_impl {
     };
 }
 
-lane_impl!(F32, f32, Single, u32, 1 << 31, 0xff << 23, (1 << 23) - 1, 1 << 22, f32::MIN_POSITIVE);
+lane_impl!(
+    F32,
+    f32,
+    Single,
+    u32,
+    1 << 31,
+    0xff << 23,
+    (1 << 23) - 1,
+    1 << 22,
+    f32::MIN_POSITIVE,
+    (1u64 << 26) as f32
+);
 lane_impl!(
     F64,
     f64,
@@ -189,7 +213,8 @@ lane_impl!(
     0x7ff << 52,
     (1 << 52) - 1,
     1 << 51,
-    f64::MIN_POSITIVE
+    f64::MIN_POSITIVE,
+    (1u64 << 55) as f64
 );
 
 /// x86 NaN propagation for two-operand SSE arithmetic: the first operand's NaN wins,
@@ -217,12 +242,18 @@ pub fn arith<L: Lane>(op: FpOp, a: u64, b: u64, mxcsr: &mut u32) -> u64 {
 fn arith_inner<L: Lane>(op: FpOp, mut a: u64, mut b: u64, mx: u32, fl: &mut u32) -> u64 {
     let unary = op == FpOp::Sqrt;
     if op == FpOp::Min || op == FpOp::Max {
-        // MINSS/MAXSS: if either is NaN, or both are zero, the second operand.
+        // MINSS/MAXSS: if either is NaN, or both are zero, the second operand. Under DAZ
+        // the operands are flushed first, and the result is the flushed operand (a
+        // signed zero), not the original denormal.
+        if mx & DAZ != 0 {
+            a = daz::<L>(a);
+            b = daz::<L>(b);
+        }
         if is_nan::<L>(a) || is_nan::<L>(b) {
             *fl |= IE;
             return b;
         }
-        if (is_denormal::<L>(a) || is_denormal::<L>(b)) && mx & DAZ == 0 {
+        if is_denormal::<L>(a) || is_denormal::<L>(b) {
             *fl |= DE;
         }
         let (x, y) = (to_soft::<L>(a, mx), to_soft::<L>(b, mx));
@@ -253,9 +284,31 @@ fn arith_inner<L: Lane>(op: FpOp, mut a: u64, mut b: u64, mx: u32, fl: &mut u32)
     slow::<L>(op, a, b, mx, fl, &mut a, &mut b)
 }
 
+/// A denormal flushed to the zero of its sign (the DAZ rule); other values unchanged.
+#[inline(always)]
+fn daz<L: Lane>(x: u64) -> u64 {
+    if is_denormal::<L>(x) {
+        x & L::SIGN
+    } else {
+        x
+    }
+}
+
 fn to_soft<L: Lane>(x: u64, mx: u32) -> L::Soft {
-    let x = if mx & DAZ != 0 && is_denormal::<L>(x) { x & L::SIGN } else { x };
+    let x = if mx & DAZ != 0 { daz::<L>(x) } else { x };
     L::Soft::from_bits(u128::from(x))
+}
+
+/// True when `r` (with apfloat status `st`) is an overflow that apfloat reported as
+/// merely inexact. Rounding toward zero (in magnitude) turns an overflow into the largest
+/// finite number, and apfloat then reports only INEXACT; IEEE 754 and x86 signal overflow
+/// whenever the result rounded with an unbounded exponent exceeds the largest finite
+/// number. `halved` computes the same operation with its exact result halved (operands
+/// scaled by powers of two, which is exact here), which fits and rounds the same way.
+fn hidden_overflow<F: Float>(r: F, st: Status, halved: impl FnOnce() -> F) -> bool {
+    st == Status::INEXACT
+        && r.abs().bitwise_eq(F::largest())
+        && halved().abs() > F::largest().scalbn(-1)
 }
 
 fn slow<L: Lane>(
@@ -268,24 +321,40 @@ fn slow<L: Lane>(
     _b: &mut u64,
 ) -> u64 {
     let unary = op == FpOp::Sqrt;
-    if mx & DAZ == 0 && ((!unary && is_denormal::<L>(a0)) || is_denormal::<L>(b0)) {
-        *fl |= DE;
-    }
+    let denormal_operand =
+        mx & DAZ == 0 && ((!unary && is_denormal::<L>(a0)) || is_denormal::<L>(b0));
     let round = round_of(mx >> 13);
     let (x, y) = (to_soft::<L>(a0, mx), to_soft::<L>(b0, mx));
-    let r = match op {
+    let apply = |x: L::Soft, y: L::Soft| match op {
         FpOp::Add => x.add_r(y, round),
         FpOp::Sub => x.sub_r(y, round),
         FpOp::Mul => x.mul_r(y, round),
         FpOp::Div => x.div_r(y, round),
         _ => soft_sqrt::<L>(y, round),
     };
+    let r = apply(x, y);
     let mut bits = r.value.to_bits() as u64;
     let mut f = flags_of(r.status);
+    if op != FpOp::Sqrt
+        && hidden_overflow(r.value, r.status, || match op {
+            FpOp::Add | FpOp::Sub => apply(x.scalbn(-1), y.scalbn(-1)).value,
+            FpOp::Mul if x.abs() < y.abs() => apply(x, y.scalbn(-1)).value,
+            _ => apply(x.scalbn(-1), y).value,
+        })
+    {
+        f |= OE;
+    }
     if f & IE != 0 {
         bits = L::INDEFINITE;
     }
-    if mx & FTZ != 0 && is_denormal::<L>(bits) && f & UE != 0 {
+    // Invalid-operation and divide-by-zero take precedence over the denormal-operand
+    // exception (SDM vol. 1 §11.5.2, exception priority).
+    if denormal_operand && f & (IE | ZE) == 0 {
+        f |= DE;
+    }
+    // FTZ: a tiny result becomes a zero of its sign and signals underflow and precision
+    // even when it was exact (SDM vol. 1 §10.2.3.3).
+    if mx & FTZ != 0 && is_denormal::<L>(bits) {
         bits &= L::SIGN;
         f |= UE | PE;
     }
@@ -320,10 +389,9 @@ fn soft_sqrt<L: Lane>(y: L::Soft, round: Round) -> rustc_apfloat::StatusAnd<L::S
 /// Converts to a signed integer of `bits` width (32 or 64) with rounding from `mxcsr`
 /// (or truncation); NaN and out-of-range give the integer indefinite and IE.
 pub fn to_int<L: Lane>(x: u64, bits: u32, truncate: bool, mxcsr: &mut u32) -> u64 {
+    // Conversions to integers raise only invalid and precision (SDM vol. 2 CVTSS2SI &
+    // co., "SIMD Floating-Point Exceptions"): a denormal operand does not set DE.
     let round = if truncate { Round::TowardZero } else { round_of(*mxcsr >> 13) };
-    if *mxcsr & DAZ == 0 && is_denormal::<L>(x) {
-        *mxcsr |= DE;
-    }
     let v = to_soft::<L>(x, *mxcsr);
     let indefinite = 1u64 << (bits - 1);
     if v.is_nan() {
@@ -374,12 +442,18 @@ where
         *mxcsr |= DE;
     }
     let v = to_soft::<From>(x, *mxcsr);
+    let round = round_of(*mxcsr >> 13);
     let mut loses = false;
     let r: rustc_apfloat::StatusAnd<To::Soft> =
-        rustc_apfloat::FloatConvert::convert_r(v, round_of(*mxcsr >> 13), &mut loses);
+        rustc_apfloat::FloatConvert::convert_r(v, round, &mut loses);
     let mut bits = r.value.to_bits() as u64;
     let mut f = flags_of(r.status);
-    if *mxcsr & FTZ != 0 && is_denormal::<To>(bits) && f & UE != 0 {
+    if hidden_overflow(r.value, r.status, || {
+        rustc_apfloat::FloatConvert::convert_r(v.scalbn(-1), round, &mut loses).value
+    }) {
+        f |= OE;
+    }
+    if *mxcsr & FTZ != 0 && is_denormal::<To>(bits) {
         bits &= To::SIGN;
         f |= UE | PE;
     }

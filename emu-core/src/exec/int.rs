@@ -229,7 +229,7 @@ pub fn shift<M: GuestMem, W: Width, const OP: u8, const D: u8, const C: u8>(
     let raw = if C == cnt::CL { cpu.gpr[1] } else { i.imm };
     let count = (raw & if sz == 3 { 63 } else { 31 }) as u32;
     if count == 0 {
-        return Ok(());
+        return zero_count::<M, W, D>(cpu, m, i);
     }
     let ea = if D == MEM { i.ea(cpu) } else { 0 };
     let a = if D == REG { W::get(cpu, i.r0) } else { W::load(m, ea)? };
@@ -284,11 +284,7 @@ pub fn shift<M: GuestMem, W: Width, const OP: u8, const D: u8, const C: u8>(
             };
             let r = (rot as u64) & msk;
             let cf = (rot >> bits) & 1 != 0;
-            let of = if OP == sh::RCL {
-                msb(r) ^ cf
-            } else {
-                msb(a) ^ (status & CF != 0)
-            };
+            let of = if OP == sh::RCL { msb(r) ^ cf } else { msb(a) ^ (status & CF != 0) };
             (r, (status & !(CF | OF)) | flag(CF, cf) | flag(OF, of))
         }
         _ => return Err(Exit::Exception(Exception::InvalidOpcode)),
@@ -299,6 +295,24 @@ pub fn shift<M: GuestMem, W: Width, const OP: u8, const D: u8, const C: u8>(
         W::store(m, ea, r)?;
     }
     cpu.flags.set_status(bits_out);
+    Ok(())
+}
+
+/// A shift or rotate by a masked count of zero changes neither the operand nor the
+/// flags, but hardware still performs the access: a memory operand is read (and faults
+/// if it must), and a 32-bit register destination is written, clearing bits 63:32
+/// (SDM vol. 1 §3.4.1.1).
+#[inline(always)]
+fn zero_count<M: GuestMem, W: Width, const D: u8>(
+    cpu: &mut Cpu,
+    m: &mut M,
+    i: &Insn<M>,
+) -> Result<(), Exit> {
+    if D == MEM {
+        W::load(m, i.ea(cpu))?;
+    } else if W::SZ == 2 {
+        W::set(cpu, i.r0, W::get(cpu, i.r0));
+    }
     Ok(())
 }
 
@@ -328,7 +342,7 @@ pub fn shld<M: GuestMem, W: Width, const LEFT: bool, const D: u8, const C: u8>(
     let raw = if C == cnt::CL { cpu.gpr[1] } else { i.imm };
     let count = (raw & if sz == 3 { 63 } else { 31 }) as u32;
     if count == 0 {
-        return Ok(());
+        return zero_count::<M, W, D>(cpu, m, i);
     }
     let ea = if D == MEM { i.ea(cpu) } else { 0 };
     let a = if D == REG { W::get(cpu, i.r0) } else { W::load(m, ea)? };
@@ -686,11 +700,7 @@ pub fn bitscan<M: GuestMem, W: Width, const OP: u8, const S: u8>(
                 // Destination unchanged (AMD documents it; Intel preserves it in practice).
                 cpu.flags.set_status(ZF);
             } else {
-                let r = if OP == scan::BSF {
-                    v.trailing_zeros()
-                } else {
-                    63 - v.leading_zeros()
-                };
+                let r = if OP == scan::BSF { v.trailing_zeros() } else { 63 - v.leading_zeros() };
                 W::set(cpu, i.r0, u64::from(r));
                 cpu.flags.set_status(0);
             }
@@ -716,11 +726,7 @@ pub fn bitscan<M: GuestMem, W: Width, const OP: u8, const S: u8>(
 }
 
 /// SETcc.
-pub fn setcc<M: GuestMem, const D: u8>(
-    cpu: &mut Cpu,
-    m: &mut M,
-    i: &Insn<M>,
-) -> Result<(), Exit> {
+pub fn setcc<M: GuestMem, const D: u8>(cpu: &mut Cpu, m: &mut M, i: &Insn<M>) -> Result<(), Exit> {
     let v = u64::from(cpu.flags.cond(i.cc));
     if D == REG {
         W8::set(cpu, i.r0, v);

@@ -1,5 +1,6 @@
 //! Instruction handlers, one module per instruction family.
 
+pub mod bmi;
 pub mod ctrl;
 pub mod int;
 pub mod sse;

@@ -82,9 +82,11 @@ fn pack(a: u128, b: u128, from: u32, sat: fn(i64, u32) -> u64) -> u128 {
     let to = from / 2;
     let n = 128 / from;
     let mut r = 0u128;
+    // Signed saturation yields negative values: keep only the `to` bits of each lane.
+    let m = (1u64 << to) - 1;
     for k in 0..n {
-        r |= u128::from(sat(sx(lane(a, from, k), from), to)) << (k * to);
-        r |= u128::from(sat(sx(lane(b, from, k), from), to)) << ((k + n) * to);
+        r |= u128::from(sat(sx(lane(a, from, k), from), to) & m) << (k * to);
+        r |= u128::from(sat(sx(lane(b, from, k), from), to) & m) << ((k + n) * to);
     }
     r
 }
@@ -344,7 +346,9 @@ pub fn shuffle<M: GuestMem, const OP: u8, const S: u8>(
             let hi = (0..4).fold(0u128, |r, k| r | sel(b >> 64, 16, k) << (16 * k));
             (b & u128::from(u64::MAX)) | (hi << 64)
         }
-        shuf::SHUFPS => sel(a, 32, 0) | sel(a, 32, 1) << 32 | sel(b, 32, 2) << 64 | sel(b, 32, 3) << 96,
+        shuf::SHUFPS => {
+            sel(a, 32, 0) | sel(a, 32, 1) << 32 | sel(b, 32, 2) << 64 | sel(b, 32, 3) << 96
+        }
         _ => {
             let lo = lane(a, 64, imm & 1);
             let hi = lane(b, 64, (imm >> 1) & 1);
@@ -479,12 +483,12 @@ pub fn pextrw<M: GuestMem>(cpu: &mut Cpu, _m: &mut M, i: &Insn<M>) -> Result<(),
 }
 
 /// PINSRW xmm, r32/m16, imm8.
-pub fn pinsrw<M: GuestMem, const S: u8>(
-    cpu: &mut Cpu,
-    m: &mut M,
-    i: &Insn<M>,
-) -> Result<(), Exit> {
-    let v = if S == REG { cpu.gpr[i.r1 as usize & 15] & 0xffff } else { u64::from(m.read_u16(i.ea(cpu))?) };
+pub fn pinsrw<M: GuestMem, const S: u8>(cpu: &mut Cpu, m: &mut M, i: &Insn<M>) -> Result<(), Exit> {
+    let v = if S == REG {
+        cpu.gpr[i.r1 as usize & 15] & 0xffff
+    } else {
+        u64::from(m.read_u16(i.ea(cpu))?)
+    };
     let k = (i.imm & 7) as u32 * 16;
     let d = i.r0 as usize & 15;
     cpu.xmm[d] = (cpu.xmm[d] & !(0xffffu128 << k)) | (u128::from(v) << k);
@@ -683,7 +687,8 @@ pub fn cvt<M: GuestMem, const OP: u8, const S: u8>(
             cpu.xmm[d] = if OP == cv::SI2SS {
                 (cpu.xmm[d] & !0xffff_ffffu128) | u128::from(softfp::from_int::<F32>(v, &mut mx))
             } else {
-                (cpu.xmm[d] & !u128::from(u64::MAX)) | u128::from(softfp::from_int::<F64>(v, &mut mx))
+                (cpu.xmm[d] & !u128::from(u64::MAX))
+                    | u128::from(softfp::from_int::<F64>(v, &mut mx))
             };
         }
         cv::SS2SI | cv::TSS2SI | cv::SD2SI | cv::TSD2SI => {
@@ -717,7 +722,11 @@ pub fn cvt<M: GuestMem, const OP: u8, const S: u8>(
             cpu.xmm[d] = map2(b, 0, 32, |x, _| softfp::to_int::<F32>(x, 32, t, &mut mx));
         }
         cv::DQ2PD => {
-            let b = if S == REG { cpu.xmm[i.r1 as usize & 15] } else { u128::from(m.read_u64(i.ea(cpu))?) };
+            let b = if S == REG {
+                cpu.xmm[i.r1 as usize & 15]
+            } else {
+                u128::from(m.read_u64(i.ea(cpu))?)
+            };
             let lo = softfp::from_int::<F64>(sx(lane(b, 32, 0), 32), &mut mx);
             let hi = softfp::from_int::<F64>(sx(lane(b, 32, 1), 32), &mut mx);
             cpu.xmm[d] = u128::from(lo) | (u128::from(hi) << 64);
@@ -730,7 +739,11 @@ pub fn cvt<M: GuestMem, const OP: u8, const S: u8>(
             cpu.xmm[d] = u128::from(lo) | (u128::from(hi) << 32);
         }
         cv::PS2PD => {
-            let b = if S == REG { cpu.xmm[i.r1 as usize & 15] } else { u128::from(m.read_u64(i.ea(cpu))?) };
+            let b = if S == REG {
+                cpu.xmm[i.r1 as usize & 15]
+            } else {
+                u128::from(m.read_u64(i.ea(cpu))?)
+            };
             let lo = softfp::convert::<F32, F64>(lane(b, 32, 0), &mut mx);
             let hi = softfp::convert::<F32, F64>(lane(b, 32, 1), &mut mx);
             cpu.xmm[d] = u128::from(lo) | (u128::from(hi) << 64);
@@ -768,16 +781,43 @@ pub fn mxcsr<M: GuestMem, const LOAD: bool>(
 /// RCPPS/RCPSS (RSQRT = false) and RSQRTPS/RSQRTSS: hardware gives a 12-bit
 /// approximation whose exact bits differ between vendors; this returns the correctly
 /// rounded value truncated to 12 fraction bits, within the documented error bound.
+/// Special operands follow the SDM: denormals count as zeros (giving an infinity of
+/// their sign), tiny reciprocals flush to a zero of the operand's sign, RSQRT of a
+/// negative number is the QNaN indefinite, NaNs come back quieted, and MXCSR is
+/// neither read nor written.
 pub fn rcp<M: GuestMem, const RSQRT: bool, const PACKED: bool, const S: u8>(
     cpu: &mut Cpu,
     m: &mut M,
     i: &Insn<M>,
 ) -> Result<(), Exit> {
+    const INDEFINITE: u32 = 0xffc0_0000;
     let f = |x: u64| -> u64 {
-        let v = f32::from_bits(x as u32);
-        let r = if RSQRT { 1.0 / v.sqrt() } else { 1.0 / v };
-        let b = r.to_bits();
-        u64::from(if r.is_finite() && r != 0.0 { b & !0x7ff } else { b })
+        let x = x as u32;
+        let sign = x & 0x8000_0000;
+        let exp = (x >> 23) & 0xff;
+        let r = if exp == 0xff && x & 0x7f_ffff != 0 {
+            x | 0x40_0000
+        } else if exp == 0xff {
+            // 1/inf = 0; 1/sqrt(+inf) = +0, 1/sqrt(-inf) is invalid.
+            if RSQRT && sign != 0 {
+                INDEFINITE
+            } else {
+                sign
+            }
+        } else if exp == 0 {
+            sign | 0x7f80_0000
+        } else if RSQRT && sign != 0 {
+            INDEFINITE
+        } else {
+            let v = f32::from_bits(x);
+            let b = if RSQRT { 1.0 / v.sqrt() } else { 1.0 / v }.to_bits();
+            if (b >> 23) & 0xff == 0 {
+                sign
+            } else {
+                b & !0x7ff
+            }
+        };
+        u64::from(r)
     };
     let d = i.r0 as usize & 15;
     if PACKED {

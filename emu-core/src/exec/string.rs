@@ -4,8 +4,8 @@
 //! restarts itself with RCX, RSI and RDI updated, exactly as an interrupted REP does on
 //! hardware, so long copies interleave with other cores at quantum boundaries.
 
-use crate::cpu::Exit;
 use crate::cpu::Cpu;
+use crate::cpu::Exit;
 use crate::insn::{Insn, Width, F_REP, F_REPNE};
 use crate::mem::GuestMem;
 

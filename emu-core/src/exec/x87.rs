@@ -854,12 +854,6 @@ fn join(d: Dd, e: i32, round: Round) -> F80 {
     }
 }
 
-/// An exact double-double for a value whose exponent is within the double range.
-fn to_dd(v: F80) -> Dd {
-    let (m, e) = split(v);
-    m.scale(e)
-}
-
 // Double-double constants.
 const DD_LN2: Dd = Dd(std::f64::consts::LN_2, 2.319_046_813_846_299_6e-17);
 const DD_PI_2: Dd = Dd(std::f64::consts::FRAC_PI_2, 6.123_233_995_736_766e-17);
