@@ -6,16 +6,20 @@
 
 #![allow(clippy::cast_possible_truncation)]
 
+pub mod cache;
 mod params;
 mod phys;
+pub mod psc;
 pub mod pte;
 mod system;
 pub mod tlb;
 mod walker;
 
-pub use params::MmuParams;
+pub use cache::{CacheGeometry, CacheParams, CacheStats, CoherenceStats};
+pub use params::{MemParams, MmuParams};
+pub use psc::{Psc, PscStats};
 pub use phys::{OutOfMemory, Pfn, PhysMem, PAGE_SIZE};
 pub use pte::{Leaf, PageSize, PageTables};
-pub use system::{CoreMmu, MemSystem, MmuStats};
+pub use system::{cycles_of, CoreMmu, InvalidationStats, MemSystem, MmuStats};
 pub use tlb::{Flush, Replacement, TlbArray, TlbEntry, TlbGeometry};
-pub use walker::{table_at, walk, Walk};
+pub use walker::{table_at, walk, Walk, WalkTrace};

@@ -1,9 +1,10 @@
 //! Parameters of the memory system, part of a machine profile.
 
+use crate::cache::CacheParams;
 use crate::tlb::{Replacement, TlbGeometry};
 use serde::{Deserialize, Serialize};
 
-/// TLB geometry and translation costs of one core.
+/// TLB and paging-structure-cache geometry, walk and invalidation costs of one core.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MmuParams {
@@ -15,33 +16,38 @@ pub struct MmuParams {
     pub dtlb_2m: TlbGeometry,
     /// Unified second-level TLB (4 KiB and 2 MiB pages).
     pub stlb: TlbGeometry,
-    /// Replacement policy of every array.
+    /// Replacement policy of every TLB array.
     pub replacement: Replacement,
+    /// PML4-entry paging-structure cache.
+    pub psc_pml4e: TlbGeometry,
+    /// PDPT-entry paging-structure cache.
+    pub psc_pdpte: TlbGeometry,
+    /// PD-entry paging-structure cache.
+    pub psc_pde: TlbGeometry,
     /// Extra cycles of an access that misses L1 and hits the second-level TLB.
     pub stlb_hit_cycles: f64,
-    /// Fixed cycles of a page walk, beyond its paging-structure reads.
+    /// Fixed cycles of starting a page walk, beyond its paging-structure reads (each read
+    /// costs what the cache model says).
     pub walk_base_cycles: f64,
-    /// Cycles of one paging-structure read (before the cache model exists: an L1/L2 hit).
-    pub walk_read_cycles: f64,
     /// Cycles to set an accessed or dirty bit (a locked update of the entry).
     pub ad_update_cycles: f64,
+    /// INVLPG.
+    pub invlpg_cycles: f64,
+    /// INVPCID (any type).
+    pub invpcid_cycles: f64,
+    /// MOV to CR3 (the write itself; refills are charged as they happen).
+    pub cr3_write_cycles: f64,
+    /// Issuing one INVLPGB.
+    pub invlpgb_cycles: f64,
+    /// TLBSYNC: waiting until this core's INVLPGBs completed everywhere.
+    pub tlbsync_cycles: f64,
 }
 
-impl Default for MmuParams {
-    /// Skylake: Intel Optimization Reference Manual table 2-15 (geometry); RMMA 2013 for
-    /// the STLB hit (~12 cycles on Haswell, used as an estimate); Nadav Amit 2022 for
-    /// dirty-bit setting (over 500 cycles on a clean PTE).
-    fn default() -> Self {
-        MmuParams {
-            itlb: TlbGeometry { entries: 128, ways: 8 },
-            dtlb_4k: TlbGeometry { entries: 64, ways: 4 },
-            dtlb_2m: TlbGeometry { entries: 32, ways: 4 },
-            stlb: TlbGeometry { entries: 1536, ways: 12 },
-            replacement: Replacement::Lru,
-            stlb_hit_cycles: 9.0,
-            walk_base_cycles: 10.0,
-            walk_read_cycles: 5.0,
-            ad_update_cycles: 500.0,
-        }
-    }
+/// All memory-system parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemParams {
+    /// Translation.
+    pub mmu: MmuParams,
+    /// Data caches and topology.
+    pub cache: CacheParams,
 }

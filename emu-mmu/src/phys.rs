@@ -92,6 +92,34 @@ impl PhysMem {
         Ok(Pfn(pfn))
     }
 
+    /// Allocates 512 contiguous zeroed frames aligned to 2 MiB, each with reference count
+    /// 1, for a huge page. Returns the first frame.
+    pub fn alloc_huge(&mut self) -> Result<Pfn, OutOfMemory> {
+        let first = self.refcount.len() as u64;
+        let aligned = (first + 511) & !511;
+        if aligned + 512 > self.limit_frames + 1 {
+            return Err(OutOfMemory { limit_mib: self.limit_frames / 256 });
+        }
+        let need = ((aligned + 512) * PAGE_SIZE) as usize;
+        if need > self.ram.len() {
+            let target = (self.ram.len() * 2).max(need).min(((self.limit_frames + 1) * PAGE_SIZE) as usize);
+            self.ram.resize(target.max(need), 0);
+        }
+        // Frames skipped for alignment become ordinary free frames.
+        for p in first..aligned {
+            self.refcount.push(0);
+            self.code.push(false);
+            self.free.push(p);
+        }
+        for _ in 0..512 {
+            self.refcount.push(1);
+            self.code.push(false);
+        }
+        self.allocated += 512;
+        self.peak_allocated = self.peak_allocated.max(self.allocated);
+        Ok(Pfn(aligned))
+    }
+
     /// Adds a reference to a frame (it is shared by one more mapping).
     pub fn get(&mut self, pfn: Pfn) {
         self.refcount[pfn.0 as usize] += 1;
@@ -197,6 +225,18 @@ mod tests {
         let b = p.alloc().unwrap();
         assert_eq!(a, b);
         assert_eq!(p.read_u64(b.addr() + 8), 0);
+    }
+
+    #[test]
+    fn huge_allocations_are_aligned_and_contiguous() {
+        let mut p = PhysMem::new(16);
+        p.alloc().unwrap();
+        let h = p.alloc_huge().unwrap();
+        assert_eq!(h.0 % 512, 0);
+        assert_eq!(p.refs(Pfn(h.0 + 511)), 1);
+        // The alignment gap is reused by small allocations.
+        let s = p.alloc().unwrap();
+        assert!(s.0 < h.0);
     }
 
     #[test]

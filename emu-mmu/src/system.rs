@@ -1,12 +1,20 @@
-//! The memory system of a machine: physical memory plus, per core, the translation state
-//! (CR3 root, PCID) and TLB hierarchy. It implements [`GuestMem`] for the core currently
-//! selected with [`MemSystem::select`], so every guest access translates through that
-//! core's TLBs and, on a miss, the page walker: there is no host-side shortcut.
+//! The memory system of a machine: physical memory, the data caches, and per core the
+//! translation state (CR3 root, PCID), TLB hierarchy and paging-structure caches. It
+//! implements [`GuestMem`] for the core selected with [`MemSystem::select`], so every
+//! guest access translates through that core's TLBs (and, on a miss, the page walker)
+//! and is timed by the cache model: there is no host-side shortcut.
+//!
+//! Invalidation operations ([`MemSystem::invlpg`], [`MemSystem::invpcid`],
+//! [`MemSystem::write_cr3`], [`MemSystem::invlpgb`], [`MemSystem::tlbsync`]) apply the
+//! architectural rules and return their cost; completion contract: when one returns, the
+//! named translations are gone from the named cores' TLBs and paging-structure caches.
 
-use crate::params::MmuParams;
+use crate::cache::{CacheSystem, CoreCaches};
+use crate::params::{MemParams, MmuParams};
 use crate::phys::PhysMem;
+use crate::psc::Psc;
 use crate::tlb::{Flush, Holds, TlbArray, TlbEntry, PERM_D, PERM_U, PERM_W, PERM_X};
-use crate::walker::{walk, Walk};
+use crate::walker::{walk, Walk, WalkTrace};
 use emu_core::{Access, GuestMem, PageFault};
 use serde::Serialize;
 
@@ -15,9 +23,11 @@ use serde::Serialize;
 pub struct MmuStats {
     /// Page walks started.
     pub walks: u64,
-    /// Paging-structure entries read by walks.
-    pub walk_reads: u64,
-    /// Cycles spent in walks.
+    /// Paging-structure entries read by walks, by level (index 0 = PT ... 3 = PML4).
+    pub walk_reads: [u64; 4],
+    /// Cycles of those reads, by level.
+    pub walk_read_cycles: [u64; 4],
+    /// Cycles spent in walks in all.
     pub walk_cycles: u64,
     /// Walks that ended in a page fault.
     pub walk_faults: u64,
@@ -26,13 +36,32 @@ pub struct MmuStats {
     /// Accesses that hit a TLB entry without sufficient permission (the entry is dropped
     /// and a page fault raised, as the processor does: SDM vol. 3 §4.10.4.2).
     pub stale_permission_faults: u64,
-    /// Invalidation requests applied to this core.
-    pub flushes: u64,
-    /// TLB entries those requests removed.
-    pub flushed_entries: u64,
 }
 
-/// Translation state and TLBs of one core.
+/// Invalidation counters of one core, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct InvalidationStats {
+    /// INVLPG executed.
+    pub invlpg: u64,
+    /// INVPCID executed, by type 0..3.
+    pub invpcid: [u64; 4],
+    /// MOV to CR3 without NOFLUSH.
+    pub cr3_flush: u64,
+    /// MOV to CR3 with NOFLUSH.
+    pub cr3_noflush: u64,
+    /// INVLPGB issued by this core.
+    pub invlpgb_issued: u64,
+    /// INVLPGB broadcasts applied to this core.
+    pub invlpgb_received: u64,
+    /// TLBSYNC executed.
+    pub tlbsync: u64,
+    /// TLB entries removed by all of the above.
+    pub tlb_entries: u64,
+    /// Paging-structure-cache entries removed by all of the above.
+    pub psc_entries: u64,
+}
+
+/// Translation state, TLBs and paging-structure caches of one core.
 #[derive(Clone, Debug)]
 pub struct CoreMmu {
     /// Physical address of the PML4 (CR3 bits 51:12).
@@ -47,8 +76,12 @@ pub struct CoreMmu {
     pub dtlb2m: TlbArray,
     /// Second-level TLB.
     pub stlb: TlbArray,
-    /// Counters.
+    /// Paging-structure caches.
+    pub psc: Psc,
+    /// Walk counters.
     pub stats: MmuStats,
+    /// Invalidation counters.
+    pub inval: InvalidationStats,
 }
 
 impl CoreMmu {
@@ -60,30 +93,33 @@ impl CoreMmu {
             dtlb: TlbArray::new(p.dtlb_4k, Holds::Small, p.replacement),
             dtlb2m: TlbArray::new(p.dtlb_2m, Holds::Huge, p.replacement),
             stlb: TlbArray::new(p.stlb, Holds::Both, p.replacement),
+            psc: Psc::new(p.psc_pml4e, p.psc_pdpte, p.psc_pde),
             stats: MmuStats::default(),
+            inval: InvalidationStats::default(),
         }
     }
 
-    /// Applies an invalidation to every TLB array of this core.
-    pub fn flush(&mut self, f: &Flush) -> u64 {
+    /// Applies an invalidation to every TLB array and the paging-structure caches.
+    fn apply(&mut self, f: &Flush) {
         let n = self.itlb.flush(f) + self.dtlb.flush(f) + self.dtlb2m.flush(f) + self.stlb.flush(f);
-        self.stats.flushes += 1;
-        self.stats.flushed_entries += n;
-        n
+        self.inval.tlb_entries += n;
+        self.inval.psc_entries += self.psc.flush(f);
     }
 }
 
-/// Physical memory and the per-core MMUs.
+/// Physical memory, caches and the per-core MMUs.
 pub struct MemSystem {
     /// Guest physical memory.
     pub phys: PhysMem,
+    /// Data caches.
+    pub caches: CacheSystem,
     cores: Vec<CoreMmu>,
     cur: usize,
     stall_fp: u64,
-    params: MmuParams,
+    params: MemParams,
     stlb_fp: u64,
     walk_base_fp: u64,
-    walk_read_fp: u64,
+    l1_fp: u64,
     ad_fp: u64,
 }
 
@@ -91,18 +127,24 @@ fn fp(c: f64) -> u64 {
     (c * 256.0).round().max(0.0) as u64
 }
 
+/// Fixed-point cycles to whole cycles.
+pub fn cycles_of(fp: u64) -> u64 {
+    fp >> 8
+}
+
 impl MemSystem {
     /// A memory system for `cores` cores with `limit_mib` MiB of physical memory.
-    pub fn new(cores: usize, limit_mib: u64, params: MmuParams) -> Self {
+    pub fn new(cores: usize, limit_mib: u64, params: MemParams) -> Self {
         MemSystem {
             phys: PhysMem::new(limit_mib),
-            cores: (0..cores).map(|_| CoreMmu::new(&params)).collect(),
+            caches: CacheSystem::new(cores, &params.cache),
+            cores: (0..cores).map(|_| CoreMmu::new(&params.mmu)).collect(),
             cur: 0,
             stall_fp: 0,
-            stlb_fp: fp(params.stlb_hit_cycles),
-            walk_base_fp: fp(params.walk_base_cycles),
-            walk_read_fp: fp(params.walk_read_cycles),
-            ad_fp: fp(params.ad_update_cycles),
+            stlb_fp: fp(params.mmu.stlb_hit_cycles),
+            walk_base_fp: fp(params.mmu.walk_base_cycles),
+            l1_fp: fp(params.cache.l1d.latency_cycles),
+            ad_fp: fp(params.mmu.ad_update_cycles),
             params,
         }
     }
@@ -113,7 +155,7 @@ impl MemSystem {
     }
 
     /// The parameters.
-    pub fn params(&self) -> &MmuParams {
+    pub fn params(&self) -> &MemParams {
         &self.params
     }
 
@@ -133,9 +175,9 @@ impl MemSystem {
         &self.cores[core]
     }
 
-    /// One core's MMU, mutable.
-    pub fn core_mut(&mut self, core: usize) -> &mut CoreMmu {
-        &mut self.cores[core]
+    /// One core's private caches.
+    pub fn core_caches(&self, core: usize) -> &CoreCaches {
+        &self.caches.cores[core]
     }
 
     /// Number of cores.
@@ -144,19 +186,63 @@ impl MemSystem {
     }
 
     /// MOV to CR3 with PCIDs enabled: loads `root` and `pcid`; without `noflush`, the
-    /// new PCID's non-global translations are removed (SDM vol. 3 §4.10.4.1).
-    pub fn write_cr3(&mut self, core: usize, root: u64, pcid: u16, noflush: bool) {
+    /// new PCID's non-global translations and paging-structure-cache entries are
+    /// removed (SDM vol. 3 §4.10.4.1). Returns the cost (1/256 cycles).
+    pub fn write_cr3(&mut self, core: usize, root: u64, pcid: u16, noflush: bool) -> u64 {
         let c = &mut self.cores[core];
         c.root = root;
         c.pcid = pcid;
-        if !noflush {
-            c.flush(&Flush::Pcid(pcid));
+        if noflush {
+            c.inval.cr3_noflush += 1;
+        } else {
+            c.inval.cr3_flush += 1;
+            c.apply(&Flush::Pcid(pcid));
         }
+        fp(self.params.mmu.cr3_write_cycles)
     }
 
-    /// Applies an invalidation on one core.
-    pub fn flush(&mut self, core: usize, f: &Flush) -> u64 {
-        self.cores[core].flush(f)
+    /// INVLPG on `core`: translations of `va` for the current PCID and global ones, and
+    /// every paging-structure-cache entry of the current PCID. Returns the cost.
+    pub fn invlpg(&mut self, core: usize, va: u64) -> u64 {
+        let c = &mut self.cores[core];
+        c.inval.invlpg += 1;
+        let pcid = c.pcid;
+        c.apply(&Flush::Page { pcid, va });
+        fp(self.params.mmu.invlpg_cycles)
+    }
+
+    /// INVPCID of `kind` 0 (address), 1 (single context), 2 (all, with globals) or 3
+    /// (all, without globals) on `core`. Returns the cost.
+    pub fn invpcid(&mut self, core: usize, kind: u8, pcid: u16, va: u64) -> u64 {
+        let f = match kind {
+            0 => Flush::PagePcid { pcid, va },
+            1 => Flush::Pcid(pcid),
+            2 => Flush::All,
+            _ => Flush::AllNonGlobal,
+        };
+        let c = &mut self.cores[core];
+        c.inval.invpcid[(kind & 3) as usize] += 1;
+        c.apply(&f);
+        fp(self.params.mmu.invpcid_cycles)
+    }
+
+    /// INVLPGB from `issuer`: applies `f` (a `Flush::Range`, `Flush::Pcid` or
+    /// `Flush::All*`) to every core's TLBs and paging-structure caches. The broadcast is
+    /// asynchronous on hardware; the model applies it at issue and charges the wait in
+    /// [`MemSystem::tlbsync`]. Returns the issuing cost.
+    pub fn invlpgb(&mut self, issuer: usize, f: &Flush) -> u64 {
+        self.cores[issuer].inval.invlpgb_issued += 1;
+        for c in &mut self.cores {
+            c.inval.invlpgb_received += 1;
+            c.apply(f);
+        }
+        fp(self.params.mmu.invlpgb_cycles)
+    }
+
+    /// TLBSYNC on `issuer`. Returns the cost of waiting for its broadcasts.
+    pub fn tlbsync(&mut self, issuer: usize) -> u64 {
+        self.cores[issuer].inval.tlbsync += 1;
+        fp(self.params.mmu.tlbsync_cycles)
     }
 
     /// Drains the stall cycles charged on behalf of the selected core.
@@ -188,12 +274,7 @@ impl MemSystem {
     }
 
     #[inline(never)]
-    fn xlate_slow(
-        &mut self,
-        va: u64,
-        access: Access,
-        l1: Option<TlbEntry>,
-    ) -> Result<u64, PageFault> {
+    fn xlate_slow(&mut self, va: u64, access: Access, l1: Option<TlbEntry>) -> Result<u64, PageFault> {
         let cur = self.cur;
         let c = &mut self.cores[cur];
         let pcid = c.pcid;
@@ -225,8 +306,8 @@ impl MemSystem {
             if !needs_dirty {
                 // A cached translation forbids the access: fault, dropping the entry.
                 let c = &mut self.cores[cur];
-                c.flush(&Flush::PagePcid { pcid, va });
-                c.flush(&Flush::Page { pcid, va });
+                c.apply(&Flush::PagePcid { pcid, va });
+                c.apply(&Flush::Page { pcid, va });
                 c.stats.stale_permission_faults += 1;
                 return Err(PageFault { addr: va, access, protection: true });
             }
@@ -264,24 +345,34 @@ impl MemSystem {
         }
     }
 
+    /// A page walk on the selected core, started from its paging-structure caches; each
+    /// entry read or updated is charged through the cache model.
     fn walk(&mut self, va: u64, access: Access) -> Result<Walk, PageFault> {
-        let root = self.cores[self.cur].root;
-        let r = walk(&mut self.phys, root, va, access, 4, 0);
-        let c = &mut self.cores[self.cur];
+        let cur = self.cur;
+        let (root, pcid) = (self.cores[cur].root, self.cores[cur].pcid);
+        let start = self.cores[cur].psc.lookup(va, pcid);
+        let mut t = WalkTrace::default();
+        let r = walk(&mut self.phys, root, va, access, start, &mut t);
+        let mut cost = self.walk_base_fp;
+        for &(level, pa) in &t.reads[..t.nreads] {
+            let c = self.l1_fp + self.caches.access(cur, pa, false);
+            let s = &mut self.cores[cur].stats;
+            s.walk_reads[(level - 1) as usize] += 1;
+            s.walk_read_cycles[(level - 1) as usize] += c >> 8;
+            cost += c;
+        }
+        for &pa in &t.ad[..t.nad] {
+            cost += self.ad_fp + self.caches.access(cur, pa, true);
+        }
+        let c = &mut self.cores[cur];
+        for &(level, entry_pa, table, perms) in &t.tables[..t.ntables] {
+            c.psc.fill(level, va, pcid, table, perms, entry_pa);
+        }
         c.stats.walks += 1;
-        let cost = match &r {
-            Ok(w) => {
-                c.stats.walk_reads += u64::from(w.reads);
-                c.stats.ad_updates += u64::from(w.ad_updates);
-                self.walk_base_fp
-                    + self.walk_read_fp * u64::from(w.reads)
-                    + self.ad_fp * u64::from(w.ad_updates)
-            }
-            Err(_) => {
-                c.stats.walk_faults += 1;
-                self.walk_base_fp + self.walk_read_fp * 4
-            }
-        };
+        c.stats.ad_updates += t.nad as u64;
+        if r.is_err() {
+            c.stats.walk_faults += 1;
+        }
         c.stats.walk_cycles += cost >> 8;
         self.stall_fp += cost;
         r
@@ -299,16 +390,28 @@ impl MemSystem {
         self.xlate_slow(va, Access::Exec, l1)
     }
 
+    /// Charges the data-cache access(es) of an N-byte access at `pa`.
+    #[inline(always)]
+    fn touch(&mut self, pa: u64, n: usize, write: bool) {
+        self.stall_fp += self.caches.access(self.cur, pa, write);
+        if (pa & 63) as usize + n > 64 {
+            self.stall_fp += self.caches.access(self.cur, pa + n as u64 - 1, write);
+        }
+    }
+
     #[inline(always)]
     fn read_n<const N: usize>(&mut self, va: u64) -> Result<[u8; N], PageFault> {
         let mut b = [0u8; N];
         if (va & 0xfff) as usize <= 4096 - N {
             let pa = self.xlate(va, Access::Read)?;
+            self.touch(pa, N, false);
             b.copy_from_slice(self.phys.slice(pa, N));
         } else {
             let split = 4096 - (va & 0xfff) as usize;
             let pa0 = self.xlate(va, Access::Read)?;
             let pa1 = self.xlate(va.wrapping_add(split as u64), Access::Read)?;
+            self.touch(pa0, split, false);
+            self.touch(pa1, N - split, false);
             b[..split].copy_from_slice(self.phys.slice(pa0, split));
             b[split..].copy_from_slice(self.phys.slice(pa1, N - split));
         }
@@ -319,11 +422,14 @@ impl MemSystem {
     fn write_n<const N: usize>(&mut self, va: u64, b: [u8; N]) -> Result<(), PageFault> {
         if (va & 0xfff) as usize <= 4096 - N {
             let pa = self.xlate(va, Access::Write)?;
+            self.touch(pa, N, true);
             self.phys.slice_mut(pa, N).copy_from_slice(&b);
         } else {
             let split = 4096 - (va & 0xfff) as usize;
             let pa0 = self.xlate(va, Access::Write)?;
             let pa1 = self.xlate(va.wrapping_add(split as u64), Access::Write)?;
+            self.touch(pa0, split, true);
+            self.touch(pa1, N - split, true);
             self.phys.slice_mut(pa0, split).copy_from_slice(&b[..split]);
             self.phys.slice_mut(pa1, N - split).copy_from_slice(&b[split..]);
         }
@@ -368,8 +474,7 @@ impl MemSystem {
 impl GuestMem for MemSystem {
     #[inline(always)]
     fn read_u8(&mut self, va: u64) -> Result<u8, PageFault> {
-        let pa = self.xlate(va, Access::Read)?;
-        Ok(self.phys.slice(pa, 1)[0])
+        self.read_n::<1>(va).map(|b| b[0])
     }
     #[inline(always)]
     fn read_u16(&mut self, va: u64) -> Result<u16, PageFault> {
@@ -438,10 +543,47 @@ impl GuestMem for MemSystem {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::{CacheGeometry, CacheParams};
     use crate::pte::{PageTables, P, RW, US};
+    use crate::tlb::{Replacement, TlbGeometry};
 
-    fn setup() -> (MemSystem, u64) {
-        let mut m = MemSystem::new(1, 64, MmuParams::default());
+    pub(crate) fn params() -> MemParams {
+        let g = |entries, ways| TlbGeometry { entries, ways };
+        MemParams {
+            mmu: MmuParams {
+                itlb: g(128, 8),
+                dtlb_4k: g(64, 4),
+                dtlb_2m: g(32, 4),
+                stlb: g(1536, 12),
+                replacement: Replacement::Lru,
+                psc_pml4e: g(2, 2),
+                psc_pdpte: g(4, 4),
+                psc_pde: g(32, 4),
+                stlb_hit_cycles: 9.0,
+                walk_base_cycles: 10.0,
+                ad_update_cycles: 500.0,
+                invlpg_cycles: 200.0,
+                invpcid_cycles: 350.0,
+                cr3_write_cycles: 96.0,
+                invlpgb_cycles: 100.0,
+                tlbsync_cycles: 500.0,
+            },
+            cache: CacheParams {
+                l1d: CacheGeometry { size_kib: 32, ways: 8, latency_cycles: 4.0 },
+                l2: CacheGeometry { size_kib: 1024, ways: 16, latency_cycles: 14.0 },
+                llc: CacheGeometry { size_kib: 22528, ways: 11, latency_cycles: 50.0 },
+                cores_per_llc: 16,
+                cores_per_socket: 16,
+                memory_latency_cycles: 190.0,
+                transfer_same_llc_cycles: 100.0,
+                transfer_same_socket_cycles: 100.0,
+                transfer_cross_socket_cycles: 280.0,
+            },
+        }
+    }
+
+    fn setup(cores: usize) -> (MemSystem, u64) {
+        let mut m = MemSystem::new(cores, 64, params());
         let root = m.phys.alloc().unwrap();
         let mut created = Vec::new();
         for k in 0..2u64 {
@@ -451,13 +593,15 @@ mod tests {
                 .unwrap();
             m.phys.write_u64(e, page.addr() | P | RW | US);
         }
-        m.write_cr3(0, root.addr(), 1, false);
+        for c in 0..cores {
+            m.write_cr3(c, root.addr(), 1, false);
+        }
         (m, root.addr())
     }
 
     #[test]
     fn accesses_translate_and_cross_pages() {
-        let (mut m, _) = setup();
+        let (mut m, _) = setup(1);
         m.write_u64(0x1ffc, 0x1122_3344_5566_7788).unwrap();
         assert_eq!(m.read_u64(0x1ffc).unwrap(), 0x1122_3344_5566_7788);
         assert_eq!(m.read_u32(0x2000).unwrap(), 0x1122_3344);
@@ -468,8 +612,20 @@ mod tests {
     }
 
     #[test]
+    fn second_walk_in_the_same_region_starts_from_the_pde_cache() {
+        let (mut m, _) = setup(1);
+        m.read_u8(0x1000).unwrap();
+        let reads: u64 = m.core(0).stats.walk_reads.iter().sum();
+        assert_eq!(reads, 4);
+        m.read_u8(0x2000).unwrap();
+        let reads2: u64 = m.core(0).stats.walk_reads.iter().sum();
+        assert_eq!(reads2 - reads, 1, "PDE-cache hit: only the PTE is read");
+        assert_eq!(m.core(0).psc.pde.stats.hits, 1);
+    }
+
+    #[test]
     fn cr3_write_without_noflush_drops_only_that_pcids_non_global_entries() {
-        let (mut m, root) = setup();
+        let (mut m, root) = setup(1);
         m.read_u8(0x1000).unwrap();
         m.write_cr3(0, root, 2, false);
         m.read_u8(0x1000).unwrap(); // fills under PCID 2
@@ -480,5 +636,57 @@ mod tests {
         m.write_cr3(0, root, 1, false);
         m.read_u8(0x1000).unwrap();
         assert_eq!(m.core(0).stats.walks, walks + 1, "non-NOFLUSH CR3 write dropped PCID 1");
+        assert_eq!(m.core(0).inval.cr3_flush, 3);
+        assert_eq!(m.core(0).inval.cr3_noflush, 1);
+    }
+
+    #[test]
+    fn invlpg_removes_the_address_and_all_psc_entries_of_the_pcid() {
+        let (mut m, _) = setup(1);
+        m.read_u8(0x1000).unwrap();
+        m.read_u8(0x2000).unwrap();
+        assert!(m.core(0).psc.pde.valid_entries().count() > 0);
+        m.invlpg(0, 0x1000);
+        assert_eq!(m.core(0).psc.pde.valid_entries().count(), 0);
+        let walks = m.core(0).stats.walks;
+        m.read_u8(0x2000).unwrap();
+        assert_eq!(m.core(0).stats.walks, walks, "other address still cached");
+        m.read_u8(0x1000).unwrap();
+        assert_eq!(m.core(0).stats.walks, walks + 1);
+    }
+
+    #[test]
+    fn invlpgb_reaches_every_core_and_invpcid_types_apply_locally() {
+        let (mut m, _) = setup(4);
+        for c in 0..4 {
+            m.select(c);
+            m.read_u8(0x1000).unwrap();
+        }
+        let r = Flush::Range { pcid: 1, va: 0x1000, pages: 1, stride_2m: false, globals: false, final_only: false };
+        m.invlpgb(0, &r);
+        for c in 0..4 {
+            assert!(m.core(c).dtlb.valid_entries().all(|e| e.vpn != 1), "core {c}");
+            assert_eq!(m.core(c).inval.invlpgb_received, 1);
+        }
+        m.select(2);
+        m.read_u8(0x2000).unwrap();
+        m.invpcid(2, 1, 1, 0);
+        assert_eq!(m.core(2).dtlb.valid_entries().count(), 0);
+        assert_eq!(m.core(2).inval.invpcid, [0, 1, 0, 0]);
+        assert!(m.tlbsync(0) > 0);
+    }
+
+    #[test]
+    fn data_accesses_and_walks_go_through_the_caches() {
+        let (mut m, _) = setup(2);
+        m.write_u64(0x1000, 1).unwrap();
+        let c0 = m.core_caches(0).l1d.stats;
+        assert!(c0.accesses >= 5, "4 walk reads and the data access");
+        m.select(1);
+        m.write_u64(0x1000, 2).unwrap();
+        // The data line, and the page-table lines whose A/D bits core 0 set, move over.
+        assert!(m.core_caches(1).coherence.transfers_in >= 2, "{:?}", m.core_caches(1).coherence);
+        // Core 1's write took the data line (and the PTE line whose D bit it set).
+        assert!(m.core_caches(0).coherence.invalidations_received >= 1);
     }
 }

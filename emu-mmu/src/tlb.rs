@@ -122,6 +122,8 @@ pub enum Flush {
         stride_2m: bool,
         /// Also remove global translations.
         globals: bool,
+        /// Leave the paging-structure caches alone (INVLPGB "final translation only").
+        final_only: bool,
     },
 }
 
@@ -138,7 +140,7 @@ impl Flush {
             Flush::Pcid(p) => !e.global && e.pcid == p,
             Flush::All => true,
             Flush::AllNonGlobal => !e.global,
-            Flush::Range { pcid, va, pages, stride_2m, globals } => {
+            Flush::Range { pcid, va, pages, stride_2m, globals, .. } => {
                 if e.global && !globals {
                     return false;
                 }
@@ -424,6 +426,7 @@ mod tests {
             pages: 3,
             stride_2m: false,
             globals: false,
+            final_only: false,
         });
         let left: Vec<u64> =
             (0..8u64).filter(|k| t.lookup(0x10_0000 + k * 0x1000, 4).is_some()).collect();

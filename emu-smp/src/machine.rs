@@ -11,7 +11,7 @@ use crate::rng::SimRng;
 use crate::stats::{CoreStats, KernelStats, RunStats};
 use crate::task::{SigAction, State, Task, Wait};
 use emu_core::{Access, CodeCache, Cpu, Exception, Exit, PageFault};
-use emu_mmu::{Flush, MemSystem};
+use emu_mmu::MemSystem;
 use std::collections::{BTreeMap, VecDeque};
 use thiserror::Error;
 
@@ -137,7 +137,7 @@ impl Machine {
     /// Builds a machine and loads the program as its first process.
     pub fn new(cfg: &RunConfig) -> Result<Machine, SimError> {
         let profile = cfg.profile.clone();
-        let mut mem = MemSystem::new(cfg.cores, cfg.memory_mib, profile.mmu.clone());
+        let mut mem = MemSystem::new(cfg.cores, cfg.memory_mib, profile.mem_params());
         let mut rng = SimRng::new(cfg.seed);
         let mut mm = Mm::new(1, &mut mem.phys).map_err(|e| SimError::OutOfMemory(e.to_string()))?;
         let hwcap = profile.cpuid(0, cfg.cores as u32).query(1, 0)[3];
@@ -389,7 +389,8 @@ impl Machine {
         }
         // Single-mm PCID use for now: PCID = mm id (bounded), flushed on load.
         let pcid = (mm % 4095 + 1) as u16;
-        self.mem.write_cr3(c, root, pcid, false);
+        let cost = self.mem.write_cr3(c, root, pcid, false);
+        self.cores[c].time_fp += cost;
     }
 
     /// Takes `tid` off core `c`, leaving the core idle.
@@ -484,7 +485,7 @@ impl Machine {
             }
             Fault::Spurious => {
                 self.kstats.spurious_faults += 1;
-                self.mem.flush(c, &Flush::Page { pcid: self.mem.core(c).pcid, va: pf.addr });
+                cost += self.mem.invlpg(c, pf.addr);
             }
             Fault::Segv => {
                 let rip = self.tasks.get(&tid).map_or(0, |t| t.cpu.rip);
@@ -508,8 +509,7 @@ impl Machine {
         let Some(root) = self.mms.get(&mmid).map(|m| m.root.addr()) else { return };
         for c in 0..self.cores.len() {
             if self.mem.core(c).root == root {
-                let pcid = self.mem.core(c).pcid;
-                self.mem.flush(c, &Flush::Page { pcid, va });
+                self.mem.invlpg(c, va);
             }
         }
     }
@@ -526,11 +526,11 @@ impl Machine {
                         if pages <= 33 && !g.huge {
                             let mut va = g.start;
                             while va < g.end {
-                                self.mem.flush(c, &Flush::Page { pcid, va });
+                                self.mem.invlpg(c, va);
                                 va += 4096;
                             }
                         } else {
-                            self.mem.flush(c, &Flush::Pcid(pcid));
+                            self.mem.invpcid(c, 1, pcid, 0);
                         }
                     }
                 }
@@ -618,7 +618,7 @@ impl Machine {
             Ok(Fault::Segv) | Err(_) => Err(()),
             Ok(Fault::Spurious) => {
                 let c = self.mem.selected();
-                self.mem.flush(c, &Flush::Page { pcid: self.mem.core(c).pcid, va: pf.addr });
+                self.mem.invlpg(c, pf.addr);
                 Ok(())
             }
             Ok(Fault::CowBroken) => {

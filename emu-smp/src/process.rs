@@ -7,7 +7,6 @@ use crate::machine::{sig, Machine, Outcome};
 use crate::mm::Gather;
 use crate::syscall::{le64, Sys, EPOCH_S};
 use crate::task::{State, Task, Wait};
-use emu_mmu::Flush;
 
 /// clone(2) flags.
 #[allow(missing_docs)]
@@ -186,7 +185,7 @@ impl Machine {
         for k in 0..self.cores.len() {
             if self.mem.core(k).root == root {
                 let pcid = self.mem.core(k).pcid;
-                self.mem.flush(k, &Flush::Pcid(pcid));
+                self.mem.invpcid(k, 1, pcid, 0);
             }
         }
     }

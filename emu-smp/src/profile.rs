@@ -3,7 +3,7 @@
 //! keys and impossible values are rejected with the offending key named.
 
 use emu_core::{CostClass, CpuidModel, InsnCosts, NUM_CLASSES};
-use emu_mmu::{MmuParams, TlbGeometry};
+use emu_mmu::{CacheGeometry, CacheParams, MemParams, MmuParams, TlbGeometry};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -125,8 +125,10 @@ pub struct Profile {
     pub cpu: CpuParams,
     /// Instruction costs.
     pub insn: InsnParams,
-    /// TLB geometry and walk costs.
+    /// TLB and paging-structure-cache geometry, walk and invalidation costs.
     pub mmu: MmuParams,
+    /// Data caches and topology.
+    pub cache: CacheParams,
     /// Kernel path costs.
     pub kernel: KernelParams,
 }
@@ -184,8 +186,18 @@ impl Profile {
             ("mmu.dtlb_4k", self.mmu.dtlb_4k),
             ("mmu.dtlb_2m", self.mmu.dtlb_2m),
             ("mmu.stlb", self.mmu.stlb),
+            ("mmu.psc_pml4e", self.mmu.psc_pml4e),
+            ("mmu.psc_pdpte", self.mmu.psc_pdpte),
+            ("mmu.psc_pde", self.mmu.psc_pde),
         ] {
             check_geometry(g).or_else(|why| bad(key, why))?;
+        }
+        let c = &self.cache;
+        for (key, g) in [("cache.l1d", c.l1d), ("cache.l2", c.l2), ("cache.llc", c.llc)] {
+            check_cache(g).or_else(|why| bad(key, why))?;
+        }
+        if c.cores_per_llc == 0 || c.cores_per_socket == 0 || c.cores_per_socket % c.cores_per_llc != 0 {
+            return bad("cache.cores_per_socket", "must be a positive multiple of cache.cores_per_llc".into());
         }
         for (key, v) in self.insn_costs_named() {
             if !(0.0..=10_000.0).contains(&v) {
@@ -198,8 +210,16 @@ impl Profile {
         for (key, v) in [
             ("mmu.stlb_hit_cycles", self.mmu.stlb_hit_cycles),
             ("mmu.walk_base_cycles", self.mmu.walk_base_cycles),
-            ("mmu.walk_read_cycles", self.mmu.walk_read_cycles),
             ("mmu.ad_update_cycles", self.mmu.ad_update_cycles),
+            ("mmu.invlpg_cycles", self.mmu.invlpg_cycles),
+            ("mmu.invpcid_cycles", self.mmu.invpcid_cycles),
+            ("mmu.cr3_write_cycles", self.mmu.cr3_write_cycles),
+            ("mmu.invlpgb_cycles", self.mmu.invlpgb_cycles),
+            ("mmu.tlbsync_cycles", self.mmu.tlbsync_cycles),
+            ("cache.memory_latency_cycles", c.memory_latency_cycles),
+            ("cache.transfer_same_llc_cycles", c.transfer_same_llc_cycles),
+            ("cache.transfer_same_socket_cycles", c.transfer_same_socket_cycles),
+            ("cache.transfer_cross_socket_cycles", c.transfer_cross_socket_cycles),
             ("kernel.syscall_cycles", self.kernel.syscall_cycles),
             ("kernel.page_fault_cycles", self.kernel.page_fault_cycles),
             ("kernel.page_zero_cycles", self.kernel.page_zero_cycles),
@@ -264,6 +284,11 @@ impl Profile {
         InsnCosts { class_cycles: c, mem_operand_cycles: i.mem_operand }
     }
 
+    /// The memory-system parameters.
+    pub fn mem_params(&self) -> MemParams {
+        MemParams { mmu: self.mmu.clone(), cache: self.cache.clone() }
+    }
+
     /// Cycles per nanosecond of the guest clock.
     pub fn ghz(&self) -> f64 {
         f64::from(self.cpu.freq_mhz) / 1000.0
@@ -320,9 +345,34 @@ impl Profile {
         m.set(0xb, Some(0), [0, 1, 0x100, cpu]);
         m.set(0xb, Some(1), [bits_for(ncpus), ncpus, 0x201, cpu]);
         m.set(0xb, Some(2), [0, 0, 2, cpu]);
+        let cache = &self.cache;
         if !amd {
             // Leaf 0x16: base/max/bus frequency in MHz.
             m.set(0x16, None, [c.freq_mhz, c.freq_mhz, 100, 0]);
+            // Leaf 2: descriptor 0xFF ("use leaf 4") and 0xF0 (prefetch), AL = 1.
+            m.set(2, None, [0x00f0_ff01, 0, 0, 0]);
+            // Leaf 4: deterministic cache parameters (Intel SDM vol. 2 "CPUID", leaf 04H).
+            let leaf4 = |ty: u32, level: u32, g: CacheGeometry, sharing: u32| {
+                let sets = g.size_kib * 16 / g.ways;
+                let eax = ty | (level << 5) | (1 << 8) | ((sharing.max(1) - 1) << 14) | ((ncpus.max(1) - 1).min(63) << 26);
+                [eax, ((g.ways - 1) << 22) | 63, sets - 1, 0]
+            };
+            m.set(4, Some(0), leaf4(1, 1, cache.l1d, 1));
+            m.set(4, Some(1), leaf4(2, 1, CacheGeometry { size_kib: 32, ways: 8, latency_cycles: 0.0 }, 1));
+            m.set(4, Some(2), leaf4(3, 2, cache.l2, 1));
+            m.set(4, Some(3), leaf4(3, 3, cache.llc, cache.cores_per_llc));
+            m.set(4, Some(4), [0; 4]);
+            // Leaf 0x18: deterministic address translation parameters (one subleaf per
+            // structure): subleaf 0 reports the count; 1 = L1 DTLB 4K, 2 = L1 DTLB 2M,
+            // 3 = L1 ITLB, 4 = STLB.
+            let leaf18 = |g: TlbGeometry, sizes: u32, ty: u32, level: u32| {
+                [0, sizes | (g.ways << 16), g.entries / g.ways, ty | (level << 5) | (1 << 8) | (g.ways == g.entries) as u32 * (1 << 8)]
+            };
+            m.set(0x18, Some(0), [4, 0, 0, 0]);
+            m.set(0x18, Some(1), leaf18(self.mmu.dtlb_4k, 1, 1, 1));
+            m.set(0x18, Some(2), leaf18(self.mmu.dtlb_2m, 2, 1, 1));
+            m.set(0x18, Some(3), leaf18(self.mmu.itlb, 1 | 2, 2, 1));
+            m.set(0x18, Some(4), leaf18(self.mmu.stlb, 1 | 2, 3, 2));
         }
         // Extended leaves.
         m.set(0x8000_0000, None, [0x8000_0008, if amd { word(&vendor[0..4]) } else { 0 }, 0, 0]);
@@ -344,12 +394,17 @@ impl Profile {
         }
         if amd {
             // Fn8000_0005/6: L1 and L2 TLB identifiers (AMD APM vol. 3 appendix E).
-            let l1 = |g: TlbGeometry| (g.entries.min(255)) | (255 << 8);
+            // L1 TLB: entries and associativity (255 = fully associative); L1 caches:
+            // size in KiB, associativity, lines per tag, line size.
+            let l1 = |g: TlbGeometry| (g.entries.min(255)) | ((if g.ways == g.entries { 255 } else { g.ways }) << 8);
             let d = l1(self.mmu.dtlb_4k);
             let i = l1(self.mmu.itlb);
-            m.set(0x8000_0005, None, [0, (d << 16) | i, 0, 0]);
+            let l1d = (cache.l1d.size_kib << 24) | (cache.l1d.ways << 16) | (1 << 8) | 64;
+            m.set(0x8000_0005, None, [0, (d << 16) | i, l1d, (32 << 24) | (8 << 16) | (1 << 8) | 64]);
             let s = self.mmu.stlb.entries.min(4095);
-            m.set(0x8000_0006, None, [0, (0x6 << 28) | (s << 16) | (0x6 << 12) | s, 0, 0]);
+            let l2 = (cache.l2.size_kib << 16) | (0x6 << 12) | (1 << 8) | 64;
+            let l3 = ((cache.llc.size_kib * cache.cores_per_socket / cache.cores_per_llc / 512) << 18) | (0x6 << 12) | (1 << 8) | 64;
+            m.set(0x8000_0006, None, [0, (0x6 << 28) | (s << 16) | (0x6 << 12) | s, l2, l3]);
         }
         // Fn8000_0008: address sizes; EBX[3] INVLPGB; EDX[15:0] INVLPGB max pages - 1.
         let ebx8 = if c.invlpgb { 1 << 3 } else { 0 };
@@ -361,6 +416,17 @@ impl Profile {
 
 fn bits_for(n: u32) -> u32 {
     32 - n.saturating_sub(1).leading_zeros()
+}
+
+fn check_cache(g: CacheGeometry) -> Result<(), String> {
+    let lines = u64::from(g.size_kib) * 16;
+    if g.size_kib == 0 || g.ways == 0 || lines % u64::from(g.ways) != 0 {
+        return Err(format!("{} KiB is not a whole number of {}-way sets of 64-byte lines", g.size_kib, g.ways));
+    }
+    if !(g.latency_cycles >= 0.0 && g.latency_cycles < 10_000.0) {
+        return Err("latency_cycles out of range".into());
+    }
+    Ok(())
 }
 
 fn check_geometry(g: TlbGeometry) -> Result<(), String> {

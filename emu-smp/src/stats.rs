@@ -1,7 +1,7 @@
 //! Run statistics: one serde tree per run, the source of truth for reports.
 
 use crate::machine::Machine;
-use emu_mmu::{MmuStats, TlbArray};
+use emu_mmu::{CacheStats, CoherenceStats, InvalidationStats, MmuStats, PscStats, TlbArray};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -94,8 +94,29 @@ pub struct CoreReport {
     pub dtlb_2m: TlbReport,
     /// Second-level TLB.
     pub stlb: TlbReport,
-    /// Walks, faults and invalidations.
+    /// Paging-structure caches.
+    pub psc: PscReport,
+    /// Walks and faults.
     pub mmu: MmuStats,
+    /// Invalidations by kind.
+    pub invalidations: InvalidationStats,
+    /// L1 data cache.
+    pub l1d: CacheStats,
+    /// L2 cache.
+    pub l2: CacheStats,
+    /// Cache-line ownership traffic.
+    pub coherence: CoherenceStats,
+}
+
+/// Paging-structure-cache counters of one core.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct PscReport {
+    /// PML4-entry cache.
+    pub pml4e: PscStats,
+    /// PDPT-entry cache.
+    pub pdpte: PscStats,
+    /// PD-entry cache.
+    pub pde: PscStats,
 }
 
 /// Totals over the machine.
@@ -134,6 +155,8 @@ pub struct RunStats {
     pub code_cache: CodeCacheReport,
     /// Peak guest physical memory in use, KiB.
     pub peak_memory_kib: u64,
+    /// Last-level caches, one per LLC domain.
+    pub llc: Vec<CacheStats>,
 }
 
 /// Decoded-code cache counters.
@@ -164,7 +187,12 @@ impl RunStats {
                     dtlb_4k: TlbReport::of(&mmu.dtlb),
                     dtlb_2m: TlbReport::of(&mmu.dtlb2m),
                     stlb: TlbReport::of(&mmu.stlb),
+                    psc: PscReport { pml4e: mmu.psc.pml4e.stats, pdpte: mmu.psc.pdpte.stats, pde: mmu.psc.pde.stats },
                     mmu: mmu.stats,
+                    invalidations: mmu.inval,
+                    l1d: m.mem.core_caches(k).l1d.stats,
+                    l2: m.mem.core_caches(k).l2.stats,
+                    coherence: m.mem.core_caches(k).coherence,
                 }
             })
             .collect();
@@ -190,6 +218,7 @@ impl RunStats {
                 blocks_invalidated: cs.blocks_invalidated,
             },
             peak_memory_kib: m.mem.phys.peak_allocated * 4,
+            llc: m.mem.caches.llcs.iter().map(|l| l.stats).collect(),
         }
     }
 }
