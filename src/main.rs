@@ -65,6 +65,9 @@ struct RunArgs {
     /// Write run statistics as JSON to this file.
     #[arg(long, value_name = "FILE")]
     stats: Option<PathBuf>,
+    /// Transparent huge pages: never, madvise (regions marked MADV_HUGEPAGE) or always.
+    #[arg(long, default_value = "madvise", value_parser = ["never", "madvise", "always"])]
+    thp: String,
     /// Use the musl build of a catalogue workload instead of the glibc one.
     #[arg(long)]
     musl: bool,
@@ -149,6 +152,7 @@ fn run(a: RunArgs) -> Result<u8> {
         );
     }
     let profile = Profile::load(&a.profile)?;
+    let profile_toml = toml::to_string(&profile)?;
     let (image, exe_path, defaults) = load_program(&a.program[0], a.musl)?;
     let mut argv: Vec<Vec<u8>> = a.program.iter().map(|s| s.clone().into_bytes()).collect();
     if argv.len() == 1 {
@@ -175,6 +179,11 @@ fn run(a: RunArgs) -> Result<u8> {
     cfg.memory_mib = a.memory;
     cfg.quantum_cycles = a.quantum;
     cfg.max_instructions = a.max_insns;
+    cfg.thp = match a.thp.as_str() {
+        "never" => emu_smp::Thp::Never,
+        "always" => emu_smp::Thp::Always,
+        _ => emu_smp::Thp::Madvise,
+    };
     (cfg.uid, cfg.gid) = host_ids();
     cfg.validate()?;
     let result = emu_smp::run(&cfg);

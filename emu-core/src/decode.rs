@@ -190,6 +190,15 @@ impl Resolver {
                 (f, locked_class)
             }
             Mn::Mov => {
+                let control = |k: u32| {
+                    ins.op_kind(k) == OpKind::Register
+                        && (ins.op_register(k).is_cr() || ins.op_register(k).is_dr())
+                };
+                if control(0) || (n > 1 && control(1)) {
+                    // MOV to or from CR3 and friends: privileged, #GP in user mode.
+                    i.cc = system::fault_code(Exception::GeneralProtection);
+                    return Some((system::fault::<M> as ExecFn<M>, C::Alu));
+                }
                 if ins.op0_kind() == OpKind::Register && !ins.op0_register().is_gpr() {
                     return None;
                 }
@@ -472,6 +481,30 @@ impl Resolver {
             Mn::Xgetbv => (system::xgetbv::<M> as ExecFn<M>, C::Serializing),
             Mn::Syscall => (system::syscall::<M> as ExecFn<M>, C::Syscall),
             Mn::Hlt => (system::hlt::<M> as ExecFn<M>, C::Alu),
+            // Privileged instructions (the TLB-maintenance ones included) fault in user
+            // mode, as on hardware: the kernel model performs them, not the guest.
+            Mn::Invlpg
+            | Mn::Invpcid
+            | Mn::Invlpgb
+            | Mn::Tlbsync
+            | Mn::Invlpga
+            | Mn::Wbinvd
+            | Mn::Invd
+            | Mn::Clts
+            | Mn::Lgdt
+            | Mn::Lidt
+            | Mn::Lldt
+            | Mn::Ltr
+            | Mn::Rdmsr
+            | Mn::Wrmsr
+            | Mn::Swapgs
+            | Mn::Sysretq
+            | Mn::Cli
+            | Mn::Sti => {
+                i.cc = system::fault_code(Exception::GeneralProtection);
+                (system::fault::<M> as ExecFn<M>, C::Alu)
+            }
+
             Mn::Ud2 | Mn::Ud0 | Mn::Ud1 => {
                 i.cc = system::fault_code(Exception::InvalidOpcode);
                 (system::fault::<M> as ExecFn<M>, C::Alu)

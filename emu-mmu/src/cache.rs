@@ -76,111 +76,238 @@ pub struct CoherenceStats {
     pub invalidations_received: u64,
 }
 
-/// One set-associative LRU cache array of line addresses.
+/// One set-associative LRU cache array of line addresses. Each set is one contiguous
+/// block of host memory: `ways` 32-bit tags (line address + 1; 0 = invalid; guest
+/// memory is limited to 128 GiB so lines fit) followed by the ways' recency order as
+/// bytes, most recent first. Keeping a set in one small block matters: the modelled LLC
+/// is megabytes of metadata and the simulator's own cache misses dominate otherwise.
 #[derive(Clone, Debug)]
 pub struct CacheArray {
     sets: usize,
+    /// `sets - 1` when the set count is a power of two (then indexing is a mask).
+    mask: Option<usize>,
     ways: usize,
-    /// Line address + 1 (0 = invalid).
-    tags: Vec<u64>,
-    stamps: Vec<u64>,
-    /// Exclusive (modified or sole-owner) state per slot; used by the L2.
+    /// Bytes per set block.
+    stride: usize,
+    blocks: Vec<u8>,
+    /// Exclusive (modified or sole-owner) state per way; used by the L2.
     excl: Vec<bool>,
-    clock: u64,
     /// Counters.
     pub stats: CacheStats,
 }
 
 impl CacheArray {
-    /// An empty array of `size_kib` KiB and `ways` ways (64-byte lines).
+    /// An empty array of `size_kib` KiB and `ways` ways (64-byte lines); at most 255 ways.
     pub fn new(g: CacheGeometry) -> Self {
         let lines = (g.size_kib as usize * 1024) >> LINE_SHIFT;
-        let ways = g.ways.max(1) as usize;
+        let ways = g.ways.clamp(1, 255) as usize;
         let sets = (lines / ways).max(1);
+        let stride = (5 * ways + 7) & !7;
+        let mut blocks = vec![0u8; sets * stride];
+        for set in blocks.chunks_mut(stride) {
+            for (j, b) in set[4 * ways..5 * ways].iter_mut().enumerate() {
+                *b = j as u8;
+            }
+        }
         CacheArray {
             sets,
+            mask: sets.is_power_of_two().then(|| sets - 1),
             ways,
-            tags: vec![0; sets * ways],
-            stamps: vec![0; sets * ways],
+            stride,
+            blocks,
             excl: vec![false; sets * ways],
-            clock: 0,
             stats: CacheStats::default(),
         }
     }
 
+    /// Set index of a line.
     #[inline(always)]
-    fn base(&self, line: u64) -> usize {
-        (line as usize % self.sets) * self.ways
+    pub fn set_of(&self, line: u64) -> usize {
+        match self.mask {
+            Some(m) => line as usize & m,
+            None => line as usize % self.sets,
+        }
+    }
+
+    #[inline(always)]
+    fn tag(&self, base: usize, k: usize) -> u32 {
+        let o = base + 4 * k;
+        u32::from_le_bytes([
+            self.blocks[o],
+            self.blocks[o + 1],
+            self.blocks[o + 2],
+            self.blocks[o + 3],
+        ])
+    }
+
+    #[inline(always)]
+    fn set_tag(&mut self, base: usize, k: usize, t: u32) {
+        let o = base + 4 * k;
+        self.blocks[o..o + 4].copy_from_slice(&t.to_le_bytes());
+    }
+
+    /// The tags of the set at `base`.
+    #[inline(always)]
+    fn tags(&self, base: usize) -> &[u8] {
+        &self.blocks[base..base + 4 * self.ways]
+    }
+
+    /// The way holding `line` in the set at `base`.
+    #[inline(always)]
+    fn find(&self, base: usize, line: u64) -> Option<usize> {
+        let t = ((line + 1) as u32).to_le_bytes();
+        self.tags(base).chunks_exact(4).position(|c| c == t)
+    }
+
+    /// Makes way `k` the most recent of its set.
+    #[inline(always)]
+    fn touch(&mut self, base: usize, k: usize) {
+        let ord = base + 4 * self.ways;
+        let w = self.ways;
+        let order = &mut self.blocks[ord..ord + w];
+        // Move k to the front, shifting the more recent ways back by one (a short byte
+        // loop: these sets are at most 16 ways, a memmove call would cost more).
+        let mut prev = k as u8;
+        for x in order.iter_mut() {
+            let cur = *x;
+            *x = prev;
+            if cur as usize == k {
+                return;
+            }
+            prev = cur;
+        }
     }
 
     /// Looks a line up, refreshing its recency on a hit.
     #[inline(always)]
     pub fn lookup(&mut self, line: u64) -> bool {
         self.stats.accesses += 1;
-        let b = self.base(line);
-        for k in b..b + self.ways {
-            if self.tags[k] == line + 1 {
-                self.clock += 1;
-                self.stamps[k] = self.clock;
+        let base = self.set_of(line) * self.stride;
+        match self.find(base, line) {
+            Some(k) => {
+                self.touch(base, k);
                 self.stats.hits += 1;
-                return true;
+                true
+            }
+            None => {
+                self.stats.misses += 1;
+                false
+            }
+        }
+    }
+
+    /// Looks a line up; on a miss inserts it. `Ok` on a hit, `Err(evicted)` on a miss.
+    /// One pass over the set either way.
+    #[inline(always)]
+    pub fn lookup_or_insert(&mut self, line: u64) -> Result<(), Option<u64>> {
+        self.stats.accesses += 1;
+        let set = self.set_of(line);
+        let base = set * self.stride;
+        let tb = ((line + 1) as u32).to_le_bytes();
+        let mut free = None;
+        for (k, c) in self.tags(base).chunks_exact(4).enumerate() {
+            if c == tb {
+                self.touch(base, k);
+                self.stats.hits += 1;
+                return Ok(());
+            }
+            if c == [0; 4] && free.is_none() {
+                free = Some(k);
             }
         }
         self.stats.misses += 1;
-        false
+        let k = free.unwrap_or_else(|| self.blocks[base + 5 * self.ways - 1] as usize);
+        let old = self.tag(base, k);
+        self.set_tag(base, k, (line + 1) as u32);
+        self.touch(base, k);
+        self.excl[set * self.ways + k] = false;
+        if old != 0 {
+            self.stats.evictions += 1;
+            Err(Some(u64::from(old) - 1))
+        } else {
+            Err(None)
+        }
     }
 
     /// True if present, without touching recency or counters.
     pub fn contains(&self, line: u64) -> bool {
-        let b = self.base(line);
-        self.tags[b..b + self.ways].contains(&(line + 1))
+        self.find(self.set_of(line) * self.stride, line).is_some()
+    }
+
+    /// The way a new line takes: an invalid one, else the least recently used.
+    #[inline(always)]
+    fn victim(&self, base: usize) -> usize {
+        self.tags(base)
+            .chunks_exact(4)
+            .position(|c| c == [0; 4])
+            .unwrap_or_else(|| self.blocks[base + 5 * self.ways - 1] as usize)
     }
 
     /// Inserts a line (not present), returning the evicted line if any.
     pub fn insert(&mut self, line: u64) -> Option<u64> {
-        let b = self.base(line);
-        self.clock += 1;
-        let slot = (b..b + self.ways).find(|&k| self.tags[k] == 0);
-        let k = slot.unwrap_or_else(|| (b..b + self.ways).min_by_key(|&k| self.stamps[k]).unwrap_or(b));
-        let ev = if self.tags[k] != 0 {
+        let set = self.set_of(line);
+        let base = set * self.stride;
+        let k = self.victim(base);
+        let old = self.tag(base, k);
+        self.set_tag(base, k, (line + 1) as u32);
+        self.touch(base, k);
+        self.excl[set * self.ways + k] = false;
+        if old != 0 {
             self.stats.evictions += 1;
-            Some(self.tags[k] - 1)
+            Some(u64::from(old) - 1)
         } else {
             None
-        };
-        self.tags[k] = line + 1;
-        self.stamps[k] = self.clock;
-        self.excl[k] = false;
-        ev
+        }
     }
 
-    fn slot(&self, line: u64) -> Option<usize> {
-        let b = self.base(line);
-        (b..b + self.ways).find(|&k| self.tags[k] == line + 1)
+    /// Inserts a line unless present (without refreshing it), in one pass over the set.
+    pub fn insert_absent(&mut self, line: u64) {
+        let set = self.set_of(line);
+        let base = set * self.stride;
+        let t = (line + 1) as u32;
+        let tb = t.to_le_bytes();
+        let mut free = None;
+        for (k, c) in self.tags(base).chunks_exact(4).enumerate() {
+            if c == tb {
+                return;
+            }
+            if c == [0; 4] && free.is_none() {
+                free = Some(k);
+            }
+        }
+        let k = free.unwrap_or_else(|| self.blocks[base + 5 * self.ways - 1] as usize);
+        if self.tag(base, k) != 0 {
+            self.stats.evictions += 1;
+        }
+        self.set_tag(base, k, t);
+        self.touch(base, k);
+        self.excl[set * self.ways + k] = false;
     }
 
     /// True when the line is present and held exclusively.
     pub fn is_excl(&self, line: u64) -> bool {
-        self.slot(line).is_some_and(|k| self.excl[k])
+        let set = self.set_of(line);
+        self.find(set * self.stride, line).is_some_and(|k| self.excl[set * self.ways + k])
     }
 
     /// Sets the exclusive state of a present line.
     pub fn set_excl(&mut self, line: u64, on: bool) {
-        if let Some(k) = self.slot(line) {
-            self.excl[k] = on;
+        let set = self.set_of(line);
+        if let Some(k) = self.find(set * self.stride, line) {
+            self.excl[set * self.ways + k] = on;
         }
     }
 
     /// Removes a line; true if it was present.
     pub fn remove(&mut self, line: u64) -> bool {
-        let b = self.base(line);
-        for k in b..b + self.ways {
-            if self.tags[k] == line + 1 {
-                self.tags[k] = 0;
-                return true;
+        let base = self.set_of(line) * self.stride;
+        match self.find(base, line) {
+            Some(k) => {
+                self.set_tag(base, k, 0);
+                true
             }
+            None => false,
         }
-        false
     }
 }
 
@@ -202,9 +329,37 @@ pub struct CoreCaches {
     pub l2: CacheArray,
     /// Coherence counters.
     pub coherence: CoherenceStats,
-    /// The line of the last access and whether this core holds it exclusively: repeated
-    /// accesses to it are L1 hits with no change of state (a pure speed-up).
-    last: (u64, bool),
+    /// The two most recently accessed lines (most recent first) and whether this core
+    /// holds each exclusively. Invariant: both are in the L1, in different L1 sets, and
+    /// each is the most recently used line of its set, so a repeated access to one is an
+    /// L1 hit whose recency update would change nothing: it is answered here.
+    last: [(u64, bool); 2],
+}
+
+const NO_LINE: (u64, bool) = (u64::MAX, false);
+
+impl CoreCaches {
+    /// Records `line` as the most recent access (see `last`).
+    #[inline(always)]
+    fn remember(&mut self, line: u64, excl: bool) {
+        if self.last[0].0 != u64::MAX && self.l1d.set_of(self.last[0].0) != self.l1d.set_of(line) {
+            self.last[1] = self.last[0];
+        } else if self.last[1].0 != u64::MAX
+            && self.l1d.set_of(self.last[1].0) == self.l1d.set_of(line)
+        {
+            self.last[1] = NO_LINE;
+        }
+        self.last[0] = (line, excl);
+    }
+
+    /// Forgets a line that left the L1 or lost exclusivity.
+    fn forget(&mut self, line: u64) {
+        for l in &mut self.last {
+            if l.0 == line {
+                *l = NO_LINE;
+            }
+        }
+    }
 }
 
 /// The caches of a machine.
@@ -243,7 +398,7 @@ impl CacheSystem {
                     l1d: CacheArray::new(p.l1d),
                     l2: CacheArray::new(p.l2),
                     coherence: CoherenceStats::default(),
-                    last: (u64::MAX, false),
+                    last: [NO_LINE; 2],
                 })
                 .collect(),
             llcs: (0..n.div_ceil(per_llc)).map(|_| CacheArray::new(p.llc)).collect(),
@@ -275,17 +430,55 @@ impl CacheSystem {
     #[inline(always)]
     pub fn access(&mut self, c: usize, pa: u64, write: bool) -> u64 {
         let line = pa >> LINE_SHIFT;
+        let coherent = self.coherent;
         let cc = &mut self.cores[c];
-        if cc.last.0 == line && (cc.last.1 || !write) {
+        let [a, b] = cc.last;
+        if a.0 == line && (a.1 || !write || !coherent) {
             cc.l1d.stats.accesses += 1;
             cc.l1d.stats.hits += 1;
+            return 0;
+        }
+        if b.0 == line && (b.1 || !write || !coherent) {
+            cc.l1d.stats.accesses += 1;
+            cc.l1d.stats.hits += 1;
+            cc.last = [b, a];
             return 0;
         }
         self.access_slow(c, line, write)
     }
 
+    /// A miss of the last-line shortcut with a single core: no coherence, and each level
+    /// looked up and filled in one pass.
+    #[inline(never)]
+    fn access_alone(&mut self, c: usize, line: u64) -> u64 {
+        let mut stall = 0;
+        if self.cores[c].l1d.lookup_or_insert(line).is_err() {
+            match self.cores[c].l2.lookup_or_insert(line) {
+                Ok(()) => stall += self.l2_fp,
+                Err(ev) => {
+                    let d = self.llc_of[c];
+                    if let Some(ev) = ev {
+                        // Inclusive L2: the victim leaves the L1 too, and goes to the LLC.
+                        self.cores[c].l1d.remove(ev);
+                        self.cores[c].forget(ev);
+                        self.llcs[d].insert_absent(ev);
+                    }
+                    stall += match self.llcs[d].lookup_or_insert(line) {
+                        Ok(()) => self.llc_fp,
+                        Err(_) => self.mem_fp,
+                    };
+                }
+            }
+        }
+        self.cores[c].remember(line, true);
+        stall
+    }
+
     #[inline(never)]
     fn access_slow(&mut self, c: usize, line: u64, write: bool) -> u64 {
+        if !self.coherent {
+            return self.access_alone(c, line);
+        }
         let mut stall = 0;
         let in_l1 = self.cores[c].l1d.lookup(line);
         let in_l2 = in_l1 || self.cores[c].l2.lookup(line);
@@ -299,7 +492,7 @@ impl CacheSystem {
             } else if !in_l1 {
                 self.cores[c].l1d.insert(line);
             }
-            self.cores[c].last = (line, true);
+            self.cores[c].remember(line, true);
             return stall;
         }
         let excl = in_l2 && self.cores[c].l2.is_excl(line);
@@ -308,13 +501,16 @@ impl CacheSystem {
             if !in_l1 {
                 self.cores[c].l1d.insert(line);
             }
-            self.cores[c].last = (line, excl);
+            self.cores[c].remember(line, excl);
             return stall;
         }
         let cu = c as u16;
         let (owner, others) = {
             let e = self.dir.entry(line).or_default();
-            (e.owner.filter(|&o| o != cu), e.sharers.iter().copied().filter(|&s| s != cu).collect::<Vec<u16>>())
+            (
+                e.owner.filter(|&o| o != cu),
+                e.sharers.iter().copied().filter(|&s| s != cu).collect::<Vec<u16>>(),
+            )
         };
         if write {
             if let Some(o) = owner {
@@ -325,7 +521,8 @@ impl CacheSystem {
                 stall += self.llc_or_memory(c, line);
             } else if !others.is_empty() {
                 // Upgrade a shared line: the invalidation round trip to the farthest sharer.
-                let far = others.iter().map(|&o| self.transfer_fp(o as usize, c)).max().unwrap_or(0);
+                let far =
+                    others.iter().map(|&o| self.transfer_fp(o as usize, c)).max().unwrap_or(0);
                 stall = stall.max(far);
             }
             for &o in &others {
@@ -343,9 +540,7 @@ impl CacheSystem {
                 stall += self.transfer_fp(o as usize, c);
                 self.cores[c].coherence.transfers_in += 1;
                 self.cores[o as usize].l2.set_excl(line, false);
-                if self.cores[o as usize].last.0 == line {
-                    self.cores[o as usize].last.1 = false;
-                }
+                self.cores[o as usize].forget(line);
             } else {
                 stall += self.llc_or_memory(c, line);
             }
@@ -361,7 +556,7 @@ impl CacheSystem {
             self.cores[c].l1d.insert(line);
         }
         self.cores[c].l2.set_excl(line, write);
-        self.cores[c].last = (line, write);
+        self.cores[c].remember(line, write);
         stall
     }
 
@@ -379,13 +574,9 @@ impl CacheSystem {
         if let Some(ev) = self.cores[c].l2.insert(line) {
             // Inclusive L2: the victim leaves the L1 too, and goes to the LLC.
             self.cores[c].l1d.remove(ev);
-            if self.cores[c].last.0 == ev {
-                self.cores[c].last = (u64::MAX, false);
-            }
+            self.cores[c].forget(ev);
             let d = self.llc_of[c];
-            if !self.llcs[d].contains(ev) {
-                self.llcs[d].insert(ev);
-            }
+            self.llcs[d].insert_absent(ev);
             if self.coherent {
                 let cu = c as u16;
                 if let Some(e) = self.dir.get_mut(&ev) {
@@ -406,9 +597,7 @@ impl CacheSystem {
         let cc = &mut self.cores[c];
         cc.l1d.remove(line);
         cc.l2.remove(line);
-        if cc.last.0 == line {
-            cc.last = (u64::MAX, false);
-        }
+        cc.forget(line);
     }
 }
 
@@ -440,6 +629,19 @@ mod tests {
             cs.access(0, 0x1000 + k * 64 * 64, false);
         }
         assert_eq!(cs.access(0, 0x1000, false) >> 8, 10, "L2 hit");
+    }
+
+    #[test]
+    fn lru_order_within_a_set() {
+        let mut a = CacheArray::new(CacheGeometry { size_kib: 1, ways: 4, latency_cycles: 1.0 });
+        // 16 lines, 4 sets: lines 0, 4, 8, 12, 16 share set 0.
+        for l in [0u64, 4, 8, 12] {
+            a.insert(l);
+        }
+        assert!(a.lookup(0));
+        assert_eq!(a.insert(16), Some(4), "least recently used goes first");
+        assert!(a.lookup(8) && a.lookup(12) && a.lookup(16) && !a.lookup(4));
+        assert_eq!(a.insert(20), Some(0));
     }
 
     #[test]

@@ -17,8 +17,8 @@ mod walker;
 
 pub use cache::{CacheGeometry, CacheParams, CacheStats, CoherenceStats};
 pub use params::{MemParams, MmuParams};
-pub use psc::{Psc, PscStats};
 pub use phys::{OutOfMemory, Pfn, PhysMem, PAGE_SIZE};
+pub use psc::{Psc, PscStats};
 pub use pte::{Leaf, PageSize, PageTables};
 pub use system::{cycles_of, CoreMmu, InvalidationStats, MemSystem, MmuStats};
 pub use tlb::{Flush, Replacement, TlbArray, TlbEntry, TlbGeometry};

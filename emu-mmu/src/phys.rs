@@ -102,7 +102,8 @@ impl PhysMem {
         }
         let need = ((aligned + 512) * PAGE_SIZE) as usize;
         if need > self.ram.len() {
-            let target = (self.ram.len() * 2).max(need).min(((self.limit_frames + 1) * PAGE_SIZE) as usize);
+            let target =
+                (self.ram.len() * 2).max(need).min(((self.limit_frames + 1) * PAGE_SIZE) as usize);
             self.ram.resize(target.max(need), 0);
         }
         // Frames skipped for alignment become ordinary free frames.

@@ -53,7 +53,14 @@ impl PscArray {
     fn new(g: TlbGeometry, shift: u32) -> Self {
         let ways = g.ways.max(1) as usize;
         let sets = (g.entries as usize / ways).max(1);
-        PscArray { shift, sets, ways, entries: vec![PscEntry::default(); sets * ways], clock: 0, stats: PscStats::default() }
+        PscArray {
+            shift,
+            sets,
+            ways,
+            entries: vec![PscEntry::default(); sets * ways],
+            clock: 0,
+            stats: PscStats::default(),
+        }
     }
 
     fn lookup(&mut self, va: u64, pcid: u16) -> Option<PscEntry> {
@@ -78,9 +85,15 @@ impl PscArray {
         e.valid = true;
         let b = (e.tag as usize % self.sets) * self.ways;
         let k = (b..b + self.ways)
-            .find(|&k| self.entries[k].valid && self.entries[k].tag == e.tag && self.entries[k].pcid == e.pcid)
+            .find(|&k| {
+                self.entries[k].valid
+                    && self.entries[k].tag == e.tag
+                    && self.entries[k].pcid == e.pcid
+            })
             .or_else(|| (b..b + self.ways).find(|&k| !self.entries[k].valid))
-            .unwrap_or_else(|| (b..b + self.ways).min_by_key(|&k| self.entries[k].stamp).unwrap_or(b));
+            .unwrap_or_else(|| {
+                (b..b + self.ways).min_by_key(|&k| self.entries[k].stamp).unwrap_or(b)
+            });
         self.entries[k] = e;
     }
 
@@ -89,7 +102,9 @@ impl PscArray {
         let mut n = 0;
         for e in self.entries.iter_mut().filter(|e| e.valid) {
             let hit = match *f {
-                Flush::Page { pcid, .. } | Flush::PagePcid { pcid, .. } | Flush::Pcid(pcid) => e.pcid == pcid,
+                Flush::Page { pcid, .. } | Flush::PagePcid { pcid, .. } | Flush::Pcid(pcid) => {
+                    e.pcid == pcid
+                }
                 Flush::All | Flush::AllNonGlobal => true,
                 Flush::Range { pcid, va, pages, stride_2m, final_only, .. } => {
                     if final_only || e.pcid != pcid {
@@ -143,7 +158,11 @@ pub struct Psc {
 impl Psc {
     /// Empty caches of the given geometries.
     pub fn new(pml4e: TlbGeometry, pdpte: TlbGeometry, pde: TlbGeometry) -> Self {
-        Psc { pml4e: PscArray::new(pml4e, 39), pdpte: PscArray::new(pdpte, 30), pde: PscArray::new(pde, 21) }
+        Psc {
+            pml4e: PscArray::new(pml4e, 39),
+            pdpte: PscArray::new(pdpte, 30),
+            pde: PscArray::new(pde, 21),
+        }
     }
 
     /// The deepest cached level for `va`: the walk skips the levels above it.
@@ -190,7 +209,10 @@ mod tests {
         p.fill(4, 0x7f00_0000_0000, 1, 0x1000, 7, 0);
         assert_eq!(p.lookup(0x7f00_1234_5678, 1).map(|s| s.level), Some(3));
         p.fill(2, 0x7f00_0020_0000, 1, 0x3000, 7, 0);
-        assert_eq!(p.lookup(0x7f00_0020_1000, 1), Some(WalkStart { level: 1, table: 0x3000, perms: 7 }));
+        assert_eq!(
+            p.lookup(0x7f00_0020_1000, 1),
+            Some(WalkStart { level: 1, table: 0x3000, perms: 7 })
+        );
         assert_eq!(p.lookup(0x7f00_0020_1000, 2), None, "other PCID misses");
     }
 
@@ -204,10 +226,24 @@ mod tests {
         assert!(p.lookup(0x20_0000, 1).is_none());
         assert!(p.lookup(0x40_0000, 2).is_some());
         // INVLPGB for final translations only keeps the paging-structure caches.
-        let r = Flush::Range { pcid: 2, va: 0x40_0000, pages: 1, stride_2m: false, globals: false, final_only: true };
+        let r = Flush::Range {
+            pcid: 2,
+            va: 0x40_0000,
+            pages: 1,
+            stride_2m: false,
+            globals: false,
+            final_only: true,
+        };
         p.flush(&r);
         assert!(p.lookup(0x40_0000, 2).is_some());
-        let r = Flush::Range { pcid: 2, va: 0x40_0000, pages: 1, stride_2m: false, globals: false, final_only: false };
+        let r = Flush::Range {
+            pcid: 2,
+            va: 0x40_0000,
+            pages: 1,
+            stride_2m: false,
+            globals: false,
+            final_only: false,
+        };
         p.flush(&r);
         assert!(p.lookup(0x40_0000, 2).is_none());
         p.fill(3, 0x4000_0000, 5, 0x5000, 7, 0);

@@ -61,6 +61,20 @@ pub struct InvalidationStats {
     pub psc_entries: u64,
 }
 
+/// The most recent L1 TLB hit of one kind (data or fetch), as a 4 KiB translation.
+/// A repeated hit on it is answered here: it is the most recently used entry of its set,
+/// so skipping the array changes no replacement decision; only the counters are bumped.
+/// Cleared by every invalidation, CR3 write and slow-path translation.
+#[derive(Clone, Copy, Debug)]
+struct LastHit {
+    vpn: u64,
+    pa: u64,
+    perms: u8,
+    huge: bool,
+}
+
+const NO_HIT: LastHit = LastHit { vpn: u64::MAX, pa: 0, perms: 0, huge: false };
+
 /// Translation state, TLBs and paging-structure caches of one core.
 #[derive(Clone, Debug)]
 pub struct CoreMmu {
@@ -82,6 +96,8 @@ pub struct CoreMmu {
     pub stats: MmuStats,
     /// Invalidation counters.
     pub inval: InvalidationStats,
+    last_data: LastHit,
+    last_fetch: LastHit,
 }
 
 impl CoreMmu {
@@ -96,11 +112,15 @@ impl CoreMmu {
             psc: Psc::new(p.psc_pml4e, p.psc_pdpte, p.psc_pde),
             stats: MmuStats::default(),
             inval: InvalidationStats::default(),
+            last_data: NO_HIT,
+            last_fetch: NO_HIT,
         }
     }
 
     /// Applies an invalidation to every TLB array and the paging-structure caches.
     fn apply(&mut self, f: &Flush) {
+        self.last_data = NO_HIT;
+        self.last_fetch = NO_HIT;
         let n = self.itlb.flush(f) + self.dtlb.flush(f) + self.dtlb2m.flush(f) + self.stlb.flush(f);
         self.inval.tlb_entries += n;
         self.inval.psc_entries += self.psc.flush(f);
@@ -192,6 +212,8 @@ impl MemSystem {
         let c = &mut self.cores[core];
         c.root = root;
         c.pcid = pcid;
+        c.last_data = NO_HIT;
+        c.last_fetch = NO_HIT;
         if noflush {
             c.inval.cr3_noflush += 1;
         } else {
@@ -251,22 +273,49 @@ impl MemSystem {
     }
 
     #[inline(always)]
-    fn ok_for(e: &TlbEntry, access: Access) -> bool {
-        e.perms & PERM_U != 0
+    fn ok_perms(perms: u8, access: Access) -> bool {
+        perms & PERM_U != 0
             && match access {
                 Access::Read => true,
-                Access::Write => e.perms & (PERM_W | PERM_D) == (PERM_W | PERM_D),
-                Access::Exec => e.perms & PERM_X != 0,
+                Access::Write => perms & (PERM_W | PERM_D) == (PERM_W | PERM_D),
+                Access::Exec => perms & PERM_X != 0,
             }
+    }
+
+    #[inline(always)]
+    fn ok_for(e: &TlbEntry, access: Access) -> bool {
+        Self::ok_perms(e.perms, access)
+    }
+
+    /// The 4 KiB physical page of `va` under entry `e`.
+    #[inline(always)]
+    fn page_of(e: &TlbEntry, va: u64) -> u64 {
+        if e.huge {
+            e.pa | (va & 0x1f_f000)
+        } else {
+            e.pa
+        }
     }
 
     /// Translates through the selected core's data TLBs.
     #[inline(always)]
     fn xlate(&mut self, va: u64, access: Access) -> Result<u64, PageFault> {
         let c = &mut self.cores[self.cur];
+        let last = c.last_data;
+        if last.vpn == va >> 12 && Self::ok_perms(last.perms, access) {
+            c.dtlb.stats.lookups += 1;
+            if last.huge {
+                c.dtlb2m.stats.lookups += 1;
+                c.dtlb2m.stats.hits += 1;
+            } else {
+                c.dtlb.stats.hits += 1;
+            }
+            return Ok(last.pa | (va & 0xfff));
+        }
         let l1 = c.dtlb.lookup(va, c.pcid);
         if let Some(e) = l1 {
             if Self::ok_for(&e, access) {
+                c.last_data = LastHit { vpn: va >> 12, pa: e.pa, perms: e.perms, huge: false };
                 return Ok(e.pa | (va & 0xfff));
             }
         }
@@ -274,10 +323,17 @@ impl MemSystem {
     }
 
     #[inline(never)]
-    fn xlate_slow(&mut self, va: u64, access: Access, l1: Option<TlbEntry>) -> Result<u64, PageFault> {
+    fn xlate_slow(
+        &mut self,
+        va: u64,
+        access: Access,
+        l1: Option<TlbEntry>,
+    ) -> Result<u64, PageFault> {
         let cur = self.cur;
         let c = &mut self.cores[cur];
         let pcid = c.pcid;
+        c.last_data = NO_HIT;
+        c.last_fetch = NO_HIT;
         // `l1` is what the fast path found in the L1 array it probed (ITLB for fetches,
         // the 4K DTLB for data); data accesses also probe the 2M DTLB.
         let l1_hit = match (l1, access) {
@@ -300,6 +356,7 @@ impl MemSystem {
         };
         if let Some(e) = hit {
             if Self::ok_for(&e, access) {
+                self.note_last(&e, va, access);
                 return Ok(e.pa | (va & ((1u64 << if e.huge { 21 } else { 12 }) - 1)));
             }
             let needs_dirty = access == Access::Write && e.perms & PERM_W != 0;
@@ -327,7 +384,19 @@ impl MemSystem {
         };
         self.cores[cur].stlb.insert(e);
         self.fill_l1(e, access);
+        self.note_last(&e, va, access);
         Ok(w.page_pa | (va & ((1u64 << if w.huge { 21 } else { 12 }) - 1)))
+    }
+
+    /// Remembers the L1 entry that just answered (it is now its set's most recent).
+    fn note_last(&mut self, e: &TlbEntry, va: u64, access: Access) {
+        let c = &mut self.cores[self.cur];
+        let hit = LastHit { vpn: va >> 12, pa: Self::page_of(e, va), perms: e.perms, huge: e.huge };
+        if access == Access::Exec {
+            c.last_fetch = hit;
+        } else {
+            c.last_data = hit;
+        }
     }
 
     fn fill_l1(&mut self, e: TlbEntry, access: Access) {
@@ -379,11 +448,24 @@ impl MemSystem {
     }
 
     /// Translates for an instruction fetch through the selected core's ITLB.
+    #[inline(always)]
     fn xlate_exec(&mut self, va: u64) -> Result<u64, PageFault> {
         let c = &mut self.cores[self.cur];
+        let last = c.last_fetch;
+        if last.vpn == va >> 12 {
+            c.itlb.stats.lookups += 1;
+            c.itlb.stats.hits += 1;
+            return Ok(last.pa | (va & 0xfff));
+        }
         let l1 = c.itlb.lookup(va, c.pcid);
         if let Some(e) = l1 {
             if Self::ok_for(&e, Access::Exec) {
+                c.last_fetch = LastHit {
+                    vpn: va >> 12,
+                    pa: Self::page_of(&e, va),
+                    perms: e.perms,
+                    huge: e.huge,
+                };
                 return Ok(e.pa | (va & ((1u64 << if e.huge { 21 } else { 12 }) - 1)));
             }
         }
@@ -662,7 +744,14 @@ mod tests {
             m.select(c);
             m.read_u8(0x1000).unwrap();
         }
-        let r = Flush::Range { pcid: 1, va: 0x1000, pages: 1, stride_2m: false, globals: false, final_only: false };
+        let r = Flush::Range {
+            pcid: 1,
+            va: 0x1000,
+            pages: 1,
+            stride_2m: false,
+            globals: false,
+            final_only: false,
+        };
         m.invlpgb(0, &r);
         for c in 0..4 {
             assert!(m.core(c).dtlb.valid_entries().all(|e| e.vpn != 1), "core {c}");

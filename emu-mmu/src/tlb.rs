@@ -259,23 +259,29 @@ impl TlbArray {
         e.stamp = self.clock;
         e.valid = true;
         let base = self.set_of(e.vpn) * self.ways;
-        let set = base..base + self.ways;
-        let slot = self.entries[set.clone()]
-            .iter()
-            .position(|x| {
-                x.valid && x.vpn == e.vpn && x.huge == e.huge && (x.global || x.pcid == e.pcid)
-            })
-            .or_else(|| self.entries[set.clone()].iter().position(|x| !x.valid));
-        let (k, evicted) = match slot {
-            Some(k) => (base + k, None),
+        // One pass: a matching entry wins, then the first invalid one, then the oldest.
+        let (mut same, mut free, mut oldest) = (None, None, base);
+        for k in base..base + self.ways {
+            let x = &self.entries[k];
+            if !x.valid {
+                if free.is_none() {
+                    free = Some(k);
+                }
+                continue;
+            }
+            if x.vpn == e.vpn && x.huge == e.huge && (x.global || x.pcid == e.pcid) {
+                same = Some(k);
+                break;
+            }
+            if x.stamp < self.entries[oldest].stamp || !self.entries[oldest].valid {
+                oldest = k;
+            }
+        }
+        let (k, evicted) = match same.or(free) {
+            Some(k) => (k, None),
             None => {
-                let (k, _) = self.entries[set]
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|(_, x)| x.stamp)
-                    .unwrap_or((0, &e));
                 self.stats.evictions += 1;
-                (base + k, Some(self.entries[base + k]))
+                (oldest, Some(self.entries[oldest]))
             }
         };
         self.entries[k] = e;

@@ -160,14 +160,23 @@ mod tests {
         let mut t = WalkTrace::default();
         let f = walk(&mut phys, root.addr(), 0x1234, Access::Write, None, &mut t).unwrap_err();
         assert!(f.protection);
-        let f = walk(&mut phys, root.addr(), 0x1234, Access::Exec, None, &mut WalkTrace::default()).unwrap_err();
+        let f = walk(&mut phys, root.addr(), 0x1234, Access::Exec, None, &mut WalkTrace::default())
+            .unwrap_err();
         assert!(f.protection);
         phys.write_u64(e, page.addr() | P | US | RW);
         let mut t = WalkTrace::default();
         walk(&mut phys, root.addr(), 0x1234, Access::Write, None, &mut t).unwrap();
         assert_ne!(phys.read_u64(e) & D, 0);
         assert_eq!(t.nad, 1, "only the leaf's D bit changed");
-        let f = walk(&mut phys, root.addr(), 0x9000_0000, Access::Read, None, &mut WalkTrace::default()).unwrap_err();
+        let f = walk(
+            &mut phys,
+            root.addr(),
+            0x9000_0000,
+            Access::Read,
+            None,
+            &mut WalkTrace::default(),
+        )
+        .unwrap_err();
         assert!(!f.protection);
     }
 
@@ -177,7 +186,8 @@ mod tests {
         let root = phys.alloc().unwrap();
         let page = phys.alloc().unwrap();
         let mut created = Vec::new();
-        let e = PageTables::entry(&mut phys, root, 0x40_1000, 1, true, &mut created).unwrap().unwrap();
+        let e =
+            PageTables::entry(&mut phys, root, 0x40_1000, 1, true, &mut created).unwrap().unwrap();
         phys.write_u64(e, page.addr() | P | US | RW);
         let pt = table_at(&phys, root.addr(), 0x40_1000, 1).unwrap();
         let start = WalkStart { level: 1, table: pt, perms: PERM_W | PERM_U | PERM_X };

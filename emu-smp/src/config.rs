@@ -35,6 +35,8 @@ pub struct RunConfig {
     pub uid: u32,
     /// Group id the guest sees.
     pub gid: u32,
+    /// Transparent huge page policy.
+    pub thp: crate::mm::Thp,
 }
 
 /// A configuration that cannot run.
@@ -49,7 +51,7 @@ pub enum ConfigError {
         max: usize,
     },
     /// Bad memory size.
-    #[error("--memory must be between 16 and 262144 MiB, got {0}")]
+    #[error("--memory must be between 16 and 131072 MiB, got {0}")]
     Memory(u64),
     /// Bad quantum.
     #[error("--quantum must be between 100 and 10000000 cycles, got {0}")]
@@ -79,6 +81,7 @@ impl RunConfig {
             max_instructions: None,
             uid: 1000,
             gid: 1000,
+            thp: crate::mm::Thp::default(),
         }
     }
 
@@ -87,7 +90,7 @@ impl RunConfig {
         if self.cores == 0 || self.cores > MAX_CORES {
             return Err(ConfigError::Cores { got: self.cores, max: MAX_CORES });
         }
-        if !(16..=262_144).contains(&self.memory_mib) {
+        if !(16..=131_072).contains(&self.memory_mib) {
             return Err(ConfigError::Memory(self.memory_mib));
         }
         if !(100..=10_000_000).contains(&self.quantum_cycles) {

@@ -20,6 +20,7 @@ mod task;
 
 pub use config::{ConfigError, RunConfig, MAX_CORES};
 pub use machine::{Machine, Outcome, SimError};
+pub use mm::Thp;
 pub use profile::{Profile, ProfileError};
 pub use stats::{RunStats, SCHEMA_VERSION};
 

@@ -139,6 +139,7 @@ pub fn load(
             backing: Backing::Image { data: image.clone(), va, off, len: filesz },
             kind: VmaKind::Image,
             hugepage: false,
+            nohugepage: false,
         });
         let e_phoff = elf.header.e_phoff;
         if e_phoff >= off && e_phoff < off + filesz {
@@ -160,6 +161,7 @@ pub fn load(
         backing: Backing::Anon,
         kind: VmaKind::Stack,
         hugepage: false,
+        nohugepage: false,
     });
     let entry = bias + elf.header.e_entry;
     let phdr = phdr_va.unwrap_or(bias + elf.header.e_phoff);

@@ -140,6 +140,7 @@ impl Machine {
         let mut mem = MemSystem::new(cfg.cores, cfg.memory_mib, profile.mem_params());
         let mut rng = SimRng::new(cfg.seed);
         let mut mm = Mm::new(1, &mut mem.phys).map_err(|e| SimError::OutOfMemory(e.to_string()))?;
+        mm.thp = cfg.thp;
         let hwcap = profile.cpuid(0, cfg.cores as u32).query(1, 0)[3];
         let loaded = loader::load(
             &mut mm,
@@ -478,6 +479,11 @@ impl Machine {
                 cost += self.zero_fp;
                 self.kstats.page_faults += 1;
             }
+            Fault::MappedHuge => {
+                cost += 512 * self.zero_fp;
+                self.kstats.page_faults += 1;
+                self.kstats.huge_page_faults += 1;
+            }
             Fault::CowBroken => {
                 cost += self.zero_fp;
                 self.kstats.cow_faults += 1;
@@ -630,7 +636,7 @@ impl Machine {
                 }
                 Ok(())
             }
-            Ok(Fault::Mapped) => {
+            Ok(Fault::Mapped | Fault::MappedHuge) => {
                 self.kstats.page_faults += 1;
                 let cost = self.fault_fp + self.zero_fp;
                 if let Some(t) = self.tasks.get_mut(&tid) {

@@ -86,6 +86,8 @@ pub struct Vma {
     pub kind: VmaKind,
     /// madvise(MADV_HUGEPAGE) was applied.
     pub hugepage: bool,
+    /// madvise(MADV_NOHUGEPAGE) was applied.
+    pub nohugepage: bool,
 }
 
 impl Vma {
@@ -137,11 +139,25 @@ impl Gather {
     }
 }
 
+/// Transparent huge page policy (/sys/kernel/mm/transparent_hugepage/enabled).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Thp {
+    /// Never map 2 MiB pages.
+    Never,
+    /// Only in regions marked with madvise(MADV_HUGEPAGE).
+    #[default]
+    Madvise,
+    /// In every suitable anonymous region not marked MADV_NOHUGEPAGE.
+    Always,
+}
+
 /// Result of a page fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// A page was mapped (zero-filled or copied).
     Mapped,
+    /// A 2 MiB page was mapped (zero-filled).
+    MappedHuge,
     /// A copy-on-write page was broken.
     CowBroken,
     /// The PTE already allowed the access: a stale TLB entry caused the fault.
@@ -180,6 +196,8 @@ pub struct Mm {
     pub rss: u64,
     /// Faults handled, by outcome.
     pub faults: u64,
+    /// Huge page policy.
+    pub thp: Thp,
 }
 
 impl Mm {
@@ -195,6 +213,7 @@ impl Mm {
             table_pages: 1,
             rss: 0,
             faults: 0,
+            thp: Thp::default(),
         })
     }
 
@@ -247,9 +266,51 @@ impl Mm {
         }
     }
 
+    /// Sets the madvise(MADV_[NO]HUGEPAGE) flag on the VMAs of `[start, end)`.
+    pub fn set_hugepage(&mut self, start: u64, end: u64, huge: bool) {
+        self.split_at(start);
+        self.split_at(end);
+        for (_, v) in self.vmas.range_mut(start..end) {
+            v.hugepage = huge;
+            v.nohugepage = !huge;
+        }
+        self.merge_range(start, end);
+    }
+
+    /// Splits a 2 MiB mapping covering `va` into 512 4 KiB PTEs (split_huge_pmd), so an
+    /// operation on part of it can proceed. Returns false if the table could not be
+    /// allocated.
+    pub fn split_huge(&mut self, phys: &mut PhysMem, va: u64) -> Result<(), OutOfMemory> {
+        let Some(leaf) = PageTables::leaf(phys, self.root, va) else { return Ok(()) };
+        if leaf.size != emu_mmu::PageSize::Size2M {
+            return Ok(());
+        }
+        let pt = phys.alloc()?;
+        self.table_pages += 1;
+        let base = leaf.pte & ADDR & !0x1f_ffff;
+        let flags = leaf.pte & !(ADDR | PS);
+        for k in 0..512u64 {
+            phys.write_u64(pt.addr() + 8 * k, (base + (k << 12)) | flags);
+        }
+        phys.write_u64(leaf.pte_pa, pt.addr() | pte::TABLE_FLAGS);
+        Ok(())
+    }
+
+    /// Splits huge mappings straddling the edges of `[start, end)`.
+    fn split_edges(&mut self, phys: &mut PhysMem, start: u64, end: u64) {
+        const HUGE: u64 = 1 << 21;
+        if start % HUGE != 0 {
+            let _ = self.split_huge(phys, start);
+        }
+        if end % HUGE != 0 {
+            let _ = self.split_huge(phys, end - 1);
+        }
+    }
+
     /// Removes VMAs in `[start, end)`, splitting partial ones, and unmaps their pages
     /// into `g` (freeing emptied page tables).
     pub fn unmap(&mut self, phys: &mut PhysMem, start: u64, end: u64, g: &mut Gather) {
+        self.split_edges(phys, start, end);
         self.split_at(start);
         self.split_at(end);
         let keys: Vec<u64> = self.vmas.range(start..end).map(|(k, _)| *k).collect();
@@ -269,6 +330,7 @@ impl Mm {
                 None => return false,
             }
         }
+        self.split_edges(phys, start, end);
         self.split_at(start);
         self.split_at(end);
         let keys: Vec<u64> = self.vmas.range(start..end).map(|(k, _)| *k).collect();
@@ -308,6 +370,7 @@ impl Mm {
                             && a.shared == b.shared
                             && a.kind == b.kind
                             && a.hugepage == b.hugepage
+                            && a.nohugepage == b.nohugepage
                             && same_backing(&a.backing, &b.backing)
                     }
                     _ => false,
@@ -462,11 +525,20 @@ impl Mm {
             let pte = leaf.pte;
             if write && pte & RW == 0 {
                 if pte & SW_COW != 0 {
+                    if leaf.size == emu_mmu::PageSize::Size2M {
+                        self.split_huge(phys, va)?;
+                        return self.fault(phys, va, write, exec);
+                    }
                     return self.break_cow(phys, leaf.pte_pa, pte).map(|_| Fault::CowBroken);
                 }
                 return Ok(Fault::Segv);
             }
             return Ok(Fault::Spurious);
+        }
+        if self.thp_allowed(&vma, va) {
+            if let Some(r) = self.fault_huge(phys, &vma, va)? {
+                return Ok(r);
+            }
         }
         let page = va & !(PAGE - 1);
         let frame = phys.alloc()?;
@@ -496,6 +568,44 @@ impl Mm {
         Ok(Fault::Mapped)
     }
 
+    /// True when a fault at `va` may map a 2 MiB page: an anonymous private VMA that
+    /// covers the whole aligned 2 MiB range, under the THP policy.
+    fn thp_allowed(&self, vma: &Vma, va: u64) -> bool {
+        let base = va & !0x1f_ffff;
+        let policy = match self.thp {
+            Thp::Never => false,
+            Thp::Madvise => vma.hugepage,
+            Thp::Always => !vma.nohugepage,
+        };
+        policy
+            && !vma.shared
+            && matches!(vma.backing, Backing::Anon)
+            && vma.start <= base
+            && base + (1 << 21) <= vma.end
+    }
+
+    /// Maps a zeroed 2 MiB page at the PDE covering `va` if that PDE is empty.
+    fn fault_huge(
+        &mut self,
+        phys: &mut PhysMem,
+        vma: &Vma,
+        va: u64,
+    ) -> Result<Option<Fault>, OutOfMemory> {
+        let base = va & !0x1f_ffff;
+        let mut created = Vec::new();
+        let Some(epa) = PageTables::entry(phys, self.root, base, 2, true, &mut created)? else {
+            return Ok(None);
+        };
+        self.table_pages += created.len() as u64;
+        if phys.read_u64(epa) & P != 0 {
+            return Ok(None); // a page table is already there: map 4 KiB pages
+        }
+        let Ok(frame) = phys.alloc_huge() else { return Ok(None) };
+        phys.write_u64(epa, frame.addr() | vma.pte_flags() | PS);
+        self.rss += 512;
+        Ok(Some(Fault::MappedHuge))
+    }
+
     fn break_cow(&mut self, phys: &mut PhysMem, pte_pa: u64, pte: u64) -> Result<(), OutOfMemory> {
         let old = Pfn((pte & ADDR) >> 12);
         let new_pte_base = (pte & !(ADDR | SW_COW)) | RW;
@@ -515,7 +625,7 @@ impl Mm {
     pub fn populate(&mut self, phys: &mut PhysMem, va: u64) -> Result<Option<u64>, OutOfMemory> {
         if PageTables::leaf(phys, self.root, va).is_none() {
             match self.fault(phys, va, true, false)? {
-                Fault::Mapped | Fault::CowBroken | Fault::Spurious => {}
+                Fault::Mapped | Fault::MappedHuge | Fault::CowBroken | Fault::Spurious => {}
                 Fault::Segv => return Ok(None),
             }
         }
@@ -540,6 +650,7 @@ impl Mm {
     /// frames, page tables are copied.
     pub fn fork(&mut self, phys: &mut PhysMem, id: u32) -> Result<Mm, OutOfMemory> {
         let mut child = Mm::new(id, phys)?;
+        child.thp = self.thp;
         child.vmas = self.vmas.clone();
         child.brk_start = self.brk_start;
         child.brk = self.brk;
@@ -558,15 +669,21 @@ impl Mm {
             } else if !shared && pte & SW_COW != 0 {
                 cpte = pte;
             }
-            let frame = Pfn((pte & ADDR) >> 12);
-            phys.get(frame);
+            if pte & PS != 0 {
+                let first = (pte & ADDR & !0x1f_ffff) >> 12;
+                for k in 0..512 {
+                    phys.get(Pfn(first + k));
+                }
+            } else {
+                phys.get(Pfn((pte & ADDR) >> 12));
+            }
             let mut created = Vec::new();
             let level = if pte & PS != 0 { 2 } else { 1 };
             if let Some(epa) = PageTables::entry(phys, child.root, va, level, true, &mut created)? {
                 phys.write_u64(epa, cpte);
             }
             child.table_pages += created.len() as u64;
-            child.rss += 1;
+            child.rss += if pte & PS != 0 { 512 } else { 1 };
         }
         Ok(child)
     }
@@ -595,6 +712,7 @@ mod tests {
             backing: Backing::Anon,
             kind: VmaKind::Anon,
             hugepage: false,
+            nohugepage: false,
         }
     }
 
@@ -657,5 +775,42 @@ mod tests {
         assert_eq!(a, MMAP_BASE - 0x2000);
         mm.insert(anon(a, a + 0x2000, PROT_READ));
         assert_eq!(mm.find_free(0x1000).unwrap(), a - 0x1000);
+    }
+}
+
+#[cfg(test)]
+mod huge_tests {
+    use super::*;
+
+    #[test]
+    fn madvised_region_gets_a_2m_page_and_splits_on_partial_unmap() {
+        let mut phys = PhysMem::new(64);
+        let mut mm = Mm::new(1, &mut phys).unwrap();
+        let v = Vma {
+            start: 0x4000_0000,
+            end: 0x4040_0000,
+            prot: PROT_READ | PROT_WRITE,
+            shared: false,
+            backing: Backing::Anon,
+            kind: VmaKind::Anon,
+            hugepage: false,
+            nohugepage: false,
+        };
+        mm.insert(v);
+        assert_eq!(
+            mm.fault(&mut phys, 0x4000_1000, true, false).unwrap(),
+            Fault::Mapped,
+            "not madvised"
+        );
+        mm.set_hugepage(0x4000_0000, 0x4040_0000, true);
+        assert_eq!(mm.fault(&mut phys, 0x4020_3000, true, false).unwrap(), Fault::MappedHuge);
+        let leaf = PageTables::leaf(&phys, mm.root, 0x4021_0000).unwrap();
+        assert_eq!(leaf.size, emu_mmu::PageSize::Size2M);
+        let mut g = Gather::default();
+        mm.unmap(&mut phys, 0x4021_0000, 0x4021_2000, &mut g);
+        assert_eq!(g.pages.len(), 2, "split, then two 4 KiB pages unmapped");
+        let leaf = PageTables::leaf(&phys, mm.root, 0x4030_0000).unwrap();
+        assert_eq!(leaf.size, emu_mmu::PageSize::Size4K);
+        assert!(PageTables::leaf(&phys, mm.root, 0x4021_1000).is_none());
     }
 }

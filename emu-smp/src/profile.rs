@@ -196,8 +196,14 @@ impl Profile {
         for (key, g) in [("cache.l1d", c.l1d), ("cache.l2", c.l2), ("cache.llc", c.llc)] {
             check_cache(g).or_else(|why| bad(key, why))?;
         }
-        if c.cores_per_llc == 0 || c.cores_per_socket == 0 || c.cores_per_socket % c.cores_per_llc != 0 {
-            return bad("cache.cores_per_socket", "must be a positive multiple of cache.cores_per_llc".into());
+        if c.cores_per_llc == 0
+            || c.cores_per_socket == 0
+            || c.cores_per_socket % c.cores_per_llc != 0
+        {
+            return bad(
+                "cache.cores_per_socket",
+                "must be a positive multiple of cache.cores_per_llc".into(),
+            );
         }
         for (key, v) in self.insn_costs_named() {
             if !(0.0..=10_000.0).contains(&v) {
@@ -354,11 +360,19 @@ impl Profile {
             // Leaf 4: deterministic cache parameters (Intel SDM vol. 2 "CPUID", leaf 04H).
             let leaf4 = |ty: u32, level: u32, g: CacheGeometry, sharing: u32| {
                 let sets = g.size_kib * 16 / g.ways;
-                let eax = ty | (level << 5) | (1 << 8) | ((sharing.max(1) - 1) << 14) | ((ncpus.max(1) - 1).min(63) << 26);
+                let eax = ty
+                    | (level << 5)
+                    | (1 << 8)
+                    | ((sharing.max(1) - 1) << 14)
+                    | ((ncpus.max(1) - 1).min(63) << 26);
                 [eax, ((g.ways - 1) << 22) | 63, sets - 1, 0]
             };
             m.set(4, Some(0), leaf4(1, 1, cache.l1d, 1));
-            m.set(4, Some(1), leaf4(2, 1, CacheGeometry { size_kib: 32, ways: 8, latency_cycles: 0.0 }, 1));
+            m.set(
+                4,
+                Some(1),
+                leaf4(2, 1, CacheGeometry { size_kib: 32, ways: 8, latency_cycles: 0.0 }, 1),
+            );
             m.set(4, Some(2), leaf4(3, 2, cache.l2, 1));
             m.set(4, Some(3), leaf4(3, 3, cache.llc, cache.cores_per_llc));
             m.set(4, Some(4), [0; 4]);
@@ -366,7 +380,12 @@ impl Profile {
             // structure): subleaf 0 reports the count; 1 = L1 DTLB 4K, 2 = L1 DTLB 2M,
             // 3 = L1 ITLB, 4 = STLB.
             let leaf18 = |g: TlbGeometry, sizes: u32, ty: u32, level: u32| {
-                [0, sizes | (g.ways << 16), g.entries / g.ways, ty | (level << 5) | (1 << 8) | (g.ways == g.entries) as u32 * (1 << 8)]
+                [
+                    0,
+                    sizes | (g.ways << 16),
+                    g.entries / g.ways,
+                    ty | (level << 5) | (1 << 8) | (g.ways == g.entries) as u32 * (1 << 8),
+                ]
             };
             m.set(0x18, Some(0), [4, 0, 0, 0]);
             m.set(0x18, Some(1), leaf18(self.mmu.dtlb_4k, 1, 1, 1));
@@ -396,14 +415,24 @@ impl Profile {
             // Fn8000_0005/6: L1 and L2 TLB identifiers (AMD APM vol. 3 appendix E).
             // L1 TLB: entries and associativity (255 = fully associative); L1 caches:
             // size in KiB, associativity, lines per tag, line size.
-            let l1 = |g: TlbGeometry| (g.entries.min(255)) | ((if g.ways == g.entries { 255 } else { g.ways }) << 8);
+            let l1 = |g: TlbGeometry| {
+                (g.entries.min(255)) | ((if g.ways == g.entries { 255 } else { g.ways }) << 8)
+            };
             let d = l1(self.mmu.dtlb_4k);
             let i = l1(self.mmu.itlb);
             let l1d = (cache.l1d.size_kib << 24) | (cache.l1d.ways << 16) | (1 << 8) | 64;
-            m.set(0x8000_0005, None, [0, (d << 16) | i, l1d, (32 << 24) | (8 << 16) | (1 << 8) | 64]);
+            m.set(
+                0x8000_0005,
+                None,
+                [0, (d << 16) | i, l1d, (32 << 24) | (8 << 16) | (1 << 8) | 64],
+            );
             let s = self.mmu.stlb.entries.min(4095);
             let l2 = (cache.l2.size_kib << 16) | (0x6 << 12) | (1 << 8) | 64;
-            let l3 = ((cache.llc.size_kib * cache.cores_per_socket / cache.cores_per_llc / 512) << 18) | (0x6 << 12) | (1 << 8) | 64;
+            let l3 = ((cache.llc.size_kib * cache.cores_per_socket / cache.cores_per_llc / 512)
+                << 18)
+                | (0x6 << 12)
+                | (1 << 8)
+                | 64;
             m.set(0x8000_0006, None, [0, (0x6 << 28) | (s << 16) | (0x6 << 12) | s, l2, l3]);
         }
         // Fn8000_0008: address sizes; EBX[3] INVLPGB; EDX[15:0] INVLPGB max pages - 1.
@@ -421,7 +450,10 @@ fn bits_for(n: u32) -> u32 {
 fn check_cache(g: CacheGeometry) -> Result<(), String> {
     let lines = u64::from(g.size_kib) * 16;
     if g.size_kib == 0 || g.ways == 0 || lines % u64::from(g.ways) != 0 {
-        return Err(format!("{} KiB is not a whole number of {}-way sets of 64-byte lines", g.size_kib, g.ways));
+        return Err(format!(
+            "{} KiB is not a whole number of {}-way sets of 64-byte lines",
+            g.size_kib, g.ways
+        ));
     }
     if !(g.latency_cycles >= 0.0 && g.latency_cycles < 10_000.0) {
         return Err("latency_cycles out of range".into());

@@ -30,6 +30,8 @@ pub struct KernelStats {
     pub syscall_counts: BTreeMap<u64, u64>,
     /// Page faults that mapped a new page.
     pub page_faults: u64,
+    /// Faults that mapped a 2 MiB page.
+    pub huge_page_faults: u64,
     /// Copy-on-write faults.
     pub cow_faults: u64,
     /// Faults caused by stale TLB entries.
@@ -187,7 +189,11 @@ impl RunStats {
                     dtlb_4k: TlbReport::of(&mmu.dtlb),
                     dtlb_2m: TlbReport::of(&mmu.dtlb2m),
                     stlb: TlbReport::of(&mmu.stlb),
-                    psc: PscReport { pml4e: mmu.psc.pml4e.stats, pdpte: mmu.psc.pdpte.stats, pde: mmu.psc.pde.stats },
+                    psc: PscReport {
+                        pml4e: mmu.psc.pml4e.stats,
+                        pdpte: mmu.psc.pdpte.stats,
+                        pde: mmu.psc.pde.stats,
+                    },
                     mmu: mmu.stats,
                     invalidations: mmu.inval,
                     l1d: m.mem.core_caches(k).l1d.stats,

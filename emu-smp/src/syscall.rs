@@ -905,6 +905,7 @@ impl Machine {
             backing,
             kind: VmaKind::Anon,
             hugepage: false,
+            nohugepage: false,
         });
         self.finish_gather(mmid, g);
         let _ = c;
@@ -966,7 +967,10 @@ impl Machine {
                 0
             }
             // MADV_HUGEPAGE / MADV_NOHUGEPAGE.
-            14 | 15 => 0,
+            14 | 15 => {
+                mm.set_hugepage(addr, end, advice == 14);
+                0
+            }
             0..=3 | 9..=13 | 16..=21 | 100..=101 => 0,
             _ => -EINVAL,
         }
@@ -1118,6 +1122,7 @@ impl Machine {
                     backing: Backing::Anon,
                     kind: VmaKind::Heap,
                     hugepage: false,
+                    nohugepage: false,
                 }),
             }
         } else if new_end < old_end {
