@@ -196,6 +196,10 @@ fn run(a: RunArgs) -> Result<u8> {
         let json = serde_json::to_string_pretty(&stats)?;
         write_atomic(path, json.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
+        // The resolved machine profile, beside the stats.
+        let prof = path.with_extension("profile.toml");
+        write_atomic(&prof, profile_toml.as_bytes())
+            .with_context(|| format!("cannot write {}", prof.display()))?;
     }
     Ok(match outcome {
         Outcome::Exited(c) => c as u8,

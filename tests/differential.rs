@@ -8,7 +8,7 @@ use common::*;
 use std::process::Command;
 use std::sync::Mutex;
 
-fn compare(p: &workloads::Program, cores: usize) -> Result<(), String> {
+fn compare(p: &workloads::Program, cores: usize, profile: &str) -> Result<(), String> {
     let setup = |cmd: &mut Command| {
         cmd.args(p.default_args)
             .env("EMU_TEST_VAR", "hello")
@@ -19,7 +19,7 @@ fn compare(p: &workloads::Program, cores: usize) -> Result<(), String> {
     setup(&mut native);
     let n = run_with_stdin(native, p.stdin.as_bytes());
     let mut e = emu();
-    e.args(["run", "--cores", &cores.to_string()]).arg(p.path);
+    e.args(["run", "--profile", profile, "--cores", &cores.to_string()]).arg(p.path);
     setup(&mut e);
     let g = run_with_stdin(e, p.stdin.as_bytes());
     if n.stdout == g.stdout && n.stderr == g.stderr && n.status.code() == g.status.code() {
@@ -44,7 +44,7 @@ fn compare(p: &workloads::Program, cores: usize) -> Result<(), String> {
     }
 }
 
-fn run_all(filter: impl Fn(&workloads::Program) -> bool, cores: usize) {
+fn run_all(filter: impl Fn(&workloads::Program) -> bool, cores: usize, profile: &str) {
     let progs: Vec<&workloads::Program> = workloads::programs()
         .iter()
         .filter(|p| p.kind == workloads::Kind::Diff && filter(p))
@@ -56,7 +56,7 @@ fn run_all(filter: impl Fn(&workloads::Program) -> bool, cores: usize) {
         for _ in 0..2 {
             s.spawn(|| loop {
                 let Some(p) = queue.lock().map(|mut q| q.pop()).ok().flatten() else { break };
-                if let Err(e) = compare(p, cores) {
+                if let Err(e) = compare(p, cores, profile) {
                     if let Ok(mut f) = failures.lock() {
                         f.push(e);
                     }
@@ -70,7 +70,12 @@ fn run_all(filter: impl Fn(&workloads::Program) -> bool, cores: usize) {
 
 #[test]
 fn every_diff_program_matches_native_on_one_core() {
-    run_all(|_| true, 1);
+    run_all(|_| true, 1, "skylake-sp");
+}
+
+#[test]
+fn every_diff_program_matches_native_under_the_zen3_profile() {
+    run_all(|_| true, 1, "zen3");
 }
 
 #[test]
