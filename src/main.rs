@@ -65,6 +65,24 @@ struct RunArgs {
     /// Write run statistics as JSON to this file.
     #[arg(long, value_name = "FILE")]
     stats: Option<PathBuf>,
+    /// mm_cpumask policy: lazy, lazy-notrim, eager, sticky or all (`emu list strategies`).
+    #[arg(long, default_value = "lazy")]
+    cpumask: String,
+    /// Flush transport: ipi or invlpgb.
+    #[arg(long, default_value = "ipi")]
+    flush: String,
+    /// Coherence-oracle bookkeeping: on or off (off is faster).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    oracle: String,
+    /// A deliberately broken policy, for testing the oracle (drop-target).
+    #[arg(long, hide = true)]
+    broken: Option<String>,
+    /// Write a Chrome trace-event JSON file (Perfetto UI opens it).
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// Write the tlb:tlb_flush tracepoint in ftrace text format.
+    #[arg(long, value_name = "FILE")]
+    ftrace: Option<PathBuf>,
     /// Transparent huge pages: never, madvise (regions marked MADV_HUGEPAGE) or always.
     #[arg(long, default_value = "madvise", value_parser = ["never", "madvise", "always"])]
     thp: String,
@@ -113,7 +131,19 @@ fn list(what: &str) {
                 }
             }
         }
-        _ => println!("(no strategies are selectable yet)"),
+        _ => {
+            let mut axis = "";
+            for st in emu_smp::STRATEGIES {
+                if st.axis == "broken" {
+                    continue;
+                }
+                if st.axis != axis {
+                    axis = st.axis;
+                    println!("--{axis}");
+                }
+                println!("  {:<12} {}\n  {:<12} source: {}", st.name, st.what, "", st.source);
+            }
+        }
     }
 }
 
@@ -179,6 +209,21 @@ fn run(a: RunArgs) -> Result<u8> {
     cfg.memory_mib = a.memory;
     cfg.quantum_cycles = a.quantum;
     cfg.max_instructions = a.max_insns;
+    cfg.strategy = emu_smp::Strategy {
+        cpumask: emu_smp::CpumaskPolicy::parse(&a.cpumask).with_context(|| {
+            format!("unknown --cpumask `{}` (see `emu list strategies`)", a.cpumask)
+        })?,
+        flush: emu_smp::FlushTransport::parse(&a.flush).with_context(|| {
+            format!("unknown --flush `{}` (see `emu list strategies`)", a.flush)
+        })?,
+        broken: match a.broken.as_deref() {
+            None => emu_smp::BrokenPolicy::None,
+            Some("drop-target") => emu_smp::BrokenPolicy::DropTarget,
+            Some(b) => bail!("unknown --broken `{b}`"),
+        },
+    };
+    cfg.oracle = a.oracle == "on";
+    cfg.trace = a.trace.is_some() || a.ftrace.is_some();
     cfg.thp = match a.thp.as_str() {
         "never" => emu_smp::Thp::Never,
         "always" => emu_smp::Thp::Always,
@@ -187,11 +232,20 @@ fn run(a: RunArgs) -> Result<u8> {
     (cfg.uid, cfg.gid) = host_ids();
     cfg.validate()?;
     let result = emu_smp::run(&cfg);
-    let (outcome, stats) = match result {
+    let r = match result {
         Ok(r) => r,
         Err(SimError::Load(m)) => bail!("{}: {m}", a.program[0]),
         Err(e) => bail!("{e}"),
     };
+    let (outcome, stats) = (r.outcome, r.stats);
+    if let (Some(path), Some(t)) = (&a.trace, &r.chrome_trace) {
+        write_atomic(path, serde_json::to_string(t)?.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let (Some(path), Some(t)) = (&a.ftrace, &r.ftrace) {
+        write_atomic(path, t.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     if let Some(path) = &a.stats {
         let json = serde_json::to_string_pretty(&stats)?;
         write_atomic(path, json.as_bytes())

@@ -415,7 +415,9 @@ impl CacheSystem {
         }
     }
 
-    fn transfer_fp(&self, from: usize, to: usize) -> u64 {
+    /// Latency (1/256 cycles beyond an L1 hit) of moving a line from core `from`'s caches
+    /// to core `to`'s.
+    pub fn transfer_fp(&self, from: usize, to: usize) -> u64 {
         if self.llc_of[from] == self.llc_of[to] {
             self.xfer_llc_fp
         } else if self.socket_of[from] == self.socket_of[to] {

@@ -20,6 +20,6 @@ pub use params::{MemParams, MmuParams};
 pub use phys::{OutOfMemory, Pfn, PhysMem, PAGE_SIZE};
 pub use psc::{Psc, PscStats};
 pub use pte::{Leaf, PageSize, PageTables};
-pub use system::{cycles_of, CoreMmu, InvalidationStats, MemSystem, MmuStats};
+pub use system::{cycles_of, CoreMmu, InvalidationStats, MemSystem, MmuStats, StaleUse};
 pub use tlb::{Flush, Replacement, TlbArray, TlbEntry, TlbGeometry};
 pub use walker::{table_at, walk, Walk, WalkTrace};

@@ -27,6 +27,15 @@ pub struct OutOfMemory {
     pub limit_mib: u64,
 }
 
+/// The coherence oracle's log of page-table changes: a generation number that every
+/// change of a paging-structure entry (a clear, a permission downgrade, a remap) bumps,
+/// and the generation of the last change of each entry.
+#[derive(Debug, Default)]
+pub struct PteLog {
+    gen: u64,
+    changed: rustc_hash::FxHashMap<u64, u64>,
+}
+
 /// Guest physical memory.
 pub struct PhysMem {
     ram: Vec<u8>,
@@ -40,6 +49,8 @@ pub struct PhysMem {
     pub allocated: u64,
     /// Most frames ever allocated at once.
     pub peak_allocated: u64,
+    /// Page-table change log of the coherence oracle, when enabled.
+    pub pte_log: Option<PteLog>,
 }
 
 impl PhysMem {
@@ -55,7 +66,38 @@ impl PhysMem {
             limit_frames: limit_mib * 256,
             allocated: 0,
             peak_allocated: 0,
+            pte_log: None,
         }
+    }
+
+    /// Turns the coherence oracle's bookkeeping on.
+    pub fn enable_oracle(&mut self) {
+        self.pte_log = Some(PteLog::default());
+    }
+
+    /// The oracle's current page-table generation (0 when off). TLB and paging-structure
+    /// entries remember it when filled.
+    #[inline(always)]
+    pub fn oracle_gen(&self) -> u64 {
+        self.pte_log.as_ref().map_or(0, |l| l.gen)
+    }
+
+    /// Records that the paging-structure entry at `pte_pa` changed in a way that makes
+    /// cached copies of it wrong (cleared, downgraded or pointed elsewhere).
+    pub fn pte_changed(&mut self, pte_pa: u64) {
+        if let Some(l) = &mut self.pte_log {
+            l.gen += 1;
+            l.changed.insert(pte_pa, l.gen);
+        }
+    }
+
+    /// True when an entry filled at generation `filled` from `pte_pa` is stale as of
+    /// generation `upto`: the entry changed after the fill and no later than `upto`.
+    pub fn is_stale(&self, pte_pa: u64, filled: u64, upto: u64) -> bool {
+        self.pte_log
+            .as_ref()
+            .and_then(|l| l.changed.get(&pte_pa))
+            .is_some_and(|&g| g > filled && g <= upto)
     }
 
     /// The size limit in bytes.

@@ -23,6 +23,10 @@ pub struct PscEntry {
     pub perms: u8,
     /// Physical address of the entry itself (for the coherence oracle).
     pub entry_pa: u64,
+    /// Page-table generation when filled (coherence oracle).
+    pub gen: u64,
+    /// Coherence oracle: survived a flush that should have removed it.
+    pub stale: bool,
     stamp: u64,
 }
 
@@ -136,6 +140,8 @@ impl PscArray {
 /// Where a walk may start, from the paging-structure caches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WalkStart {
+    /// The entry used was marked stale by the coherence oracle.
+    pub stale: bool,
     /// Level of the first entry to read (4 = PML4 ... 1 = PT).
     pub level: u8,
     /// Physical address of the table at that level.
@@ -168,16 +174,31 @@ impl Psc {
     /// The deepest cached level for `va`: the walk skips the levels above it.
     pub fn lookup(&mut self, va: u64, pcid: u16) -> Option<WalkStart> {
         if let Some(e) = self.pde.lookup(va, pcid) {
-            return Some(WalkStart { level: 1, table: e.table, perms: e.perms });
+            return Some(WalkStart { stale: e.stale, level: 1, table: e.table, perms: e.perms });
         }
         if let Some(e) = self.pdpte.lookup(va, pcid) {
-            return Some(WalkStart { level: 2, table: e.table, perms: e.perms });
+            return Some(WalkStart { stale: e.stale, level: 2, table: e.table, perms: e.perms });
         }
-        self.pml4e.lookup(va, pcid).map(|e| WalkStart { level: 3, table: e.table, perms: e.perms })
+        self.pml4e.lookup(va, pcid).map(|e| WalkStart {
+            stale: e.stale,
+            level: 3,
+            table: e.table,
+            perms: e.perms,
+        })
     }
 
     /// Caches a non-leaf entry read at `level` (4, 3 or 2) that points to `table`.
-    pub fn fill(&mut self, level: u8, va: u64, pcid: u16, table: u64, perms: u8, entry_pa: u64) {
+    #[allow(clippy::too_many_arguments)]
+    pub fn fill(
+        &mut self,
+        level: u8,
+        va: u64,
+        pcid: u16,
+        table: u64,
+        perms: u8,
+        entry_pa: u64,
+        gen: u64,
+    ) {
         let arr = match level {
             4 => &mut self.pml4e,
             3 => &mut self.pdpte,
@@ -185,7 +206,43 @@ impl Psc {
             _ => return,
         };
         let tag = va >> arr.shift;
-        arr.insert(PscEntry { tag, pcid, valid: true, table, perms, entry_pa, stamp: 0 });
+        arr.insert(PscEntry {
+            tag,
+            pcid,
+            valid: true,
+            table,
+            perms,
+            entry_pa,
+            gen,
+            stale: false,
+            stamp: 0,
+        });
+    }
+
+    /// Coherence oracle: marks entries of `pcid` that `stale(entry)` says are stale.
+    pub fn mark_stale(&mut self, pcid: u16, stale: impl Fn(&PscEntry) -> bool) -> u64 {
+        let mut n = 0;
+        for arr in [&mut self.pml4e, &mut self.pdpte, &mut self.pde] {
+            for e in arr.entries.iter_mut() {
+                if e.valid && !e.stale && e.pcid == pcid && stale(e) {
+                    e.stale = true;
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// Clears the oracle marks of the entries covering `va` under `pcid`.
+    pub fn unmark_stale(&mut self, va: u64, pcid: u16) {
+        for arr in [&mut self.pml4e, &mut self.pdpte, &mut self.pde] {
+            let tag = va >> arr.shift;
+            for e in arr.entries.iter_mut() {
+                if e.valid && e.tag == tag && e.pcid == pcid {
+                    e.stale = false;
+                }
+            }
+        }
     }
 
     /// Applies an invalidation; returns how many entries it removed.
@@ -206,12 +263,12 @@ mod tests {
     #[test]
     fn deepest_level_wins_and_pcid_tags() {
         let mut p = psc();
-        p.fill(4, 0x7f00_0000_0000, 1, 0x1000, 7, 0);
+        p.fill(4, 0x7f00_0000_0000, 1, 0x1000, 7, 0, 0);
         assert_eq!(p.lookup(0x7f00_1234_5678, 1).map(|s| s.level), Some(3));
-        p.fill(2, 0x7f00_0020_0000, 1, 0x3000, 7, 0);
+        p.fill(2, 0x7f00_0020_0000, 1, 0x3000, 7, 0, 0);
         assert_eq!(
             p.lookup(0x7f00_0020_1000, 1),
-            Some(WalkStart { level: 1, table: 0x3000, perms: 7 })
+            Some(WalkStart { stale: false, level: 1, table: 0x3000, perms: 7 })
         );
         assert_eq!(p.lookup(0x7f00_0020_1000, 2), None, "other PCID misses");
     }
@@ -219,8 +276,8 @@ mod tests {
     #[test]
     fn invalidation_rules() {
         let mut p = psc();
-        p.fill(2, 0x20_0000, 1, 0x3000, 7, 0);
-        p.fill(2, 0x40_0000, 2, 0x4000, 7, 0);
+        p.fill(2, 0x20_0000, 1, 0x3000, 7, 0, 0);
+        p.fill(2, 0x40_0000, 2, 0x4000, 7, 0, 0);
         // INVLPG drops every entry of the current PCID, whatever the address.
         p.flush(&Flush::Page { pcid: 1, va: 0x9999_0000 });
         assert!(p.lookup(0x20_0000, 1).is_none());
@@ -246,7 +303,7 @@ mod tests {
         };
         p.flush(&r);
         assert!(p.lookup(0x40_0000, 2).is_none());
-        p.fill(3, 0x4000_0000, 5, 0x5000, 7, 0);
+        p.fill(3, 0x4000_0000, 5, 0x5000, 7, 0, 0);
         p.flush(&Flush::AllNonGlobal);
         assert!(p.lookup(0x4000_0000, 5).is_none(), "PSC entries are never global");
     }

@@ -13,7 +13,7 @@ use crate::cache::{CacheSystem, CoreCaches};
 use crate::params::{MemParams, MmuParams};
 use crate::phys::PhysMem;
 use crate::psc::Psc;
-use crate::tlb::{Flush, Holds, TlbArray, TlbEntry, PERM_D, PERM_U, PERM_W, PERM_X};
+use crate::tlb::{Flush, Holds, TlbArray, TlbEntry, PERM_D, PERM_STALE, PERM_U, PERM_W, PERM_X};
 use crate::walker::{walk, Walk, WalkTrace};
 use emu_core::{Access, GuestMem, PageFault};
 use serde::Serialize;
@@ -127,6 +127,17 @@ impl CoreMmu {
     }
 }
 
+/// A use of a translation the coherence oracle had marked stale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct StaleUse {
+    /// The core.
+    pub core: usize,
+    /// The virtual address translated.
+    pub va: u64,
+    /// "tlb" for a TLB entry, "psc" for a paging-structure-cache entry.
+    pub kind: &'static str,
+}
+
 /// Physical memory, caches and the per-core MMUs.
 pub struct MemSystem {
     /// Guest physical memory.
@@ -141,6 +152,7 @@ pub struct MemSystem {
     walk_base_fp: u64,
     l1_fp: u64,
     ad_fp: u64,
+    stale_uses: Vec<StaleUse>,
 }
 
 fn fp(c: f64) -> u64 {
@@ -166,7 +178,38 @@ impl MemSystem {
             l1_fp: fp(params.cache.l1d.latency_cycles),
             ad_fp: fp(params.mmu.ad_update_cycles),
             params,
+            stale_uses: Vec::new(),
         }
+    }
+
+    /// Coherence oracle: on `core`, marks the TLB and paging-structure-cache entries of
+    /// `pcid` over `[start, end)` whose page-table entries changed after they were filled
+    /// and no later than generation `upto`. A later use of a marked entry is reported by
+    /// [`MemSystem::take_stale_uses`]. Returns how many entries were marked.
+    pub fn oracle_mark(&mut self, core: usize, pcid: u16, start: u64, end: u64, upto: u64) -> u64 {
+        let phys = &self.phys;
+        let c = &mut self.cores[core];
+        let tlb = |e: &TlbEntry| phys.is_stale(e.pte_pa, e.gen, upto);
+        let mut n = c.itlb.mark_stale(pcid, start, end, tlb)
+            + c.dtlb.mark_stale(pcid, start, end, tlb)
+            + c.dtlb2m.mark_stale(pcid, start, end, tlb)
+            + c.stlb.mark_stale(pcid, start, end, tlb);
+        n += c.psc.mark_stale(pcid, |e| phys.is_stale(e.entry_pa, e.gen, upto));
+        if n > 0 {
+            c.last_data = NO_HIT;
+            c.last_fetch = NO_HIT;
+        }
+        n
+    }
+
+    /// Drains the uses of stale translations seen since the last call.
+    pub fn take_stale_uses(&mut self) -> Vec<StaleUse> {
+        std::mem::take(&mut self.stale_uses)
+    }
+
+    /// True when there are stale uses to report.
+    pub fn has_stale_uses(&self) -> bool {
+        !self.stale_uses.is_empty()
     }
 
     /// Guest physical memory size limit in bytes.
@@ -354,6 +397,18 @@ impl MemSystem {
                 s
             }
         };
+        let hit = hit.map(|mut e| {
+            if e.perms & PERM_STALE != 0 {
+                // The hardware would use this translation: it does, and the oracle notes it.
+                self.stale_uses.push(StaleUse { core: cur, va, kind: "tlb" });
+                let c = &mut self.cores[cur];
+                for a in [&mut c.itlb, &mut c.dtlb, &mut c.dtlb2m, &mut c.stlb] {
+                    a.unmark_stale(va, pcid);
+                }
+                e.perms = (e.perms | PERM_U) & !PERM_STALE;
+            }
+            e
+        });
         if let Some(e) = hit {
             if Self::ok_for(&e, access) {
                 self.note_last(&e, va, access);
@@ -379,7 +434,7 @@ impl MemSystem {
             perms: w.perms,
             pa: w.page_pa,
             stamp: 0,
-            gen: 0,
+            gen: self.phys.oracle_gen(),
             pte_pa: w.pte_pa,
         };
         self.cores[cur].stlb.insert(e);
@@ -420,6 +475,10 @@ impl MemSystem {
         let cur = self.cur;
         let (root, pcid) = (self.cores[cur].root, self.cores[cur].pcid);
         let start = self.cores[cur].psc.lookup(va, pcid);
+        if start.is_some_and(|s| s.stale) {
+            self.stale_uses.push(StaleUse { core: cur, va, kind: "psc" });
+            self.cores[cur].psc.unmark_stale(va, pcid);
+        }
         let mut t = WalkTrace::default();
         let r = walk(&mut self.phys, root, va, access, start, &mut t);
         let mut cost = self.walk_base_fp;
@@ -433,9 +492,10 @@ impl MemSystem {
         for &pa in &t.ad[..t.nad] {
             cost += self.ad_fp + self.caches.access(cur, pa, true);
         }
+        let gen = self.phys.oracle_gen();
         let c = &mut self.cores[cur];
         for &(level, entry_pa, table, perms) in &t.tables[..t.ntables] {
-            c.psc.fill(level, va, pcid, table, perms, entry_pa);
+            c.psc.fill(level, va, pcid, table, perms, entry_pa, gen);
         }
         c.stats.walks += 1;
         c.stats.ad_updates += t.nad as u64;
@@ -777,5 +837,64 @@ mod tests {
         assert!(m.core_caches(1).coherence.transfers_in >= 2, "{:?}", m.core_caches(1).coherence);
         // Core 1's write took the data line (and the PTE line whose D bit it set).
         assert!(m.core_caches(0).coherence.invalidations_received >= 1);
+    }
+}
+
+#[cfg(test)]
+mod oracle_tests {
+    use super::tests_support::*;
+    use super::*;
+    use crate::pte::{PageTables, P, RW, US};
+
+    #[test]
+    fn a_use_of_an_entry_that_survived_its_flush_is_reported() {
+        let (mut m, _root) = setup_pub(2);
+        m.phys.enable_oracle();
+        // Both cores cache 0x1000.
+        for c in 0..2 {
+            m.select(c);
+            m.read_u8(0x1000).unwrap();
+        }
+        // The kernel clears the PTE.
+        let leaf =
+            PageTables::leaf(&m.phys, crate::phys::Pfn(m.core(0).root >> 12), 0x1000).unwrap();
+        m.phys.write_u64(leaf.pte_pa, 0);
+        m.phys.pte_changed(leaf.pte_pa);
+        let upto = m.phys.oracle_gen();
+        // Core 0 flushes; core 1 is (wrongly) skipped.
+        m.invlpg(0, 0x1000);
+        assert_eq!(m.oracle_mark(0, 1, 0x1000, 0x2000, upto), 0, "flushed core: nothing stale");
+        assert_eq!(m.oracle_mark(1, 1, 0x1000, 0x2000, upto), 2, "the DTLB and STLB entries");
+        m.select(1);
+        assert!(m.read_u8(0x1000).is_ok(), "the stale translation is used, as hardware would");
+        let uses = m.take_stale_uses();
+        assert_eq!(uses, vec![StaleUse { core: 1, va: 0x1000, kind: "tlb" }]);
+        m.read_u8(0x1000).unwrap();
+        assert!(m.take_stale_uses().is_empty(), "reported once");
+        let _ = (P, RW, US);
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+    use crate::pte::{PageTables, P, RW, US};
+
+    /// A memory system with two mapped pages at 0x1000 and 0x2000, PCID 1 on every core.
+    pub(crate) fn setup_pub(cores: usize) -> (MemSystem, u64) {
+        let mut m = MemSystem::new(cores, 64, super::tests::params());
+        let root = m.phys.alloc().unwrap();
+        let mut created = Vec::new();
+        for k in 0..2u64 {
+            let page = m.phys.alloc().unwrap();
+            let e = PageTables::entry(&mut m.phys, root, 0x1000 * (k + 1), 1, true, &mut created)
+                .unwrap()
+                .unwrap();
+            m.phys.write_u64(e, page.addr() | P | RW | US);
+        }
+        for c in 0..cores {
+            m.write_cr3(c, root.addr(), 1, false);
+        }
+        (m, root.addr())
     }
 }

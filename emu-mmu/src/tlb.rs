@@ -13,6 +13,9 @@ pub const PERM_U: u8 = 2;
 pub const PERM_X: u8 = 4;
 /// The entry was filled from a PTE whose dirty bit is set, so a write needs no walk.
 pub const PERM_D: u8 = 8;
+/// Coherence oracle: the entry survived a flush that should have removed it. Marked
+/// entries also lose `PERM_U`, so every use takes the slow path and is reported.
+pub const PERM_STALE: u8 = 16;
 
 /// One cached translation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -324,6 +327,41 @@ impl TlbArray {
     /// Valid entries (for tests and the oracle).
     pub fn valid_entries(&self) -> impl Iterator<Item = &TlbEntry> {
         self.entries.iter().filter(|e| e.valid)
+    }
+
+    /// Coherence oracle: marks entries under `pcid` overlapping `[start, end)` that
+    /// `stale(entry)` says are stale. Returns how many were marked.
+    pub fn mark_stale(
+        &mut self,
+        pcid: u16,
+        start: u64,
+        end: u64,
+        stale: impl Fn(&TlbEntry) -> bool,
+    ) -> u64 {
+        let mut n = 0;
+        for e in self.entries.iter_mut() {
+            if !e.valid || e.global || e.pcid != pcid || e.perms & PERM_STALE != 0 {
+                continue;
+            }
+            let shift = if e.huge { 21 } else { 12 };
+            let lo = e.vpn << shift;
+            let hi = lo + (1u64 << shift);
+            if hi <= start || lo >= end || !stale(e) {
+                continue;
+            }
+            e.perms = (e.perms | PERM_STALE) & !PERM_U;
+            n += 1;
+        }
+        n
+    }
+
+    /// Clears the oracle's mark of the entry for `va` under `pcid` (after reporting it).
+    pub fn unmark_stale(&mut self, va: u64, pcid: u16) {
+        for e in self.entries.iter_mut() {
+            if e.covers(va) && (e.global || e.pcid == pcid) && e.perms & PERM_STALE != 0 {
+                e.perms = (e.perms | PERM_U) & !PERM_STALE;
+            }
+        }
     }
 
     /// Marks the entry for `va` under `pcid` as dirty-known (after a walk set D).

@@ -190,7 +190,8 @@ mod tests {
             PageTables::entry(&mut phys, root, 0x40_1000, 1, true, &mut created).unwrap().unwrap();
         phys.write_u64(e, page.addr() | P | US | RW);
         let pt = table_at(&phys, root.addr(), 0x40_1000, 1).unwrap();
-        let start = WalkStart { level: 1, table: pt, perms: PERM_W | PERM_U | PERM_X };
+        let start =
+            WalkStart { stale: false, level: 1, table: pt, perms: PERM_W | PERM_U | PERM_X };
         let mut t = WalkTrace::default();
         let w = walk(&mut phys, root.addr(), 0x40_1000, Access::Read, Some(start), &mut t).unwrap();
         assert_eq!((w.page_pa, t.nreads), (page.addr(), 1));

@@ -37,6 +37,12 @@ pub struct RunConfig {
     pub gid: u32,
     /// Transparent huge page policy.
     pub thp: crate::mm::Thp,
+    /// TLB strategy.
+    pub strategy: crate::machine::Strategy,
+    /// Coherence-oracle bookkeeping.
+    pub oracle: bool,
+    /// Record a trace (Chrome JSON and ftrace text).
+    pub trace: bool,
 }
 
 /// A configuration that cannot run.
@@ -59,6 +65,11 @@ pub enum ConfigError {
     /// Empty argv.
     #[error("the guest needs at least argv[0]")]
     NoArgv,
+    /// A strategy the profile's machine cannot run.
+    #[error(
+        "--flush invlpgb needs a profile with INVLPGB (profile `{0}` has none; try --profile zen3)"
+    )]
+    NoInvlpgb(String),
 }
 
 /// Most cores a machine may have.
@@ -82,6 +93,9 @@ impl RunConfig {
             uid: 1000,
             gid: 1000,
             thp: crate::mm::Thp::default(),
+            strategy: crate::machine::Strategy::default(),
+            oracle: true,
+            trace: false,
         }
     }
 
@@ -98,6 +112,11 @@ impl RunConfig {
         }
         if self.argv.is_empty() {
             return Err(ConfigError::NoArgv);
+        }
+        if self.strategy.flush == crate::tlbflush::FlushTransport::Invlpgb
+            && !self.profile.cpu.invlpgb
+        {
+            return Err(ConfigError::NoInvlpgb(self.profile.name.clone()));
         }
         Ok(())
     }

@@ -4,7 +4,9 @@
 
 #![allow(clippy::cast_possible_truncation)]
 
+mod apic;
 mod config;
+mod cpumask;
 mod fs;
 mod loader;
 mod machine;
@@ -12,22 +14,54 @@ mod mm;
 mod process;
 mod procfs;
 pub mod profile;
+mod records;
 mod rng;
+mod sched;
 mod signal;
 mod stats;
 mod syscall;
 mod task;
+pub mod tlbflush;
+mod trace;
 
 pub use config::{ConfigError, RunConfig, MAX_CORES};
-pub use machine::{Machine, Outcome, SimError};
+pub use machine::{Machine, Outcome, SimError, Strategy};
 pub use mm::Thp;
 pub use profile::{Profile, ProfileError};
-pub use stats::{RunStats, SCHEMA_VERSION};
+pub use stats::{LatencySummary, RunStats, ShootdownRecord, SCHEMA_VERSION};
+pub use tlbflush::{BrokenPolicy, CpumaskPolicy, FlushTransport, STRATEGIES};
+pub use trace::Trace;
 
-/// Runs a configuration to completion: the guest's outcome and the run's statistics.
-pub fn run(cfg: &RunConfig) -> Result<(Outcome, RunStats), SimError> {
-    let mut m = Machine::new(cfg)?;
-    let outcome = m.run();
-    let stats = m.stats();
-    Ok((outcome, stats))
+/// The result of a run.
+pub struct RunResult {
+    /// How the guest ended.
+    pub outcome: Outcome,
+    /// Statistics.
+    pub stats: RunStats,
+    /// Chrome trace-event JSON, when tracing was on.
+    pub chrome_trace: Option<serde_json::Value>,
+    /// ftrace text of tlb:tlb_flush, when tracing was on.
+    pub ftrace: Option<String>,
+}
+
+/// Runs a configuration to completion. The simulation runs on a thread with a large
+/// stack (flush waits nest one event loop per initiator).
+pub fn run(cfg: &RunConfig) -> Result<RunResult, SimError> {
+    let cfg = cfg.clone();
+    let handle = std::thread::Builder::new()
+        .name("emu-sim".into())
+        .stack_size(512 << 20)
+        .spawn(move || -> Result<RunResult, SimError> {
+            let mut m = Machine::new(&cfg)?;
+            let outcome = m.run();
+            let stats = m.stats();
+            let ghz = cfg.profile.ghz();
+            let chrome_trace = m.trace().map(|t| t.chrome_json(cfg.cores, ghz));
+            let ftrace = m.trace().map(Trace::ftrace_text);
+            Ok(RunResult { outcome, stats, chrome_trace, ftrace })
+        })
+        .map_err(|e| SimError::OutOfMemory(format!("cannot start the simulation thread: {e}")))?;
+    handle
+        .join()
+        .unwrap_or_else(|_| Err(SimError::Deadlock("the simulation thread panicked".into())))
 }

@@ -1,19 +1,34 @@
-//! The machine: cores with local clocks, the shared memory system and decoded-code cache,
-//! and the Linux model's process state. `Machine::run` is the deterministic multi-core
-//! loop: the busy core with the smallest local time runs next, for at most one quantum.
+//! The machine: cores with local clocks and per-CPU kernel state, the shared memory
+//! system and decoded-code cache, and the Linux model's process state.
+//!
+//! Clock discipline (DESIGN.md): the runnable core with the smallest local time runs
+//! next, for at most one quantum, which is never longer than the smallest IPI latency, so
+//! every message arrives in its receiver's future. A core's run also stops at its next
+//! pending interrupt and its next scheduler tick. Idle cores and cores waiting inside the
+//! kernel (a flush initiator spinning for acks) take part only through the interrupts
+//! that reach them. Same-time events are ordered by (time, kind, core): timers first,
+//! then cores in index order.
 
+use crate::apic::{Csd, PendingIpi};
 use crate::config::RunConfig;
 use crate::fs::{FdTable, Files, Object};
 use crate::loader::{self, LoadError};
 use crate::mm::{Fault, Gather, Mm};
 use crate::profile::Profile;
 use crate::rng::SimRng;
-use crate::stats::{CoreStats, KernelStats, RunStats};
+use crate::stats::{CoreStats, KernelStats, RunStats, ShootdownRecord, Violation};
 use crate::task::{SigAction, State, Task, Wait};
+use crate::tlbflush::{
+    BrokenPolicy, CpuTlbState, CpumaskPolicy, FlushTransport, Reason, FLUSH_ALL,
+};
+use crate::trace::Trace;
 use emu_core::{Access, CodeCache, Cpu, Exception, Exit, PageFault};
 use emu_mmu::MemSystem;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use thiserror::Error;
+
+/// The kernel's own address space (init_mm): lazy CPUs leave for it.
+pub const INIT_MM: u32 = 0;
 
 /// Why a simulation stopped without the guest exiting on its own.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -69,13 +84,58 @@ impl Outcome {
     }
 }
 
-/// Per-core scheduler state.
+/// The strategy of a run, one value per axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Strategy {
+    /// mm_cpumask maintenance.
+    pub cpumask: CpumaskPolicy,
+    /// Flush transport.
+    pub flush: FlushTransport,
+    /// Test-only breakage.
+    pub broken: BrokenPolicy,
+}
+
+impl Default for Strategy {
+    fn default() -> Self {
+        Strategy {
+            cpumask: CpumaskPolicy::Lazy,
+            flush: FlushTransport::Ipi,
+            broken: BrokenPolicy::None,
+        }
+    }
+}
+
+/// The idle state a core sits in.
+#[derive(Clone, Copy, Debug)]
+pub struct Idle {
+    /// When it went idle.
+    pub since_fp: u64,
+    /// Index of the C-state the governor chose.
+    pub state: usize,
+}
+
+/// Per-core scheduler, interrupt and TLB state.
 #[derive(Clone, Debug, Default)]
 pub struct CoreState {
-    /// Local time (1/256 cycles).
+    /// Local time (1/256 cycles) while no task runs here; the running task's clock is
+    /// authoritative otherwise (see [`Machine::now`]).
     pub time_fp: u64,
     /// Task running here.
     pub current: Option<u32>,
+    /// Runnable tasks waiting for this core.
+    pub runq: VecDeque<u32>,
+    /// Interrupts on their way, ordered by arrival.
+    pub ipis: Vec<PendingIpi>,
+    /// Queued cross-CPU function calls.
+    pub callq: VecDeque<Csd>,
+    /// Nesting depth of in-kernel waits (no guest code runs while positive).
+    pub waiting: u32,
+    /// Idle, and since when.
+    pub idle: Option<Idle>,
+    /// Next scheduler tick (local time).
+    pub next_tick_fp: u64,
+    /// Linux cpu_tlbstate.
+    pub tlb: CpuTlbState,
     /// Counters.
     pub stats: CoreStats,
 }
@@ -85,8 +145,6 @@ pub mod sig {
     #![allow(missing_docs)]
     pub const SIGILL: u32 = 4;
     pub const SIGTRAP: u32 = 5;
-    pub const SIGABRT: u32 = 6;
-    pub const SIGBUS: u32 = 7;
     pub const SIGFPE: u32 = 8;
     pub const SIGKILL: u32 = 9;
     pub const SIGSEGV: u32 = 11;
@@ -103,15 +161,16 @@ pub struct Machine {
     pub(crate) mem: MemSystem,
     pub(crate) code: CodeCache<MemSystem>,
     pub(crate) profile: Profile,
+    pub(crate) strategy: Strategy,
     pub(crate) tasks: BTreeMap<u32, Task>,
     pub(crate) mms: BTreeMap<u32, Mm>,
     pub(crate) fdtables: BTreeMap<u32, FdTable>,
     pub(crate) files: Files,
     pub(crate) sighands: BTreeMap<u32, Vec<SigAction>>,
     pub(crate) cores: Vec<CoreState>,
-    pub(crate) runq: VecDeque<(u32, u64)>,
     pub(crate) rng: SimRng,
     pub(crate) next_id: u32,
+    pub(crate) next_ctx_id: u64,
     pub(crate) init_pid: u32,
     pub(crate) outcome: Option<Outcome>,
     pub(crate) exe_path: String,
@@ -119,16 +178,29 @@ pub struct Machine {
     pub(crate) uid: u32,
     pub(crate) gid: u32,
     quantum_fp: u64,
+    tick_fp: u64,
     max_insns: Option<u64>,
     pub(crate) kstats: KernelStats,
     pub(crate) syscall_fp: u64,
     pub(crate) fault_fp: u64,
     pub(crate) zero_fp: u64,
     pub(crate) copy_bpc: f64,
-    pub(crate) warned: std::collections::BTreeSet<u64>,
+    pub(crate) warned: BTreeSet<u64>,
     pub(crate) futex_seq: u64,
+    pub(crate) ipi_seq: u64,
+    pub(crate) ack_fp: Vec<Option<u64>>,
+    pub(crate) shootdowns: Vec<ShootdownRecord>,
+    pub(crate) cpumask_samples: Vec<(u64, u32, u32)>,
+    pub(crate) violations: Vec<Violation>,
+    pub(crate) oracle: bool,
+    pub(crate) last_global_asid: u16,
+    pub(crate) global_asid_used: BTreeSet<u16>,
+    pub(crate) global_asid_freed: Vec<u16>,
+    pub(crate) trace: Option<Trace>,
+    pub(crate) seed: u64,
 }
 
+/// Cycles to fixed point (1/256 cycles).
 pub(crate) fn fp(cycles: f64) -> u64 {
     (cycles * 256.0).round().max(0.0) as u64
 }
@@ -137,9 +209,14 @@ impl Machine {
     /// Builds a machine and loads the program as its first process.
     pub fn new(cfg: &RunConfig) -> Result<Machine, SimError> {
         let profile = cfg.profile.clone();
+        let oom = |e: emu_mmu::OutOfMemory| SimError::OutOfMemory(e.to_string());
         let mut mem = MemSystem::new(cfg.cores, cfg.memory_mib, profile.mem_params());
+        if cfg.oracle {
+            mem.phys.enable_oracle();
+        }
         let mut rng = SimRng::new(cfg.seed);
-        let mut mm = Mm::new(1, &mut mem.phys).map_err(|e| SimError::OutOfMemory(e.to_string()))?;
+        let init_mm = Mm::new(INIT_MM, &mut mem.phys, 1, cfg.cores).map_err(oom)?;
+        let mut mm = Mm::new(1, &mut mem.phys, 2, cfg.cores).map_err(oom)?;
         mm.thp = cfg.thp;
         let hwcap = profile.cpuid(0, cfg.cores as u32).query(1, 0)[3];
         let loaded = loader::load(
@@ -200,13 +277,18 @@ impl Machine {
             altstack: (0, 2, 0),
         };
         let k = &profile.kernel;
+        // The quantum never exceeds the smallest IPI latency.
+        let quantum = (cfg.quantum_cycles as f64).min(profile.apic.delivery_same_socket_cycles);
         let mut m = Machine {
             code: CodeCache::new(profile.insn_costs()),
             syscall_fp: fp(k.syscall_cycles),
             fault_fp: fp(k.page_fault_cycles),
             zero_fp: fp(k.page_zero_cycles),
             copy_bpc: k.copy_bytes_per_cycle,
+            quantum_fp: fp(quantum).max(256),
+            tick_fp: fp(f64::from(profile.cpu.freq_mhz) * 1e6 / f64::from(k.hz)),
             mem,
+            strategy: cfg.strategy,
             profile,
             tasks: BTreeMap::new(),
             mms: BTreeMap::new(),
@@ -214,35 +296,68 @@ impl Machine {
             files,
             sighands: BTreeMap::new(),
             cores: vec![CoreState::default(); cfg.cores],
-            runq: VecDeque::new(),
             rng,
             next_id: pid + 1,
+            next_ctx_id: 3,
             init_pid: pid,
             outcome: None,
             exe_path: cfg.exe_path.clone(),
             argv: cfg.argv.clone(),
             uid: cfg.uid,
             gid: cfg.gid,
-            quantum_fp: cfg.quantum_cycles << 8,
             max_insns: cfg.max_instructions,
             kstats: KernelStats::default(),
-            warned: Default::default(),
+            warned: BTreeSet::new(),
             futex_seq: 0,
+            ipi_seq: 0,
+            ack_fp: Vec::new(),
+            shootdowns: Vec::new(),
+            cpumask_samples: Vec::new(),
+            violations: Vec::new(),
+            oracle: cfg.oracle,
+            last_global_asid: crate::tlbflush::TLB_NR_DYN_ASIDS,
+            global_asid_used: BTreeSet::new(),
+            global_asid_freed: Vec::new(),
+            trace: cfg.trace.then(Trace::default),
+            seed: cfg.seed,
         };
+        m.mms.insert(INIT_MM, init_mm);
         m.mms.insert(1, mm);
         m.fdtables.insert(1, fds);
         m.sighands.insert(1, vec![SigAction::default(); 65]);
         m.tasks.insert(pid, task);
-        m.runq.push_back((pid, 0));
+        // Every core starts idle in init_mm.
+        let kernel_root = m.mms.get(&INIT_MM).map_or(0, |m| m.root.addr());
+        for c in 0..cfg.cores {
+            m.mem.write_cr3(c, kernel_root, 1, false);
+            m.cores[c].tlb.ctxs[0] = (1, 1);
+            m.enter_idle(c);
+        }
+        m.enqueue(pid, 0, 0);
         Ok(m)
     }
 
     /// Runs until the first process exits or the simulation stops.
     pub fn run(&mut self) -> Outcome {
         while self.outcome.is_none() {
-            self.step();
+            if !self.step() {
+                let blocked: Vec<String> = self
+                    .tasks
+                    .values()
+                    .filter(|t| matches!(t.state, State::Blocked(_)))
+                    .map(|t| format!("tid {} {:?}", t.tid, t.state))
+                    .collect();
+                self.fail(SimError::Deadlock(blocked.join(", ")));
+            }
         }
         self.outcome.clone().unwrap_or(Outcome::Exited(0))
+    }
+
+    /// Stops the simulation with an error (the first error wins).
+    pub(crate) fn fail(&mut self, e: SimError) {
+        if self.outcome.is_none() {
+            self.outcome = Some(Outcome::Error(e));
+        }
     }
 
     /// Simulated nanoseconds at a local time.
@@ -255,29 +370,64 @@ impl Machine {
         (ns as f64 * self.profile.ghz() * 256.0) as u64
     }
 
-    fn step(&mut self) {
-        self.dispatch_runnable();
-        // The busy core with the smallest local time runs next (ties: lowest index).
-        let busy = self
-            .cores
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.current.is_some())
-            .min_by_key(|(i, c)| (c.time_fp, *i))
-            .map(|(i, c)| (i, c.time_fp));
-        let next_timer = self.next_timer();
-        match (busy, next_timer) {
-            (Some((c, t)), Some(w)) if w <= t => self.fire_timers(w),
-            (Some((c, _)), _) => self.run_core(c),
-            (None, Some(w)) => self.fire_timers(w),
-            (None, None) => {
-                let blocked: Vec<String> = self
-                    .tasks
-                    .values()
-                    .filter(|t| matches!(t.state, State::Blocked(_)))
-                    .map(|t| format!("tid {} {:?}", t.tid, t.state))
-                    .collect();
-                self.outcome = Some(Outcome::Error(SimError::Deadlock(blocked.join(", "))));
+    /// Local time of core `c`: its running task's clock, or the core's own.
+    #[inline]
+    pub(crate) fn now(&self, c: usize) -> u64 {
+        match self.cores[c].current.and_then(|t| self.tasks.get(&t)) {
+            Some(t) => t.cpu.time_fp,
+            None => self.cores[c].time_fp,
+        }
+    }
+
+    /// Advances core `c`'s clock by `cost`.
+    #[inline]
+    pub(crate) fn charge(&mut self, c: usize, cost: u64) {
+        match self.cores[c].current.and_then(|t| self.tasks.get_mut(&t)) {
+            Some(t) => t.cpu.time_fp += cost,
+            None => self.cores[c].time_fp += cost,
+        }
+    }
+
+    /// Moves core `c`'s clock forward to at least `t`.
+    pub(crate) fn advance(&mut self, c: usize, t: u64) {
+        let now = self.now(c);
+        if t > now {
+            self.charge(c, t - now);
+        }
+    }
+
+    /// Processes the earliest pending event: a timer, a core's run, or an interrupt on
+    /// an idle or waiting core. Returns false when nothing can happen any more.
+    pub(crate) fn step(&mut self) -> bool {
+        let mut best: Option<(u64, u8, usize)> = None;
+        let mut consider = |cand: (u64, u8, usize)| {
+            if best.is_none_or(|b| cand < b) {
+                best = Some(cand);
+            }
+        };
+        for (k, core) in self.cores.iter().enumerate() {
+            if core.current.is_some() && core.waiting == 0 {
+                consider((self.now(k), 1, k));
+            } else if let Some(ipi) = core.ipis.first() {
+                consider((self.now(k).max(ipi.arrival_fp), 1, k));
+            }
+        }
+        if let Some(w) = self.next_timer() {
+            consider((w, 0, usize::MAX));
+        }
+        match best {
+            None => false,
+            Some((w, 0, _)) => {
+                self.fire_timers(w);
+                true
+            }
+            Some((t, _, k)) => {
+                if self.cores[k].current.is_some() && self.cores[k].waiting == 0 {
+                    self.run_core(k);
+                } else {
+                    self.handle_ipis(k, t);
+                }
+                true
             }
         }
     }
@@ -315,112 +465,51 @@ impl Machine {
             };
             self.wake(tid, ret, at);
         }
-        // Idle cores advance to the wake-up time.
-        for c in self.cores.iter_mut().filter(|c| c.current.is_none()) {
-            c.time_fp = c.time_fp.max(at);
-        }
     }
 
     /// Makes a blocked task runnable with `ret` as its system call result, ready at `at`.
     pub(crate) fn wake(&mut self, tid: u32, ret: i64, at: u64) {
+        let waker = self.tasks.get(&tid).map_or(0, |t| t.last_cpu);
         if let Some(t) = self.tasks.get_mut(&tid) {
             if matches!(t.state, State::Blocked(_)) {
                 if !matches!(t.state, State::Blocked(Wait::Io)) {
                     t.cpu.gpr[0] = ret as u64;
                 }
                 t.state = State::Runnable;
-                self.runq.push_back((tid, at));
-            }
-        }
-    }
-
-    /// Places runnable tasks on idle cores they may run on.
-    fn dispatch_runnable(&mut self) {
-        let mut rest = VecDeque::new();
-        while let Some((tid, ready)) = self.runq.pop_front() {
-            let Some(t) = self.tasks.get(&tid) else { continue };
-            if t.state != State::Runnable {
-                continue;
-            }
-            // Prefer the core it last ran on, then the idle core with the lowest time.
-            let last = t.last_cpu;
-            let pick = if self.cores[last].current.is_none() && t.affinity[last] {
-                Some(last)
-            } else {
-                self.cores
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, c)| c.current.is_none() && t.affinity[*i])
-                    .min_by_key(|(i, c)| (c.time_fp, *i))
-                    .map(|(i, _)| i)
-            };
-            match pick {
-                Some(c) => self.switch_to(c, tid, ready),
-                None => rest.push_back((tid, ready)),
-            }
-        }
-        self.runq = rest;
-    }
-
-    /// Starts `tid` on idle core `c` (context switch in).
-    fn switch_to(&mut self, c: usize, tid: u32, ready: u64) {
-        let core_time = self.cores[c].time_fp.max(ready);
-        let Some(t) = self.tasks.get_mut(&tid) else { return };
-        let mm = t.mm;
-        t.state = State::Running(c);
-        t.last_cpu = c;
-        t.cpu.time_fp = core_time;
-        self.cores[c].current = Some(tid);
-        self.cores[c].time_fp = core_time;
-        self.cores[c].stats.context_switches += 1;
-        self.switch_mm(c, mm);
-        if let Some(t) = self.tasks.get_mut(&tid) {
-            t.cpu.tsc_aux = c as u32;
-            t.cpu.cpuid = self.profile.cpuid(c as u32, self.cores.len() as u32);
-        }
-    }
-
-    /// Loads `mm` on core `c` (switch_mm_irqs_off): a CR3 write with the mm's PCID.
-    pub(crate) fn switch_mm(&mut self, c: usize, mm: u32) {
-        let Some(m) = self.mms.get(&mm) else { return };
-        let root = m.root.addr();
-        let cur = self.mem.core(c);
-        if cur.root == root {
-            return;
-        }
-        // Single-mm PCID use for now: PCID = mm id (bounded), flushed on load.
-        let pcid = (mm % 4095 + 1) as u16;
-        let cost = self.mem.write_cr3(c, root, pcid, false);
-        self.cores[c].time_fp += cost;
-    }
-
-    /// Takes `tid` off core `c`, leaving the core idle.
-    pub(crate) fn deschedule(&mut self, c: usize) {
-        if let Some(tid) = self.cores[c].current.take() {
-            if let Some(t) = self.tasks.get_mut(&tid) {
-                self.cores[c].time_fp = self.cores[c].time_fp.max(t.cpu.time_fp);
+                self.enqueue(tid, at, waker);
             }
         }
     }
 
     fn run_core(&mut self, c: usize) {
+        let t = self.now(c);
+        self.handle_ipis(c, t);
+        if self.cores[c].next_tick_fp <= self.now(c) {
+            self.tick(c);
+        }
         let Some(tid) = self.cores[c].current else { return };
-        let start = self.cores[c].time_fp;
-        let until = start + self.quantum_fp;
+        let now = self.now(c);
+        let mut until = now + self.quantum_fp;
+        if let Some(ipi) = self.cores[c].ipis.first() {
+            until = until.min(ipi.arrival_fp.max(now + 1));
+        }
+        until = until.min(self.cores[c].next_tick_fp.max(now + 1));
         let Some(task) = self.tasks.get_mut(&tid) else {
-            self.cores[c].current = None;
+            self.deschedule(c);
             return;
         };
         self.mem.select(c);
         let insn_before = task.cpu.instret;
         let exit = emu_core::run(&mut task.cpu, &mut self.mem, &mut self.code, until);
         let ran = task.cpu.instret - insn_before;
-        self.cores[c].time_fp = task.cpu.time_fp;
         self.cores[c].stats.instructions += ran;
         self.kstats.instructions += ran;
+        if self.mem.has_stale_uses() {
+            self.record_violations();
+        }
         if let Some(limit) = self.max_insns {
             if self.kstats.instructions >= limit {
-                self.outcome = Some(Outcome::Error(SimError::InstructionLimit(limit)));
+                self.fail(SimError::InstructionLimit(limit));
                 return;
             }
         }
@@ -446,12 +535,26 @@ impl Machine {
                 let (dis, len) = emu_core::disassemble(&bytes[..n], rip);
                 let hex: Vec<String> =
                     bytes[..len.min(n)].iter().map(|b| format!("{b:02x}")).collect();
-                self.outcome = Some(Outcome::Error(SimError::Unsupported {
-                    rip,
-                    bytes: hex.join(" "),
-                    disasm: dis,
-                }));
+                self.fail(SimError::Unsupported { rip, bytes: hex.join(" "), disasm: dis });
             }
+        }
+    }
+
+    /// Attaches time and strategy to the stale-translation uses the MMU saw.
+    fn record_violations(&mut self) {
+        for u in self.mem.take_stale_uses() {
+            let ns = self.ns_of(self.now(u.core));
+            self.violations.push(Violation {
+                core: u.core,
+                address: u.va,
+                kind: u.kind,
+                time_ns: ns,
+                strategy: format!(
+                    "cpumask={} flush={}",
+                    self.strategy.cpumask.name(),
+                    self.strategy.flush.name()
+                ),
+            });
         }
     }
 
@@ -470,7 +573,7 @@ impl Machine {
         let r = match res {
             Ok(r) => r,
             Err(e) => {
-                self.outcome = Some(Outcome::Error(SimError::OutOfMemory(e.to_string())));
+                self.fail(SimError::OutOfMemory(e.to_string()));
                 return;
             }
         };
@@ -487,7 +590,11 @@ impl Machine {
             Fault::CowBroken => {
                 cost += self.zero_fp;
                 self.kstats.cow_faults += 1;
-                self.flush_page_everywhere(mmid, pf.addr);
+                self.charge(c, cost);
+                // ptep_clear_flush: other CPUs may cache the read-only PTE.
+                let page = pf.addr & !0xfff;
+                self.flush_tlb_mm_range(c, mmid, page, page + 4096, 12, false, Reason::Cow);
+                return;
             }
             Fault::Spurious => {
                 self.kstats.spurious_faults += 1;
@@ -504,43 +611,17 @@ impl Machine {
                 return;
             }
         }
-        if let Some(t) = self.tasks.get_mut(&tid) {
-            t.cpu.time_fp += cost;
-        }
+        self.charge(c, cost);
     }
 
-    /// Removes a changed translation from every core running the mm (a one-page shootdown
-    /// done synchronously; the flush engine replaces this for multi-core runs).
-    pub(crate) fn flush_page_everywhere(&mut self, mmid: u32, va: u64) {
-        let Some(root) = self.mms.get(&mmid).map(|m| m.root.addr()) else { return };
-        for c in 0..self.cores.len() {
-            if self.mem.core(c).root == root {
-                self.mem.invlpg(c, va);
-            }
-        }
-    }
-
-    /// Flushes a range of an mm on every core that has it loaded, then frees the
-    /// gathered pages (tlb_finish_mmu).
-    pub(crate) fn finish_gather(&mut self, mmid: u32, g: Gather) {
+    /// tlb_finish_mmu: flushes the gathered range of `mmid` from core `c`, then frees
+    /// the pages and page tables (only after the flush: stale translations may still
+    /// reach them until then).
+    pub(crate) fn finish_gather(&mut self, c: usize, mmid: u32, g: Gather, reason: Reason) {
         if !g.is_empty() {
-            if let Some(root) = self.mms.get(&mmid).map(|m| m.root.addr()) {
-                let pages = (g.end - g.start) / 4096;
-                for c in 0..self.cores.len() {
-                    if self.mem.core(c).root == root {
-                        let pcid = self.mem.core(c).pcid;
-                        if pages <= 33 && !g.huge {
-                            let mut va = g.start;
-                            while va < g.end {
-                                self.mem.invlpg(c, va);
-                                va += 4096;
-                            }
-                        } else {
-                            self.mem.invpcid(c, 1, pcid, 0);
-                        }
-                    }
-                }
-            }
+            let stride = if g.huge { 21 } else { 12 };
+            let freed = g.freed_tables();
+            self.flush_tlb_mm_range(c, mmid, g.start, g.end, stride, freed, reason);
         }
         for p in g.pages {
             self.mem.phys.put(p);
@@ -550,8 +631,13 @@ impl Machine {
         }
     }
 
-    /// Delivers a fatal signal caused by the task itself: the whole process dies (no
-    /// handler delivery for synchronous faults yet).
+    /// flush_tlb_mm: the whole address space, from core `c`.
+    pub(crate) fn flush_tlb_mm(&mut self, c: usize, mmid: u32, freed_tables: bool, reason: Reason) {
+        self.flush_tlb_mm_range(c, mmid, 0, FLUSH_ALL, 12, freed_tables, reason);
+    }
+
+    /// Delivers a fatal signal caused by the task itself: a handler runs if installed,
+    /// otherwise the whole process dies.
     pub(crate) fn force_signal(&mut self, c: usize, tid: u32, s: u32, report: Option<String>) {
         let handler = self
             .tasks
@@ -567,7 +653,7 @@ impl Machine {
     /// Terminates the thread group of `tid` with signal `s`.
     pub(crate) fn kill_process(&mut self, c: usize, tid: u32, s: u32, report: Option<String>) {
         let Some(tgid) = self.tasks.get(&tid).map(|t| t.tgid) else { return };
-        if tgid == self.init_pid {
+        if tgid == self.init_pid && self.outcome.is_none() {
             self.outcome = Some(Outcome::Signaled { sig: s, report });
         }
         self.exit_group(c, tid, s as i32, true);
@@ -585,10 +671,10 @@ impl Machine {
         for _ in 0..64 {
             match self.mem.read_virt(va, buf) {
                 Ok(()) => {
-                    self.charge_copy(tid, buf.len());
+                    self.charge_copy(c, buf.len());
                     return Ok(());
                 }
-                Err(pf) => self.kernel_fault(tid, pf)?,
+                Err(pf) => self.kernel_fault(c, tid, pf)?,
             }
         }
         Err(())
@@ -600,48 +686,44 @@ impl Machine {
         for _ in 0..64 {
             match self.mem.write_virt(va, buf) {
                 Ok(()) => {
-                    self.charge_copy(tid, buf.len());
+                    self.charge_copy(c, buf.len());
                     return Ok(());
                 }
-                Err(pf) => self.kernel_fault(tid, pf)?,
+                Err(pf) => self.kernel_fault(c, tid, pf)?,
             }
         }
         Err(())
     }
 
-    fn charge_copy(&mut self, tid: u32, n: usize) {
+    fn charge_copy(&mut self, c: usize, n: usize) {
         let cost = fp(n as f64 / self.copy_bpc);
-        if let Some(t) = self.tasks.get_mut(&tid) {
-            t.cpu.time_fp += cost;
-        }
+        self.charge(c, cost);
     }
 
     /// A fault taken by a kernel access to user memory (copy_{from,to}_user).
-    fn kernel_fault(&mut self, tid: u32, pf: PageFault) -> Result<(), ()> {
+    fn kernel_fault(&mut self, c: usize, tid: u32, pf: PageFault) -> Result<(), ()> {
         let mmid = self.tasks.get(&tid).ok_or(())?.mm;
         let mm = self.mms.get_mut(&mmid).ok_or(())?;
-        match mm.fault(&mut self.mem.phys, pf.addr, pf.access == Access::Write, false) {
+        let r = mm.fault(&mut self.mem.phys, pf.addr, pf.access == Access::Write, false);
+        self.mem.select(c);
+        match r {
             Ok(Fault::Segv) | Err(_) => Err(()),
             Ok(Fault::Spurious) => {
-                let c = self.mem.selected();
-                self.mem.invlpg(c, pf.addr);
+                let cost = self.mem.invlpg(c, pf.addr);
+                self.charge(c, cost);
                 Ok(())
             }
             Ok(Fault::CowBroken) => {
                 self.kstats.cow_faults += 1;
-                self.flush_page_everywhere(mmid, pf.addr);
-                let cost = self.fault_fp + self.zero_fp;
-                if let Some(t) = self.tasks.get_mut(&tid) {
-                    t.cpu.time_fp += cost;
-                }
+                self.charge(c, self.fault_fp + self.zero_fp);
+                let page = pf.addr & !0xfff;
+                self.flush_tlb_mm_range(c, mmid, page, page + 4096, 12, false, Reason::Cow);
+                self.mem.select(c);
                 Ok(())
             }
             Ok(Fault::Mapped | Fault::MappedHuge) => {
                 self.kstats.page_faults += 1;
-                let cost = self.fault_fp + self.zero_fp;
-                if let Some(t) = self.tasks.get_mut(&tid) {
-                    t.cpu.time_fp += cost;
-                }
+                self.charge(c, self.fault_fp + self.zero_fp);
                 Ok(())
             }
         }
@@ -674,5 +756,15 @@ impl Machine {
     /// Statistics of the run so far.
     pub fn stats(&self) -> RunStats {
         RunStats::collect(self)
+    }
+
+    /// The trace, if one was recorded.
+    pub fn trace(&self) -> Option<&Trace> {
+        self.trace.as_ref()
+    }
+
+    /// Length of a scheduler tick (fp).
+    pub(crate) fn tick_fp(&self) -> u64 {
+        self.tick_fp
     }
 }

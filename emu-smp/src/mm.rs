@@ -198,13 +198,23 @@ pub struct Mm {
     pub faults: u64,
     /// Huge page policy.
     pub thp: Thp,
+    /// TLB context (ctx_id, tlb_gen, mm_cpumask, global ASID).
+    pub ctx: crate::tlbflush::MmCtx,
 }
 
 impl Mm {
-    /// An empty address space.
-    pub fn new(id: u32, phys: &mut PhysMem) -> Result<Mm, OutOfMemory> {
+    /// An empty address space with TLB context id `ctx_id` on a machine of `ncpus` CPUs.
+    pub fn new(id: u32, phys: &mut PhysMem, ctx_id: u64, ncpus: usize) -> Result<Mm, OutOfMemory> {
         let root = phys.alloc()?;
         Ok(Mm {
+            ctx: crate::tlbflush::MmCtx {
+                ctx_id,
+                tlb_gen: 1,
+                cpumask: crate::cpumask::CpuMask::new(ncpus),
+                next_trim_ns: 1_000_000_000,
+                global_asid: 0,
+                asid_transition: false,
+            },
             id,
             root,
             vmas: BTreeMap::new(),
@@ -347,6 +357,11 @@ impl Mm {
                     }
                     if new != pte {
                         phys.write_u64(pte_pa, new);
+                        // Write access removed or execute-disable added: cached copies grant
+                        // more than the entry now does.
+                        if (pte & RW != 0 && new & RW == 0) || (pte & NX == 0 && new & NX != 0) {
+                            phys.pte_changed(pte_pa);
+                        }
                     }
                 });
             }
@@ -441,6 +456,7 @@ impl Mm {
         let mut huge = false;
         self.for_each_leaf(phys, start, end, |phys, pte_pa, pte, va| {
             phys.write_u64(pte_pa, 0);
+            phys.pte_changed(pte_pa);
             if pte & PS != 0 {
                 huge = true;
                 // A 2 MiB page is 512 frames allocated together; release each.
@@ -486,6 +502,7 @@ impl Mm {
                             let t = Pfn((e & ADDR) >> 12);
                             if PageTables::table_empty(phys, t) {
                                 phys.write_u64(epa, 0);
+                                phys.pte_changed(epa);
                                 g.tables.push(t);
                                 freed += 1;
                             }
@@ -616,6 +633,8 @@ impl Mm {
             phys.copy_frame(old, new);
             phys.put(old);
             phys.write_u64(pte_pa, new_pte_base | new.addr());
+            // Cached read-only copies still point at the old frame.
+            phys.pte_changed(pte_pa);
         }
         Ok(())
     }
@@ -648,8 +667,8 @@ impl Mm {
     /// Duplicates this address space for fork: private writable pages become shared
     /// copy-on-write in both (parent PTEs are write-protected), shared mappings share
     /// frames, page tables are copied.
-    pub fn fork(&mut self, phys: &mut PhysMem, id: u32) -> Result<Mm, OutOfMemory> {
-        let mut child = Mm::new(id, phys)?;
+    pub fn fork(&mut self, phys: &mut PhysMem, id: u32, ctx_id: u64) -> Result<Mm, OutOfMemory> {
+        let mut child = Mm::new(id, phys, ctx_id, self.ctx.cpumask.to_bools().len())?;
         child.thp = self.thp;
         child.vmas = self.vmas.clone();
         child.brk_start = self.brk_start;
@@ -666,6 +685,7 @@ impl Mm {
             if !shared && pte & RW != 0 {
                 cpte = (pte & !RW) | SW_COW;
                 phys.write_u64(pte_pa, cpte);
+                phys.pte_changed(pte_pa);
             } else if !shared && pte & SW_COW != 0 {
                 cpte = pte;
             }
@@ -719,7 +739,7 @@ mod tests {
     #[test]
     fn demand_fault_and_unmap_frees_tables() {
         let mut phys = PhysMem::new(64);
-        let mut mm = Mm::new(1, &mut phys).unwrap();
+        let mut mm = Mm::new(1, &mut phys, 2, 1).unwrap();
         mm.insert(anon(0x10_0000, 0x20_0000, PROT_READ | PROT_WRITE));
         assert_eq!(mm.fault(&mut phys, 0x10_1234, true, false).unwrap(), Fault::Mapped);
         assert_eq!(mm.fault(&mut phys, 0x10_1234, true, false).unwrap(), Fault::Spurious);
@@ -736,7 +756,7 @@ mod tests {
     #[test]
     fn partial_unmap_splits_and_keeps_tables_in_use() {
         let mut phys = PhysMem::new(64);
-        let mut mm = Mm::new(1, &mut phys).unwrap();
+        let mut mm = Mm::new(1, &mut phys, 2, 1).unwrap();
         mm.insert(anon(0x10_0000, 0x10_4000, PROT_READ | PROT_WRITE));
         for k in 0..4 {
             mm.fault(&mut phys, 0x10_0000 + k * PAGE, true, false).unwrap();
@@ -752,14 +772,14 @@ mod tests {
     #[test]
     fn mprotect_and_cow() {
         let mut phys = PhysMem::new(64);
-        let mut mm = Mm::new(1, &mut phys).unwrap();
+        let mut mm = Mm::new(1, &mut phys, 2, 1).unwrap();
         mm.insert(anon(0x10_0000, 0x10_2000, PROT_READ | PROT_WRITE));
         mm.fault(&mut phys, 0x10_0000, true, false).unwrap();
         assert!(mm.protect(&mut phys, 0x10_0000, 0x10_1000, PROT_READ));
         assert_eq!(mm.fault(&mut phys, 0x10_0000, true, false).unwrap(), Fault::Segv);
         assert!(mm.protect(&mut phys, 0x10_0000, 0x10_1000, PROT_READ | PROT_WRITE));
         assert_eq!(mm.vmas.len(), 1, "merged back");
-        let mut child = mm.fork(&mut phys, 2).unwrap();
+        let mut child = mm.fork(&mut phys, 2, 3).unwrap();
         assert_eq!(child.fault(&mut phys, 0x10_0000, true, false).unwrap(), Fault::CowBroken);
         assert_eq!(mm.fault(&mut phys, 0x10_0000, true, false).unwrap(), Fault::CowBroken);
         let a = PageTables::leaf(&phys, mm.root, 0x10_0000).unwrap().pte & ADDR;
@@ -770,7 +790,7 @@ mod tests {
     #[test]
     fn find_free_is_top_down() {
         let mut phys = PhysMem::new(64);
-        let mut mm = Mm::new(1, &mut phys).unwrap();
+        let mut mm = Mm::new(1, &mut phys, 2, 1).unwrap();
         let a = mm.find_free(0x2000).unwrap();
         assert_eq!(a, MMAP_BASE - 0x2000);
         mm.insert(anon(a, a + 0x2000, PROT_READ));
@@ -785,7 +805,7 @@ mod huge_tests {
     #[test]
     fn madvised_region_gets_a_2m_page_and_splits_on_partial_unmap() {
         let mut phys = PhysMem::new(64);
-        let mut mm = Mm::new(1, &mut phys).unwrap();
+        let mut mm = Mm::new(1, &mut phys, 2, 1).unwrap();
         let v = Vma {
             start: 0x4000_0000,
             end: 0x4040_0000,

@@ -51,15 +51,16 @@ impl Machine {
             parent.mm
         } else {
             let id = new;
+            let ctx_id = self.next_ctx_id;
+            self.next_ctx_id += 1;
             let Some(pm) = self.mms.get_mut(&parent.mm) else { return Sys::Ret(-ENOMEM) };
-            let child = match pm.fork(&mut self.mem.phys, id) {
+            let child = match pm.fork(&mut self.mem.phys, id, ctx_id) {
                 Ok(m) => m,
                 Err(_) => return Sys::Ret(-ENOMEM),
             };
             self.mms.insert(id, child);
-            // The parent's writable pages are now write-protected: drop stale writable
-            // translations wherever the parent's mm is loaded.
-            self.flush_mm_everywhere(parent.mm);
+            // dup_mmap write-protected the parent's private pages: flush its TLBs.
+            self.flush_tlb_mm(c, parent.mm, false, crate::tlbflush::Reason::Fork);
             self.kstats.forks += 1;
             id
         };
@@ -122,7 +123,7 @@ impl Machine {
                 parent.altstack
             },
         };
-        let at = parent.cpu.time_fp;
+        let at = self.now(c);
         self.tasks.insert(new, child);
         if flags & cl::PARENT_SETTID != 0
             && self.write_user(c, tid, ptid, &new.to_le_bytes()).is_err()
@@ -134,7 +135,8 @@ impl Machine {
             self.poke_mm(mm, ctid, &new.to_le_bytes());
         }
         self.kstats.clones += 1;
-        self.runq.push_back((new, at));
+        self.charge(c, crate::machine::fp(self.profile.kernel.wakeup_cycles));
+        self.enqueue(new, at, c);
         if flags & cl::VFORK != 0 {
             if let Some(t) = self.tasks.get_mut(&tid) {
                 t.cpu.gpr[0] = u64::from(new);
@@ -179,17 +181,6 @@ impl Machine {
         }
     }
 
-    /// Full flush of an mm on every core that has it loaded.
-    pub(crate) fn flush_mm_everywhere(&mut self, mmid: u32) {
-        let Some(root) = self.mms.get(&mmid).map(|m| m.root.addr()) else { return };
-        for k in 0..self.cores.len() {
-            if self.mem.core(k).root == root {
-                let pcid = self.mem.core(k).pcid;
-                self.mem.invpcid(k, 1, pcid, 0);
-            }
-        }
-    }
-
     /// exit(2) of one thread.
     pub(crate) fn exit_thread(&mut self, c: usize, tid: u32, code: i32) {
         let Some(t) = self.tasks.get(&tid) else { return };
@@ -201,6 +192,7 @@ impl Machine {
             return;
         }
         self.release_thread(c, tid);
+        self.unschedule(tid);
         self.tasks.remove(&tid);
     }
 
@@ -215,18 +207,23 @@ impl Machine {
                 self.futex_wake_key(kmm, key, 1, u32::MAX, at);
             }
         }
-        self.unschedule(tid);
         let _ = c;
     }
 
-    /// Takes a task off whatever core it runs on.
-    fn unschedule(&mut self, tid: u32) {
-        if let Some(State::Running(k)) = self.tasks.get(&tid).map(|t| t.state.clone()) {
-            if self.cores[k].current == Some(tid) {
-                self.deschedule(k);
+    /// Takes a task off whatever core runs it (that core schedules the next task) and
+    /// out of every runqueue.
+    pub(crate) fn unschedule(&mut self, tid: u32) {
+        if let Some(k) = self.cores.iter().position(|core| core.current == Some(tid)) {
+            if let Some(t) = self.tasks.get_mut(&tid) {
+                if matches!(t.state, State::Running(_)) {
+                    t.state = State::Zombie;
+                }
             }
+            self.deschedule(k);
         }
-        self.runq.retain(|(t, _)| *t != tid);
+        for core in &mut self.cores {
+            core.runq.retain(|t| *t != tid);
+        }
     }
 
     /// exit_group(2), or death by signal (`status` is then the signal number).
@@ -234,32 +231,49 @@ impl Machine {
         let Some(tgid) = self.tasks.get(&tid).map(|t| t.tgid) else { return };
         let members: Vec<u32> =
             self.tasks.values().filter(|t| t.tgid == tgid).map(|t| t.tid).collect();
-        let at = self.tasks.get(&tid).map_or(0, |t| t.cpu.time_fp);
+        let at = self.now(c);
+        // The other threads stop first; the caller finishes the exit on its own core.
         for m in &members {
             self.release_thread(c, *m);
-            if *m != tgid {
-                self.tasks.remove(m);
+            if *m != tid {
+                self.unschedule(*m);
             }
         }
         let Some(leader) = self.tasks.get(&tgid).cloned() else { return };
-        // Release the address space if no other task uses it.
-        if !self.tasks.values().any(|t| t.mm == leader.mm && t.tgid != tgid) {
-            if let Some(mut mm) = self.mms.remove(&leader.mm) {
-                let mut g = Gather::default();
+        // exit_mm: the exiting CPU is lazy from here on; the last user tears the address
+        // space down (exit_mmap), flushing every CPU of its mask, lazy ones included,
+        // since page tables are freed.
+        if !self.tasks.values().any(|t| t.mm == leader.mm && t.tgid != tgid)
+            && self.mms.contains_key(&leader.mm)
+        {
+            if self.cores[c].tlb.loaded_mm == leader.mm
+                && self.strategy.cpumask != crate::tlbflush::CpumaskPolicy::Eager
+            {
+                self.cores[c].tlb.is_lazy = true;
+            }
+            let mut g = Gather::default();
+            if let Some(mm) = self.mms.get_mut(&leader.mm) {
                 mm.teardown(&mut self.mem.phys, &mut g);
-                // Cores still holding this mm's root switch away before its tables go.
-                let root = mm.root.addr();
-                for k in 0..self.cores.len() {
-                    if self.mem.core(k).root == root {
-                        self.mem.write_cr3(k, 0, 0, false);
-                    }
+            }
+            self.flush_tlb_mm(c, leader.mm, true, crate::tlbflush::Reason::Exit);
+            // No CPU may keep the dead mm's page tables loaded.
+            for k in 0..self.cores.len() {
+                if self.cores[k].tlb.loaded_mm == leader.mm {
+                    self.switch_mm_irqs_off(k, crate::machine::INIT_MM);
                 }
-                for p in g.pages {
-                    self.mem.phys.put(p);
-                }
-                for t in g.tables {
-                    self.mem.phys.put(t);
-                }
+            }
+            self.free_global_asid(leader.mm);
+            self.mms.remove(&leader.mm);
+            for p in g.pages {
+                self.mem.phys.put(p);
+            }
+            for t in g.tables {
+                self.mem.phys.put(t);
+            }
+        }
+        for m in &members {
+            if *m != tgid && *m != tid {
+                self.tasks.remove(m);
             }
         }
         if !self.tasks.values().any(|t| t.files == leader.files && t.tgid != tgid) {
@@ -287,6 +301,11 @@ impl Machine {
             } else {
                 Outcome::Exited((status >> 8) & 0xff)
             });
+        }
+        // The caller leaves its CPU last.
+        self.unschedule(tid);
+        if tid != tgid {
+            self.tasks.remove(&tid);
         }
         // A vfork parent resumes.
         let vforkers: Vec<u32> = self
@@ -575,15 +594,30 @@ impl Machine {
     /// Moves a task off a core it may no longer run on.
     pub(crate) fn migrate_if_needed(&mut self, tid: u32) {
         let Some(t) = self.tasks.get(&tid) else { return };
-        if let State::Running(k) = t.state {
-            if !t.affinity[k] {
-                let at = t.cpu.time_fp;
-                self.deschedule(k);
+        let aff = t.affinity.clone();
+        match t.state.clone() {
+            State::Running(k) if !aff[k] => {
+                let at = self.now(k);
                 if let Some(t) = self.tasks.get_mut(&tid) {
                     t.state = State::Runnable;
                 }
-                self.runq.push_back((tid, at));
+                // Not a zombie: deschedule keeps it, then it is placed anew.
+                self.trace_task_end(k, tid);
+                self.cores[k].current = None;
+                self.cores[k].time_fp = self.cores[k].time_fp.max(at);
+                self.enqueue(tid, at, k);
+                self.schedule(k);
             }
+            State::Runnable => {
+                for k in 0..self.cores.len() {
+                    if !aff[k] && self.cores[k].runq.contains(&tid) {
+                        self.cores[k].runq.retain(|x| *x != tid);
+                        let at = self.cores[k].time_fp;
+                        self.enqueue(tid, at, k);
+                    }
+                }
+            }
+            _ => {}
         }
     }
 

@@ -147,10 +147,14 @@ impl Machine {
     }
 
     /// The mm_cpumask of an address space: the cores whose TLBs may hold its entries.
-    /// Before the flush engine tracks it, this is the set of cores with the mm loaded.
     pub(crate) fn mm_cpumask(&self, mmid: u32) -> Vec<bool> {
-        let root = self.mms.get(&mmid).map(|m| m.root.addr());
-        (0..self.cores.len()).map(|k| Some(self.mem.core(k).root) == root).collect()
+        match self.strategy.cpumask {
+            crate::tlbflush::CpumaskPolicy::All => vec![true; self.cores.len()],
+            _ => self
+                .mms
+                .get(&mmid)
+                .map_or_else(|| vec![false; self.cores.len()], |m| m.ctx.cpumask.to_bools()),
+        }
     }
 }
 

@@ -99,6 +99,58 @@ pub struct InsnParams {
     pub mem_operand: f64,
 }
 
+/// How the local APIC addresses IPIs to several CPUs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApicMode {
+    /// x2APIC logical cluster mode: one ICR write per cluster of targets.
+    X2apicCluster,
+    /// x2APIC physical mode: one ICR write per target.
+    X2apicPhysical,
+}
+
+/// Local APIC and interrupt costs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApicParams {
+    /// Destination mode.
+    pub mode: ApicMode,
+    /// CPUs per x2APIC cluster.
+    pub cluster_size: u32,
+    /// One write of the interrupt command register (sending an IPI).
+    pub icr_write_cycles: f64,
+    /// From the ICR write to the interrupt on a CPU of the same socket.
+    pub delivery_same_socket_cycles: f64,
+    /// Same, on another socket.
+    pub delivery_cross_socket_cycles: f64,
+    /// Interrupt entry on the receiver.
+    pub irq_entry_cycles: f64,
+    /// Interrupt exit on the receiver.
+    pub irq_exit_cycles: f64,
+    /// Dispatching one queued cross-CPU function call.
+    pub call_function_cycles: f64,
+}
+
+/// One idle state (C-state).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdleState {
+    /// Name.
+    pub name: String,
+    /// Time to leave it when woken.
+    pub exit_latency_cycles: f64,
+    /// Shortest expected idle period for which the governor picks it.
+    pub target_residency_cycles: f64,
+}
+
+/// Idle states, shallowest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdleParams {
+    /// The states.
+    pub states: Vec<IdleState>,
+}
+
 /// Costs of kernel paths not made of modelled guest instructions.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,6 +163,18 @@ pub struct KernelParams {
     pub page_zero_cycles: f64,
     /// Throughput of copies between user and kernel space.
     pub copy_bytes_per_cycle: f64,
+    /// Scheduler tick frequency (CONFIG_HZ).
+    pub hz: u32,
+    /// One scheduler tick interrupt.
+    pub tick_cycles: f64,
+    /// A context switch, excluding the address-space switch.
+    pub context_switch_cycles: f64,
+    /// Waking a task (try_to_wake_up).
+    pub wakeup_cycles: f64,
+    /// flush_tlb_func bookkeeping, beyond its invalidation instructions.
+    pub flush_func_cycles: f64,
+    /// Setting or clearing a bit of an mm_cpumask.
+    pub mm_cpumask_op_cycles: f64,
 }
 
 /// A machine profile.
@@ -131,6 +195,10 @@ pub struct Profile {
     pub cache: CacheParams,
     /// Kernel path costs.
     pub kernel: KernelParams,
+    /// Local APICs and interrupts.
+    pub apic: ApicParams,
+    /// Idle states.
+    pub idle: IdleParams,
 }
 
 impl Profile {
@@ -232,6 +300,58 @@ impl Profile {
         ] {
             if !(0.0..=1e7).contains(&v) {
                 return bad(key, format!("{v} is out of range 0..=1e7"));
+            }
+        }
+        let k = &self.kernel;
+        if !(100..=10_000).contains(&k.hz) {
+            return bad("kernel.hz", format!("{} is outside 100..=10000", k.hz));
+        }
+        let a = &self.apic;
+        if a.cluster_size == 0 || a.cluster_size > 64 {
+            return bad("apic.cluster_size", "must be 1..=64".into());
+        }
+        if !(a.delivery_same_socket_cycles >= 100.0)
+            || !(a.delivery_cross_socket_cycles >= a.delivery_same_socket_cycles)
+        {
+            return bad(
+                "apic.delivery_same_socket_cycles",
+                "must be at least 100 cycles (it bounds the scheduling quantum) and at most the cross-socket latency".into(),
+            );
+        }
+        for (key, v) in [
+            ("kernel.tick_cycles", k.tick_cycles),
+            ("kernel.context_switch_cycles", k.context_switch_cycles),
+            ("kernel.wakeup_cycles", k.wakeup_cycles),
+            ("kernel.flush_func_cycles", k.flush_func_cycles),
+            ("kernel.mm_cpumask_op_cycles", k.mm_cpumask_op_cycles),
+            ("apic.icr_write_cycles", a.icr_write_cycles),
+            ("apic.delivery_cross_socket_cycles", a.delivery_cross_socket_cycles),
+            ("apic.irq_entry_cycles", a.irq_entry_cycles),
+            ("apic.irq_exit_cycles", a.irq_exit_cycles),
+            ("apic.call_function_cycles", a.call_function_cycles),
+        ] {
+            if !(0.0..=1e8).contains(&v) {
+                return bad(key, format!("{v} is out of range 0..=1e8"));
+            }
+        }
+        if self.idle.states.is_empty() {
+            return bad("idle.states", "at least one idle state is needed".into());
+        }
+        for (i, st) in self.idle.states.iter().enumerate() {
+            if !(0.0..=1e9).contains(&st.exit_latency_cycles)
+                || !(0.0..=1e10).contains(&st.target_residency_cycles)
+            {
+                return bad(
+                    &format!("idle.states[{i}]"),
+                    "latency or residency out of range".into(),
+                );
+            }
+            if i > 0 && st.target_residency_cycles < self.idle.states[i - 1].target_residency_cycles
+            {
+                return bad(
+                    &format!("idle.states[{i}]"),
+                    "states must be ordered shallowest first".into(),
+                );
             }
         }
         if !(self.kernel.copy_bytes_per_cycle > 0.0 && self.kernel.copy_bytes_per_cycle <= 1024.0) {

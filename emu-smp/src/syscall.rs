@@ -5,6 +5,7 @@ use crate::fs::{errno::*, Object, Resolved};
 use crate::machine::{sig, Machine};
 use crate::mm::{page_up, Backing, Gather, Vma, VmaKind, PAGE, PROT_EXEC, PROT_READ, PROT_WRITE};
 use crate::task::{SigAction, State, Wait};
+use crate::tlbflush::Reason;
 
 /// What a system call did.
 pub(crate) enum Sys {
@@ -146,7 +147,12 @@ impl Machine {
         let a = [g[7], g[6], g[2], g[10], g[8], g[9]];
         self.kstats.syscalls += 1;
         *self.kstats.syscall_counts.entry(nr).or_insert(0) += 1;
+        let t0 = self.now(c);
         let r = self.dispatch(c, tid, nr, a);
+        if self.cores[c].current == Some(tid) {
+            let t1 = self.now(c);
+            self.trace_syscall(c, nr, t0, t1);
+        }
         match r {
             Sys::Ret(v) => {
                 if let Some(t) = self.tasks.get_mut(&tid) {
@@ -230,11 +236,11 @@ impl Machine {
             PIPE2 => self.sys_pipe(c, tid, a[0], a[1] as u32),
             FSYNC | UMASK => 0o022 * i64::from(n == UMASK),
             MMAP => self.sys_mmap(c, tid, a),
-            MUNMAP => self.sys_munmap(tid, a[0], a[1]),
-            MPROTECT => self.sys_mprotect(tid, a[0], a[1], a[2] as u8),
-            MADVISE => self.sys_madvise(tid, a[0], a[1], a[2]),
-            MREMAP => self.sys_mremap(tid, a[0], a[1], a[2], a[3], a[4]),
-            BRK => self.sys_brk(tid, a[0]),
+            MUNMAP => self.sys_munmap(c, tid, a[0], a[1]),
+            MPROTECT => self.sys_mprotect(c, tid, a[0], a[1], a[2] as u8),
+            MADVISE => self.sys_madvise(c, tid, a[0], a[1], a[2]),
+            MREMAP => self.sys_mremap(c, tid, a[0], a[1], a[2], a[3], a[4]),
+            BRK => self.sys_brk(c, tid, a[0]),
             MSYNC => self.sys_msync(tid, a[0], a[1]),
             MINCORE => -ENOSYS,
             RT_SIGACTION => self.sys_rt_sigaction(c, tid, a[0] as usize, a[1], a[2]),
@@ -305,6 +311,19 @@ impl Machine {
             SETPGID | SETSID => -EPERM,
             SCHED_YIELD => {
                 self.cores[c].stats.yields += 1;
+                if !self.cores[c].runq.is_empty() {
+                    if let Some(t) = self.tasks.get_mut(&tid) {
+                        t.cpu.gpr[0] = 0;
+                        t.state = State::Runnable;
+                    }
+                    self.trace_task_end(c, tid);
+                    let t = self.now(c);
+                    self.cores[c].current = None;
+                    self.cores[c].time_fp = t;
+                    self.cores[c].runq.push_back(tid);
+                    self.schedule(c);
+                    return Sys::Done;
+                }
                 0
             }
             SCHED_GETAFFINITY => self.sys_sched_getaffinity(c, tid, a[1], a[2]),
@@ -907,12 +926,12 @@ impl Machine {
             hugepage: false,
             nohugepage: false,
         });
-        self.finish_gather(mmid, g);
+        self.finish_gather(c, mmid, g, Reason::MmapFixed);
         let _ = c;
         start as i64
     }
 
-    fn sys_munmap(&mut self, tid: u32, addr: u64, len: u64) -> i64 {
+    fn sys_munmap(&mut self, c: usize, tid: u32, addr: u64, len: u64) -> i64 {
         if addr & (PAGE - 1) != 0 || len == 0 {
             return -EINVAL;
         }
@@ -922,11 +941,11 @@ impl Machine {
         let mut g = Gather::default();
         mm.unmap(&mut self.mem.phys, addr, end, &mut g);
         self.kstats.munmaps += 1;
-        self.finish_gather(mmid, g);
+        self.finish_gather(c, mmid, g, Reason::Munmap);
         0
     }
 
-    fn sys_mprotect(&mut self, tid: u32, addr: u64, len: u64, prot: u8) -> i64 {
+    fn sys_mprotect(&mut self, c: usize, tid: u32, addr: u64, len: u64, prot: u8) -> i64 {
         if addr & (PAGE - 1) != 0 {
             return -EINVAL;
         }
@@ -936,13 +955,12 @@ impl Machine {
         if !mm.protect(&mut self.mem.phys, addr, end, prot & 7) {
             return -ENOMEM;
         }
-        // Permissions were reduced or raised: flush the range like change_protection.
-        let g = Gather { start: addr, end, ..Default::default() };
-        self.finish_gather(mmid, g);
+        // change_protection: flush the range.
+        self.flush_tlb_mm_range(c, mmid, addr, end, 12, false, Reason::Mprotect);
         0
     }
 
-    fn sys_madvise(&mut self, tid: u32, addr: u64, len: u64, advice: u64) -> i64 {
+    fn sys_madvise(&mut self, c: usize, tid: u32, addr: u64, len: u64, advice: u64) -> i64 {
         if addr & (PAGE - 1) != 0 {
             return -EINVAL;
         }
@@ -963,7 +981,7 @@ impl Machine {
                 let mut g = Gather::default();
                 mm.zap(&mut self.mem.phys, addr, end, false, &mut g);
                 self.kstats.madvise_dontneed += 1;
-                self.finish_gather(mmid, g);
+                self.finish_gather(c, mmid, g, Reason::Madvise);
                 0
             }
             // MADV_HUGEPAGE / MADV_NOHUGEPAGE.
@@ -978,6 +996,7 @@ impl Machine {
 
     fn sys_mremap(
         &mut self,
+        c: usize,
         tid: u32,
         old: u64,
         old_len: u64,
@@ -1002,7 +1021,7 @@ impl Machine {
             if new_len < old_len {
                 mm.unmap(&mut self.mem.phys, old + new_len, old + old_len, &mut g);
             }
-            self.finish_gather(mmid, g);
+            self.finish_gather(c, mmid, g, Reason::Mremap);
             return old as i64;
         }
         // Grow in place if the following range is free.
@@ -1043,6 +1062,7 @@ impl Machine {
             old + old_len.min(new_len),
             |phys, pte_pa, pte, va| {
                 phys.write_u64(pte_pa, 0);
+                phys.pte_changed(pte_pa);
                 moved.push((va - old, pte));
             },
         );
@@ -1073,7 +1093,7 @@ impl Machine {
         mm.insert(v);
         g.start = g.start.min(old);
         g.end = g.end.max(old + old_len);
-        self.finish_gather(mmid, g);
+        self.finish_gather(c, mmid, g, Reason::Mremap);
         dest as i64
     }
 
@@ -1093,7 +1113,7 @@ impl Machine {
         0
     }
 
-    fn sys_brk(&mut self, tid: u32, want: u64) -> i64 {
+    fn sys_brk(&mut self, c: usize, tid: u32, want: u64) -> i64 {
         let mmid = self.mm_of(tid);
         let Some(mm) = self.mms.get_mut(&mmid) else { return 0 };
         let cur = mm.brk;
@@ -1129,7 +1149,7 @@ impl Machine {
             mm.unmap(&mut self.mem.phys, new_end, old_end, &mut g);
         }
         mm.brk = want;
-        self.finish_gather(mmid, g);
+        self.finish_gather(c, mmid, g, Reason::Brk);
         want as i64
     }
 

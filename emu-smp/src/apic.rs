@@ -1,0 +1,164 @@
+//! Local APICs and cross-CPU function calls (kernel/smp.c `smp_call_function_many_cond`
+//! and `flush_smp_call_function_queue`): per-CPU call queues, IPIs as timestamped
+//! messages (ICR writes per target or per x2APIC cluster, delivery latency by distance),
+//! receiver interrupt entry and exit, idle-state exit, and the initiator's wait for acks
+//! as an explicit state in which the other CPUs keep advancing (DESIGN.md principle 5).
+
+use crate::machine::{fp, Machine};
+use crate::profile::ApicMode;
+use crate::tlbflush::FlushInfo;
+
+/// A queued cross-CPU function call (`call_single_data`): a flush request.
+#[derive(Clone, Copy, Debug)]
+pub struct Csd {
+    /// The flush to run.
+    pub info: FlushInfo,
+    /// Id of the ack slot.
+    pub id: usize,
+}
+
+/// An interrupt on its way to a CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PendingIpi {
+    /// Local time at which it arrives.
+    pub arrival_fp: u64,
+    /// Send order (tie-break).
+    pub seq: u64,
+    /// The sender (for flow traces).
+    pub from: usize,
+}
+
+impl Machine {
+    /// Latency of an IPI from CPU `from` to CPU `to` (1/256 cycles).
+    fn delivery_fp(&self, from: usize, to: usize) -> u64 {
+        let a = &self.profile.apic;
+        let per_socket = self.profile.cache.cores_per_socket.max(1) as usize;
+        if from / per_socket == to / per_socket {
+            fp(a.delivery_same_socket_cycles)
+        } else {
+            fp(a.delivery_cross_socket_cycles)
+        }
+    }
+
+    /// smp_call_function_many_cond: queue the flush on each target's call queue, and
+    /// send an IPI to the targets whose queue was empty (one ICR write per target, or per
+    /// x2APIC cluster). Returns the ack slots to wait for.
+    pub(crate) fn smp_call_function_many(
+        &mut self,
+        c: usize,
+        targets: &[usize],
+        info: &FlushInfo,
+    ) -> Vec<usize> {
+        let mut acks = Vec::with_capacity(targets.len());
+        let mut need_ipi = Vec::new();
+        for &t in targets {
+            let id = self.ack_fp.len();
+            self.ack_fp.push(None);
+            acks.push(id);
+            if self.cores[t].callq.is_empty() {
+                need_ipi.push(t);
+            }
+            self.cores[t].callq.push_back(Csd { info: *info, id });
+        }
+        let icr = fp(self.profile.apic.icr_write_cycles);
+        let cluster = self.profile.apic.cluster_size.max(1) as usize;
+        let mut last_cluster = usize::MAX;
+        for &t in &need_ipi {
+            let write = match self.profile.apic.mode {
+                ApicMode::X2apicPhysical => true,
+                ApicMode::X2apicCluster => t / cluster != last_cluster,
+            };
+            if write {
+                self.charge(c, icr);
+                self.cores[c].stats.icr_writes += 1;
+                self.shootdowns[info.record].icr_writes += 1;
+                last_cluster = t / cluster;
+            }
+            let arrival = self.now(c) + self.delivery_fp(c, t);
+            self.ipi_seq += 1;
+            let ipi = PendingIpi { arrival_fp: arrival, seq: self.ipi_seq, from: c };
+            let pos = self.cores[t].ipis.partition_point(|p| p < &ipi);
+            self.cores[t].ipis.insert(pos, ipi);
+            self.cores[c].stats.ipis_sent += 1;
+            self.shootdowns[info.record].ipis_sent += 1;
+            self.trace_ipi(c, t, self.now(c), arrival);
+        }
+        acks
+    }
+
+    /// Handles the IPIs that reached CPU `k` by local time `upto`: interrupt entry,
+    /// every queued function call, interrupt exit. An idle CPU first leaves its idle
+    /// state (paying its exit latency).
+    pub(crate) fn handle_ipis(&mut self, k: usize, upto: u64) {
+        while let Some(&ipi) = self.cores[k].ipis.first() {
+            if ipi.arrival_fp > upto {
+                break;
+            }
+            self.cores[k].ipis.remove(0);
+            self.advance(k, ipi.arrival_fp);
+            if self.cores[k].current.is_none() {
+                self.leave_idle(k);
+            }
+            let t0 = self.now(k);
+            self.charge(k, fp(self.profile.apic.irq_entry_cycles));
+            self.cores[k].stats.ipis_received += 1;
+            let mut handled = Vec::new();
+            while let Some(csd) = self.cores[k].callq.pop_front() {
+                let before = self.now(k);
+                self.charge(k, fp(self.profile.apic.call_function_cycles));
+                self.flush_tlb_func(k, &csd.info);
+                let done = self.now(k);
+                self.ack_fp[csd.id] =
+                    Some(done + self.mem.caches.transfer_fp(k, csd.info.initiator));
+                handled.push((csd.info.record, done - before));
+            }
+            self.charge(k, fp(self.profile.apic.irq_exit_cycles));
+            let t1 = self.now(k);
+            // The interrupt's entry and exit are shared by the calls it served.
+            let shared =
+                (t1 - t0 - handled.iter().map(|h| h.1).sum::<u64>()) / handled.len().max(1) as u64;
+            for (rec, own) in handled {
+                let r = &mut self.shootdowns[rec];
+                r.victim_cycles += (own + shared) >> 8;
+                r.victims += 1;
+            }
+            self.cores[k].stats.irq_cycles += (t1 - t0) >> 8;
+            self.trace_span(k, "flush IPI", t0, t1);
+            if self.cores[k].current.is_none() {
+                self.enter_idle(k);
+            }
+        }
+    }
+
+    /// csd_lock_wait for every ack slot: the waiting CPU stays in its kernel, interrupts
+    /// on, while the other CPUs advance; it resumes when the last ack is visible to it.
+    pub(crate) fn wait_for_acks(&mut self, c: usize, acks: Vec<usize>) {
+        if acks.is_empty() {
+            return;
+        }
+        let start = self.now(c);
+        self.cores[c].waiting += 1;
+        loop {
+            if let Some(done) =
+                acks.iter().map(|&id| self.ack_fp[id]).try_fold(0u64, |m, a| a.map(|a| m.max(a)))
+            {
+                self.advance(c, done);
+                break;
+            }
+            if !self.step() {
+                // Nothing can happen any more: a model bug; stop rather than spin.
+                self.fail(crate::machine::SimError::Deadlock(format!(
+                    "CPU {c} waits for flush acks that can never arrive"
+                )));
+                break;
+            }
+            if self.outcome.is_some() {
+                break;
+            }
+        }
+        self.cores[c].waiting -= 1;
+        let end = self.now(c);
+        self.cores[c].stats.ack_wait_cycles += end.saturating_sub(start) >> 8;
+        self.trace_span(c, "wait for flush acks", start, end);
+    }
+}

@@ -1,0 +1,718 @@
+//! The x86 TLB-flush engine of Linux, modelled on `arch/x86/mm/tlb.c` (read for its
+//! algorithms; nothing is copied): per-mm `ctx_id` and `tlb_gen`, per-CPU `cpu_tlbstate`
+//! with `TLB_NR_DYN_ASIDS` dynamic ASIDs, lazy TLB mode, `switch_mm_irqs_off`,
+//! `choose_new_asid`, `flush_tlb_mm_range` with the 33-page single-flush ceiling,
+//! `native_flush_tlb_multi` with `should_flush_tlb` and `should_trim_cpumask`,
+//! `flush_tlb_func`, `leave_mm`, and the global-ASID scheme for INVLPGB
+//! (`consider_global_asid`, `use_global_asid`, `broadcast_tlb_flush`,
+//! `finish_asid_transition`).
+//!
+//! The policy choices that the project sweeps are values ([`CpumaskPolicy`],
+//! [`FlushTransport`]), not forks of this code.
+
+use crate::cpumask::CpuMask;
+use crate::machine::{Machine, INIT_MM};
+use emu_mmu::Flush;
+use serde::Serialize;
+
+/// Dynamic ASIDs per CPU (TLB_NR_DYN_ASIDS).
+pub const TLB_NR_DYN_ASIDS: u16 = 6;
+/// Highest usable ASID with 12-bit PCIDs and no page-table isolation
+/// (MAX_ASID_AVAILABLE = (1 << 12) - 2).
+pub const MAX_ASID_AVAILABLE: u16 = 4094;
+/// Pages above which a range flush becomes a full flush (tlb_single_page_flush_ceiling).
+pub const FLUSH_CEILING: u64 = 33;
+/// `FlushInfo::end` of a full flush (TLB_FLUSH_ALL).
+pub const FLUSH_ALL: u64 = u64::MAX;
+
+/// How mm_cpumask is maintained (`--cpumask`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CpumaskPolicy {
+    /// Today's x86: set at switch-in, kept while lazy, cleared when a flush reaches a CPU
+    /// that switched to another mm, trimmed by a flush to all of the mask once a second.
+    Lazy,
+    /// As `lazy`, without the once-a-second trim (x86 before it was added).
+    LazyNotrim,
+    /// Cleared at switch-out; no lazy TLB mode: an idle CPU switches to init_mm.
+    Eager,
+    /// Never cleared (what INVLPGB users and arm64 get).
+    Sticky,
+    /// Not tracked: flushes go to every online CPU.
+    All,
+}
+
+/// How remote CPUs are told to flush (`--flush`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlushTransport {
+    /// Flush IPIs (smp_call_function_many) with acks; the local flush runs meanwhile.
+    Ipi,
+    /// Global ASIDs and INVLPGB + TLBSYNC for mms active on more than 3 CPUs; IPIs for
+    /// the others.
+    Invlpgb,
+}
+
+/// A deliberately wrong policy for testing the coherence oracle (`--broken`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BrokenPolicy {
+    /// Nothing broken.
+    None,
+    /// Omit the highest-numbered target of every flush IPI round.
+    DropTarget,
+}
+
+/// A named strategy value with its description and source, for `emu list strategies`.
+pub struct StrategyInfo {
+    /// Axis (`cpumask`, `flush`, `broken`).
+    pub axis: &'static str,
+    /// Name on the command line.
+    pub name: &'static str,
+    /// What it models.
+    pub what: &'static str,
+    /// Where it comes from.
+    pub source: &'static str,
+}
+
+/// Every selectable strategy.
+pub const STRATEGIES: &[StrategyInfo] = &[
+    StrategyInfo {
+        axis: "cpumask",
+        name: "lazy",
+        what: "set at switch-in, kept while lazy, cleared when a flush reaches a CPU running another mm; trimmed once a second",
+        source: "arch/x86/mm/tlb.c flush_tlb_func, should_trim_cpumask; seed 000",
+    },
+    StrategyInfo {
+        axis: "cpumask",
+        name: "lazy-notrim",
+        what: "as lazy, without the once-a-second trim",
+        source: "arch/x86/mm/tlb.c before should_trim_cpumask (2024)",
+    },
+    StrategyInfo {
+        axis: "cpumask",
+        name: "eager",
+        what: "cleared at switch-out; idle CPUs leave the mm instead of going lazy",
+        source: "design axis of this project (DESIGN.md)",
+    },
+    StrategyInfo {
+        axis: "cpumask",
+        name: "sticky",
+        what: "never cleared: every CPU that ever ran the mm stays a target",
+        source: "INVLPGB users and arm64 semantics (seed 000, Rik van Riel's reply)",
+    },
+    StrategyInfo {
+        axis: "cpumask",
+        name: "all",
+        what: "no tracking: every online CPU is a flush target",
+        source: "design axis of this project (DESIGN.md)",
+    },
+    StrategyInfo {
+        axis: "flush",
+        name: "ipi",
+        what: "flush IPIs with acks; lazy CPUs skipped unless page tables are freed",
+        source: "arch/x86/mm/tlb.c native_flush_tlb_multi",
+    },
+    StrategyInfo {
+        axis: "flush",
+        name: "invlpgb",
+        what: "global ASIDs and INVLPGB+TLBSYNC broadcasts, no IPIs, for mms active on more than 3 CPUs",
+        source: "arch/x86/mm/tlb.c broadcast_tlb_flush, consider_global_asid (Linux 6.15+)",
+    },
+    StrategyInfo {
+        axis: "broken",
+        name: "drop-target",
+        what: "test only: omits one target of every flush, so stale TLB entries survive",
+        source: "oracle test of this project",
+    },
+];
+
+impl CpumaskPolicy {
+    /// Parses a `--cpumask` value.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "lazy" => CpumaskPolicy::Lazy,
+            "lazy-notrim" => CpumaskPolicy::LazyNotrim,
+            "eager" => CpumaskPolicy::Eager,
+            "sticky" => CpumaskPolicy::Sticky,
+            "all" => CpumaskPolicy::All,
+            _ => return None,
+        })
+    }
+    /// The name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CpumaskPolicy::Lazy => "lazy",
+            CpumaskPolicy::LazyNotrim => "lazy-notrim",
+            CpumaskPolicy::Eager => "eager",
+            CpumaskPolicy::Sticky => "sticky",
+            CpumaskPolicy::All => "all",
+        }
+    }
+}
+
+impl FlushTransport {
+    /// Parses a `--flush` value.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "ipi" => FlushTransport::Ipi,
+            "invlpgb" => FlushTransport::Invlpgb,
+            _ => return None,
+        })
+    }
+    /// The name.
+    pub fn name(self) -> &'static str {
+        match self {
+            FlushTransport::Ipi => "ipi",
+            FlushTransport::Invlpgb => "invlpgb",
+        }
+    }
+}
+
+/// The TLB context of an address space (`mm->context`).
+#[derive(Clone, Debug)]
+pub struct MmCtx {
+    /// Unique, never reused, id (ctx_id).
+    pub ctx_id: u64,
+    /// Generation of the page tables: bumped by every flush request.
+    pub tlb_gen: u64,
+    /// mm_cpumask: CPUs that may hold TLB entries of this mm.
+    pub cpumask: CpuMask,
+    /// When the next flush should trim the cpumask (simulated ns).
+    pub next_trim_ns: u64,
+    /// Global ASID for INVLPGB, or 0.
+    pub global_asid: u16,
+    /// Moving from per-CPU ASIDs to the global one.
+    pub asid_transition: bool,
+}
+
+/// Per-CPU TLB state (`cpu_tlbstate` and `cpu_tlbstate_shared`).
+#[derive(Clone, Debug)]
+pub struct CpuTlbState {
+    /// The mm whose page tables CR3 points to (INIT_MM for init_mm).
+    pub loaded_mm: u32,
+    /// Its ASID.
+    pub loaded_mm_asid: u16,
+    /// Lazy TLB mode: a kernel thread (the idle task) runs on a user mm.
+    pub is_lazy: bool,
+    /// Next dynamic ASID slot to hand out.
+    pub next_asid: u16,
+    /// Dynamic ASID slots: (ctx_id, tlb_gen the slot is up to date with).
+    pub ctxs: [(u64, u64); TLB_NR_DYN_ASIDS as usize],
+}
+
+impl Default for CpuTlbState {
+    fn default() -> Self {
+        CpuTlbState {
+            loaded_mm: INIT_MM,
+            loaded_mm_asid: 0,
+            is_lazy: false,
+            next_asid: 1,
+            ctxs: [(0, 0); 6],
+        }
+    }
+}
+
+/// A flush request (`struct flush_tlb_info`).
+#[derive(Clone, Copy, Debug)]
+pub struct FlushInfo {
+    /// The mm.
+    pub mm: u32,
+    /// First address.
+    pub start: u64,
+    /// One past the last address, or FLUSH_ALL.
+    pub end: u64,
+    /// log2 of the stride (12 or 21).
+    pub stride_shift: u32,
+    /// Page tables were freed: lazy CPUs must flush too.
+    pub freed_tables: bool,
+    /// The tlb_gen this flush brings CPUs up to.
+    pub new_tlb_gen: u64,
+    /// The CPU that asked.
+    pub initiator: usize,
+    /// Also flush CPUs in the mask that no longer run the mm (trim).
+    pub trim: bool,
+    /// Index of the shootdown record.
+    pub record: usize,
+}
+
+/// Why a flush happened (for records and traces).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// munmap.
+    Munmap,
+    /// madvise(DONTNEED/FREE).
+    Madvise,
+    /// mprotect.
+    Mprotect,
+    /// mremap.
+    Mremap,
+    /// brk shrinking.
+    Brk,
+    /// mmap over an existing mapping.
+    MmapFixed,
+    /// Copy-on-write fault.
+    Cow,
+    /// fork write-protecting the parent.
+    Fork,
+    /// Address-space teardown at exit.
+    Exit,
+}
+
+/// tlb:tlb_flush reasons (include/linux/mm_types.h `enum tlb_flush_reason`).
+pub mod trace_reason {
+    /// TLB_FLUSH_ON_TASK_SWITCH.
+    pub const TASK_SWITCH: u8 = 0;
+    /// TLB_REMOTE_SHOOTDOWN.
+    pub const REMOTE_SHOOTDOWN: u8 = 1;
+    /// TLB_LOCAL_SHOOTDOWN.
+    pub const LOCAL_SHOOTDOWN: u8 = 2;
+    /// TLB_LOCAL_MM_SHOOTDOWN.
+    pub const LOCAL_MM_SHOOTDOWN: u8 = 3;
+    /// TLB_REMOTE_SEND_IPI.
+    pub const REMOTE_SEND_IPI: u8 = 4;
+    /// TLB_REMOTE_WRONG_CPU.
+    pub const REMOTE_WRONG_CPU: u8 = 5;
+}
+
+/// PCID of an ASID (kern_pcid: ASID + 1; PCID 0 is reserved).
+pub fn kern_pcid(asid: u16) -> u16 {
+    asid + 1
+}
+
+/// True for ASIDs from the global space.
+pub fn is_global_asid(asid: u16) -> bool {
+    asid >= TLB_NR_DYN_ASIDS
+}
+
+impl Machine {
+    /// The CPU's `jiffies` (ticks of the profile's HZ since boot) at its local time.
+    pub(crate) fn jiffies(&self, c: usize) -> u64 {
+        self.ns_of(self.now(c)) * u64::from(self.profile.kernel.hz) / 1_000_000_000
+    }
+
+    /// choose_new_asid: the global ASID, an ASID slot already holding `mm` (flushed if
+    /// it fell behind), or the next slot round-robin (always flushed).
+    fn choose_new_asid(&mut self, c: usize, mm: u32, next_tlb_gen: u64) -> (u16, bool) {
+        if let Some(m) = self.mms.get(&mm) {
+            if self.strategy.flush == FlushTransport::Invlpgb && m.ctx.global_asid != 0 {
+                return (m.ctx.global_asid, false);
+            }
+        }
+        let ctx_id = self.mms.get(&mm).map_or(0, |m| m.ctx.ctx_id);
+        let ts = &mut self.cores[c].tlb;
+        for asid in 0..TLB_NR_DYN_ASIDS {
+            if ts.ctxs[asid as usize].0 == ctx_id {
+                return (asid, ts.ctxs[asid as usize].1 < next_tlb_gen);
+            }
+        }
+        let mut asid = ts.next_asid;
+        ts.next_asid += 1;
+        if asid >= TLB_NR_DYN_ASIDS {
+            asid = 0;
+            ts.next_asid = 1;
+        }
+        (asid, true)
+    }
+
+    /// mm_needs_global_asid: the mm has a global ASID the CPU does not use yet.
+    fn mm_needs_global_asid(&self, mm: u32, asid: u16) -> bool {
+        self.strategy.flush == FlushTransport::Invlpgb
+            && self
+                .mms
+                .get(&mm)
+                .is_some_and(|m| m.ctx.global_asid != 0 && m.ctx.global_asid != asid)
+    }
+
+    /// switch_mm_irqs_off: loads `next` on CPU `c`, leaving lazy mode.
+    pub(crate) fn switch_mm_irqs_off(&mut self, c: usize, next: u32) {
+        let prev = self.cores[c].tlb.loaded_mm;
+        let prev_asid = self.cores[c].tlb.loaded_mm_asid;
+        let was_lazy = self.cores[c].tlb.is_lazy;
+        self.cores[c].tlb.is_lazy = false;
+        let next_gen = self.mms.get(&next).map_or(0, |m| m.ctx.tlb_gen);
+        let (asid, need_flush) = if prev == next {
+            if self.mm_needs_global_asid(next, prev_asid) {
+                self.choose_new_asid(c, next, next_gen)
+            } else if is_global_asid(prev_asid) || !was_lazy {
+                return;
+            } else if self.cores[c].tlb.ctxs[prev_asid as usize].1 == next_gen {
+                return;
+            } else {
+                (prev_asid, true)
+            }
+        } else {
+            if self.strategy.cpumask == CpumaskPolicy::Eager && prev != INIT_MM {
+                self.cpumask_clear(c, prev);
+            }
+            if next != INIT_MM && !self.mms.get(&next).is_some_and(|m| m.ctx.cpumask.test(c)) {
+                self.cpumask_set(c, next);
+            }
+            self.choose_new_asid(c, next, next_gen)
+        };
+        let (root, ctx_id) = match self.mms.get(&next) {
+            Some(m) => (m.root.addr(), m.ctx.ctx_id),
+            None => return,
+        };
+        let pcid = kern_pcid(asid);
+        let cost = if need_flush {
+            if !is_global_asid(asid) {
+                self.cores[c].tlb.ctxs[asid as usize] = (ctx_id, next_gen);
+            }
+            self.trace_flush(c, trace_reason::TASK_SWITCH, -1);
+            self.mem.write_cr3(c, root, pcid, false)
+        } else {
+            self.trace_flush(c, trace_reason::TASK_SWITCH, 0);
+            self.mem.write_cr3(c, root, pcid, true)
+        };
+        self.charge(c, cost);
+        self.cores[c].tlb.loaded_mm = next;
+        self.cores[c].tlb.loaded_mm_asid = asid;
+        self.cores[c].stats.mm_switches += 1;
+    }
+
+    /// enter_lazy_tlb when CPU `c` goes idle: keep the mm loaded in lazy mode, or under
+    /// the eager policy leave it for init_mm at once.
+    pub(crate) fn enter_lazy_tlb(&mut self, c: usize) {
+        if self.cores[c].tlb.loaded_mm == INIT_MM {
+            return;
+        }
+        if self.strategy.cpumask == CpumaskPolicy::Eager {
+            self.switch_mm_irqs_off(c, INIT_MM);
+        } else {
+            self.cores[c].tlb.is_lazy = true;
+        }
+    }
+
+    fn cpumask_set(&mut self, c: usize, mm: u32) {
+        if let Some(m) = self.mms.get_mut(&mm) {
+            m.ctx.cpumask.set(c);
+        }
+        let cost = crate::machine::fp(self.profile.kernel.mm_cpumask_op_cycles);
+        self.charge(c, cost);
+        self.note_cpumask(c, mm);
+    }
+
+    fn cpumask_clear(&mut self, c: usize, mm: u32) {
+        if let Some(m) = self.mms.get_mut(&mm) {
+            m.ctx.cpumask.clear(c);
+        }
+        let cost = crate::machine::fp(self.profile.kernel.mm_cpumask_op_cycles);
+        self.charge(c, cost);
+        self.note_cpumask(c, mm);
+    }
+
+    /// The CPUs a flush of `mm` considers: its mm_cpumask, or every CPU under `all`.
+    fn flush_mask(&self, mm: u32) -> CpuMask {
+        match self.strategy.cpumask {
+            CpumaskPolicy::All => CpuMask::full(self.cores.len()),
+            _ => self
+                .mms
+                .get(&mm)
+                .map_or_else(|| CpuMask::new(self.cores.len()), |m| m.ctx.cpumask.clone()),
+        }
+    }
+
+    /// flush_tlb_mm_range, called by the kernel on CPU `c` after it changed page tables
+    /// of `mm` in `[start, end)`. When it returns, every CPU that could hold a stale
+    /// translation of the range has dropped it (or will before it next runs the mm), and
+    /// CPU `c`'s clock has advanced by the initiator's cost, waits included.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn flush_tlb_mm_range(
+        &mut self,
+        c: usize,
+        mm: u32,
+        start: u64,
+        end: u64,
+        stride_shift: u32,
+        freed_tables: bool,
+        reason: Reason,
+    ) {
+        let t0 = self.now(c);
+        let Some(m) = self.mms.get_mut(&mm) else { return };
+        m.ctx.tlb_gen += 1;
+        let new_tlb_gen = m.ctx.tlb_gen;
+        let (start, end) = if end != FLUSH_ALL && (end - start) >> stride_shift > FLUSH_CEILING {
+            (0, FLUSH_ALL)
+        } else {
+            (start, end)
+        };
+        let pages = if end == FLUSH_ALL { -1 } else { ((end - start) >> 12) as i64 };
+        let record = self.begin_shootdown(c, mm, reason, pages, freed_tables, t0);
+        let mut info = FlushInfo {
+            mm,
+            start,
+            end,
+            stride_shift,
+            freed_tables,
+            new_tlb_gen,
+            initiator: c,
+            trim: false,
+            record,
+        };
+        let change_gen = self.mem.phys.oracle_gen();
+        let global = self.mms.get(&mm).map_or(0, |m| m.ctx.global_asid);
+        let mask = self.flush_mask(mm);
+        if self.strategy.flush == FlushTransport::Invlpgb && global != 0 {
+            self.broadcast_tlb_flush(c, &info);
+        } else if mask.any_but(c) {
+            info.trim = self.should_trim_cpumask(c, mm);
+            self.flush_tlb_multi(c, &mask, &info);
+            self.consider_global_asid(c, mm);
+        } else if self.cores[c].tlb.loaded_mm == mm {
+            self.flush_tlb_func(c, &info);
+        }
+        let t1 = self.now(c);
+        self.end_shootdown(record, t1 - t0);
+        self.oracle_check_after_flush(&info, change_gen);
+    }
+
+    /// should_trim_cpumask: true at most once a second per mm (lazy policy only).
+    fn should_trim_cpumask(&mut self, c: usize, mm: u32) -> bool {
+        if self.strategy.cpumask != CpumaskPolicy::Lazy {
+            return false;
+        }
+        let now = self.ns_of(self.now(c));
+        let Some(m) = self.mms.get_mut(&mm) else { return false };
+        if now > m.ctx.next_trim_ns {
+            m.ctx.next_trim_ns = now + 1_000_000_000;
+            return true;
+        }
+        false
+    }
+
+    /// should_flush_tlb: whether CPU `t` needs the IPI.
+    fn should_flush_tlb(&self, t: usize, info: &FlushInfo) -> bool {
+        let ts = &self.cores[t].tlb;
+        if ts.is_lazy {
+            return false;
+        }
+        ts.loaded_mm == info.mm || info.trim
+    }
+
+    /// native_flush_tlb_multi: IPIs to the CPUs of `mask` that need them (all of them
+    /// when page tables were freed), the local flush meanwhile, then the wait for acks.
+    pub(crate) fn flush_tlb_multi(&mut self, c: usize, mask: &CpuMask, info: &FlushInfo) {
+        let pages = if info.end == FLUSH_ALL { -1 } else { ((info.end - info.start) >> 12) as i64 };
+        self.trace_flush(c, trace_reason::REMOTE_SEND_IPI, pages);
+        let in_transition = self.mms.get(&info.mm).is_some_and(|m| m.ctx.asid_transition);
+        let everyone =
+            info.freed_tables || in_transition || self.strategy.cpumask == CpumaskPolicy::All;
+        let mut targets: Vec<usize> =
+            mask.iter().filter(|&t| everyone || t == c || self.should_flush_tlb(t, info)).collect();
+        if self.strategy.broken == BrokenPolicy::DropTarget {
+            if let Some(pos) = targets.iter().rposition(|&t| t != c) {
+                targets.remove(pos);
+            }
+        }
+        let local = targets.contains(&c);
+        let remote: Vec<usize> = targets.into_iter().filter(|&t| t != c).collect();
+        for &t in &remote {
+            let rec = &mut self.shootdowns[info.record];
+            rec.targets += 1;
+            if self.cores[t].current.is_none() {
+                rec.to_idle += 1;
+            }
+            if self.cores[t].tlb.is_lazy {
+                rec.to_lazy += 1;
+            }
+        }
+        let acks = self.smp_call_function_many(c, &remote, info);
+        if local {
+            self.flush_tlb_func(c, info);
+        }
+        self.wait_for_acks(c, acks);
+    }
+
+    /// flush_tlb_func on CPU `c` (local, or in the IPI handler).
+    pub(crate) fn flush_tlb_func(&mut self, c: usize, f: &FlushInfo) {
+        let local = c == f.initiator;
+        let base = crate::machine::fp(self.profile.kernel.flush_func_cycles);
+        self.charge(c, base);
+        let loaded = self.cores[c].tlb.loaded_mm;
+        if f.mm != loaded {
+            // The CPU was left in the mm_cpumask of an mm it no longer runs.
+            if self.strategy.cpumask != CpumaskPolicy::Sticky {
+                self.cpumask_clear(c, f.mm);
+            }
+            self.trace_flush(c, trace_reason::REMOTE_WRONG_CPU, 0);
+            return;
+        }
+        if loaded == INIT_MM {
+            return;
+        }
+        let mut asid = self.cores[c].tlb.loaded_mm_asid;
+        if self.mm_needs_global_asid(loaded, asid) {
+            self.switch_mm_irqs_off(c, loaded);
+            asid = self.cores[c].tlb.loaded_mm_asid;
+        }
+        if is_global_asid(asid) {
+            return;
+        }
+        if self.cores[c].tlb.is_lazy {
+            // Lazy: switching to init_mm is barely slower than a minimal flush.
+            self.switch_mm_irqs_off(c, INIT_MM);
+            return;
+        }
+        let local_gen = self.cores[c].tlb.ctxs[asid as usize].1;
+        if f.new_tlb_gen <= local_gen {
+            return;
+        }
+        let mm_gen = self.mms.get(&loaded).map_or(0, |m| m.ctx.tlb_gen);
+        let reason =
+            if local { trace_reason::LOCAL_MM_SHOOTDOWN } else { trace_reason::REMOTE_SHOOTDOWN };
+        if local_gen == mm_gen {
+            self.trace_flush(c, reason, 0);
+            return;
+        }
+        let nr;
+        if f.end != FLUSH_ALL && f.new_tlb_gen == local_gen + 1 && f.new_tlb_gen == mm_gen {
+            // Partial flush: one INVLPG per stride.
+            let mut addr = f.start;
+            let mut n = 0;
+            while addr < f.end {
+                let cost = self.mem.invlpg(c, addr);
+                self.charge(c, cost);
+                addr += 1 << f.stride_shift;
+                n += 1;
+            }
+            nr = n;
+        } else {
+            // Full flush of this PCID: a CR3 reload without NOFLUSH.
+            let root = self.mem.core(c).root;
+            let cost = self.mem.write_cr3(c, root, kern_pcid(asid), false);
+            self.charge(c, cost);
+            nr = -1;
+        }
+        self.cores[c].tlb.ctxs[asid as usize].1 = mm_gen;
+        self.trace_flush(c, reason, nr);
+    }
+
+    /// consider_global_asid: now and then, give an mm active on more than 3 CPUs a
+    /// global ASID (INVLPGB transport only).
+    fn consider_global_asid(&mut self, c: usize, mm: u32) {
+        if self.strategy.flush != FlushTransport::Invlpgb {
+            return;
+        }
+        let pid = self.cores[c].current.and_then(|t| self.tasks.get(&t)).map_or(0, |t| t.tgid);
+        if u64::from(pid & 0x1f) != self.jiffies(c) & 0x1f {
+            return;
+        }
+        let active = self
+            .mms
+            .get(&mm)
+            .map(|m| {
+                m.ctx
+                    .cpumask
+                    .iter()
+                    .filter(|&k| self.cores[k].tlb.loaded_mm == mm && !self.cores[k].tlb.is_lazy)
+                    .count()
+            })
+            .unwrap_or(0);
+        if active > 3 {
+            self.use_global_asid(mm);
+        }
+    }
+
+    /// use_global_asid / allocate_global_asid: next free ASID above the dynamic range.
+    fn use_global_asid(&mut self, mm: u32) {
+        if self.mms.get(&mm).is_some_and(|m| m.ctx.global_asid != 0) {
+            return;
+        }
+        if self.last_global_asid >= MAX_ASID_AVAILABLE - 1 {
+            // reset_global_asid_space: a full broadcast flush makes freed ASIDs reusable.
+            let cost = self.mem.invlpgb(0, &Flush::AllNonGlobal);
+            self.charge(0, cost);
+            for a in std::mem::take(&mut self.global_asid_freed) {
+                self.global_asid_used.remove(&a);
+            }
+            self.last_global_asid = TLB_NR_DYN_ASIDS;
+        }
+        let mut asid = self.last_global_asid.max(TLB_NR_DYN_ASIDS);
+        while asid < MAX_ASID_AVAILABLE && self.global_asid_used.contains(&asid) {
+            asid += 1;
+        }
+        if asid >= MAX_ASID_AVAILABLE {
+            return;
+        }
+        self.global_asid_used.insert(asid);
+        self.last_global_asid = asid;
+        if let Some(m) = self.mms.get_mut(&mm) {
+            m.ctx.global_asid = asid;
+            m.ctx.asid_transition = true;
+        }
+        self.kstats.global_asids += 1;
+    }
+
+    /// mm_free_global_asid at mm destruction: reusable after the next wrap-around flush.
+    pub(crate) fn free_global_asid(&mut self, mm: u32) {
+        if let Some(m) = self.mms.get_mut(&mm) {
+            if m.ctx.global_asid != 0 {
+                self.global_asid_freed.push(m.ctx.global_asid);
+                m.ctx.global_asid = 0;
+            }
+        }
+    }
+
+    /// broadcast_tlb_flush: INVLPGB over the range (in chunks of the CPU's maximum page
+    /// count), finish_asid_transition, TLBSYNC.
+    fn broadcast_tlb_flush(&mut self, c: usize, info: &FlushInfo) {
+        let asid = self.mms.get(&info.mm).map_or(0, |m| m.ctx.global_asid);
+        let pcid = kern_pcid(asid);
+        let max = u64::from(self.profile.cpu.invlpgb_max_pages.max(1));
+        let mut ops = 0;
+        if info.end == FLUSH_ALL {
+            let cost = self.mem.invlpgb(c, &Flush::Pcid(pcid));
+            self.charge(c, cost);
+            ops += 1;
+        } else {
+            let mut addr = info.start;
+            loop {
+                let mut nr = 1;
+                if info.stride_shift <= 21 {
+                    nr = ((info.end - addr) >> info.stride_shift).clamp(1, max);
+                }
+                let f = Flush::Range {
+                    pcid,
+                    va: addr,
+                    pages: nr,
+                    stride_2m: info.stride_shift == 21,
+                    globals: false,
+                    final_only: false,
+                };
+                let cost = self.mem.invlpgb(c, &f);
+                self.charge(c, cost);
+                ops += 1;
+                addr += nr << info.stride_shift;
+                if addr >= info.end {
+                    break;
+                }
+            }
+        }
+        self.shootdowns[info.record].invlpgb += ops;
+        self.finish_asid_transition(c, info);
+        let cost = self.mem.tlbsync(c);
+        self.charge(c, cost);
+    }
+
+    /// finish_asid_transition: IPIs to any CPU still running the mm on its old ASID.
+    fn finish_asid_transition(&mut self, c: usize, info: &FlushInfo) {
+        let Some(m) = self.mms.get(&info.mm) else { return };
+        if !m.ctx.asid_transition {
+            return;
+        }
+        let global = m.ctx.global_asid;
+        let mask = m.ctx.cpumask.clone();
+        for k in mask.iter() {
+            let ts = &self.cores[k].tlb;
+            if ts.loaded_mm == info.mm && ts.loaded_mm_asid != global {
+                self.flush_tlb_multi(c, &mask, info);
+                return;
+            }
+        }
+        if let Some(m) = self.mms.get_mut(&info.mm) {
+            m.ctx.asid_transition = false;
+        }
+    }
+}
