@@ -74,6 +74,21 @@ fn every_diff_program_matches_native_on_one_core() {
 }
 
 #[test]
+fn every_diff_program_matches_native_on_two_cores() {
+    run_all(|_| true, 2, "skylake-sp");
+}
+
+#[test]
+fn every_diff_program_matches_native_on_four_cores() {
+    run_all(|_| true, 4, "skylake-sp");
+}
+
+#[test]
+fn every_diff_program_matches_native_on_eight_cores() {
+    run_all(|_| true, 8, "zen3");
+}
+
+#[test]
 fn every_diff_program_matches_native_under_the_zen3_profile() {
     run_all(|_| true, 1, "zen3");
 }

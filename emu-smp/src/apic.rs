@@ -42,19 +42,23 @@ impl Machine {
 
     /// smp_call_function_many_cond: queue the flush on each target's call queue, and
     /// send an IPI to the targets whose queue was empty (one ICR write per target, or per
-    /// x2APIC cluster). Returns the ack slots to wait for.
+    /// x2APIC cluster). Returns the ack slots to wait for, with their targets.
     pub(crate) fn smp_call_function_many(
         &mut self,
         c: usize,
         targets: &[usize],
         info: &FlushInfo,
-    ) -> Vec<usize> {
+    ) -> Vec<(usize, usize)> {
         let mut acks = Vec::with_capacity(targets.len());
         let mut need_ipi = Vec::new();
         for &t in targets {
             let id = self.ack_fp.len();
             self.ack_fp.push(None);
-            acks.push(id);
+            acks.push((id, t));
+            // llist_add onto the target's call_single_queue: a locked cmpxchg on a line
+            // the target owns, one after another.
+            let rfo = self.mem.caches.transfer_fp(t, c);
+            self.charge(c, rfo);
             if self.cores[t].callq.is_empty() {
                 need_ipi.push(t);
             }
@@ -103,14 +107,17 @@ impl Machine {
             self.charge(k, fp(self.profile.apic.irq_entry_cycles));
             self.cores[k].stats.ipis_received += 1;
             let mut handled = Vec::new();
+            let mut handled_ids = Vec::new();
             while let Some(csd) = self.cores[k].callq.pop_front() {
                 let before = self.now(k);
-                self.charge(k, fp(self.profile.apic.call_function_cycles));
+                // The csd (and the queue head) were written by the initiator.
+                let miss = self.mem.caches.transfer_fp(csd.info.initiator, k);
+                self.charge(k, fp(self.profile.apic.call_function_cycles) + miss);
                 self.flush_tlb_func(k, &csd.info);
-                let done = self.now(k);
-                self.ack_fp[csd.id] =
-                    Some(done + self.mem.caches.transfer_fp(k, csd.info.initiator));
-                handled.push((csd.info.record, done - before));
+                // csd_unlock: the release store to the initiator's csd line.
+                self.ack_fp[csd.id] = Some(self.now(k));
+                handled.push((csd.info.record, self.now(k) - before));
+                handled_ids.push(csd.info.record);
             }
             self.charge(k, fp(self.profile.apic.irq_exit_cycles));
             let t1 = self.now(k);
@@ -123,26 +130,34 @@ impl Machine {
                 r.victims += 1;
             }
             self.cores[k].stats.irq_cycles += (t1 - t0) >> 8;
-            self.trace_span(k, "flush IPI", t0, t1);
-            if self.cores[k].current.is_none() {
+            if self.trace.is_some() {
+                let ids: Vec<String> = handled_ids.iter().map(|i| i.to_string()).collect();
+                self.trace_span(k, &format!("flush IPI (shootdowns {})", ids.join(",")), t0, t1);
+            }
+            if self.cores[k].current.is_none() && self.cores[k].runq.is_empty() {
                 self.enter_idle(k);
             }
         }
     }
 
-    /// csd_lock_wait for every ack slot: the waiting CPU stays in its kernel, interrupts
-    /// on, while the other CPUs advance; it resumes when the last ack is visible to it.
-    pub(crate) fn wait_for_acks(&mut self, c: usize, acks: Vec<usize>) {
+    /// csd_lock_wait for every ack slot, in target order: the waiting CPU stays in its
+    /// kernel, interrupts on, while the other CPUs advance. Each csd line was last
+    /// written by its target (csd_unlock), so reading it costs a line transfer once the
+    /// target has released it; the reads are sequential.
+    pub(crate) fn wait_for_acks(&mut self, c: usize, acks: Vec<(usize, usize)>) {
         if acks.is_empty() {
             return;
         }
         let start = self.now(c);
         self.cores[c].waiting += 1;
         loop {
-            if let Some(done) =
-                acks.iter().map(|&id| self.ack_fp[id]).try_fold(0u64, |m, a| a.map(|a| m.max(a)))
-            {
-                self.advance(c, done);
+            if acks.iter().all(|&(id, _)| self.ack_fp[id].is_some()) {
+                let mut t = self.now(c);
+                for &(id, target) in &acks {
+                    let released = self.ack_fp[id].unwrap_or(t);
+                    t = t.max(released) + self.mem.caches.transfer_fp(target, c);
+                }
+                self.advance(c, t);
                 break;
             }
             if !self.step() {

@@ -132,6 +132,8 @@ pub struct CoreState {
     pub waiting: u32,
     /// Idle, and since when.
     pub idle: Option<Idle>,
+    /// Lengths (cycles) of the last idle periods, newest last, for the governor.
+    pub idle_history: VecDeque<u64>,
     /// Next scheduler tick (local time).
     pub next_tick_fp: u64,
     /// Linux cpu_tlbstate.
@@ -406,7 +408,8 @@ impl Machine {
             }
         };
         for (k, core) in self.cores.iter().enumerate() {
-            if core.current.is_some() && core.waiting == 0 {
+            if core.waiting == 0 && (core.current.is_some() || !core.runq.is_empty()) {
+                // Running, or woken from idle with a task to switch to.
                 consider((self.now(k), 1, k));
             } else if let Some(ipi) = core.ipis.first() {
                 consider((self.now(k).max(ipi.arrival_fp), 1, k));
@@ -418,12 +421,22 @@ impl Machine {
         match best {
             None => false,
             Some((w, 0, _)) => {
-                self.fire_timers(w);
+                if self.fire_timers(w) == 0 {
+                    // A timer that fires nothing would be chosen again forever.
+                    self.fail(SimError::Deadlock(format!("timer at {w} fp woke no task")));
+                    return false;
+                }
                 true
             }
             Some((t, _, k)) => {
-                if self.cores[k].current.is_some() && self.cores[k].waiting == 0 {
+                let core = &self.cores[k];
+                if core.current.is_some() && core.waiting == 0 {
                     self.run_core(k);
+                } else if core.waiting == 0 && !core.runq.is_empty() {
+                    // The woken CPU has left its idle state: it takes the interrupts
+                    // that arrived meanwhile, then switches to the task.
+                    self.handle_ipis(k, t);
+                    self.schedule(k);
                 } else {
                     self.handle_ipis(k, t);
                 }
@@ -446,18 +459,20 @@ impl Machine {
     }
 
     /// Wakes every task whose timer expires at or before `at` (fp).
-    fn fire_timers(&mut self, at: u64) {
-        let now_ns = self.ns_of(at);
+    fn fire_timers(&mut self, at: u64) -> usize {
+        // Compared in the clock's own units, exactly as next_timer computed them (a
+        // round trip through nanoseconds could miss the timer and spin).
         let due: Vec<u32> = self
             .tasks
             .values()
             .filter(|t| match &t.state {
-                State::Blocked(Wait::Sleep { until_ns, .. }) => *until_ns <= now_ns,
-                State::Blocked(Wait::Futex { until_ns: Some(u), .. }) => *u <= now_ns,
+                State::Blocked(Wait::Sleep { until_ns, .. }) => self.fp_of_ns(*until_ns) <= at,
+                State::Blocked(Wait::Futex { until_ns: Some(u), .. }) => self.fp_of_ns(*u) <= at,
                 _ => false,
             })
             .map(|t| t.tid)
             .collect();
+        let n = due.len();
         for tid in due {
             let ret = match self.tasks.get(&tid).map(|t| &t.state) {
                 Some(State::Blocked(Wait::Futex { .. })) => -crate::fs::errno::ETIMEDOUT,
@@ -465,6 +480,7 @@ impl Machine {
             };
             self.wake(tid, ret, at);
         }
+        n
     }
 
     /// Makes a blocked task runnable with `ret` as its system call result, ready at `at`.

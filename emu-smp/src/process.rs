@@ -221,8 +221,9 @@ impl Machine {
             }
             self.deschedule(k);
         }
-        for core in &mut self.cores {
-            core.runq.retain(|t| *t != tid);
+        for k in 0..self.cores.len() {
+            self.cores[k].runq.retain(|t| *t != tid);
+            self.settle_idle(k);
         }
     }
 
@@ -613,6 +614,7 @@ impl Machine {
                     if !aff[k] && self.cores[k].runq.contains(&tid) {
                         self.cores[k].runq.retain(|x| *x != tid);
                         let at = self.cores[k].time_fp;
+                        self.settle_idle(k);
                         self.enqueue(tid, at, k);
                     }
                 }

@@ -7,6 +7,7 @@
 
 use crate::machine::{fp, Idle, Machine};
 use crate::task::State;
+use std::collections::VecDeque;
 
 impl Machine {
     /// Picks the CPU a runnable task goes to.
@@ -15,7 +16,10 @@ impl Machine {
         let n = self.cores.len();
         let prev = t.last_cpu.min(n - 1);
         let allowed = |k: usize| t.affinity.get(k).copied().unwrap_or(false);
-        let idle = |k: usize| self.cores[k].current.is_none() && self.cores[k].waiting == 0;
+        let idle = |k: usize| {
+            let c = &self.cores[k];
+            c.current.is_none() && c.waiting == 0 && c.runq.is_empty()
+        };
         if allowed(prev) && idle(prev) {
             return prev;
         }
@@ -29,20 +33,33 @@ impl Machine {
             .unwrap_or(prev)
     }
 
-    /// Makes `tid` runnable at local time `at`: on an idle CPU it starts at once (that
-    /// CPU leaving its idle state), otherwise it waits in a runqueue.
+    /// Makes `tid` runnable at local time `at`. It joins the chosen CPU's runqueue; an
+    /// idle CPU is woken and starts leaving its idle state at `at`, and switches to the
+    /// task when its own clock reaches the end of the exit latency (an event of its
+    /// own, so the task's mm enters mm_cpumask no earlier than that).
     pub(crate) fn enqueue(&mut self, tid: u32, at: u64, _waker: usize) {
         let k = self.select_task_rq(tid);
         if let Some(t) = self.tasks.get_mut(&tid) {
             t.state = State::Runnable;
         }
+        self.cores[k].runq.push_back(tid);
         if self.cores[k].current.is_none() && self.cores[k].waiting == 0 {
-            self.advance(k, at);
-            self.leave_idle(k);
-            self.switch_to(k, tid);
-        } else {
-            self.cores[k].runq.push_back(tid);
+            self.wake_idle_cpu(k, at);
         }
+    }
+
+    /// A CPU left with nothing to run (its woken-for task went elsewhere) goes idle.
+    pub(crate) fn settle_idle(&mut self, k: usize) {
+        let core = &self.cores[k];
+        if core.current.is_none() && core.runq.is_empty() && core.waiting == 0 {
+            self.enter_idle(k);
+        }
+    }
+
+    /// An idle CPU is told at `at` that it has work: it leaves its idle state then.
+    pub(crate) fn wake_idle_cpu(&mut self, k: usize, at: u64) {
+        self.advance(k, at);
+        self.leave_idle(k);
     }
 
     /// Runs `tid` on CPU `k` (which has no current task): the context switch, the
@@ -97,9 +114,10 @@ impl Machine {
             self.switch_to(k, next);
             return;
         }
-        // Idle balance: take a waiting task from the busiest runqueue it may leave.
+        // Idle balance: take a waiting task from the busiest runqueue it may leave. A
+        // queue whose CPU is only waking up for its task has nothing waiting.
         let busiest = (0..self.cores.len())
-            .filter(|&j| j != k)
+            .filter(|&j| j != k && self.cores[j].current.is_some())
             .filter_map(|j| {
                 let q = &self.cores[j].runq;
                 let pos =
@@ -116,15 +134,19 @@ impl Machine {
         self.enter_idle(k);
     }
 
-    /// The idle task starts on CPU `k`: lazy TLB, and an idle state deep enough for the
-    /// expected idle time (until the next timer) but not deeper.
+    /// The idle task starts on CPU `k`: lazy TLB, and the deepest idle state whose
+    /// target residency fits the predicted idle time. The prediction follows the menu
+    /// governor (drivers/cpuidle/governors/menu.c): the time to the next timer, capped
+    /// by the typical interval of this CPU's recent idle periods when they are regular.
     pub(crate) fn enter_idle(&mut self, k: usize) {
         if self.cores[k].idle.is_some() {
             return;
         }
         self.enter_lazy_tlb(k);
         let now = self.cores[k].time_fp;
-        let expected = self.next_timer_fp().map_or(u64::MAX, |w| w.saturating_sub(now)) >> 8;
+        let to_timer = self.next_timer_fp().map_or(u64::MAX, |w| w.saturating_sub(now)) >> 8;
+        let typical = typical_interval(&self.cores[k].idle_history, self.profile.ghz());
+        let expected = to_timer.min(typical);
         let states = &self.profile.idle.states;
         let state =
             states.iter().rposition(|s| s.target_residency_cycles <= expected as f64).unwrap_or(0);
@@ -136,7 +158,13 @@ impl Machine {
     pub(crate) fn leave_idle(&mut self, k: usize) {
         if let Some(idle) = self.cores[k].idle.take() {
             let now = self.cores[k].time_fp;
-            self.cores[k].stats.idle_cycles += now.saturating_sub(idle.since_fp) >> 8;
+            let length = now.saturating_sub(idle.since_fp) >> 8;
+            self.cores[k].stats.idle_cycles += length;
+            let history = &mut self.cores[k].idle_history;
+            if history.len() == IDLE_HISTORY {
+                history.pop_front();
+            }
+            history.push_back(length);
             let exit = fp(self.profile.idle.states[idle.state].exit_latency_cycles);
             self.cores[k].time_fp = now + exit;
             self.cores[k].stats.idle_exit_cycles += exit >> 8;
@@ -174,13 +202,13 @@ impl Machine {
             let idle = (0..self.cores.len()).find(|&j| {
                 self.cores[j].current.is_none()
                     && self.cores[j].waiting == 0
+                    && self.cores[j].runq.is_empty()
                     && self.tasks.get(&tid).is_some_and(|t| t.affinity[j])
             });
             if let Some(j) = idle {
                 self.cores[k].runq.pop_front();
-                self.advance(j, now);
-                self.leave_idle(j);
-                self.switch_to(j, tid);
+                self.cores[j].runq.push_back(tid);
+                self.wake_idle_cpu(j, now);
             }
         }
         if !self.cores[k].runq.is_empty() && self.cores[k].waiting == 0 {
@@ -197,5 +225,35 @@ impl Machine {
                 self.schedule(k);
             }
         }
+    }
+}
+
+/// Idle periods the governor remembers (menu.c's INTERVALS).
+const IDLE_HISTORY: usize = 8;
+
+/// menu.c's get_typical_interval, in cycles: the mean of the remembered idle periods
+/// if they are consistent (standard deviation at most a sixth of the mean, or at most
+/// 20 us), discarding the longest ones while at least three quarters remain; unknown
+/// (u64::MAX) otherwise or while fewer than all periods are known.
+fn typical_interval(history: &VecDeque<u64>, ghz: f64) -> u64 {
+    if history.len() < IDLE_HISTORY {
+        return u64::MAX;
+    }
+    let small_spread = 20_000.0 * ghz; // 20 us in cycles
+    let mut threshold = u64::MAX;
+    loop {
+        let kept: Vec<f64> =
+            history.iter().filter(|&&d| d <= threshold).map(|&d| d as f64).collect();
+        let n = kept.len() as f64;
+        let mean = kept.iter().sum::<f64>() / n;
+        let variance = kept.iter().map(|d| (d - mean) * (d - mean)).sum::<f64>() / n;
+        if mean * mean > 36.0 * variance || variance.sqrt() <= small_spread {
+            return mean as u64;
+        }
+        // Too spread out: drop the longest period and retry, keeping at least 3/4.
+        if (kept.len() - 1) * 4 < IDLE_HISTORY * 3 {
+            return u64::MAX;
+        }
+        threshold = (kept.iter().fold(0.0f64, |m, &d| m.max(d)) as u64).saturating_sub(1);
     }
 }

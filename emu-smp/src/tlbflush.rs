@@ -595,7 +595,8 @@ impl Machine {
         if self.strategy.flush != FlushTransport::Invlpgb {
             return;
         }
-        let pid = self.cores[c].current.and_then(|t| self.tasks.get(&t)).map_or(0, |t| t.tgid);
+        // current->pid is the thread id.
+        let pid = self.cores[c].current.unwrap_or(0);
         if u64::from(pid & 0x1f) != self.jiffies(c) & 0x1f {
             return;
         }

@@ -1,0 +1,370 @@
+//! Multi-core tests: the mm_cpumask lifecycle of seed 000 seen from the guest, global
+//! ASIDs under INVLPGB, shootdown costs that grow with the number of targets, the
+//! coherence oracle (silent for every shipped strategy, loud for a broken one),
+//! determinism of multi-threaded runs, and the trace formats.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The test guests in tests/guests, built once per test binary.
+fn guest(name: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| scratch("smp-guests"));
+    let out = dir.join(name);
+    if !out.exists() {
+        let src = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests").join(format!("{name}.c")),
+        )
+        .expect("read guest source");
+        // Build under a temporary name, then rename: tests run in parallel.
+        let tmp = format!("{name}.{}", std::thread::current().name().unwrap_or("t").len());
+        let built = build_c(dir, &tmp, &src, &["-pthread"]);
+        let _ = std::fs::rename(built, &out);
+    }
+    out
+}
+
+/// Runs emu with `args`, returning stdout and the parsed statistics.
+fn run_stats(name: &str, args: &[&str]) -> (String, Value) {
+    let dir = scratch(name);
+    let stats = dir.join("stats.json");
+    let o = emu().arg("run").arg("--stats").arg(&stats).args(args).output().expect("run emu");
+    assert_eq!(o.status.code(), Some(0), "{args:?}: {}", show(&o));
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(&stats).expect("stats written")).expect("stats JSON");
+    (String::from_utf8_lossy(&o.stdout).into_owned(), v)
+}
+
+fn total(v: &Value, key: &str) -> u64 {
+    v["totals"][key].as_u64().unwrap_or_else(|| panic!("totals.{key} missing"))
+}
+
+/// The lines "stage: cpulist" a guest printed.
+fn stages(out: &str) -> Vec<(String, String)> {
+    out.lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(a, b)| (a.to_string(), b.trim().to_string()))
+        .collect()
+}
+
+/// The CPUs of a cpulist such as `0-1,3`.
+fn cpus(list: &str) -> Vec<u32> {
+    let mut v = Vec::new();
+    for part in list.split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (u32, u32) = (a.parse().expect("cpu"), b.parse().expect("cpu"));
+        v.extend(a..=b);
+    }
+    v
+}
+
+fn mask_at<'a>(st: &'a [(String, String)], stage: &str) -> &'a str {
+    st.iter()
+        .find(|(s, _)| s == stage)
+        .map(|(_, m)| m.as_str())
+        .unwrap_or_else(|| panic!("stage `{stage}` not printed: {st:?}"))
+}
+
+#[test]
+fn cpumask_lifecycle_follows_each_policy() {
+    let g = guest("cpumask_lifecycle");
+    let g = g.to_str().expect("utf-8 path");
+    let expect = [
+        // Seed 000: set when CPU 1 first runs the mm, kept while it idles lazily, kept
+        // across a flush that frees no page tables while CPU 1 runs the child (another
+        // mm: should_flush_tlb sends it nothing), cleared by the flush that frees page
+        // tables (every CPU in the mask gets the IPI; flush_tlb_func on CPU 1 finds
+        // another mm loaded and leaves the mask).
+        ("lazy", ["0", "0-1", "0-1", "0", "0"]),
+        ("eager", ["0", "0", "0", "0", "0"]),
+        ("sticky", ["0", "0-1", "0-1", "0-1", "0-1"]),
+        ("all", ["0-3", "0-3", "0-3", "0-3", "0-3"]),
+    ];
+    let stage_names = [
+        "start",
+        "after a thread ran on CPU 1, now idle",
+        "after a flush that frees no page tables",
+        "after a flush that frees page tables",
+        "end",
+    ];
+    for (policy, masks) in expect {
+        let (out, _) =
+            run_stats(&format!("lifecycle-{policy}"), &["--cores", "4", "--cpumask", policy, g]);
+        let st = stages(&out);
+        for (stage, want) in stage_names.iter().zip(masks) {
+            assert_eq!(mask_at(&st, stage), want, "--cpumask {policy}, stage `{stage}`:\n{out}");
+        }
+    }
+}
+
+#[test]
+fn invlpgb_gives_busy_mms_a_global_asid_and_sends_no_flush_ipis() {
+    let g = guest("global_asid");
+    let g = g.to_str().expect("utf-8 path");
+    let (out, b) = run_stats(
+        "gasid-invlpgb",
+        &["--profile", "zen3", "--cores", "5", "--flush", "invlpgb", g, "8000"],
+    );
+    let st = stages(&out);
+    assert_eq!(mask_at(&st, "after the threads"), "0-4", "{out}");
+    // CPUs never leave a global-ASID mm's cpumask.
+    assert_eq!(mask_at(&st, "after a flush freeing page tables"), "0-4", "{out}");
+    assert!(total(&b, "invlpgb") > 0, "no INVLPGB issued");
+    // Once the mm has its global ASID, its flushes are broadcasts without IPIs.
+    let recs = b["shootdowns"].as_array().expect("records");
+    let broadcast: Vec<&Value> =
+        recs.iter().filter(|r| r["invlpgb"].as_u64().unwrap_or(0) > 0).collect();
+    assert!(broadcast.len() > 100, "only {} broadcast flushes", broadcast.len());
+    // While CPUs still run the mm on their old ASIDs, finish_asid_transition adds
+    // IPIs to the broadcast; once they have all switched, flushes send no IPIs.
+    let transition: Vec<usize> = recs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r["invlpgb"].as_u64().unwrap_or(0) > 0 && r["ipis_sent"] != 0)
+        .map(|(k, _)| k)
+        .collect();
+    assert!(transition.len() < 10, "{} flushes in ASID transition", transition.len());
+    let mm = &broadcast[0]["mm"];
+    let settled = transition.last().map_or(0, |&k| k + 1);
+    let later_ipis: u64 = recs[settled..]
+        .iter()
+        .filter(|r| &r["mm"] == mm)
+        .map(|r| r["ipis_sent"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(later_ipis, 0, "IPIs for the global-ASID mm after its transition");
+    assert_eq!(total(&b, "oracle_violations"), 0);
+
+    // The same program with IPIs: no broadcasts, many IPIs, CPU 4 leaves the mask
+    // when the flush reaches it running the child (other idle CPUs may have left it
+    // too, when a flush freeing page tables found them lazy).
+    let (out, i) =
+        run_stats("gasid-ipi", &["--profile", "zen3", "--cores", "5", "--flush", "ipi", g, "8000"]);
+    let after = cpus(mask_at(&stages(&out), "after a flush freeing page tables"));
+    assert!(!after.contains(&4) && after.contains(&0), "{out}");
+    assert_eq!(total(&i, "invlpgb"), 0);
+    assert!(total(&i, "ipis_sent") > 1000);
+    assert_eq!(total(&i, "oracle_violations"), 0);
+}
+
+/// Mean of a per-record field over madvise shootdowns that reached remote CPUs.
+fn mean_over_madvise(v: &Value, field: &str) -> f64 {
+    let recs: Vec<&Value> = v["shootdowns"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|r| r["reason"] == "madvise" && r["targets"].as_u64().unwrap_or(0) > 0)
+        .collect();
+    assert!(!recs.is_empty());
+    recs.iter().map(|r| r[field].as_f64().unwrap_or(0.0)).sum::<f64>() / recs.len() as f64
+}
+
+#[test]
+fn shootdown_cost_grows_with_the_number_of_targets() {
+    let mut last: Option<(f64, f64, f64)> = None;
+    for n in [2usize, 4, 8] {
+        let threads = n.to_string();
+        let (_, v) = run_stats(
+            &format!("grow-{n}"),
+            &["--cores", &threads, "--flush", "ipi", "madvise_shared", &threads, "16", "100"],
+        );
+        assert_eq!(total(&v, "oracle_violations"), 0);
+        let targets = mean_over_madvise(&v, "targets");
+        let latency = mean_over_madvise(&v, "latency_cycles");
+        let ipis = mean_over_madvise(&v, "ipis_sent");
+        if let Some((t0, l0, i0)) = last {
+            assert!(targets > t0, "{n} cores: targets {targets} <= {t0}");
+            assert!(ipis > i0, "{n} cores: IPIs per shootdown {ipis} <= {i0}");
+            assert!(latency > l0, "{n} cores: latency {latency} <= {l0}");
+        }
+        last = Some((targets, latency, ipis));
+    }
+}
+
+#[test]
+fn icr_writes_follow_the_apic_mode() {
+    // A profile file derived from the built-in one, with another APIC mode.
+    let dir = scratch("icr-profiles");
+    let base = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("emu-smp/profiles/skylake-sp.toml"),
+    )
+    .expect("built-in profile source");
+    assert!(base.contains("mode = \"x2apic-cluster\"") && base.contains("cluster_size = 16"));
+    let variant = |name: &str, from: &str, to: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, base.replace(from, to)).expect("write profile");
+        p.to_str().expect("utf-8").to_string()
+    };
+    let physical =
+        variant("physical.toml", "mode = \"x2apic-cluster\"", "mode = \"x2apic-physical\"");
+    let small = variant("small.toml", "cluster_size = 16", "cluster_size = 2");
+    let run = |profile: &str| {
+        let (_, v) = run_stats(
+            "icr",
+            &[
+                "--profile",
+                profile,
+                "--cores",
+                "8",
+                "--flush",
+                "ipi",
+                "madvise_shared",
+                "8",
+                "16",
+                "50",
+            ],
+        );
+        v["shootdowns"].as_array().expect("records").clone()
+    };
+    let mut checked = 0;
+    // Cluster mode, 8 CPUs in one cluster of 16: one ICR write per IPI round.
+    for r in run("skylake-sp") {
+        if r["ipis_sent"].as_u64().unwrap_or(0) > 0 {
+            assert_eq!(r["icr_writes"], 1, "{r}");
+            checked += 1;
+        }
+    }
+    // Physical mode: one write per IPI.
+    for r in run(&physical) {
+        assert_eq!(r["icr_writes"], r["ipis_sent"], "{r}");
+    }
+    // Clusters of two: more than one write once targets span clusters, never more
+    // than one per IPI.
+    let recs = run(&small);
+    assert!(recs.iter().any(|r| r["icr_writes"].as_u64().unwrap_or(0) > 1));
+    for r in &recs {
+        let (w, i) = (r["icr_writes"].as_u64().unwrap_or(0), r["ipis_sent"].as_u64().unwrap_or(0));
+        assert!(w <= i && (i == 0 || w >= i.div_ceil(2)), "{r}");
+    }
+    assert!(checked > 100);
+}
+
+#[test]
+fn oracle_is_silent_for_every_strategy_and_catches_a_broken_one() {
+    let strategies = [
+        ("skylake-sp", "lazy", "ipi"),
+        ("skylake-sp", "lazy-notrim", "ipi"),
+        ("skylake-sp", "eager", "ipi"),
+        ("skylake-sp", "sticky", "ipi"),
+        ("skylake-sp", "all", "ipi"),
+        ("zen3", "lazy", "invlpgb"),
+        ("zen3", "sticky", "invlpgb"),
+    ];
+    // Small instances of every catalogue workload that makes shootdowns.
+    let workloads: [&[&str]; 5] = [
+        &["madvise_shared", "4", "8", "40"],
+        &["mmap_churn", "4", "4", "40"],
+        &["mprotect_flip", "2", "2", "16", "30"],
+        &["idle_unmap", "3", "4", "10", "200", "10"],
+        &["fork_churn", "30", "2"],
+    ];
+    for (profile, cpumask, flush) in strategies {
+        for w in workloads {
+            let mut args =
+                vec!["--profile", profile, "--cores", "4", "--cpumask", cpumask, "--flush", flush];
+            args.extend_from_slice(w);
+            let (_, v) = run_stats("oracle", &args);
+            assert_eq!(total(&v, "oracle_violations"), 0, "{args:?}: {}", v["violations"]);
+            assert!(total(&v, "shootdowns") > 0, "{args:?} made no shootdowns");
+        }
+    }
+    // Dropping a target from every flush leaves stale translations in use.
+    // mprotect_flip's readers keep using the region whose permissions change.
+    let (_, v) =
+        run_stats("oracle-broken", &["--cores", "4", "--broken", "drop-target", "mprotect_flip"]);
+    assert!(total(&v, "oracle_violations") > 0, "the oracle missed a dropped flush target");
+    let first = &v["violations"][0];
+    assert!(first["address"].as_u64().is_some() && first["core"].as_u64().is_some(), "{first}");
+}
+
+#[test]
+fn multithreaded_runs_are_deterministic() {
+    let dir = scratch("smp-determinism");
+    let mut outputs = Vec::new();
+    for i in 0..2 {
+        let stats = dir.join(format!("s{i}.json"));
+        let trace = dir.join(format!("t{i}.json"));
+        let ftrace = dir.join(format!("f{i}.txt"));
+        let o = emu()
+            .args(["run", "--cores", "4", "--seed", "7", "--stats"])
+            .arg(&stats)
+            .arg("--trace")
+            .arg(&trace)
+            .arg("--ftrace")
+            .arg(&ftrace)
+            .args(["mmap_churn", "4", "4", "60"])
+            .output()
+            .expect("run");
+        assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+        let read = |p: &Path| std::fs::read(p).expect("output written");
+        outputs.push((o.stdout, read(&stats), read(&trace), read(&ftrace)));
+    }
+    assert!(outputs[0] == outputs[1], "two identical runs differ");
+}
+
+#[test]
+fn traces_are_valid_chrome_json_and_ftrace_text() {
+    let dir = scratch("smp-traces");
+    let trace = dir.join("t.json");
+    let ftrace = dir.join("f.txt");
+    let o = emu()
+        .args(["run", "--cores", "4", "--trace"])
+        .arg(&trace)
+        .arg("--ftrace")
+        .arg(&ftrace)
+        .args(["madvise_shared", "4", "8", "20"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let v: Value = serde_json::from_slice(&std::fs::read(&trace).expect("trace")).expect("JSON");
+    let events = v["traceEvents"].as_array().expect("traceEvents");
+    let named = |n: &str| {
+        events.iter().filter(|e| e["name"].as_str().is_some_and(|s| s.starts_with(n))).count()
+    };
+    assert!(named("flush IPI") > 0 && named("wait for flush acks") > 0, "no flush spans");
+    // Flow arrows pair up: every IPI sent is received.
+    let starts = events.iter().filter(|e| e["cat"] == "ipi" && e["ph"] == "s").count();
+    let ends = events.iter().filter(|e| e["cat"] == "ipi" && e["ph"] == "f").count();
+    assert!(starts > 0 && starts == ends, "IPI flows: {starts} sent, {ends} received");
+    for e in events {
+        assert!(e["ph"].is_string() && e["pid"].is_number(), "{e}");
+        // Metadata and counters are per process; the rest belong to a CPU's track.
+        assert!(e["ph"] == "M" || e["ph"] == "C" || e["tid"].is_number(), "{e}");
+        assert!(e["ph"] == "M" || e["ts"].is_number(), "{e}");
+    }
+    // ftrace text: the header, then `task-pid [cpu] flags timestamp: tlb_flush: ...`.
+    let text = std::fs::read_to_string(&ftrace).expect("ftrace");
+    assert!(text.starts_with("# tracer: nop"));
+    let mut reasons = std::collections::BTreeSet::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (head, event) = line.split_once(": tlb_flush: ").expect("tlb_flush event");
+        let fields: Vec<&str> = head.split_whitespace().collect();
+        assert_eq!(fields.len(), 4, "{line}");
+        assert!(fields[1].starts_with('[') && fields[1].ends_with(']'), "{line}");
+        assert!(fields[3].parse::<f64>().is_ok(), "{line}");
+        assert!(event.starts_with("pages:"), "{line}");
+        reasons.insert(event.split("reason:").nth(1).unwrap_or("").to_string());
+    }
+    for want in ["remote ipi send (4)", "remote shootdown (1)", "local mm shootdown (3)"] {
+        assert!(reasons.contains(want), "no `{want}` event in {reasons:?}");
+    }
+}
+
+#[test]
+fn strategy_flags_are_checked() {
+    for args in [
+        vec!["run", "--cpumask", "bogus", "hello"],
+        vec!["run", "--flush", "bogus", "hello"],
+        vec!["run", "--broken", "bogus", "hello"],
+        // INVLPGB on a CPU without it.
+        vec!["run", "--profile", "skylake-sp", "--flush", "invlpgb", "hello"],
+    ] {
+        let o = emu().args(&args).output().expect("run");
+        assert_ne!(o.status.code(), Some(0), "{args:?}");
+        assert!(o.stdout.is_empty(), "{args:?}");
+        assert!(!o.stderr.is_empty(), "{args:?}");
+    }
+}
