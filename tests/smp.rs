@@ -172,6 +172,10 @@ fn shootdown_cost_grows_with_the_number_of_targets() {
             &["--cores", &threads, "--flush", "ipi", "madvise_shared", &threads, "16", "100"],
         );
         assert_eq!(total(&v, "oracle_violations"), 0);
+        // Each thread re-touches the slice it just zapped: the walks that bring those
+        // translations back are the shootdown's refills, about one per page.
+        let refills = mean_over_madvise(&v, "refills");
+        assert!((8.0..=16.0 * n as f64).contains(&refills), "{n} cores: {refills} refills");
         let targets = mean_over_madvise(&v, "targets");
         let latency = mean_over_madvise(&v, "latency_cycles");
         let ipis = mean_over_madvise(&v, "ipis_sent");

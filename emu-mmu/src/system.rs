@@ -16,6 +16,7 @@ use crate::psc::Psc;
 use crate::tlb::{Flush, Holds, TlbArray, TlbEntry, PERM_D, PERM_STALE, PERM_U, PERM_W, PERM_X};
 use crate::walker::{walk, Walk, WalkTrace};
 use emu_core::{Access, GuestMem, PageFault};
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 /// Translation counters of one core.
@@ -98,7 +99,14 @@ pub struct CoreMmu {
     pub inval: InvalidationStats,
     last_data: LastHit,
     last_fetch: LastHit,
+    /// Translations removed by a tagged invalidation and not yet walked again: (PCID,
+    /// page base) to the tag (see [`MemSystem::set_flush_tag`]).
+    dropped: FxHashMap<(u16, u64), u32>,
 }
+
+/// Most dropped translations remembered per core for refill attribution; beyond it the
+/// oldest knowledge is discarded (the count then undercounts, never overcounts).
+const MAX_DROPPED: usize = 1 << 16;
 
 impl CoreMmu {
     fn new(p: &MmuParams) -> Self {
@@ -114,14 +122,30 @@ impl CoreMmu {
             inval: InvalidationStats::default(),
             last_data: NO_HIT,
             last_fetch: NO_HIT,
+            dropped: FxHashMap::default(),
         }
     }
 
     /// Applies an invalidation to every TLB array and the paging-structure caches.
-    fn apply(&mut self, f: &Flush) {
+    fn apply(&mut self, f: &Flush, tag: Option<u32>) {
         self.last_data = NO_HIT;
         self.last_fetch = NO_HIT;
-        let n = self.itlb.flush(f) + self.dtlb.flush(f) + self.dtlb2m.flush(f) + self.stlb.flush(f);
+        let n = if let Some(tag) = tag {
+            if self.dropped.len() >= MAX_DROPPED {
+                self.dropped.clear();
+            }
+            let d = &mut self.dropped;
+            let mut note = |e: &TlbEntry| {
+                let shift = if e.huge { 21 } else { 12 };
+                d.insert((e.pcid, e.vpn << shift), tag);
+            };
+            self.itlb.flush_with(f, &mut note)
+                + self.dtlb.flush_with(f, &mut note)
+                + self.dtlb2m.flush_with(f, &mut note)
+                + self.stlb.flush_with(f, &mut note)
+        } else {
+            self.itlb.flush(f) + self.dtlb.flush(f) + self.dtlb2m.flush(f) + self.stlb.flush(f)
+        };
         self.inval.tlb_entries += n;
         self.inval.psc_entries += self.psc.flush(f);
     }
@@ -153,6 +177,8 @@ pub struct MemSystem {
     l1_fp: u64,
     ad_fp: u64,
     stale_uses: Vec<StaleUse>,
+    flush_tag: Option<u32>,
+    refills: Vec<(usize, u32)>,
 }
 
 fn fp(c: f64) -> u64 {
@@ -179,6 +205,8 @@ impl MemSystem {
             ad_fp: fp(params.mmu.ad_update_cycles),
             params,
             stale_uses: Vec::new(),
+            flush_tag: None,
+            refills: Vec::new(),
         }
     }
 
@@ -261,7 +289,7 @@ impl MemSystem {
             c.inval.cr3_noflush += 1;
         } else {
             c.inval.cr3_flush += 1;
-            c.apply(&Flush::Pcid(pcid));
+            c.apply(&Flush::Pcid(pcid), self.flush_tag);
         }
         fp(self.params.mmu.cr3_write_cycles)
     }
@@ -272,7 +300,7 @@ impl MemSystem {
         let c = &mut self.cores[core];
         c.inval.invlpg += 1;
         let pcid = c.pcid;
-        c.apply(&Flush::Page { pcid, va });
+        c.apply(&Flush::Page { pcid, va }, self.flush_tag);
         fp(self.params.mmu.invlpg_cycles)
     }
 
@@ -287,7 +315,7 @@ impl MemSystem {
         };
         let c = &mut self.cores[core];
         c.inval.invpcid[(kind & 3) as usize] += 1;
-        c.apply(&f);
+        c.apply(&f, self.flush_tag);
         fp(self.params.mmu.invpcid_cycles)
     }
 
@@ -299,7 +327,7 @@ impl MemSystem {
         self.cores[issuer].inval.invlpgb_issued += 1;
         for c in &mut self.cores {
             c.inval.invlpgb_received += 1;
-            c.apply(f);
+            c.apply(f, self.flush_tag);
         }
         fp(self.params.mmu.invlpgb_cycles)
     }
@@ -308,6 +336,23 @@ impl MemSystem {
     pub fn tlbsync(&mut self, issuer: usize) -> u64 {
         self.cores[issuer].inval.tlbsync += 1;
         fp(self.params.mmu.tlbsync_cycles)
+    }
+
+    /// Tags the invalidations that follow (until set to `None`) so that later walks
+    /// refilling a translation they removed are attributed to the tag (a shootdown).
+    pub fn set_flush_tag(&mut self, tag: Option<u32>) {
+        self.flush_tag = tag;
+    }
+
+    /// Drains the (core, tag) pairs of walks that refilled a translation removed by a
+    /// tagged invalidation.
+    pub fn take_refills(&mut self) -> Vec<(usize, u32)> {
+        std::mem::take(&mut self.refills)
+    }
+
+    /// True when refills are waiting to be drained.
+    pub fn has_refills(&self) -> bool {
+        !self.refills.is_empty()
     }
 
     /// Drains the stall cycles charged on behalf of the selected core.
@@ -418,8 +463,8 @@ impl MemSystem {
             if !needs_dirty {
                 // A cached translation forbids the access: fault, dropping the entry.
                 let c = &mut self.cores[cur];
-                c.apply(&Flush::PagePcid { pcid, va });
-                c.apply(&Flush::Page { pcid, va });
+                c.apply(&Flush::PagePcid { pcid, va }, None);
+                c.apply(&Flush::Page { pcid, va }, None);
                 c.stats.stale_permission_faults += 1;
                 return Err(PageFault { addr: va, access, protection: true });
             }
@@ -498,6 +543,15 @@ impl MemSystem {
             c.psc.fill(level, va, pcid, table, perms, entry_pa, gen);
         }
         c.stats.walks += 1;
+        if !c.dropped.is_empty() && r.is_ok() {
+            let tag = c
+                .dropped
+                .remove(&(pcid, va & !0xfff))
+                .or_else(|| c.dropped.remove(&(pcid, va & !0x1f_ffff)));
+            if let Some(tag) = tag {
+                self.refills.push((cur, tag));
+            }
+        }
         c.stats.ad_updates += t.nad as u64;
         if r.is_err() {
             c.stats.walk_faults += 1;

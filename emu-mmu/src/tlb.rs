@@ -293,10 +293,17 @@ impl TlbArray {
 
     /// Applies an invalidation; returns how many entries it removed.
     pub fn flush(&mut self, f: &Flush) -> u64 {
+        self.flush_with(f, |_| {})
+    }
+
+    /// Applies an invalidation, showing each removed entry to `removed`; returns how
+    /// many entries it removed.
+    pub fn flush_with(&mut self, f: &Flush, mut removed: impl FnMut(&TlbEntry)) -> u64 {
         let mut n = 0;
         let mut kill = |e: &mut TlbEntry| {
             if f.hits(e) {
                 e.valid = false;
+                removed(e);
                 n += 1;
             }
         };

@@ -28,12 +28,9 @@ pub mod errno {
     pub const EMFILE: i64 = 24;
     pub const ENOTTY: i64 = 25;
     pub const ESPIPE: i64 = 29;
-    pub const EROFS: i64 = 30;
     pub const EPIPE: i64 = 32;
     pub const ERANGE: i64 = 34;
     pub const ENOSYS: i64 = 38;
-    pub const ENOTEMPTY: i64 = 39;
-    pub const ENOTSUP: i64 = 95;
     pub const ETIMEDOUT: i64 = 110;
 }
 use errno::*;

@@ -217,8 +217,8 @@ impl Machine {
             mem.phys.enable_oracle();
         }
         let mut rng = SimRng::new(cfg.seed);
-        let init_mm = Mm::new(INIT_MM, &mut mem.phys, 1, cfg.cores).map_err(oom)?;
-        let mut mm = Mm::new(1, &mut mem.phys, 2, cfg.cores).map_err(oom)?;
+        let init_mm = Mm::new(&mut mem.phys, 1, cfg.cores).map_err(oom)?;
+        let mut mm = Mm::new(&mut mem.phys, 2, cfg.cores).map_err(oom)?;
         mm.thp = cfg.thp;
         let hwcap = profile.cpuid(0, cfg.cores as u32).query(1, 0)[3];
         let loaded = loader::load(
@@ -504,6 +504,14 @@ impl Machine {
             self.tick(c);
         }
         let Some(tid) = self.cores[c].current else { return };
+        // exit_to_user_mode: signals that became pending while the task was elsewhere
+        // (in a syscall, blocked, on its runqueue, or running when another CPU sent them).
+        if self.tasks.get(&tid).is_some_and(|t| t.pending & !t.sigmask != 0) {
+            self.deliver_pending(c, tid);
+            if self.cores[c].current != Some(tid) || self.outcome.is_some() {
+                return;
+            }
+        }
         let now = self.now(c);
         let mut until = now + self.quantum_fp;
         if let Some(ipi) = self.cores[c].ipis.first() {
@@ -522,6 +530,13 @@ impl Machine {
         self.kstats.instructions += ran;
         if self.mem.has_stale_uses() {
             self.record_violations();
+        }
+        if self.mem.has_refills() {
+            for (_, record) in self.mem.take_refills() {
+                if let Some(r) = self.shootdowns.get_mut(record as usize) {
+                    r.refills += 1;
+                }
+            }
         }
         if let Some(limit) = self.max_insns {
             if self.kstats.instructions >= limit {

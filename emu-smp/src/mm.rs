@@ -180,8 +180,6 @@ fn same_backing(a: &Backing, b: &Backing) -> bool {
 
 /// A process address space.
 pub struct Mm {
-    /// Identifier.
-    pub id: u32,
     /// PML4 frame.
     pub root: Pfn,
     /// Areas by start address.
@@ -204,7 +202,7 @@ pub struct Mm {
 
 impl Mm {
     /// An empty address space with TLB context id `ctx_id` on a machine of `ncpus` CPUs.
-    pub fn new(id: u32, phys: &mut PhysMem, ctx_id: u64, ncpus: usize) -> Result<Mm, OutOfMemory> {
+    pub fn new(phys: &mut PhysMem, ctx_id: u64, ncpus: usize) -> Result<Mm, OutOfMemory> {
         let root = phys.alloc()?;
         Ok(Mm {
             ctx: crate::tlbflush::MmCtx {
@@ -215,7 +213,6 @@ impl Mm {
                 global_asid: 0,
                 asid_transition: false,
             },
-            id,
             root,
             vmas: BTreeMap::new(),
             brk_start: 0,
@@ -667,8 +664,8 @@ impl Mm {
     /// Duplicates this address space for fork: private writable pages become shared
     /// copy-on-write in both (parent PTEs are write-protected), shared mappings share
     /// frames, page tables are copied.
-    pub fn fork(&mut self, phys: &mut PhysMem, id: u32, ctx_id: u64) -> Result<Mm, OutOfMemory> {
-        let mut child = Mm::new(id, phys, ctx_id, self.ctx.cpumask.to_bools().len())?;
+    pub fn fork(&mut self, phys: &mut PhysMem, ctx_id: u64) -> Result<Mm, OutOfMemory> {
+        let mut child = Mm::new(phys, ctx_id, self.ctx.cpumask.to_bools().len())?;
         child.thp = self.thp;
         child.vmas = self.vmas.clone();
         child.brk_start = self.brk_start;
@@ -739,7 +736,7 @@ mod tests {
     #[test]
     fn demand_fault_and_unmap_frees_tables() {
         let mut phys = PhysMem::new(64);
-        let mut mm = Mm::new(1, &mut phys, 2, 1).unwrap();
+        let mut mm = Mm::new(&mut phys, 2, 1).unwrap();
         mm.insert(anon(0x10_0000, 0x20_0000, PROT_READ | PROT_WRITE));
         assert_eq!(mm.fault(&mut phys, 0x10_1234, true, false).unwrap(), Fault::Mapped);
         assert_eq!(mm.fault(&mut phys, 0x10_1234, true, false).unwrap(), Fault::Spurious);
@@ -756,7 +753,7 @@ mod tests {
     #[test]
     fn partial_unmap_splits_and_keeps_tables_in_use() {
         let mut phys = PhysMem::new(64);
-        let mut mm = Mm::new(1, &mut phys, 2, 1).unwrap();
+        let mut mm = Mm::new(&mut phys, 2, 1).unwrap();
         mm.insert(anon(0x10_0000, 0x10_4000, PROT_READ | PROT_WRITE));
         for k in 0..4 {
             mm.fault(&mut phys, 0x10_0000 + k * PAGE, true, false).unwrap();
@@ -772,14 +769,14 @@ mod tests {
     #[test]
     fn mprotect_and_cow() {
         let mut phys = PhysMem::new(64);
-        let mut mm = Mm::new(1, &mut phys, 2, 1).unwrap();
+        let mut mm = Mm::new(&mut phys, 2, 1).unwrap();
         mm.insert(anon(0x10_0000, 0x10_2000, PROT_READ | PROT_WRITE));
         mm.fault(&mut phys, 0x10_0000, true, false).unwrap();
         assert!(mm.protect(&mut phys, 0x10_0000, 0x10_1000, PROT_READ));
         assert_eq!(mm.fault(&mut phys, 0x10_0000, true, false).unwrap(), Fault::Segv);
         assert!(mm.protect(&mut phys, 0x10_0000, 0x10_1000, PROT_READ | PROT_WRITE));
         assert_eq!(mm.vmas.len(), 1, "merged back");
-        let mut child = mm.fork(&mut phys, 2, 3).unwrap();
+        let mut child = mm.fork(&mut phys, 3).unwrap();
         assert_eq!(child.fault(&mut phys, 0x10_0000, true, false).unwrap(), Fault::CowBroken);
         assert_eq!(mm.fault(&mut phys, 0x10_0000, true, false).unwrap(), Fault::CowBroken);
         let a = PageTables::leaf(&phys, mm.root, 0x10_0000).unwrap().pte & ADDR;
@@ -790,7 +787,7 @@ mod tests {
     #[test]
     fn find_free_is_top_down() {
         let mut phys = PhysMem::new(64);
-        let mut mm = Mm::new(1, &mut phys, 2, 1).unwrap();
+        let mut mm = Mm::new(&mut phys, 2, 1).unwrap();
         let a = mm.find_free(0x2000).unwrap();
         assert_eq!(a, MMAP_BASE - 0x2000);
         mm.insert(anon(a, a + 0x2000, PROT_READ));
@@ -805,7 +802,7 @@ mod huge_tests {
     #[test]
     fn madvised_region_gets_a_2m_page_and_splits_on_partial_unmap() {
         let mut phys = PhysMem::new(64);
-        let mut mm = Mm::new(1, &mut phys, 2, 1).unwrap();
+        let mut mm = Mm::new(&mut phys, 2, 1).unwrap();
         let v = Vma {
             start: 0x4000_0000,
             end: 0x4040_0000,

@@ -12,7 +12,6 @@ use crate::task::{State, Task, Wait};
 #[allow(missing_docs)]
 pub mod cl {
     pub const VM: u64 = 0x100;
-    pub const FS: u64 = 0x200;
     pub const FILES: u64 = 0x400;
     pub const SIGHAND: u64 = 0x800;
     pub const VFORK: u64 = 0x4000;
@@ -54,7 +53,7 @@ impl Machine {
             let ctx_id = self.next_ctx_id;
             self.next_ctx_id += 1;
             let Some(pm) = self.mms.get_mut(&parent.mm) else { return Sys::Ret(-ENOMEM) };
-            let child = match pm.fork(&mut self.mem.phys, id, ctx_id) {
+            let child = match pm.fork(&mut self.mem.phys, ctx_id) {
                 Ok(m) => m,
                 Err(_) => return Sys::Ret(-ENOMEM),
             };
@@ -319,6 +318,11 @@ impl Machine {
             self.wake(v, i64::from(tgid), at);
         }
         self.notify_parent(leader.ppid, at);
+        // do_notify_parent: the exit signal (SIGCHLD after fork) goes to the parent,
+        // after a waiting wait4 has been completed (it returns the child, not EINTR).
+        if leader.exit_signal != 0 && self.tasks.contains_key(&leader.ppid) {
+            self.signal_thread(c, leader.ppid, leader.exit_signal);
+        }
     }
 
     /// A child changed state: complete a matching wait4 of the parent.

@@ -120,8 +120,8 @@ pub struct ShootdownRecord {
     pub victims: u32,
     /// Cycles the remote CPUs spent on it (interrupt entry/exit shares, the flush).
     pub victim_cycles: u64,
-    /// Page walks that refilled translations of the range afterwards (reserved: 0 until
-    /// attributed).
+    /// Page walks, on any core, that later brought back a translation this shootdown's
+    /// invalidations removed (each removed translation counts at most once).
     pub refills: u64,
 }
 

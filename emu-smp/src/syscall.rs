@@ -66,9 +66,7 @@ pub mod nr {
     pub const UNAME: u64 = 63;
     pub const FCNTL: u64 = 72;
     pub const FSYNC: u64 = 74;
-    pub const GETDENTS: u64 = 78;
     pub const GETCWD: u64 = 79;
-    pub const CHDIR: u64 = 80;
     pub const READLINK: u64 = 89;
     pub const UMASK: u64 = 95;
     pub const GETTIMEOFDAY: u64 = 96;

@@ -527,6 +527,13 @@ impl Machine {
 
     /// flush_tlb_func on CPU `c` (local, or in the IPI handler).
     pub(crate) fn flush_tlb_func(&mut self, c: usize, f: &FlushInfo) {
+        // Translations this removes and a later walk brings back count as its refills.
+        self.mem.set_flush_tag(Some(f.record as u32));
+        self.flush_tlb_func_inner(c, f);
+        self.mem.set_flush_tag(None);
+    }
+
+    fn flush_tlb_func_inner(&mut self, c: usize, f: &FlushInfo) {
         let local = c == f.initiator;
         let base = crate::machine::fp(self.profile.kernel.flush_func_cycles);
         self.charge(c, base);
@@ -659,6 +666,12 @@ impl Machine {
     /// broadcast_tlb_flush: INVLPGB over the range (in chunks of the CPU's maximum page
     /// count), finish_asid_transition, TLBSYNC.
     fn broadcast_tlb_flush(&mut self, c: usize, info: &FlushInfo) {
+        self.mem.set_flush_tag(Some(info.record as u32));
+        self.broadcast_tlb_flush_inner(c, info);
+        self.mem.set_flush_tag(None);
+    }
+
+    fn broadcast_tlb_flush_inner(&mut self, c: usize, info: &FlushInfo) {
         let asid = self.mms.get(&info.mm).map_or(0, |m| m.ctx.global_asid);
         let pcid = kern_pcid(asid);
         let max = u64::from(self.profile.cpu.invlpgb_max_pages.max(1));
