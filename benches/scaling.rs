@@ -4,7 +4,8 @@
 //! iterations are divided among the threads), so a simulator whose cost grows with
 //! guest work, not with cores squared, shows a flat host-seconds-per-instruction column.
 //! Prints host wall time (best of N), guest instructions, shootdowns, IPIs, and host
-//! seconds per billion guest instructions and per thousand shootdowns.
+//! seconds per billion guest instructions, and host microseconds per shootdown and per
+//! shootdown target (a remote CPU a flush was queued for).
 //!
 //! Run: `cargo bench --bench scaling` (optionally `-- --quick`, `-- --profile zen3`,
 //! `-- --flush invlpgb`).
@@ -36,8 +37,16 @@ fn main() {
          profile {profile}, flush {flush}; best of {reps}"
     );
     println!(
-        "{:>5} {:>9} {:>12} {:>10} {:>10} {:>14} {:>16}",
-        "cores", "host s", "guest insns", "shootdowns", "IPIs", "s per 1e9 insn", "s per 1e3 flushes"
+        "{:>5} {:>8} {:>11} {:>10} {:>8} {:>8} {:>14} {:>12} {:>12}",
+        "cores",
+        "host s",
+        "guest insns",
+        "shootdowns",
+        "targets",
+        "IPIs",
+        "s per 1e9 insn",
+        "us per flush",
+        "us per target"
     );
     for cores in [1usize, 2, 4, 8, 16, 32, 64] {
         let n = cores.to_string();
@@ -60,15 +69,22 @@ fn main() {
         let t = &v["totals"];
         let insns = t["instructions"].as_u64().unwrap_or(0);
         let flushes = t["shootdowns"].as_u64().unwrap_or(0);
+        // Remote CPUs a flush was queued for, summed over all shootdowns.
+        let targets: u64 = v["shootdowns"]
+            .as_array()
+            .map(|r| r.iter().map(|x| x["targets"].as_u64().unwrap_or(0)).sum())
+            .unwrap_or(0);
         println!(
-            "{:>5} {:>9.3} {:>12} {:>10} {:>10} {:>14.2} {:>16.3}",
+            "{:>5} {:>8.3} {:>11} {:>10} {:>8} {:>8} {:>14.1} {:>12.2} {:>12.2}",
             cores,
             best,
             insns,
             flushes,
+            targets,
             t["ipis_sent"].as_u64().unwrap_or(0),
             best / insns.max(1) as f64 * 1e9,
-            best / flushes.max(1) as f64 * 1e3,
+            best / flushes.max(1) as f64 * 1e6,
+            if targets > 0 { best / targets as f64 * 1e6 } else { f64::NAN },
         );
     }
     let _ = std::fs::remove_file(&stats);

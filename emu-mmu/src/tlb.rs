@@ -346,18 +346,37 @@ impl TlbArray {
         stale: impl Fn(&TlbEntry) -> bool,
     ) -> u64 {
         let mut n = 0;
-        for e in self.entries.iter_mut() {
+        let mut visit = |e: &mut TlbEntry| {
             if !e.valid || e.global || e.pcid != pcid || e.perms & PERM_STALE != 0 {
-                continue;
+                return;
             }
             let shift = if e.huge { 21 } else { 12 };
             let lo = e.vpn << shift;
             let hi = lo + (1u64 << shift);
             if hi <= start || lo >= end || !stale(e) {
-                continue;
+                return;
             }
             e.perms = (e.perms | PERM_STALE) & !PERM_U;
             n += 1;
+        };
+        let pages = (end.saturating_sub(start)) >> 12;
+        if pages as usize >= self.sets {
+            self.entries.iter_mut().for_each(visit);
+            return n;
+        }
+        // A short range: only the sets its 4 KiB and 2 MiB pages map to.
+        let ways = self.ways;
+        let mut sets: Vec<usize> = Vec::with_capacity(pages as usize + 2);
+        if self.holds != Holds::Huge {
+            sets.extend((start >> 12..end.div_ceil(4096)).map(|v| self.set_of(v)));
+        }
+        if self.holds != Holds::Small {
+            sets.extend((start >> 21..end.div_ceil(1 << 21)).map(|v| self.set_of(v)));
+        }
+        sets.sort_unstable();
+        sets.dedup();
+        for set in sets {
+            self.entries[set * ways..(set + 1) * ways].iter_mut().for_each(&mut visit);
         }
         n
     }
@@ -482,5 +501,48 @@ mod tests {
         let left: Vec<u64> =
             (0..8u64).filter(|k| t.lookup(0x10_0000 + k * 0x1000, 4).is_some()).collect();
         assert_eq!(left, vec![0, 1, 5, 6, 7]);
+    }
+
+    #[test]
+    fn mark_stale_over_a_short_range_equals_a_full_scan() {
+        // Entries spread over many sets, huge ones too; the range probe must mark exactly
+        // what scanning every entry marks.
+        let fill = || {
+            let mut t =
+                TlbArray::new(TlbGeometry { entries: 64, ways: 4 }, Holds::Both, Replacement::Lru);
+            for k in 0..48u64 {
+                let mut e = ent(0x7000_0000 + k * 0x3000, 1, false);
+                if k % 7 == 0 {
+                    e.huge = true;
+                    e.vpn = (0x7000_0000 + k * 0x20_0000) >> 21;
+                }
+                t.insert(e);
+            }
+            t
+        };
+        let marked = |t: &TlbArray| -> Vec<u64> {
+            let mut v: Vec<u64> =
+                t.valid_entries().filter(|e| e.perms & PERM_STALE != 0).map(|e| e.vpn).collect();
+            v.sort_unstable();
+            v
+        };
+        for (start, end) in [
+            (0x7000_3000u64, 0x7001_0000u64),
+            (0x70e0_1000, 0x70e0_5000),
+            (0x7000_0000, 0x7000_1000),
+        ] {
+            let mut probe = fill();
+            let n = probe.mark_stale(1, start, end, |_| true);
+            let mut scan = fill();
+            // A range as wide as the array takes the full scan.
+            let m = scan.mark_stale(1, 0, u64::MAX, |e| {
+                let shift = if e.huge { 21 } else { 12 };
+                let lo = e.vpn << shift;
+                lo < end && lo + (1 << shift) > start
+            });
+            assert_eq!(n, m, "{start:#x}..{end:#x}");
+            assert_eq!(marked(&probe), marked(&scan), "{start:#x}..{end:#x}");
+            assert!(n > 0, "{start:#x}..{end:#x} marked nothing");
+        }
     }
 }

@@ -165,6 +165,9 @@ pub struct Machine {
     pub(crate) profile: Profile,
     pub(crate) strategy: Strategy,
     pub(crate) tasks: BTreeMap<u32, Task>,
+    /// Armed timers of blocked tasks: (expiry ns, tid). Entries of tasks woken
+    /// otherwise stay until they reach the front and are found disarmed.
+    pub(crate) timers: std::collections::BTreeSet<(u64, u32)>,
     pub(crate) mms: BTreeMap<u32, Mm>,
     pub(crate) fdtables: BTreeMap<u32, FdTable>,
     pub(crate) files: Files,
@@ -293,6 +296,7 @@ impl Machine {
             strategy: cfg.strategy,
             profile,
             tasks: BTreeMap::new(),
+            timers: Default::default(),
             mms: BTreeMap::new(),
             fdtables: BTreeMap::new(),
             files,
@@ -372,20 +376,28 @@ impl Machine {
         (ns as f64 * self.profile.ghz() * 256.0) as u64
     }
 
-    /// Local time of core `c`: its running task's clock, or the core's own.
+    /// Local time of core `c`. The running task's clock is authoritative; the core's
+    /// copy follows it at every charge and after every run of guest code.
     #[inline]
     pub(crate) fn now(&self, c: usize) -> u64 {
-        match self.cores[c].current.and_then(|t| self.tasks.get(&t)) {
-            Some(t) => t.cpu.time_fp,
-            None => self.cores[c].time_fp,
-        }
+        debug_assert!(
+            self.cores[c]
+                .current
+                .and_then(|t| self.tasks.get(&t))
+                .is_none_or(|t| t.cpu.time_fp == self.cores[c].time_fp),
+            "core {c}'s clock lost track of its task's"
+        );
+        self.cores[c].time_fp
     }
 
     /// Advances core `c`'s clock by `cost`.
     #[inline]
     pub(crate) fn charge(&mut self, c: usize, cost: u64) {
         match self.cores[c].current.and_then(|t| self.tasks.get_mut(&t)) {
-            Some(t) => t.cpu.time_fp += cost,
+            Some(t) => {
+                t.cpu.time_fp += cost;
+                self.cores[c].time_fp = t.cpu.time_fp;
+            }
             None => self.cores[c].time_fp += cost,
         }
     }
@@ -445,40 +457,46 @@ impl Machine {
         }
     }
 
-    /// Earliest time (fp) at which a blocked task's timer expires.
-    fn next_timer(&self) -> Option<u64> {
-        self.tasks
-            .values()
-            .filter_map(|t| match &t.state {
-                State::Blocked(Wait::Sleep { until_ns, .. }) => Some(*until_ns),
-                State::Blocked(Wait::Futex { until_ns: Some(u), .. }) => Some(*u),
-                _ => None,
-            })
-            .min()
-            .map(|ns| self.fp_of_ns(ns))
+    /// The timer of blocked task `tid` (ns), if it is still armed.
+    fn armed_timer(&self, tid: u32) -> Option<u64> {
+        match self.tasks.get(&tid).map(|t| &t.state) {
+            Some(State::Blocked(Wait::Sleep { until_ns, .. })) => Some(*until_ns),
+            Some(State::Blocked(Wait::Futex { until_ns: Some(u), .. })) => Some(*u),
+            _ => None,
+        }
     }
 
-    /// Wakes every task whose timer expires at or before `at` (fp).
+    /// Earliest time (fp) at which a blocked task's timer expires. Timers of tasks woken
+    /// otherwise (or gone) are dropped from the queue here.
+    pub(crate) fn next_timer(&mut self) -> Option<u64> {
+        while let Some(&(until, tid)) = self.timers.first() {
+            if self.armed_timer(tid) == Some(until) {
+                return Some(self.fp_of_ns(until));
+            }
+            self.timers.pop_first();
+        }
+        None
+    }
+
+    /// Wakes every task whose timer expires at or before `at` (fp); returns how many.
     fn fire_timers(&mut self, at: u64) -> usize {
+        let mut n = 0;
         // Compared in the clock's own units, exactly as next_timer computed them (a
         // round trip through nanoseconds could miss the timer and spin).
-        let due: Vec<u32> = self
-            .tasks
-            .values()
-            .filter(|t| match &t.state {
-                State::Blocked(Wait::Sleep { until_ns, .. }) => self.fp_of_ns(*until_ns) <= at,
-                State::Blocked(Wait::Futex { until_ns: Some(u), .. }) => self.fp_of_ns(*u) <= at,
-                _ => false,
-            })
-            .map(|t| t.tid)
-            .collect();
-        let n = due.len();
-        for tid in due {
+        while let Some(&(until, tid)) = self.timers.first() {
+            if self.fp_of_ns(until) > at {
+                break;
+            }
+            self.timers.pop_first();
+            if self.armed_timer(tid) != Some(until) {
+                continue;
+            }
             let ret = match self.tasks.get(&tid).map(|t| &t.state) {
                 Some(State::Blocked(Wait::Futex { .. })) => -crate::fs::errno::ETIMEDOUT,
                 _ => 0,
             };
             self.wake(tid, ret, at);
+            n += 1;
         }
         n
     }
@@ -525,6 +543,7 @@ impl Machine {
         self.mem.select(c);
         let insn_before = task.cpu.instret;
         let exit = emu_core::run(&mut task.cpu, &mut self.mem, &mut self.code, until);
+        self.cores[c].time_fp = task.cpu.time_fp;
         let ran = task.cpu.instret - insn_before;
         self.cores[c].stats.instructions += ran;
         self.kstats.instructions += ran;

@@ -144,7 +144,7 @@ impl Machine {
         }
         self.enter_lazy_tlb(k);
         let now = self.cores[k].time_fp;
-        let to_timer = self.next_timer_fp().map_or(u64::MAX, |w| w.saturating_sub(now)) >> 8;
+        let to_timer = self.next_timer().map_or(u64::MAX, |w| w.saturating_sub(now)) >> 8;
         let typical = typical_interval(&self.cores[k].idle_history, self.profile.ghz());
         let expected = to_timer.min(typical);
         let states = &self.profile.idle.states;
@@ -175,19 +175,6 @@ impl Machine {
                 &self.profile.idle.states[idle.state].name.clone(),
             );
         }
-    }
-
-    /// Earliest pending timer (fp), for the idle governor.
-    fn next_timer_fp(&self) -> Option<u64> {
-        self.tasks
-            .values()
-            .filter_map(|t| match &t.state {
-                State::Blocked(crate::task::Wait::Sleep { until_ns, .. }) => Some(*until_ns),
-                State::Blocked(crate::task::Wait::Futex { until_ns: Some(u), .. }) => Some(*u),
-                _ => None,
-            })
-            .min()
-            .map(|ns| self.fp_of_ns(ns))
     }
 
     /// The scheduler tick on busy CPU `k`: round-robin preemption when others wait, and

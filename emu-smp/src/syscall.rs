@@ -138,8 +138,8 @@ fn syscall_name(n: u64) -> &'static str {
 impl Machine {
     /// Runs the system call the task on core `c` made.
     pub(crate) fn syscall(&mut self, c: usize, tid: u32) {
-        let Some(t) = self.tasks.get_mut(&tid) else { return };
-        t.cpu.time_fp += self.syscall_fp;
+        self.charge(c, self.syscall_fp);
+        let Some(t) = self.tasks.get(&tid) else { return };
         let g = &t.cpu.gpr;
         let nr = g[0];
         let a = [g[7], g[6], g[2], g[10], g[8], g[9]];
@@ -163,7 +163,15 @@ impl Machine {
                         // Restart the system call when woken.
                         t.cpu.rip -= 2;
                     }
+                    let timer = match &w {
+                        Wait::Sleep { until_ns, .. } => Some(*until_ns),
+                        Wait::Futex { until_ns, .. } => *until_ns,
+                        _ => None,
+                    };
                     t.state = State::Blocked(w);
+                    if let Some(u) = timer {
+                        self.timers.insert((u, tid));
+                    }
                 }
                 self.deschedule(c);
             }
