@@ -43,6 +43,9 @@ pub struct RunConfig {
     pub oracle: bool,
     /// Record a trace (Chrome JSON and ftrace text).
     pub trace: bool,
+    /// Keep the guest's stdout and stderr in the result instead of writing them to the
+    /// host's, and give it an empty stdin.
+    pub capture_output: bool,
 }
 
 /// A configuration that cannot run.
@@ -96,6 +99,7 @@ impl RunConfig {
             strategy: crate::machine::Strategy::default(),
             oracle: true,
             trace: false,
+            capture_output: false,
         }
     }
 

@@ -125,6 +125,27 @@ pub struct Files {
     next_pipe: u32,
     /// Host paths the guest may read.
     pub allow_read: Vec<PathBuf>,
+    /// When set, the guest's stdout and stderr are kept here instead of reaching the
+    /// host's, and its stdin is empty.
+    pub capture: Option<Captured>,
+}
+
+/// Guest output kept in memory (a sweep runs many guests in one process).
+#[derive(Debug, Default)]
+pub struct Captured {
+    /// Standard output, up to [`CAPTURE_LIMIT`] bytes.
+    pub stdout: Vec<u8>,
+    /// Standard error, up to [`CAPTURE_LIMIT`] bytes.
+    pub stderr: Vec<u8>,
+}
+
+/// Most bytes kept of each captured stream; the guest sees every write succeed.
+pub const CAPTURE_LIMIT: usize = 1 << 20;
+
+fn keep(v: &mut Vec<u8>, buf: &[u8]) -> i64 {
+    let room = CAPTURE_LIMIT.saturating_sub(v.len());
+    v.extend_from_slice(&buf[..buf.len().min(room)]);
+    buf.len() as i64
 }
 
 /// Metadata reported by fstat/newfstatat.
@@ -296,6 +317,7 @@ impl Files {
         }
         let pos = at.unwrap_or(d.pos);
         let n = match &mut d.obj {
+            Object::Stdin if self.capture.is_some() => 0,
             Object::Stdin => match std::io::stdin().lock().read(buf) {
                 Ok(n) => n as i64,
                 Err(e) => -io_errno(&e),
@@ -343,6 +365,17 @@ impl Files {
     /// Writes to a description. Returns bytes written or -errno; `Err(())` means the
     /// write would block (full pipe).
     pub fn write(&mut self, id: u32, buf: &[u8]) -> Result<i64, ()> {
+        if let Some(c) = &mut self.capture {
+            match self.descs.get(&id).map(|d| &d.obj) {
+                Some(Object::Stdout) => return Ok(keep(&mut c.stdout, buf)),
+                Some(Object::Stderr) => return Ok(keep(&mut c.stderr, buf)),
+                _ => {}
+            }
+        }
+        self.write_host(id, buf)
+    }
+
+    fn write_host(&mut self, id: u32, buf: &[u8]) -> Result<i64, ()> {
         let Some(d) = self.descs.get_mut(&id) else { return Ok(-EBADF) };
         Ok(match &d.obj {
             Object::Stdout => host_write(&mut std::io::stdout().lock(), buf),
@@ -369,7 +402,12 @@ impl Files {
     /// fstat of a description.
     pub fn stat(&self, id: u32) -> Result<Stat, i64> {
         let d = self.descs.get(&id).ok_or(EBADF)?;
+        let captured = self.capture.is_some();
         Ok(match &d.obj {
+            Object::Stdin | Object::Stdout | Object::Stderr if captured => Stat {
+                mode: 0o010600, // a pipe, the same on every host
+                ..Stat::default()
+            },
             Object::Stdin => host_fd_stat(0),
             Object::Stdout => host_fd_stat(1),
             Object::Stderr => host_fd_stat(2),

@@ -42,6 +42,10 @@ pub struct RunResult {
     pub chrome_trace: Option<serde_json::Value>,
     /// ftrace text of tlb:tlb_flush, when tracing was on.
     pub ftrace: Option<String>,
+    /// The guest's stdout, when the run captured it (at most 1 MiB kept).
+    pub stdout: Vec<u8>,
+    /// The guest's stderr, when the run captured it (at most 1 MiB kept).
+    pub stderr: Vec<u8>,
 }
 
 /// Runs a configuration to completion. The simulation runs on a thread with a large
@@ -58,7 +62,8 @@ pub fn run(cfg: &RunConfig) -> Result<RunResult, SimError> {
             let ghz = cfg.profile.ghz();
             let chrome_trace = m.trace().map(|t| t.chrome_json(cfg.cores, ghz));
             let ftrace = m.trace().map(Trace::ftrace_text);
-            Ok(RunResult { outcome, stats, chrome_trace, ftrace })
+            let (stdout, stderr) = m.take_output();
+            Ok(RunResult { outcome, stats, chrome_trace, ftrace, stdout, stderr })
         })
         .map_err(|e| SimError::OutOfMemory(format!("cannot start the simulation thread: {e}")))?;
     handle

@@ -246,6 +246,9 @@ impl Machine {
         let pid = 1;
         let mut files = Files::default();
         files.allow_read = cfg.allow_read.clone();
+        if cfg.capture_output {
+            files.capture = Some(crate::fs::Captured::default());
+        }
         let mut fds = FdTable::default();
         for (fd, obj, flags) in
             [(0, Object::Stdin, 0), (1, Object::Stdout, 1), (2, Object::Stderr, 1)]
@@ -801,6 +804,11 @@ impl Machine {
             a += n as u64;
         }
         Err(crate::fs::errno::ERANGE)
+    }
+
+    /// The guest's captured stdout and stderr (empty unless the run captured them).
+    pub fn take_output(&mut self) -> (Vec<u8>, Vec<u8>) {
+        self.files.capture.take().map(|c| (c.stdout, c.stderr)).unwrap_or_default()
     }
 
     /// Statistics of the run so far.

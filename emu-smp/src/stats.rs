@@ -178,6 +178,24 @@ impl LatencySummary {
     }
 }
 
+/// Lower bound of the log-linear bucket holding `v`: the top four significant bits.
+fn bucket_floor(v: u64) -> u64 {
+    if v < 16 {
+        return v;
+    }
+    let shift = 63 - v.leading_zeros() - 3;
+    (v >> shift) << shift
+}
+
+/// The non-empty buckets of a log-linear histogram of `samples`, in increasing order.
+pub fn latency_histogram(samples: &[u64]) -> Vec<(u64, u64)> {
+    let mut h = BTreeMap::new();
+    for &v in samples {
+        *h.entry(bucket_floor(v)).or_insert(0u64) += 1;
+    }
+    h.into_iter().collect()
+}
+
 /// One TLB array's counters.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct TlbReport {
@@ -308,6 +326,10 @@ pub struct RunStats {
     pub totals: Totals,
     /// Initiator latency of the shootdowns that involved other CPUs (IPIs or INVLPGB).
     pub shootdown_latency_cycles: LatencySummary,
+    /// Their distribution: `[lower bound, count]` of the non-empty buckets of a log-linear
+    /// histogram (8 buckets per power of two, so each spans at most 12.5% of its
+    /// lower bound), for CDFs when the records are not kept.
+    pub shootdown_latency_histogram: Vec<(u64, u64)>,
     /// Initiator latency of all shootdowns, local-only ones included.
     pub all_flush_latency_cycles: LatencySummary,
     /// Every shootdown.
@@ -408,6 +430,7 @@ impl RunStats {
                 oracle_violations: m.violations.len() as u64,
             },
             shootdown_latency_cycles: LatencySummary::of(&remote),
+            shootdown_latency_histogram: latency_histogram(&remote),
             all_flush_latency_cycles: LatencySummary::of(&all),
             shootdowns: m.shootdowns.clone(),
             cpumask_weight: m.cpumask_samples.clone(),
@@ -436,5 +459,23 @@ mod tests {
         assert_eq!((s.count, s.p50, s.p90, s.p99, s.max), (100, 50, 90, 99, 100));
         assert!((s.mean - 50.5).abs() < 1e-9);
         assert_eq!(LatencySummary::of(&[]).count, 0);
+    }
+
+    #[test]
+    fn histogram_buckets_are_log_linear() {
+        // Below 16 each value is its own bucket; above, 8 buckets per octave.
+        assert_eq!(bucket_floor(15), 15);
+        assert_eq!(bucket_floor(16), 16);
+        assert_eq!(bucket_floor(17), 16);
+        assert_eq!(bucket_floor(18), 18);
+        assert_eq!(bucket_floor(1000), 960);
+        assert_eq!(bucket_floor(1023), 960);
+        assert_eq!(bucket_floor(1024), 1024);
+        for v in [17u64, 999, 123_456, u64::MAX] {
+            let f = bucket_floor(v);
+            assert!(f <= v && (v - f) as f64 <= f as f64 / 8.0, "{v} -> {f}");
+        }
+        let h = latency_histogram(&[5, 5, 1000, 1010, 1030, 3]);
+        assert_eq!(h, vec![(3, 1), (5, 2), (960, 2), (1024, 1)]);
     }
 }
