@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+mod sweep;
+
 /// Exit code of emu itself failing to run the guest (bad input, unsupported program).
 const EXIT_INPUT: u8 = 1;
 /// Exit code when the simulation stopped without the guest exiting (unsupported
@@ -35,6 +37,30 @@ enum Cmd {
         /// What to list.
         #[arg(value_parser = ["workloads", "profiles", "strategies"])]
         what: String,
+    },
+    /// Run a grid of workloads x core counts x strategies x profiles and report it
+    /// (with no options: the default sweep of the shared-region workload).
+    Sweep(sweep::SweepArgs),
+    /// Rebuild a sweep directory's summary.csv and report/ from its stored results.
+    Report {
+        /// The sweep directory.
+        dir: PathBuf,
+    },
+    /// Join the directories of a sharded sweep into one, checking nothing is missing.
+    Merge {
+        /// Directory to write the joined sweep to.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Shard directories.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+    },
+    /// Compare two runs (`emu run --stats` files or sweep point files) side by side.
+    Compare {
+        /// Baseline.
+        a: PathBuf,
+        /// Compared with the baseline (ratios are B/A).
+        b: PathBuf,
     },
 }
 
@@ -89,6 +115,9 @@ struct RunArgs {
     /// Use the musl build of a catalogue workload instead of the glibc one.
     #[arg(long)]
     musl: bool,
+    /// Start the guest with an empty environment (as sweep points run).
+    #[arg(long)]
+    no_env: bool,
     /// Program path or catalogue name, followed by its arguments.
     #[arg(required = true, allow_hyphen_values = true, num_args = 1..)]
     program: Vec<String>,
@@ -101,6 +130,29 @@ fn main() -> ExitCode {
             list(&what);
             ExitCode::SUCCESS
         }
+        Cmd::Sweep(a) => match sweep::sweep(&a) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => {
+                eprintln!("emu: some points failed; their errors are in the report and the CSV");
+                ExitCode::from(EXIT_INPUT)
+            }
+            Err(e) => {
+                eprintln!("emu: {e:#}");
+                ExitCode::from(EXIT_INPUT)
+            }
+        },
+        Cmd::Report { dir } => report_result(reports::report(&dir)),
+        Cmd::Merge { out, dirs } => report_result(reports::merge(&out, &dirs)),
+        Cmd::Compare { a, b } => match reports::compare(&a, &b) {
+            Ok(t) => {
+                print!("{t}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("emu: {e:#}");
+                ExitCode::from(EXIT_INPUT)
+            }
+        },
         Cmd::Run(a) => match run(a) {
             Ok(code) => ExitCode::from(code),
             Err(e) => {
@@ -108,6 +160,24 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_INPUT)
             }
         },
+    }
+}
+
+fn report_result(r: Result<reports::ReportOutput>) -> ExitCode {
+    match r {
+        Ok(r) => {
+            println!(
+                "{} of {} points have results ({} failed); {} plots",
+                r.done, r.total, r.failed, r.plots
+            );
+            println!("report: {}", r.index.display());
+            println!("table:  {}", r.csv.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("emu: {e:#}");
+            ExitCode::from(EXIT_INPUT)
+        }
     }
 }
 
@@ -191,6 +261,7 @@ fn run(a: RunArgs) -> Result<u8> {
     }
     let mut cfg = RunConfig::new(image, exe_path, argv, profile);
     cfg.envp = std::env::vars_os()
+        .filter(|_| !a.no_env)
         .map(|(k, v)| {
             use std::os::unix::ffi::OsStrExt;
             let mut e = k.as_bytes().to_vec();
@@ -285,7 +356,7 @@ fn signame(s: u32) -> &'static str {
     }
 }
 
-fn host_ids() -> (u32, u32) {
+pub(crate) fn host_ids() -> (u32, u32) {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").map(|m| (m.uid(), m.gid())).unwrap_or((0, 0))
 }

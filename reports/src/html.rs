@@ -1,0 +1,152 @@
+//! `index.html`: the plots, a table per workload and profile, failed points with their
+//! errors, and the command that reproduces each point.
+
+use crate::plot::PlotFile;
+use crate::spec::{Point, SweepSpec};
+use crate::summary::PointFile;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// Escapes text for HTML.
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            _ => o.push(c),
+        }
+    }
+    o
+}
+
+const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:1250px;color:#222}\
+table{border-collapse:collapse;font-size:13px;margin:1em 0}\
+td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}\
+th{background:#f3f3f3}td.l,th.l{text-align:left}\
+code{font-size:12px;background:#f6f6f6;padding:1px 3px}\
+img{max-width:100%;border:1px solid #ddd;margin:6px 0}\
+.bad{color:#b00}";
+
+/// Builds the page. `data_dir` is how the page reaches the sweep directory (for the
+/// point files and the CSV).
+pub fn page(
+    spec: &SweepSpec,
+    points: &[Point],
+    results: &BTreeMap<String, PointFile>,
+    plots: &[PlotFile],
+    data_dir: &str,
+) -> String {
+    let ok = points.iter().filter(|p| results.get(&p.id()).is_some_and(PointFile::ok)).count();
+    let failed: Vec<&PointFile> =
+        points.iter().filter_map(|p| results.get(&p.id())).filter(|r| !r.ok()).collect();
+    let missing = points.len() - ok - failed.len();
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>emu sweep</title>\
+         <style>{STYLE}</style></head><body><h1>emu sweep: TLB shootdown costs</h1>"
+    );
+    let _ = write!(
+        h,
+        "<p>{} points: {ok} ran, {} failed, {missing} missing. One row per point in \
+         <a href=\"{data_dir}/summary.csv\">summary.csv</a>; each point's statistics in \
+         <code>{data_dir}/points/ID.json</code>. Latencies are in core cycles of the \
+         profile's clock; per-shootdown figures are means over the shootdowns that reached \
+         other CPUs.</p>",
+        points.len(),
+        failed.len()
+    );
+    let spec_toml = toml::to_string(spec).unwrap_or_default();
+    let _ = write!(
+        h,
+        "<details><summary>Sweep specification</summary><pre>{}</pre></details>",
+        esc(&spec_toml)
+    );
+    if !failed.is_empty() {
+        h.push_str("<h2 class=\"bad\">Failed points</h2><table><tr><th class=\"l\">point</th><th class=\"l\">error</th><th class=\"l\">command</th></tr>");
+        for r in &failed {
+            let _ = write!(
+                h,
+                "<tr><td class=\"l\">{}</td><td class=\"l bad\">{}</td><td class=\"l\"><code>{}</code></td></tr>",
+                esc(&r.id),
+                esc(r.error.as_deref().unwrap_or("")),
+                esc(&r.point.command())
+            );
+        }
+        h.push_str("</table>");
+    }
+    let mut groups: Vec<&str> = Vec::new();
+    for p in plots {
+        if !groups.contains(&p.group.as_str()) {
+            groups.push(&p.group);
+        }
+    }
+    for g in groups {
+        let _ = write!(h, "<h2>{}</h2>", esc(g));
+        for p in plots.iter().filter(|p| p.group == g) {
+            let _ = write!(
+                h,
+                "<h3>{}</h3><a href=\"{s}.svg\"><img src=\"{s}.png\" alt=\"{t}\"></a>",
+                esc(&p.title),
+                s = esc(&p.stem),
+                t = esc(&p.title)
+            );
+        }
+    }
+    h.push_str(
+        "<h2>All points</h2><table><tr><th class=\"l\">workload</th><th class=\"l\">profile</th>\
+        <th class=\"l\">strategy</th><th>CPUs</th><th>seed</th><th>remote shootdowns</th>\
+        <th>latency mean</th><th>p50</th><th>p99</th><th>targets/sd</th><th>IPIs/sd</th>\
+        <th>victim cycles/sd</th><th>refills/sd</th><th>oracle violations</th>\
+        <th class=\"l\">status</th><th class=\"l\">reproduce</th></tr>",
+    );
+    for p in points {
+        let r = results.get(&p.id());
+        let status = r.map_or("missing", |r| r.status.as_str());
+        let _ = write!(
+            h,
+            "<tr><td class=\"l\">{} {}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td>",
+            esc(&p.workload),
+            esc(&p.args.join(" ")),
+            esc(&p.profile),
+            esc(&p.strategy()),
+            p.cores,
+            p.seed
+        );
+        match r.and_then(|r| r.summary.as_ref()) {
+            Some(s) => {
+                let _ = write!(
+                    h,
+                    "<td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.0}</td><td>{:.2}</td><td{}>{}</td>",
+                    s.remote_shootdowns,
+                    s.latency_mean,
+                    s.latency_p50,
+                    s.latency_p99,
+                    s.targets_per_shootdown,
+                    s.ipis_per_shootdown,
+                    s.victim_cycles,
+                    s.refills,
+                    if s.oracle_violations > 0 { " class=\"bad\"" } else { "" },
+                    s.oracle_violations
+                );
+            }
+            None => h.push_str(&"<td></td>".repeat(9)),
+        }
+        let _ = write!(
+            h,
+            "<td class=\"l{}\">{}</td><td class=\"l\"><code>{}</code></td></tr>",
+            if status == "ok" { "" } else { " bad" },
+            esc(status),
+            esc(&p.command())
+        );
+    }
+    h.push_str(
+        "</table><p>Commands are relative to a checkout where <code>emu</code> is on the PATH \
+        (for example <code>cargo run --release --</code>).</p></body></html>\n",
+    );
+    h
+}

@@ -1,0 +1,376 @@
+//! Sweep specifications (a grid of workloads x profiles x strategies x core counts x
+//! seeds), their expansion into points with stable identifiers, and sharding.
+
+use serde::{Deserialize, Serialize};
+
+/// A workload of the sweep: a catalogue name and its arguments, in which `{cores}` is
+/// replaced by the point's core count.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    /// Catalogue name (`emu list workloads`).
+    pub name: String,
+    /// Arguments; `{cores}` stands for the core count. Empty: the catalogue defaults.
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+impl WorkloadSpec {
+    /// `NAME ARGS...` as written, `{cores}` included.
+    pub fn label(&self) -> String {
+        std::iter::once(self.name.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Parses `NAME [ARG...]` (whitespace-separated).
+    pub fn parse(s: &str) -> Option<Self> {
+        let mut words = s.split_whitespace();
+        let name = words.next()?.to_string();
+        Some(WorkloadSpec { name, args: words.map(str::to_string).collect() })
+    }
+}
+
+/// The grid a sweep runs. Every combination is a point; combinations a profile cannot
+/// run (INVLPGB on a CPU without it) are skipped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSpec {
+    /// Workloads.
+    pub workloads: Vec<WorkloadSpec>,
+    /// Machine profiles (built-in names or TOML paths).
+    pub profiles: Vec<String>,
+    /// mm_cpumask policies.
+    pub cpumask: Vec<String>,
+    /// Flush transports.
+    pub flush: Vec<String>,
+    /// Core counts.
+    pub cores: Vec<usize>,
+    /// Seeds.
+    pub seeds: Vec<u64>,
+    /// Coherence-oracle bookkeeping in every run.
+    #[serde(default = "yes")]
+    pub oracle: bool,
+    /// Guest physical memory of every run, MiB.
+    #[serde(default = "default_memory")]
+    pub memory_mib: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `emu run`'s default guest memory.
+pub const DEFAULT_MEMORY_MIB: u64 = 4096;
+
+fn default_memory() -> u64 {
+    DEFAULT_MEMORY_MIB
+}
+
+impl Default for SweepSpec {
+    /// The embedded default sweep: the shared-region shootdown workload, one thread per
+    /// core, at 1 to 32 cores, every cpumask policy and flush transport, on both
+    /// built-in profiles.
+    fn default() -> Self {
+        SweepSpec {
+            workloads: vec![WorkloadSpec {
+                name: "madvise_shared".into(),
+                args: vec!["{cores}".into(), "16".into(), "1000".into()],
+            }],
+            profiles: vec!["skylake-sp".into(), "zen3".into()],
+            cpumask: ["lazy", "lazy-notrim", "eager", "sticky", "all"].map(String::from).to_vec(),
+            flush: vec!["ipi".into(), "invlpgb".into()],
+            cores: vec![1, 2, 4, 8, 16, 32],
+            seeds: vec![1],
+            oracle: true,
+            memory_mib: DEFAULT_MEMORY_MIB,
+        }
+    }
+}
+
+impl SweepSpec {
+    /// Reads a TOML spec; fields it leaves out keep their default values.
+    pub fn from_toml(text: &str) -> anyhow::Result<Self> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Partial {
+            workloads: Option<Vec<WorkloadSpec>>,
+            profiles: Option<Vec<String>>,
+            cpumask: Option<Vec<String>>,
+            flush: Option<Vec<String>>,
+            cores: Option<Vec<usize>>,
+            seeds: Option<Vec<u64>>,
+            oracle: Option<bool>,
+            memory_mib: Option<u64>,
+        }
+        let p: Partial = toml::from_str(text)?;
+        let d = SweepSpec::default();
+        let spec = SweepSpec {
+            workloads: p.workloads.unwrap_or(d.workloads),
+            profiles: p.profiles.unwrap_or(d.profiles),
+            cpumask: p.cpumask.unwrap_or(d.cpumask),
+            flush: p.flush.unwrap_or(d.flush),
+            cores: p.cores.unwrap_or(d.cores),
+            seeds: p.seeds.unwrap_or(d.seeds),
+            oracle: p.oracle.unwrap_or(d.oracle),
+            memory_mib: p.memory_mib.unwrap_or(d.memory_mib),
+        };
+        spec.check()?;
+        Ok(spec)
+    }
+
+    /// Rejects empty axes and zero core counts.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let empty = [
+            ("workloads", self.workloads.is_empty()),
+            ("profiles", self.profiles.is_empty()),
+            ("cpumask", self.cpumask.is_empty()),
+            ("flush", self.flush.is_empty()),
+            ("cores", self.cores.is_empty()),
+            ("seeds", self.seeds.is_empty()),
+        ];
+        if let Some((axis, _)) = empty.iter().find(|(_, e)| *e) {
+            anyhow::bail!("the sweep's `{axis}` list is empty");
+        }
+        if self.cores.contains(&0) {
+            anyhow::bail!("a core count of 0 in the sweep");
+        }
+        if !(16..=131_072).contains(&self.memory_mib) {
+            anyhow::bail!(
+                "the sweep's memory_mib must be between 16 and 131072, got {}",
+                self.memory_mib
+            );
+        }
+        Ok(())
+    }
+
+    /// Every point of the grid, in a fixed order (workload, profile, cpumask, flush,
+    /// cores, seed), duplicates removed.
+    pub fn points(&self) -> Vec<Point> {
+        let mut out: Vec<Point> = Vec::new();
+        for w in &self.workloads {
+            for profile in &self.profiles {
+                for cpumask in &self.cpumask {
+                    for flush in &self.flush {
+                        for &cores in &self.cores {
+                            for &seed in &self.seeds {
+                                let args = w
+                                    .args
+                                    .iter()
+                                    .map(|a| a.replace("{cores}", &cores.to_string()))
+                                    .collect();
+                                let p = Point {
+                                    workload: w.name.clone(),
+                                    label: w.label(),
+                                    args,
+                                    profile: profile.clone(),
+                                    cpumask: cpumask.clone(),
+                                    flush: flush.clone(),
+                                    cores,
+                                    seed,
+                                    oracle: self.oracle,
+                                    memory_mib: self.memory_mib,
+                                };
+                                if !out.contains(&p) {
+                                    out.push(p);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One run of a sweep.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Point {
+    /// Catalogue workload.
+    pub workload: String,
+    /// The workload as the spec wrote it (`{cores}` unresolved): points that differ
+    /// only in the core count share it.
+    pub label: String,
+    /// Its arguments (resolved).
+    pub args: Vec<String>,
+    /// Machine profile.
+    pub profile: String,
+    /// mm_cpumask policy.
+    pub cpumask: String,
+    /// Flush transport.
+    pub flush: String,
+    /// Core count.
+    pub cores: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Oracle bookkeeping.
+    pub oracle: bool,
+    /// Guest memory, MiB.
+    pub memory_mib: u64,
+}
+
+/// 32-bit FNV-1a: a stable hash for identifiers (the same on every host and version).
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
+/// Keeps `[A-Za-z0-9._-]`, turning anything else into `-`.
+fn file_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })
+        .collect()
+}
+
+impl Point {
+    /// A stable identifier, readable and safe as a file name: the axes' values and a
+    /// hash of the whole point (arguments and profile path included).
+    pub fn id(&self) -> String {
+        let profile = std::path::Path::new(&self.profile)
+            .file_stem()
+            .map_or_else(|| self.profile.clone(), |s| s.to_string_lossy().into_owned());
+        let canonical = serde_json::to_string(self).unwrap_or_default();
+        format!(
+            "{}_{}_{}_{}_c{}_s{}_{:08x}",
+            file_safe(&self.workload),
+            file_safe(&profile),
+            file_safe(&self.cpumask),
+            file_safe(&self.flush),
+            self.cores,
+            self.seed,
+            fnv1a(canonical.as_bytes())
+        )
+    }
+
+    /// Strategy label used in plots and tables.
+    pub fn strategy(&self) -> String {
+        format!("{}/{}", self.cpumask, self.flush)
+    }
+
+    /// The `emu run` command that reproduces this point.
+    pub fn command(&self) -> String {
+        let mut c = format!(
+            "emu run --no-env --profile {} --cores {} --cpumask {} --flush {} --seed {}{}{} --stats {}.json {}",
+            shell_word(&self.profile),
+            self.cores,
+            shell_word(&self.cpumask),
+            shell_word(&self.flush),
+            self.seed,
+            if self.oracle { "" } else { " --oracle off" },
+            if self.memory_mib == DEFAULT_MEMORY_MIB {
+                String::new()
+            } else {
+                format!(" --memory {}", self.memory_mib)
+            },
+            self.id(),
+            shell_word(&self.workload)
+        );
+        for a in &self.args {
+            c.push(' ');
+            c.push_str(&shell_word(a));
+        }
+        c
+    }
+}
+
+/// Quotes a word for a POSIX shell when it needs it.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// Which part of a sweep one process runs: points `i` with `i % count == index`
+/// (0-based), so long and short points spread evenly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    /// This shard, from 0.
+    pub index: usize,
+    /// Number of shards.
+    pub count: usize,
+}
+
+impl Shard {
+    /// Parses `K/N` (0 <= K < N).
+    pub fn parse(s: &str) -> anyhow::Result<Self> {
+        let (k, n) =
+            s.split_once('/').ok_or_else(|| anyhow::anyhow!("--shard wants K/N, got `{s}`"))?;
+        let index: usize =
+            k.trim().parse().map_err(|_| anyhow::anyhow!("--shard: bad K in `{s}`"))?;
+        let count: usize =
+            n.trim().parse().map_err(|_| anyhow::anyhow!("--shard: bad N in `{s}`"))?;
+        if count == 0 || index >= count {
+            anyhow::bail!("--shard K/N needs 0 <= K < N (K counts from 0), got `{s}`");
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// Whether the point at position `i` of the full list belongs to this shard.
+    pub fn holds(&self, i: usize) -> bool {
+        i % self.count == self.index
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_grid_and_ids() {
+        let s = SweepSpec::default();
+        let pts = s.points();
+        assert_eq!(pts.len(), 2 * 5 * 2 * 6);
+        let ids: std::collections::BTreeSet<String> = pts.iter().map(Point::id).collect();
+        assert_eq!(ids.len(), pts.len(), "identifiers collide");
+        let p = &pts[3];
+        assert_eq!(p.args[0], p.cores.to_string());
+        assert!(p.id().starts_with("madvise_shared_skylake-sp_lazy_ipi_c8_s1_"), "{}", p.id());
+        // Stable across runs and hosts: a fixed hash of the canonical point.
+        assert_eq!(p.id(), pts[3].clone().id());
+        assert!(
+            p.command().contains("--cores 8") && p.command().ends_with("madvise_shared 8 16 1000")
+        );
+    }
+
+    #[test]
+    fn toml_specs_override_the_default() {
+        let s = SweepSpec::from_toml(
+            "cores = [2, 4]\nflush = [\"ipi\"]\n[[workloads]]\nname = \"mmap_churn\"\nargs = [\"{cores}\", \"4\", \"10\"]\n",
+        )
+        .expect("parse");
+        assert_eq!(s.cores, vec![2, 4]);
+        assert_eq!(s.profiles, SweepSpec::default().profiles);
+        assert_eq!(s.points().len(), 2 * 5 * 2);
+        assert!(SweepSpec::from_toml("cores = []").is_err());
+        assert!(SweepSpec::from_toml("bogus = 1").is_err());
+        assert!(SweepSpec::from_toml("cores = [0]").is_err());
+    }
+
+    #[test]
+    fn shards_partition_the_points() {
+        let n = 7;
+        let mut seen = vec![0; 20];
+        for k in 0..n {
+            let s = Shard::parse(&format!("{k}/{n}")).expect("shard");
+            for (i, c) in seen.iter_mut().enumerate() {
+                if s.holds(i) {
+                    *c += 1;
+                }
+            }
+        }
+        assert!(seen.iter().all(|&c| c == 1));
+        for bad in ["3/3", "1", "a/2", "0/0"] {
+            assert!(Shard::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn commands_quote_what_the_shell_would_split() {
+        assert_eq!(shell_word("a b"), "'a b'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(shell_word("zen3"), "zen3");
+    }
+}

@@ -1,0 +1,328 @@
+//! Per-point results: what a sweep stores for each point (the point, its status, a
+//! summary, and the run's statistics), the summary's derivation from `emu run --stats`
+//! JSON, and the CSV table over a sweep.
+
+use crate::spec::Point;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Version of the point-file format.
+pub const POINT_FORMAT: u32 = 1;
+
+/// Most bytes of guest stdout kept in a point file.
+pub const STDOUT_KEPT: usize = 4096;
+
+/// Most mm_cpumask weight samples kept in a point file.
+pub const CPUMASK_SAMPLES_KEPT: usize = 2000;
+
+/// The stored result of one point (`points/ID.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PointFile {
+    /// Format version.
+    pub format: u32,
+    /// Identifier (the file name's stem).
+    pub id: String,
+    /// The point.
+    pub point: Point,
+    /// `ok`, or `failed` with `error` saying why.
+    pub status: String,
+    /// What went wrong.
+    pub error: Option<String>,
+    /// The start of the guest's stdout.
+    pub guest_stdout: String,
+    /// Derived figures (also the CSV row).
+    pub summary: Option<Summary>,
+    /// The run's statistics (`emu run --stats` schema), with the per-shootdown records
+    /// dropped unless the sweep kept them and the cpumask samples thinned.
+    pub stats: Option<Value>,
+}
+
+impl PointFile {
+    /// True when the point ran to a clean exit.
+    pub fn ok(&self) -> bool {
+        self.status == "ok"
+    }
+}
+
+/// Figures derived from one run's statistics. Per-shootdown figures are means over the
+/// shootdowns that involved other CPUs (IPIs or INVLPGB).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Guest instructions.
+    pub instructions: u64,
+    /// Simulated cycles (the largest core clock).
+    pub cycles: u64,
+    /// Simulated nanoseconds.
+    pub simulated_ns: u64,
+    /// flush_tlb_mm_range calls.
+    pub shootdowns: u64,
+    /// Of those, involving other CPUs.
+    pub remote_shootdowns: u64,
+    /// IPIs sent.
+    pub ipis_sent: u64,
+    /// INVLPGB instructions.
+    pub invlpgb: u64,
+    /// Coherence-oracle violations.
+    pub oracle_violations: u64,
+    /// Initiator latency, cycles: mean, p50, p90, p99, max.
+    pub latency_mean: f64,
+    /// Median.
+    pub latency_p50: u64,
+    /// 90th percentile.
+    pub latency_p90: u64,
+    /// 99th percentile.
+    pub latency_p99: u64,
+    /// Maximum.
+    pub latency_max: u64,
+    /// Remote CPUs a flush was queued for, per shootdown.
+    pub targets_per_shootdown: f64,
+    /// IPIs per shootdown.
+    pub ipis_per_shootdown: f64,
+    /// Initiator cycles outside the wait for acks, per shootdown (sending, queueing,
+    /// the local flush, INVLPGB and TLBSYNC).
+    pub initiator_cycles: f64,
+    /// Initiator cycles waiting for acks (IPI delivery and the remote flushes), per
+    /// shootdown.
+    pub ack_wait_cycles: f64,
+    /// Cycles taken from the remote CPUs, per shootdown.
+    pub victim_cycles: f64,
+    /// Page walks that brought back a flushed translation, per shootdown.
+    pub refills: f64,
+    /// Those walks at the run's mean walk cost, cycles per shootdown.
+    pub refill_cycles: f64,
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(0.0)
+}
+
+impl Summary {
+    /// Derives the summary from `emu run --stats` JSON. The per-shootdown records give
+    /// the exact per-shootdown means; without them the figures come from totals.
+    pub fn of(stats: &Value) -> Self {
+        let t = &stats["totals"];
+        let lat = &stats["shootdown_latency_cycles"];
+        let remote = u(&lat["count"]);
+        let per = |x: f64| if remote == 0 { 0.0 } else { x / remote as f64 };
+        let cores = stats["per_core"].as_array().cloned().unwrap_or_default();
+        let ack_wait: f64 = cores.iter().map(|c| f(&c["ack_wait_cycles"])).sum();
+        let walks: f64 = cores.iter().map(|c| f(&c["mmu"]["walks"])).sum();
+        let walk_cycles: f64 = cores.iter().map(|c| f(&c["mmu"]["walk_cycles"])).sum();
+        let walk_cost = if walks > 0.0 { walk_cycles / walks } else { 0.0 };
+        let records = stats["shootdowns"].as_array().cloned().unwrap_or_default();
+        let remote_records: Vec<&Value> =
+            records.iter().filter(|r| u(&r["targets"]) > 0 || u(&r["invlpgb"]) > 0).collect();
+        let sum = |k: &str| remote_records.iter().map(|r| f(&r[k])).sum::<f64>();
+        let (targets, victim, refills) = (sum("targets"), sum("victim_cycles"), sum("refills"));
+        let latency_mean = f(&lat["mean"]);
+        let ack_wait_cycles = per(ack_wait);
+        let refills = per(refills);
+        Summary {
+            instructions: u(&t["instructions"]),
+            cycles: u(&t["cycles"]),
+            simulated_ns: u(&t["simulated_ns"]),
+            shootdowns: u(&t["shootdowns"]),
+            remote_shootdowns: remote,
+            ipis_sent: u(&t["ipis_sent"]),
+            invlpgb: u(&t["invlpgb"]),
+            oracle_violations: u(&t["oracle_violations"]),
+            latency_mean,
+            latency_p50: u(&lat["p50"]),
+            latency_p90: u(&lat["p90"]),
+            latency_p99: u(&lat["p99"]),
+            latency_max: u(&lat["max"]),
+            targets_per_shootdown: per(targets),
+            ipis_per_shootdown: per(u(&t["ipis_sent"]) as f64),
+            initiator_cycles: (latency_mean - ack_wait_cycles).max(0.0),
+            ack_wait_cycles,
+            victim_cycles: per(victim),
+            refills,
+            refill_cycles: refills * walk_cost,
+        }
+    }
+}
+
+/// Shrinks statistics for storage: drops the per-shootdown records (unless `keep`) and
+/// keeps at most [`CPUMASK_SAMPLES_KEPT`] evenly spaced cpumask samples (the last one
+/// always). Notes what was removed under `stored`.
+pub fn reduce(mut stats: Value, keep_records: bool) -> Value {
+    let mut note = serde_json::Map::new();
+    if !keep_records {
+        if let Some(r) = stats.get_mut("shootdowns").and_then(Value::as_array_mut) {
+            note.insert("shootdown_records_dropped".into(), Value::from(r.len()));
+            r.clear();
+        }
+    }
+    if let Some(s) = stats.get_mut("cpumask_weight").and_then(Value::as_array_mut) {
+        let n = s.len();
+        if n > CPUMASK_SAMPLES_KEPT {
+            let step = n.div_ceil(CPUMASK_SAMPLES_KEPT);
+            let kept: Vec<Value> = s
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % step == 0 || *i == n - 1)
+                .map(|(_, v)| v.clone())
+                .collect();
+            note.insert("cpumask_weight_samples".into(), Value::from(n));
+            *s = kept;
+        }
+    }
+    if let Some(o) = stats.as_object_mut() {
+        o.insert("stored".into(), Value::Object(note));
+    }
+    stats
+}
+
+/// The CSV header of `summary.csv`.
+pub const CSV_HEADER: [&str; 33] = [
+    "id",
+    "workload",
+    "args",
+    "profile",
+    "cpumask",
+    "flush",
+    "cores",
+    "seed",
+    "status",
+    "error",
+    "instructions",
+    "cycles",
+    "simulated_ns",
+    "shootdowns",
+    "remote_shootdowns",
+    "ipis_sent",
+    "invlpgb",
+    "oracle_violations",
+    "latency_mean",
+    "latency_p50",
+    "latency_p90",
+    "latency_p99",
+    "latency_max",
+    "targets_per_shootdown",
+    "ipis_per_shootdown",
+    "initiator_cycles",
+    "ack_wait_cycles",
+    "victim_cycles",
+    "refills",
+    "refill_cycles",
+    "command",
+    "oracle",
+    "guest_output_bytes",
+];
+
+/// Writes `summary.csv`: one row per point, in the sweep's order. A point without a
+/// result file gets status `missing`.
+pub fn write_csv(
+    path: &std::path::Path,
+    points: &[Point],
+    results: &std::collections::BTreeMap<String, PointFile>,
+) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(CSV_HEADER)?;
+    for p in points {
+        let id = p.id();
+        let r = results.get(&id);
+        let status = r.map_or("missing", |r| r.status.as_str());
+        let error = r.and_then(|r| r.error.clone()).unwrap_or_default();
+        let mut row = vec![
+            id.clone(),
+            p.workload.clone(),
+            p.args.join(" "),
+            p.profile.clone(),
+            p.cpumask.clone(),
+            p.flush.clone(),
+            p.cores.to_string(),
+            p.seed.to_string(),
+            status.to_string(),
+            error,
+        ];
+        let s = r.and_then(|r| r.summary.clone());
+        match s {
+            Some(s) => row.extend([
+                s.instructions.to_string(),
+                s.cycles.to_string(),
+                s.simulated_ns.to_string(),
+                s.shootdowns.to_string(),
+                s.remote_shootdowns.to_string(),
+                s.ipis_sent.to_string(),
+                s.invlpgb.to_string(),
+                s.oracle_violations.to_string(),
+                format!("{:.1}", s.latency_mean),
+                s.latency_p50.to_string(),
+                s.latency_p90.to_string(),
+                s.latency_p99.to_string(),
+                s.latency_max.to_string(),
+                format!("{:.3}", s.targets_per_shootdown),
+                format!("{:.3}", s.ipis_per_shootdown),
+                format!("{:.1}", s.initiator_cycles),
+                format!("{:.1}", s.ack_wait_cycles),
+                format!("{:.1}", s.victim_cycles),
+                format!("{:.3}", s.refills),
+                format!("{:.1}", s.refill_cycles),
+            ]),
+            None => row.extend(std::iter::repeat_n(String::new(), 20)),
+        }
+        row.push(p.command());
+        row.push(p.oracle.to_string());
+        row.push(r.map_or(0, |r| r.guest_stdout.len()).to_string());
+        w.write_record(&row)?;
+    }
+    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?;
+    crate::write_atomic(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stats() -> Value {
+        json!({
+            "totals": {"instructions": 1000, "cycles": 5000, "simulated_ns": 2000, "shootdowns": 3,
+                       "ipis_sent": 4, "invlpgb": 0, "oracle_violations": 0},
+            "shootdown_latency_cycles": {"count": 2, "mean": 3000.0, "p50": 2000, "p90": 4000, "p99": 4000, "max": 4000},
+            "per_core": [
+                {"ack_wait_cycles": 1000, "mmu": {"walks": 10, "walk_cycles": 300}},
+                {"ack_wait_cycles": 1000, "mmu": {"walks": 10, "walk_cycles": 100}}
+            ],
+            "shootdowns": [
+                {"targets": 0, "invlpgb": 0, "victim_cycles": 0, "refills": 9},
+                {"targets": 2, "invlpgb": 0, "victim_cycles": 600, "refills": 4},
+                {"targets": 3, "invlpgb": 0, "victim_cycles": 900, "refills": 2}
+            ],
+            "cpumask_weight": (0..5000).map(|i| json!([i, 1, i % 4])).collect::<Vec<_>>()
+        })
+    }
+
+    #[test]
+    fn summary_splits_the_cost() {
+        let s = Summary::of(&stats());
+        assert_eq!(s.remote_shootdowns, 2);
+        assert!((s.targets_per_shootdown - 2.5).abs() < 1e-9);
+        assert!((s.ipis_per_shootdown - 2.0).abs() < 1e-9);
+        assert!((s.ack_wait_cycles - 1000.0).abs() < 1e-9);
+        assert!((s.initiator_cycles - 2000.0).abs() < 1e-9);
+        assert!((s.victim_cycles - 750.0).abs() < 1e-9);
+        assert!((s.refills - 3.0).abs() < 1e-9);
+        assert!((s.refill_cycles - 60.0).abs() < 1e-9); // 3 walks at 20 cycles
+    }
+
+    #[test]
+    fn reduce_drops_records_and_thins_samples() {
+        let r = reduce(stats(), false);
+        assert_eq!(r["shootdowns"].as_array().map(Vec::len), Some(0));
+        assert_eq!(r["stored"]["shootdown_records_dropped"], 3);
+        let n = r["cpumask_weight"].as_array().map_or(0, Vec::len);
+        assert!(n <= CPUMASK_SAMPLES_KEPT + 1 && n > 1000, "{n}");
+        assert_eq!(
+            r["cpumask_weight"].as_array().and_then(|a| a.last()).cloned(),
+            Some(json!([4999, 1, 3]))
+        );
+        let k = reduce(stats(), true);
+        assert_eq!(k["shootdowns"].as_array().map(Vec::len), Some(3));
+    }
+}

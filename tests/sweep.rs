@@ -1,0 +1,367 @@
+//! Sweeps: the report references every plot and every PNG decodes, the CSV has one row
+//! per point, an interrupted sweep resumes without recomputing finished points, shards
+//! merged equal the unsharded sweep byte for byte, failures are recorded, and
+//! `emu report` and `emu compare` work from stored results.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, SystemTime};
+
+/// A small grid: 2 profiles x 2 policies x 2 transports (invlpgb only on zen3) x 3
+/// core counts = 18 points of a few milliseconds each.
+const GRID: &[&str] = &[
+    "--workload",
+    "madvise_shared {cores} 4 30",
+    "--cores",
+    "1,2,4",
+    "--cpumask",
+    "lazy,eager",
+    "--flush",
+    "ipi,invlpgb",
+    "--profile",
+    "skylake-sp,zen3",
+];
+const GRID_POINTS: usize = 18;
+
+fn sweep(out: &Path, extra: &[&str]) -> Output {
+    emu()
+        .arg("sweep")
+        .args(GRID)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .env_remove("SLURM_ARRAY_TASK_COUNT")
+        .output()
+        .expect("run emu sweep")
+}
+
+fn csv_rows(dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("summary.csv")).expect("summary.csv");
+    text.lines().skip(1).map(str::to_string).collect()
+}
+
+fn point_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("points"))
+        .expect("points dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn mtime(p: &Path) -> SystemTime {
+    std::fs::metadata(p).and_then(|m| m.modified()).expect("mtime")
+}
+
+/// The `href` and `src` targets of an HTML page.
+fn links(html: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for attr in ["src=\"", "href=\""] {
+        let mut rest = html;
+        while let Some(i) = rest.find(attr) {
+            rest = &rest[i + attr.len()..];
+            if let Some(j) = rest.find('"') {
+                out.push(rest[..j].to_string());
+                rest = &rest[j..];
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_sweep_writes_csv_plots_and_a_report_that_references_them() {
+    let dir = scratch("sweep-basic");
+    let o = sweep(&dir, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("report: "), "{}", show(&o));
+    // One row per point, in a CSV pandas can read: a header and uniform columns.
+    let rows = csv_rows(&dir);
+    assert_eq!(rows.len(), GRID_POINTS);
+    assert_eq!(point_files(&dir).len(), GRID_POINTS);
+    let header = std::fs::read_to_string(dir.join("summary.csv")).expect("csv");
+    assert!(header.starts_with("id,workload,args,profile,cpumask,flush,cores,seed,status,"));
+    assert!(rows.iter().all(|r| r.contains(",ok,")), "{rows:?}");
+    // Every plot the page references exists; every image in the report is referenced.
+    let report = dir.join("report");
+    let html = std::fs::read_to_string(report.join("index.html")).expect("index.html");
+    let refs = links(&html);
+    let images: Vec<&String> =
+        refs.iter().filter(|l| l.ends_with(".png") || l.ends_with(".svg")).collect();
+    assert!(images.len() >= 20, "only {} plot links", images.len());
+    for l in &images {
+        assert!(report.join(l).exists(), "index.html links to missing {l}");
+    }
+    let mut pngs = 0;
+    for e in std::fs::read_dir(&report).expect("report dir").filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".png") || name.ends_with(".svg") {
+            assert!(refs.contains(&name), "{name} is not referenced by index.html");
+        }
+        if name.ends_with(".png") {
+            // Every PNG decodes to a real image.
+            let decoder = png::Decoder::new(std::io::BufReader::new(
+                std::fs::File::open(e.path()).expect("open png"),
+            ));
+            let mut reader = decoder.read_info().unwrap_or_else(|err| panic!("{name}: {err}"));
+            let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+            let info = reader.next_frame(&mut buf).unwrap_or_else(|err| panic!("{name}: {err}"));
+            assert!(
+                info.width >= 800 && info.height >= 200,
+                "{name}: {}x{}",
+                info.width,
+                info.height
+            );
+            // Not blank: some pixels are neither white nor grey.
+            assert!(
+                buf.chunks(3).any(|p| p.len() == 3 && (p[0] != p[1] || p[1] != p[2])),
+                "{name} has no colour"
+            );
+            pngs += 1;
+        }
+        if name.ends_with(".svg") {
+            let svg = std::fs::read_to_string(e.path()).expect("svg");
+            assert!(svg.starts_with("<svg") && svg.contains("</svg>"), "{name}");
+        }
+    }
+    assert_eq!(pngs * 2, images.len());
+    // The page gives the command reproducing each point.
+    assert_eq!(
+        html.matches("emu run --no-env --profile").count(),
+        GRID_POINTS,
+        "one command per point"
+    );
+    // The report can be rebuilt from the stored results alone, identically.
+    let csv_before = std::fs::read(dir.join("summary.csv")).expect("csv");
+    let o = emu().arg("report").arg(&dir).output().expect("emu report");
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(std::fs::read(dir.join("summary.csv")).expect("csv"), csv_before);
+    assert_eq!(std::fs::read_to_string(report.join("index.html")).expect("html"), html);
+}
+
+#[test]
+fn a_rerun_skips_finished_points_and_an_interrupted_sweep_resumes() {
+    let dir = scratch("sweep-resume");
+    let o = sweep(&dir, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let files = point_files(&dir);
+    let before: Vec<SystemTime> = files.iter().map(|f| mtime(f)).collect();
+    let csv = std::fs::read(dir.join("summary.csv")).expect("csv");
+    // Lose two results, as a crash before they were written would.
+    std::fs::remove_file(&files[3]).expect("rm");
+    std::fs::remove_file(&files[10]).expect("rm");
+    std::thread::sleep(Duration::from_millis(20));
+    let o = sweep(&dir, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("16 done before, 2 to run"), "{err}");
+    for (k, f) in files.iter().enumerate() {
+        if k == 3 || k == 10 {
+            assert!(f.exists(), "{} not recomputed", f.display());
+        } else {
+            assert_eq!(mtime(f), before[k], "{} was recomputed", f.display());
+        }
+    }
+    // Deterministic: the recomputed points give the same table.
+    assert_eq!(std::fs::read(dir.join("summary.csv")).expect("csv"), csv);
+
+    // Kill a sweep part-way (one point at a time, larger points), then rerun it.
+    let dir = scratch("sweep-kill");
+    let args = [
+        "sweep",
+        "--workload",
+        "madvise_shared {cores} 16 400",
+        "--cores",
+        "2,4,8",
+        "--cpumask",
+        "lazy,eager,sticky,all",
+        "--flush",
+        "ipi",
+        "--profile",
+        "skylake-sp",
+        "--jobs",
+        "1",
+    ];
+    let mut child = emu()
+        .args(args)
+        .arg("--out")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sweep");
+    let t0 = std::time::Instant::now();
+    while (!dir.join("points").exists() || point_files(&dir).is_empty())
+        && t0.elapsed() < Duration::from_secs(120)
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().expect("kill");
+    let _ = child.wait();
+    let done = point_files(&dir);
+    assert!(!done.is_empty() && done.len() < 12, "{} points finished before the kill", done.len());
+    let stamps: Vec<SystemTime> = done.iter().map(|f| mtime(f)).collect();
+    let o = emu().args(args).arg("--out").arg(&dir).output().expect("rerun");
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("{} done before", done.len())), "{err}");
+    for (f, t) in done.iter().zip(stamps) {
+        assert_eq!(mtime(f), t, "{} recomputed", f.display());
+    }
+    assert_eq!(csv_rows(&dir).len(), 12);
+    assert!(csv_rows(&dir).iter().all(|r| r.contains(",ok,")));
+}
+
+#[test]
+fn shards_merged_equal_the_unsharded_sweep() {
+    let whole = scratch("sweep-whole");
+    assert_eq!(sweep(&whole, &[]).status.code(), Some(0));
+    let (a, b, c) = (scratch("sweep-shard0"), scratch("sweep-shard1"), scratch("sweep-shard2"));
+    let o = sweep(&a, &["--shard", "0/3"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("emu merge"), "{}", show(&o));
+    assert!(!a.join("summary.csv").exists(), "a shard writes no table of its own");
+    assert_eq!(point_files(&a).len(), GRID_POINTS / 3);
+    // The Slurm array variables choose the shard when --shard is absent.
+    let o = emu()
+        .arg("sweep")
+        .args(GRID)
+        .arg("--out")
+        .arg(&b)
+        .env("SLURM_ARRAY_TASK_ID", "1")
+        .env("SLURM_ARRAY_TASK_COUNT", "3")
+        .output()
+        .expect("sweep");
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("shard 1/3"), "{}", show(&o));
+    // Merging without the last shard fails, naming what is missing.
+    let merged = scratch("sweep-merged");
+    let o = emu().arg("merge").arg("--out").arg(&merged).arg(&a).arg(&b).output().expect("merge");
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("6 of 18 points have no result") && err.contains("madvise_shared_"),
+        "{err}"
+    );
+    assert_eq!(sweep(&c, &["--shard", "2/3"]).status.code(), Some(0));
+    let o = emu()
+        .arg("merge")
+        .arg("--out")
+        .arg(&merged)
+        .arg(&a)
+        .arg(&b)
+        .arg(&c)
+        .output()
+        .expect("merge");
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(
+        std::fs::read(merged.join("summary.csv")).expect("merged csv"),
+        std::fs::read(whole.join("summary.csv")).expect("whole csv"),
+        "merged shards differ from the unsharded sweep"
+    );
+    assert!(merged.join("report/index.html").exists());
+    // A shard of another sweep is refused.
+    let other = scratch("sweep-other");
+    let o = emu()
+        .args(["sweep", "--workload", "hello", "--cores", "1", "--profile", "zen3", "--out"])
+        .arg(&other)
+        .output()
+        .expect("sweep");
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let o = emu()
+        .arg("merge")
+        .arg("--out")
+        .arg(scratch("sweep-m2"))
+        .arg(&a)
+        .arg(&other)
+        .output()
+        .expect("merge");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("different sweeps"), "{}", show(&o));
+}
+
+#[test]
+fn failed_points_are_recorded_and_do_not_stop_the_others() {
+    let dir = scratch("sweep-fail");
+    // 1024 pages per thread fit in 16 MiB of guest memory at 1 thread, not at 8.
+    let o = emu()
+        .args([
+            "sweep",
+            "--workload",
+            "madvise_shared {cores} 1024 1",
+            "--cores",
+            "1,8",
+            "--cpumask",
+            "lazy",
+            "--flush",
+            "ipi",
+            "--profile",
+            "skylake-sp",
+            "--memory",
+            "16",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .expect("sweep");
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let rows = csv_rows(&dir);
+    assert_eq!(rows.len(), 2);
+    assert!(rows[0].contains(",ok,"), "{}", rows[0]);
+    assert!(rows[1].contains(",failed,"), "{}", rows[1]);
+    assert!(rows[1].to_lowercase().contains("memory"), "{}", rows[1]);
+    let html = std::fs::read_to_string(dir.join("report/index.html")).expect("html");
+    assert!(html.contains("Failed points"));
+    // Bad sweep arguments are errors before anything runs.
+    for bad in [
+        vec!["sweep", "--cores", "0"],
+        vec!["sweep", "--shard", "2/2"],
+        vec!["sweep", "--workload", "no_such_workload", "--cores", "1"],
+        vec!["sweep", "--spec", "/no/such/spec.toml"],
+        vec!["sweep", "--memory", "1"],
+    ] {
+        let o = emu().args(&bad).arg("--out").arg(scratch("sweep-bad")).output().expect("sweep");
+        assert_eq!(o.status.code(), Some(1), "{bad:?}: {}", show(&o));
+        assert!(String::from_utf8_lossy(&o.stderr).starts_with("emu: "), "{bad:?}: {}", show(&o));
+    }
+}
+
+#[test]
+fn compare_prints_both_runs_with_ratios() {
+    let dir = scratch("sweep-compare");
+    let o = sweep(&dir, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let files = point_files(&dir);
+    let pick = |needle: &str| {
+        files.iter().find(|f| f.to_string_lossy().contains(needle)).cloned().expect(needle)
+    };
+    let a = pick("zen3_lazy_ipi_c4_");
+    let b = pick("zen3_lazy_invlpgb_c4_");
+    let o = emu().arg("compare").arg(&a).arg(&b).output().expect("compare");
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let t = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        t.contains("B/A") && t.contains("latency p99") && t.contains("IPIs per shootdown"),
+        "{t}"
+    );
+    // Plain `emu run --stats` files compare too.
+    let s = dir.join("run.json");
+    let st = emu()
+        .args(["run", "--cores", "2", "--stats"])
+        .arg(&s)
+        .args(["madvise_shared", "2", "4", "30"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("run");
+    assert!(st.success());
+    let o = emu().arg("compare").arg(&s).arg(&a).output().expect("compare");
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let o = emu().arg("compare").arg(&s).arg("/no/such.json").output().expect("compare");
+    assert_eq!(o.status.code(), Some(1));
+}
