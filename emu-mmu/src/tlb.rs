@@ -325,6 +325,23 @@ impl TlbArray {
                     }
                 }
             }
+            Flush::Range { va, pages, stride_2m: false, .. } if (pages as usize) < self.sets => {
+                // A short 4 KiB-stride range: only the sets its pages map to.
+                let end = va.saturating_add(pages << 12);
+                let mut sets: Vec<usize> = Vec::with_capacity(pages as usize + 2);
+                if self.holds != Holds::Huge {
+                    sets.extend((va >> 12..end.div_ceil(4096)).map(|v| self.set_of(v)));
+                }
+                if self.holds != Holds::Small {
+                    sets.extend((va >> 21..end.div_ceil(1 << 21)).map(|v| self.set_of(v)));
+                }
+                sets.sort_unstable();
+                sets.dedup();
+                let ways = self.ways;
+                for set in sets {
+                    self.entries[set * ways..(set + 1) * ways].iter_mut().for_each(&mut kill);
+                }
+            }
             _ => self.entries.iter_mut().for_each(kill),
         }
         self.stats.invalidated += n;
@@ -543,6 +560,44 @@ mod tests {
             assert_eq!(n, m, "{start:#x}..{end:#x}");
             assert_eq!(marked(&probe), marked(&scan), "{start:#x}..{end:#x}");
             assert!(n > 0, "{start:#x}..{end:#x} marked nothing");
+        }
+    }
+
+    #[test]
+    fn short_range_flush_equals_a_full_scan() {
+        let fill = || {
+            let mut t = TlbArray::new(TlbGeometry { entries: 64, ways: 4 }, Holds::Both, Replacement::Lru);
+            for k in 0..48u64 {
+                let mut e = ent(0x7000_0000 + k * 0x3000, 1, k % 11 == 0);
+                if k % 7 == 0 {
+                    e.huge = true;
+                    e.vpn = (0x7000_0000 + k * 0x20_0000) >> 21;
+                }
+                t.insert(e);
+            }
+            t
+        };
+        let left = |t: &TlbArray| -> Vec<(u64, bool)> {
+            let mut v: Vec<(u64, bool)> = t.valid_entries().map(|e| (e.vpn, e.huge)).collect();
+            v.sort_unstable();
+            v
+        };
+        for (va, pages, globals) in [(0x7000_3000u64, 9u64, false), (0x70e0_1000, 4, true), (0x7000_0000, 1, true)] {
+            let f = Flush::Range { pcid: 1, va, pages, stride_2m: false, globals, final_only: false };
+            let mut probe = fill();
+            let n = probe.flush(&f);
+            // The same entries removed by testing every entry.
+            let mut scan = fill();
+            let mut m = 0;
+            for e in scan.entries.iter_mut() {
+                if f.hits(e) {
+                    e.valid = false;
+                    m += 1;
+                }
+            }
+            assert_eq!(n, m, "{va:#x}+{pages}");
+            assert_eq!(left(&probe), left(&scan), "{va:#x}+{pages}");
+            assert!(n > 0, "{va:#x}+{pages} removed nothing");
         }
     }
 }
