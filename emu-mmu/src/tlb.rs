@@ -327,18 +327,8 @@ impl TlbArray {
             }
             Flush::Range { va, pages, stride_2m: false, .. } if (pages as usize) < self.sets => {
                 // A short 4 KiB-stride range: only the sets its pages map to.
-                let end = va.saturating_add(pages << 12);
-                let mut sets: Vec<usize> = Vec::with_capacity(pages as usize + 2);
-                if self.holds != Holds::Huge {
-                    sets.extend((va >> 12..end.div_ceil(4096)).map(|v| self.set_of(v)));
-                }
-                if self.holds != Holds::Small {
-                    sets.extend((va >> 21..end.div_ceil(1 << 21)).map(|v| self.set_of(v)));
-                }
-                sets.sort_unstable();
-                sets.dedup();
                 let ways = self.ways;
-                for set in sets {
+                for set in self.sets_of_range(va, va.saturating_add(pages << 12)) {
                     self.entries[set * ways..(set + 1) * ways].iter_mut().for_each(&mut kill);
                 }
             }
@@ -381,21 +371,26 @@ impl TlbArray {
             self.entries.iter_mut().for_each(visit);
             return n;
         }
-        // A short range: only the sets its 4 KiB and 2 MiB pages map to.
         let ways = self.ways;
-        let mut sets: Vec<usize> = Vec::with_capacity(pages as usize + 2);
+        for set in self.sets_of_range(start, end) {
+            self.entries[set * ways..(set + 1) * ways].iter_mut().for_each(&mut visit);
+        }
+        n
+    }
+
+    /// The sets that can hold a translation of `[start, end)`: those its 4 KiB pages and
+    /// its 2 MiB pages map to (as far as this array holds each size), without repeats.
+    fn sets_of_range(&self, start: u64, end: u64) -> Vec<usize> {
+        let mut sets: Vec<usize> = Vec::new();
         if self.holds != Holds::Huge {
-            sets.extend((start >> 12..end.div_ceil(4096)).map(|v| self.set_of(v)));
+            sets.extend((start >> 12..end.div_ceil(1 << 12)).map(|v| self.set_of(v)));
         }
         if self.holds != Holds::Small {
             sets.extend((start >> 21..end.div_ceil(1 << 21)).map(|v| self.set_of(v)));
         }
         sets.sort_unstable();
         sets.dedup();
-        for set in sets {
-            self.entries[set * ways..(set + 1) * ways].iter_mut().for_each(&mut visit);
-        }
-        n
+        sets
     }
 
     /// Clears the oracle's mark of the entry for `va` under `pcid` (after reporting it).
@@ -566,7 +561,8 @@ mod tests {
     #[test]
     fn short_range_flush_equals_a_full_scan() {
         let fill = || {
-            let mut t = TlbArray::new(TlbGeometry { entries: 64, ways: 4 }, Holds::Both, Replacement::Lru);
+            let mut t =
+                TlbArray::new(TlbGeometry { entries: 64, ways: 4 }, Holds::Both, Replacement::Lru);
             for k in 0..48u64 {
                 let mut e = ent(0x7000_0000 + k * 0x3000, 1, k % 11 == 0);
                 if k % 7 == 0 {
@@ -582,8 +578,11 @@ mod tests {
             v.sort_unstable();
             v
         };
-        for (va, pages, globals) in [(0x7000_3000u64, 9u64, false), (0x70e0_1000, 4, true), (0x7000_0000, 1, true)] {
-            let f = Flush::Range { pcid: 1, va, pages, stride_2m: false, globals, final_only: false };
+        for (va, pages, globals) in
+            [(0x7000_3000u64, 9u64, false), (0x70e0_1000, 4, true), (0x7000_0000, 1, true)]
+        {
+            let f =
+                Flush::Range { pcid: 1, va, pages, stride_2m: false, globals, final_only: false };
             let mut probe = fill();
             let n = probe.flush(&f);
             // The same entries removed by testing every entry.

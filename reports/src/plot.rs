@@ -255,6 +255,35 @@ struct LatencyVsCores<'a> {
     title: String,
 }
 
+/// One strategy's line with its legend entry: solid for IPIs, dashed for INVLPGB, and
+/// a dot at each point when `markers`.
+fn strategy_line<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    s: &Series<'_>,
+    c: RGBColor,
+    line: Vec<(f64, f64)>,
+    markers: bool,
+) -> DrawResult
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let style = c.stroke_width(2);
+    let anno = if s.invlpgb {
+        chart.draw_series(DashedLineSeries::new(line.clone(), 8, 5, style)).map_err(err)?
+    } else {
+        chart.draw_series(LineSeries::new(line.clone(), style)).map_err(err)?
+    };
+    anno.label(&s.label).legend(legend_mark!(c, s.invlpgb));
+    if markers {
+        chart
+            .draw_series(line.iter().map(|&(x, y)| Circle::new((x, y), 3, c.filled())))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
 /// Ticks at 1, 2 and 5 times the powers of ten within [lo, hi].
 fn ticks_125(lo: f64, hi: f64) -> Vec<f64> {
     let mut out = Vec::new();
@@ -335,18 +364,7 @@ impl Figure for LatencyVsCores<'_> {
                         .map_err(err)?;
                 }
                 let line: Vec<(f64, f64)> = rows.iter().map(|r| (r.0, r.1)).collect();
-                let style = c.stroke_width(2);
-                let anno = if s.invlpgb {
-                    chart
-                        .draw_series(DashedLineSeries::new(line.clone(), 8, 5, style))
-                        .map_err(err)?
-                } else {
-                    chart.draw_series(LineSeries::new(line.clone(), style)).map_err(err)?
-                };
-                anno.label(&s.label).legend(legend_mark!(c, s.invlpgb));
-                chart
-                    .draw_series(line.iter().map(|&(x, y)| Circle::new((x, y), 3, c.filled())))
-                    .map_err(err)?;
+                strategy_line(&mut chart, s, c, line, true)?;
             }
             legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         }
@@ -435,18 +453,7 @@ impl Figure for IpisVsCores<'_> {
                     .iter()
                     .filter_map(|r| r.summary.as_ref().map(|m| (r.point.cores as f64, pick(m))))
                     .collect();
-                let style = c.stroke_width(2);
-                let anno = if s.invlpgb {
-                    chart
-                        .draw_series(DashedLineSeries::new(line.clone(), 8, 5, style))
-                        .map_err(err)?
-                } else {
-                    chart.draw_series(LineSeries::new(line.clone(), style)).map_err(err)?
-                };
-                anno.label(&s.label).legend(legend_mark!(c, s.invlpgb));
-                chart
-                    .draw_series(line.iter().map(|&(x, y)| Circle::new((x, y), 3, c.filled())))
-                    .map_err(err)?;
+                strategy_line(&mut chart, s, c, line, true)?;
             }
             legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         }
@@ -529,14 +536,7 @@ impl Figure for Cdf<'_> {
             .map_err(err)?;
         }
         for (i, s, pts) in curves {
-            let c = colour(i);
-            let style = c.stroke_width(2);
-            let anno = if s.invlpgb {
-                chart.draw_series(DashedLineSeries::new(pts, 8, 5, style)).map_err(err)?
-            } else {
-                chart.draw_series(LineSeries::new(pts, style)).map_err(err)?
-            };
-            anno.label(&s.label).legend(legend_mark!(c, s.invlpgb));
+            strategy_line(&mut chart, s, colour(i), pts, false)?;
         }
         legend(&mut chart, SeriesLabelPosition::LowerRight)
     }
