@@ -275,13 +275,25 @@ fn oracle_is_silent_for_every_strategy_and_catches_a_broken_one() {
             assert!(total(&v, "shootdowns") > 0, "{args:?} made no shootdowns");
         }
     }
-    // Dropping a target from every flush leaves stale translations in use.
-    // mprotect_flip's readers keep using the region whose permissions change.
-    let (_, v) =
-        run_stats("oracle-broken", &["--cores", "4", "--broken", "drop-target", "mprotect_flip"]);
+    // A reader that keeps using a page another CPU zaps: every strategy delivers the
+    // flush (the reader then sees the zero page); dropping the target leaves the reader
+    // on the freed frame, which the guest sees and the oracle reports.
+    let g = guest("stale_reader");
+    let g = g.to_str().expect("utf-8 path");
+    for (profile, cpumask, flush) in strategies {
+        let (out, v) = run_stats(
+            "oracle-reader",
+            &["--profile", profile, "--cores", "2", "--cpumask", cpumask, "--flush", flush, g],
+        );
+        assert_eq!(out, "reads of the old value after the zap: 0\n", "{cpumask}/{flush}");
+        assert_eq!(total(&v, "oracle_violations"), 0, "{cpumask}/{flush}");
+    }
+    let (out, v) = run_stats("oracle-broken", &["--cores", "2", "--broken", "drop-target", g]);
+    assert_eq!(out, "reads of the old value after the zap: 200000\n");
     assert!(total(&v, "oracle_violations") > 0, "the oracle missed a dropped flush target");
     let first = &v["violations"][0];
-    assert!(first["address"].as_u64().is_some() && first["core"].as_u64().is_some(), "{first}");
+    assert_eq!(first["core"], 1, "{first}");
+    assert_eq!(first["kind"], "tlb", "{first}");
 }
 
 #[test]

@@ -114,6 +114,10 @@ pub struct Idle {
     pub state: usize,
 }
 
+/// Longest stretch (cycles) a core runs without yielding to the event loop when no
+/// other core is active; it bounds how far `--max-insns` can overshoot.
+const SOLO_SLICE_CYCLES: u64 = 1 << 20;
+
 /// Per-core scheduler, interrupt and TLB state.
 #[derive(Clone, Debug, Default)]
 pub struct CoreState {
@@ -534,7 +538,20 @@ impl Machine {
             }
         }
         let now = self.now(c);
-        let mut until = now + self.quantum_fp;
+        // While another CPU runs (or is about to), this one may run at most a quantum
+        // ahead, so no interrupt can reach it in its past. Alone, it runs to its next
+        // event: a tick, an interrupt, or a timer that may wake a task elsewhere.
+        let others = self.cores.iter().enumerate().any(|(k, o)| {
+            k != c
+                && o.waiting == 0
+                && (o.current.is_some() || !o.runq.is_empty() || !o.ipis.is_empty())
+        });
+        let mut until = if others {
+            now + self.quantum_fp
+        } else {
+            let alone = now + (SOLO_SLICE_CYCLES << 8);
+            self.next_timer().map_or(alone, |t| alone.min(t.max(now + 1)))
+        };
         if let Some(ipi) = self.cores[c].ipis.first() {
             until = until.min(ipi.arrival_fp.max(now + 1));
         }
