@@ -102,6 +102,29 @@ fn cpumask_lifecycle_follows_each_policy() {
 }
 
 #[test]
+fn the_cpumask_is_trimmed_once_a_second_under_lazy_only() {
+    let g = guest("cpumask_trim");
+    let g = g.to_str().expect("utf-8 path");
+    for (policy, after) in [("lazy", "0"), ("lazy-notrim", "0-1")] {
+        let (out, v) =
+            run_stats(&format!("trim-{policy}"), &["--cores", "2", "--cpumask", policy, g]);
+        let st = stages(&out);
+        // Before the first second, CPU 1 (running the child) gets no IPI and stays.
+        assert_eq!(mask_at(&st, "flush in the first second"), "0-1", "{policy}: {out}");
+        assert_eq!(mask_at(&st, "flush after a second"), after, "{policy}: {out}");
+        let munmaps: Vec<&Value> = v["shootdowns"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .filter(|r| r["reason"] == "munmap")
+            .collect();
+        assert_eq!(munmaps.len(), 2);
+        let trimmed = if policy == "lazy" { 1 } else { 0 };
+        assert_eq!(munmaps[1]["ipis_sent"], trimmed, "{policy}: {}", munmaps[1]);
+    }
+}
+
+#[test]
 fn invlpgb_gives_busy_mms_a_global_asid_and_sends_no_flush_ipis() {
     let g = guest("global_asid");
     let g = g.to_str().expect("utf-8 path");
@@ -248,15 +271,14 @@ fn icr_writes_follow_the_apic_mode() {
 
 #[test]
 fn oracle_is_silent_for_every_strategy_and_catches_a_broken_one() {
-    let strategies = [
-        ("skylake-sp", "lazy", "ipi"),
-        ("skylake-sp", "lazy-notrim", "ipi"),
-        ("skylake-sp", "eager", "ipi"),
-        ("skylake-sp", "sticky", "ipi"),
-        ("skylake-sp", "all", "ipi"),
-        ("zen3", "lazy", "invlpgb"),
-        ("zen3", "sticky", "invlpgb"),
-    ];
+    // Every shipped combination: five cpumask policies with IPIs on both profiles, and
+    // with INVLPGB on the profile that has it.
+    let mut strategies = Vec::new();
+    for cpumask in ["lazy", "lazy-notrim", "eager", "sticky", "all"] {
+        strategies.push(("skylake-sp", cpumask, "ipi"));
+        strategies.push(("zen3", cpumask, "ipi"));
+        strategies.push(("zen3", cpumask, "invlpgb"));
+    }
     // Small instances of every catalogue workload that makes shootdowns.
     let workloads: [&[&str]; 5] = [
         &["madvise_shared", "4", "8", "40"],
@@ -265,7 +287,7 @@ fn oracle_is_silent_for_every_strategy_and_catches_a_broken_one() {
         &["idle_unmap", "3", "4", "10", "200", "10"],
         &["fork_churn", "30", "2"],
     ];
-    for (profile, cpumask, flush) in strategies {
+    for &(profile, cpumask, flush) in &strategies {
         for w in workloads {
             let mut args =
                 vec!["--profile", profile, "--cores", "4", "--cpumask", cpumask, "--flush", flush];
@@ -280,7 +302,7 @@ fn oracle_is_silent_for_every_strategy_and_catches_a_broken_one() {
     // on the freed frame, which the guest sees and the oracle reports.
     let g = guest("stale_reader");
     let g = g.to_str().expect("utf-8 path");
-    for (profile, cpumask, flush) in strategies {
+    for &(profile, cpumask, flush) in &strategies {
         let (out, v) = run_stats(
             "oracle-reader",
             &["--profile", profile, "--cores", "2", "--cpumask", cpumask, "--flush", flush, g],

@@ -56,6 +56,8 @@ pub struct InvalidationStats {
     pub invlpgb_received: u64,
     /// TLBSYNC executed.
     pub tlbsync: u64,
+    /// Deep idle states entered that lost the TLB contents.
+    pub power_losses: u64,
     /// TLB entries removed by all of the above.
     pub tlb_entries: u64,
     /// Paging-structure-cache entries removed by all of the above.
@@ -330,6 +332,13 @@ impl MemSystem {
             c.apply(f, self.flush_tag);
         }
         fp(self.params.mmu.invlpgb_cycles)
+    }
+
+    /// The core enters a power state that loses its TLBs and paging-structure caches.
+    pub fn lose_translations(&mut self, core: usize) {
+        let c = &mut self.cores[core];
+        c.inval.power_losses += 1;
+        c.apply(&Flush::All, None);
     }
 
     /// TLBSYNC on `issuer`. Returns the cost of waiting for its broadcasts.

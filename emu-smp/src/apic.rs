@@ -15,6 +15,8 @@ pub struct Csd {
     pub info: FlushInfo,
     /// Id of the ack slot.
     pub id: usize,
+    /// When the initiator queued it (its local time).
+    pub queued_fp: u64,
 }
 
 /// An interrupt on its way to a CPU.
@@ -62,7 +64,8 @@ impl Machine {
             if self.cores[t].callq.is_empty() {
                 need_ipi.push(t);
             }
-            self.cores[t].callq.push_back(Csd { info: *info, id });
+            let queued_fp = self.now(c);
+            self.cores[t].callq.push_back(Csd { info: *info, id, queued_fp });
         }
         let icr = fp(self.profile.apic.icr_write_cycles);
         let cluster = self.profile.apic.cluster_size.max(1) as usize;
@@ -110,6 +113,11 @@ impl Machine {
             let mut handled_ids = Vec::new();
             while let Some(csd) = self.cores[k].callq.pop_front() {
                 let before = self.now(k);
+                // From queueing to the handler: IPI delivery, and any wait for a
+                // receiver that was asleep or handling something else.
+                let r = &mut self.shootdowns[csd.info.record];
+                r.ipi_delivery_cycles =
+                    r.ipi_delivery_cycles.max(t0.saturating_sub(csd.queued_fp) >> 8);
                 // The csd (and the queue head) were written by the initiator.
                 let miss = self.mem.caches.transfer_fp(csd.info.initiator, k);
                 self.charge(k, fp(self.profile.apic.call_function_cycles) + miss);
@@ -130,6 +138,9 @@ impl Machine {
                 r.victims += 1;
             }
             self.cores[k].stats.irq_cycles += (t1 - t0) >> 8;
+            if self.cores[k].waiting > 0 {
+                self.cores[k].wait_irqs.push((t0, t1));
+            }
             if self.trace.is_some() {
                 let ids: Vec<String> = handled_ids.iter().map(|i| i.to_string()).collect();
                 self.trace_span(k, &format!("flush IPI (shootdowns {})", ids.join(",")), t0, t1);
@@ -143,21 +154,22 @@ impl Machine {
     /// csd_lock_wait for every ack slot, in target order: the waiting CPU stays in its
     /// kernel, interrupts on, while the other CPUs advance. Each csd line was last
     /// written by its target (csd_unlock), so reading it costs a line transfer once the
-    /// target has released it; the reads are sequential.
+    /// target has released it; the reads are sequential, and interrupts taken while
+    /// polling delay them.
+    ///
+    /// The loop below runs the other CPUs, and one of them may start a wait of its own
+    /// before this one is seen to be over; interrupts this CPU takes after its acks were
+    /// all in belong to what it does next, not to the wait. They stay on its clock, and
+    /// are added to `post_wait_fp` so the shootdown's latency leaves them out.
     pub(crate) fn wait_for_acks(&mut self, c: usize, acks: Vec<(usize, usize)>) {
         if acks.is_empty() {
             return;
         }
         let start = self.now(c);
         self.cores[c].waiting += 1;
+        let outer_irqs = std::mem::take(&mut self.cores[c].wait_irqs);
         loop {
             if acks.iter().all(|&(id, _)| self.ack_fp[id].is_some()) {
-                let mut t = self.now(c);
-                for &(id, target) in &acks {
-                    let released = self.ack_fp[id].unwrap_or(t);
-                    t = t.max(released) + self.mem.caches.transfer_fp(target, c);
-                }
-                self.advance(c, t);
                 break;
             }
             if !self.step() {
@@ -171,9 +183,24 @@ impl Machine {
                 break;
             }
         }
+        let irqs = std::mem::replace(&mut self.cores[c].wait_irqs, outer_irqs);
         self.cores[c].waiting -= 1;
-        let end = self.now(c);
-        self.cores[c].stats.ack_wait_cycles += end.saturating_sub(start) >> 8;
-        self.trace_span(c, "wait for flush acks", start, end);
+        // The polling timeline: each read once its target released the line, pushed
+        // back by the interrupts that began before the wait was over.
+        let mut done = start;
+        for &(id, target) in &acks {
+            let released = self.ack_fp[id].unwrap_or(done);
+            done = done.max(released) + self.mem.caches.transfer_fp(target, c);
+        }
+        for &(begin, end) in &irqs {
+            if begin < done {
+                done += end - begin;
+            }
+        }
+        let now = self.now(c);
+        self.advance(c, done);
+        self.cores[c].post_wait_fp += now.saturating_sub(done);
+        self.cores[c].stats.ack_wait_cycles += (done - start) >> 8;
+        self.trace_span(c, "wait for flush acks", start, done);
     }
 }

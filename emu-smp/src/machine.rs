@@ -144,6 +144,11 @@ pub struct CoreState {
     pub tlb: CpuTlbState,
     /// Counters.
     pub stats: CoreStats,
+    /// Interrupts taken during the current flush wait: (start, end) local times.
+    pub wait_irqs: Vec<(u64, u64)>,
+    /// Interrupt time taken after a flush wait was over but before it was seen to be
+    /// (see `wait_for_acks`); the shootdown's latency leaves it out.
+    pub post_wait_fp: u64,
 }
 
 /// Signal numbers used by the kernel model.

@@ -53,10 +53,12 @@ impl Machine {
             let ctx_id = self.next_ctx_id;
             self.next_ctx_id += 1;
             let Some(pm) = self.mms.get_mut(&parent.mm) else { return Sys::Ret(-ENOMEM) };
-            let child = match pm.fork(&mut self.mem.phys, ctx_id) {
+            let mut child = match pm.fork(&mut self.mem.phys, ctx_id) {
                 Ok(m) => m,
                 Err(_) => return Sys::Ret(-ENOMEM),
             };
+            // init_new_context: the first cpumask trim is due a second (HZ jiffies) on.
+            child.ctx.next_trim_ns = self.ns_of(self.now(c)) + 1_000_000_000;
             self.mms.insert(id, child);
             // dup_mmap write-protected the parent's private pages: flush its TLBs.
             self.flush_tlb_mm(c, parent.mm, false, crate::tlbflush::Reason::Fork);

@@ -141,6 +141,10 @@ pub struct IdleState {
     pub exit_latency_cycles: f64,
     /// Shortest expected idle period for which the governor picks it.
     pub target_residency_cycles: f64,
+    /// The state loses the TLB's contents and the kernel calls leave_mm() before
+    /// entering it (cpuidle's CPUIDLE_FLAG_TLB_FLUSHED).
+    #[serde(default)]
+    pub tlb_flushed: bool,
 }
 
 /// Idle states, shallowest first.

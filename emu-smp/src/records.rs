@@ -37,6 +37,8 @@ impl Machine {
             latency_cycles: 0,
             victims: 0,
             victim_cycles: 0,
+            ipi_delivery_cycles: 0,
+            ack_wait_cycles: 0,
             refills: 0,
         });
         self.kstats.shootdowns += 1;

@@ -150,6 +150,11 @@ impl Machine {
         let states = &self.profile.idle.states;
         let state =
             states.iter().rposition(|s| s.target_residency_cycles <= expected as f64).unwrap_or(0);
+        if states[state].tlb_flushed {
+            // cpuidle_enter_state: leave_mm() first, then the hardware drops the TLB.
+            self.leave_mm(k);
+            self.mem.lose_translations(k);
+        }
         self.cores[k].idle = Some(Idle { since_fp: now, state });
         self.cores[k].stats.idle_entries += 1;
     }

@@ -120,6 +120,12 @@ pub struct ShootdownRecord {
     pub victims: u32,
     /// Cycles the remote CPUs spent on it (interrupt entry/exit shares, the flush).
     pub victim_cycles: u64,
+    /// Longest time from queueing the flush on a target to that target's interrupt
+    /// handler starting (IPI delivery, idle-state exit, or an interrupt already being
+    /// handled there), cycles.
+    pub ipi_delivery_cycles: u64,
+    /// Initiator cycles spent waiting for acks (csd_lock_wait).
+    pub ack_wait_cycles: u64,
     /// Page walks, on any core, that later brought back a translation this shootdown's
     /// invalidations removed (each removed translation counts at most once).
     pub refills: u64,

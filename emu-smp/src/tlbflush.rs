@@ -325,6 +325,16 @@ impl Machine {
                 .is_some_and(|m| m.ctx.global_asid != 0 && m.ctx.global_asid != asid)
     }
 
+    /// leave_mm: a CPU about to enter an idle state that loses the TLB stops using its
+    /// (lazily kept) user mm and loads init_mm, so flushes of that mm need not reach it.
+    /// Its bit stays in the mm's cpumask until a flush finds it elsewhere.
+    pub(crate) fn leave_mm(&mut self, c: usize) {
+        if self.cores[c].tlb.loaded_mm == INIT_MM {
+            return;
+        }
+        self.switch_mm_irqs_off(c, INIT_MM);
+    }
+
     /// switch_mm_irqs_off: loads `next` on CPU `c`, leaving lazy mode.
     pub(crate) fn switch_mm_irqs_off(&mut self, c: usize, next: u32) {
         let prev = self.cores[c].tlb.loaded_mm;
@@ -430,6 +440,7 @@ impl Machine {
         reason: Reason,
     ) {
         let t0 = self.now(c);
+        let post_before = self.cores[c].post_wait_fp;
         let Some(m) = self.mms.get_mut(&mm) else { return };
         m.ctx.tlb_gen += 1;
         let new_tlb_gen = m.ctx.tlb_gen;
@@ -464,7 +475,8 @@ impl Machine {
             self.flush_tlb_func(c, &info);
         }
         let t1 = self.now(c);
-        self.end_shootdown(record, t1 - t0);
+        let after_wait = self.cores[c].post_wait_fp - post_before;
+        self.end_shootdown(record, (t1 - t0).saturating_sub(after_wait));
         self.oracle_check_after_flush(&info, change_gen);
     }
 
@@ -522,7 +534,10 @@ impl Machine {
         if local {
             self.flush_tlb_func(c, info);
         }
+        let waited = self.cores[c].stats.ack_wait_cycles;
         self.wait_for_acks(c, acks);
+        self.shootdowns[info.record].ack_wait_cycles +=
+            self.cores[c].stats.ack_wait_cycles - waited;
     }
 
     /// flush_tlb_func on CPU `c` (local, or in the IPI handler).

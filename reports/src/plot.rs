@@ -548,21 +548,22 @@ struct Breakdown<'a> {
 }
 
 /// The cost components of a shootdown, in stacking order.
-const COMPONENTS: [&str; 4] = [
-    "initiator (send, local flush, INVLPGB/TLBSYNC)",
-    "initiator waiting for acks (IPI delivery, remote flush)",
+const COMPONENTS: [&str; 5] = [
+    "initiator work (queue, send, local flush, INVLPGB/TLBSYNC)",
+    "initiator waits: IPI delivery to the slowest target",
+    "initiator waits: remote flush and ack",
     "victims interrupted (entry, flush, exit)",
     "TLB refills afterwards (page walks)",
 ];
 
 impl Figure for Breakdown<'_> {
     fn size(&self) -> (u32, u32) {
-        (1100, 220 + 42 * self.g.series.len() as u32)
+        (1100, 250 + 42 * self.g.series.len() as u32)
     }
 
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult {
         area.fill(&WHITE).map_err(err)?;
-        let rows: Vec<(String, [f64; 4])> = self
+        let rows: Vec<(String, [f64; 5])> = self
             .g
             .series
             .iter()
@@ -570,20 +571,26 @@ impl Figure for Breakdown<'_> {
                 let m = at_max(s, self.g.max_cores)?.summary.as_ref()?;
                 Some((
                     s.label.clone(),
-                    [m.initiator_cycles, m.ack_wait_cycles, m.victim_cycles, m.refill_cycles],
+                    [
+                        m.initiator_cycles,
+                        m.ipi_delivery_cycles,
+                        m.ack_wait_cycles - m.ipi_delivery_cycles,
+                        m.victim_cycles,
+                        m.refill_cycles,
+                    ],
                 ))
             })
             .collect();
         let n = rows.len().max(1);
         let xmax = rows.iter().map(|r| r.1.iter().sum::<f64>()).fold(1.0, f64::max) * 1.05;
         let labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
-        let (plot, key) = area.split_vertically(area.dim_in_pixel().1 - 95);
+        let (plot, key) = area.split_vertically(area.dim_in_pixel().1 - 125);
         let mut chart = ChartBuilder::on(&plot)
             .caption(&self.title, ("sans-serif", 22))
             .margin(15)
             .x_label_area_size(50)
             .y_label_area_size(160)
-            .build_cartesian_2d(0f64..xmax, (0..n).into_segmented())
+            .build_cartesian_2d(0f64..xmax, (0..n - 1).into_segmented())
             .map_err(err)?;
         chart
             .configure_mesh()

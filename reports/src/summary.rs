@@ -84,6 +84,10 @@ pub struct Summary {
     /// Initiator cycles waiting for acks (IPI delivery and the remote flushes), per
     /// shootdown.
     pub ack_wait_cycles: f64,
+    /// Of that wait, the part until the slowest target's handler started: IPI
+    /// delivery, idle-state exits, receivers busy with other interrupts (per shootdown).
+    #[serde(default)]
+    pub ipi_delivery_cycles: f64,
     /// Cycles taken from the remote CPUs, per shootdown.
     pub victim_cycles: f64,
     /// Page walks that brought back a flushed translation, per shootdown.
@@ -119,7 +123,10 @@ impl Summary {
         let sum = |k: &str| remote_records.iter().map(|r| f(&r[k])).sum::<f64>();
         let (targets, victim, refills) = (sum("targets"), sum("victim_cycles"), sum("refills"));
         let latency_mean = f(&lat["mean"]);
-        let ack_wait_cycles = per(ack_wait);
+        // The records split the wait exactly; without them, the per-core totals.
+        let ack_wait_cycles =
+            if remote_records.is_empty() { per(ack_wait) } else { per(sum("ack_wait_cycles")) };
+        let ipi_delivery_cycles = per(sum("ipi_delivery_cycles")).min(ack_wait_cycles);
         let refills = per(refills);
         Summary {
             instructions: u(&t["instructions"]),
@@ -139,6 +146,7 @@ impl Summary {
             ipis_per_shootdown: per(u(&t["ipis_sent"]) as f64),
             initiator_cycles: (latency_mean - ack_wait_cycles).max(0.0),
             ack_wait_cycles,
+            ipi_delivery_cycles,
             victim_cycles: per(victim),
             refills,
             refill_cycles: refills * walk_cost,
@@ -178,7 +186,7 @@ pub fn reduce(mut stats: Value, keep_records: bool) -> Value {
 }
 
 /// The CSV header of `summary.csv`.
-pub const CSV_HEADER: [&str; 33] = [
+pub const CSV_HEADER: [&str; 34] = [
     "id",
     "workload",
     "args",
@@ -206,6 +214,7 @@ pub const CSV_HEADER: [&str; 33] = [
     "ipis_per_shootdown",
     "initiator_cycles",
     "ack_wait_cycles",
+    "ipi_delivery_cycles",
     "victim_cycles",
     "refills",
     "refill_cycles",
@@ -260,11 +269,12 @@ pub fn write_csv(
                 format!("{:.3}", s.ipis_per_shootdown),
                 format!("{:.1}", s.initiator_cycles),
                 format!("{:.1}", s.ack_wait_cycles),
+                format!("{:.1}", s.ipi_delivery_cycles),
                 format!("{:.1}", s.victim_cycles),
                 format!("{:.3}", s.refills),
                 format!("{:.1}", s.refill_cycles),
             ]),
-            None => row.extend(std::iter::repeat_n(String::new(), 20)),
+            None => row.extend(std::iter::repeat_n(String::new(), 21)),
         }
         row.push(p.command());
         row.push(p.oracle.to_string());
@@ -290,9 +300,9 @@ mod tests {
                 {"ack_wait_cycles": 1000, "mmu": {"walks": 10, "walk_cycles": 100}}
             ],
             "shootdowns": [
-                {"targets": 0, "invlpgb": 0, "victim_cycles": 0, "refills": 9},
-                {"targets": 2, "invlpgb": 0, "victim_cycles": 600, "refills": 4},
-                {"targets": 3, "invlpgb": 0, "victim_cycles": 900, "refills": 2}
+                {"targets": 0, "invlpgb": 0, "victim_cycles": 0, "refills": 9, "ack_wait_cycles": 0, "ipi_delivery_cycles": 0},
+                {"targets": 2, "invlpgb": 0, "victim_cycles": 600, "refills": 4, "ack_wait_cycles": 900, "ipi_delivery_cycles": 500},
+                {"targets": 3, "invlpgb": 0, "victim_cycles": 900, "refills": 2, "ack_wait_cycles": 1100, "ipi_delivery_cycles": 700}
             ],
             "cpumask_weight": (0..5000).map(|i| json!([i, 1, i % 4])).collect::<Vec<_>>()
         })
@@ -305,6 +315,7 @@ mod tests {
         assert!((s.targets_per_shootdown - 2.5).abs() < 1e-9);
         assert!((s.ipis_per_shootdown - 2.0).abs() < 1e-9);
         assert!((s.ack_wait_cycles - 1000.0).abs() < 1e-9);
+        assert!((s.ipi_delivery_cycles - 600.0).abs() < 1e-9);
         assert!((s.initiator_cycles - 2000.0).abs() < 1e-9);
         assert!((s.victim_cycles - 750.0).abs() < 1e-9);
         assert!((s.refills - 3.0).abs() < 1e-9);
