@@ -133,7 +133,15 @@ fn main() -> ExitCode {
         Cmd::Sweep(a) => match sweep::sweep(&a) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => {
-                eprintln!("emu: some points failed; their errors are in the report and the CSV");
+                eprintln!(
+                    "emu: some points failed; their errors are in {}/points/ID.json{}",
+                    a.out.display(),
+                    if a.shard().ok().flatten().is_some() {
+                        " (a shard writes no report; `emu merge` makes one)"
+                    } else {
+                        ", the report and the CSV"
+                    }
+                );
                 ExitCode::from(EXIT_INPUT)
             }
             Err(e) => {

@@ -46,7 +46,7 @@ pub struct SweepArgs {
     memory: Option<u64>,
     /// Output directory (created; a rerun resumes it).
     #[arg(long, default_value = "emu-sweep", value_name = "DIR")]
-    out: PathBuf,
+    pub out: PathBuf,
     /// Points run at once [default: SLURM_CPUS_PER_TASK, else the host's CPUs].
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
@@ -104,7 +104,7 @@ impl SweepArgs {
         Ok(s)
     }
 
-    fn shard(&self) -> Result<Option<Shard>> {
+    pub fn shard(&self) -> Result<Option<Shard>> {
         if let Some(s) = &self.shard {
             return Shard::parse(s).map(Some);
         }
@@ -278,11 +278,15 @@ pub fn sweep(a: &SweepArgs) -> Result<bool> {
             let r = run_point(p, a.keep_records);
             if !r.ok() {
                 failed.fetch_add(1, Ordering::Relaxed);
-                bar.println(format!(
-                    "emu sweep: {} failed: {}",
-                    r.id,
-                    r.error.as_deref().unwrap_or("")
-                ));
+                let msg =
+                    format!("emu sweep: {} failed: {}", r.id, r.error.as_deref().unwrap_or(""));
+                // The bar swallows println when it is hidden (stderr not a terminal,
+                // as under a batch scheduler).
+                if bar.is_hidden() {
+                    eprintln!("{msg}");
+                } else {
+                    bar.println(msg);
+                }
             }
             reports::store_point(&a.out, &r)?;
             bar.inc(1);

@@ -316,6 +316,10 @@ fn failed_points_are_recorded_and_do_not_stop_the_others() {
     assert!(rows[0].contains(",ok,"), "{}", rows[0]);
     assert!(rows[1].contains(",failed,"), "{}", rows[1]);
     assert!(rows[1].to_lowercase().contains("memory"), "{}", rows[1]);
+    // Off a terminal (as under a batch scheduler) the failure is still on stderr.
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("c8") && err.contains("failed: "), "{err}");
+    assert!(err.contains("points/ID.json"), "{err}");
     let html = std::fs::read_to_string(dir.join("report/index.html")).expect("html");
     assert!(html.contains("Failed points"));
     // Bad sweep arguments are errors before anything runs.

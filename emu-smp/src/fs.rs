@@ -404,10 +404,11 @@ impl Files {
         let d = self.descs.get(&id).ok_or(EBADF)?;
         let captured = self.capture.is_some();
         Ok(match &d.obj {
-            Object::Stdin | Object::Stdout | Object::Stderr if captured => Stat {
-                mode: 0o010600, // a pipe, the same on every host
-                ..Stat::default()
-            },
+            // A pipe, the same on every host, and what the reproduce command's stdio
+            // looks like when it is redirected to a pipe (stdio buffering follows it).
+            Object::Stdin | Object::Stdout | Object::Stderr if captured => {
+                Stat { mode: 0o10600, nlink: 1, blksize: 4096, ..Stat::default() }
+            }
             Object::Stdin => host_fd_stat(0),
             Object::Stdout => host_fd_stat(1),
             Object::Stderr => host_fd_stat(2),

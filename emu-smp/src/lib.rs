@@ -57,7 +57,10 @@ pub fn run(cfg: &RunConfig) -> Result<RunResult, SimError> {
         .stack_size(512 << 20)
         .spawn(move || -> Result<RunResult, SimError> {
             let mut m = Machine::new(&cfg)?;
-            let outcome = m.run();
+            // A bug in emu ends the run like a simulation error, keeping the statistics
+            // gathered up to it (the panic message itself goes to stderr).
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| m.run()))
+                .unwrap_or_else(|p| Outcome::Error(SimError::Internal(panic_text(&*p))));
             let stats = m.stats();
             let ghz = cfg.profile.ghz();
             let chrome_trace = m.trace().map(|t| t.chrome_json(cfg.cores, ghz));
@@ -66,7 +69,13 @@ pub fn run(cfg: &RunConfig) -> Result<RunResult, SimError> {
             Ok(RunResult { outcome, stats, chrome_trace, ftrace, stdout, stderr })
         })
         .map_err(|e| SimError::OutOfMemory(format!("cannot start the simulation thread: {e}")))?;
-    handle
-        .join()
-        .unwrap_or_else(|_| Err(SimError::Deadlock("the simulation thread panicked".into())))
+    handle.join().unwrap_or_else(|p| Err(SimError::Internal(panic_text(&*p))))
+}
+
+/// The message of a panic payload.
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "the simulation thread panicked".into())
 }

@@ -55,6 +55,9 @@ pub enum SimError {
     /// Guest physical memory is exhausted while the kernel needed a page.
     #[error("{0}")]
     OutOfMemory(String),
+    /// emu itself failed (a panic in the simulation): a bug, not the guest's doing.
+    #[error("internal error in emu (a bug, please report it): {0}")]
+    Internal(String),
 }
 
 /// How the guest ended.

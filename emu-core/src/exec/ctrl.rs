@@ -52,7 +52,7 @@ pub fn loopcc<M: GuestMem, const OP: u8>(
         cpu.gpr[1] & m == 0
     } else {
         let c = cpu.gpr[1].wrapping_sub(1) & m;
-        cpu.gpr[1] = if i.sz == 3 { c } else { c };
+        cpu.gpr[1] = c;
         c != 0
             && match OP {
                 lp::LOOPE => cpu.flags.zf(),
