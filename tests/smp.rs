@@ -16,13 +16,13 @@ fn guest(name: &str) -> PathBuf {
     let dir = DIR.get_or_init(|| scratch("smp-guests"));
     let out = dir.join(name);
     if !out.exists() {
-        let src = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests").join(format!("{name}.c")),
-        )
-        .expect("read guest source");
+        let guests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests");
+        let src = std::fs::read_to_string(guests.join(format!("{name}.c")))
+            .expect("read guest source");
         // Build under a temporary name, then rename: tests run in parallel.
         let tmp = format!("{name}.{}", std::thread::current().name().unwrap_or("t").len());
-        let built = build_c(dir, &tmp, &src, &["-pthread"]);
+        let include = format!("-I{}", guests.display());
+        let built = build_c(dir, &tmp, &src, &["-pthread", &include]);
         let _ = std::fs::rename(built, &out);
     }
     out

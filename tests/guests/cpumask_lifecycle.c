@@ -3,6 +3,7 @@
  * is idle (lazy TLB), and cleared when a flush IPI reaches it while it runs another mm.
  * Threads are pinned so that which CPU does what is deterministic. */
 #define _GNU_SOURCE
+#include "guest.h"
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -10,26 +11,6 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static void show(const char *stage) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "Cpus_active_mm_list:", 20)) {
-            char *v = line + 20;
-            while (*v == '\t' || *v == ' ') v++;
-            printf("%s: %s", stage, v);
-        }
-    if (f) fclose(f);
-    fflush(stdout);
-}
-
-static void pin(int cpu) {
-    cpu_set_t s;
-    CPU_ZERO(&s);
-    CPU_SET(cpu, &s);
-    sched_setaffinity(0, sizeof s, &s);
-}
 
 static void *worker(void *arg) {
     (void)arg;

@@ -4,6 +4,7 @@
  * after it, while the child is busy on CPU 1, trims it (under --cpumask lazy; never
  * under lazy-notrim). Time is simulated, so the sleeps cost little to run. */
 #define _GNU_SOURCE
+#include "guest.h"
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -12,26 +13,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static void show(const char *stage) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "Cpus_active_mm_list:", 20)) {
-            char *v = line + 20;
-            while (*v == '\t' || *v == ' ') v++;
-            printf("%s: %s", stage, v);
-        }
-    if (f) fclose(f);
-    fflush(stdout);
-}
-
-static void pin(int cpu) {
-    cpu_set_t s;
-    CPU_ZERO(&s);
-    CPU_SET(cpu, &s);
-    sched_setaffinity(0, sizeof s, &s);
-}
 
 static void sleep_until(double t) {
     struct timespec ts = {(time_t)t, (long)((t - (time_t)t) * 1e9)};

@@ -5,6 +5,7 @@
  * so the threads (tids 1-5) must keep flushing for a few jiffies: 8000 iterations last
  * about 20 ms of simulated time. Usage: global_asid ITERATIONS */
 #define _GNU_SOURCE
+#include "guest.h"
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -18,13 +19,6 @@
 static char *region;
 static long iters;
 
-static void pin(int cpu) {
-    cpu_set_t s;
-    CPU_ZERO(&s);
-    CPU_SET(cpu, &s);
-    sched_setaffinity(0, sizeof s, &s);
-}
-
 static void *worker(void *arg) {
     long id = (long)arg;
     pin((int)id);
@@ -34,19 +28,6 @@ static void *worker(void *arg) {
         madvise(mine, 4096, MADV_DONTNEED);
     }
     return 0;
-}
-
-static void show(const char *stage) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "Cpus_active_mm_list:", 20)) {
-            char *v = line + 20;
-            while (*v == '\t' || *v == ' ') v++;
-            printf("%s: %s", stage, v);
-        }
-    if (f) fclose(f);
-    fflush(stdout);
 }
 
 int main(int argc, char **argv) {

@@ -3,6 +3,7 @@
  * the fresh zero page. A policy that drops CPU 1 from the flush leaves the reader on
  * the freed frame, which the coherence oracle reports. Prints what the reader saw. */
 #define _GNU_SOURCE
+#include "guest.h"
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -12,13 +13,6 @@
 static volatile unsigned char *page;
 static volatile int started, zapped;
 static unsigned long ones_after;
-
-static void pin(int cpu) {
-    cpu_set_t s;
-    CPU_ZERO(&s);
-    CPU_SET(cpu, &s);
-    sched_setaffinity(0, sizeof s, &s);
-}
 
 static void *reader(void *arg) {
     (void)arg;
