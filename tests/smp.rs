@@ -17,8 +17,8 @@ fn guest(name: &str) -> PathBuf {
     let out = dir.join(name);
     if !out.exists() {
         let guests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests");
-        let src = std::fs::read_to_string(guests.join(format!("{name}.c")))
-            .expect("read guest source");
+        let src =
+            std::fs::read_to_string(guests.join(format!("{name}.c"))).expect("read guest source");
         // Build under a temporary name, then rename: tests run in parallel.
         let tmp = format!("{name}.{}", std::thread::current().name().unwrap_or("t").len());
         let include = format!("-I{}", guests.display());
@@ -316,6 +316,35 @@ fn oracle_is_silent_for_every_strategy_and_catches_a_broken_one() {
     let first = &v["violations"][0];
     assert_eq!(first["core"], 1, "{first}");
     assert_eq!(first["kind"], "tlb", "{first}");
+}
+
+#[test]
+fn exit_group_reaches_threads_in_the_middle_of_shootdowns() {
+    let g = guest("exit_during_flush");
+    let g = g.to_str().expect("utf-8 path");
+    for (profile, flush) in [("skylake-sp", "ipi"), ("zen3", "invlpgb")] {
+        for spin in ["100000", "123457"] {
+            let (out, v) = run_stats(
+                "exit-during-flush",
+                &["--profile", profile, "--flush", flush, "--cores", "8", g, "8", spin],
+            );
+            assert_eq!(out, "main exits\n", "{profile}/{flush}/{spin}");
+            assert!(total(&v, "shootdowns") > 100, "{profile}/{flush}/{spin}");
+            assert_eq!(total(&v, "oracle_violations"), 0, "{profile}/{flush}/{spin}");
+            // A child process does the same while its parent computes on every CPU: the
+            // machine runs on, and the parent's result is what it is natively.
+            let (out, v) = run_stats(
+                "exit-during-flush-fork",
+                &["--profile", profile, "--flush", flush, "--cores", "4", g, "4", spin, "fork"],
+            );
+            let native = std::process::Command::new(g)
+                .args(["4", spin, "fork"])
+                .output()
+                .expect("native run");
+            assert_eq!(out, String::from_utf8_lossy(&native.stdout), "{profile}/{flush}/{spin}");
+            assert_eq!(total(&v, "oracle_violations"), 0, "{profile}/{flush}/{spin}");
+        }
+    }
 }
 
 #[test]

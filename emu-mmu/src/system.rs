@@ -339,6 +339,9 @@ impl MemSystem {
         let c = &mut self.cores[core];
         c.inval.power_losses += 1;
         c.apply(&Flush::All, None);
+        // What it walks for next is refilled because of the power state, not because of
+        // an earlier shootdown.
+        c.dropped.clear();
     }
 
     /// TLBSYNC on `issuer`. Returns the cost of waiting for its broadcasts.

@@ -235,6 +235,8 @@ impl Machine {
         let init_mm = Mm::new(&mut mem.phys, 1, cfg.cores).map_err(oom)?;
         let mut mm = Mm::new(&mut mem.phys, 2, cfg.cores).map_err(oom)?;
         mm.thp = cfg.thp;
+        // init_new_context at jiffies 0: the first trim is due HZ jiffies on.
+        mm.ctx.next_trim_jiffies = u64::from(profile.kernel.hz);
         let hwcap = profile.cpuid(0, cfg.cores as u32).query(1, 0)[3];
         let loaded = loader::load(
             &mut mm,

@@ -209,7 +209,8 @@ impl Mm {
                 ctx_id,
                 tlb_gen: 1,
                 cpumask: crate::cpumask::CpuMask::new(ncpus),
-                next_trim_ns: 1_000_000_000,
+                // init_new_context sets it to jiffies + HZ; the creator does.
+                next_trim_jiffies: 0,
                 global_asid: 0,
                 asid_transition: false,
             },

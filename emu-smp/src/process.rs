@@ -58,7 +58,7 @@ impl Machine {
                 Err(_) => return Sys::Ret(-ENOMEM),
             };
             // init_new_context: the first cpumask trim is due a second (HZ jiffies) on.
-            child.ctx.next_trim_ns = self.ns_of(self.now(c)) + 1_000_000_000;
+            child.ctx.next_trim_jiffies = self.jiffies(c) + u64::from(self.profile.kernel.hz);
             self.mms.insert(id, child);
             // dup_mmap write-protected the parent's private pages: flush its TLBs.
             self.flush_tlb_mm(c, parent.mm, false, crate::tlbflush::Reason::Fork);

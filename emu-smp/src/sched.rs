@@ -155,7 +155,9 @@ impl Machine {
             self.leave_mm(k);
             self.mem.lose_translations(k);
         }
-        self.cores[k].idle = Some(Idle { since_fp: now, state });
+        // Idle from here (after leave_mm's work, if any).
+        let since_fp = self.cores[k].time_fp;
+        self.cores[k].idle = Some(Idle { since_fp, state });
         self.cores[k].stats.idle_entries += 1;
     }
 

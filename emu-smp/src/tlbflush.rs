@@ -178,8 +178,8 @@ pub struct MmCtx {
     pub tlb_gen: u64,
     /// mm_cpumask: CPUs that may hold TLB entries of this mm.
     pub cpumask: CpuMask,
-    /// When the next flush should trim the cpumask (simulated ns).
-    pub next_trim_ns: u64,
+    /// next_trim_cpumask: the jiffies after which a flush trims the cpumask.
+    pub next_trim_jiffies: u64,
     /// Global ASID for INVLPGB, or 0.
     pub global_asid: u16,
     /// Moving from per-CPU ASIDs to the global one.
@@ -485,10 +485,11 @@ impl Machine {
         if self.strategy.cpumask != CpumaskPolicy::Lazy {
             return false;
         }
-        let now = self.ns_of(self.now(c));
+        let now = self.jiffies(c);
+        let hz = u64::from(self.profile.kernel.hz);
         let Some(m) = self.mms.get_mut(&mm) else { return false };
-        if now > m.ctx.next_trim_ns {
-            m.ctx.next_trim_ns = now + 1_000_000_000;
+        if now > m.ctx.next_trim_jiffies {
+            m.ctx.next_trim_jiffies = now + hz;
             return true;
         }
         false
@@ -536,8 +537,10 @@ impl Machine {
         }
         let waited = self.cores[c].stats.ack_wait_cycles;
         self.wait_for_acks(c, acks);
-        self.shootdowns[info.record].ack_wait_cycles +=
-            self.cores[c].stats.ack_wait_cycles - waited;
+        let r = &mut self.shootdowns[info.record];
+        r.ack_wait_cycles += self.cores[c].stats.ack_wait_cycles - waited;
+        // Delivery is the part of the wait before the slowest handler began.
+        r.ipi_delivery_cycles = r.ipi_delivery_cycles.min(r.ack_wait_cycles);
     }
 
     /// flush_tlb_func on CPU `c` (local, or in the IPI handler).
