@@ -744,7 +744,8 @@ fn string_fn<M: GuestMem>(op: u8, ins: &Instruction) -> ExecFn<M> {
     })
 }
 
-fn is_setcc(m: Mnemonic) -> bool {
+/// True for the SETcc instructions.
+pub fn is_setcc(m: Mnemonic) -> bool {
     use Mnemonic::*;
     matches!(
         m,
@@ -766,7 +767,8 @@ fn is_setcc(m: Mnemonic) -> bool {
     )
 }
 
-fn is_cmovcc(m: Mnemonic) -> bool {
+/// True for the CMOVcc instructions.
+pub fn is_cmovcc(m: Mnemonic) -> bool {
     use Mnemonic::*;
     matches!(
         m,

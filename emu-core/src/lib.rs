@@ -25,7 +25,7 @@ pub use cpu::{
     Cpu, CpuidModel, Exception, Exit, DF_BIT, HI8, NOREG, SEG_FS, SEG_GS, SEG_NONE,
     USER_RFLAGS_WRITABLE,
 };
-pub use decode::Resolver;
+pub use decode::{is_cmovcc, is_setcc, Resolver};
 pub use flags::{Flags, AF, CF, OF, PF, SF, STATUS, ZF};
 pub use insn::{ExecFn, Insn, Width, W16, W32, W64, W8};
 pub use mem::{Access, GuestMem, PageFault};

@@ -56,8 +56,8 @@ mod common;
 
 use common::FlatMem;
 use emu_core::{
-    CodeCache, Cpu, CpuidModel, Exception, Exit, InsnCosts, AF, CF, DF_BIT, OF, PF, SEG_FS, SEG_GS,
-    SF, STATUS, USER_RFLAGS_WRITABLE, ZF,
+    is_cmovcc, is_setcc, CodeCache, Cpu, CpuidModel, Exception, Exit, InsnCosts, AF, CF, DF_BIT,
+    OF, PF, SEG_FS, SEG_GS, SF, STATUS, USER_RFLAGS_WRITABLE, ZF,
 };
 use iced_x86::code_asm::{AsmRegister64, AsmRegisterXmm};
 use iced_x86::{
@@ -520,51 +520,6 @@ fn wanted(m: Mnemonic) -> bool {
                 | Ldmxcsr
                 | Stmxcsr
         )
-}
-
-fn is_setcc(m: Mnemonic) -> bool {
-    use Mnemonic::*;
-    matches!(
-        m,
-        Seto | Setno
-            | Setb
-            | Setae
-            | Sete
-            | Setne
-            | Setbe
-            | Seta
-            | Sets
-            | Setns
-            | Setp
-            | Setnp
-            | Setl
-            | Setge
-            | Setle
-            | Setg
-    )
-}
-
-fn is_cmovcc(m: Mnemonic) -> bool {
-    use Mnemonic::*;
-    matches!(
-        m,
-        Cmovo
-            | Cmovno
-            | Cmovb
-            | Cmovae
-            | Cmove
-            | Cmovne
-            | Cmovbe
-            | Cmova
-            | Cmovs
-            | Cmovns
-            | Cmovp
-            | Cmovnp
-            | Cmovl
-            | Cmovge
-            | Cmovle
-            | Cmovg
-    )
 }
 
 /// Operand kinds the generator can fill.
