@@ -579,6 +579,9 @@ fn check_cache(g: CacheGeometry) -> Result<(), String> {
             g.size_kib, g.ways
         ));
     }
+    if g.ways > emu_mmu::cache::MAX_WAYS {
+        return Err(format!("{} ways: at most {} are supported", g.ways, emu_mmu::cache::MAX_WAYS));
+    }
     if !(g.latency_cycles >= 0.0 && g.latency_cycles < 10_000.0) {
         return Err("latency_cycles out of range".into());
     }
@@ -622,6 +625,12 @@ mod tests {
         );
         let e = Profile::parse(&text, "t").unwrap_err().to_string();
         assert!(e.contains("mmu.stlb"), "{e}");
+        // A fully associative 1 MiB L2 (16384 ways) is more than the cache arrays model.
+        let text = BUILTIN[0]
+            .1
+            .replace("l2 = { size_kib = 1024, ways = 16,", "l2 = { size_kib = 1024, ways = 16384,");
+        let e = Profile::parse(&text, "t").unwrap_err().to_string();
+        assert!(e.contains("at most 64"), "{e}");
         assert!(matches!(Profile::load("nope"), Err(ProfileError::Unknown(..))));
     }
 
