@@ -2,7 +2,9 @@
 //! (best of 2) in the same process run; prints native and emu wall time, the slowdown
 //! (emu / native), guest MIPS and host seconds per billion guest instructions.
 //!
-//! Run: `cargo bench --bench slowdown` (optionally `-- --profile zen3` or `-- --quick`).
+//! Run: `cargo bench --bench slowdown` (optionally `-- --profile zen3`, `-- --cores 2`,
+//! which runs each single-threaded program on a machine of that many cores and so with
+//! the coherence directory on, or `-- --quick`).
 
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -28,14 +30,14 @@ fn time_native(path: &str, args: &[&str], reps: usize) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-fn time_emu(path: &str, args: &[&str], profile: &str, reps: usize) -> (f64, u64) {
+fn time_emu(path: &str, args: &[&str], profile: &str, cores: &str, reps: usize) -> (f64, u64) {
     let stats = std::env::temp_dir().join(format!("emu-bench-{}.json", std::process::id()));
     let mut best = f64::INFINITY;
     let mut insns = 0;
     for _ in 0..reps {
         let t = Instant::now();
         let st = Command::new(env!("CARGO_BIN_EXE_emu"))
-            .args(["run", "--profile", profile, "--stats"])
+            .args(["run", "--no-env", "--profile", profile, "--cores", cores, "--stats"])
             .arg(&stats)
             .arg(path)
             .args(args)
@@ -59,9 +61,14 @@ fn main() {
         .position(|a| a == "--profile")
         .and_then(|i| args.get(i + 1).cloned())
         .unwrap_or_else(|| "skylake-sp".into());
+    let cores = args
+        .iter()
+        .position(|a| a == "--cores")
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| "1".into());
     let quick = args.iter().any(|a| a == "--quick");
     let (nrep, erep) = if quick { (2, 1) } else { (5, 2) };
-    println!("profile {profile}; native best of {nrep}, emu best of {erep}");
+    println!("profile {profile}, {cores} core(s); native best of {nrep}, emu best of {erep}");
     println!(
         "{:<12} {:>10} {:>10} {:>9} {:>12} {:>10} {:>14}",
         "program", "native s", "emu s", "slowdown", "guest insns", "MIPS", "s per 1e9 insn"
@@ -73,7 +80,7 @@ fn main() {
             continue;
         };
         let n = time_native(p.path, a, nrep);
-        let (e, insns) = time_emu(p.path, a, &profile, erep);
+        let (e, insns) = time_emu(p.path, a, &profile, &cores, erep);
         let s = e / n;
         slow.push(s);
         println!(
