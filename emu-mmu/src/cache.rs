@@ -1,7 +1,8 @@
 //! Data caches: per-core L1D and L2, one shared last-level cache per LLC domain (a
 //! socket on Intel, a CCX on AMD), and a directory of which cores may hold each line
-//! (checked against their L2s when it matters), so a line that several cores write pays a transfer latency that depends on their distance
-//! (same LLC domain, same socket, other socket). Only presence and timing are modelled:
+//! (checked against their L2s when it matters), so a line that several cores write pays
+//! a transfer latency that depends on their distance (same LLC domain, same socket,
+//! other socket). Only presence and timing are modelled:
 //! data always lives in `PhysMem`.
 //!
 //! Protocol (MESI-like, invalidation based): a read miss in a core's private caches takes
@@ -77,7 +78,8 @@ pub struct CoherenceStats {
     pub invalidations_received: u64,
 }
 
-/// Tag word of padding ways (never a line's tag, never free).
+/// Tag word of padding ways (never a line's tag: guest memory is at most 128 GiB, so
+/// tags stay below 2^31 + 2; never free).
 const PAD_TAG: u32 = u32::MAX;
 
 /// One set-associative LRU cache array of line addresses. Each set is one contiguous
@@ -100,8 +102,8 @@ pub struct CacheArray {
     /// Bytes per set block.
     stride: usize,
     blocks: Vec<u8>,
-    /// Exclusive (modified or sole-owner) state per way, when tracked (the L2 of a
-    /// machine with several cores); empty otherwise.
+    /// Exclusive (modified or sole-owner) state per way, when tracked (the L1D and L2
+    /// of a machine with several cores; the L1D mirrors the L2); empty otherwise.
     excl: Vec<bool>,
     /// Counters.
     pub stats: CacheStats,
@@ -275,6 +277,7 @@ impl CacheArray {
     /// replaces, if any.
     #[inline(always)]
     fn fill(&mut self, set: usize, base: usize, k: usize, line: u64) -> Option<u64> {
+        debug_assert!(k < self.ways);
         let old = self.tag(base, k);
         self.set_tag(base, k, (line + 1) as u32);
         self.touch(base, k);
@@ -448,7 +451,8 @@ impl CacheArray {
     }
 }
 
-/// Cores holding a line: a handful at most in the common case, kept inline.
+/// Cores that hold (or, in a directory entry, may hold) a line: a handful at most in
+/// the common case, kept inline.
 type Sharers = SmallVec<[u16; 6]>;
 
 /// Where a core's private caches had a line when an access reached the directory.
@@ -475,7 +479,8 @@ struct DirLine {
 }
 
 /// Which cores' private caches may hold each line: a flat array indexed by physical
-/// line number (8 bytes per 64-byte line of the guest memory in use), so finding a
+/// line number (8 bytes per 64-byte line, up to the highest line of a shared page, so
+/// at most an eighth of the guest memory in use), so finding a
 /// line's candidates is one indexed load whose locality follows the guest's own. The
 /// truth (present, and exclusive or not) lives in the candidates' L2 arrays. Keeping
 /// the list exact would mean updating the entry of every line an L2 evicts, a host
@@ -626,6 +631,7 @@ fn fp(c: f64) -> u64 {
 impl CacheSystem {
     /// Caches for `n` cores.
     pub fn new(n: usize, p: &CacheParams) -> Self {
+        assert!(n < usize::from(SHARED), "core ids must stay below the directory's markers");
         let per_llc = p.cores_per_llc.max(1) as usize;
         let per_socket = p.cores_per_socket.max(1) as usize;
         let l1 = p.l1d.latency_cycles;
