@@ -133,6 +133,9 @@ pub struct Cpu {
     pub cpuid: CpuidModel,
     /// Value RDTSCP returns in ECX (IA32_TSC_AUX: Linux puts node << 12 | cpu there).
     pub tsc_aux: u32,
+    /// The horizon of the current run ([`crate::run`]): no instruction, and no iteration
+    /// of a repeated string instruction, starts at or after it.
+    pub until_fp: u64,
 }
 
 /// RFLAGS bit: direction.
@@ -156,6 +159,7 @@ impl Default for Cpu {
             instret: 0,
             cpuid: CpuidModel::default(),
             tsc_aux: 0,
+            until_fp: u64::MAX,
         }
     }
 }

@@ -93,6 +93,9 @@ pub trait GuestMem {
     /// Drains the stall cycles (fixed point, 1/256 cycle units) that memory accesses
     /// charged since the last call.
     fn take_stall(&mut self) -> u64;
+    /// The stall cycles (fixed point) charged since the last [`GuestMem::take_stall`],
+    /// without draining them.
+    fn pending_stall(&self) -> u64;
     /// Charges the extra cost of a locked read-modify-write at `va` (cache-line
     /// ownership); default: nothing beyond the ordinary accesses.
     fn locked_rmw(&mut self, _va: u64) {}

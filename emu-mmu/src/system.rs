@@ -746,6 +746,10 @@ impl GuestMem for MemSystem {
     fn take_stall(&mut self) -> u64 {
         std::mem::take(&mut self.stall_fp)
     }
+    #[inline(always)]
+    fn pending_stall(&self) -> u64 {
+        self.stall_fp
+    }
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 //! and `flush_smp_call_function_queue`): per-CPU call queues, IPIs as timestamped
 //! messages (ICR writes per target or per x2APIC cluster, delivery latency by distance),
 //! receiver interrupt entry and exit, idle-state exit, and the initiator's wait for acks
-//! as an explicit state in which the other CPUs keep advancing (DESIGN.md principle 5).
+//! (csd_lock_wait) as a state of its core ([`KState::Acks`]) in which the other CPUs keep
+//! advancing (DESIGN.md principle 5).
 
-use crate::machine::{fp, Machine};
+use crate::machine::{fp, AckSlot, AckWait, KState, Machine};
 use crate::profile::ApicMode;
 use crate::tlbflush::FlushInfo;
 
@@ -13,8 +14,8 @@ use crate::tlbflush::FlushInfo;
 pub struct Csd {
     /// The flush to run.
     pub info: FlushInfo,
-    /// Id of the ack slot.
-    pub id: usize,
+    /// Index of its slot in the initiator's [`AckSlot`]s.
+    pub slot: usize,
     /// When its initiator began waiting for it (csd_lock_wait): its IPI delivery is
     /// the time from there to the handler. Set at queueing, then at the wait's start
     /// (the handlers all run after it).
@@ -44,21 +45,51 @@ impl Machine {
         }
     }
 
+    /// The IPI from CPU `c` (at its local time) reaches CPU `t` one delivery latency
+    /// later. The clock invariant: it never arrives before `t`'s last committed action.
+    fn queue_ipi(&mut self, c: usize, t: usize) -> u64 {
+        let now = self.now(c);
+        let arrival = now + self.delivery_fp(c, t);
+        self.note_arrival(t, arrival);
+        self.ipi_seq += 1;
+        let ipi = crate::apic::PendingIpi { arrival_fp: arrival, seq: self.ipi_seq, from: c };
+        let pos = self.cores[t].ipis.partition_point(|p| p < &ipi);
+        self.cores[t].ipis.insert(pos, ipi);
+        self.cores[c].stats.ipis_sent += 1;
+        self.trace_ipi(c, t, now, arrival);
+        arrival
+    }
+
+    /// Checks the clock invariant for an event reaching CPU `t` at `arrival`.
+    pub(crate) fn note_arrival(&mut self, t: usize, arrival: u64) {
+        if arrival < self.cores[t].committed_fp {
+            self.late_events += 1;
+            debug_assert!(
+                false,
+                "event queued into CPU {t}'s past: arrival {arrival} < committed {}",
+                self.cores[t].committed_fp
+            );
+        }
+    }
+
+    /// A reschedule IPI (`smp_send_reschedule`, as `kick_process` sends): the target
+    /// takes an interrupt and, returning to user mode, notices what changed.
+    pub(crate) fn send_reschedule(&mut self, c: usize, t: usize) {
+        let cost = fp(self.profile.apic.icr_write_cycles);
+        self.charge(c, cost);
+        self.cores[c].stats.icr_writes += 1;
+        self.queue_ipi(c, t);
+    }
+
     /// smp_call_function_many_cond: queue the flush on each target's call queue, and
     /// send an IPI to the targets whose queue was empty (one ICR write per target, or per
-    /// x2APIC cluster). Returns the ack slots to wait for, with their targets.
-    pub(crate) fn smp_call_function_many(
-        &mut self,
-        c: usize,
-        targets: &[usize],
-        info: &FlushInfo,
-    ) -> Vec<(usize, usize)> {
-        let mut acks = Vec::with_capacity(targets.len());
+    /// x2APIC cluster). The calls get ack slots on CPU `c`, which waits for them when
+    /// its kernel step ends.
+    pub(crate) fn smp_call_function_many(&mut self, c: usize, targets: &[usize], info: &FlushInfo) {
         let mut need_ipi = Vec::new();
         for &t in targets {
-            let id = self.ack_fp.len();
-            self.ack_fp.push(None);
-            acks.push((id, t));
+            let slot = self.cores[c].ack_slots.len();
+            self.cores[c].ack_slots.push(AckSlot { target: t, acked_fp: None });
             // llist_add onto the target's call_single_queue: a locked cmpxchg on a line
             // the target owns, one after another.
             let rfo = self.mem.caches.transfer_fp(t, c);
@@ -67,7 +98,7 @@ impl Machine {
                 need_ipi.push(t);
             }
             let wait_from_fp = self.now(c);
-            self.cores[t].callq.push_back(Csd { info: *info, id, wait_from_fp });
+            self.cores[t].callq.push_back(Csd { info: *info, slot, wait_from_fp });
         }
         let icr = fp(self.profile.apic.icr_write_cycles);
         let cluster = self.profile.apic.cluster_size.max(1) as usize;
@@ -80,19 +111,12 @@ impl Machine {
             if write {
                 self.charge(c, icr);
                 self.cores[c].stats.icr_writes += 1;
-                self.shootdowns[info.record].icr_writes += 1;
+                self.records.get_mut(info.record).icr_writes += 1;
                 last_cluster = t / cluster;
             }
-            let arrival = self.now(c) + self.delivery_fp(c, t);
-            self.ipi_seq += 1;
-            let ipi = PendingIpi { arrival_fp: arrival, seq: self.ipi_seq, from: c };
-            let pos = self.cores[t].ipis.partition_point(|p| p < &ipi);
-            self.cores[t].ipis.insert(pos, ipi);
-            self.cores[c].stats.ipis_sent += 1;
-            self.shootdowns[info.record].ipis_sent += 1;
-            self.trace_ipi(c, t, self.now(c), arrival);
+            self.queue_ipi(c, t);
+            self.records.get_mut(info.record).ipis_sent += 1;
         }
-        acks
     }
 
     /// Handles the IPIs that reached CPU `k` by local time `upto`: interrupt entry,
@@ -117,7 +141,7 @@ impl Machine {
                 let before = self.now(k);
                 // From the initiator's wait to the handler: IPI delivery, and any wait
                 // for a receiver that was asleep or handling something else.
-                let r = &mut self.shootdowns[csd.info.record];
+                let r = self.records.get_mut(csd.info.record);
                 r.ipi_delivery_cycles =
                     r.ipi_delivery_cycles.max(t0.saturating_sub(csd.wait_from_fp) >> 8);
                 // The csd (and the queue head) were written by the initiator.
@@ -125,8 +149,9 @@ impl Machine {
                 self.charge(k, fp(self.profile.apic.call_function_cycles) + miss);
                 self.flush_tlb_func(k, &csd.info);
                 // csd_unlock: the release store to the initiator's csd line.
-                self.ack_fp[csd.id] = Some(self.now(k));
-                handled.push((csd.info.record, self.now(k) - before));
+                let now = self.now(k);
+                self.ack(csd.info.initiator, csd.slot, now);
+                handled.push((csd.info.record, now - before));
                 handled_ids.push(csd.info.record);
             }
             self.charge(k, fp(self.profile.apic.irq_exit_cycles));
@@ -135,79 +160,104 @@ impl Machine {
             let shared =
                 (t1 - t0 - handled.iter().map(|h| h.1).sum::<u64>()) / handled.len().max(1) as u64;
             for (rec, own) in handled {
-                let r = &mut self.shootdowns[rec];
+                let r = self.records.get_mut(rec);
                 r.victim_cycles += (own + shared) >> 8;
                 r.victims += 1;
             }
             self.cores[k].stats.irq_cycles += (t1 - t0) >> 8;
-            if self.cores[k].waiting > 0 {
-                self.cores[k].wait_irqs.push((t0, t1));
+            if let KState::Acks(w) = &mut self.cores[k].kstate {
+                w.irqs.push((t0, t1));
             }
             if self.trace.is_some() {
-                let ids: Vec<String> = handled_ids.iter().map(|i| i.to_string()).collect();
-                self.trace_span(k, &format!("flush IPI (shootdowns {})", ids.join(",")), t0, t1);
+                let name = if handled_ids.is_empty() {
+                    "reschedule IPI".to_string()
+                } else {
+                    let ids: Vec<String> = handled_ids.iter().map(|i| i.to_string()).collect();
+                    format!("flush IPI (shootdowns {})", ids.join(","))
+                };
+                self.trace_span(k, &name, t0, t1);
             }
             if self.cores[k].current.is_none() && self.cores[k].runq.is_empty() {
                 self.enter_idle(k);
             }
+            self.update_ack_wait(k);
         }
     }
 
-    /// csd_lock_wait for every ack slot, in target order: the waiting CPU stays in its
-    /// kernel, interrupts on, while the other CPUs advance. Each csd line was last
-    /// written by its target (csd_unlock), so reading it costs a line transfer once the
-    /// target has released it; the reads are sequential, and interrupts taken while
-    /// polling delay them.
-    ///
-    /// The loop below runs the other CPUs in event order until every ack is set, and
-    /// this CPU takes its interrupts as they arrive. One may arrive after the polling
-    /// timeline ends (a read of the last line was still due): its time stays on this
-    /// CPU's clock, with the gap before it, and goes to `post_wait_fp` so that the
-    /// shootdown's latency leaves it out. That gap is an artefact of running the wait
-    /// as a nested loop; it is rare and small (at most one line transfer).
-    pub(crate) fn wait_for_acks(&mut self, c: usize, acks: Vec<(usize, usize)>) {
-        if acks.is_empty() {
-            return;
+    /// csd_unlock by a target at local time `at`: slot `slot` of CPU `c`'s wait.
+    fn ack(&mut self, c: usize, slot: usize, at: u64) {
+        if let Some(s) = self.cores[c].ack_slots.get_mut(slot) {
+            s.acked_fp = Some(at);
         }
+        self.update_ack_wait(c);
+    }
+
+    /// CPU `c`'s kernel step started flushes: it waits in csd_lock_wait for their acks,
+    /// interrupts on, while the other CPUs advance.
+    pub(crate) fn begin_ack_wait(&mut self, c: usize) {
         let start = self.now(c);
         // The handlers all run inside this wait: delivery is measured from here.
-        for &(id, target) in &acks {
-            if let Some(csd) = self.cores[target].callq.iter_mut().find(|q| q.id == id) {
+        for slot in 0..self.cores[c].ack_slots.len() {
+            let target = self.cores[c].ack_slots[slot].target;
+            if let Some(csd) = self.cores[target]
+                .callq
+                .iter_mut()
+                .find(|q| q.info.initiator == c && q.slot == slot)
+            {
                 csd.wait_from_fp = start;
             }
         }
-        self.cores[c].waiting += 1;
-        let outer_irqs = std::mem::take(&mut self.cores[c].wait_irqs);
-        loop {
-            if acks.iter().all(|&(id, _)| self.ack_fp[id].is_some()) {
-                break;
-            }
-            if !self.step() {
-                // Nothing can happen any more: a model bug; stop rather than spin.
-                self.fail(crate::machine::SimError::Deadlock(format!(
-                    "CPU {c} waits for flush acks that can never arrive"
-                )));
-                break;
-            }
-            if self.outcome.is_some() {
-                break;
-            }
+        self.cores[c].kstate = KState::Acks(AckWait { start_fp: start, ..AckWait::default() });
+        self.update_ack_wait(c);
+    }
+
+    /// Recomputes when CPU `c`'s ack wait ends, once every target has acked. The csd
+    /// lines are polled in target order: each read costs a line transfer from the
+    /// target, starts once the target released the line and the previous read is done,
+    /// and an interrupt taken during a read delays it (the read starts over).
+    fn update_ack_wait(&mut self, c: usize) {
+        let KState::Acks(w) = &self.cores[c].kstate else { return };
+        let slots = &self.cores[c].ack_slots;
+        let done = if slots.iter().all(|s| s.acked_fp.is_some()) {
+            let reads: Vec<(u64, u64)> = slots
+                .iter()
+                .map(|s| (s.acked_fp.unwrap_or(w.start_fp), self.mem.caches.transfer_fp(s.target, c)))
+                .collect();
+            Some(poll_timeline(w.start_fp, &reads, &w.irqs))
+        } else {
+            None
+        };
+        if let KState::Acks(w) = &mut self.cores[c].kstate {
+            w.done_fp = done;
         }
-        let irqs = std::mem::replace(&mut self.cores[c].wait_irqs, outer_irqs);
-        self.cores[c].waiting -= 1;
-        // The polling timeline: each read starts once its target released the line and
-        // the previous read is done; an interrupt that begins before a read completes
-        // holds it until the handler returns, and the read starts over.
-        let reads: Vec<(u64, u64)> = acks
-            .iter()
-            .map(|&(id, t)| (self.ack_fp[id].unwrap_or(start), self.mem.caches.transfer_fp(t, c)))
-            .collect();
-        let done = poll_timeline(start, &reads, &irqs);
-        let now = self.now(c);
-        self.advance(c, done);
-        self.cores[c].post_wait_fp += now.saturating_sub(done);
-        self.cores[c].stats.ack_wait_cycles += (done - start) >> 8;
-        self.trace_span(c, "wait for flush acks", start, done);
+    }
+
+    /// CPU `c`, waiting for acks, is the next event at `t`: an interrupt or tick to take,
+    /// or the end of the wait (then its flushes complete and its path goes on).
+    pub(crate) fn ack_wait_event(&mut self, c: usize, t: u64) {
+        self.cores[c].committed_fp = t;
+        let KState::Acks(w) = &self.cores[c].kstate else { return };
+        if w.done_fp != Some(t) {
+            // An interrupt or the tick: the CPU has polled until then.
+            self.advance(c, t);
+            self.take_interrupts(c, t);
+            self.update_ack_wait(c);
+            return;
+        }
+        let start = w.start_fp;
+        self.advance(c, t);
+        let waited = (t - start) >> 8;
+        self.cores[c].stats.ack_wait_cycles += waited;
+        self.trace_span(c, "wait for flush acks", start, t);
+        self.cores[c].ack_slots.clear();
+        self.cores[c].kstate = KState::Ready;
+        for f in std::mem::take(&mut self.cores[c].inflight) {
+            let r = self.records.get_mut(f.info.record);
+            r.ack_wait_cycles += waited;
+            // Delivery is the part of the wait before the slowest handler began.
+            r.ipi_delivery_cycles = r.ipi_delivery_cycles.min(r.ack_wait_cycles);
+            self.flush_complete(c, f);
+        }
     }
 }
 

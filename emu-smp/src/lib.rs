@@ -8,9 +8,12 @@ mod apic;
 mod config;
 mod cpumask;
 mod fs;
+mod kdata;
 mod loader;
+mod lock;
 mod machine;
 mod mm;
+mod path;
 mod process;
 mod procfs;
 pub mod profile;
@@ -48,13 +51,13 @@ pub struct RunResult {
     pub stderr: Vec<u8>,
 }
 
-/// Runs a configuration to completion. The simulation runs on a thread with a large
-/// stack (flush waits nest one event loop per initiator).
+/// Runs a configuration to completion, on a thread of its own (so that a panic in the
+/// simulation ends only this run).
 pub fn run(cfg: &RunConfig) -> Result<RunResult, SimError> {
     let cfg = cfg.clone();
     let handle = std::thread::Builder::new()
         .name("emu-sim".into())
-        .stack_size(512 << 20)
+        .stack_size(16 << 20)
         .spawn(move || -> Result<RunResult, SimError> {
             let mut m = Machine::new(&cfg)?;
             // A bug in emu ends the run like a simulation error, keeping the statistics

@@ -1,13 +1,25 @@
 //! The machine: cores with local clocks and per-CPU kernel state, the shared memory
 //! system and decoded-code cache, and the Linux model's process state.
 //!
-//! Clock discipline (DESIGN.md): the runnable core with the smallest local time runs
-//! next, for at most one quantum, which is never longer than the smallest IPI latency, so
-//! every message arrives in its receiver's future. A core's run also stops at its next
-//! pending interrupt and its next scheduler tick. Idle cores and cores waiting inside the
-//! kernel (a flush initiator spinning for acks) take part only through the interrupts
-//! that reach them. Same-time events are ordered by (time, kind, core): timers first,
-//! then cores in index order.
+//! There is one event loop ([`Machine::run`]), and nothing re-enters it. Each core is a
+//! state machine ([`KState`]): idle in a C-state (no current task), running user code,
+//! in a kernel path whose next step is due, spinning on a lock, or waiting for the acks
+//! of its TLB flushes (csd_lock_wait). Every core has a next-event time; the loop takes
+//! the earliest (ties: timers first, then the lowest core), and
+//!
+//! - a kernel step, interrupt, tick or scheduling decision happens only at the global
+//!   minimum, so kernel actions (the only ones that touch shared kernel state or send
+//!   interrupts) execute in simulated-time order;
+//! - user code alone may run ahead of the minimum: a core runs guest instructions up to
+//!   the earliest time another core (or a timer) could act, plus the smallest IPI
+//!   latency, and no instruction starts at or after that horizon (`emu_core::run`).
+//!   Any interrupt another core sends afterwards therefore arrives no earlier than the
+//!   start of the receiver's last instruction: it is taken at an instruction boundary,
+//!   as on hardware, never in the receiver's past.
+//!
+//! This is the clock invariant of DESIGN.md. It holds by construction; it is also checked
+//! whenever an interrupt or a wake-up is queued (`late_events` in the statistics, and a
+//! debug assertion).
 
 use crate::apic::{Csd, PendingIpi};
 use crate::config::RunConfig;
@@ -16,13 +28,13 @@ use crate::loader::{self, LoadError};
 use crate::mm::{Fault, Gather, Mm};
 use crate::profile::Profile;
 use crate::rng::SimRng;
-use crate::stats::{CoreStats, KernelStats, RunStats, ShootdownRecord, Violation};
+use crate::stats::{CoreStats, KernelStats, RunStats, Violation};
 use crate::task::{SigAction, State, Task, Wait};
 use crate::tlbflush::{
     BrokenPolicy, CpuTlbState, CpumaskPolicy, FlushTransport, Reason, FLUSH_ALL,
 };
 use crate::trace::Trace;
-use emu_core::{Access, CodeCache, Cpu, Exception, Exit, PageFault};
+use emu_core::{Access, CodeCache, Cpu, Exit, PageFault};
 use emu_mmu::MemSystem;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use thiserror::Error;
@@ -118,8 +130,60 @@ pub struct Idle {
 }
 
 /// Longest stretch (cycles) a core runs without yielding to the event loop when no
-/// other core is active; it bounds how far `--max-insns` can overshoot.
+/// other core can act; it bounds how far `--max-insns` can overshoot.
 const SOLO_SLICE_CYCLES: u64 = 1 << 20;
+
+/// What a core with a current task is doing (DESIGN.md, "Kernel paths take time").
+///
+/// ```text
+/// User --syscall/fault--> Ready (a kernel path, next step due at the core's clock)
+/// Ready --step done--> Ready            (other cores advance between steps)
+/// Ready --lock busy--> Spin | task sleeps -> schedule -> other task / idle (lazy)
+/// Ready --flushes in flight--> Acks     (takes interrupts)
+/// Spin --granted--> Ready;  Acks --all acked and read--> Ready
+/// Ready --path done--> User
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum KState {
+    /// Running user code.
+    #[default]
+    User,
+    /// In a kernel path; its next step is due at the core's clock.
+    Ready,
+    /// Spinning on a lock another CPU holds, since `since_fp`; interrupts are taken
+    /// meanwhile when `irqs` (spin_lock) and held back otherwise (spin_lock_irq).
+    Spin {
+        /// The lock.
+        key: crate::lock::LockKey,
+        /// When the spinning began.
+        since_fp: u64,
+        /// Interrupts enabled while spinning.
+        irqs: bool,
+    },
+    /// csd_lock_wait: waiting for the acks of the flushes in flight (interrupts on).
+    Acks(AckWait),
+}
+
+/// A CPU polling the csd lines of its cross-CPU calls (csd_lock_wait), interrupts on.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AckWait {
+    /// When the wait began.
+    pub start_fp: u64,
+    /// Interrupts taken while waiting: (begin, end) local times.
+    pub irqs: Vec<(u64, u64)>,
+    /// When the last csd line has been read, once every target has acked.
+    pub done_fp: Option<u64>,
+}
+
+/// One cross-CPU call this CPU waits for: its target, and when the target released the
+/// csd (csd_unlock), once it has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AckSlot {
+    /// The target CPU.
+    pub target: usize,
+    /// Local time of the release on the target.
+    pub acked_fp: Option<u64>,
+}
 
 /// Per-core scheduler, interrupt and TLB state.
 #[derive(Clone, Debug, Default)]
@@ -127,16 +191,25 @@ pub struct CoreState {
     /// Local time (1/256 cycles) while no task runs here; the running task's clock is
     /// authoritative otherwise (see [`Machine::now`]).
     pub time_fp: u64,
+    /// Start of the last atomic action the core committed to (an instruction, a kernel
+    /// step, an interrupt handler): nothing may be queued to arrive before it.
+    pub committed_fp: u64,
     /// Task running here.
     pub current: Option<u32>,
+    /// What the current task is doing.
+    pub kstate: KState,
+    /// A tick found other tasks waiting: reschedule at the next return to user mode.
+    pub need_resched: bool,
     /// Runnable tasks waiting for this core.
     pub runq: VecDeque<u32>,
     /// Interrupts on their way, ordered by arrival.
     pub ipis: Vec<PendingIpi>,
     /// Queued cross-CPU function calls.
     pub callq: VecDeque<Csd>,
-    /// Nesting depth of in-kernel waits (no guest code runs while positive).
-    pub waiting: u32,
+    /// The cross-CPU calls of the flushes in flight, in the order the wait polls them.
+    pub ack_slots: Vec<AckSlot>,
+    /// TLB flushes this CPU started and has not completed.
+    pub inflight: Vec<crate::tlbflush::InFlight>,
     /// Idle, and since when.
     pub idle: Option<Idle>,
     /// Lengths (cycles) of the last idle periods, newest last, for the governor.
@@ -147,11 +220,6 @@ pub struct CoreState {
     pub tlb: CpuTlbState,
     /// Counters.
     pub stats: CoreStats,
-    /// Interrupts taken during the current flush wait: (start, end) local times.
-    pub wait_irqs: Vec<(u64, u64)>,
-    /// Interrupt time taken after a flush wait was over but before it was seen to be
-    /// (see `wait_for_acks`); the shootdown's latency leaves it out.
-    pub post_wait_fp: u64,
 }
 
 /// Signal numbers used by the kernel model.
@@ -205,8 +273,12 @@ pub struct Machine {
     pub(crate) warned: BTreeSet<u64>,
     pub(crate) futex_seq: u64,
     pub(crate) ipi_seq: u64,
-    pub(crate) ack_fp: Vec<Option<u64>>,
-    pub(crate) shootdowns: Vec<ShootdownRecord>,
+    /// Interrupts or wake-ups queued to arrive before their receiver's last committed
+    /// action (the clock invariant says there are none).
+    pub(crate) late_events: u64,
+    pub(crate) records: crate::records::Records,
+    pub(crate) locks: crate::lock::Locks,
+    pub(crate) kdata: crate::kdata::KernelData,
     pub(crate) cpumask_samples: Vec<(u64, u32, u32)>,
     pub(crate) violations: Vec<Violation>,
     pub(crate) oracle: bool,
@@ -297,6 +369,8 @@ impl Machine {
             last_cpu: 0,
             comm: comm.chars().take(15).collect(),
             altstack: (0, 2, 0),
+            kpath: None,
+            exit: None,
         };
         let k = &profile.kernel;
         // The quantum never exceeds the smallest IPI latency.
@@ -333,8 +407,10 @@ impl Machine {
             warned: BTreeSet::new(),
             futex_seq: 0,
             ipi_seq: 0,
-            ack_fp: Vec::new(),
-            shootdowns: Vec::new(),
+            late_events: 0,
+            records: Default::default(),
+            locks: Default::default(),
+            kdata: Default::default(),
             cpumask_samples: Vec::new(),
             violations: Vec::new(),
             oracle: cfg.oracle,
@@ -360,7 +436,7 @@ impl Machine {
         Ok(m)
     }
 
-    /// Runs until the first process exits or the simulation stops.
+    /// Runs until the first process exits or the simulation stops: the event loop.
     pub fn run(&mut self) -> Outcome {
         while self.outcome.is_none() {
             if !self.step() {
@@ -427,51 +503,96 @@ impl Machine {
         }
     }
 
-    /// Processes the earliest pending event: a timer, a core's run, or an interrupt on
-    /// an idle or waiting core. Returns false when nothing can happen any more.
+    /// The time of core `k`'s next event, or `u64::MAX` when it waits for another core:
+    /// running user code or a kernel step due now; an interrupt it will take (arrivals
+    /// count from its clock); its next tick while busy; the end of its ack wait.
+    fn next_event(&self, k: usize) -> u64 {
+        let core = &self.cores[k];
+        let now = core.time_fp;
+        let irq = core.ipis.first().map_or(u64::MAX, |i| i.arrival_fp.max(now));
+        if core.current.is_none() {
+            // Idle, or woken with a task to switch to.
+            return if core.runq.is_empty() { irq } else { now };
+        }
+        let tick = core.next_tick_fp.max(now);
+        match &core.kstate {
+            KState::User | KState::Ready => now,
+            KState::Spin { irqs: true, .. } => irq.min(tick),
+            KState::Spin { irqs: false, .. } => u64::MAX,
+            KState::Acks(w) => irq.min(tick).min(w.done_fp.unwrap_or(u64::MAX)),
+        }
+    }
+
+    /// Processes the earliest pending event: a timer, a core's user run or kernel step,
+    /// an interrupt, the end of a wait. Returns false when nothing can happen any more.
     pub(crate) fn step(&mut self) -> bool {
-        let mut best: Option<(u64, u8, usize)> = None;
-        let mut consider = |cand: (u64, u8, usize)| {
-            if best.is_none_or(|b| cand < b) {
-                best = Some(cand);
-            }
-        };
-        for (k, core) in self.cores.iter().enumerate() {
-            if core.waiting == 0 && (core.current.is_some() || !core.runq.is_empty()) {
-                // Running, or woken from idle with a task to switch to.
-                consider((self.now(k), 1, k));
-            } else if let Some(ipi) = core.ipis.first() {
-                consider((self.now(k).max(ipi.arrival_fp), 1, k));
+        let mut best = (u64::MAX, usize::MAX);
+        let mut second = u64::MAX;
+        for k in 0..self.cores.len() {
+            let e = self.next_event(k);
+            if e < best.0 {
+                second = best.0;
+                best = (e, k);
+            } else if e < second {
+                second = e;
             }
         }
         if let Some(w) = self.next_timer() {
-            consider((w, 0, usize::MAX));
-        }
-        match best {
-            None => false,
-            Some((w, 0, _)) => {
+            if w <= best.0 {
                 if self.fire_timers(w) == 0 {
                     // A timer that fires nothing would be chosen again forever.
                     self.fail(SimError::Deadlock(format!("timer at {w} fp woke no task")));
                     return false;
                 }
-                true
+                return true;
             }
-            Some((t, _, k)) => {
-                let core = &self.cores[k];
-                if core.current.is_some() && core.waiting == 0 {
-                    self.run_core(k);
-                } else if core.waiting == 0 && !core.runq.is_empty() {
-                    // The woken CPU has left its idle state: it takes the interrupts
-                    // that arrived meanwhile, then switches to the task.
-                    self.handle_ipis(k, t);
-                    self.schedule(k);
-                } else {
-                    self.handle_ipis(k, t);
-                }
-                true
-            }
+            second = second.min(w);
         }
+        let (t, k) = best;
+        if t == u64::MAX {
+            return false;
+        }
+        self.run_event(k, t, second);
+        true
+    }
+
+    /// Runs core `k`'s event at time `t` (the global minimum; `others` is the earliest
+    /// time any other core or timer can act).
+    fn run_event(&mut self, k: usize, t: u64, others: u64) {
+        if self.cores[k].current.is_none() {
+            self.cores[k].committed_fp = t;
+            // Interrupts that reached the idle CPU; or, woken with a task, the ones
+            // that arrived while it left its idle state, then the switch to the task.
+            self.handle_ipis(k, t);
+            if !self.cores[k].runq.is_empty() {
+                self.schedule(k);
+            }
+            return;
+        }
+        match self.cores[k].kstate {
+            KState::User => self.run_core(k, others),
+            KState::Ready => self.run_kernel(k),
+            KState::Spin { .. } => {
+                // An interrupt or the tick: the CPU has spun until then.
+                self.cores[k].committed_fp = t;
+                self.advance(k, t);
+                self.take_interrupts(k, t);
+            }
+            KState::Acks(_) => self.ack_wait_event(k, t),
+        }
+    }
+
+    /// Interrupts core `k` takes at local time `upto` while in the kernel with interrupts
+    /// on: IPIs that have arrived, then the tick if it is due.
+    /// Returns true if it took any.
+    pub(crate) fn take_interrupts(&mut self, k: usize, upto: u64) -> bool {
+        let due = self.cores[k].ipis.first().is_some_and(|i| i.arrival_fp <= upto);
+        self.handle_ipis(k, upto);
+        if self.cores[k].current.is_some() && self.cores[k].next_tick_fp <= self.now(k) {
+            self.tick(k);
+            return true;
+        }
+        due
     }
 
     /// The timer of blocked task `tid` (ns), if it is still armed.
@@ -532,36 +653,27 @@ impl Machine {
         }
     }
 
-    fn run_core(&mut self, c: usize) {
+    /// Core `c`'s current task is in user mode and `c` is the next event: take the
+    /// interrupts and tick that are due, do the work of the return to user mode, then
+    /// run guest code up to the horizon (the earliest time `others` any other core or
+    /// timer can act, plus the smallest IPI latency). A system call, fault or exception
+    /// starts a kernel path whose first step runs when it is the next event.
+    fn run_core(&mut self, c: usize, others: u64) {
         let t = self.now(c);
-        self.handle_ipis(c, t);
-        if self.cores[c].next_tick_fp <= self.now(c) {
-            self.tick(c);
+        self.cores[c].committed_fp = t;
+        if self.take_interrupts(c, t) {
+            // What the handlers did (an ack, a wake-up) may let other cores act sooner:
+            // the horizon is computed anew.
+            return;
         }
         let Some(tid) = self.cores[c].current else { return };
-        // exit_to_user_mode: signals that became pending while the task was elsewhere
-        // (in a syscall, blocked, on its runqueue, or running when another CPU sent them).
-        if self.tasks.get(&tid).is_some_and(|t| t.pending & !t.sigmask != 0) {
-            self.deliver_pending(c, tid);
-            if self.cores[c].current != Some(tid) || self.outcome.is_some() {
-                return;
-            }
+        if self.cores[c].kstate != KState::User || !self.exit_to_user_mode(c, tid) {
+            return;
         }
         let now = self.now(c);
-        // While another CPU runs (or is about to), this one may run at most a quantum
-        // ahead, so no interrupt can reach it in its past. Alone, it runs to its next
-        // event: a tick, an interrupt, or a timer that may wake a task elsewhere.
-        let others = self.cores.iter().enumerate().any(|(k, o)| {
-            k != c
-                && o.waiting == 0
-                && (o.current.is_some() || !o.runq.is_empty() || !o.ipis.is_empty())
-        });
-        let mut until = if others {
-            now + self.quantum_fp
-        } else {
-            let alone = now + (SOLO_SLICE_CYCLES << 8);
-            self.next_timer().map_or(alone, |t| alone.min(t.max(now + 1)))
-        };
+        let mut until =
+            if others == u64::MAX { now + (SOLO_SLICE_CYCLES << 8) } else { others + self.quantum_fp };
+        until = until.min(now + (SOLO_SLICE_CYCLES << 8));
         if let Some(ipi) = self.cores[c].ipis.first() {
             until = until.min(ipi.arrival_fp.max(now + 1));
         }
@@ -574,6 +686,8 @@ impl Machine {
         let insn_before = task.cpu.instret;
         let exit = emu_core::run(&mut task.cpu, &mut self.mem, &mut self.code, until);
         self.cores[c].time_fp = task.cpu.time_fp;
+        // The last instruction started before the horizon (or is the one that exited).
+        self.cores[c].committed_fp = task.cpu.time_fp.min(until);
         let ran = task.cpu.instret - insn_before;
         self.cores[c].stats.instructions += ran;
         self.kstats.instructions += ran;
@@ -582,9 +696,7 @@ impl Machine {
         }
         if self.mem.has_refills() {
             for (_, record) in self.mem.take_refills() {
-                if let Some(r) = self.shootdowns.get_mut(record as usize) {
-                    r.refills += 1;
-                }
+                self.records.refill(record as usize);
             }
         }
         if let Some(limit) = self.max_insns {
@@ -593,21 +705,11 @@ impl Machine {
                 return;
             }
         }
-        match exit {
-            Exit::Budget | Exit::Pause | Exit::BlockEnd | Exit::Halt => {}
-            Exit::Syscall => self.syscall(c, tid),
-            Exit::PageFault(pf) => self.page_fault(c, tid, pf),
-            Exit::Exception(e) => {
-                let s = match e {
-                    Exception::DivideError | Exception::X87Fp | Exception::SimdFp => sig::SIGFPE,
-                    Exception::InvalidOpcode => sig::SIGILL,
-                    Exception::GeneralProtection => sig::SIGSEGV,
-                    Exception::Breakpoint => sig::SIGTRAP,
-                };
-                let rip = self.tasks.get(&tid).map_or(0, |t| t.cpu.rip);
-                let report = format!("{e} at rip {rip:#x}");
-                self.force_signal(c, tid, s, Some(report));
-            }
+        let path = match exit {
+            Exit::Budget | Exit::Pause | Exit::BlockEnd | Exit::Halt => return,
+            Exit::Syscall => crate::path::KPath::Syscall,
+            Exit::PageFault(pf) => crate::path::KPath::Fault(pf),
+            Exit::Exception(e) => crate::path::KPath::Trap(e),
             Exit::Unsupported => {
                 let rip = self.tasks.get(&tid).map_or(0, |t| t.cpu.rip);
                 let mut bytes = [0u8; 15];
@@ -616,8 +718,37 @@ impl Machine {
                 let hex: Vec<String> =
                     bytes[..len.min(n)].iter().map(|b| format!("{b:02x}")).collect();
                 self.fail(SimError::Unsupported { rip, bytes: hex.join(" "), disasm: dis });
+                return;
             }
+        };
+        self.enter_kernel(c, tid, path);
+    }
+
+    /// exit_to_user_mode on core `c` for its current task `tid`: a killed task starts
+    /// exiting, a reschedule the tick asked for happens, a task no longer allowed here
+    /// moves, pending signals are delivered. True when `tid` goes on in user mode here.
+    pub(crate) fn exit_to_user_mode(&mut self, c: usize, tid: u32) -> bool {
+        let Some(t) = self.tasks.get(&tid) else { return false };
+        if t.exit.is_some() {
+            self.enter_kernel(c, tid, crate::path::KPath::Exit(crate::path::ExitStep::Start));
+            return false;
         }
+        if !t.affinity.get(c).copied().unwrap_or(false) {
+            self.migrate_if_needed(c, tid);
+            return false;
+        }
+        if std::mem::take(&mut self.cores[c].need_resched) && !self.cores[c].runq.is_empty() {
+            self.preempt(c, tid);
+            return false;
+        }
+        // Signals that became pending while the task was elsewhere (in a syscall,
+        // blocked, on its runqueue, or running when another CPU sent them).
+        if t.pending & !t.sigmask != 0 {
+            self.deliver_pending(c, tid);
+            let still = self.cores[c].current == Some(tid) && self.cores[c].kstate == KState::User;
+            return still && self.outcome.is_none() && self.tasks.get(&tid).is_some_and(|t| t.exit.is_none());
+        }
+        true
     }
 
     /// Attaches time and strategy to the stale-translation uses the MMU saw.
@@ -638,77 +769,21 @@ impl Machine {
         }
     }
 
-    /// Handles a page fault raised by a guest access on core `c`.
-    fn page_fault(&mut self, c: usize, tid: u32, pf: PageFault) {
-        let Some(task) = self.tasks.get(&tid) else { return };
-        let mmid = task.mm;
-        let Some(mm) = self.mms.get_mut(&mmid) else { return };
-        let res = mm.fault(
-            &mut self.mem.phys,
-            pf.addr,
-            pf.access == Access::Write,
-            pf.access == Access::Exec,
-        );
-        let mut cost = self.fault_fp;
-        let r = match res {
-            Ok(r) => r,
-            Err(e) => {
-                self.fail(SimError::OutOfMemory(e.to_string()));
-                return;
-            }
-        };
-        match r {
-            Fault::Mapped => {
-                cost += self.zero_fp;
-                self.kstats.page_faults += 1;
-            }
-            Fault::MappedHuge => {
-                cost += 512 * self.zero_fp;
-                self.kstats.page_faults += 1;
-                self.kstats.huge_page_faults += 1;
-            }
-            Fault::CowBroken => {
-                cost += self.zero_fp;
-                self.kstats.cow_faults += 1;
-                self.charge(c, cost);
-                // ptep_clear_flush: other CPUs may cache the read-only PTE.
-                let page = pf.addr & !0xfff;
-                self.flush_tlb_mm_range(c, mmid, page, page + 4096, 12, false, Reason::Cow);
-                return;
-            }
-            Fault::Spurious => {
-                self.kstats.spurious_faults += 1;
-                cost += self.mem.invlpg(c, pf.addr);
-            }
-            Fault::Segv => {
-                let rip = self.tasks.get(&tid).map_or(0, |t| t.cpu.rip);
-                let what = if pf.protection { "protection violation" } else { "page not mapped" };
-                let report = format!(
-                    "segmentation fault: {} at address {:#x}, rip {:#x} ({what})",
-                    pf.access, pf.addr, rip
-                );
-                self.force_signal(c, tid, sig::SIGSEGV, Some(report));
-                return;
-            }
-        }
-        self.charge(c, cost);
-    }
-
-    /// tlb_finish_mmu: flushes the gathered range of `mmid` from core `c`, then frees
-    /// the pages and page tables (only after the flush: stale translations may still
+    /// tlb_finish_mmu: flushes the gathered range of `mmid` from core `c`; the pages and
+    /// page tables are freed when the flush completes (stale translations may still
     /// reach them until then).
     pub(crate) fn finish_gather(&mut self, c: usize, mmid: u32, g: Gather, reason: Reason) {
-        if !g.is_empty() {
-            let stride = if g.huge { 21 } else { 12 };
-            let freed = g.freed_tables();
-            self.flush_tlb_mm_range(c, mmid, g.start, g.end, stride, freed, reason);
+        let mut free = g.pages;
+        let freed = !g.tables.is_empty();
+        free.extend(g.tables);
+        if g.start == g.end {
+            for p in free {
+                self.mem.phys.put(p);
+            }
+            return;
         }
-        for p in g.pages {
-            self.mem.phys.put(p);
-        }
-        for t in g.tables {
-            self.mem.phys.put(t);
-        }
+        let stride = if g.huge { 21 } else { 12 };
+        self.flush_and_free(c, mmid, g.start, g.end, stride, freed, reason, free);
     }
 
     /// flush_tlb_mm: the whole address space, from core `c`.

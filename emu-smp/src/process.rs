@@ -3,10 +3,12 @@
 //! REQUEUE/CMP_REQUEUE, WAKE_OP and the bitset variants.
 
 use crate::fs::errno::*;
-use crate::machine::{sig, Machine, Outcome};
+use crate::machine::{sig, KState, Machine, Outcome, INIT_MM};
 use crate::mm::Gather;
+use crate::path::{ExitStep, KPath, Next};
 use crate::syscall::{le64, Sys, EPOCH_S};
-use crate::task::{State, Task, Wait};
+use crate::task::{ExitCause, State, Task, Wait};
+use crate::tlbflush::{Reason, FLUSH_ALL};
 
 /// clone(2) flags.
 #[allow(missing_docs)]
@@ -123,6 +125,8 @@ impl Machine {
             } else {
                 parent.altstack
             },
+            kpath: None,
+            exit: None,
         };
         let at = self.now(c);
         self.tasks.insert(new, child);
@@ -182,33 +186,24 @@ impl Machine {
         }
     }
 
-    /// exit(2) of one thread.
-    pub(crate) fn exit_thread(&mut self, c: usize, tid: u32, code: i32) {
-        let Some(t) = self.tasks.get(&tid) else { return };
-        let tgid = t.tgid;
-        let live =
-            self.tasks.values().filter(|o| o.tgid == tgid && o.state != State::Zombie).count();
-        if live <= 1 {
-            self.exit_group(c, tid, code << 8, false);
-            return;
+    /// exit(2): the thread exits when the system call returns.
+    pub(crate) fn exit_thread(&mut self, tid: u32, code: i32) {
+        if let Some(t) = self.tasks.get_mut(&tid) {
+            t.exit.get_or_insert(ExitCause { status: code << 8, signaled: false });
         }
-        self.release_thread(c, tid);
-        self.unschedule(tid);
-        self.tasks.remove(&tid);
     }
 
-    /// mm_release: CLONE_CHILD_CLEARTID handling, then off the CPU.
+    /// mm_release: CLONE_CHILD_CLEARTID handling.
     fn release_thread(&mut self, c: usize, tid: u32) {
         let Some(t) = self.tasks.get(&tid) else { return };
         let (ctid, mm) = (t.clear_child_tid, t.mm);
         if ctid != 0 {
             self.poke_mm(mm, ctid, &0u32.to_le_bytes());
-            let at = self.tasks.get(&tid).map_or(0, |t| t.cpu.time_fp);
+            let at = self.now(c);
             if let Some((kmm, key)) = self.futex_key(tid, ctid, false) {
                 self.futex_wake_key(kmm, key, 1, u32::MAX, at);
             }
         }
-        let _ = c;
     }
 
     /// Takes a task off whatever core runs it (that core schedules the next task) and
@@ -228,68 +223,123 @@ impl Machine {
         }
     }
 
-    /// exit_group(2), or death by signal (`status` is then the signal number).
+    /// exit_group(2), or death by signal (`status` is then the signal number): every
+    /// thread of the group exits at its next return to user mode (zap_other_threads).
+    /// Threads asleep interruptibly are woken for it; threads running user code on other
+    /// CPUs get a reschedule IPI; threads in the kernel finish their path first.
     pub(crate) fn exit_group(&mut self, c: usize, tid: u32, status: i32, signaled: bool) {
         let Some(tgid) = self.tasks.get(&tid).map(|t| t.tgid) else { return };
-        let members: Vec<u32> =
-            self.tasks.values().filter(|t| t.tgid == tgid).map(|t| t.tid).collect();
+        let cause = ExitCause { status, signaled };
+        let members: Vec<u32> = self
+            .tasks
+            .values()
+            .filter(|t| t.tgid == tgid && t.state != State::Zombie && t.exit.is_none())
+            .map(|t| t.tid)
+            .collect();
         let at = self.now(c);
-        // The other threads stop first; the caller finishes the exit on its own core.
-        for m in &members {
-            self.release_thread(c, *m);
-            if *m != tid {
-                self.unschedule(*m);
-            }
-        }
-        let Some(leader) = self.tasks.get(&tgid).cloned() else { return };
-        // exit_mm: the exiting CPU is lazy from here on; the last user tears the address
-        // space down (exit_mmap), flushing every CPU of its mask, lazy ones included,
-        // since page tables are freed.
-        if !self.tasks.values().any(|t| t.mm == leader.mm && t.tgid != tgid)
-            && self.mms.contains_key(&leader.mm)
-        {
-            if self.cores[c].tlb.loaded_mm == leader.mm
-                && self.strategy.cpumask != crate::tlbflush::CpumaskPolicy::Eager
-            {
-                self.cores[c].tlb.is_lazy = true;
-            }
-            let mut g = Gather::default();
-            if let Some(mm) = self.mms.get_mut(&leader.mm) {
-                mm.teardown(&mut self.mem.phys, &mut g);
-            }
-            self.flush_tlb_mm(c, leader.mm, true, crate::tlbflush::Reason::Exit);
-            // No CPU may keep the dead mm's page tables loaded.
-            for k in 0..self.cores.len() {
-                if self.cores[k].tlb.loaded_mm == leader.mm {
-                    self.switch_mm_irqs_off(k, crate::machine::INIT_MM);
+        for m in members {
+            let Some(t) = self.tasks.get_mut(&m) else { continue };
+            t.exit = Some(cause);
+            match t.state.clone() {
+                State::Blocked(w) if w.interruptible() => self.wake(m, -EINTR, at),
+                State::Running(k) if k != c && self.cores[k].kstate == KState::User => {
+                    self.send_reschedule(c, k);
                 }
-            }
-            self.free_global_asid(leader.mm);
-            self.mms.remove(&leader.mm);
-            for p in g.pages {
-                self.mem.phys.put(p);
-            }
-            for t in g.tables {
-                self.mem.phys.put(t);
+                _ => {}
             }
         }
-        for m in &members {
-            if *m != tgid && *m != tid {
-                self.tasks.remove(m);
+    }
+
+    /// One step of do_exit (kernel/exit.c) for task `tid` on core `c`.
+    pub(crate) fn do_exit(&mut self, c: usize, tid: u32, step: ExitStep) -> Next {
+        match step {
+            ExitStep::Start => {
+                self.release_thread(c, tid);
+                // exit_mm: the task drops its mm and the CPU keeps it loaded lazily; the
+                // last user tears the address space down (exit_mmap), flushing every CPU
+                // of its mask, lazy ones included, since page tables are freed.
+                let Some(mm) = self.tasks.get_mut(&tid).map(|t| std::mem::replace(&mut t.mm, INIT_MM))
+                else {
+                    return Next::Gone;
+                };
+                self.enter_lazy_tlb(c);
+                let users = self.tasks.values().filter(|t| t.mm == mm).count();
+                if users > 0 || mm == INIT_MM || !self.mms.contains_key(&mm) {
+                    return Next::Then(KPath::Exit(ExitStep::Finish { dead_mm: None }));
+                }
+                let mut g = Gather::default();
+                if let Some(m) = self.mms.get_mut(&mm) {
+                    m.teardown(&mut self.mem.phys, &mut g);
+                }
+                let mut free = g.pages;
+                free.extend(g.tables);
+                self.flush_and_free(c, mm, 0, FLUSH_ALL, 12, true, Reason::Exit, free);
+                Next::Then(KPath::Exit(ExitStep::Finish { dead_mm: Some(mm) }))
+            }
+            ExitStep::Finish { dead_mm } => {
+                if let Some(mm) = dead_mm {
+                    // No CPU may keep the dead mm's page tables loaded.
+                    for k in 0..self.cores.len() {
+                        if self.cores[k].tlb.loaded_mm == mm {
+                            self.switch_mm_irqs_off(k, INIT_MM);
+                        }
+                    }
+                    self.free_global_asid(mm);
+                    // Its page tables, root included, went with the teardown flush.
+                    self.mms.remove(&mm);
+                    self.kdata.free_mm(&mut self.mem.phys, mm);
+                    self.locks.forget(crate::lock::LockKey::MmapLock(mm));
+                }
+                self.task_dead(c, tid);
+                Next::Gone
             }
         }
-        if !self.tasks.values().any(|t| t.files == leader.files && t.tgid != tgid) {
-            if let Some(tab) = self.fdtables.remove(&leader.files) {
+    }
+
+    /// The end of do_exit: the task releases its files, becomes a zombie, and leaves its
+    /// CPU; the last thread of a group makes the group's exit visible to its parent.
+    fn task_dead(&mut self, c: usize, tid: u32) {
+        let Some(t) = self.tasks.get(&tid) else { return };
+        let (tgid, files) = (t.tgid, t.files);
+        let cause = t.exit.unwrap_or(ExitCause { status: 0, signaled: false });
+        if let Some(t) = self.tasks.get_mut(&tid) {
+            t.state = State::Zombie;
+            t.exit_status = cause.status;
+        }
+        if !self
+            .tasks
+            .values()
+            .any(|t| t.files == files && t.tid != tid && t.state != State::Zombie)
+        {
+            if let Some(tab) = self.fdtables.remove(&files) {
                 for (id, _) in tab.fds.values() {
                     self.files.put(*id);
                 }
-                self.wake_io();
+                self.wake_io(c);
             }
         }
-        if let Some(t) = self.tasks.get_mut(&tgid) {
-            t.state = State::Zombie;
-            t.exit_status = status;
+        let at = self.now(c);
+        // The caller leaves its CPU.
+        self.unschedule(tid);
+        let group_alive =
+            self.tasks.values().any(|t| t.tgid == tgid && t.state != State::Zombie);
+        if group_alive {
+            // A thread other than the leader disappears; the leader stays a zombie until
+            // the group is gone.
+            if tid != tgid {
+                self.tasks.remove(&tid);
+            }
+            return;
         }
+        // The whole group is gone.
+        let threads: Vec<u32> =
+            self.tasks.values().filter(|t| t.tgid == tgid && t.tid != tgid).map(|t| t.tid).collect();
+        for m in threads {
+            self.tasks.remove(&m);
+        }
+        let Some(leader) = self.tasks.get_mut(&tgid) else { return };
+        leader.exit_status = cause.status;
+        let (ppid, exit_signal) = (leader.ppid, leader.exit_signal);
         // Children are reparented to the initial process.
         let init = self.init_pid;
         for t in self.tasks.values_mut() {
@@ -298,16 +348,11 @@ impl Machine {
             }
         }
         if tgid == self.init_pid && self.outcome.is_none() {
-            self.outcome = Some(if signaled {
-                Outcome::Signaled { sig: status as u32, report: None }
+            self.outcome = Some(if cause.signaled {
+                Outcome::Signaled { sig: cause.status as u32, report: None }
             } else {
-                Outcome::Exited((status >> 8) & 0xff)
+                Outcome::Exited((cause.status >> 8) & 0xff)
             });
-        }
-        // The caller leaves its CPU last.
-        self.unschedule(tid);
-        if tid != tgid {
-            self.tasks.remove(&tid);
         }
         // A vfork parent resumes.
         let vforkers: Vec<u32> = self
@@ -319,11 +364,11 @@ impl Machine {
         for v in vforkers {
             self.wake(v, i64::from(tgid), at);
         }
-        self.notify_parent(leader.ppid, at);
+        self.notify_parent(ppid, at);
         // do_notify_parent: the exit signal (SIGCHLD after fork) goes to the parent,
         // after a waiting wait4 has been completed (it returns the child, not EINTR).
-        if leader.exit_signal != 0 && self.tasks.contains_key(&leader.ppid) {
-            self.signal_thread(c, leader.ppid, leader.exit_signal);
+        if exit_signal != 0 && self.tasks.contains_key(&ppid) {
+            self.signal_thread(c, ppid, exit_signal);
         }
     }
 
@@ -598,12 +643,13 @@ impl Machine {
         i64::from(woken)
     }
 
-    /// Moves a task off a core it may no longer run on.
-    pub(crate) fn migrate_if_needed(&mut self, tid: u32) {
+    /// Moves a task off a core it may no longer run on, from core `c`. A task in the
+    /// middle of a kernel path on another core moves when it returns to user mode.
+    pub(crate) fn migrate_if_needed(&mut self, c: usize, tid: u32) {
         let Some(t) = self.tasks.get(&tid) else { return };
         let aff = t.affinity.clone();
         match t.state.clone() {
-            State::Running(k) if !aff[k] => {
+            State::Running(k) if !aff[k] && (k == c || self.cores[k].kstate == KState::User) => {
                 let at = self.now(k);
                 if let Some(t) = self.tasks.get_mut(&tid) {
                     t.state = State::Runnable;
@@ -611,6 +657,7 @@ impl Machine {
                 // Not a zombie: deschedule keeps it, then it is placed anew.
                 self.trace_task_end(k, tid);
                 self.cores[k].current = None;
+                self.cores[k].kstate = KState::User;
                 self.cores[k].time_fp = self.cores[k].time_fp.max(at);
                 self.enqueue(tid, at, k);
                 self.schedule(k);
@@ -650,7 +697,7 @@ impl Machine {
                     // Fatal default action: the process dies now.
                     self.kill_process(c, target, s, None);
                 } else if !blocked {
-                    let at = self.tasks.get(&target).map_or(0, |t| t.cpu.time_fp);
+                    let at = self.now(c);
                     self.wake(target, -EINTR, at);
                 }
             }

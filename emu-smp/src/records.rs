@@ -5,6 +5,38 @@ use crate::machine::Machine;
 use crate::stats::ShootdownRecord;
 use crate::tlbflush::{kern_pcid, FlushInfo, Reason, FLUSH_ALL};
 
+/// The per-shootdown records of a run.
+#[derive(Debug, Default)]
+pub struct Records {
+    all: Vec<ShootdownRecord>,
+}
+
+impl Records {
+    /// Adds a record; returns its id.
+    pub fn push(&mut self, mut r: ShootdownRecord) -> usize {
+        r.id = self.all.len();
+        self.all.push(r);
+        self.all.len() - 1
+    }
+
+    /// The record `id`.
+    pub fn get_mut(&mut self, id: usize) -> &mut ShootdownRecord {
+        &mut self.all[id]
+    }
+
+    /// A page walk brought back a translation that shootdown `id` removed.
+    pub fn refill(&mut self, id: usize) {
+        if let Some(r) = self.all.get_mut(id) {
+            r.refills += 1;
+        }
+    }
+
+    /// Every record, oldest first.
+    pub fn all(&self) -> &[ShootdownRecord] {
+        &self.all
+    }
+}
+
 impl Machine {
     /// Opens the record of a shootdown started by core `c` at local time `t0`.
     pub(crate) fn begin_shootdown(
@@ -16,10 +48,10 @@ impl Machine {
         freed_tables: bool,
         t0: u64,
     ) -> usize {
-        let id = self.shootdowns.len();
         let weight = self.mms.get(&mm).map_or(0, |m| m.ctx.cpumask.weight());
-        self.shootdowns.push(ShootdownRecord {
-            id,
+        self.kstats.shootdowns += 1;
+        self.records.push(ShootdownRecord {
+            id: 0,
             initiator: c,
             mm,
             reason,
@@ -40,14 +72,12 @@ impl Machine {
             ipi_delivery_cycles: 0,
             ack_wait_cycles: 0,
             refills: 0,
-        });
-        self.kstats.shootdowns += 1;
-        id
+        })
     }
 
     /// Closes a shootdown record with the initiator's latency.
     pub(crate) fn end_shootdown(&mut self, id: usize, latency_fp: u64) {
-        self.shootdowns[id].latency_cycles = latency_fp >> 8;
+        self.records.get_mut(id).latency_cycles = latency_fp >> 8;
     }
 
     /// Samples the weight of `mm`'s cpumask after core `c` changed it.

@@ -5,7 +5,7 @@
 //! governor that looks at the next timer. A CPU going idle keeps its mm loaded in lazy
 //! TLB mode, as Linux does.
 
-use crate::machine::{fp, Idle, Machine};
+use crate::machine::{fp, Idle, KState, Machine};
 use crate::task::State;
 use std::collections::VecDeque;
 
@@ -18,7 +18,7 @@ impl Machine {
         let allowed = |k: usize| t.affinity.get(k).copied().unwrap_or(false);
         let idle = |k: usize| {
             let c = &self.cores[k];
-            c.current.is_none() && c.waiting == 0 && c.runq.is_empty()
+            c.current.is_none() && c.runq.is_empty()
         };
         if allowed(prev) && idle(prev) {
             return prev;
@@ -43,7 +43,7 @@ impl Machine {
             t.state = State::Runnable;
         }
         self.cores[k].runq.push_back(tid);
-        if self.cores[k].current.is_none() && self.cores[k].waiting == 0 {
+        if self.cores[k].current.is_none() {
             self.wake_idle_cpu(k, at);
         }
     }
@@ -51,13 +51,14 @@ impl Machine {
     /// A CPU left with nothing to run (its woken-for task went elsewhere) goes idle.
     pub(crate) fn settle_idle(&mut self, k: usize) {
         let core = &self.cores[k];
-        if core.current.is_none() && core.runq.is_empty() && core.waiting == 0 {
+        if core.current.is_none() && core.runq.is_empty() {
             self.enter_idle(k);
         }
     }
 
     /// An idle CPU is told at `at` that it has work: it leaves its idle state then.
     pub(crate) fn wake_idle_cpu(&mut self, k: usize, at: u64) {
+        self.note_arrival(k, at);
         self.advance(k, at);
         self.leave_idle(k);
     }
@@ -77,6 +78,8 @@ impl Machine {
             t.cpu.cpuid = self.profile.cpuid(k as u32, self.cores.len() as u32);
         }
         self.cores[k].current = Some(tid);
+        // A task that slept inside a kernel path resumes it; others return to user mode.
+        self.cores[k].kstate = if t.kpath.is_some() { KState::Ready } else { KState::User };
         self.cores[k].stats.context_switches += 1;
         if migrated {
             self.cores[k].stats.migrations_in += 1;
@@ -99,8 +102,24 @@ impl Machine {
             let t = self.now(k);
             self.trace_task_end(k, tid);
             self.cores[k].current = None;
+            self.cores[k].kstate = KState::User;
             self.cores[k].time_fp = self.cores[k].time_fp.max(t);
         }
+        self.schedule(k);
+    }
+
+    /// Puts `tid`, running on CPU `k` in user mode (or yielding), back at the tail of the
+    /// runqueue and runs the next task.
+    pub(crate) fn preempt(&mut self, k: usize, tid: u32) {
+        if let Some(t) = self.tasks.get_mut(&tid) {
+            t.state = State::Runnable;
+        }
+        self.trace_task_end(k, tid);
+        let t = self.now(k);
+        self.cores[k].current = None;
+        self.cores[k].kstate = KState::User;
+        self.cores[k].time_fp = t;
+        self.cores[k].runq.push_back(tid);
         self.schedule(k);
     }
 
@@ -184,8 +203,9 @@ impl Machine {
         }
     }
 
-    /// The scheduler tick on busy CPU `k`: round-robin preemption when others wait, and
-    /// pushing a waiting task to an idle CPU.
+    /// The scheduler tick on busy CPU `k`: pushing a waiting task to an idle CPU, and
+    /// round-robin preemption when others wait: at once in user mode, at the next return
+    /// to user mode in the kernel (which is not preemptible).
     pub(crate) fn tick(&mut self, k: usize) {
         self.charge(k, fp(self.profile.kernel.tick_cycles));
         self.cores[k].stats.ticks += 1;
@@ -195,7 +215,6 @@ impl Machine {
         if let Some(&tid) = self.cores[k].runq.front() {
             let idle = (0..self.cores.len()).find(|&j| {
                 self.cores[j].current.is_none()
-                    && self.cores[j].waiting == 0
                     && self.cores[j].runq.is_empty()
                     && self.tasks.get(&tid).is_some_and(|t| t.affinity[j])
             });
@@ -205,18 +224,14 @@ impl Machine {
                 self.wake_idle_cpu(j, now);
             }
         }
-        if !self.cores[k].runq.is_empty() && self.cores[k].waiting == 0 {
+        if !self.cores[k].runq.is_empty() {
             if let Some(cur) = self.cores[k].current {
-                self.cores[k].stats.preemptions += 1;
-                if let Some(t) = self.tasks.get_mut(&cur) {
-                    t.state = State::Runnable;
+                if self.cores[k].kstate == KState::User {
+                    self.cores[k].stats.preemptions += 1;
+                    self.preempt(k, cur);
+                } else {
+                    self.cores[k].need_resched = true;
                 }
-                self.trace_task_end(k, cur);
-                let t = self.now(k);
-                self.cores[k].current = None;
-                self.cores[k].time_fp = t;
-                self.cores[k].runq.push_back(cur);
-                self.schedule(k);
             }
         }
     }

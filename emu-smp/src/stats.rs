@@ -294,6 +294,9 @@ pub struct Totals {
     pub invlpgb: u64,
     /// Uses of translations a completed flush should have removed.
     pub oracle_violations: u64,
+    /// Interrupts and wake-ups queued to arrive before their receiver's last committed
+    /// action: the clock invariant says 0.
+    pub late_events: u64,
 }
 
 /// The configuration a run had.
@@ -400,12 +403,13 @@ impl RunStats {
         let cycles = per_core.iter().map(|c| c.cycles).max().unwrap_or(0);
         let cs = m.code.stats;
         let remote: Vec<u64> = m
-            .shootdowns
+            .records
+            .all()
             .iter()
             .filter(|s| s.targets > 0 || s.invlpgb > 0)
             .map(|s| s.latency_cycles)
             .collect();
-        let all: Vec<u64> = m.shootdowns.iter().map(|s| s.latency_cycles).collect();
+        let all: Vec<u64> = m.records.all().iter().map(|s| s.latency_cycles).collect();
         let st = m.strategy;
         RunStats {
             schema_version: SCHEMA_VERSION,
@@ -434,11 +438,12 @@ impl RunStats {
                 ipis_sent: per_core.iter().map(|c| c.sched.ipis_sent).sum(),
                 invlpgb: per_core.iter().map(|c| c.invalidations.invlpgb_issued).sum(),
                 oracle_violations: m.violations.len() as u64,
+                late_events: m.late_events,
             },
             shootdown_latency_cycles: LatencySummary::of(&remote),
             shootdown_latency_histogram: latency_histogram(&remote),
             all_flush_latency_cycles: LatencySummary::of(&all),
-            shootdowns: m.shootdowns.clone(),
+            shootdowns: m.records.all().to_vec(),
             cpumask_weight: m.cpumask_samples.clone(),
             violations: m.violations.clone(),
             per_core,

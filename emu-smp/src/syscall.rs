@@ -5,6 +5,7 @@ use crate::fs::{errno::*, Object, Resolved};
 use crate::machine::{sig, Machine};
 use crate::mm::{page_up, Backing, Gather, Vma, VmaKind, PAGE, PROT_EXEC, PROT_READ, PROT_WRITE};
 use crate::task::{SigAction, State, Wait};
+use crate::path::Next;
 use crate::tlbflush::Reason;
 
 /// What a system call did.
@@ -136,10 +137,11 @@ fn syscall_name(n: u64) -> &'static str {
 }
 
 impl Machine {
-    /// Runs the system call the task on core `c` made.
-    pub(crate) fn syscall(&mut self, c: usize, tid: u32) {
+    /// The system call the task on core `c` made: its entry, then the call. Calls that
+    /// flush TLBs wait for the acks before returning (see [`crate::path`]).
+    pub(crate) fn syscall(&mut self, c: usize, tid: u32) -> Next {
         self.charge(c, self.syscall_fp);
-        let Some(t) = self.tasks.get(&tid) else { return };
+        let Some(t) = self.tasks.get(&tid) else { return Next::Gone };
         let g = &t.cpu.gpr;
         let nr = g[0];
         let a = [g[7], g[6], g[2], g[10], g[8], g[9]];
@@ -156,26 +158,10 @@ impl Machine {
                 if let Some(t) = self.tasks.get_mut(&tid) {
                     t.cpu.gpr[0] = v as u64;
                 }
+                self.user_or_gone(c, tid)
             }
-            Sys::Block(w) => {
-                if let Some(t) = self.tasks.get_mut(&tid) {
-                    if w == Wait::Io {
-                        // Restart the system call when woken.
-                        t.cpu.rip -= 2;
-                    }
-                    let timer = match &w {
-                        Wait::Sleep { until_ns, .. } => Some(*until_ns),
-                        Wait::Futex { until_ns, .. } => *until_ns,
-                        _ => None,
-                    };
-                    t.state = State::Blocked(w);
-                    if let Some(u) = timer {
-                        self.timers.insert((u, tid));
-                    }
-                }
-                self.deschedule(c);
-            }
-            Sys::Done => {}
+            Sys::Block(w) => Next::Block(w),
+            Sys::Done => self.user_or_gone(c, tid),
         }
     }
 
@@ -197,7 +183,7 @@ impl Machine {
             SENDFILE => return self.sys_sendfile(c, tid, a[0] as i32, a[1] as i32, a[2], a[3]),
             OPEN => self.sys_openat(c, tid, -100, a[0], a[1] as u32),
             OPENAT => self.sys_openat(c, tid, a[0] as i32, a[1], a[2] as u32),
-            CLOSE => self.sys_close(tid, a[0] as i32),
+            CLOSE => self.sys_close(c, tid, a[0] as i32),
             STAT | LSTAT => self.sys_stat_path(c, tid, -100, a[0], a[1], n == STAT),
             NEWFSTATAT => {
                 if a[3] & 0x1000 != 0
@@ -218,7 +204,7 @@ impl Machine {
             READLINKAT => self.sys_readlink(c, tid, a[1], a[2], a[3]),
             GETDENTS64 => self.sys_getdents64(c, tid, a[0] as i32, a[1], a[2]),
             GETCWD => self.sys_getcwd(c, tid, a[0], a[1]),
-            DUP => self.sys_dup(tid, a[0] as i32, 0, false, 0),
+            DUP => self.sys_dup(c, tid, a[0] as i32, 0, false, 0),
             DUP2 => {
                 if a[0] == a[1] {
                     if self.fd(tid, a[0] as i32).is_some() {
@@ -227,17 +213,17 @@ impl Machine {
                         -EBADF
                     }
                 } else {
-                    self.sys_dup(tid, a[0] as i32, a[1] as i32, true, 0)
+                    self.sys_dup(c, tid, a[0] as i32, a[1] as i32, true, 0)
                 }
             }
             DUP3 => {
                 if a[0] == a[1] {
                     -EINVAL
                 } else {
-                    self.sys_dup(tid, a[0] as i32, a[1] as i32, true, a[2] as u32)
+                    self.sys_dup(c, tid, a[0] as i32, a[1] as i32, true, a[2] as u32)
                 }
             }
-            FCNTL => self.sys_fcntl(tid, a[0] as i32, a[1] as u32, a[2]),
+            FCNTL => self.sys_fcntl(c, tid, a[0] as i32, a[1] as u32, a[2]),
             PIPE => self.sys_pipe(c, tid, a[0], 0),
             PIPE2 => self.sys_pipe(c, tid, a[0], a[1] as u32),
             FSYNC | UMASK => 0o022 * i64::from(n == UMASK),
@@ -320,14 +306,8 @@ impl Machine {
                 if !self.cores[c].runq.is_empty() {
                     if let Some(t) = self.tasks.get_mut(&tid) {
                         t.cpu.gpr[0] = 0;
-                        t.state = State::Runnable;
                     }
-                    self.trace_task_end(c, tid);
-                    let t = self.now(c);
-                    self.cores[c].current = None;
-                    self.cores[c].time_fp = t;
-                    self.cores[c].runq.push_back(tid);
-                    self.schedule(c);
+                    self.preempt(c, tid);
                     return Sys::Done;
                 }
                 0
@@ -345,7 +325,7 @@ impl Machine {
                 0
             }
             EXIT => {
-                self.exit_thread(c, tid, (a[0] & 0xff) as i32);
+                self.exit_thread(tid, (a[0] & 0xff) as i32);
                 return Sys::Done;
             }
             EXIT_GROUP => {
@@ -408,7 +388,7 @@ impl Machine {
                 if self.write_user(c, tid, buf, &tmp[..n as usize]).is_err() {
                     return Sys::Ret(-EFAULT);
                 }
-                self.wake_io();
+                self.wake_io(c);
                 Sys::Ret(n)
             }
         }
@@ -468,22 +448,22 @@ impl Machine {
                 Sys::Ret(n)
             }
             Ok(n) => {
-                self.wake_io();
+                self.wake_io(c);
                 Sys::Ret(n)
             }
         }
     }
 
-    /// Wakes tasks blocked on pipe I/O so they retry.
-    pub(crate) fn wake_io(&mut self) {
+    /// Wakes tasks blocked on pipe I/O so they retry (from core `c`, at its time).
+    pub(crate) fn wake_io(&mut self, c: usize) {
         let waiting: Vec<u32> = self
             .tasks
             .values()
             .filter(|t| t.state == State::Blocked(Wait::Io))
             .map(|t| t.tid)
             .collect();
+        let at = self.now(c);
         for tid in waiting {
-            let at = self.tasks.get(&tid).map_or(0, |t| t.cpu.time_fp);
             self.wake(tid, 0, at);
         }
     }
@@ -607,25 +587,25 @@ impl Machine {
         self.install_fd(tid, id, cloexec, 0)
     }
 
-    fn sys_close(&mut self, tid: u32, fd: i32) -> i64 {
+    fn sys_close(&mut self, c: usize, tid: u32, fd: i32) -> i64 {
         let Some(files) = self.tasks.get(&tid).map(|t| t.files) else { return -EBADF };
         match self.fdtables.get_mut(&files).and_then(|t| t.fds.remove(&fd)) {
             Some((id, _)) => {
                 self.files.put(id);
-                self.wake_io();
+                self.wake_io(c);
                 0
             }
             None => -EBADF,
         }
     }
 
-    fn sys_dup(&mut self, tid: u32, old: i32, new: i32, exact: bool, flags: u32) -> i64 {
+    fn sys_dup(&mut self, c: usize, tid: u32, old: i32, new: i32, exact: bool, flags: u32) -> i64 {
         let Some(id) = self.fd(tid, old) else { return -EBADF };
         if exact {
             if !(0..1024).contains(&new) {
                 return -EBADF;
             }
-            let _ = self.sys_close(tid, new);
+            let _ = self.sys_close(c, tid, new);
             self.files.get(id);
             let Some(files) = self.tasks.get(&tid).map(|t| t.files) else { return -EBADF };
             if let Some(tab) = self.fdtables.get_mut(&files) {
@@ -638,13 +618,13 @@ impl Machine {
         }
     }
 
-    fn sys_fcntl(&mut self, tid: u32, fd: i32, cmd: u32, arg: u64) -> i64 {
+    fn sys_fcntl(&mut self, c: usize, tid: u32, fd: i32, cmd: u32, arg: u64) -> i64 {
         let Some(id) = self.fd(tid, fd) else { return -EBADF };
         let files = self.tasks.get(&tid).map_or(0, |t| t.files);
         match cmd {
-            0 => self.sys_dup(tid, fd, arg as i32, false, 0),
+            0 => self.sys_dup(c, tid, fd, arg as i32, false, 0),
             1030 => {
-                let r = self.sys_dup(tid, fd, arg as i32, false, 0);
+                let r = self.sys_dup(c, tid, fd, arg as i32, false, 0);
                 if r >= 0 {
                     if let Some(e) =
                         self.fdtables.get_mut(&files).and_then(|t| t.fds.get_mut(&(r as i32)))
@@ -1507,7 +1487,7 @@ impl Machine {
         if let Some(t) = self.tasks.get_mut(&target) {
             t.affinity = aff;
         }
-        self.migrate_if_needed(target);
+        self.migrate_if_needed(c, target);
         0
     }
 

@@ -40,6 +40,25 @@ pub enum Wait {
     Io,
     /// A vfork parent waiting for its child to exit.
     Vfork(u32),
+    /// Asleep on a sleeping lock (rw-semaphore) inside a kernel path, uninterruptibly.
+    Lock(crate::lock::LockKey),
+}
+
+impl Wait {
+    /// True when a signal (or a kill) ends the wait early: every wait but a lock's.
+    pub fn interruptible(&self) -> bool {
+        !matches!(self, Wait::Lock(_))
+    }
+}
+
+/// How a task ends: its status in wait(2) format (exit code << 8, or the signal number),
+/// and whether a signal ended it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitCause {
+    /// wait(2) status.
+    pub status: i32,
+    /// Killed by a signal.
+    pub signaled: bool,
 }
 
 /// Scheduling state.
@@ -109,4 +128,9 @@ pub struct Task {
     pub comm: String,
     /// Alternate signal stack (ss_sp, ss_flags, ss_size).
     pub altstack: (u64, u32, u64),
+    /// The kernel path the task is in, when it is in one (running it, or asleep in it).
+    pub kpath: Option<crate::path::KPath>,
+    /// Set when the task must exit at its next return to user mode (exit, exit_group, a
+    /// fatal signal to its thread group).
+    pub exit: Option<ExitCause>,
 }

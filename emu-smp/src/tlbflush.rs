@@ -236,6 +236,32 @@ pub struct FlushInfo {
     pub record: usize,
 }
 
+/// How a flush in flight reaches the other CPUs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlightKind {
+    /// Only the initiator flushed.
+    Local,
+    /// Flush IPIs (native_flush_tlb_multi).
+    Ipi,
+    /// INVLPGB broadcasts (TLBSYNC pending), maybe with IPIs for an ASID transition.
+    Broadcast,
+}
+
+/// A flush its initiator has started and not completed (it waits for acks).
+#[derive(Clone, Debug)]
+pub struct InFlight {
+    /// The request.
+    pub info: FlushInfo,
+    /// When flush_tlb_mm_range was called.
+    pub t0_fp: u64,
+    /// How it went out.
+    pub kind: FlightKind,
+    /// PTE-change generation when it started (coherence oracle).
+    pub change_gen: u64,
+    /// Frames to release once it completes.
+    pub free: Vec<emu_mmu::Pfn>,
+}
+
 /// Why a flush happened (for records and traces).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -425,9 +451,15 @@ impl Machine {
     }
 
     /// flush_tlb_mm_range, called by the kernel on CPU `c` after it changed page tables
-    /// of `mm` in `[start, end)`. When it returns, every CPU that could hold a stale
-    /// translation of the range has dropped it (or will before it next runs the mm), and
-    /// CPU `c`'s clock has advanced by the initiator's cost, waits included.
+    /// of `mm` in `[start, end)`: bumps the mm's `tlb_gen`, flushes locally, and queues
+    /// the flush on the CPUs that need it (or broadcasts it with INVLPGB).
+    ///
+    /// Completion contract: the flush is complete when the kernel step that called this
+    /// has been followed by the wait for its acks ([`KState::Acks`](crate::machine::KState));
+    /// then every CPU that could hold a stale translation of the range has dropped it (or
+    /// will before it next runs the mm), `free` has been released, and the initiator's
+    /// clock has advanced by its cost, wait included. A flush that needs no acks
+    /// completes before this returns.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn flush_tlb_mm_range(
         &mut self,
@@ -439,9 +471,30 @@ impl Machine {
         freed_tables: bool,
         reason: Reason,
     ) {
+        self.flush_and_free(c, mm, start, end, stride_shift, freed_tables, reason, Vec::new());
+    }
+
+    /// [`Machine::flush_tlb_mm_range`], then release `free` (pages and page tables that
+    /// stale translations may reach until the flush completes: tlb_finish_mmu).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn flush_and_free(
+        &mut self,
+        c: usize,
+        mm: u32,
+        start: u64,
+        end: u64,
+        stride_shift: u32,
+        freed_tables: bool,
+        reason: Reason,
+        free: Vec<emu_mmu::Pfn>,
+    ) {
         let t0 = self.now(c);
-        let post_before = self.cores[c].post_wait_fp;
-        let Some(m) = self.mms.get_mut(&mm) else { return };
+        let Some(m) = self.mms.get_mut(&mm) else {
+            for p in free {
+                self.mem.phys.put(p);
+            }
+            return;
+        };
         m.ctx.tlb_gen += 1;
         let new_tlb_gen = m.ctx.tlb_gen;
         let (start, end) = if end != FLUSH_ALL && (end - start) >> stride_shift > FLUSH_CEILING {
@@ -465,19 +518,43 @@ impl Machine {
         let change_gen = self.mem.phys.oracle_gen();
         let global = self.mms.get(&mm).map_or(0, |m| m.ctx.global_asid);
         let mask = self.flush_mask(mm);
+        let first_slot = self.cores[c].ack_slots.len();
+        let mut kind = FlightKind::Local;
         if self.strategy.flush == FlushTransport::Invlpgb && global != 0 {
             self.broadcast_tlb_flush(c, &info);
+            kind = FlightKind::Broadcast;
         } else if mask.any_but(c) {
             info.trim = self.should_trim_cpumask(c, mm);
             self.flush_tlb_multi(c, &mask, &info);
-            self.consider_global_asid(c, mm);
+            kind = FlightKind::Ipi;
         } else if self.cores[c].tlb.loaded_mm == mm {
             self.flush_tlb_func(c, &info);
         }
+        let f = InFlight { info, t0_fp: t0, kind, change_gen, free };
+        if self.cores[c].ack_slots.len() == first_slot {
+            self.flush_complete(c, f);
+        } else {
+            self.cores[c].inflight.push(f);
+        }
+    }
+
+    /// The end of a flush on its initiator, once its acks are in: TLBSYNC after INVLPGB,
+    /// consider_global_asid after IPIs, the record, the oracle, and the deferred frees.
+    pub(crate) fn flush_complete(&mut self, c: usize, f: InFlight) {
+        match f.kind {
+            FlightKind::Broadcast => {
+                let cost = self.mem.tlbsync(c);
+                self.charge(c, cost);
+            }
+            FlightKind::Ipi => self.consider_global_asid(c, f.info.mm),
+            FlightKind::Local => {}
+        }
         let t1 = self.now(c);
-        let after_wait = self.cores[c].post_wait_fp - post_before;
-        self.end_shootdown(record, (t1 - t0).saturating_sub(after_wait));
-        self.oracle_check_after_flush(&info, change_gen);
+        self.end_shootdown(f.info.record, t1 - f.t0_fp);
+        self.oracle_check_after_flush(&f.info, f.change_gen);
+        for p in f.free {
+            self.mem.phys.put(p);
+        }
     }
 
     /// should_trim_cpumask: true at most once a second per mm (lazy policy only).
@@ -505,7 +582,8 @@ impl Machine {
     }
 
     /// native_flush_tlb_multi: IPIs to the CPUs of `mask` that need them (all of them
-    /// when page tables were freed), the local flush meanwhile, then the wait for acks.
+    /// when page tables were freed), and the local flush meanwhile; the initiator waits
+    /// for the acks when its kernel step ends.
     pub(crate) fn flush_tlb_multi(&mut self, c: usize, mask: &CpuMask, info: &FlushInfo) {
         let pages = if info.end == FLUSH_ALL { -1 } else { ((info.end - info.start) >> 12) as i64 };
         self.trace_flush(c, trace_reason::REMOTE_SEND_IPI, pages);
@@ -522,25 +600,22 @@ impl Machine {
         let local = targets.contains(&c);
         let remote: Vec<usize> = targets.into_iter().filter(|&t| t != c).collect();
         for &t in &remote {
-            let rec = &mut self.shootdowns[info.record];
+            let idle = self.cores[t].current.is_none();
+            let lazy = self.cores[t].tlb.is_lazy;
+            let rec = self.records.get_mut(info.record);
             rec.targets += 1;
-            if self.cores[t].current.is_none() {
+            if idle {
                 rec.to_idle += 1;
             }
-            if self.cores[t].tlb.is_lazy {
+            if lazy {
                 rec.to_lazy += 1;
             }
         }
-        let acks = self.smp_call_function_many(c, &remote, info);
+        self.smp_call_function_many(c, &remote, info);
         if local {
+            // The local flush runs while the IPIs are on their way.
             self.flush_tlb_func(c, info);
         }
-        let waited = self.cores[c].stats.ack_wait_cycles;
-        self.wait_for_acks(c, acks);
-        let r = &mut self.shootdowns[info.record];
-        r.ack_wait_cycles += self.cores[c].stats.ack_wait_cycles - waited;
-        // Delivery is the part of the wait before the slowest handler began.
-        r.ipi_delivery_cycles = r.ipi_delivery_cycles.min(r.ack_wait_cycles);
     }
 
     /// flush_tlb_func on CPU `c` (local, or in the IPI handler).
@@ -682,7 +757,7 @@ impl Machine {
     }
 
     /// broadcast_tlb_flush: INVLPGB over the range (in chunks of the CPU's maximum page
-    /// count), finish_asid_transition, TLBSYNC.
+    /// count) and finish_asid_transition; TLBSYNC follows when the flush completes.
     fn broadcast_tlb_flush(&mut self, c: usize, info: &FlushInfo) {
         self.mem.set_flush_tag(Some(info.record as u32));
         self.broadcast_tlb_flush_inner(c, info);
@@ -722,10 +797,8 @@ impl Machine {
                 }
             }
         }
-        self.shootdowns[info.record].invlpgb += ops;
+        self.records.get_mut(info.record).invlpgb += ops;
         self.finish_asid_transition(c, info);
-        let cost = self.mem.tlbsync(c);
-        self.charge(c, cost);
     }
 
     /// finish_asid_transition: IPIs to any CPU still running the mm on its old ASID.

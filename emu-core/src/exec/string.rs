@@ -1,8 +1,9 @@
 //! String instructions (MOVS, STOS, LODS, SCAS, CMPS) with REP/REPE/REPNE.
 //!
-//! A repeated instruction runs at most [`REP_CHUNK`] iterations per execution and then
-//! restarts itself with RCX, RSI and RDI updated, exactly as an interrupted REP does on
-//! hardware, so long copies interleave with other cores at quantum boundaries.
+//! A repeated instruction runs at most [`REP_CHUNK`] iterations per execution, and no
+//! iteration past the run's horizon (`Cpu::until_fp`); then it restarts itself with RCX,
+//! RSI and RDI updated, exactly as an interrupted REP does on hardware, so long copies
+//! interleave with other cores and take interrupts between iterations.
 
 use crate::cpu::Cpu;
 use crate::cpu::Exit;
@@ -42,7 +43,7 @@ pub fn string<M: GuestMem, W: Width, const OP: u8>(
             if cpu.gpr[1] == 0 {
                 break;
             }
-            if done == REP_CHUNK {
+            if done == REP_CHUNK || (done > 0 && cpu.time_fp + m.pending_stall() >= cpu.until_fp) {
                 // Yield: re-execute this instruction to continue.
                 cpu.rip = i.rip();
                 return Err(Exit::BlockEnd);

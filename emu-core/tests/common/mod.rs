@@ -102,4 +102,7 @@ impl GuestMem for FlatMem {
     fn take_stall(&mut self) -> u64 {
         0
     }
+    fn pending_stall(&self) -> u64 {
+        0
+    }
 }

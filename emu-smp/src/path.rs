@@ -1,0 +1,333 @@
+//! Kernel paths as sequences of timed steps (DESIGN.md, "Kernel paths take time").
+//!
+//! A system call, page fault, exception or exit is a [`KPath`] owned by its task. The
+//! core runs one step at a time, when that step is the next event of the whole machine
+//! (so steps of all CPUs execute in simulated-time order); between steps the other
+//! cores advance and this core takes the interrupts that have arrived. A step returns a
+//! [`Next`]: the path's continuation, a lock to take first, a sleep, or the return to
+//! user mode. A step that started TLB flushes is followed by csd_lock_wait for their
+//! acks before the continuation runs ([`KState::Acks`]).
+//!
+//! Nothing here re-enters the event loop: a wait is a state of the core (spinning,
+//! waiting for acks) or of the task (sleeping), and the loop resumes the path.
+
+use crate::lock::{LockKey, LockMode};
+use crate::machine::{sig, KState, Machine};
+use crate::mm::Fault;
+use crate::task::{State, Wait};
+use crate::tlbflush::Reason;
+use emu_core::{Access, Exception, PageFault};
+
+/// Where a task is in a kernel path: the step to run next.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KPath {
+    /// A system call, at entry (its number and arguments are in the task's registers).
+    Syscall,
+    /// A page fault raised by a user access.
+    Fault(PageFault),
+    /// An exception raised by a user instruction.
+    Trap(Exception),
+    /// do_exit: the task is leaving.
+    Exit(ExitStep),
+    /// Return to user mode (after the flushes of the previous step completed).
+    Return,
+    /// Sleep with this wait (after the flushes of the previous step completed).
+    Block(Wait),
+}
+
+/// The steps of do_exit (kernel/exit.c).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStep {
+    /// mm_release, exit_mm, and exit_mmap's teardown and flush when this was the last user.
+    Start,
+    /// After the teardown flush: the mm is freed if this task tore it down, the task
+    /// becomes a zombie and, if it was the last of its thread group, the group dies.
+    Finish {
+        /// The address space this task tore down.
+        dead_mm: Option<u32>,
+    },
+}
+
+/// What a step asks for next.
+#[derive(Debug)]
+pub enum Next {
+    /// Run this continuation when the core is next due.
+    Then(KPath),
+    /// Take a lock, then run the continuation.
+    Lock(LockKey, LockMode, KPath),
+    /// Return to user mode (RAX already holds the result).
+    User,
+    /// Sleep; the task returns to user mode when woken.
+    Block(Wait),
+    /// The task left this core (it exited, yielded, or was moved).
+    Gone,
+}
+
+/// The cache model as the lock unit sees it: a locked instruction on the lock line.
+struct LockLines<'a> {
+    caches: &'a mut emu_mmu::cache::CacheSystem,
+    locked_fp: u64,
+}
+
+impl crate::lock::LineCost for LockLines<'_> {
+    fn rmw(&mut self, core: usize, pa: u64) -> u64 {
+        self.locked_fp + self.caches.access(core, pa, true)
+    }
+}
+
+impl Machine {
+    /// The physical address of a lock's word.
+    fn lock_line(&mut self, key: LockKey) -> u64 {
+        use crate::kdata::KObj;
+        let obj = match key {
+            LockKey::MmapLock(mm) => KObj::MmStruct(mm),
+            LockKey::Ptl(pfn) => KObj::Page(pfn),
+            LockKey::Zone => KObj::Global(0),
+            LockKey::Lru => KObj::Global(1),
+            LockKey::Rq(cpu) => KObj::Rq(cpu),
+            LockKey::FutexBucket(b) => KObj::FutexBucket(b),
+        };
+        self.kdata.line(&mut self.mem.phys, obj)
+    }
+
+
+    /// Core `c`'s task `tid` asks for `key` between two steps of its path: it holds the
+    /// lock when its next step runs; meanwhile it spins (spinlocks) or sleeps
+    /// (rw-semaphores: the CPU schedules another task or goes idle).
+    pub(crate) fn lock_for_path(&mut self, c: usize, tid: u32, key: LockKey, mode: LockMode) {
+        let pa = self.lock_line(key);
+        let now = self.now(c);
+        let locked_fp = crate::machine::fp(self.profile.insn.locked);
+        let mut lc = LockLines { caches: &mut self.mem.caches, locked_fp };
+        match self.locks.acquire(key, mode, c, tid, now, pa, &mut lc) {
+            crate::lock::Acquire::At(at) => {
+                self.advance(c, at);
+                if at > now + (1 << 16) {
+                    self.trace_span(c, &format!("wait for {key:?}"), now, at);
+                }
+            }
+            crate::lock::Acquire::Wait if key.sleeps() => self.block(c, tid, Wait::Lock(key)),
+            crate::lock::Acquire::Wait => {
+                self.cores[c].kstate =
+                    KState::Spin { key, since_fp: now, irqs: key.spins_with_irqs() };
+            }
+        }
+    }
+
+    /// Core `c` releases `key`; the waiters it hands the lock to go on: a spinning CPU
+    /// runs its next step, a sleeping task is woken (the releaser pays the wake-up).
+    pub(crate) fn unlock(&mut self, c: usize, key: LockKey, mode: LockMode) {
+        let pa = self.lock_line(key);
+        let now = self.now(c);
+        let locked_fp = crate::machine::fp(self.profile.insn.locked);
+        let mut lc = LockLines { caches: &mut self.mem.caches, locked_fp };
+        let grants = self.locks.release(key, mode, now, pa, &mut lc);
+        for g in grants {
+            let k = g.waiter.core;
+            if key.sleeps() {
+                self.charge(c, crate::machine::fp(self.profile.kernel.wakeup_cycles));
+                self.wake(g.waiter.tid, 0, g.at_fp);
+            } else if let KState::Spin { since_fp, .. } = self.cores[k].kstate {
+                self.advance(k, g.at_fp);
+                self.cores[k].kstate = KState::Ready;
+                self.trace_span(k, &format!("spin on {key:?}"), since_fp, g.at_fp);
+            }
+        }
+    }
+
+    /// A critical section inside one kernel step (runqueue, zone, LRU and futex-bucket
+    /// locks are never held across steps): core `c` takes `key`, spinning first if a
+    /// step that ran earlier released it later in simulated time.
+    pub(crate) fn lock_here(&mut self, c: usize, key: LockKey) {
+        let pa = self.lock_line(key);
+        let now = self.now(c);
+        let tid = self.cores[c].current.unwrap_or(0);
+        let locked_fp = crate::machine::fp(self.profile.insn.locked);
+        let mut lc = LockLines { caches: &mut self.mem.caches, locked_fp };
+        match self.locks.acquire(key, LockMode::Write, c, tid, now, pa, &mut lc) {
+            crate::lock::Acquire::At(at) => self.advance(c, at),
+            crate::lock::Acquire::Wait => debug_assert!(false, "{key:?} held across steps"),
+        }
+    }
+
+    /// Core `c`'s task `tid` enters the kernel on `path`; its first step runs
+    /// when the core is next due.
+    pub(crate) fn enter_kernel(&mut self, c: usize, tid: u32, path: KPath) {
+        if let Some(t) = self.tasks.get_mut(&tid) {
+            t.kpath = Some(path);
+        }
+        self.cores[c].kstate = KState::Ready;
+    }
+
+    /// Runs the next step of core `c`'s kernel path (the core is the next event).
+    pub(crate) fn run_kernel(&mut self, c: usize) {
+        let t = self.now(c);
+        self.cores[c].committed_fp = t;
+        let Some(tid) = self.cores[c].current else { return };
+        // Every path of the model runs with interrupts enabled between its steps.
+        self.take_interrupts(c, t);
+        if self.cores[c].current != Some(tid) || self.cores[c].kstate != KState::Ready {
+            return;
+        }
+        let Some(path) = self.tasks.get_mut(&tid).and_then(|t| t.kpath.take()) else {
+            self.cores[c].kstate = KState::User;
+            return;
+        };
+        let next = self.kernel_step(c, tid, path);
+        self.after_step(c, tid, next);
+    }
+
+    /// One step of `path`.
+    fn kernel_step(&mut self, c: usize, tid: u32, path: KPath) -> Next {
+        match path {
+            KPath::Syscall => self.syscall(c, tid),
+            KPath::Fault(pf) => self.page_fault(c, tid, pf),
+            KPath::Trap(e) => self.trap(c, tid, e),
+            KPath::Exit(step) => self.do_exit(c, tid, step),
+            KPath::Return => Next::User,
+            KPath::Block(w) => Next::Block(w),
+        }
+    }
+
+    /// Carries out what a step asked for. A step that started flushes waits for their
+    /// acks first (csd_lock_wait), whatever comes next.
+    fn after_step(&mut self, c: usize, tid: u32, next: Next) {
+        if !self.cores[c].inflight.is_empty() {
+            let cont = match next {
+                Next::Then(p) => p,
+                Next::User => KPath::Return,
+                Next::Block(w) => KPath::Block(w),
+                Next::Lock(..) | Next::Gone => {
+                    // A step that flushes ends before it takes a lock or leaves the CPU.
+                    debug_assert!(false, "a kernel step flushed and then {next:?}");
+                    KPath::Return
+                }
+            };
+            if let Some(t) = self.tasks.get_mut(&tid) {
+                t.kpath = Some(cont);
+            }
+            self.begin_ack_wait(c);
+            return;
+        }
+        match next {
+            Next::Then(p) => {
+                if let Some(t) = self.tasks.get_mut(&tid) {
+                    t.kpath = Some(p);
+                }
+                self.cores[c].kstate = KState::Ready;
+            }
+            Next::Lock(key, mode, p) => {
+                if let Some(t) = self.tasks.get_mut(&tid) {
+                    t.kpath = Some(p);
+                }
+                self.cores[c].kstate = KState::Ready;
+                self.lock_for_path(c, tid, key, mode);
+            }
+            Next::User => self.cores[c].kstate = KState::User,
+            Next::Block(w) => self.block(c, tid, w),
+            Next::Gone => {}
+        }
+    }
+
+    /// The task on core `c` sleeps with wait `w`; the CPU schedules.
+    pub(crate) fn block(&mut self, c: usize, tid: u32, w: Wait) {
+        if let Some(t) = self.tasks.get_mut(&tid) {
+            if w == Wait::Io {
+                // Restart the system call when woken.
+                t.cpu.rip -= 2;
+            }
+            let timer = match &w {
+                Wait::Sleep { until_ns, .. } => Some(*until_ns),
+                Wait::Futex { until_ns, .. } => *until_ns,
+                _ => None,
+            };
+            t.state = State::Blocked(w);
+            if let Some(u) = timer {
+                self.timers.insert((u, tid));
+            }
+        }
+        self.cores[c].kstate = KState::User;
+        self.deschedule(c);
+    }
+
+    /// An exception raised by a user instruction: the signal Linux sends for it.
+    fn trap(&mut self, c: usize, tid: u32, e: Exception) -> Next {
+        let s = match e {
+            Exception::DivideError | Exception::X87Fp | Exception::SimdFp => sig::SIGFPE,
+            Exception::InvalidOpcode => sig::SIGILL,
+            Exception::GeneralProtection => sig::SIGSEGV,
+            Exception::Breakpoint => sig::SIGTRAP,
+        };
+        let rip = self.tasks.get(&tid).map_or(0, |t| t.cpu.rip);
+        let report = format!("{e} at rip {rip:#x}");
+        self.force_signal(c, tid, s, Some(report));
+        self.user_or_gone(c, tid)
+    }
+
+    /// After work that may have moved the task: back to user mode if it is still this
+    /// core's, else nothing more here.
+    pub(crate) fn user_or_gone(&self, c: usize, tid: u32) -> Next {
+        if self.cores[c].current == Some(tid) {
+            Next::User
+        } else {
+            Next::Gone
+        }
+    }
+
+    /// Handles a page fault raised by a guest access on core `c`.
+    fn page_fault(&mut self, c: usize, tid: u32, pf: PageFault) -> Next {
+        let Some(task) = self.tasks.get(&tid) else { return Next::Gone };
+        let mmid = task.mm;
+        let Some(mm) = self.mms.get_mut(&mmid) else { return Next::Gone };
+        let res = mm.fault(
+            &mut self.mem.phys,
+            pf.addr,
+            pf.access == Access::Write,
+            pf.access == Access::Exec,
+        );
+        let mut cost = self.fault_fp;
+        let r = match res {
+            Ok(r) => r,
+            Err(e) => {
+                self.fail(crate::machine::SimError::OutOfMemory(e.to_string()));
+                return Next::Gone;
+            }
+        };
+        match r {
+            Fault::Mapped => {
+                cost += self.zero_fp;
+                self.kstats.page_faults += 1;
+            }
+            Fault::MappedHuge => {
+                cost += 512 * self.zero_fp;
+                self.kstats.page_faults += 1;
+                self.kstats.huge_page_faults += 1;
+            }
+            Fault::CowBroken => {
+                cost += self.zero_fp;
+                self.kstats.cow_faults += 1;
+                self.charge(c, cost);
+                // ptep_clear_flush: other CPUs may cache the read-only PTE.
+                let page = pf.addr & !0xfff;
+                self.flush_tlb_mm_range(c, mmid, page, page + 4096, 12, false, Reason::Cow);
+                return Next::User;
+            }
+            Fault::Spurious => {
+                self.kstats.spurious_faults += 1;
+                cost += self.mem.invlpg(c, pf.addr);
+            }
+            Fault::Segv => {
+                let rip = self.tasks.get(&tid).map_or(0, |t| t.cpu.rip);
+                let what = if pf.protection { "protection violation" } else { "page not mapped" };
+                let report = format!(
+                    "segmentation fault: {} at address {:#x}, rip {:#x} ({what})",
+                    pf.access, pf.addr, rip
+                );
+                self.force_signal(c, tid, sig::SIGSEGV, Some(report));
+                return self.user_or_gone(c, tid);
+            }
+        }
+        self.charge(c, cost);
+        Next::User
+    }
+}
