@@ -13,6 +13,7 @@ mod loader;
 mod lock;
 mod machine;
 mod mm;
+mod mmpath;
 mod path;
 mod process;
 mod procfs;

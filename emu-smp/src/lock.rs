@@ -30,8 +30,9 @@ use std::collections::{BTreeMap, VecDeque};
 pub enum LockKey {
     /// `mm->mmap_lock` of an address space (rw-semaphore).
     MmapLock(u32),
-    /// The split page-table lock of a page-table page (its frame number).
-    Ptl(u64),
+    /// The split page-table lock of a page-table page of an address space (its frame
+    /// number).
+    Ptl(u32, u64),
     /// `zone->lock` of the memory zone (the buddy allocator).
     Zone,
     /// `lruvec->lru_lock`.
@@ -65,7 +66,7 @@ impl LockKey {
     pub fn class(self) -> LockClass {
         match self {
             LockKey::MmapLock(_) => LockClass::MmapLock,
-            LockKey::Ptl(_) => LockClass::Ptl,
+            LockKey::Ptl(..) => LockClass::Ptl,
             LockKey::Zone => LockClass::Zone,
             LockKey::Lru => LockClass::Lru,
             LockKey::Rq(_) => LockClass::Rq,
@@ -81,7 +82,7 @@ impl LockKey {
     /// True when a CPU spinning on it takes interrupts (`spin_lock`), false when the lock
     /// is taken with interrupts off (`spin_lock_irq`, `spin_lock_irqsave`).
     pub fn spins_with_irqs(self) -> bool {
-        matches!(self, LockKey::Ptl(_) | LockKey::FutexBucket(_))
+        matches!(self, LockKey::Ptl(..) | LockKey::FutexBucket(_))
     }
 }
 
@@ -273,15 +274,22 @@ impl Locks {
     }
 
     /// True when `key` is held or waited for.
+    #[cfg(test)]
     pub fn busy(&self, key: LockKey) -> bool {
         self.locks.get(&key).is_some_and(|s| s.writer.is_some() || s.readers > 0 || !s.waiters.is_empty())
     }
 
-    /// Forgets a lock whose object is gone (a freed page table, a dead mm). It must be
-    /// free.
-    pub fn forget(&mut self, key: LockKey) {
-        debug_assert!(!self.busy(key), "forgetting {key:?} while it is held");
-        self.locks.remove(&key);
+    /// Forgets the locks of a dead address space (its mmap_lock and page-table locks).
+    /// They must be free.
+    pub fn forget_mm(&mut self, mm: u32) {
+        self.locks.retain(|k, s| {
+            let mine = matches!(*k, LockKey::MmapLock(m) | LockKey::Ptl(m, _) if m == mm);
+            debug_assert!(
+                !mine || (s.writer.is_none() && s.readers == 0 && s.waiters.is_empty()),
+                "forgetting {k:?} while it is held"
+            );
+            !mine
+        });
     }
 }
 
@@ -327,7 +335,7 @@ mod tests {
     fn spin_waiters_are_served_in_order() {
         let mut l = Locks::default();
         let mut lc = Lines(BTreeMap::new());
-        let k = LockKey::Ptl(7);
+        let k = LockKey::Ptl(1, 7);
         assert!(matches!(l.acquire(k, LockMode::Write, 0, 1, 0, 64, &mut lc), Acquire::At(_)));
         assert_eq!(l.acquire(k, LockMode::Write, 1, 2, 10, 64, &mut lc), Acquire::Wait);
         assert_eq!(l.acquire(k, LockMode::Write, 2, 3, 20, 64, &mut lc), Acquire::Wait);

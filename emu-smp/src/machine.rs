@@ -218,6 +218,10 @@ pub struct CoreState {
     pub next_tick_fp: u64,
     /// Linux cpu_tlbstate.
     pub tlb: CpuTlbState,
+    /// Pages in this CPU's per-CPU page list (negative: owed to it by the next refill).
+    pub pcp_pages: i64,
+    /// New pages in this CPU's LRU batch.
+    pub lru_batch: u32,
     /// Counters.
     pub stats: CoreStats,
 }
@@ -289,6 +293,12 @@ pub struct Machine {
     pub(crate) seed: u64,
 }
 
+/// Buckets of the futex hash table (kernel/futex/core.c `futex_init`:
+/// `roundup_pow_of_two(256 * num_possible_cpus())`).
+pub(crate) fn futex_buckets(cpus: usize) -> u32 {
+    (256 * cpus as u32).next_power_of_two()
+}
+
 /// Cycles to fixed point (1/256 cycles).
 pub(crate) fn fp(cycles: f64) -> u64 {
     (cycles * 256.0).round().max(0.0) as u64
@@ -305,6 +315,8 @@ impl Machine {
         }
         let mut rng = SimRng::new(cfg.seed);
         let init_mm = Mm::new(&mut mem.phys, 1, cfg.cores).map_err(oom)?;
+        let mut kdata = crate::kdata::KernelData::boot(&mut mem.phys, cfg.cores, futex_buckets(cfg.cores));
+        kdata.line(&mut mem.phys, crate::kdata::KObj::MmStruct(1));
         let mut mm = Mm::new(&mut mem.phys, 2, cfg.cores).map_err(oom)?;
         mm.thp = cfg.thp;
         // init_new_context at jiffies 0: the first trim is due HZ jiffies on.
@@ -410,7 +422,7 @@ impl Machine {
             late_events: 0,
             records: Default::default(),
             locks: Default::default(),
-            kdata: Default::default(),
+            kdata,
             cpumask_samples: Vec::new(),
             violations: Vec::new(),
             oracle: cfg.oracle,
@@ -644,7 +656,7 @@ impl Machine {
         let waker = self.tasks.get(&tid).map_or(0, |t| t.last_cpu);
         if let Some(t) = self.tasks.get_mut(&tid) {
             if matches!(t.state, State::Blocked(_)) {
-                if !matches!(t.state, State::Blocked(Wait::Io)) {
+                if !matches!(t.state, State::Blocked(Wait::Io | Wait::Lock(_))) {
                     t.cpu.gpr[0] = ret as u64;
                 }
                 t.state = State::Runnable;
@@ -708,7 +720,9 @@ impl Machine {
         let path = match exit {
             Exit::Budget | Exit::Pause | Exit::BlockEnd | Exit::Halt => return,
             Exit::Syscall => crate::path::KPath::Syscall,
-            Exit::PageFault(pf) => crate::path::KPath::Fault(pf),
+            Exit::PageFault(pf) => {
+                crate::path::KPath::Fault(pf, crate::mmpath::FaultStep::Start)
+            }
             Exit::Exception(e) => crate::path::KPath::Trap(e),
             Exit::Unsupported => {
                 let rip = self.tasks.get(&tid).map_or(0, |t| t.cpu.rip);
@@ -773,13 +787,11 @@ impl Machine {
     /// page tables are freed when the flush completes (stale translations may still
     /// reach them until then).
     pub(crate) fn finish_gather(&mut self, c: usize, mmid: u32, g: Gather, reason: Reason) {
+        let (empty, freed) = (g.is_empty(), g.freed_tables());
         let mut free = g.pages;
-        let freed = !g.tables.is_empty();
         free.extend(g.tables);
-        if g.start == g.end {
-            for p in free {
-                self.mem.phys.put(p);
-            }
+        if empty {
+            self.free_pages(c, free);
             return;
         }
         let stride = if g.huge { 21 } else { 12 };

@@ -105,7 +105,7 @@ impl Vma {
 
 /// Pages and page-table pages unmapped but not yet freed: they may still be reachable
 /// through TLBs until the flush that covers `[start, end)` completes (mmu_gather).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Gather {
     /// Lowest address unmapped.
     pub start: u64,
@@ -585,7 +585,7 @@ impl Mm {
 
     /// True when a fault at `va` may map a 2 MiB page: an anonymous private VMA that
     /// covers the whole aligned 2 MiB range, under the THP policy.
-    fn thp_allowed(&self, vma: &Vma, va: u64) -> bool {
+    pub(crate) fn thp_allowed(&self, vma: &Vma, va: u64) -> bool {
         let base = va & !0x1f_ffff;
         let policy = match self.thp {
             Thp::Never => false,

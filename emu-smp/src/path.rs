@@ -13,18 +13,19 @@
 
 use crate::lock::{LockKey, LockMode};
 use crate::machine::{sig, KState, Machine};
-use crate::mm::Fault;
+use crate::mmpath::{FaultStep, MmOp};
 use crate::task::{State, Wait};
-use crate::tlbflush::Reason;
-use emu_core::{Access, Exception, PageFault};
+use emu_core::{Exception, PageFault};
 
 /// Where a task is in a kernel path: the step to run next.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub enum KPath {
     /// A system call, at entry (its number and arguments are in the task's registers).
     Syscall,
+    /// An address-space system call under mmap_lock.
+    Mm(Box<MmOp>),
     /// A page fault raised by a user access.
-    Fault(PageFault),
+    Fault(PageFault, FaultStep),
     /// An exception raised by a user instruction.
     Trap(Exception),
     /// do_exit: the task is leaving.
@@ -81,7 +82,7 @@ impl Machine {
         use crate::kdata::KObj;
         let obj = match key {
             LockKey::MmapLock(mm) => KObj::MmStruct(mm),
-            LockKey::Ptl(pfn) => KObj::Page(pfn),
+            LockKey::Ptl(mm, pfn) => KObj::PageTable(mm, pfn),
             LockKey::Zone => KObj::Global(0),
             LockKey::Lru => KObj::Global(1),
             LockKey::Rq(cpu) => KObj::Rq(cpu),
@@ -181,7 +182,8 @@ impl Machine {
     fn kernel_step(&mut self, c: usize, tid: u32, path: KPath) -> Next {
         match path {
             KPath::Syscall => self.syscall(c, tid),
-            KPath::Fault(pf) => self.page_fault(c, tid, pf),
+            KPath::Mm(op) => self.mm_step(c, tid, *op),
+            KPath::Fault(pf, step) => self.fault_step(c, tid, pf, step),
             KPath::Trap(e) => self.trap(c, tid, e),
             KPath::Exit(step) => self.do_exit(c, tid, step),
             KPath::Return => Next::User,
@@ -272,62 +274,5 @@ impl Machine {
         } else {
             Next::Gone
         }
-    }
-
-    /// Handles a page fault raised by a guest access on core `c`.
-    fn page_fault(&mut self, c: usize, tid: u32, pf: PageFault) -> Next {
-        let Some(task) = self.tasks.get(&tid) else { return Next::Gone };
-        let mmid = task.mm;
-        let Some(mm) = self.mms.get_mut(&mmid) else { return Next::Gone };
-        let res = mm.fault(
-            &mut self.mem.phys,
-            pf.addr,
-            pf.access == Access::Write,
-            pf.access == Access::Exec,
-        );
-        let mut cost = self.fault_fp;
-        let r = match res {
-            Ok(r) => r,
-            Err(e) => {
-                self.fail(crate::machine::SimError::OutOfMemory(e.to_string()));
-                return Next::Gone;
-            }
-        };
-        match r {
-            Fault::Mapped => {
-                cost += self.zero_fp;
-                self.kstats.page_faults += 1;
-            }
-            Fault::MappedHuge => {
-                cost += 512 * self.zero_fp;
-                self.kstats.page_faults += 1;
-                self.kstats.huge_page_faults += 1;
-            }
-            Fault::CowBroken => {
-                cost += self.zero_fp;
-                self.kstats.cow_faults += 1;
-                self.charge(c, cost);
-                // ptep_clear_flush: other CPUs may cache the read-only PTE.
-                let page = pf.addr & !0xfff;
-                self.flush_tlb_mm_range(c, mmid, page, page + 4096, 12, false, Reason::Cow);
-                return Next::User;
-            }
-            Fault::Spurious => {
-                self.kstats.spurious_faults += 1;
-                cost += self.mem.invlpg(c, pf.addr);
-            }
-            Fault::Segv => {
-                let rip = self.tasks.get(&tid).map_or(0, |t| t.cpu.rip);
-                let what = if pf.protection { "protection violation" } else { "page not mapped" };
-                let report = format!(
-                    "segmentation fault: {} at address {:#x}, rip {:#x} ({what})",
-                    pf.access, pf.addr, rip
-                );
-                self.force_signal(c, tid, sig::SIGSEGV, Some(report));
-                return self.user_or_gone(c, tid);
-            }
-        }
-        self.charge(c, cost);
-        Next::User
     }
 }

@@ -62,6 +62,7 @@ impl Machine {
             // init_new_context: the first cpumask trim is due a second (HZ jiffies) on.
             child.ctx.next_trim_jiffies = self.jiffies(c) + u64::from(self.profile.kernel.hz);
             self.mms.insert(id, child);
+            self.kdata.line(&mut self.mem.phys, crate::kdata::KObj::MmStruct(id));
             // dup_mmap write-protected the parent's private pages: flush its TLBs.
             self.flush_tlb_mm(c, parent.mm, false, crate::tlbflush::Reason::Fork);
             self.kstats.forks += 1;
@@ -288,7 +289,7 @@ impl Machine {
                     // Its page tables, root included, went with the teardown flush.
                     self.mms.remove(&mm);
                     self.kdata.free_mm(&mut self.mem.phys, mm);
-                    self.locks.forget(crate::lock::LockKey::MmapLock(mm));
+                    self.locks.forget_mm(mm);
                 }
                 self.task_dead(c, tid);
                 Next::Gone
@@ -512,6 +513,8 @@ impl Machine {
                 let Some((mm, key)) = self.futex_key(tid, uaddr, private) else {
                     return Sys::Ret(-EFAULT);
                 };
+                // futex_wait_setup: queued under the hash bucket's lock.
+                self.futex_bucket_section(c, mm, key);
                 self.kstats.futex_waits += 1;
                 self.futex_seq += 1;
                 Sys::Block(Wait::Futex { mm, key, bitset, until_ns, seq: self.futex_seq })
@@ -524,7 +527,9 @@ impl Machine {
                 let Some((mm, key)) = self.futex_key(tid, uaddr, private) else {
                     return Sys::Ret(0);
                 };
-                Sys::Ret(self.futex_wake_key(mm, key, val, bitset, now_fp))
+                self.futex_bucket_section(c, mm, key);
+                let at = self.now(c);
+                Sys::Ret(self.futex_wake_key(mm, key, val, bitset, at))
             }
             3 | 4 => {
                 // REQUEUE, CMP_REQUEUE: wake val, move up to `timeout` (val2) to uaddr2.
@@ -604,6 +609,16 @@ impl Machine {
             }
             _ => Sys::Ret(-ENOSYS),
         }
+    }
+
+    /// A critical section under the hash-bucket lock of futex key (`mm`, `key`)
+    /// (kernel/futex/core.c: the table has `roundup_pow_of_two(256 * CPUs)` buckets).
+    fn futex_bucket_section(&mut self, c: usize, mm: u32, key: u64) {
+        let buckets = u64::from(crate::machine::futex_buckets(self.cores.len()));
+        let h = (u64::from(mm) ^ key.rotate_left(17)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let b = crate::lock::LockKey::FutexBucket(((h >> 32) % buckets) as u32);
+        self.lock_here(c, b);
+        self.unlock(c, b, crate::lock::LockMode::Write);
     }
 
     fn futex_waiters(&self, mm: u32, key: u64, bitset: u32) -> Vec<u32> {

@@ -5,6 +5,7 @@
 //! governor that looks at the next timer. A CPU going idle keeps its mm loaded in lazy
 //! TLB mode, as Linux does.
 
+use crate::lock::{LockKey, LockMode};
 use crate::machine::{fp, Idle, KState, Machine};
 use crate::task::State;
 use std::collections::VecDeque;
@@ -129,6 +130,9 @@ impl Machine {
         if self.cores[k].current.is_some() {
             return;
         }
+        // __schedule takes this CPU's runqueue lock.
+        self.lock_here(k, LockKey::Rq(k));
+        self.unlock(k, LockKey::Rq(k), LockMode::Write);
         if let Some(next) = self.cores[k].runq.pop_front() {
             self.switch_to(k, next);
             return;

@@ -353,6 +353,8 @@ pub struct RunStats {
     pub kernel: KernelStats,
     /// Decoded-code cache counters.
     pub code_cache: CodeCacheReport,
+    /// Kernel locks by class: acquisitions, contentions, wait and hold cycles, sleeps.
+    pub locks: BTreeMap<crate::lock::LockClass, crate::lock::LockStats>,
     /// Peak guest physical memory in use, KiB.
     pub peak_memory_kib: u64,
     /// Last-level caches, one per LLC domain.
@@ -453,6 +455,7 @@ impl RunStats {
                 insns_decoded: cs.insns_decoded,
                 blocks_invalidated: cs.blocks_invalidated,
             },
+            locks: m.locks.stats.clone(),
             peak_memory_kib: m.mem.phys.peak_allocated * 4,
             llc: m.mem.caches.llcs.iter().map(|l| l.stats).collect(),
         }

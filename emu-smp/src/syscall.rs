@@ -5,6 +5,7 @@ use crate::fs::{errno::*, Object, Resolved};
 use crate::machine::{sig, Machine};
 use crate::mm::{page_up, Backing, Gather, Vma, VmaKind, PAGE, PROT_EXEC, PROT_READ, PROT_WRITE};
 use crate::task::{SigAction, State, Wait};
+use crate::mmpath::{MmCall, MmOp};
 use crate::path::Next;
 use crate::tlbflush::Reason;
 
@@ -16,6 +17,8 @@ pub(crate) enum Sys {
     Block(Wait),
     /// The task is gone (exit) or was already rescheduled.
     Done,
+    /// Go on as a kernel path of several steps.
+    Path(crate::path::KPath),
 }
 
 /// System call numbers.
@@ -162,6 +165,7 @@ impl Machine {
             }
             Sys::Block(w) => Next::Block(w),
             Sys::Done => self.user_or_gone(c, tid),
+            Sys::Path(p) => Next::Then(p),
         }
     }
 
@@ -227,12 +231,16 @@ impl Machine {
             PIPE => self.sys_pipe(c, tid, a[0], 0),
             PIPE2 => self.sys_pipe(c, tid, a[0], a[1] as u32),
             FSYNC | UMASK => 0o022 * i64::from(n == UMASK),
-            MMAP => self.sys_mmap(c, tid, a),
-            MUNMAP => self.sys_munmap(c, tid, a[0], a[1]),
-            MPROTECT => self.sys_mprotect(c, tid, a[0], a[1], a[2] as u8),
+            MMAP => return self.mm_path(tid, MmCall::Mmap(a)),
+            MUNMAP => return self.mm_path(tid, MmCall::Munmap(a[0], a[1])),
+            MPROTECT => return self.mm_path(tid, MmCall::Mprotect(a[0], a[1], a[2] as u8)),
+            MADVISE if a[0] & (PAGE - 1) == 0 && (a[2] == 4 || a[2] == 8) => {
+                let end = a[0].saturating_add(page_up(a[1]));
+                return self.mm_path(tid, MmCall::Dontneed(a[0], end));
+            }
             MADVISE => self.sys_madvise(c, tid, a[0], a[1], a[2]),
-            MREMAP => self.sys_mremap(c, tid, a[0], a[1], a[2], a[3], a[4]),
-            BRK => self.sys_brk(c, tid, a[0]),
+            MREMAP => return self.mm_path(tid, MmCall::Mremap([a[0], a[1], a[2], a[3], a[4]])),
+            BRK => return self.mm_path(tid, MmCall::Brk(a[0])),
             MSYNC => self.sys_msync(tid, a[0], a[1]),
             MINCORE => -ENOSYS,
             RT_SIGACTION => self.sys_rt_sigaction(c, tid, a[0] as usize, a[1], a[2]),
@@ -342,9 +350,20 @@ impl Machine {
             ALARM | SETITIMER | GETITIMER => -ENOSYS,
             MEMBARRIER => -ENOSYS,
             FUTEX => return self.sys_futex(c, tid, a),
+            CLONE if a[0] & crate::process::cl::VM == 0 => {
+                return self.mm_path(tid, MmCall::Fork(n, a))
+            }
             CLONE => return self.sys_clone(c, tid, a[0], a[1], a[2], a[3], a[4], None),
-            CLONE3 => return self.sys_clone3(c, tid, a[0], a[1]),
-            FORK | VFORK => return self.sys_clone(c, tid, 17, 0, 0, 0, 0, None),
+            CLONE3 => {
+                let mut f = [0u8; 8];
+                if self.read_user(c, tid, a[0], &mut f).is_ok()
+                    && u64::from_le_bytes(f) & crate::process::cl::VM == 0
+                {
+                    return self.mm_path(tid, MmCall::Fork(n, a));
+                }
+                return self.sys_clone3(c, tid, a[0], a[1]);
+            }
+            FORK | VFORK => return self.mm_path(tid, MmCall::Fork(n, a)),
             WAIT4 => return self.sys_wait4(c, tid, a[0] as i64, a[1], a[2]),
             EXECVE => {
                 self.warn_once(n, "execve is not supported; returning ENOSYS".into());
@@ -358,6 +377,11 @@ impl Machine {
             }
         };
         Sys::Ret(r)
+    }
+
+    /// An address-space call continues as a path under the task's mmap_lock.
+    fn mm_path(&self, tid: u32, call: MmCall) -> Sys {
+        Sys::Path(crate::path::KPath::Mm(Box::new(MmOp::new(call, self.mm_of(tid)))))
     }
 
     pub(crate) fn now_ns(&self, tid: u32) -> u64 {
@@ -825,7 +849,7 @@ impl Machine {
         self.tasks.get(&tid).map_or(0, |t| t.mm)
     }
 
-    fn sys_mmap(&mut self, c: usize, tid: u32, a: [u64; 6]) -> i64 {
+    pub(crate) fn sys_mmap(&mut self, c: usize, tid: u32, a: [u64; 6]) -> i64 {
         let (addr, len, prot, flags, fd, off) = (a[0], a[1], a[2] as u8, a[3], a[4] as i32, a[5]);
         const MAP_SHARED: u64 = 1;
         const MAP_PRIVATE: u64 = 2;
@@ -917,7 +941,7 @@ impl Machine {
         start as i64
     }
 
-    fn sys_munmap(&mut self, c: usize, tid: u32, addr: u64, len: u64) -> i64 {
+    pub(crate) fn sys_munmap(&mut self, c: usize, tid: u32, addr: u64, len: u64) -> i64 {
         if addr & (PAGE - 1) != 0 || len == 0 {
             return -EINVAL;
         }
@@ -931,7 +955,7 @@ impl Machine {
         0
     }
 
-    fn sys_mprotect(&mut self, c: usize, tid: u32, addr: u64, len: u64, prot: u8) -> i64 {
+    pub(crate) fn sys_mprotect(&mut self, c: usize, tid: u32, addr: u64, len: u64, prot: u8) -> i64 {
         if addr & (PAGE - 1) != 0 {
             return -EINVAL;
         }
@@ -946,7 +970,7 @@ impl Machine {
         0
     }
 
-    fn sys_madvise(&mut self, c: usize, tid: u32, addr: u64, len: u64, advice: u64) -> i64 {
+    pub(crate) fn sys_madvise(&mut self, c: usize, tid: u32, addr: u64, len: u64, advice: u64) -> i64 {
         if addr & (PAGE - 1) != 0 {
             return -EINVAL;
         }
@@ -980,7 +1004,7 @@ impl Machine {
         }
     }
 
-    fn sys_mremap(
+    pub(crate) fn sys_mremap(
         &mut self,
         c: usize,
         tid: u32,
@@ -1099,7 +1123,7 @@ impl Machine {
         0
     }
 
-    fn sys_brk(&mut self, c: usize, tid: u32, want: u64) -> i64 {
+    pub(crate) fn sys_brk(&mut self, c: usize, tid: u32, want: u64) -> i64 {
         let mmid = self.mm_of(tid);
         let Some(mm) = self.mms.get_mut(&mmid) else { return 0 };
         let cur = mm.brk;

@@ -552,9 +552,7 @@ impl Machine {
         let t1 = self.now(c);
         self.end_shootdown(f.info.record, t1 - f.t0_fp);
         self.oracle_check_after_flush(&f.info, f.change_gen);
-        for p in f.free {
-            self.mem.phys.put(p);
-        }
+        self.free_pages(c, f.free);
     }
 
     /// should_trim_cpumask: true at most once a second per mm (lazy policy only).

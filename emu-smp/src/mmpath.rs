@@ -1,0 +1,392 @@
+//! The kernel paths that change or fill an address space, as steps that take the locks
+//! Linux takes (DESIGN.md, "Kernel paths take time"):
+//!
+//! - mmap, munmap, mprotect, mremap, brk and fork take `mmap_lock` for write (the
+//!   rw-semaphore: writers wait for readers and sleep while waiting); the change, its
+//!   flush and the wait for the flush's acks all happen with the lock held.
+//! - madvise(MADV_DONTNEED/MADV_FREE) takes it for read, then zaps the range one page
+//!   table at a time under that table's split page-table lock (`zap_pte_range`), and
+//!   flushes once at the end (`tlb_finish_mmu`).
+//! - a page fault takes it for read (lock_mm_and_find_vma; per-VMA locks are not
+//!   modelled), allocates and clears a page before taking the page-table lock, and
+//!   installs the PTE under it. A copy-on-write fault flushes the old PTE with the lock
+//!   held (`ptep_clear_flush` in `wp_page_copy`).
+//!
+//! Pages come from, and go back to, per-CPU lists refilled and drained in batches under
+//! `zone->lock`; new anonymous pages reach the LRU through a per-CPU batch added under
+//! `lru_lock`, and freed pages leave it under `lru_lock` ([`Machine::free_pages`]).
+
+use crate::lock::{LockKey, LockMode};
+use crate::machine::{sig, Machine};
+use crate::mm::{Fault, Gather};
+use crate::path::{KPath, Next};
+use crate::syscall::Sys;
+use crate::task::Wait;
+use crate::tlbflush::Reason;
+use emu_core::{Access, PageFault};
+use emu_mmu::{PageTables, Pfn};
+
+/// Pages a per-CPU page list moves to or from the zone at once (mm/page_alloc.c
+/// `zone_batchsize`: 63 for zones above 256 MiB).
+const PCP_BATCH: i64 = 63;
+/// Pages a per-CPU list holds before it drains a batch (the `high = 6 * batch` of
+/// mm/page_alloc.c `pageset_set_batch`).
+const PCP_HIGH: i64 = 6 * PCP_BATCH;
+/// New folios a per-CPU LRU batch collects before it takes `lru_lock`
+/// (include/linux/folio_batch.h `FOLIO_BATCH_SIZE`).
+const LRU_BATCH: u32 = 31;
+
+/// An address-space system call.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MmCall {
+    /// mmap(2) with its six arguments.
+    Mmap([u64; 6]),
+    /// munmap(2).
+    Munmap(u64, u64),
+    /// mprotect(2).
+    Mprotect(u64, u64, u8),
+    /// brk(2).
+    Brk(u64),
+    /// mremap(2).
+    Mremap([u64; 5]),
+    /// madvise(MADV_DONTNEED or MADV_FREE) of `[start, end)`.
+    Dontneed(u64, u64),
+    /// fork, clone or clone3 making a new address space (the syscall number and its
+    /// arguments).
+    Fork(u64, [u64; 6]),
+}
+
+/// Where an [`MmCall`] is.
+#[derive(Clone, Debug)]
+pub enum MmStep {
+    /// About to take mmap_lock.
+    Lock,
+    /// mmap_lock held: do the change (and start its flush).
+    Body,
+    /// madvise: zap the page table covering this address next.
+    Zap(u64),
+    /// madvise: holding this page-table lock, zap the part of the range it covers.
+    ZapLocked(u64, LockKey),
+    /// madvise: the whole range is zapped; flush it.
+    Flush,
+    /// The flush completed: release mmap_lock and return.
+    Unlock(SysResult),
+}
+
+/// The result an [`MmCall`] returns with.
+#[derive(Clone, Debug)]
+pub enum SysResult {
+    /// A value for RAX.
+    Ret(i64),
+    /// Sleep (a vfork parent).
+    Block(Wait),
+}
+
+/// An address-space system call in progress.
+#[derive(Clone, Debug)]
+pub struct MmOp {
+    /// The call.
+    pub call: MmCall,
+    /// Its address space.
+    pub mm: u32,
+    /// Where it is.
+    pub step: MmStep,
+    /// Pages and tables unmapped so far (madvise).
+    pub gather: Gather,
+}
+
+/// Where a page fault is.
+#[derive(Clone, Debug)]
+pub enum FaultStep {
+    /// Exception entry: take mmap_lock for read.
+    Start,
+    /// mmap_lock held: find the VMA, allocate and clear the page, take the PTL.
+    Locked,
+    /// Holding this page-table lock (or none when no table exists yet): install.
+    Install(Option<LockKey>),
+    /// A copy-on-write flush completed: release the locks.
+    Unlock(Option<LockKey>),
+}
+
+impl MmOp {
+    /// A call on `mm`, before it takes mmap_lock.
+    pub fn new(call: MmCall, mm: u32) -> Self {
+        MmOp { call, mm, step: MmStep::Lock, gather: Gather::default() }
+    }
+
+    fn mode(&self) -> LockMode {
+        match self.call {
+            MmCall::Dontneed(..) => LockMode::Read,
+            _ => LockMode::Write,
+        }
+    }
+}
+
+/// The split page-table lock that covers `va`: its PTE table's, or, with no PTE table
+/// there, the PMD table's (`pmd_lock`). None when neither exists.
+fn ptl_of(phys: &emu_mmu::PhysMem, mm: u32, root: u64, va: u64) -> Option<LockKey> {
+    emu_mmu::table_at(phys, root, va, 1)
+        .or_else(|| emu_mmu::table_at(phys, root, va, 2))
+        .map(|t| LockKey::Ptl(mm, t >> 12))
+}
+
+impl Machine {
+    /// One step of an address-space system call on core `c`.
+    pub(crate) fn mm_step(&mut self, c: usize, tid: u32, mut op: MmOp) -> Next {
+        match std::mem::replace(&mut op.step, MmStep::Flush) {
+            MmStep::Lock => {
+                let (key, mode) = (LockKey::MmapLock(op.mm), op.mode());
+                op.step = MmStep::Body;
+                Next::Lock(key, mode, KPath::Mm(Box::new(op)))
+            }
+            MmStep::Body => {
+                let r = match op.call.clone() {
+                    MmCall::Mmap(a) => Sys::Ret(self.sys_mmap(c, tid, a)),
+                    MmCall::Munmap(a, l) => Sys::Ret(self.sys_munmap(c, tid, a, l)),
+                    MmCall::Mprotect(a, l, p) => Sys::Ret(self.sys_mprotect(c, tid, a, l, p)),
+                    MmCall::Brk(w) => Sys::Ret(self.sys_brk(c, tid, w)),
+                    MmCall::Mremap(a) => {
+                        Sys::Ret(self.sys_mremap(c, tid, a[0], a[1], a[2], a[3], a[4]))
+                    }
+                    MmCall::Fork(nr, a) => self.fork_call(c, tid, nr, a),
+                    MmCall::Dontneed(start, end) => {
+                        // Every page of the range must be mapped.
+                        let Some(mm) = self.mms.get(&op.mm) else { return Next::Gone };
+                        let mut a = start;
+                        while a < end {
+                            match mm.find(a) {
+                                Some(v) => a = v.end,
+                                None => {
+                                    op.step = MmStep::Unlock(SysResult::Ret(-crate::fs::errno::ENOMEM));
+                                    return Next::Then(KPath::Mm(Box::new(op)));
+                                }
+                            }
+                        }
+                        self.kstats.madvise_dontneed += 1;
+                        op.step = MmStep::Zap(start);
+                        return Next::Then(KPath::Mm(Box::new(op)));
+                    }
+                };
+                op.step = MmStep::Unlock(match r {
+                    Sys::Block(w) => SysResult::Block(w),
+                    Sys::Ret(v) => SysResult::Ret(v),
+                    _ => SysResult::Ret(0),
+                });
+                Next::Then(KPath::Mm(Box::new(op)))
+            }
+            MmStep::Zap(at) => {
+                let MmCall::Dontneed(_, end) = op.call else { return Next::Gone };
+                if at >= end {
+                    op.step = MmStep::Flush;
+                    return Next::Then(KPath::Mm(Box::new(op)));
+                }
+                let Some(mm) = self.mms.get(&op.mm) else { return Next::Gone };
+                match ptl_of(&self.mem.phys, op.mm, mm.root.addr(), at) {
+                    Some(key) => {
+                        op.step = MmStep::ZapLocked(at, key);
+                        Next::Lock(key, LockMode::Write, KPath::Mm(Box::new(op)))
+                    }
+                    None => {
+                        // Nothing is mapped under this page table's span.
+                        op.step = MmStep::Zap(chunk_end(at, end));
+                        Next::Then(KPath::Mm(Box::new(op)))
+                    }
+                }
+            }
+            MmStep::ZapLocked(at, key) => {
+                let MmCall::Dontneed(_, end) = op.call else { return Next::Gone };
+                let to = chunk_end(at, end);
+                if let Some(mm) = self.mms.get_mut(&op.mm) {
+                    mm.zap(&mut self.mem.phys, at, to, false, &mut op.gather);
+                }
+                self.unlock(c, key, LockMode::Write);
+                op.step = MmStep::Zap(to);
+                Next::Then(KPath::Mm(Box::new(op)))
+            }
+            MmStep::Flush => {
+                let g = std::mem::take(&mut op.gather);
+                self.finish_gather(c, op.mm, g, Reason::Madvise);
+                op.step = MmStep::Unlock(SysResult::Ret(0));
+                Next::Then(KPath::Mm(Box::new(op)))
+            }
+            MmStep::Unlock(r) => {
+                self.unlock(c, LockKey::MmapLock(op.mm), op.mode());
+                match r {
+                    SysResult::Ret(v) => {
+                        if let Some(t) = self.tasks.get_mut(&tid) {
+                            t.cpu.gpr[0] = v as u64;
+                        }
+                        Next::User
+                    }
+                    SysResult::Block(w) => Next::Block(w),
+                }
+            }
+        }
+    }
+
+    /// One step of a page fault raised by a user access on core `c`.
+    pub(crate) fn fault_step(&mut self, c: usize, tid: u32, pf: PageFault, step: FaultStep) -> Next {
+        let Some(mmid) = self.tasks.get(&tid).map(|t| t.mm) else { return Next::Gone };
+        match step {
+            FaultStep::Start => {
+                self.charge(c, self.fault_fp);
+                Next::Lock(
+                    LockKey::MmapLock(mmid),
+                    LockMode::Read,
+                    KPath::Fault(pf, FaultStep::Locked),
+                )
+            }
+            FaultStep::Locked => {
+                let Some(mm) = self.mms.get(&mmid) else { return Next::Gone };
+                // Before the page-table lock: allocate and clear (or copy) the page a
+                // missing or copy-on-write PTE needs.
+                let write = pf.access == Access::Write;
+                let allowed = mm.find(pf.addr).is_some_and(|v| {
+                    let need = match pf.access {
+                        Access::Write => crate::mm::PROT_WRITE,
+                        Access::Exec => crate::mm::PROT_EXEC,
+                        _ => crate::mm::PROT_READ,
+                    };
+                    v.prot & need != 0
+                });
+                let pages = match mm.find(pf.addr).filter(|_| allowed) {
+                    None => 0,
+                    Some(vma) => match PageTables::leaf(&self.mem.phys, mm.root, pf.addr) {
+                        None if mm.thp_allowed(vma, pf.addr) => 512,
+                        None => 1,
+                        Some(l) if write && l.pte & emu_mmu::pte::RW == 0 => 1,
+                        Some(_) => 0,
+                    },
+                };
+                let key = ptl_of(&self.mem.phys, mmid, mm.root.addr(), pf.addr);
+                self.charge(c, pages * self.zero_fp);
+                match key {
+                    Some(k) => Next::Lock(k, LockMode::Write, KPath::Fault(pf, FaultStep::Install(key))),
+                    None => Next::Then(KPath::Fault(pf, FaultStep::Install(None))),
+                }
+            }
+            FaultStep::Install(ptl) => {
+                let Some(mm) = self.mms.get_mut(&mmid) else { return Next::Gone };
+                let res = mm.fault(
+                    &mut self.mem.phys,
+                    pf.addr,
+                    pf.access == Access::Write,
+                    pf.access == Access::Exec,
+                );
+                let r = match res {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.fail(crate::machine::SimError::OutOfMemory(e.to_string()));
+                        return Next::Gone;
+                    }
+                };
+                match r {
+                    Fault::Mapped => {
+                        self.kstats.page_faults += 1;
+                        self.alloc_pages(c, 1);
+                    }
+                    Fault::MappedHuge => {
+                        self.kstats.page_faults += 1;
+                        self.kstats.huge_page_faults += 1;
+                        self.alloc_pages(c, 512);
+                    }
+                    Fault::CowBroken => {
+                        self.kstats.cow_faults += 1;
+                        self.alloc_pages(c, 1);
+                        // ptep_clear_flush, with the page-table lock held: other CPUs
+                        // may cache the read-only PTE.
+                        let page = pf.addr & !0xfff;
+                        self.flush_tlb_mm_range(c, mmid, page, page + 4096, 12, false, Reason::Cow);
+                        return Next::Then(KPath::Fault(pf, FaultStep::Unlock(ptl)));
+                    }
+                    Fault::Spurious => {
+                        self.kstats.spurious_faults += 1;
+                        let cost = self.mem.invlpg(c, pf.addr);
+                        self.charge(c, cost);
+                    }
+                    Fault::Segv => {
+                        self.fault_unlock(c, mmid, ptl);
+                        let rip = self.tasks.get(&tid).map_or(0, |t| t.cpu.rip);
+                        let what =
+                            if pf.protection { "protection violation" } else { "page not mapped" };
+                        let report = format!(
+                            "segmentation fault: {} at address {:#x}, rip {:#x} ({what})",
+                            pf.access, pf.addr, rip
+                        );
+                        self.force_signal(c, tid, sig::SIGSEGV, Some(report));
+                        return self.user_or_gone(c, tid);
+                    }
+                }
+                self.fault_unlock(c, mmid, ptl);
+                Next::User
+            }
+            FaultStep::Unlock(ptl) => {
+                self.fault_unlock(c, mmid, ptl);
+                Next::User
+            }
+        }
+    }
+
+    fn fault_unlock(&mut self, c: usize, mm: u32, ptl: Option<LockKey>) {
+        if let Some(k) = ptl {
+            self.unlock(c, k, LockMode::Write);
+        }
+        self.unlock(c, LockKey::MmapLock(mm), LockMode::Read);
+    }
+
+    /// `n` new pages for core `c`: from its per-CPU list, refilled from the zone in
+    /// batches under zone->lock; anonymous pages join the LRU through the per-CPU batch.
+    fn alloc_pages(&mut self, c: usize, n: i64) {
+        self.cores[c].pcp_pages -= n;
+        while self.cores[c].pcp_pages < 0 {
+            self.lock_here(c, LockKey::Zone);
+            self.unlock(c, LockKey::Zone, LockMode::Write);
+            self.cores[c].pcp_pages += PCP_BATCH;
+        }
+        self.cores[c].lru_batch += 1;
+        if self.cores[c].lru_batch >= LRU_BATCH {
+            self.cores[c].lru_batch = 0;
+            self.lock_here(c, LockKey::Lru);
+            self.unlock(c, LockKey::Lru, LockMode::Write);
+        }
+    }
+
+    /// Releases frames a completed flush made unreachable (tlb_finish_mmu's
+    /// free_pages_and_swap_cache): pages leave the LRU under lru_lock and go to the
+    /// per-CPU list, which drains batches to the zone under zone->lock.
+    pub(crate) fn free_pages(&mut self, c: usize, frames: Vec<Pfn>) {
+        if frames.is_empty() {
+            return;
+        }
+        let n = frames.len() as i64;
+        for p in frames {
+            self.mem.phys.put(p);
+        }
+        if self.cores[c].current.is_none() {
+            return;
+        }
+        self.lock_here(c, LockKey::Lru);
+        self.unlock(c, LockKey::Lru, LockMode::Write);
+        self.cores[c].pcp_pages += n;
+        while self.cores[c].pcp_pages > PCP_HIGH {
+            self.lock_here(c, LockKey::Zone);
+            self.unlock(c, LockKey::Zone, LockMode::Write);
+            self.cores[c].pcp_pages -= PCP_BATCH;
+        }
+    }
+
+    /// fork, clone or clone3 with a new address space, under the parent's mmap_lock.
+    fn fork_call(&mut self, c: usize, tid: u32, nr: u64, a: [u64; 6]) -> Sys {
+        use crate::syscall::nr::{CLONE, CLONE3};
+        match nr {
+            CLONE => self.sys_clone(c, tid, a[0], a[1], a[2], a[3], a[4], None),
+            CLONE3 => self.sys_clone3(c, tid, a[0], a[1]),
+            _ => self.sys_clone(c, tid, 17, 0, 0, 0, 0, None),
+        }
+    }
+}
+
+/// The end of the part of `[at, end)` one page table covers.
+fn chunk_end(at: u64, end: u64) -> u64 {
+    ((at | 0x1f_ffff) + 1).min(end)
+}
