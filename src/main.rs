@@ -3,7 +3,7 @@
 //! builds a `RunConfig` and calls `emu_smp::run`.
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use emu_smp::{Outcome, Profile, RunConfig, SimError};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -91,18 +91,13 @@ struct RunArgs {
     /// Write run statistics as JSON to this file.
     #[arg(long, value_name = "FILE")]
     stats: Option<PathBuf>,
-    /// mm_cpumask policy: lazy, lazy-notrim, eager, sticky or all (`emu list strategies`).
-    #[arg(long, default_value = "lazy")]
-    cpumask: String,
-    /// Flush transport: ipi or invlpgb.
-    #[arg(long, default_value = "ipi")]
-    flush: String,
     /// Coherence-oracle bookkeeping: on or off (off is faster).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     oracle: String,
-    /// A deliberately broken policy, for testing the oracle (drop-target).
-    #[arg(long, hide = true)]
-    broken: Option<String>,
+    /// The strategy axes' values (`--cpumask`, `--flush`, ...: one flag per axis, added
+    /// from the axes emu-smp declares).
+    #[arg(skip)]
+    strategy: Vec<(String, String)>,
     /// Write a Chrome trace-event JSON file (Perfetto UI opens it).
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
@@ -124,7 +119,34 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // One flag per strategy axis, from the axes' own declarations.
+    let cmd = Cli::command().mut_subcommand("run", |mut run| {
+        for ax in emu_smp::Strategy::axes() {
+            let values: Vec<&'static str> = emu_smp::Strategy::infos()
+                .iter()
+                .filter(|i| i.axis == ax.axis)
+                .map(|i| i.name)
+                .collect();
+            run = run.arg(
+                clap::Arg::new(ax.axis)
+                    .long(ax.axis)
+                    .value_name("NAME")
+                    .default_value(ax.default)
+                    .hide(ax.hidden)
+                    .help(format!("{}: {} (`emu list strategies`)", ax.about, values.join(", "))),
+            );
+        }
+        run
+    });
+    let matches = cmd.get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Cmd::Run(a), Some(m)) = (&mut cli.cmd, matches.subcommand_matches("run")) {
+        for ax in emu_smp::Strategy::axes() {
+            if let Some(v) = m.get_one::<String>(ax.axis) {
+                a.strategy.push((ax.axis.to_string(), v.clone()));
+            }
+        }
+    }
     match cli.cmd {
         Cmd::List { what } => {
             list(&what);
@@ -210,16 +232,11 @@ fn list(what: &str) {
             }
         }
         _ => {
-            let mut axis = "";
-            for st in emu_smp::STRATEGIES {
-                if st.axis == "broken" {
-                    continue;
+            for ax in emu_smp::Strategy::axes().iter().filter(|a| !a.hidden) {
+                println!("--{} ({}; default {})", ax.axis, ax.about, ax.default);
+                for st in emu_smp::Strategy::infos().iter().filter(|i| i.axis == ax.axis) {
+                    println!("  {:<12} {}\n  {:<12} source: {}", st.name, st.what, "", st.source);
                 }
-                if st.axis != axis {
-                    axis = st.axis;
-                    println!("--{axis}");
-                }
-                println!("  {:<12} {}\n  {:<12} source: {}", st.name, st.what, "", st.source);
             }
         }
     }
@@ -288,19 +305,9 @@ fn run(a: RunArgs) -> Result<u8> {
     cfg.memory_mib = a.memory;
     cfg.quantum_cycles = a.quantum;
     cfg.max_instructions = a.max_insns;
-    cfg.strategy = emu_smp::Strategy {
-        cpumask: emu_smp::CpumaskPolicy::parse(&a.cpumask).with_context(|| {
-            format!("unknown --cpumask `{}` (see `emu list strategies`)", a.cpumask)
-        })?,
-        flush: emu_smp::FlushTransport::parse(&a.flush).with_context(|| {
-            format!("unknown --flush `{}` (see `emu list strategies`)", a.flush)
-        })?,
-        broken: match a.broken.as_deref() {
-            None => emu_smp::BrokenPolicy::None,
-            Some("drop-target") => emu_smp::BrokenPolicy::DropTarget,
-            Some(b) => bail!("unknown --broken `{b}`"),
-        },
-    };
+    for (axis, value) in &a.strategy {
+        cfg.strategy.set(axis, value)?;
+    }
     cfg.oracle = a.oracle == "on";
     cfg.trace = a.trace.is_some() || a.ftrace.is_some();
     cfg.thp = match a.thp.as_str() {

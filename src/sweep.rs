@@ -138,19 +138,23 @@ fn runnable(p: &Point) -> Result<(), String> {
     {
         return Err(format!("`{}` is not a catalogue workload", p.workload));
     }
-    if emu_smp::CpumaskPolicy::parse(&p.cpumask).is_none() {
-        return Err(format!("unknown cpumask policy `{}`", p.cpumask));
-    }
-    let flush = emu_smp::FlushTransport::parse(&p.flush)
-        .ok_or(format!("unknown flush transport `{}`", p.flush))?;
+    let strategy = point_strategy(p).map_err(|e| e.to_string())?;
     let profile = Profile::load(&p.profile).map_err(|e| format!("profile {}: {e}", p.profile))?;
-    if flush == emu_smp::FlushTransport::Invlpgb && !profile.cpu.invlpgb {
+    if strategy.flush.global_asids() && !profile.cpu.invlpgb {
         return Err(format!("profile {} has no INVLPGB", profile.name));
     }
     if p.cores == 0 || p.cores > emu_smp::MAX_CORES {
         return Err(format!("{} cores", p.cores));
     }
     Ok(())
+}
+
+/// The strategy of a point.
+fn point_strategy(p: &Point) -> Result<emu_smp::Strategy, emu_smp::strategy::StrategyError> {
+    let mut s = emu_smp::Strategy::default();
+    s.set("cpumask", &p.cpumask)?;
+    s.set("flush", &p.flush)?;
+    Ok(s)
 }
 
 /// Runs one point to a result (never an error: failures are results too).
@@ -186,11 +190,7 @@ fn run_point(p: &Point, keep_records: bool) -> PointFile {
         cfg.memory_mib = p.memory_mib;
         cfg.capture_output = true;
         (cfg.uid, cfg.gid) = crate::host_ids();
-        cfg.strategy = emu_smp::Strategy {
-            cpumask: emu_smp::CpumaskPolicy::parse(&p.cpumask).context("cpumask")?,
-            flush: emu_smp::FlushTransport::parse(&p.flush).context("flush")?,
-            broken: emu_smp::BrokenPolicy::None,
-        };
+        cfg.strategy = point_strategy(p)?;
         cfg.validate()?;
         Ok(emu_smp::run(&cfg)?)
     })();

@@ -221,7 +221,9 @@ impl Machine {
         let done = if slots.iter().all(|s| s.acked_fp.is_some()) {
             let reads: Vec<(u64, u64)> = slots
                 .iter()
-                .map(|s| (s.acked_fp.unwrap_or(w.start_fp), self.mem.caches.transfer_fp(s.target, c)))
+                .map(|s| {
+                    (s.acked_fp.unwrap_or(w.start_fp), self.mem.caches.transfer_fp(s.target, c))
+                })
                 .collect();
             Some(poll_timeline(w.start_fp, &reads, &w.irqs))
         } else {

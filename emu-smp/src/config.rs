@@ -117,9 +117,7 @@ impl RunConfig {
         if self.argv.is_empty() {
             return Err(ConfigError::NoArgv);
         }
-        if self.strategy.flush == crate::tlbflush::FlushTransport::Invlpgb
-            && !self.profile.cpu.invlpgb
-        {
+        if self.strategy.flush.global_asids() && !self.profile.cpu.invlpgb {
             return Err(ConfigError::NoInvlpgb(self.profile.name.clone()));
         }
         Ok(())

@@ -11,7 +11,7 @@
 //! frame numbers agree modulo 63 share a line (their locks stay distinct; only the cache
 //! model sees one line).
 
-use emu_mmu::{PhysMem, Pfn};
+use emu_mmu::{Pfn, PhysMem};
 use std::collections::BTreeMap;
 
 /// Size of a cache line.

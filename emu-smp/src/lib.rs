@@ -23,17 +23,18 @@ mod rng;
 mod sched;
 mod signal;
 mod stats;
+pub mod strategy;
 mod syscall;
 mod task;
 pub mod tlbflush;
 mod trace;
 
 pub use config::{ConfigError, RunConfig, MAX_CORES};
-pub use machine::{Machine, Outcome, SimError, Strategy};
+pub use machine::{Machine, Outcome, SimError};
 pub use mm::Thp;
 pub use profile::{Profile, ProfileError};
 pub use stats::{LatencySummary, RunStats, ShootdownRecord, SCHEMA_VERSION};
-pub use tlbflush::{BrokenPolicy, CpumaskPolicy, FlushTransport, STRATEGIES};
+pub use strategy::{Axis, BrokenPolicy, CpumaskPolicy, FlushTransport, Strategy};
 pub use trace::Trace;
 
 /// The result of a run.

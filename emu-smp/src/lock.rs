@@ -276,7 +276,9 @@ impl Locks {
     /// True when `key` is held or waited for.
     #[cfg(test)]
     pub fn busy(&self, key: LockKey) -> bool {
-        self.locks.get(&key).is_some_and(|s| s.writer.is_some() || s.readers > 0 || !s.waiters.is_empty())
+        self.locks
+            .get(&key)
+            .is_some_and(|s| s.writer.is_some() || s.readers > 0 || !s.waiters.is_empty())
     }
 
     /// Forgets the locks of a dead address space (its mmap_lock and page-table locks).
@@ -302,7 +304,11 @@ mod tests {
     impl LineCost for Lines {
         fn rmw(&mut self, core: usize, pa: u64) -> u64 {
             let moved = self.0.insert(pa, core).is_some_and(|c| c != core);
-            if moved { 100 } else { 10 }
+            if moved {
+                100
+            } else {
+                10
+            }
         }
     }
 

@@ -29,10 +29,9 @@ use crate::mm::{Fault, Gather, Mm};
 use crate::profile::Profile;
 use crate::rng::SimRng;
 use crate::stats::{CoreStats, KernelStats, RunStats, Violation};
+pub use crate::strategy::Strategy;
 use crate::task::{SigAction, State, Task, Wait};
-use crate::tlbflush::{
-    BrokenPolicy, CpuTlbState, CpumaskPolicy, FlushTransport, Reason, FLUSH_ALL,
-};
+use crate::tlbflush::{CpuTlbState, Reason, FLUSH_ALL};
 use crate::trace::Trace;
 use emu_core::{Access, CodeCache, Cpu, Exit, PageFault};
 use emu_mmu::MemSystem;
@@ -95,27 +94,6 @@ impl Outcome {
             Outcome::Exited(c) => *c & 0xff,
             Outcome::Signaled { sig, .. } => 128 + *sig as i32,
             Outcome::Error(_) => 125,
-        }
-    }
-}
-
-/// The strategy of a run, one value per axis.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Strategy {
-    /// mm_cpumask maintenance.
-    pub cpumask: CpumaskPolicy,
-    /// Flush transport.
-    pub flush: FlushTransport,
-    /// Test-only breakage.
-    pub broken: BrokenPolicy,
-}
-
-impl Default for Strategy {
-    fn default() -> Self {
-        Strategy {
-            cpumask: CpumaskPolicy::Lazy,
-            flush: FlushTransport::Ipi,
-            broken: BrokenPolicy::None,
         }
     }
 }
@@ -315,7 +293,8 @@ impl Machine {
         }
         let mut rng = SimRng::new(cfg.seed);
         let init_mm = Mm::new(&mut mem.phys, 1, cfg.cores).map_err(oom)?;
-        let mut kdata = crate::kdata::KernelData::boot(&mut mem.phys, cfg.cores, futex_buckets(cfg.cores));
+        let mut kdata =
+            crate::kdata::KernelData::boot(&mut mem.phys, cfg.cores, futex_buckets(cfg.cores));
         kdata.line(&mut mem.phys, crate::kdata::KObj::MmStruct(1));
         let mut mm = Mm::new(&mut mem.phys, 2, cfg.cores).map_err(oom)?;
         mm.thp = cfg.thp;
@@ -683,8 +662,11 @@ impl Machine {
             return;
         }
         let now = self.now(c);
-        let mut until =
-            if others == u64::MAX { now + (SOLO_SLICE_CYCLES << 8) } else { others + self.quantum_fp };
+        let mut until = if others == u64::MAX {
+            now + (SOLO_SLICE_CYCLES << 8)
+        } else {
+            others + self.quantum_fp
+        };
         until = until.min(now + (SOLO_SLICE_CYCLES << 8));
         if let Some(ipi) = self.cores[c].ipis.first() {
             until = until.min(ipi.arrival_fp.max(now + 1));
@@ -720,9 +702,7 @@ impl Machine {
         let path = match exit {
             Exit::Budget | Exit::Pause | Exit::BlockEnd | Exit::Halt => return,
             Exit::Syscall => crate::path::KPath::Syscall,
-            Exit::PageFault(pf) => {
-                crate::path::KPath::Fault(pf, crate::mmpath::FaultStep::Start)
-            }
+            Exit::PageFault(pf) => crate::path::KPath::Fault(pf, crate::mmpath::FaultStep::Start),
             Exit::Exception(e) => crate::path::KPath::Trap(e),
             Exit::Unsupported => {
                 let rip = self.tasks.get(&tid).map_or(0, |t| t.cpu.rip);
@@ -760,7 +740,9 @@ impl Machine {
         if t.pending & !t.sigmask != 0 {
             self.deliver_pending(c, tid);
             let still = self.cores[c].current == Some(tid) && self.cores[c].kstate == KState::User;
-            return still && self.outcome.is_none() && self.tasks.get(&tid).is_some_and(|t| t.exit.is_none());
+            return still
+                && self.outcome.is_none()
+                && self.tasks.get(&tid).is_some_and(|t| t.exit.is_none());
         }
         true
     }
@@ -774,11 +756,7 @@ impl Machine {
                 address: u.va,
                 kind: u.kind,
                 time_ns: ns,
-                strategy: format!(
-                    "cpumask={} flush={}",
-                    self.strategy.cpumask.name(),
-                    self.strategy.flush.name()
-                ),
+                strategy: self.strategy.label(),
             });
         }
     }

@@ -157,7 +157,8 @@ impl Machine {
                             match mm.find(a) {
                                 Some(v) => a = v.end,
                                 None => {
-                                    op.step = MmStep::Unlock(SysResult::Ret(-crate::fs::errno::ENOMEM));
+                                    op.step =
+                                        MmStep::Unlock(SysResult::Ret(-crate::fs::errno::ENOMEM));
                                     return Next::Then(KPath::Mm(Box::new(op)));
                                 }
                             }
@@ -225,7 +226,13 @@ impl Machine {
     }
 
     /// One step of a page fault raised by a user access on core `c`.
-    pub(crate) fn fault_step(&mut self, c: usize, tid: u32, pf: PageFault, step: FaultStep) -> Next {
+    pub(crate) fn fault_step(
+        &mut self,
+        c: usize,
+        tid: u32,
+        pf: PageFault,
+        step: FaultStep,
+    ) -> Next {
         let Some(mmid) = self.tasks.get(&tid).map(|t| t.mm) else { return Next::Gone };
         match step {
             FaultStep::Start => {
@@ -261,7 +268,9 @@ impl Machine {
                 let key = ptl_of(&self.mem.phys, mmid, mm.root.addr(), pf.addr);
                 self.charge(c, pages * self.zero_fp);
                 match key {
-                    Some(k) => Next::Lock(k, LockMode::Write, KPath::Fault(pf, FaultStep::Install(key))),
+                    Some(k) => {
+                        Next::Lock(k, LockMode::Write, KPath::Fault(pf, FaultStep::Install(key)))
+                    }
                     None => Next::Then(KPath::Fault(pf, FaultStep::Install(None))),
                 }
             }

@@ -91,7 +91,6 @@ impl Machine {
         self.kdata.line(&mut self.mem.phys, obj)
     }
 
-
     /// Core `c`'s task `tid` asks for `key` between two steps of its path: it holds the
     /// lock when its next step runs; meanwhile it spins (spinlocks) or sleeps
     /// (rw-semaphores: the CPU schedules another task or goes idle).

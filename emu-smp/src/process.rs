@@ -259,7 +259,8 @@ impl Machine {
                 // exit_mm: the task drops its mm and the CPU keeps it loaded lazily; the
                 // last user tears the address space down (exit_mmap), flushing every CPU
                 // of its mask, lazy ones included, since page tables are freed.
-                let Some(mm) = self.tasks.get_mut(&tid).map(|t| std::mem::replace(&mut t.mm, INIT_MM))
+                let Some(mm) =
+                    self.tasks.get_mut(&tid).map(|t| std::mem::replace(&mut t.mm, INIT_MM))
                 else {
                     return Next::Gone;
                 };
@@ -322,8 +323,7 @@ impl Machine {
         let at = self.now(c);
         // The caller leaves its CPU.
         self.unschedule(tid);
-        let group_alive =
-            self.tasks.values().any(|t| t.tgid == tgid && t.state != State::Zombie);
+        let group_alive = self.tasks.values().any(|t| t.tgid == tgid && t.state != State::Zombie);
         if group_alive {
             // A thread other than the leader disappears; the leader stays a zombie until
             // the group is gone.
@@ -333,8 +333,12 @@ impl Machine {
             return;
         }
         // The whole group is gone.
-        let threads: Vec<u32> =
-            self.tasks.values().filter(|t| t.tgid == tgid && t.tid != tgid).map(|t| t.tid).collect();
+        let threads: Vec<u32> = self
+            .tasks
+            .values()
+            .filter(|t| t.tgid == tgid && t.tid != tgid)
+            .map(|t| t.tid)
+            .collect();
         for m in threads {
             self.tasks.remove(&m);
         }

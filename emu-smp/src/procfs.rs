@@ -148,9 +148,9 @@ impl Machine {
 
     /// The mm_cpumask of an address space: the cores whose TLBs may hold its entries.
     pub(crate) fn mm_cpumask(&self, mmid: u32) -> Vec<bool> {
-        match self.strategy.cpumask {
-            crate::tlbflush::CpumaskPolicy::All => vec![true; self.cores.len()],
-            _ => self
+        match self.strategy.cpumask.everyone() {
+            true => vec![true; self.cores.len()],
+            false => self
                 .mms
                 .get(&mmid)
                 .map_or_else(|| vec![false; self.cores.len()], |m| m.ctx.cpumask.to_bools()),

@@ -3,6 +3,7 @@
 //! renamed or removed.
 
 use crate::machine::Machine;
+use crate::strategy::Axis;
 use crate::tlbflush::Reason;
 use emu_mmu::{CacheStats, CoherenceStats, InvalidationStats, MmuStats, PscStats, TlbArray};
 use serde::Serialize;
@@ -423,10 +424,8 @@ impl RunStats {
                 seed: m.seed,
                 cpumask: st.cpumask.name(),
                 flush: st.flush.name(),
-                broken: match st.broken {
-                    crate::tlbflush::BrokenPolicy::None => None,
-                    crate::tlbflush::BrokenPolicy::DropTarget => Some("drop-target"),
-                },
+                broken: (st.broken != crate::strategy::BrokenPolicy::None)
+                    .then(|| st.broken.name()),
                 oracle: m.oracle,
                 emu_version: env!("CARGO_PKG_VERSION"),
             },

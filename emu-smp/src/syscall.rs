@@ -4,9 +4,9 @@
 use crate::fs::{errno::*, Object, Resolved};
 use crate::machine::{sig, Machine};
 use crate::mm::{page_up, Backing, Gather, Vma, VmaKind, PAGE, PROT_EXEC, PROT_READ, PROT_WRITE};
-use crate::task::{SigAction, State, Wait};
 use crate::mmpath::{MmCall, MmOp};
 use crate::path::Next;
+use crate::task::{SigAction, State, Wait};
 use crate::tlbflush::Reason;
 
 /// What a system call did.
@@ -955,7 +955,14 @@ impl Machine {
         0
     }
 
-    pub(crate) fn sys_mprotect(&mut self, c: usize, tid: u32, addr: u64, len: u64, prot: u8) -> i64 {
+    pub(crate) fn sys_mprotect(
+        &mut self,
+        c: usize,
+        tid: u32,
+        addr: u64,
+        len: u64,
+        prot: u8,
+    ) -> i64 {
         if addr & (PAGE - 1) != 0 {
             return -EINVAL;
         }
@@ -970,7 +977,14 @@ impl Machine {
         0
     }
 
-    pub(crate) fn sys_madvise(&mut self, c: usize, tid: u32, addr: u64, len: u64, advice: u64) -> i64 {
+    pub(crate) fn sys_madvise(
+        &mut self,
+        c: usize,
+        tid: u32,
+        addr: u64,
+        len: u64,
+        advice: u64,
+    ) -> i64 {
         if addr & (PAGE - 1) != 0 {
             return -EINVAL;
         }

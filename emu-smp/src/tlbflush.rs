@@ -7,8 +7,8 @@
 //! (`consider_global_asid`, `use_global_asid`, `broadcast_tlb_flush`,
 //! `finish_asid_transition`).
 //!
-//! The policy choices that the project sweeps are values ([`CpumaskPolicy`],
-//! [`FlushTransport`]), not forks of this code.
+//! The policy choices that the project sweeps are values of the strategy axes
+//! ([`crate::strategy`]), asked at the points where Linux's behaviour would differ.
 
 use crate::cpumask::CpuMask;
 use crate::machine::{Machine, INIT_MM};
@@ -24,150 +24,6 @@ pub const MAX_ASID_AVAILABLE: u16 = 4094;
 pub const FLUSH_CEILING: u64 = 33;
 /// `FlushInfo::end` of a full flush (TLB_FLUSH_ALL).
 pub const FLUSH_ALL: u64 = u64::MAX;
-
-/// How mm_cpumask is maintained (`--cpumask`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CpumaskPolicy {
-    /// Today's x86: set at switch-in, kept while lazy, cleared when a flush reaches a CPU
-    /// that switched to another mm, trimmed by a flush to all of the mask once a second.
-    Lazy,
-    /// As `lazy`, without the once-a-second trim (x86 before it was added).
-    LazyNotrim,
-    /// Cleared at switch-out; no lazy TLB mode: an idle CPU switches to init_mm.
-    Eager,
-    /// Never cleared (what INVLPGB users and arm64 get).
-    Sticky,
-    /// Not tracked: flushes go to every online CPU.
-    All,
-}
-
-/// How remote CPUs are told to flush (`--flush`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FlushTransport {
-    /// Flush IPIs (smp_call_function_many) with acks; the local flush runs meanwhile.
-    Ipi,
-    /// Global ASIDs and INVLPGB + TLBSYNC for mms active on more than 3 CPUs; IPIs for
-    /// the others.
-    Invlpgb,
-}
-
-/// A deliberately wrong policy for testing the coherence oracle (`--broken`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BrokenPolicy {
-    /// Nothing broken.
-    None,
-    /// Omit the highest-numbered target of every flush IPI round.
-    DropTarget,
-}
-
-/// A named strategy value with its description and source, for `emu list strategies`.
-pub struct StrategyInfo {
-    /// Axis (`cpumask`, `flush`, `broken`).
-    pub axis: &'static str,
-    /// Name on the command line.
-    pub name: &'static str,
-    /// What it models.
-    pub what: &'static str,
-    /// Where it comes from.
-    pub source: &'static str,
-}
-
-/// Every selectable strategy.
-pub const STRATEGIES: &[StrategyInfo] = &[
-    StrategyInfo {
-        axis: "cpumask",
-        name: "lazy",
-        what: "set at switch-in, kept while lazy, cleared when a flush reaches a CPU running another mm; trimmed once a second",
-        source: "arch/x86/mm/tlb.c flush_tlb_func, should_trim_cpumask; seed 000",
-    },
-    StrategyInfo {
-        axis: "cpumask",
-        name: "lazy-notrim",
-        what: "as lazy, without the once-a-second trim",
-        source: "arch/x86/mm/tlb.c before should_trim_cpumask (2024)",
-    },
-    StrategyInfo {
-        axis: "cpumask",
-        name: "eager",
-        what: "cleared at switch-out; idle CPUs leave the mm instead of going lazy",
-        source: "design axis of this project (DESIGN.md)",
-    },
-    StrategyInfo {
-        axis: "cpumask",
-        name: "sticky",
-        what: "never cleared: every CPU that ever ran the mm stays a target",
-        source: "INVLPGB users and arm64 semantics (seed 000, Rik van Riel's reply)",
-    },
-    StrategyInfo {
-        axis: "cpumask",
-        name: "all",
-        what: "no tracking: every online CPU is a flush target",
-        source: "design axis of this project (DESIGN.md)",
-    },
-    StrategyInfo {
-        axis: "flush",
-        name: "ipi",
-        what: "flush IPIs with acks; lazy CPUs skipped unless page tables are freed",
-        source: "arch/x86/mm/tlb.c native_flush_tlb_multi",
-    },
-    StrategyInfo {
-        axis: "flush",
-        name: "invlpgb",
-        what: "global ASIDs and INVLPGB+TLBSYNC broadcasts, no IPIs, for mms active on more than 3 CPUs",
-        source: "arch/x86/mm/tlb.c broadcast_tlb_flush, consider_global_asid (Linux 6.15+)",
-    },
-    StrategyInfo {
-        axis: "broken",
-        name: "drop-target",
-        what: "test only: omits one target of every flush, so stale TLB entries survive",
-        source: "oracle test of this project",
-    },
-];
-
-impl CpumaskPolicy {
-    /// Parses a `--cpumask` value.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "lazy" => CpumaskPolicy::Lazy,
-            "lazy-notrim" => CpumaskPolicy::LazyNotrim,
-            "eager" => CpumaskPolicy::Eager,
-            "sticky" => CpumaskPolicy::Sticky,
-            "all" => CpumaskPolicy::All,
-            _ => return None,
-        })
-    }
-    /// The name.
-    pub fn name(self) -> &'static str {
-        match self {
-            CpumaskPolicy::Lazy => "lazy",
-            CpumaskPolicy::LazyNotrim => "lazy-notrim",
-            CpumaskPolicy::Eager => "eager",
-            CpumaskPolicy::Sticky => "sticky",
-            CpumaskPolicy::All => "all",
-        }
-    }
-}
-
-impl FlushTransport {
-    /// Parses a `--flush` value.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "ipi" => FlushTransport::Ipi,
-            "invlpgb" => FlushTransport::Invlpgb,
-            _ => return None,
-        })
-    }
-    /// The name.
-    pub fn name(self) -> &'static str {
-        match self {
-            FlushTransport::Ipi => "ipi",
-            FlushTransport::Invlpgb => "invlpgb",
-        }
-    }
-}
 
 /// The TLB context of an address space (`mm->context`).
 #[derive(Clone, Debug)]
@@ -322,7 +178,7 @@ impl Machine {
     /// it fell behind), or the next slot round-robin (always flushed).
     fn choose_new_asid(&mut self, c: usize, mm: u32, next_tlb_gen: u64) -> (u16, bool) {
         if let Some(m) = self.mms.get(&mm) {
-            if self.strategy.flush == FlushTransport::Invlpgb && m.ctx.global_asid != 0 {
+            if self.strategy.flush.global_asids() && m.ctx.global_asid != 0 {
                 return (m.ctx.global_asid, false);
             }
         }
@@ -344,7 +200,7 @@ impl Machine {
 
     /// mm_needs_global_asid: the mm has a global ASID the CPU does not use yet.
     fn mm_needs_global_asid(&self, mm: u32, asid: u16) -> bool {
-        self.strategy.flush == FlushTransport::Invlpgb
+        self.strategy.flush.global_asids()
             && self
                 .mms
                 .get(&mm)
@@ -379,7 +235,7 @@ impl Machine {
                 (prev_asid, true)
             }
         } else {
-            if self.strategy.cpumask == CpumaskPolicy::Eager && prev != INIT_MM {
+            if self.strategy.cpumask.clears_at_switch_out() && prev != INIT_MM {
                 self.cpumask_clear(c, prev);
             }
             if next != INIT_MM && !self.mms.get(&next).is_some_and(|m| m.ctx.cpumask.test(c)) {
@@ -414,10 +270,10 @@ impl Machine {
         if self.cores[c].tlb.loaded_mm == INIT_MM {
             return;
         }
-        if self.strategy.cpumask == CpumaskPolicy::Eager {
-            self.switch_mm_irqs_off(c, INIT_MM);
-        } else {
+        if self.strategy.cpumask.lazy_tlb() {
             self.cores[c].tlb.is_lazy = true;
+        } else {
+            self.switch_mm_irqs_off(c, INIT_MM);
         }
     }
 
@@ -441,13 +297,10 @@ impl Machine {
 
     /// The CPUs a flush of `mm` considers: its mm_cpumask, or every CPU under `all`.
     fn flush_mask(&self, mm: u32) -> CpuMask {
-        match self.strategy.cpumask {
-            CpumaskPolicy::All => CpuMask::full(self.cores.len()),
-            _ => self
-                .mms
-                .get(&mm)
-                .map_or_else(|| CpuMask::new(self.cores.len()), |m| m.ctx.cpumask.clone()),
+        if self.strategy.cpumask.everyone() {
+            return CpuMask::full(self.cores.len());
         }
+        self.mms.get(&mm).map_or_else(|| CpuMask::new(self.cores.len()), |m| m.ctx.cpumask.clone())
     }
 
     /// flush_tlb_mm_range, called by the kernel on CPU `c` after it changed page tables
@@ -520,7 +373,7 @@ impl Machine {
         let mask = self.flush_mask(mm);
         let first_slot = self.cores[c].ack_slots.len();
         let mut kind = FlightKind::Local;
-        if self.strategy.flush == FlushTransport::Invlpgb && global != 0 {
+        if self.strategy.flush.global_asids() && global != 0 {
             self.broadcast_tlb_flush(c, &info);
             kind = FlightKind::Broadcast;
         } else if mask.any_but(c) {
@@ -557,7 +410,7 @@ impl Machine {
 
     /// should_trim_cpumask: true at most once a second per mm (lazy policy only).
     fn should_trim_cpumask(&mut self, c: usize, mm: u32) -> bool {
-        if self.strategy.cpumask != CpumaskPolicy::Lazy {
+        if !self.strategy.cpumask.trims() {
             return false;
         }
         let now = self.jiffies(c);
@@ -570,15 +423,6 @@ impl Machine {
         false
     }
 
-    /// should_flush_tlb: whether CPU `t` needs the IPI.
-    fn should_flush_tlb(&self, t: usize, info: &FlushInfo) -> bool {
-        let ts = &self.cores[t].tlb;
-        if ts.is_lazy {
-            return false;
-        }
-        ts.loaded_mm == info.mm || info.trim
-    }
-
     /// native_flush_tlb_multi: IPIs to the CPUs of `mask` that need them (all of them
     /// when page tables were freed), and the local flush meanwhile; the initiator waits
     /// for the acks when its kernel step ends.
@@ -586,15 +430,13 @@ impl Machine {
         let pages = if info.end == FLUSH_ALL { -1 } else { ((info.end - info.start) >> 12) as i64 };
         self.trace_flush(c, trace_reason::REMOTE_SEND_IPI, pages);
         let in_transition = self.mms.get(&info.mm).is_some_and(|m| m.ctx.asid_transition);
-        let everyone =
-            info.freed_tables || in_transition || self.strategy.cpumask == CpumaskPolicy::All;
-        let mut targets: Vec<usize> =
-            mask.iter().filter(|&t| everyone || t == c || self.should_flush_tlb(t, info)).collect();
-        if self.strategy.broken == BrokenPolicy::DropTarget {
-            if let Some(pos) = targets.iter().rposition(|&t| t != c) {
-                targets.remove(pos);
-            }
-        }
+        let policy = self.strategy.cpumask;
+        let everyone = info.freed_tables || in_transition || policy.everyone();
+        let targets: Vec<usize> = mask
+            .iter()
+            .filter(|&t| everyone || t == c || policy.should_flush(&self.cores[t].tlb, info))
+            .collect();
+        let targets = self.strategy.broken.reached(targets, c);
         let local = targets.contains(&c);
         let remote: Vec<usize> = targets.into_iter().filter(|&t| t != c).collect();
         for &t in &remote {
@@ -631,7 +473,7 @@ impl Machine {
         let loaded = self.cores[c].tlb.loaded_mm;
         if f.mm != loaded {
             // The CPU was left in the mm_cpumask of an mm it no longer runs.
-            if self.strategy.cpumask != CpumaskPolicy::Sticky {
+            if self.strategy.cpumask.clears_wrong_cpu() {
                 self.cpumask_clear(c, f.mm);
             }
             self.trace_flush(c, trace_reason::REMOTE_WRONG_CPU, 0);
@@ -690,7 +532,7 @@ impl Machine {
     /// consider_global_asid: now and then, give an mm active on more than 3 CPUs a
     /// global ASID (INVLPGB transport only).
     fn consider_global_asid(&mut self, c: usize, mm: u32) {
-        if self.strategy.flush != FlushTransport::Invlpgb {
+        if !self.strategy.flush.global_asids() {
             return;
         }
         // current->pid is the thread id.

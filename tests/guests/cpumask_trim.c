@@ -1,8 +1,9 @@
 /* should_trim_cpumask: once a second, a flush also goes to CPUs that are in the mm's
  * cpumask but run another mm, and they leave the mask. CPU 1 ran this mm, then runs a
- * child (another mm). A flush before the first second keeps CPU 1 in the mask; one
- * after it, while the child is busy on CPU 1, trims it (under --cpumask lazy; never
- * under lazy-notrim). Time is simulated, so the sleeps cost little to run. */
+ * child (another mm). Under --cpumask lazy, a flush before the first second keeps CPU 1
+ * in the mask and one after it, while the child is busy on CPU 1, trims it; under
+ * lazy-notrim (x86 before the trim) every flush reaches CPU 1, so the first removes it.
+ * Time is simulated, so the sleeps cost little to run. */
 #define _GNU_SOURCE
 #include "guest.h"
 #include <pthread.h>

@@ -1,0 +1,43 @@
+//! Axis `broken`: deliberately wrong behaviour, for testing the coherence oracle.
+
+use super::{Axis, Value};
+use serde::Serialize;
+
+/// A deliberately wrong policy (`--broken`, hidden).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BrokenPolicy {
+    /// Nothing broken.
+    None,
+    /// Omit the highest-numbered target of every flush IPI round.
+    DropTarget,
+}
+
+impl Axis for BrokenPolicy {
+    const AXIS: &'static str = "broken";
+    const ABOUT: &'static str = "deliberate breakage, for testing the oracle";
+    const HIDDEN: bool = true;
+    const DEFAULT: Self = BrokenPolicy::None;
+    const VALUES: &'static [Value<Self>] = &[
+        Value { value: BrokenPolicy::None, name: "none", what: "nothing broken", source: "-" },
+        Value {
+            value: BrokenPolicy::DropTarget,
+            name: "drop-target",
+            what: "test only: omits one target of every flush, so stale TLB entries survive",
+            source: "oracle test of this project",
+        },
+    ];
+}
+
+impl BrokenPolicy {
+    /// Of the CPUs a flush IPIs (`targets`, in order, the initiator `me` among them or
+    /// not), the ones it actually reaches.
+    pub fn reached(self, mut targets: Vec<usize>, me: usize) -> Vec<usize> {
+        if self == BrokenPolicy::DropTarget {
+            if let Some(pos) = targets.iter().rposition(|&t| t != me) {
+                targets.remove(pos);
+            }
+        }
+        targets
+    }
+}
