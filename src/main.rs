@@ -316,6 +316,13 @@ fn run(a: RunArgs) -> Result<u8> {
         _ => emu_smp::Thp::Madvise,
     };
     (cfg.uid, cfg.gid) = host_ids();
+    // With --stats, the per-shootdown records stream to a file beside it during the run
+    // (host memory stays bounded) and are spliced into the statistics at the end.
+    let records_tmp = a.stats.as_ref().map(|p| p.with_extension("records.tmp"));
+    cfg.records = match &records_tmp {
+        Some(p) => emu_smp::RecordSink::File(p.clone()),
+        None => emu_smp::RecordSink::Drop,
+    };
     cfg.validate()?;
     let result = emu_smp::run(&cfg);
     let r = match result {
@@ -323,6 +330,9 @@ fn run(a: RunArgs) -> Result<u8> {
         Err(SimError::Load(m)) => bail!("{}: {m}", a.program[0]),
         Err(e) => bail!("{e}"),
     };
+    if let Some(e) = &r.records_error {
+        bail!("cannot write the shootdown records: {e}");
+    }
     let (outcome, stats) = (r.outcome, r.stats);
     if let (Some(path), Some(t)) = (&a.trace, &r.chrome_trace) {
         write_atomic(path, serde_json::to_string(t)?.as_bytes())
@@ -332,10 +342,10 @@ fn run(a: RunArgs) -> Result<u8> {
         write_atomic(path, t.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    if let Some(path) = &a.stats {
-        let json = serde_json::to_string_pretty(&stats)?;
-        write_atomic(path, json.as_bytes())
+    if let (Some(path), Some(tmp)) = (&a.stats, &records_tmp) {
+        write_stats(path, &stats, tmp)
             .with_context(|| format!("cannot write {}", path.display()))?;
+        let _ = std::fs::remove_file(tmp);
         // The resolved machine profile, beside the stats.
         let prof = path.with_extension("profile.toml");
         write_atomic(&prof, profile_toml.as_bytes())
@@ -374,6 +384,41 @@ fn signame(s: u32) -> &'static str {
 pub(crate) fn host_ids() -> (u32, u32) {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").map(|m| (m.uid(), m.gid())).unwrap_or((0, 0))
+}
+
+/// Writes the statistics as JSON, with the records streamed during the run (one JSON
+/// object per line in `records`) as its `shootdowns` array, without holding them in
+/// memory; via a temporary file and a rename.
+fn write_stats(
+    path: &std::path::Path,
+    stats: &emu_smp::RunStats,
+    records: &std::path::Path,
+) -> Result<()> {
+    use std::io::{BufRead, Write};
+    let json = serde_json::to_string_pretty(stats)?;
+    let marker = "\"shootdowns\": [],";
+    let (head, tail) = json.split_once(marker).context("statistics without shootdowns")?;
+    let tmp = path.with_extension("json.tmp");
+    {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        out.write_all(head.as_bytes())?;
+        out.write_all(b"\"shootdowns\": [")?;
+        let mut first = true;
+        for line in std::io::BufReader::new(std::fs::File::open(records)?).lines() {
+            let line = line?;
+            if line.is_empty() {
+                continue;
+            }
+            out.write_all(if first { b"\n    " } else { b",\n    " })?;
+            out.write_all(line.as_bytes())?;
+            first = false;
+        }
+        out.write_all(if first { b"]," } else { b"\n  ]," })?;
+        out.write_all(tail.as_bytes())?;
+        out.flush()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    Ok(())
 }
 
 /// Writes a file via a temporary and a rename, so readers never see a partial file.

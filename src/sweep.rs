@@ -189,6 +189,8 @@ fn run_point(p: &Point, keep_records: bool) -> PointFile {
         cfg.oracle = p.oracle;
         cfg.memory_mib = p.memory_mib;
         cfg.capture_output = true;
+        cfg.records =
+            if keep_records { emu_smp::RecordSink::Memory } else { emu_smp::RecordSink::Drop };
         (cfg.uid, cfg.gid) = crate::host_ids();
         cfg.strategy = point_strategy(p)?;
         cfg.validate()?;

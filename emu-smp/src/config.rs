@@ -46,6 +46,8 @@ pub struct RunConfig {
     /// Keep the guest's stdout and stderr in the result instead of writing them to the
     /// host's, and give it an empty stdin.
     pub capture_output: bool,
+    /// Where the per-shootdown records go.
+    pub records: crate::records::RecordSink,
 }
 
 /// A configuration that cannot run.
@@ -100,6 +102,7 @@ impl RunConfig {
             oracle: true,
             trace: false,
             capture_output: false,
+            records: crate::records::RecordSink::Memory,
         }
     }
 

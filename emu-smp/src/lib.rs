@@ -18,7 +18,7 @@ mod path;
 mod process;
 mod procfs;
 pub mod profile;
-mod records;
+pub mod records;
 mod rng;
 mod sched;
 mod signal;
@@ -33,6 +33,7 @@ pub use config::{ConfigError, RunConfig, MAX_CORES};
 pub use machine::{Machine, Outcome, SimError};
 pub use mm::Thp;
 pub use profile::{Profile, ProfileError};
+pub use records::RecordSink;
 pub use stats::{LatencySummary, RunStats, ShootdownRecord, SCHEMA_VERSION};
 pub use strategy::{Axis, BrokenPolicy, CpumaskPolicy, FlushTransport, Strategy};
 pub use trace::Trace;
@@ -51,6 +52,8 @@ pub struct RunResult {
     pub stdout: Vec<u8>,
     /// The guest's stderr, when the run captured it (at most 1 MiB kept).
     pub stderr: Vec<u8>,
+    /// Why the records file could not be written, if it could not.
+    pub records_error: Option<String>,
 }
 
 /// Runs a configuration to completion, on a thread of its own (so that a panic in the
@@ -71,7 +74,8 @@ pub fn run(cfg: &RunConfig) -> Result<RunResult, SimError> {
             let chrome_trace = m.trace().map(|t| t.chrome_json(cfg.cores, ghz));
             let ftrace = m.trace().map(Trace::ftrace_text);
             let (stdout, stderr) = m.take_output();
-            Ok(RunResult { outcome, stats, chrome_trace, ftrace, stdout, stderr })
+            let records_error = m.records_error();
+            Ok(RunResult { outcome, stats, chrome_trace, ftrace, stdout, stderr, records_error })
         })
         .map_err(|e| SimError::OutOfMemory(format!("cannot start the simulation thread: {e}")))?;
     handle.join().unwrap_or_else(|p| Err(SimError::Internal(panic_text(&*p))))

@@ -399,7 +399,8 @@ impl Machine {
             futex_seq: 0,
             ipi_seq: 0,
             late_events: 0,
-            records: Default::default(),
+            records: crate::records::Records::new(&cfg.records)
+                .map_err(|e| SimError::Load(format!("cannot write the shootdown records: {e}")))?,
             locks: Default::default(),
             kdata,
             cpumask_samples: Vec::new(),
@@ -903,9 +904,16 @@ impl Machine {
         self.files.capture.take().map(|c| (c.stdout, c.stderr)).unwrap_or_default()
     }
 
-    /// Statistics of the run so far.
-    pub fn stats(&self) -> RunStats {
-        RunStats::collect(self)
+    /// Statistics of the run: call once, at its end (the records still open are
+    /// written out).
+    pub fn stats(&mut self) -> RunStats {
+        let kept = self.records.finish();
+        RunStats::collect(self, kept)
+    }
+
+    /// Why the records file could not be written, if it could not.
+    pub fn records_error(&self) -> Option<String> {
+        self.records.error.clone()
     }
 
     /// The trace, if one was recorded.

@@ -4,36 +4,233 @@
 use crate::machine::Machine;
 use crate::stats::ShootdownRecord;
 use crate::tlbflush::{kern_pcid, FlushInfo, Reason, FLUSH_ALL};
+use serde::Serialize;
 
-/// The per-shootdown records of a run.
+/// Where the per-shootdown records of a run go.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum RecordSink {
+    /// Kept in memory and returned in the statistics (grows with the run).
+    #[default]
+    Memory,
+    /// Written to this file as they complete, one JSON object per line (host memory stays
+    /// bounded); the statistics hold only the aggregates.
+    File(std::path::PathBuf),
+    /// Not kept: only the aggregates.
+    Drop,
+}
+
+/// Records a shootdown stays open for refills before it is written out: a refill of an
+/// older one counts in the totals only (`late_refills`).
+const WINDOW: usize = 1 << 16;
+
+/// Sums over the shootdowns that involved other CPUs (IPIs or INVLPGB), and latency
+/// histograms of those and of all, kept as records are written out.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RecordTotals {
+    /// Shootdowns that involved other CPUs.
+    pub remote: u64,
+    /// Their remote targets.
+    pub targets: u64,
+    /// Of those, idle at the time.
+    pub to_idle: u64,
+    /// Of those, lazy.
+    pub to_lazy: u64,
+    /// Remote CPUs that ran them.
+    pub victims: u64,
+    /// Cycles those CPUs spent on them.
+    pub victim_cycles: u64,
+    /// Initiator cycles waiting for acks.
+    pub ack_wait_cycles: u64,
+    /// IPI delivery cycles (per shootdown, its slowest target).
+    pub ipi_delivery_cycles: u64,
+    /// Refills that followed them (within the record window).
+    pub refills: u64,
+    /// Refills of any shootdown counted after its record was written out.
+    pub late_refills: u64,
+}
+
+/// The per-shootdown records of a run: open and recent ones in a window, older ones
+/// written to the sink; the aggregates cover every record.
 #[derive(Debug, Default)]
 pub struct Records {
-    all: Vec<ShootdownRecord>,
+    window: std::collections::VecDeque<ShootdownRecord>,
+    /// Id of the window's first record.
+    base: usize,
+    sink: Sink,
+    /// Aggregates over the records written out.
+    pub totals: RecordTotals,
+    /// Initiator latency of the shootdowns that involved other CPUs.
+    pub remote_latency: Histogram,
+    /// Initiator latency of all shootdowns.
+    pub all_latency: Histogram,
+    /// The first error writing the records file.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Default)]
+enum Sink {
+    #[default]
+    Memory,
+    Kept(Vec<ShootdownRecord>),
+    File(std::io::BufWriter<std::fs::File>),
+    Drop,
 }
 
 impl Records {
-    /// Adds a record; returns its id.
-    pub fn push(&mut self, mut r: ShootdownRecord) -> usize {
-        r.id = self.all.len();
-        self.all.push(r);
-        self.all.len() - 1
+    /// Records going to `sink`.
+    pub fn new(sink: &RecordSink) -> Result<Self, std::io::Error> {
+        let sink = match sink {
+            RecordSink::Memory => Sink::Kept(Vec::new()),
+            RecordSink::File(p) => Sink::File(std::io::BufWriter::new(std::fs::File::create(p)?)),
+            RecordSink::Drop => Sink::Drop,
+        };
+        Ok(Records { sink, ..Records::default() })
     }
 
-    /// The record `id`.
+    /// Adds a record; returns its id.
+    pub fn push(&mut self, mut r: ShootdownRecord) -> usize {
+        let id = self.base + self.window.len();
+        r.id = id;
+        self.window.push_back(r);
+        if self.window.len() > WINDOW {
+            if let Some(old) = self.window.pop_front() {
+                self.base += 1;
+                self.write_out(old);
+            }
+        }
+        id
+    }
+
+    /// The record `id`, which must still be in the window (it is while its shootdown is
+    /// in flight: a window holds far more records than CPUs).
     pub fn get_mut(&mut self, id: usize) -> &mut ShootdownRecord {
-        &mut self.all[id]
+        let i = id.checked_sub(self.base).filter(|&i| i < self.window.len());
+        &mut self.window[i.expect("a shootdown record in flight left the window")]
     }
 
     /// A page walk brought back a translation that shootdown `id` removed.
     pub fn refill(&mut self, id: usize) {
-        if let Some(r) = self.all.get_mut(id) {
-            r.refills += 1;
+        match id.checked_sub(self.base).and_then(|i| self.window.get_mut(i)) {
+            Some(r) => r.refills += 1,
+            None => self.totals.late_refills += 1,
         }
     }
 
-    /// Every record, oldest first.
-    pub fn all(&self) -> &[ShootdownRecord] {
-        &self.all
+    fn write_out(&mut self, r: ShootdownRecord) {
+        let t = &mut self.totals;
+        if r.targets > 0 || r.invlpgb > 0 {
+            t.remote += 1;
+            t.targets += u64::from(r.targets);
+            t.to_idle += u64::from(r.to_idle);
+            t.to_lazy += u64::from(r.to_lazy);
+            t.victims += u64::from(r.victims);
+            t.victim_cycles += r.victim_cycles;
+            t.ack_wait_cycles += r.ack_wait_cycles;
+            t.ipi_delivery_cycles += r.ipi_delivery_cycles;
+            t.refills += r.refills;
+            self.remote_latency.add(r.latency_cycles);
+        }
+        self.all_latency.add(r.latency_cycles);
+        match &mut self.sink {
+            Sink::Kept(v) => v.push(r),
+            Sink::File(f) => {
+                use std::io::Write;
+                let line = serde_json::to_string(&r).map_err(std::io::Error::other);
+                if let Err(e) = line.and_then(|l| writeln!(f, "{l}")) {
+                    self.error.get_or_insert(e.to_string());
+                }
+            }
+            Sink::Memory | Sink::Drop => {}
+        }
+    }
+
+    /// Writes out every record still in the window (at the end of a run) and flushes the
+    /// sink; returns the records kept in memory, if they are.
+    pub fn finish(&mut self) -> Vec<ShootdownRecord> {
+        while let Some(r) = self.window.pop_front() {
+            self.base += 1;
+            self.write_out(r);
+        }
+        match &mut self.sink {
+            Sink::Kept(v) => std::mem::take(v),
+            Sink::File(f) => {
+                use std::io::Write;
+                if let Err(e) = f.flush() {
+                    self.error.get_or_insert(e.to_string());
+                }
+                Vec::new()
+            }
+            Sink::Memory | Sink::Drop => Vec::new(),
+        }
+    }
+
+    /// Records written out so far plus those in the window.
+    pub fn count(&self) -> usize {
+        self.base + self.window.len()
+    }
+}
+
+/// A latency distribution in bounded memory (an HDR histogram with three significant
+/// digits: a recorded value is within 0.1% of the sample); mean and maximum exact.
+#[derive(Clone, Debug)]
+pub struct Histogram {
+    h: hdrhistogram::Histogram<u64>,
+    sum: u128,
+    max: u64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        let mut h = hdrhistogram::Histogram::new(3).expect("3 significant digits is valid");
+        h.auto(true);
+        Histogram { h, sum: 0, max: 0 }
+    }
+}
+
+impl Histogram {
+    /// Adds a sample.
+    pub fn add(&mut self, v: u64) {
+        if self.h.record(v).is_err() {
+            // Beyond what the histogram can grow to: counted at its highest value.
+            self.h.saturating_record(v);
+        }
+        self.sum += u128::from(v);
+        self.max = self.max.max(v);
+    }
+
+    /// Count, mean, percentiles (nearest rank, to three significant digits) and maximum.
+    pub fn summary(&self) -> crate::stats::LatencySummary {
+        let count = self.h.len();
+        if count == 0 {
+            return crate::stats::LatencySummary::default();
+        }
+        let pct = |q: f64| self.h.lowest_equivalent(self.h.value_at_quantile(q));
+        crate::stats::LatencySummary {
+            count,
+            mean: self.sum as f64 / count as f64,
+            p50: pct(0.50),
+            p90: pct(0.90),
+            p99: pct(0.99),
+            max: self.max,
+        }
+    }
+
+    /// (lower bound, count) of the non-empty buckets of a log-linear histogram with
+    /// `per_octave` buckets per power of two (a power of two; smaller values exact).
+    pub fn buckets(&self, per_octave: u64) -> Vec<(u64, u64)> {
+        let mut out: std::collections::BTreeMap<u64, u64> = Default::default();
+        let bits = per_octave.trailing_zeros();
+        for v in self.h.iter_recorded() {
+            let b = self.h.lowest_equivalent(v.value_iterated_to());
+            let f = if b < 2 * per_octave {
+                b
+            } else {
+                let shift = 63 - b.leading_zeros() - bits;
+                (b >> shift) << shift
+            };
+            *out.entry(f).or_insert(0) += v.count_at_value();
+        }
+        out.into_iter().collect()
     }
 }
 
@@ -116,5 +313,31 @@ impl Machine {
                 self.mem.oracle_mark(k, kern_pcid(asid), start, end, upto);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_percentiles_are_within_a_bucket() {
+        let mut h = Histogram::default();
+        for v in 1..=100_000u64 {
+            h.add(v);
+        }
+        let s = h.summary();
+        assert_eq!(s.count, 100_000);
+        assert_eq!(s.max, 100_000);
+        assert!((s.mean - 50_000.5).abs() < 1e-6);
+        for (p, want) in [(s.p50, 50_000.0), (s.p90, 90_000.0), (s.p99, 99_000.0)] {
+            assert!((p as f64 - want).abs() <= want / 500.0, "{p} vs {want}");
+        }
+        // Small values are exact; coarser buckets merge.
+        let mut h = Histogram::default();
+        for v in [5, 5, 1000, 1010, 1030, 3] {
+            h.add(v);
+        }
+        assert_eq!(h.buckets(8), vec![(3, 1), (5, 2), (960, 2), (1024, 1)]);
     }
 }

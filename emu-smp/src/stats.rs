@@ -164,45 +164,6 @@ pub struct LatencySummary {
     pub max: u64,
 }
 
-impl LatencySummary {
-    /// The summary of a set of samples (nearest-rank percentiles).
-    pub fn of(samples: &[u64]) -> Self {
-        if samples.is_empty() {
-            return LatencySummary::default();
-        }
-        let mut v = samples.to_vec();
-        v.sort_unstable();
-        let n = v.len();
-        let pct = |p: f64| v[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
-        LatencySummary {
-            count: n as u64,
-            mean: v.iter().map(|&x| x as f64).sum::<f64>() / n as f64,
-            p50: pct(0.50),
-            p90: pct(0.90),
-            p99: pct(0.99),
-            max: v[n - 1],
-        }
-    }
-}
-
-/// Lower bound of the log-linear bucket holding `v`: the top four significant bits.
-fn bucket_floor(v: u64) -> u64 {
-    if v < 16 {
-        return v;
-    }
-    let shift = 63 - v.leading_zeros() - 3;
-    (v >> shift) << shift
-}
-
-/// The non-empty buckets of a log-linear histogram of `samples`, in increasing order.
-pub fn latency_histogram(samples: &[u64]) -> Vec<(u64, u64)> {
-    let mut h = BTreeMap::new();
-    for &v in samples {
-        *h.entry(bucket_floor(v)).or_insert(0u64) += 1;
-    }
-    h.into_iter().collect()
-}
-
 /// One TLB array's counters.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct TlbReport {
@@ -342,7 +303,11 @@ pub struct RunStats {
     pub shootdown_latency_histogram: Vec<(u64, u64)>,
     /// Initiator latency of all shootdowns, local-only ones included.
     pub all_flush_latency_cycles: LatencySummary,
-    /// Every shootdown.
+    /// Sums over the shootdowns that involved other CPUs (all of them, whether or not
+    /// the records are kept).
+    pub shootdown_totals: crate::records::RecordTotals,
+    /// Every shootdown, when the run keeps the records in memory; with `--stats` they
+    /// are streamed to disk during the run and spliced in here when the file is written.
     pub shootdowns: Vec<ShootdownRecord>,
     /// mm_cpumask weight over time: (simulated ns, mm, weight) after each change.
     pub cpumask_weight: Vec<(u64, u32, u32)>,
@@ -374,8 +339,9 @@ pub struct CodeCacheReport {
 }
 
 impl RunStats {
-    /// Collects the statistics of a machine.
-    pub fn collect(m: &Machine) -> RunStats {
+    /// Collects the statistics of a machine whose records have been written out (`kept`:
+    /// those kept in memory).
+    pub fn collect(m: &Machine, kept: Vec<ShootdownRecord>) -> RunStats {
         let per_core: Vec<CoreReport> = m
             .cores
             .iter()
@@ -405,14 +371,6 @@ impl RunStats {
             .collect();
         let cycles = per_core.iter().map(|c| c.cycles).max().unwrap_or(0);
         let cs = m.code.stats;
-        let remote: Vec<u64> = m
-            .records
-            .all()
-            .iter()
-            .filter(|s| s.targets > 0 || s.invlpgb > 0)
-            .map(|s| s.latency_cycles)
-            .collect();
-        let all: Vec<u64> = m.records.all().iter().map(|s| s.latency_cycles).collect();
         let st = m.strategy;
         RunStats {
             schema_version: SCHEMA_VERSION,
@@ -441,10 +399,11 @@ impl RunStats {
                 oracle_violations: m.violations.len() as u64,
                 late_events: m.late_events,
             },
-            shootdown_latency_cycles: LatencySummary::of(&remote),
-            shootdown_latency_histogram: latency_histogram(&remote),
-            all_flush_latency_cycles: LatencySummary::of(&all),
-            shootdowns: m.records.all().to_vec(),
+            shootdown_latency_cycles: m.records.remote_latency.summary(),
+            shootdown_latency_histogram: m.records.remote_latency.buckets(8),
+            all_flush_latency_cycles: m.records.all_latency.summary(),
+            shootdown_totals: m.records.totals.clone(),
+            shootdowns: kept,
             cpumask_weight: m.cpumask_samples.clone(),
             violations: m.violations.clone(),
             per_core,
@@ -458,37 +417,5 @@ impl RunStats {
             peak_memory_kib: m.mem.phys.peak_allocated * 4,
             llc: m.mem.caches.llcs.iter().map(|l| l.stats).collect(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentiles_nearest_rank() {
-        let v: Vec<u64> = (1..=100).collect();
-        let s = LatencySummary::of(&v);
-        assert_eq!((s.count, s.p50, s.p90, s.p99, s.max), (100, 50, 90, 99, 100));
-        assert!((s.mean - 50.5).abs() < 1e-9);
-        assert_eq!(LatencySummary::of(&[]).count, 0);
-    }
-
-    #[test]
-    fn histogram_buckets_are_log_linear() {
-        // Below 16 each value is its own bucket; above, 8 buckets per octave.
-        assert_eq!(bucket_floor(15), 15);
-        assert_eq!(bucket_floor(16), 16);
-        assert_eq!(bucket_floor(17), 16);
-        assert_eq!(bucket_floor(18), 18);
-        assert_eq!(bucket_floor(1000), 960);
-        assert_eq!(bucket_floor(1023), 960);
-        assert_eq!(bucket_floor(1024), 1024);
-        for v in [17u64, 999, 123_456, u64::MAX] {
-            let f = bucket_floor(v);
-            assert!(f <= v && (v - f) as f64 <= f as f64 / 8.0, "{v} -> {f}");
-        }
-        let h = latency_histogram(&[5, 5, 1000, 1010, 1030, 3]);
-        assert_eq!(h, vec![(3, 1), (5, 2), (960, 2), (1024, 1)]);
     }
 }

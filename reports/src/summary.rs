@@ -106,8 +106,8 @@ fn f(v: &Value) -> f64 {
 }
 
 impl Summary {
-    /// Derives the summary from `emu run --stats` JSON. The per-shootdown records give
-    /// the exact per-shootdown means; without them the figures come from totals.
+    /// Derives the summary from `emu run --stats` JSON: per-shootdown means from the
+    /// run's `shootdown_totals` (or, in statistics from before them, the records).
     pub fn of(stats: &Value) -> Self {
         let t = &stats["totals"];
         let lat = &stats["shootdown_latency_cycles"];
@@ -118,16 +118,28 @@ impl Summary {
         let walks: f64 = cores.iter().map(|c| f(&c["mmu"]["walks"])).sum();
         let walk_cycles: f64 = cores.iter().map(|c| f(&c["mmu"]["walk_cycles"])).sum();
         let walk_cost = if walks > 0.0 { walk_cycles / walks } else { 0.0 };
-        let records = stats["shootdowns"].as_array().cloned().unwrap_or_default();
-        let remote_records: Vec<&Value> =
-            records.iter().filter(|r| u(&r["targets"]) > 0 || u(&r["invlpgb"]) > 0).collect();
-        let sum = |k: &str| remote_records.iter().map(|r| f(&r[k])).sum::<f64>();
-        let (targets, victim, refills) = (sum("targets"), sum("victim_cycles"), sum("refills"));
+        // Sums over the remote shootdowns: the run's totals (all of them, kept records
+        // or not); statistics older than the totals carry only the records.
+        let tot = &stats["shootdown_totals"];
+        let (targets, victim, refills, ack_sum, delivery_sum) = if tot.is_object() {
+            (
+                f(&tot["targets"]),
+                f(&tot["victim_cycles"]),
+                f(&tot["refills"]),
+                f(&tot["ack_wait_cycles"]),
+                f(&tot["ipi_delivery_cycles"]),
+            )
+        } else {
+            let records = stats["shootdowns"].as_array().cloned().unwrap_or_default();
+            let remote: Vec<&Value> =
+                records.iter().filter(|r| u(&r["targets"]) > 0 || u(&r["invlpgb"]) > 0).collect();
+            let sum = |k: &str| remote.iter().map(|r| f(&r[k])).sum::<f64>();
+            let ack = if remote.is_empty() { ack_wait } else { sum("ack_wait_cycles") };
+            (sum("targets"), sum("victim_cycles"), sum("refills"), ack, sum("ipi_delivery_cycles"))
+        };
         let latency_mean = f(&lat["mean"]);
-        // The records split the wait exactly; without them, the per-core totals.
-        let ack_wait_cycles =
-            if remote_records.is_empty() { per(ack_wait) } else { per(sum("ack_wait_cycles")) };
-        let ipi_delivery_cycles = per(sum("ipi_delivery_cycles")).min(ack_wait_cycles);
+        let ack_wait_cycles = per(ack_sum);
+        let ipi_delivery_cycles = per(delivery_sum).min(ack_wait_cycles);
         let refills = per(refills);
         Summary {
             instructions: u(&t["instructions"]),
@@ -321,6 +333,16 @@ mod tests {
         assert!((s.victim_cycles - 750.0).abs() < 1e-9);
         assert!((s.refills - 3.0).abs() < 1e-9);
         assert!((s.refill_cycles - 60.0).abs() < 1e-9); // 3 walks at 20 cycles
+    }
+
+    #[test]
+    fn the_run_totals_give_the_same_summary_without_records() {
+        let mut st = stats();
+        st["shootdowns"] = json!([]);
+        st["shootdown_totals"] = json!({"remote": 2, "targets": 5, "victim_cycles": 1500,
+            "refills": 6, "ack_wait_cycles": 2000, "ipi_delivery_cycles": 1200});
+        let (a, b) = (Summary::of(&stats()), Summary::of(&st));
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
     }
 
     #[test]
