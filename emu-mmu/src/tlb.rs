@@ -189,6 +189,9 @@ pub struct TlbArray {
     holds: Holds,
     policy: Replacement,
     entries: Vec<TlbEntry>,
+    /// Bit k set while `entries[k]` is valid: full-array invalidations and oracle scans
+    /// visit only the valid entries (an array is mostly empty after flushes).
+    valid_bits: Vec<u64>,
     clock: u64,
     /// Counters.
     pub stats: TlbArrayStats,
@@ -206,6 +209,7 @@ impl TlbArray {
             holds,
             policy,
             entries: vec![TlbEntry::default(); sets * ways],
+            valid_bits: vec![0; (sets * ways).div_ceil(64)],
             clock: 0,
             stats: TlbArrayStats::default(),
         }
@@ -288,7 +292,32 @@ impl TlbArray {
             }
         };
         self.entries[k] = e;
+        self.valid_bits[k / 64] |= 1 << (k % 64);
         evicted
+    }
+
+    /// Calls `f` on each valid entry (by index, in index order); an entry `f` returns
+    /// false for is invalidated.
+    #[inline]
+    fn retain_valid(&mut self, mut f: impl FnMut(&mut TlbEntry) -> bool) {
+        for w in 0..self.valid_bits.len() {
+            let mut bits = self.valid_bits[w];
+            while bits != 0 {
+                let k = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if !f(&mut self.entries[k]) {
+                    self.entries[k].valid = false;
+                    self.valid_bits[w] &= !(1 << (k % 64));
+                }
+            }
+        }
+    }
+
+    /// Invalidates `entries[k]`.
+    #[inline]
+    fn kill_at(&mut self, k: usize) {
+        self.entries[k].valid = false;
+        self.valid_bits[k / 64] &= !(1 << (k % 64));
     }
 
     /// Applies an invalidation; returns how many entries it removed.
@@ -300,13 +329,6 @@ impl TlbArray {
     /// many entries it removed.
     pub fn flush_with(&mut self, f: &Flush, mut removed: impl FnMut(&TlbEntry)) -> u64 {
         let mut n = 0;
-        let mut kill = |e: &mut TlbEntry| {
-            if f.hits(e) {
-                e.valid = false;
-                removed(e);
-                n += 1;
-            }
-        };
         match *f {
             Flush::Page { va, .. } | Flush::PagePcid { va, .. } => {
                 // Only the sets that can hold va (per page size) need scanning.
@@ -320,8 +342,12 @@ impl TlbArray {
                         continue;
                     }
                     let base = self.set_of(va >> shift) * self.ways;
-                    for e in &mut self.entries[base..base + self.ways] {
-                        kill(e);
+                    for k in base..base + self.ways {
+                        if f.hits(&self.entries[k]) {
+                            removed(&self.entries[k]);
+                            self.kill_at(k);
+                            n += 1;
+                        }
                     }
                 }
             }
@@ -329,10 +355,24 @@ impl TlbArray {
                 // A short 4 KiB-stride range: only the sets its pages map to.
                 let ways = self.ways;
                 for set in self.sets_of_range(va, va.saturating_add(pages << 12)) {
-                    self.entries[set * ways..(set + 1) * ways].iter_mut().for_each(&mut kill);
+                    for k in set * ways..(set + 1) * ways {
+                        if f.hits(&self.entries[k]) {
+                            removed(&self.entries[k]);
+                            self.kill_at(k);
+                            n += 1;
+                        }
+                    }
                 }
             }
-            _ => self.entries.iter_mut().for_each(kill),
+            _ => self.retain_valid(|e| {
+                if f.hits(e) {
+                    removed(e);
+                    n += 1;
+                    false
+                } else {
+                    true
+                }
+            }),
         }
         self.stats.invalidated += n;
         n
@@ -368,7 +408,10 @@ impl TlbArray {
         };
         let pages = (end.saturating_sub(start)) >> 12;
         if pages as usize >= self.sets {
-            self.entries.iter_mut().for_each(visit);
+            self.retain_valid(|e| {
+                visit(e);
+                true
+            });
             return n;
         }
         let ways = self.ways;
@@ -380,8 +423,8 @@ impl TlbArray {
 
     /// The sets that can hold a translation of `[start, end)`: those its 4 KiB pages and
     /// its 2 MiB pages map to (as far as this array holds each size), without repeats.
-    fn sets_of_range(&self, start: u64, end: u64) -> Vec<usize> {
-        let mut sets: Vec<usize> = Vec::new();
+    fn sets_of_range(&self, start: u64, end: u64) -> smallvec::SmallVec<[usize; 40]> {
+        let mut sets = smallvec::SmallVec::<[usize; 40]>::new();
         if self.holds != Holds::Huge {
             sets.extend((start >> 12..end.div_ceil(1 << 12)).map(|v| self.set_of(v)));
         }
@@ -395,20 +438,22 @@ impl TlbArray {
 
     /// Clears the oracle's mark of the entry for `va` under `pcid` (after reporting it).
     pub fn unmark_stale(&mut self, va: u64, pcid: u16) {
-        for e in self.entries.iter_mut() {
+        self.retain_valid(|e| {
             if e.covers(va) && (e.global || e.pcid == pcid) && e.perms & PERM_STALE != 0 {
                 e.perms = (e.perms | PERM_U) & !PERM_STALE;
             }
-        }
+            true
+        });
     }
 
     /// Marks the entry for `va` under `pcid` as dirty-known (after a walk set D).
     pub fn set_dirty(&mut self, va: u64, pcid: u16) {
-        for e in self.entries.iter_mut() {
+        self.retain_valid(|e| {
             if e.covers(va) && (e.global || e.pcid == pcid) {
                 e.perms |= PERM_D;
             }
-        }
+            true
+        });
     }
 }
 

@@ -55,6 +55,7 @@ impl Machine {
         let ipi = crate::apic::PendingIpi { arrival_fp: arrival, seq: self.ipi_seq, from: c };
         let pos = self.cores[t].ipis.partition_point(|p| p < &ipi);
         self.cores[t].ipis.insert(pos, ipi);
+        self.touch(t);
         self.cores[c].stats.ipis_sent += 1;
         self.trace_ipi(c, t, now, arrival);
         arrival
@@ -135,8 +136,7 @@ impl Machine {
             let t0 = self.now(k);
             self.charge(k, fp(self.profile.apic.irq_entry_cycles));
             self.cores[k].stats.ipis_received += 1;
-            let mut handled = Vec::new();
-            let mut handled_ids = Vec::new();
+            let mut handled: smallvec::SmallVec<[(usize, u64); 4]> = smallvec::SmallVec::new();
             while let Some(csd) = self.cores[k].callq.pop_front() {
                 let before = self.now(k);
                 // From the initiator's wait to the handler: IPI delivery, and any wait
@@ -152,14 +152,13 @@ impl Machine {
                 let now = self.now(k);
                 self.ack(csd.info.initiator, csd.slot, now);
                 handled.push((csd.info.record, now - before));
-                handled_ids.push(csd.info.record);
             }
             self.charge(k, fp(self.profile.apic.irq_exit_cycles));
             let t1 = self.now(k);
             // The interrupt's entry and exit are shared by the calls it served.
             let shared =
                 (t1 - t0 - handled.iter().map(|h| h.1).sum::<u64>()) / handled.len().max(1) as u64;
-            for (rec, own) in handled {
+            for &(rec, own) in &handled {
                 let r = self.records.get_mut(rec);
                 r.victim_cycles += (own + shared) >> 8;
                 r.victims += 1;
@@ -169,10 +168,10 @@ impl Machine {
                 w.irqs.push((t0, t1));
             }
             if self.trace.is_some() {
-                let name = if handled_ids.is_empty() {
+                let name = if handled.is_empty() {
                     "reschedule IPI".to_string()
                 } else {
-                    let ids: Vec<String> = handled_ids.iter().map(|i| i.to_string()).collect();
+                    let ids: Vec<String> = handled.iter().map(|h| h.0.to_string()).collect();
                     format!("flush IPI (shootdowns {})", ids.join(","))
                 };
                 self.trace_span(k, &name, t0, t1);
@@ -219,19 +218,18 @@ impl Machine {
         let KState::Acks(w) = &self.cores[c].kstate else { return };
         let slots = &self.cores[c].ack_slots;
         let done = if slots.iter().all(|s| s.acked_fp.is_some()) {
-            let reads: Vec<(u64, u64)> = slots
+            let caches = &self.mem.caches;
+            let reads = slots
                 .iter()
-                .map(|s| {
-                    (s.acked_fp.unwrap_or(w.start_fp), self.mem.caches.transfer_fp(s.target, c))
-                })
-                .collect();
-            Some(poll_timeline(w.start_fp, &reads, &w.irqs))
+                .map(|s| (s.acked_fp.unwrap_or(w.start_fp), caches.transfer_fp(s.target, c)));
+            Some(poll_timeline(w.start_fp, reads, &w.irqs))
         } else {
             None
         };
         if let KState::Acks(w) = &mut self.cores[c].kstate {
             w.done_fp = done;
         }
+        self.touch(c);
     }
 
     /// CPU `c`, waiting for acks, is the next event at `t`: an interrupt or tick to take,
@@ -268,10 +266,14 @@ impl Machine {
 /// previous read is done; `irqs` are the (begin, end) of the interrupts it took, in
 /// order. An interrupt that begins before a read completes holds the read until it
 /// returns, and the read starts over.
-fn poll_timeline(start: u64, reads: &[(u64, u64)], irqs: &[(u64, u64)]) -> u64 {
+fn poll_timeline(
+    start: u64,
+    reads: impl IntoIterator<Item = (u64, u64)>,
+    irqs: &[(u64, u64)],
+) -> u64 {
     let mut done = start;
     let mut pending = irqs.iter().peekable();
-    for &(released, x) in reads {
+    for (released, x) in reads {
         let mut s = done.max(released);
         while let Some(&&(begin, end)) = pending.peek() {
             if begin >= s + x {
@@ -292,14 +294,14 @@ mod tests {
     #[test]
     fn interrupts_delay_only_the_reads_they_overlap() {
         // No interrupts: sequential reads after their releases.
-        assert_eq!(poll_timeline(0, &[(100, 5), (50, 5)], &[]), 110);
+        assert_eq!(poll_timeline(0, [(100, 5), (50, 5)], &[]), 110);
         // An interrupt over while the CPU only waited for a release costs nothing.
-        assert_eq!(poll_timeline(0, &[(100, 5)], &[(10, 20)]), 105);
+        assert_eq!(poll_timeline(0, [(100, 5)], &[(10, 20)]), 105);
         // One that begins during a read restarts it after the handler.
-        assert_eq!(poll_timeline(0, &[(100, 5)], &[(102, 130)]), 135);
+        assert_eq!(poll_timeline(0, [(100, 5)], &[(102, 130)]), 135);
         // One that runs past a release delays the read to its end.
-        assert_eq!(poll_timeline(0, &[(100, 5)], &[(90, 120)]), 125);
+        assert_eq!(poll_timeline(0, [(100, 5)], &[(90, 120)]), 125);
         // Back-to-back interrupts both count; one after the last read does not.
-        assert_eq!(poll_timeline(0, &[(100, 5)], &[(90, 120), (121, 140), (200, 210)]), 145);
+        assert_eq!(poll_timeline(0, [(100, 5)], &[(90, 120), (121, 140), (200, 210)]), 145);
     }
 }

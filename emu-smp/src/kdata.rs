@@ -12,7 +12,6 @@
 //! model sees one line).
 
 use emu_mmu::{Pfn, PhysMem};
-use std::collections::BTreeMap;
 
 /// Size of a cache line.
 const LINE: u64 = 64;
@@ -37,7 +36,7 @@ pub enum KObj {
 /// The frames holding kernel objects, by (kind, frame index within the kind).
 #[derive(Debug, Default)]
 pub struct KernelData {
-    frames: BTreeMap<(u8, u64), Pfn>,
+    frames: rustc_hash::FxHashMap<(u8, u64), Pfn>,
 }
 
 impl KernelData {

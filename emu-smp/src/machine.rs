@@ -163,6 +163,20 @@ pub struct AckSlot {
     pub acked_fp: Option<u64>,
 }
 
+/// The cores' next-event times, recomputed only for the cores whose state changed.
+#[derive(Debug)]
+struct EventQueue {
+    events: Vec<u64>,
+    dirty: Vec<usize>,
+    dirty_flag: Vec<bool>,
+}
+
+impl EventQueue {
+    fn new(n: usize) -> Self {
+        EventQueue { events: vec![u64::MAX; n], dirty: (0..n).collect(), dirty_flag: vec![true; n] }
+    }
+}
+
 /// Per-core scheduler, interrupt and TLB state.
 #[derive(Clone, Debug, Default)]
 pub struct CoreState {
@@ -258,6 +272,8 @@ pub struct Machine {
     /// Interrupts or wake-ups queued to arrive before their receiver's last committed
     /// action (the clock invariant says there are none).
     pub(crate) late_events: u64,
+    /// The event loop's view of the cores.
+    sched: EventQueue,
     pub(crate) records: crate::records::Records,
     pub(crate) locks: crate::lock::Locks,
     pub(crate) kdata: crate::kdata::KernelData,
@@ -399,6 +415,7 @@ impl Machine {
             futex_seq: 0,
             ipi_seq: 0,
             late_events: 0,
+            sched: EventQueue::new(cfg.cores),
             records: crate::records::Records::new(&cfg.records)
                 .map_err(|e| SimError::Load(format!("cannot write the shootdown records: {e}")))?,
             locks: Default::default(),
@@ -478,6 +495,7 @@ impl Machine {
     /// Advances core `c`'s clock by `cost`.
     #[inline]
     pub(crate) fn charge(&mut self, c: usize, cost: u64) {
+        self.touch(c);
         match self.cores[c].current.and_then(|t| self.tasks.get_mut(&t)) {
             Some(t) => {
                 t.cpu.time_fp += cost;
@@ -492,6 +510,16 @@ impl Machine {
         let now = self.now(c);
         if t > now {
             self.charge(c, t - now);
+        }
+    }
+
+    /// Marks core `k`'s next event for recomputation (its clock, state, task, runqueue or
+    /// pending interrupts changed).
+    #[inline]
+    pub(crate) fn touch(&mut self, k: usize) {
+        if !self.sched.dirty_flag[k] {
+            self.sched.dirty_flag[k] = true;
+            self.sched.dirty.push(k);
         }
     }
 
@@ -518,10 +546,17 @@ impl Machine {
     /// Processes the earliest pending event: a timer, a core's user run or kernel step,
     /// an interrupt, the end of a wait. Returns false when nothing can happen any more.
     pub(crate) fn step(&mut self) -> bool {
+        while let Some(k) = self.sched.dirty.pop() {
+            self.sched.dirty_flag[k] = false;
+            self.sched.events[k] = self.next_event(k);
+        }
+        debug_assert!(
+            (0..self.cores.len()).all(|k| self.sched.events[k] == self.next_event(k)),
+            "a core's next event changed without touch()"
+        );
         let mut best = (u64::MAX, usize::MAX);
         let mut second = u64::MAX;
-        for k in 0..self.cores.len() {
-            let e = self.next_event(k);
+        for (k, &e) in self.sched.events.iter().enumerate() {
             if e < best.0 {
                 second = best.0;
                 best = (e, k);
@@ -545,6 +580,7 @@ impl Machine {
             return false;
         }
         self.run_event(k, t, second);
+        self.touch(k);
         true
     }
 

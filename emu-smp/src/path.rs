@@ -130,6 +130,7 @@ impl Machine {
             } else if let KState::Spin { since_fp, .. } = self.cores[k].kstate {
                 self.advance(k, g.at_fp);
                 self.cores[k].kstate = KState::Ready;
+                self.touch(k);
                 self.trace_span(k, &format!("spin on {key:?}"), since_fp, g.at_fp);
             }
         }

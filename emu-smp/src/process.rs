@@ -220,6 +220,7 @@ impl Machine {
         }
         for k in 0..self.cores.len() {
             self.cores[k].runq.retain(|t| *t != tid);
+            self.touch(k);
             self.settle_idle(k);
         }
     }
@@ -685,6 +686,7 @@ impl Machine {
                 for k in 0..self.cores.len() {
                     if !aff[k] && self.cores[k].runq.contains(&tid) {
                         self.cores[k].runq.retain(|x| *x != tid);
+                        self.touch(k);
                         let at = self.cores[k].time_fp;
                         self.settle_idle(k);
                         self.enqueue(tid, at, k);

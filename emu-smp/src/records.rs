@@ -301,16 +301,10 @@ impl Machine {
         let (start, end) =
             if info.end == FLUSH_ALL { (0, u64::MAX) } else { (info.start, info.end) };
         for k in 0..self.cores.len() {
-            let slots: Vec<u16> = self.cores[k]
-                .tlb
-                .ctxs
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.0 == ctx_id)
-                .map(|(a, _)| a as u16)
-                .collect();
-            for asid in slots {
-                self.mem.oracle_mark(k, kern_pcid(asid), start, end, upto);
+            for asid in 0..self.cores[k].tlb.ctxs.len() {
+                if self.cores[k].tlb.ctxs[asid].0 == ctx_id {
+                    self.mem.oracle_mark(k, kern_pcid(asid as u16), start, end, upto);
+                }
             }
         }
     }

@@ -44,6 +44,7 @@ impl Machine {
             t.state = State::Runnable;
         }
         self.cores[k].runq.push_back(tid);
+        self.touch(k);
         if self.cores[k].current.is_none() {
             self.wake_idle_cpu(k, at);
         }
@@ -99,6 +100,7 @@ impl Machine {
     /// Takes the current task off CPU `k` (it blocked, exited or was preempted) and
     /// runs the next one, or goes idle.
     pub(crate) fn deschedule(&mut self, k: usize) {
+        self.touch(k);
         if let Some(tid) = self.cores[k].current {
             let t = self.now(k);
             self.trace_task_end(k, tid);
@@ -127,6 +129,7 @@ impl Machine {
     /// Picks the next task for CPU `k`, pulling one from a busier CPU if its own
     /// runqueue is empty; otherwise the idle task runs.
     pub(crate) fn schedule(&mut self, k: usize) {
+        self.touch(k);
         if self.cores[k].current.is_some() {
             return;
         }
@@ -149,6 +152,7 @@ impl Machine {
             })
             .max();
         if let Some((_, _, j, pos)) = busiest {
+            self.touch(j);
             if let Some(tid) = self.cores[j].runq.remove(pos) {
                 self.switch_to(k, tid);
                 return;
@@ -162,6 +166,7 @@ impl Machine {
     /// governor (drivers/cpuidle/governors/menu.c): the time to the next timer, capped
     /// by the typical interval of this CPU's recent idle periods when they are regular.
     pub(crate) fn enter_idle(&mut self, k: usize) {
+        self.touch(k);
         if self.cores[k].idle.is_some() {
             return;
         }
@@ -225,6 +230,7 @@ impl Machine {
             if let Some(j) = idle {
                 self.cores[k].runq.pop_front();
                 self.cores[j].runq.push_back(tid);
+                self.touch(j);
                 self.wake_idle_cpu(j, now);
             }
         }
