@@ -51,24 +51,24 @@ impl Machine {
         let now = self.now(c);
         let arrival = now + self.delivery_fp(c, t);
         self.note_arrival(t, arrival);
-        self.ipi_seq += 1;
-        let ipi = crate::apic::PendingIpi { arrival_fp: arrival, seq: self.ipi_seq, from: c };
-        let pos = self.cores[t].ipis.partition_point(|p| p < &ipi);
-        self.cores[t].ipis.insert(pos, ipi);
+        self.hw.ipi_seq += 1;
+        let ipi = crate::apic::PendingIpi { arrival_fp: arrival, seq: self.hw.ipi_seq, from: c };
+        let pos = self.hw.cpus[t].ipis.partition_point(|p| p < &ipi);
+        self.hw.cpus[t].ipis.insert(pos, ipi);
         self.touch(t);
-        self.cores[c].stats.ipis_sent += 1;
+        self.probes.cpus[c].ipis_sent += 1;
         self.trace_ipi(c, t, now, arrival);
         arrival
     }
 
     /// Checks the clock invariant for an event reaching CPU `t` at `arrival`.
     pub(crate) fn note_arrival(&mut self, t: usize, arrival: u64) {
-        if arrival < self.cores[t].committed_fp {
-            self.late_events += 1;
+        if arrival < self.hw.cpus[t].committed_fp {
+            self.probes.late_events += 1;
             debug_assert!(
                 false,
                 "event queued into CPU {t}'s past: arrival {arrival} < committed {}",
-                self.cores[t].committed_fp
+                self.hw.cpus[t].committed_fp
             );
         }
     }
@@ -78,7 +78,7 @@ impl Machine {
     pub(crate) fn send_reschedule(&mut self, c: usize, t: usize) {
         let cost = fp(self.profile.apic.icr_write_cycles);
         self.charge(c, cost);
-        self.cores[c].stats.icr_writes += 1;
+        self.probes.cpus[c].icr_writes += 1;
         self.queue_ipi(c, t);
     }
 
@@ -89,17 +89,17 @@ impl Machine {
     pub(crate) fn smp_call_function_many(&mut self, c: usize, targets: &[usize], info: &FlushInfo) {
         let mut need_ipi = Vec::new();
         for &t in targets {
-            let slot = self.cores[c].ack_slots.len();
-            self.cores[c].ack_slots.push(AckSlot { target: t, acked_fp: None });
+            let slot = self.k.cpus[c].ack_slots.len();
+            self.k.cpus[c].ack_slots.push(AckSlot { target: t, acked_fp: None });
             // llist_add onto the target's call_single_queue: a locked cmpxchg on a line
             // the target owns, one after another.
-            let rfo = self.mem.caches.transfer_fp(t, c);
+            let rfo = self.hw.mem.caches.transfer_fp(t, c);
             self.charge(c, rfo);
-            if self.cores[t].callq.is_empty() {
+            if self.k.cpus[t].callq.is_empty() {
                 need_ipi.push(t);
             }
             let wait_from_fp = self.now(c);
-            self.cores[t].callq.push_back(Csd { info: *info, slot, wait_from_fp });
+            self.k.cpus[t].callq.push_back(Csd { info: *info, slot, wait_from_fp });
         }
         let icr = fp(self.profile.apic.icr_write_cycles);
         let cluster = self.profile.apic.cluster_size.max(1) as usize;
@@ -111,12 +111,12 @@ impl Machine {
             };
             if write {
                 self.charge(c, icr);
-                self.cores[c].stats.icr_writes += 1;
-                self.records.get_mut(info.record).icr_writes += 1;
+                self.probes.cpus[c].icr_writes += 1;
+                self.probes.records.get_mut(info.record).icr_writes += 1;
                 last_cluster = t / cluster;
             }
             self.queue_ipi(c, t);
-            self.records.get_mut(info.record).ipis_sent += 1;
+            self.probes.records.get_mut(info.record).ipis_sent += 1;
         }
     }
 
@@ -124,28 +124,28 @@ impl Machine {
     /// every queued function call, interrupt exit. An idle CPU first leaves its idle
     /// state (paying its exit latency).
     pub(crate) fn handle_ipis(&mut self, k: usize, upto: u64) {
-        while let Some(&ipi) = self.cores[k].ipis.first() {
+        while let Some(&ipi) = self.hw.cpus[k].ipis.first() {
             if ipi.arrival_fp > upto {
                 break;
             }
-            self.cores[k].ipis.remove(0);
+            self.hw.cpus[k].ipis.remove(0);
             self.advance(k, ipi.arrival_fp);
-            if self.cores[k].current.is_none() {
+            if self.k.cpus[k].current.is_none() {
                 self.leave_idle(k);
             }
             let t0 = self.now(k);
             self.charge(k, fp(self.profile.apic.irq_entry_cycles));
-            self.cores[k].stats.ipis_received += 1;
+            self.probes.cpus[k].ipis_received += 1;
             let mut handled: smallvec::SmallVec<[(usize, u64); 4]> = smallvec::SmallVec::new();
-            while let Some(csd) = self.cores[k].callq.pop_front() {
+            while let Some(csd) = self.k.cpus[k].callq.pop_front() {
                 let before = self.now(k);
                 // From the initiator's wait to the handler: IPI delivery, and any wait
                 // for a receiver that was asleep or handling something else.
-                let r = self.records.get_mut(csd.info.record);
+                let r = self.probes.records.get_mut(csd.info.record);
                 r.ipi_delivery_cycles =
                     r.ipi_delivery_cycles.max(t0.saturating_sub(csd.wait_from_fp) >> 8);
                 // The csd (and the queue head) were written by the initiator.
-                let miss = self.mem.caches.transfer_fp(csd.info.initiator, k);
+                let miss = self.hw.mem.caches.transfer_fp(csd.info.initiator, k);
                 self.charge(k, fp(self.profile.apic.call_function_cycles) + miss);
                 self.flush_tlb_func(k, &csd.info);
                 // csd_unlock: the release store to the initiator's csd line.
@@ -159,15 +159,15 @@ impl Machine {
             let shared =
                 (t1 - t0 - handled.iter().map(|h| h.1).sum::<u64>()) / handled.len().max(1) as u64;
             for &(rec, own) in &handled {
-                let r = self.records.get_mut(rec);
+                let r = self.probes.records.get_mut(rec);
                 r.victim_cycles += (own + shared) >> 8;
                 r.victims += 1;
             }
-            self.cores[k].stats.irq_cycles += (t1 - t0) >> 8;
-            if let KState::Acks(w) = &mut self.cores[k].kstate {
+            self.probes.cpus[k].irq_cycles += (t1 - t0) >> 8;
+            if let KState::Acks(w) = &mut self.k.cpus[k].kstate {
                 w.irqs.push((t0, t1));
             }
-            if self.trace.is_some() {
+            if self.probes.trace.is_some() {
                 let name = if handled.is_empty() {
                     "reschedule IPI".to_string()
                 } else {
@@ -176,7 +176,7 @@ impl Machine {
                 };
                 self.trace_span(k, &name, t0, t1);
             }
-            if self.cores[k].current.is_none() && self.cores[k].runq.is_empty() {
+            if self.k.cpus[k].current.is_none() && self.k.cpus[k].runq.is_empty() {
                 self.enter_idle(k);
             }
             self.update_ack_wait(k);
@@ -185,7 +185,7 @@ impl Machine {
 
     /// csd_unlock by a target at local time `at`: slot `slot` of CPU `c`'s wait.
     fn ack(&mut self, c: usize, slot: usize, at: u64) {
-        if let Some(s) = self.cores[c].ack_slots.get_mut(slot) {
+        if let Some(s) = self.k.cpus[c].ack_slots.get_mut(slot) {
             s.acked_fp = Some(at);
         }
         self.update_ack_wait(c);
@@ -196,9 +196,9 @@ impl Machine {
     pub(crate) fn begin_ack_wait(&mut self, c: usize) {
         let start = self.now(c);
         // The handlers all run inside this wait: delivery is measured from here.
-        for slot in 0..self.cores[c].ack_slots.len() {
-            let target = self.cores[c].ack_slots[slot].target;
-            if let Some(csd) = self.cores[target]
+        for slot in 0..self.k.cpus[c].ack_slots.len() {
+            let target = self.k.cpus[c].ack_slots[slot].target;
+            if let Some(csd) = self.k.cpus[target]
                 .callq
                 .iter_mut()
                 .find(|q| q.info.initiator == c && q.slot == slot)
@@ -206,7 +206,7 @@ impl Machine {
                 csd.wait_from_fp = start;
             }
         }
-        self.cores[c].kstate = KState::Acks(AckWait { start_fp: start, ..AckWait::default() });
+        self.k.cpus[c].kstate = KState::Acks(AckWait { start_fp: start, ..AckWait::default() });
         self.update_ack_wait(c);
     }
 
@@ -215,10 +215,10 @@ impl Machine {
     /// target, starts once the target released the line and the previous read is done,
     /// and an interrupt taken during a read delays it (the read starts over).
     fn update_ack_wait(&mut self, c: usize) {
-        let KState::Acks(w) = &self.cores[c].kstate else { return };
-        let slots = &self.cores[c].ack_slots;
+        let KState::Acks(w) = &self.k.cpus[c].kstate else { return };
+        let slots = &self.k.cpus[c].ack_slots;
         let done = if slots.iter().all(|s| s.acked_fp.is_some()) {
-            let caches = &self.mem.caches;
+            let caches = &self.hw.mem.caches;
             let reads = slots
                 .iter()
                 .map(|s| (s.acked_fp.unwrap_or(w.start_fp), caches.transfer_fp(s.target, c)));
@@ -226,7 +226,7 @@ impl Machine {
         } else {
             None
         };
-        if let KState::Acks(w) = &mut self.cores[c].kstate {
+        if let KState::Acks(w) = &mut self.k.cpus[c].kstate {
             w.done_fp = done;
         }
         self.touch(c);
@@ -235,8 +235,8 @@ impl Machine {
     /// CPU `c`, waiting for acks, is the next event at `t`: an interrupt or tick to take,
     /// or the end of the wait (then its flushes complete and its path goes on).
     pub(crate) fn ack_wait_event(&mut self, c: usize, t: u64) {
-        self.cores[c].committed_fp = t;
-        let KState::Acks(w) = &self.cores[c].kstate else { return };
+        self.hw.cpus[c].committed_fp = t;
+        let KState::Acks(w) = &self.k.cpus[c].kstate else { return };
         if w.done_fp != Some(t) {
             // An interrupt or the tick: the CPU has polled until then.
             self.advance(c, t);
@@ -247,12 +247,12 @@ impl Machine {
         let start = w.start_fp;
         self.advance(c, t);
         let waited = (t - start) >> 8;
-        self.cores[c].stats.ack_wait_cycles += waited;
+        self.probes.cpus[c].ack_wait_cycles += waited;
         self.trace_span(c, "wait for flush acks", start, t);
-        self.cores[c].ack_slots.clear();
-        self.cores[c].kstate = KState::Ready;
-        for f in std::mem::take(&mut self.cores[c].inflight) {
-            let r = self.records.get_mut(f.info.record);
+        self.k.cpus[c].ack_slots.clear();
+        self.k.cpus[c].kstate = KState::Ready;
+        for f in std::mem::take(&mut self.k.cpus[c].inflight) {
+            let r = self.probes.records.get_mut(f.info.record);
             r.ack_wait_cycles += waited;
             // Delivery is the part of the wait before the slowest handler began.
             r.ipi_delivery_cycles = r.ipi_delivery_cycles.min(r.ack_wait_cycles);

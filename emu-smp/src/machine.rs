@@ -177,15 +177,27 @@ impl EventQueue {
     }
 }
 
-/// Per-core scheduler, interrupt and TLB state.
+/// One CPU's hardware state: its clock, its local APIC's pending interrupts, its idle
+/// state.
 #[derive(Clone, Debug, Default)]
-pub struct CoreState {
+pub struct CpuHw {
     /// Local time (1/256 cycles) while no task runs here; the running task's clock is
     /// authoritative otherwise (see [`Machine::now`]).
     pub time_fp: u64,
     /// Start of the last atomic action the core committed to (an instruction, a kernel
     /// step, an interrupt handler): nothing may be queued to arrive before it.
     pub committed_fp: u64,
+    /// Interrupts on their way, ordered by arrival (the local APIC's IRR).
+    pub ipis: Vec<PendingIpi>,
+    /// Idle, and since when.
+    pub idle: Option<Idle>,
+    /// Lengths (cycles) of the last idle periods, newest last, for the governor.
+    pub idle_history: VecDeque<u64>,
+}
+
+/// One CPU's kernel state: what runs there, its runqueue, cross-CPU calls, TLB state.
+#[derive(Clone, Debug, Default)]
+pub struct CpuKernel {
     /// Task running here.
     pub current: Option<u32>,
     /// What the current task is doing.
@@ -194,18 +206,12 @@ pub struct CoreState {
     pub need_resched: bool,
     /// Runnable tasks waiting for this core.
     pub runq: VecDeque<u32>,
-    /// Interrupts on their way, ordered by arrival.
-    pub ipis: Vec<PendingIpi>,
-    /// Queued cross-CPU function calls.
+    /// Queued cross-CPU function calls (call_single_queue).
     pub callq: VecDeque<Csd>,
     /// The cross-CPU calls of the flushes in flight, in the order the wait polls them.
     pub ack_slots: Vec<AckSlot>,
     /// TLB flushes this CPU started and has not completed.
     pub inflight: Vec<crate::tlbflush::InFlight>,
-    /// Idle, and since when.
-    pub idle: Option<Idle>,
-    /// Lengths (cycles) of the last idle periods, newest last, for the governor.
-    pub idle_history: VecDeque<u64>,
     /// Next scheduler tick (local time).
     pub next_tick_fp: u64,
     /// Linux cpu_tlbstate.
@@ -214,8 +220,71 @@ pub struct CoreState {
     pub pcp_pages: i64,
     /// New pages in this CPU's LRU batch.
     pub lru_batch: u32,
-    /// Counters.
-    pub stats: CoreStats,
+}
+
+/// The hardware: CPUs (clocks, local APICs, idle states), the memory system and the
+/// decoded-code cache.
+pub struct Hardware {
+    /// Per-CPU state.
+    pub(crate) cpus: Vec<CpuHw>,
+    /// Memory, TLBs, caches.
+    pub(crate) mem: MemSystem,
+    /// Decoded guest code.
+    pub(crate) code: CodeCache<MemSystem>,
+    /// IPIs sent so far (the order of same-time arrivals).
+    pub(crate) ipi_seq: u64,
+}
+
+/// The Linux model's state: tasks, address spaces, files, signal handlers, per-CPU
+/// kernel state, locks, the strategy, and the costs its paths charge.
+pub struct Kernel {
+    /// Per-CPU state.
+    pub(crate) cpus: Vec<CpuKernel>,
+    pub(crate) strategy: Strategy,
+    pub(crate) tasks: BTreeMap<u32, Task>,
+    /// Armed timers of blocked tasks: (expiry ns, tid). Entries of tasks woken
+    /// otherwise stay until they reach the front and are found disarmed.
+    pub(crate) timers: std::collections::BTreeSet<(u64, u32)>,
+    pub(crate) mms: BTreeMap<u32, Mm>,
+    pub(crate) fdtables: BTreeMap<u32, FdTable>,
+    pub(crate) files: Files,
+    pub(crate) sighands: BTreeMap<u32, Vec<SigAction>>,
+    pub(crate) rng: SimRng,
+    pub(crate) next_id: u32,
+    pub(crate) next_ctx_id: u64,
+    pub(crate) init_pid: u32,
+    pub(crate) exe_path: String,
+    pub(crate) argv: Vec<Vec<u8>>,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) syscall_fp: u64,
+    pub(crate) fault_fp: u64,
+    pub(crate) zero_fp: u64,
+    pub(crate) copy_bpc: f64,
+    pub(crate) warned: BTreeSet<u64>,
+    pub(crate) futex_seq: u64,
+    pub(crate) locks: crate::lock::Locks,
+    pub(crate) kdata: crate::kdata::KernelData,
+    pub(crate) last_global_asid: u16,
+    pub(crate) global_asid_used: BTreeSet<u16>,
+    pub(crate) global_asid_freed: Vec<u16>,
+}
+
+/// What the run measures and checks: counters, shootdown records, cpumask samples, the
+/// coherence oracle's findings, the trace.
+pub struct Probes {
+    /// Per-CPU counters.
+    pub(crate) cpus: Vec<CoreStats>,
+    pub(crate) kstats: KernelStats,
+    pub(crate) records: crate::records::Records,
+    pub(crate) cpumask_samples: Vec<(u64, u32, u32)>,
+    pub(crate) violations: Vec<Violation>,
+    /// Coherence-oracle bookkeeping on.
+    pub(crate) oracle: bool,
+    pub(crate) trace: Option<Trace>,
+    /// Interrupts or wake-ups queued to arrive before their receiver's last committed
+    /// action (the clock invariant says there are none).
+    pub(crate) late_events: u64,
 }
 
 /// Signal numbers used by the kernel model.
@@ -234,56 +303,19 @@ pub mod sig {
     pub const SIGWINCH: u32 = 28;
 }
 
-/// A machine running one guest program.
+/// A machine running one guest program: hardware, kernel and probes, and the event loop
+/// that drives them.
 pub struct Machine {
-    pub(crate) mem: MemSystem,
-    pub(crate) code: CodeCache<MemSystem>,
+    pub(crate) hw: Hardware,
+    pub(crate) k: Kernel,
+    pub(crate) probes: Probes,
     pub(crate) profile: Profile,
-    pub(crate) strategy: Strategy,
-    pub(crate) tasks: BTreeMap<u32, Task>,
-    /// Armed timers of blocked tasks: (expiry ns, tid). Entries of tasks woken
-    /// otherwise stay until they reach the front and are found disarmed.
-    pub(crate) timers: std::collections::BTreeSet<(u64, u32)>,
-    pub(crate) mms: BTreeMap<u32, Mm>,
-    pub(crate) fdtables: BTreeMap<u32, FdTable>,
-    pub(crate) files: Files,
-    pub(crate) sighands: BTreeMap<u32, Vec<SigAction>>,
-    pub(crate) cores: Vec<CoreState>,
-    pub(crate) rng: SimRng,
-    pub(crate) next_id: u32,
-    pub(crate) next_ctx_id: u64,
-    pub(crate) init_pid: u32,
     pub(crate) outcome: Option<Outcome>,
-    pub(crate) exe_path: String,
-    pub(crate) argv: Vec<Vec<u8>>,
-    pub(crate) uid: u32,
-    pub(crate) gid: u32,
     quantum_fp: u64,
     tick_fp: u64,
     max_insns: Option<u64>,
-    pub(crate) kstats: KernelStats,
-    pub(crate) syscall_fp: u64,
-    pub(crate) fault_fp: u64,
-    pub(crate) zero_fp: u64,
-    pub(crate) copy_bpc: f64,
-    pub(crate) warned: BTreeSet<u64>,
-    pub(crate) futex_seq: u64,
-    pub(crate) ipi_seq: u64,
-    /// Interrupts or wake-ups queued to arrive before their receiver's last committed
-    /// action (the clock invariant says there are none).
-    pub(crate) late_events: u64,
     /// The event loop's view of the cores.
     sched: EventQueue,
-    pub(crate) records: crate::records::Records,
-    pub(crate) locks: crate::lock::Locks,
-    pub(crate) kdata: crate::kdata::KernelData,
-    pub(crate) cpumask_samples: Vec<(u64, u32, u32)>,
-    pub(crate) violations: Vec<Violation>,
-    pub(crate) oracle: bool,
-    pub(crate) last_global_asid: u16,
-    pub(crate) global_asid_used: BTreeSet<u16>,
-    pub(crate) global_asid_freed: Vec<u16>,
-    pub(crate) trace: Option<Trace>,
     pub(crate) seed: u64,
 }
 
@@ -382,63 +414,74 @@ impl Machine {
         let k = &profile.kernel;
         // The quantum never exceeds the smallest IPI latency.
         let quantum = (cfg.quantum_cycles as f64).min(profile.apic.delivery_same_socket_cycles);
-        let mut m = Machine {
-            code: CodeCache::new(profile.insn_costs()),
-            syscall_fp: fp(k.syscall_cycles),
-            fault_fp: fp(k.page_fault_cycles),
-            zero_fp: fp(k.page_zero_cycles),
-            copy_bpc: k.copy_bytes_per_cycle,
-            quantum_fp: fp(quantum).max(256),
-            tick_fp: fp(f64::from(profile.cpu.freq_mhz) * 1e6 / f64::from(k.hz)),
+        let hw = Hardware {
+            cpus: vec![CpuHw::default(); cfg.cores],
             mem,
+            code: CodeCache::new(profile.insn_costs()),
+            ipi_seq: 0,
+        };
+        let kernel = Kernel {
+            cpus: vec![CpuKernel::default(); cfg.cores],
             strategy: cfg.strategy,
-            profile,
             tasks: BTreeMap::new(),
             timers: Default::default(),
             mms: BTreeMap::new(),
             fdtables: BTreeMap::new(),
             files,
             sighands: BTreeMap::new(),
-            cores: vec![CoreState::default(); cfg.cores],
             rng,
             next_id: pid + 1,
             next_ctx_id: 3,
             init_pid: pid,
-            outcome: None,
             exe_path: cfg.exe_path.clone(),
             argv: cfg.argv.clone(),
             uid: cfg.uid,
             gid: cfg.gid,
-            max_insns: cfg.max_instructions,
-            kstats: KernelStats::default(),
+            syscall_fp: fp(k.syscall_cycles),
+            fault_fp: fp(k.page_fault_cycles),
+            zero_fp: fp(k.page_zero_cycles),
+            copy_bpc: k.copy_bytes_per_cycle,
             warned: BTreeSet::new(),
             futex_seq: 0,
-            ipi_seq: 0,
-            late_events: 0,
-            sched: EventQueue::new(cfg.cores),
-            records: crate::records::Records::new(&cfg.records)
-                .map_err(|e| SimError::Load(format!("cannot write the shootdown records: {e}")))?,
             locks: Default::default(),
             kdata,
-            cpumask_samples: Vec::new(),
-            violations: Vec::new(),
-            oracle: cfg.oracle,
             last_global_asid: crate::tlbflush::TLB_NR_DYN_ASIDS,
             global_asid_used: BTreeSet::new(),
             global_asid_freed: Vec::new(),
+        };
+        let probes = Probes {
+            cpus: vec![CoreStats::default(); cfg.cores],
+            kstats: KernelStats::default(),
+            records: crate::records::Records::new(&cfg.records)
+                .map_err(|e| SimError::Load(format!("cannot write the shootdown records: {e}")))?,
+            cpumask_samples: Vec::new(),
+            violations: Vec::new(),
+            oracle: cfg.oracle,
             trace: cfg.trace.then(Trace::default),
+            late_events: 0,
+        };
+        let mut m = Machine {
+            quantum_fp: fp(quantum).max(256),
+            tick_fp: fp(f64::from(profile.cpu.freq_mhz) * 1e6 / f64::from(k.hz)),
+            profile,
+            hw,
+            k: kernel,
+            probes,
+            outcome: None,
+            max_insns: cfg.max_instructions,
+            sched: EventQueue::new(cfg.cores),
             seed: cfg.seed,
         };
-        m.mms.insert(INIT_MM, init_mm);
-        m.mms.insert(1, mm);
-        m.fdtables.insert(1, fds);
-        m.sighands.insert(1, vec![SigAction::default(); 65]);
-        m.tasks.insert(pid, task);
+        m.k.mms.insert(INIT_MM, init_mm);
+        m.k.mms.insert(1, mm);
+        m.k.fdtables.insert(1, fds);
+        m.k.sighands.insert(1, vec![SigAction::default(); 65]);
+        m.k.tasks.insert(pid, task);
         // Every core starts idle in init_mm.
-        let kernel_root = m.mms.get(&INIT_MM).map_or(0, |m| m.root.addr());
+        let kernel_root = m.k.mms.get(&INIT_MM).map_or(0, |m| m.root.addr());
         for c in 0..cfg.cores {
-            m.mem.write_cr3(c, kernel_root, 1, false);
-            m.cores[c].tlb.ctxs[0] = (1, 1);
+            m.hw.mem.write_cr3(c, kernel_root, 1, false);
+            m.k.cpus[c].tlb.ctxs[0] = (1, 1);
             m.enter_idle(c);
         }
         m.enqueue(pid, 0, 0);
@@ -450,6 +493,7 @@ impl Machine {
         while self.outcome.is_none() {
             if !self.step() {
                 let blocked: Vec<String> = self
+                    .k
                     .tasks
                     .values()
                     .filter(|t| matches!(t.state, State::Blocked(_)))
@@ -483,25 +527,25 @@ impl Machine {
     #[inline]
     pub(crate) fn now(&self, c: usize) -> u64 {
         debug_assert!(
-            self.cores[c]
+            self.k.cpus[c]
                 .current
-                .and_then(|t| self.tasks.get(&t))
-                .is_none_or(|t| t.cpu.time_fp == self.cores[c].time_fp),
+                .and_then(|t| self.k.tasks.get(&t))
+                .is_none_or(|t| t.cpu.time_fp == self.hw.cpus[c].time_fp),
             "core {c}'s clock lost track of its task's"
         );
-        self.cores[c].time_fp
+        self.hw.cpus[c].time_fp
     }
 
     /// Advances core `c`'s clock by `cost`.
     #[inline]
     pub(crate) fn charge(&mut self, c: usize, cost: u64) {
         self.touch(c);
-        match self.cores[c].current.and_then(|t| self.tasks.get_mut(&t)) {
+        match self.k.cpus[c].current.and_then(|t| self.k.tasks.get_mut(&t)) {
             Some(t) => {
                 t.cpu.time_fp += cost;
-                self.cores[c].time_fp = t.cpu.time_fp;
+                self.hw.cpus[c].time_fp = t.cpu.time_fp;
             }
-            None => self.cores[c].time_fp += cost,
+            None => self.hw.cpus[c].time_fp += cost,
         }
     }
 
@@ -527,9 +571,9 @@ impl Machine {
     /// running user code or a kernel step due now; an interrupt it will take (arrivals
     /// count from its clock); its next tick while busy; the end of its ack wait.
     fn next_event(&self, k: usize) -> u64 {
-        let core = &self.cores[k];
-        let now = core.time_fp;
-        let irq = core.ipis.first().map_or(u64::MAX, |i| i.arrival_fp.max(now));
+        let (hw, core) = (&self.hw.cpus[k], &self.k.cpus[k]);
+        let now = hw.time_fp;
+        let irq = hw.ipis.first().map_or(u64::MAX, |i| i.arrival_fp.max(now));
         if core.current.is_none() {
             // Idle, or woken with a task to switch to.
             return if core.runq.is_empty() { irq } else { now };
@@ -551,7 +595,7 @@ impl Machine {
             self.sched.events[k] = self.next_event(k);
         }
         debug_assert!(
-            (0..self.cores.len()).all(|k| self.sched.events[k] == self.next_event(k)),
+            (0..self.hw.cpus.len()).all(|k| self.sched.events[k] == self.next_event(k)),
             "a core's next event changed without touch()"
         );
         let mut best = (u64::MAX, usize::MAX);
@@ -587,22 +631,22 @@ impl Machine {
     /// Runs core `k`'s event at time `t` (the global minimum; `others` is the earliest
     /// time any other core or timer can act).
     fn run_event(&mut self, k: usize, t: u64, others: u64) {
-        if self.cores[k].current.is_none() {
-            self.cores[k].committed_fp = t;
+        if self.k.cpus[k].current.is_none() {
+            self.hw.cpus[k].committed_fp = t;
             // Interrupts that reached the idle CPU; or, woken with a task, the ones
             // that arrived while it left its idle state, then the switch to the task.
             self.handle_ipis(k, t);
-            if !self.cores[k].runq.is_empty() {
+            if !self.k.cpus[k].runq.is_empty() {
                 self.schedule(k);
             }
             return;
         }
-        match self.cores[k].kstate {
+        match self.k.cpus[k].kstate {
             KState::User => self.run_core(k, others),
             KState::Ready => self.run_kernel(k),
             KState::Spin { .. } => {
                 // An interrupt or the tick: the CPU has spun until then.
-                self.cores[k].committed_fp = t;
+                self.hw.cpus[k].committed_fp = t;
                 self.advance(k, t);
                 self.take_interrupts(k, t);
             }
@@ -614,9 +658,9 @@ impl Machine {
     /// on: IPIs that have arrived, then the tick if it is due.
     /// Returns true if it took any.
     pub(crate) fn take_interrupts(&mut self, k: usize, upto: u64) -> bool {
-        let due = self.cores[k].ipis.first().is_some_and(|i| i.arrival_fp <= upto);
+        let due = self.hw.cpus[k].ipis.first().is_some_and(|i| i.arrival_fp <= upto);
         self.handle_ipis(k, upto);
-        if self.cores[k].current.is_some() && self.cores[k].next_tick_fp <= self.now(k) {
+        if self.k.cpus[k].current.is_some() && self.k.cpus[k].next_tick_fp <= self.now(k) {
             self.tick(k);
             return true;
         }
@@ -625,7 +669,7 @@ impl Machine {
 
     /// The timer of blocked task `tid` (ns), if it is still armed.
     fn armed_timer(&self, tid: u32) -> Option<u64> {
-        match self.tasks.get(&tid).map(|t| &t.state) {
+        match self.k.tasks.get(&tid).map(|t| &t.state) {
             Some(State::Blocked(Wait::Sleep { until_ns, .. })) => Some(*until_ns),
             Some(State::Blocked(Wait::Futex { until_ns: Some(u), .. })) => Some(*u),
             _ => None,
@@ -635,11 +679,11 @@ impl Machine {
     /// Earliest time (fp) at which a blocked task's timer expires. Timers of tasks woken
     /// otherwise (or gone) are dropped from the queue here.
     pub(crate) fn next_timer(&mut self) -> Option<u64> {
-        while let Some(&(until, tid)) = self.timers.first() {
+        while let Some(&(until, tid)) = self.k.timers.first() {
             if self.armed_timer(tid) == Some(until) {
                 return Some(self.fp_of_ns(until));
             }
-            self.timers.pop_first();
+            self.k.timers.pop_first();
         }
         None
     }
@@ -649,15 +693,15 @@ impl Machine {
         let mut n = 0;
         // Compared in the clock's own units, exactly as next_timer computed them (a
         // round trip through nanoseconds could miss the timer and spin).
-        while let Some(&(until, tid)) = self.timers.first() {
+        while let Some(&(until, tid)) = self.k.timers.first() {
             if self.fp_of_ns(until) > at {
                 break;
             }
-            self.timers.pop_first();
+            self.k.timers.pop_first();
             if self.armed_timer(tid) != Some(until) {
                 continue;
             }
-            let ret = match self.tasks.get(&tid).map(|t| &t.state) {
+            let ret = match self.k.tasks.get(&tid).map(|t| &t.state) {
                 Some(State::Blocked(Wait::Futex { .. })) => -crate::fs::errno::ETIMEDOUT,
                 _ => 0,
             };
@@ -669,8 +713,8 @@ impl Machine {
 
     /// Makes a blocked task runnable with `ret` as its system call result, ready at `at`.
     pub(crate) fn wake(&mut self, tid: u32, ret: i64, at: u64) {
-        let waker = self.tasks.get(&tid).map_or(0, |t| t.last_cpu);
-        if let Some(t) = self.tasks.get_mut(&tid) {
+        let waker = self.k.tasks.get(&tid).map_or(0, |t| t.last_cpu);
+        if let Some(t) = self.k.tasks.get_mut(&tid) {
             if matches!(t.state, State::Blocked(_)) {
                 if !matches!(t.state, State::Blocked(Wait::Io | Wait::Lock(_))) {
                     t.cpu.gpr[0] = ret as u64;
@@ -688,14 +732,14 @@ impl Machine {
     /// starts a kernel path whose first step runs when it is the next event.
     fn run_core(&mut self, c: usize, others: u64) {
         let t = self.now(c);
-        self.cores[c].committed_fp = t;
+        self.hw.cpus[c].committed_fp = t;
         if self.take_interrupts(c, t) {
             // What the handlers did (an ack, a wake-up) may let other cores act sooner:
             // the horizon is computed anew.
             return;
         }
-        let Some(tid) = self.cores[c].current else { return };
-        if self.cores[c].kstate != KState::User || !self.exit_to_user_mode(c, tid) {
+        let Some(tid) = self.k.cpus[c].current else { return };
+        if self.k.cpus[c].kstate != KState::User || !self.exit_to_user_mode(c, tid) {
             return;
         }
         let now = self.now(c);
@@ -705,33 +749,33 @@ impl Machine {
             others + self.quantum_fp
         };
         until = until.min(now + (SOLO_SLICE_CYCLES << 8));
-        if let Some(ipi) = self.cores[c].ipis.first() {
+        if let Some(ipi) = self.hw.cpus[c].ipis.first() {
             until = until.min(ipi.arrival_fp.max(now + 1));
         }
-        until = until.min(self.cores[c].next_tick_fp.max(now + 1));
-        let Some(task) = self.tasks.get_mut(&tid) else {
+        until = until.min(self.k.cpus[c].next_tick_fp.max(now + 1));
+        let Some(task) = self.k.tasks.get_mut(&tid) else {
             self.deschedule(c);
             return;
         };
-        self.mem.select(c);
+        self.hw.mem.select(c);
         let insn_before = task.cpu.instret;
-        let exit = emu_core::run(&mut task.cpu, &mut self.mem, &mut self.code, until);
-        self.cores[c].time_fp = task.cpu.time_fp;
+        let exit = emu_core::run(&mut task.cpu, &mut self.hw.mem, &mut self.hw.code, until);
+        self.hw.cpus[c].time_fp = task.cpu.time_fp;
         // The last instruction started before the horizon (or is the one that exited).
-        self.cores[c].committed_fp = task.cpu.time_fp.min(until);
+        self.hw.cpus[c].committed_fp = task.cpu.time_fp.min(until);
         let ran = task.cpu.instret - insn_before;
-        self.cores[c].stats.instructions += ran;
-        self.kstats.instructions += ran;
-        if self.mem.has_stale_uses() {
+        self.probes.cpus[c].instructions += ran;
+        self.probes.kstats.instructions += ran;
+        if self.hw.mem.has_stale_uses() {
             self.record_violations();
         }
-        if self.mem.has_refills() {
-            for (_, record) in self.mem.take_refills() {
-                self.records.refill(record as usize);
+        if self.hw.mem.has_refills() {
+            for (_, record) in self.hw.mem.take_refills() {
+                self.probes.records.refill(record as usize);
             }
         }
         if let Some(limit) = self.max_insns {
-            if self.kstats.instructions >= limit {
+            if self.probes.kstats.instructions >= limit {
                 self.fail(SimError::InstructionLimit(limit));
                 return;
             }
@@ -742,7 +786,7 @@ impl Machine {
             Exit::PageFault(pf) => crate::path::KPath::Fault(pf, crate::mmpath::FaultStep::Start),
             Exit::Exception(e) => crate::path::KPath::Trap(e),
             Exit::Unsupported => {
-                let rip = self.tasks.get(&tid).map_or(0, |t| t.cpu.rip);
+                let rip = self.k.tasks.get(&tid).map_or(0, |t| t.cpu.rip);
                 let mut bytes = [0u8; 15];
                 let n = self.read_user(c, tid, rip, &mut bytes).map_or(0, |()| 15);
                 let (dis, len) = emu_core::disassemble(&bytes[..n], rip);
@@ -759,7 +803,7 @@ impl Machine {
     /// exiting, a reschedule the tick asked for happens, a task no longer allowed here
     /// moves, pending signals are delivered. True when `tid` goes on in user mode here.
     pub(crate) fn exit_to_user_mode(&mut self, c: usize, tid: u32) -> bool {
-        let Some(t) = self.tasks.get(&tid) else { return false };
+        let Some(t) = self.k.tasks.get(&tid) else { return false };
         if t.exit.is_some() {
             self.enter_kernel(c, tid, crate::path::KPath::Exit(crate::path::ExitStep::Start));
             return false;
@@ -768,7 +812,7 @@ impl Machine {
             self.migrate_if_needed(c, tid);
             return false;
         }
-        if std::mem::take(&mut self.cores[c].need_resched) && !self.cores[c].runq.is_empty() {
+        if std::mem::take(&mut self.k.cpus[c].need_resched) && !self.k.cpus[c].runq.is_empty() {
             self.preempt(c, tid);
             return false;
         }
@@ -776,24 +820,25 @@ impl Machine {
         // blocked, on its runqueue, or running when another CPU sent them).
         if t.pending & !t.sigmask != 0 {
             self.deliver_pending(c, tid);
-            let still = self.cores[c].current == Some(tid) && self.cores[c].kstate == KState::User;
+            let still =
+                self.k.cpus[c].current == Some(tid) && self.k.cpus[c].kstate == KState::User;
             return still
                 && self.outcome.is_none()
-                && self.tasks.get(&tid).is_some_and(|t| t.exit.is_none());
+                && self.k.tasks.get(&tid).is_some_and(|t| t.exit.is_none());
         }
         true
     }
 
     /// Attaches time and strategy to the stale-translation uses the MMU saw.
     fn record_violations(&mut self) {
-        for u in self.mem.take_stale_uses() {
+        for u in self.hw.mem.take_stale_uses() {
             let ns = self.ns_of(self.now(u.core));
-            self.violations.push(Violation {
+            self.probes.violations.push(Violation {
                 core: u.core,
                 address: u.va,
                 kind: u.kind,
                 time_ns: ns,
-                strategy: self.strategy.label(),
+                strategy: self.k.strategy.label(),
             });
         }
     }
@@ -822,9 +867,10 @@ impl Machine {
     /// otherwise the whole process dies.
     pub(crate) fn force_signal(&mut self, c: usize, tid: u32, s: u32, report: Option<String>) {
         let handler = self
+            .k
             .tasks
             .get(&tid)
-            .and_then(|t| self.sighands.get(&t.sighand))
+            .and_then(|t| self.k.sighands.get(&t.sighand))
             .map_or(0, |h| h[s as usize].handler);
         if handler > 1 && self.deliver_signal(c, tid, s) {
             return;
@@ -834,8 +880,8 @@ impl Machine {
 
     /// Terminates the thread group of `tid` with signal `s`.
     pub(crate) fn kill_process(&mut self, c: usize, tid: u32, s: u32, report: Option<String>) {
-        let Some(tgid) = self.tasks.get(&tid).map(|t| t.tgid) else { return };
-        if tgid == self.init_pid && self.outcome.is_none() {
+        let Some(tgid) = self.k.tasks.get(&tid).map(|t| t.tgid) else { return };
+        if tgid == self.k.init_pid && self.outcome.is_none() {
             self.outcome = Some(Outcome::Signaled { sig: s, report });
         }
         self.exit_group(c, tid, s as i32, true);
@@ -849,9 +895,9 @@ impl Machine {
         va: u64,
         buf: &mut [u8],
     ) -> Result<(), ()> {
-        self.mem.select(c);
+        self.hw.mem.select(c);
         for _ in 0..64 {
-            match self.mem.read_virt(va, buf) {
+            match self.hw.mem.read_virt(va, buf) {
                 Ok(()) => {
                     self.charge_copy(c, buf.len());
                     return Ok(());
@@ -864,9 +910,9 @@ impl Machine {
 
     /// Writes user memory of `tid`'s mm on core `c`, faulting pages in as needed.
     pub(crate) fn write_user(&mut self, c: usize, tid: u32, va: u64, buf: &[u8]) -> Result<(), ()> {
-        self.mem.select(c);
+        self.hw.mem.select(c);
         for _ in 0..64 {
-            match self.mem.write_virt(va, buf) {
+            match self.hw.mem.write_virt(va, buf) {
                 Ok(()) => {
                     self.charge_copy(c, buf.len());
                     return Ok(());
@@ -878,34 +924,34 @@ impl Machine {
     }
 
     fn charge_copy(&mut self, c: usize, n: usize) {
-        let cost = fp(n as f64 / self.copy_bpc);
+        let cost = fp(n as f64 / self.k.copy_bpc);
         self.charge(c, cost);
     }
 
     /// A fault taken by a kernel access to user memory (copy_{from,to}_user).
     fn kernel_fault(&mut self, c: usize, tid: u32, pf: PageFault) -> Result<(), ()> {
-        let mmid = self.tasks.get(&tid).ok_or(())?.mm;
-        let mm = self.mms.get_mut(&mmid).ok_or(())?;
-        let r = mm.fault(&mut self.mem.phys, pf.addr, pf.access == Access::Write, false);
-        self.mem.select(c);
+        let mmid = self.k.tasks.get(&tid).ok_or(())?.mm;
+        let mm = self.k.mms.get_mut(&mmid).ok_or(())?;
+        let r = mm.fault(&mut self.hw.mem.phys, pf.addr, pf.access == Access::Write, false);
+        self.hw.mem.select(c);
         match r {
             Ok(Fault::Segv) | Err(_) => Err(()),
             Ok(Fault::Spurious) => {
-                let cost = self.mem.invlpg(c, pf.addr);
+                let cost = self.hw.mem.invlpg(c, pf.addr);
                 self.charge(c, cost);
                 Ok(())
             }
             Ok(Fault::CowBroken) => {
-                self.kstats.cow_faults += 1;
-                self.charge(c, self.fault_fp + self.zero_fp);
+                self.probes.kstats.cow_faults += 1;
+                self.charge(c, self.k.fault_fp + self.k.zero_fp);
                 let page = pf.addr & !0xfff;
                 self.flush_tlb_mm_range(c, mmid, page, page + 4096, 12, false, Reason::Cow);
-                self.mem.select(c);
+                self.hw.mem.select(c);
                 Ok(())
             }
             Ok(Fault::Mapped | Fault::MappedHuge) => {
-                self.kstats.page_faults += 1;
-                self.charge(c, self.fault_fp + self.zero_fp);
+                self.probes.kstats.page_faults += 1;
+                self.charge(c, self.k.fault_fp + self.k.zero_fp);
                 Ok(())
             }
         }
@@ -937,24 +983,24 @@ impl Machine {
 
     /// The guest's captured stdout and stderr (empty unless the run captured them).
     pub fn take_output(&mut self) -> (Vec<u8>, Vec<u8>) {
-        self.files.capture.take().map(|c| (c.stdout, c.stderr)).unwrap_or_default()
+        self.k.files.capture.take().map(|c| (c.stdout, c.stderr)).unwrap_or_default()
     }
 
     /// Statistics of the run: call once, at its end (the records still open are
     /// written out).
     pub fn stats(&mut self) -> RunStats {
-        let kept = self.records.finish();
+        let kept = self.probes.records.finish();
         RunStats::collect(self, kept)
     }
 
     /// Why the records file could not be written, if it could not.
     pub fn records_error(&self) -> Option<String> {
-        self.records.error.clone()
+        self.probes.records.error.clone()
     }
 
     /// The trace, if one was recorded.
     pub fn trace(&self) -> Option<&Trace> {
-        self.trace.as_ref()
+        self.probes.trace.as_ref()
     }
 
     /// Length of a scheduler tick (fp).

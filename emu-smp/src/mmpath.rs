@@ -151,7 +151,7 @@ impl Machine {
                     MmCall::Fork(nr, a) => self.fork_call(c, tid, nr, a),
                     MmCall::Dontneed(start, end) => {
                         // Every page of the range must be mapped.
-                        let Some(mm) = self.mms.get(&op.mm) else { return Next::Gone };
+                        let Some(mm) = self.k.mms.get(&op.mm) else { return Next::Gone };
                         let mut a = start;
                         while a < end {
                             match mm.find(a) {
@@ -163,7 +163,7 @@ impl Machine {
                                 }
                             }
                         }
-                        self.kstats.madvise_dontneed += 1;
+                        self.probes.kstats.madvise_dontneed += 1;
                         op.step = MmStep::Zap(start);
                         return Next::Then(KPath::Mm(Box::new(op)));
                     }
@@ -181,8 +181,8 @@ impl Machine {
                     op.step = MmStep::Flush;
                     return Next::Then(KPath::Mm(Box::new(op)));
                 }
-                let Some(mm) = self.mms.get(&op.mm) else { return Next::Gone };
-                match ptl_of(&self.mem.phys, op.mm, mm.root.addr(), at) {
+                let Some(mm) = self.k.mms.get(&op.mm) else { return Next::Gone };
+                match ptl_of(&self.hw.mem.phys, op.mm, mm.root.addr(), at) {
                     Some(key) => {
                         op.step = MmStep::ZapLocked(at, key);
                         Next::Lock(key, LockMode::Write, KPath::Mm(Box::new(op)))
@@ -197,8 +197,8 @@ impl Machine {
             MmStep::ZapLocked(at, key) => {
                 let MmCall::Dontneed(_, end) = op.call else { return Next::Gone };
                 let to = chunk_end(at, end);
-                if let Some(mm) = self.mms.get_mut(&op.mm) {
-                    mm.zap(&mut self.mem.phys, at, to, false, &mut op.gather);
+                if let Some(mm) = self.k.mms.get_mut(&op.mm) {
+                    mm.zap(&mut self.hw.mem.phys, at, to, false, &mut op.gather);
                 }
                 self.unlock(c, key, LockMode::Write);
                 op.step = MmStep::Zap(to);
@@ -214,7 +214,7 @@ impl Machine {
                 self.unlock(c, LockKey::MmapLock(op.mm), op.mode());
                 match r {
                     SysResult::Ret(v) => {
-                        if let Some(t) = self.tasks.get_mut(&tid) {
+                        if let Some(t) = self.k.tasks.get_mut(&tid) {
                             t.cpu.gpr[0] = v as u64;
                         }
                         Next::User
@@ -233,10 +233,10 @@ impl Machine {
         pf: PageFault,
         step: FaultStep,
     ) -> Next {
-        let Some(mmid) = self.tasks.get(&tid).map(|t| t.mm) else { return Next::Gone };
+        let Some(mmid) = self.k.tasks.get(&tid).map(|t| t.mm) else { return Next::Gone };
         match step {
             FaultStep::Start => {
-                self.charge(c, self.fault_fp);
+                self.charge(c, self.k.fault_fp);
                 Next::Lock(
                     LockKey::MmapLock(mmid),
                     LockMode::Read,
@@ -244,7 +244,7 @@ impl Machine {
                 )
             }
             FaultStep::Locked => {
-                let Some(mm) = self.mms.get(&mmid) else { return Next::Gone };
+                let Some(mm) = self.k.mms.get(&mmid) else { return Next::Gone };
                 // Before the page-table lock: allocate and clear (or copy) the page a
                 // missing or copy-on-write PTE needs.
                 let write = pf.access == Access::Write;
@@ -258,15 +258,15 @@ impl Machine {
                 });
                 let pages = match mm.find(pf.addr).filter(|_| allowed) {
                     None => 0,
-                    Some(vma) => match PageTables::leaf(&self.mem.phys, mm.root, pf.addr) {
+                    Some(vma) => match PageTables::leaf(&self.hw.mem.phys, mm.root, pf.addr) {
                         None if mm.thp_allowed(vma, pf.addr) => 512,
                         None => 1,
                         Some(l) if write && l.pte & emu_mmu::pte::RW == 0 => 1,
                         Some(_) => 0,
                     },
                 };
-                let key = ptl_of(&self.mem.phys, mmid, mm.root.addr(), pf.addr);
-                self.charge(c, pages * self.zero_fp);
+                let key = ptl_of(&self.hw.mem.phys, mmid, mm.root.addr(), pf.addr);
+                self.charge(c, pages * self.k.zero_fp);
                 match key {
                     Some(k) => {
                         Next::Lock(k, LockMode::Write, KPath::Fault(pf, FaultStep::Install(key)))
@@ -275,9 +275,9 @@ impl Machine {
                 }
             }
             FaultStep::Install(ptl) => {
-                let Some(mm) = self.mms.get_mut(&mmid) else { return Next::Gone };
+                let Some(mm) = self.k.mms.get_mut(&mmid) else { return Next::Gone };
                 let res = mm.fault(
-                    &mut self.mem.phys,
+                    &mut self.hw.mem.phys,
                     pf.addr,
                     pf.access == Access::Write,
                     pf.access == Access::Exec,
@@ -291,16 +291,16 @@ impl Machine {
                 };
                 match r {
                     Fault::Mapped => {
-                        self.kstats.page_faults += 1;
+                        self.probes.kstats.page_faults += 1;
                         self.alloc_pages(c, 1);
                     }
                     Fault::MappedHuge => {
-                        self.kstats.page_faults += 1;
-                        self.kstats.huge_page_faults += 1;
+                        self.probes.kstats.page_faults += 1;
+                        self.probes.kstats.huge_page_faults += 1;
                         self.alloc_pages(c, 512);
                     }
                     Fault::CowBroken => {
-                        self.kstats.cow_faults += 1;
+                        self.probes.kstats.cow_faults += 1;
                         self.alloc_pages(c, 1);
                         // ptep_clear_flush, with the page-table lock held: other CPUs
                         // may cache the read-only PTE.
@@ -309,13 +309,13 @@ impl Machine {
                         return Next::Then(KPath::Fault(pf, FaultStep::Unlock(ptl)));
                     }
                     Fault::Spurious => {
-                        self.kstats.spurious_faults += 1;
-                        let cost = self.mem.invlpg(c, pf.addr);
+                        self.probes.kstats.spurious_faults += 1;
+                        let cost = self.hw.mem.invlpg(c, pf.addr);
                         self.charge(c, cost);
                     }
                     Fault::Segv => {
                         self.fault_unlock(c, mmid, ptl);
-                        let rip = self.tasks.get(&tid).map_or(0, |t| t.cpu.rip);
+                        let rip = self.k.tasks.get(&tid).map_or(0, |t| t.cpu.rip);
                         let what =
                             if pf.protection { "protection violation" } else { "page not mapped" };
                         let report = format!(
@@ -346,15 +346,15 @@ impl Machine {
     /// `n` new pages for core `c`: from its per-CPU list, refilled from the zone in
     /// batches under zone->lock; anonymous pages join the LRU through the per-CPU batch.
     fn alloc_pages(&mut self, c: usize, n: i64) {
-        self.cores[c].pcp_pages -= n;
-        while self.cores[c].pcp_pages < 0 {
+        self.k.cpus[c].pcp_pages -= n;
+        while self.k.cpus[c].pcp_pages < 0 {
             self.lock_here(c, LockKey::Zone);
             self.unlock(c, LockKey::Zone, LockMode::Write);
-            self.cores[c].pcp_pages += PCP_BATCH;
+            self.k.cpus[c].pcp_pages += PCP_BATCH;
         }
-        self.cores[c].lru_batch += 1;
-        if self.cores[c].lru_batch >= LRU_BATCH {
-            self.cores[c].lru_batch = 0;
+        self.k.cpus[c].lru_batch += 1;
+        if self.k.cpus[c].lru_batch >= LRU_BATCH {
+            self.k.cpus[c].lru_batch = 0;
             self.lock_here(c, LockKey::Lru);
             self.unlock(c, LockKey::Lru, LockMode::Write);
         }
@@ -369,18 +369,18 @@ impl Machine {
         }
         let n = frames.len() as i64;
         for p in frames {
-            self.mem.phys.put(p);
+            self.hw.mem.phys.put(p);
         }
-        if self.cores[c].current.is_none() {
+        if self.k.cpus[c].current.is_none() {
             return;
         }
         self.lock_here(c, LockKey::Lru);
         self.unlock(c, LockKey::Lru, LockMode::Write);
-        self.cores[c].pcp_pages += n;
-        while self.cores[c].pcp_pages > PCP_HIGH {
+        self.k.cpus[c].pcp_pages += n;
+        while self.k.cpus[c].pcp_pages > PCP_HIGH {
             self.lock_here(c, LockKey::Zone);
             self.unlock(c, LockKey::Zone, LockMode::Write);
-            self.cores[c].pcp_pages -= PCP_BATCH;
+            self.k.cpus[c].pcp_pages -= PCP_BATCH;
         }
     }
 

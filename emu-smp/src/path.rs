@@ -88,7 +88,7 @@ impl Machine {
             LockKey::Rq(cpu) => KObj::Rq(cpu),
             LockKey::FutexBucket(b) => KObj::FutexBucket(b),
         };
-        self.kdata.line(&mut self.mem.phys, obj)
+        self.k.kdata.line(&mut self.hw.mem.phys, obj)
     }
 
     /// Core `c`'s task `tid` asks for `key` between two steps of its path: it holds the
@@ -98,8 +98,8 @@ impl Machine {
         let pa = self.lock_line(key);
         let now = self.now(c);
         let locked_fp = crate::machine::fp(self.profile.insn.locked);
-        let mut lc = LockLines { caches: &mut self.mem.caches, locked_fp };
-        match self.locks.acquire(key, mode, c, tid, now, pa, &mut lc) {
+        let mut lc = LockLines { caches: &mut self.hw.mem.caches, locked_fp };
+        match self.k.locks.acquire(key, mode, c, tid, now, pa, &mut lc) {
             crate::lock::Acquire::At(at) => {
                 self.advance(c, at);
                 if at > now + (1 << 16) {
@@ -108,7 +108,7 @@ impl Machine {
             }
             crate::lock::Acquire::Wait if key.sleeps() => self.block(c, tid, Wait::Lock(key)),
             crate::lock::Acquire::Wait => {
-                self.cores[c].kstate =
+                self.k.cpus[c].kstate =
                     KState::Spin { key, since_fp: now, irqs: key.spins_with_irqs() };
             }
         }
@@ -120,16 +120,16 @@ impl Machine {
         let pa = self.lock_line(key);
         let now = self.now(c);
         let locked_fp = crate::machine::fp(self.profile.insn.locked);
-        let mut lc = LockLines { caches: &mut self.mem.caches, locked_fp };
-        let grants = self.locks.release(key, mode, now, pa, &mut lc);
+        let mut lc = LockLines { caches: &mut self.hw.mem.caches, locked_fp };
+        let grants = self.k.locks.release(key, mode, now, pa, &mut lc);
         for g in grants {
             let k = g.waiter.core;
             if key.sleeps() {
                 self.charge(c, crate::machine::fp(self.profile.kernel.wakeup_cycles));
                 self.wake(g.waiter.tid, 0, g.at_fp);
-            } else if let KState::Spin { since_fp, .. } = self.cores[k].kstate {
+            } else if let KState::Spin { since_fp, .. } = self.k.cpus[k].kstate {
                 self.advance(k, g.at_fp);
-                self.cores[k].kstate = KState::Ready;
+                self.k.cpus[k].kstate = KState::Ready;
                 self.touch(k);
                 self.trace_span(k, &format!("spin on {key:?}"), since_fp, g.at_fp);
             }
@@ -142,10 +142,10 @@ impl Machine {
     pub(crate) fn lock_here(&mut self, c: usize, key: LockKey) {
         let pa = self.lock_line(key);
         let now = self.now(c);
-        let tid = self.cores[c].current.unwrap_or(0);
+        let tid = self.k.cpus[c].current.unwrap_or(0);
         let locked_fp = crate::machine::fp(self.profile.insn.locked);
-        let mut lc = LockLines { caches: &mut self.mem.caches, locked_fp };
-        match self.locks.acquire(key, LockMode::Write, c, tid, now, pa, &mut lc) {
+        let mut lc = LockLines { caches: &mut self.hw.mem.caches, locked_fp };
+        match self.k.locks.acquire(key, LockMode::Write, c, tid, now, pa, &mut lc) {
             crate::lock::Acquire::At(at) => self.advance(c, at),
             crate::lock::Acquire::Wait => debug_assert!(false, "{key:?} held across steps"),
         }
@@ -154,24 +154,24 @@ impl Machine {
     /// Core `c`'s task `tid` enters the kernel on `path`; its first step runs
     /// when the core is next due.
     pub(crate) fn enter_kernel(&mut self, c: usize, tid: u32, path: KPath) {
-        if let Some(t) = self.tasks.get_mut(&tid) {
+        if let Some(t) = self.k.tasks.get_mut(&tid) {
             t.kpath = Some(path);
         }
-        self.cores[c].kstate = KState::Ready;
+        self.k.cpus[c].kstate = KState::Ready;
     }
 
     /// Runs the next step of core `c`'s kernel path (the core is the next event).
     pub(crate) fn run_kernel(&mut self, c: usize) {
         let t = self.now(c);
-        self.cores[c].committed_fp = t;
-        let Some(tid) = self.cores[c].current else { return };
+        self.hw.cpus[c].committed_fp = t;
+        let Some(tid) = self.k.cpus[c].current else { return };
         // Every path of the model runs with interrupts enabled between its steps.
         self.take_interrupts(c, t);
-        if self.cores[c].current != Some(tid) || self.cores[c].kstate != KState::Ready {
+        if self.k.cpus[c].current != Some(tid) || self.k.cpus[c].kstate != KState::Ready {
             return;
         }
-        let Some(path) = self.tasks.get_mut(&tid).and_then(|t| t.kpath.take()) else {
-            self.cores[c].kstate = KState::User;
+        let Some(path) = self.k.tasks.get_mut(&tid).and_then(|t| t.kpath.take()) else {
+            self.k.cpus[c].kstate = KState::User;
             return;
         };
         let next = self.kernel_step(c, tid, path);
@@ -194,7 +194,7 @@ impl Machine {
     /// Carries out what a step asked for. A step that started flushes waits for their
     /// acks first (csd_lock_wait), whatever comes next.
     fn after_step(&mut self, c: usize, tid: u32, next: Next) {
-        if !self.cores[c].inflight.is_empty() {
+        if !self.k.cpus[c].inflight.is_empty() {
             let cont = match next {
                 Next::Then(p) => p,
                 Next::User => KPath::Return,
@@ -205,7 +205,7 @@ impl Machine {
                     KPath::Return
                 }
             };
-            if let Some(t) = self.tasks.get_mut(&tid) {
+            if let Some(t) = self.k.tasks.get_mut(&tid) {
                 t.kpath = Some(cont);
             }
             self.begin_ack_wait(c);
@@ -213,19 +213,19 @@ impl Machine {
         }
         match next {
             Next::Then(p) => {
-                if let Some(t) = self.tasks.get_mut(&tid) {
+                if let Some(t) = self.k.tasks.get_mut(&tid) {
                     t.kpath = Some(p);
                 }
-                self.cores[c].kstate = KState::Ready;
+                self.k.cpus[c].kstate = KState::Ready;
             }
             Next::Lock(key, mode, p) => {
-                if let Some(t) = self.tasks.get_mut(&tid) {
+                if let Some(t) = self.k.tasks.get_mut(&tid) {
                     t.kpath = Some(p);
                 }
-                self.cores[c].kstate = KState::Ready;
+                self.k.cpus[c].kstate = KState::Ready;
                 self.lock_for_path(c, tid, key, mode);
             }
-            Next::User => self.cores[c].kstate = KState::User,
+            Next::User => self.k.cpus[c].kstate = KState::User,
             Next::Block(w) => self.block(c, tid, w),
             Next::Gone => {}
         }
@@ -233,7 +233,7 @@ impl Machine {
 
     /// The task on core `c` sleeps with wait `w`; the CPU schedules.
     pub(crate) fn block(&mut self, c: usize, tid: u32, w: Wait) {
-        if let Some(t) = self.tasks.get_mut(&tid) {
+        if let Some(t) = self.k.tasks.get_mut(&tid) {
             if w == Wait::Io {
                 // Restart the system call when woken.
                 t.cpu.rip -= 2;
@@ -245,10 +245,10 @@ impl Machine {
             };
             t.state = State::Blocked(w);
             if let Some(u) = timer {
-                self.timers.insert((u, tid));
+                self.k.timers.insert((u, tid));
             }
         }
-        self.cores[c].kstate = KState::User;
+        self.k.cpus[c].kstate = KState::User;
         self.deschedule(c);
     }
 
@@ -260,7 +260,7 @@ impl Machine {
             Exception::GeneralProtection => sig::SIGSEGV,
             Exception::Breakpoint => sig::SIGTRAP,
         };
-        let rip = self.tasks.get(&tid).map_or(0, |t| t.cpu.rip);
+        let rip = self.k.tasks.get(&tid).map_or(0, |t| t.cpu.rip);
         let report = format!("{e} at rip {rip:#x}");
         self.force_signal(c, tid, s, Some(report));
         self.user_or_gone(c, tid)
@@ -269,7 +269,7 @@ impl Machine {
     /// After work that may have moved the task: back to user mode if it is still this
     /// core's, else nothing more here.
     pub(crate) fn user_or_gone(&self, c: usize, tid: u32) -> Next {
-        if self.cores[c].current == Some(tid) {
+        if self.k.cpus[c].current == Some(tid) {
             Next::User
         } else {
             Next::Gone

@@ -44,46 +44,46 @@ impl Machine {
         {
             return Sys::Ret(-EINVAL);
         }
-        let Some(parent) = self.tasks.get(&tid).cloned() else { return Sys::Ret(-ESRCH) };
-        let new = self.next_id;
-        self.next_id += 1;
+        let Some(parent) = self.k.tasks.get(&tid).cloned() else { return Sys::Ret(-ESRCH) };
+        let new = self.k.next_id;
+        self.k.next_id += 1;
         // Address space.
         let mm = if flags & cl::VM != 0 {
             parent.mm
         } else {
             let id = new;
-            let ctx_id = self.next_ctx_id;
-            self.next_ctx_id += 1;
-            let Some(pm) = self.mms.get_mut(&parent.mm) else { return Sys::Ret(-ENOMEM) };
-            let mut child = match pm.fork(&mut self.mem.phys, ctx_id) {
+            let ctx_id = self.k.next_ctx_id;
+            self.k.next_ctx_id += 1;
+            let Some(pm) = self.k.mms.get_mut(&parent.mm) else { return Sys::Ret(-ENOMEM) };
+            let mut child = match pm.fork(&mut self.hw.mem.phys, ctx_id) {
                 Ok(m) => m,
                 Err(_) => return Sys::Ret(-ENOMEM),
             };
             // init_new_context: the first cpumask trim is due a second (HZ jiffies) on.
             child.ctx.next_trim_jiffies = self.jiffies(c) + u64::from(self.profile.kernel.hz);
-            self.mms.insert(id, child);
-            self.kdata.line(&mut self.mem.phys, crate::kdata::KObj::MmStruct(id));
+            self.k.mms.insert(id, child);
+            self.k.kdata.line(&mut self.hw.mem.phys, crate::kdata::KObj::MmStruct(id));
             // dup_mmap write-protected the parent's private pages: flush its TLBs.
             self.flush_tlb_mm(c, parent.mm, false, crate::tlbflush::Reason::Fork);
-            self.kstats.forks += 1;
+            self.probes.kstats.forks += 1;
             id
         };
         // Descriptor table.
         let files = if flags & cl::FILES != 0 {
             parent.files
         } else {
-            let tab = self.fdtables.get(&parent.files).cloned().unwrap_or_default();
+            let tab = self.k.fdtables.get(&parent.files).cloned().unwrap_or_default();
             for (id, _) in tab.fds.values() {
-                self.files.get(*id);
+                self.k.files.get(*id);
             }
-            self.fdtables.insert(new, tab);
+            self.k.fdtables.insert(new, tab);
             new
         };
         let sighand = if flags & cl::SIGHAND != 0 {
             parent.sighand
         } else {
-            let h = self.sighands.get(&parent.sighand).cloned().unwrap_or_default();
-            self.sighands.insert(new, h);
+            let h = self.k.sighands.get(&parent.sighand).cloned().unwrap_or_default();
+            self.k.sighands.insert(new, h);
             new
         };
         let mut cpu = parent.cpu.clone();
@@ -130,7 +130,7 @@ impl Machine {
             exit: None,
         };
         let at = self.now(c);
-        self.tasks.insert(new, child);
+        self.k.tasks.insert(new, child);
         if flags & cl::PARENT_SETTID != 0
             && self.write_user(c, tid, ptid, &new.to_le_bytes()).is_err()
         {
@@ -140,11 +140,11 @@ impl Machine {
             // Written in the child's address space.
             self.poke_mm(mm, ctid, &new.to_le_bytes());
         }
-        self.kstats.clones += 1;
+        self.probes.kstats.clones += 1;
         self.charge(c, crate::machine::fp(self.profile.kernel.wakeup_cycles));
         self.enqueue(new, at, c);
         if flags & cl::VFORK != 0 {
-            if let Some(t) = self.tasks.get_mut(&tid) {
+            if let Some(t) = self.k.tasks.get_mut(&tid) {
                 t.cpu.gpr[0] = u64::from(new);
             }
             return Sys::Block(Wait::Vfork(new));
@@ -182,21 +182,21 @@ impl Machine {
 
     /// Writes bytes into an address space other than the running one.
     fn poke_mm(&mut self, mm: u32, va: u64, bytes: &[u8]) {
-        if let Some(m) = self.mms.get_mut(&mm) {
-            let _ = m.poke(&mut self.mem.phys, va, bytes);
+        if let Some(m) = self.k.mms.get_mut(&mm) {
+            let _ = m.poke(&mut self.hw.mem.phys, va, bytes);
         }
     }
 
     /// exit(2): the thread exits when the system call returns.
     pub(crate) fn exit_thread(&mut self, tid: u32, code: i32) {
-        if let Some(t) = self.tasks.get_mut(&tid) {
+        if let Some(t) = self.k.tasks.get_mut(&tid) {
             t.exit.get_or_insert(ExitCause { status: code << 8, signaled: false });
         }
     }
 
     /// mm_release: CLONE_CHILD_CLEARTID handling.
     fn release_thread(&mut self, c: usize, tid: u32) {
-        let Some(t) = self.tasks.get(&tid) else { return };
+        let Some(t) = self.k.tasks.get(&tid) else { return };
         let (ctid, mm) = (t.clear_child_tid, t.mm);
         if ctid != 0 {
             self.poke_mm(mm, ctid, &0u32.to_le_bytes());
@@ -210,16 +210,16 @@ impl Machine {
     /// Takes a task off whatever core runs it (that core schedules the next task) and
     /// out of every runqueue.
     pub(crate) fn unschedule(&mut self, tid: u32) {
-        if let Some(k) = self.cores.iter().position(|core| core.current == Some(tid)) {
-            if let Some(t) = self.tasks.get_mut(&tid) {
+        if let Some(k) = self.k.cpus.iter().position(|core| core.current == Some(tid)) {
+            if let Some(t) = self.k.tasks.get_mut(&tid) {
                 if matches!(t.state, State::Running(_)) {
                     t.state = State::Zombie;
                 }
             }
             self.deschedule(k);
         }
-        for k in 0..self.cores.len() {
-            self.cores[k].runq.retain(|t| *t != tid);
+        for k in 0..self.hw.cpus.len() {
+            self.k.cpus[k].runq.retain(|t| *t != tid);
             self.touch(k);
             self.settle_idle(k);
         }
@@ -230,9 +230,10 @@ impl Machine {
     /// Threads asleep interruptibly are woken for it; threads running user code on other
     /// CPUs get a reschedule IPI; threads in the kernel finish their path first.
     pub(crate) fn exit_group(&mut self, c: usize, tid: u32, status: i32, signaled: bool) {
-        let Some(tgid) = self.tasks.get(&tid).map(|t| t.tgid) else { return };
+        let Some(tgid) = self.k.tasks.get(&tid).map(|t| t.tgid) else { return };
         let cause = ExitCause { status, signaled };
         let members: Vec<u32> = self
+            .k
             .tasks
             .values()
             .filter(|t| t.tgid == tgid && t.state != State::Zombie && t.exit.is_none())
@@ -240,11 +241,11 @@ impl Machine {
             .collect();
         let at = self.now(c);
         for m in members {
-            let Some(t) = self.tasks.get_mut(&m) else { continue };
+            let Some(t) = self.k.tasks.get_mut(&m) else { continue };
             t.exit = Some(cause);
             match t.state.clone() {
                 State::Blocked(w) if w.interruptible() => self.wake(m, -EINTR, at),
-                State::Running(k) if k != c && self.cores[k].kstate == KState::User => {
+                State::Running(k) if k != c && self.k.cpus[k].kstate == KState::User => {
                     self.send_reschedule(c, k);
                 }
                 _ => {}
@@ -261,18 +262,18 @@ impl Machine {
                 // last user tears the address space down (exit_mmap), flushing every CPU
                 // of its mask, lazy ones included, since page tables are freed.
                 let Some(mm) =
-                    self.tasks.get_mut(&tid).map(|t| std::mem::replace(&mut t.mm, INIT_MM))
+                    self.k.tasks.get_mut(&tid).map(|t| std::mem::replace(&mut t.mm, INIT_MM))
                 else {
                     return Next::Gone;
                 };
                 self.enter_lazy_tlb(c);
-                let users = self.tasks.values().filter(|t| t.mm == mm).count();
-                if users > 0 || mm == INIT_MM || !self.mms.contains_key(&mm) {
+                let users = self.k.tasks.values().filter(|t| t.mm == mm).count();
+                if users > 0 || mm == INIT_MM || !self.k.mms.contains_key(&mm) {
                     return Next::Then(KPath::Exit(ExitStep::Finish { dead_mm: None }));
                 }
                 let mut g = Gather::default();
-                if let Some(m) = self.mms.get_mut(&mm) {
-                    m.teardown(&mut self.mem.phys, &mut g);
+                if let Some(m) = self.k.mms.get_mut(&mm) {
+                    m.teardown(&mut self.hw.mem.phys, &mut g);
                 }
                 let mut free = g.pages;
                 free.extend(g.tables);
@@ -282,16 +283,16 @@ impl Machine {
             ExitStep::Finish { dead_mm } => {
                 if let Some(mm) = dead_mm {
                     // No CPU may keep the dead mm's page tables loaded.
-                    for k in 0..self.cores.len() {
-                        if self.cores[k].tlb.loaded_mm == mm {
+                    for k in 0..self.hw.cpus.len() {
+                        if self.k.cpus[k].tlb.loaded_mm == mm {
                             self.switch_mm_irqs_off(k, INIT_MM);
                         }
                     }
                     self.free_global_asid(mm);
                     // Its page tables, root included, went with the teardown flush.
-                    self.mms.remove(&mm);
-                    self.kdata.free_mm(&mut self.mem.phys, mm);
-                    self.locks.forget_mm(mm);
+                    self.k.mms.remove(&mm);
+                    self.k.kdata.free_mm(&mut self.hw.mem.phys, mm);
+                    self.k.locks.forget_mm(mm);
                 }
                 self.task_dead(c, tid);
                 Next::Gone
@@ -302,21 +303,22 @@ impl Machine {
     /// The end of do_exit: the task releases its files, becomes a zombie, and leaves its
     /// CPU; the last thread of a group makes the group's exit visible to its parent.
     fn task_dead(&mut self, c: usize, tid: u32) {
-        let Some(t) = self.tasks.get(&tid) else { return };
+        let Some(t) = self.k.tasks.get(&tid) else { return };
         let (tgid, files) = (t.tgid, t.files);
         let cause = t.exit.unwrap_or(ExitCause { status: 0, signaled: false });
-        if let Some(t) = self.tasks.get_mut(&tid) {
+        if let Some(t) = self.k.tasks.get_mut(&tid) {
             t.state = State::Zombie;
             t.exit_status = cause.status;
         }
         if !self
+            .k
             .tasks
             .values()
             .any(|t| t.files == files && t.tid != tid && t.state != State::Zombie)
         {
-            if let Some(tab) = self.fdtables.remove(&files) {
+            if let Some(tab) = self.k.fdtables.remove(&files) {
                 for (id, _) in tab.fds.values() {
-                    self.files.put(*id);
+                    self.k.files.put(*id);
                 }
                 self.wake_io(c);
             }
@@ -324,36 +326,37 @@ impl Machine {
         let at = self.now(c);
         // The caller leaves its CPU.
         self.unschedule(tid);
-        let group_alive = self.tasks.values().any(|t| t.tgid == tgid && t.state != State::Zombie);
+        let group_alive = self.k.tasks.values().any(|t| t.tgid == tgid && t.state != State::Zombie);
         if group_alive {
             // A thread other than the leader disappears; the leader stays a zombie until
             // the group is gone.
             if tid != tgid {
-                self.tasks.remove(&tid);
+                self.k.tasks.remove(&tid);
             }
             return;
         }
         // The whole group is gone.
         let threads: Vec<u32> = self
+            .k
             .tasks
             .values()
             .filter(|t| t.tgid == tgid && t.tid != tgid)
             .map(|t| t.tid)
             .collect();
         for m in threads {
-            self.tasks.remove(&m);
+            self.k.tasks.remove(&m);
         }
-        let Some(leader) = self.tasks.get_mut(&tgid) else { return };
+        let Some(leader) = self.k.tasks.get_mut(&tgid) else { return };
         leader.exit_status = cause.status;
         let (ppid, exit_signal) = (leader.ppid, leader.exit_signal);
         // Children are reparented to the initial process.
-        let init = self.init_pid;
-        for t in self.tasks.values_mut() {
+        let init = self.k.init_pid;
+        for t in self.k.tasks.values_mut() {
             if t.ppid == tgid {
                 t.ppid = init;
             }
         }
-        if tgid == self.init_pid && self.outcome.is_none() {
+        if tgid == self.k.init_pid && self.outcome.is_none() {
             self.outcome = Some(if cause.signaled {
                 Outcome::Signaled { sig: cause.status as u32, report: None }
             } else {
@@ -362,6 +365,7 @@ impl Machine {
         }
         // A vfork parent resumes.
         let vforkers: Vec<u32> = self
+            .k
             .tasks
             .values()
             .filter(|t| t.state == State::Blocked(Wait::Vfork(tgid)))
@@ -373,7 +377,7 @@ impl Machine {
         self.notify_parent(ppid, at);
         // do_notify_parent: the exit signal (SIGCHLD after fork) goes to the parent,
         // after a waiting wait4 has been completed (it returns the child, not EINTR).
-        if exit_signal != 0 && self.tasks.contains_key(&ppid) {
+        if exit_signal != 0 && self.k.tasks.contains_key(&ppid) {
             self.signal_thread(c, ppid, exit_signal);
         }
     }
@@ -381,6 +385,7 @@ impl Machine {
     /// A child changed state: complete a matching wait4 of the parent.
     fn notify_parent(&mut self, ppid: u32, at: u64) {
         let waiters: Vec<(u32, i64, u64, u64)> = self
+            .k
             .tasks
             .values()
             .filter(|t| t.tgid == ppid)
@@ -393,11 +398,11 @@ impl Machine {
             .collect();
         for (w, pid, status, _) in waiters {
             if let Some((child, st)) = self.find_zombie(ppid, pid) {
-                let c = self.tasks.get(&w).map_or(0, |t| t.last_cpu);
+                let c = self.k.tasks.get(&w).map_or(0, |t| t.last_cpu);
                 self.reap(child);
                 if status != 0 {
                     // Written through the waiter's mm (it is not running).
-                    let mm = self.tasks.get(&w).map_or(0, |t| t.mm);
+                    let mm = self.k.tasks.get(&w).map_or(0, |t| t.mm);
                     self.poke_mm(mm, status, &st.to_le_bytes());
                 }
                 let _ = c;
@@ -408,7 +413,8 @@ impl Machine {
     }
 
     fn find_zombie(&self, parent: u32, pid: i64) -> Option<(u32, i32)> {
-        self.tasks
+        self.k
+            .tasks
             .values()
             .filter(|t| t.ppid == parent && t.tid == t.tgid && t.state == State::Zombie)
             .find(|t| pid <= 0 || i64::from(t.tid) == pid)
@@ -416,9 +422,9 @@ impl Machine {
     }
 
     fn reap(&mut self, child: u32) {
-        if let Some(t) = self.tasks.remove(&child) {
-            if !self.tasks.values().any(|o| o.sighand == t.sighand) {
-                self.sighands.remove(&t.sighand);
+        if let Some(t) = self.k.tasks.remove(&child) {
+            if !self.k.tasks.values().any(|o| o.sighand == t.sighand) {
+                self.k.sighands.remove(&t.sighand);
             }
         }
     }
@@ -432,8 +438,9 @@ impl Machine {
         status: u64,
         options: u64,
     ) -> Sys {
-        let Some(me) = self.tasks.get(&tid).map(|t| t.tgid) else { return Sys::Ret(-ECHILD) };
+        let Some(me) = self.k.tasks.get(&tid).map(|t| t.tgid) else { return Sys::Ret(-ECHILD) };
         let has_child = self
+            .k
             .tasks
             .values()
             .any(|t| t.ppid == me && t.tid == t.tgid && (pid <= 0 || i64::from(t.tid) == pid));
@@ -457,12 +464,12 @@ impl Machine {
     /// address in a private mapping is keyed by (mm, address) whatever the flags; only
     /// a shared mapping is keyed by its physical page, so that processes match.
     pub(crate) fn futex_key(&mut self, tid: u32, uaddr: u64, private: bool) -> Option<(u32, u64)> {
-        let mm = self.tasks.get(&tid)?.mm;
-        let m = self.mms.get(&mm)?;
+        let mm = self.k.tasks.get(&tid)?.mm;
+        let m = self.k.mms.get(&mm)?;
         if private || !m.find(uaddr).is_some_and(|v| v.shared) {
             return Some((mm, uaddr));
         }
-        let leaf = emu_mmu::PageTables::leaf(&self.mem.phys, m.root, uaddr)?;
+        let leaf = emu_mmu::PageTables::leaf(&self.hw.mem.phys, m.root, uaddr)?;
         let base = leaf.pte & emu_mmu::pte::ADDR;
         Some((0, base | (uaddr & 0xfff)))
     }
@@ -477,7 +484,7 @@ impl Machine {
         if uaddr & 3 != 0 {
             return Sys::Ret(-EINVAL);
         }
-        let now_fp = self.tasks.get(&tid).map_or(0, |t| t.cpu.time_fp);
+        let now_fp = self.k.tasks.get(&tid).map_or(0, |t| t.cpu.time_fp);
         let mut word = [0u8; 4];
         match cmd {
             0 | 9 => {
@@ -520,9 +527,9 @@ impl Machine {
                 };
                 // futex_wait_setup: queued under the hash bucket's lock.
                 self.futex_bucket_section(c, mm, key);
-                self.kstats.futex_waits += 1;
-                self.futex_seq += 1;
-                Sys::Block(Wait::Futex { mm, key, bitset, until_ns, seq: self.futex_seq })
+                self.probes.kstats.futex_waits += 1;
+                self.k.futex_seq += 1;
+                Sys::Block(Wait::Futex { mm, key, bitset, until_ns, seq: self.k.futex_seq })
             }
             1 | 10 => {
                 let bitset = if cmd == 10 { val3 } else { u32::MAX };
@@ -558,7 +565,7 @@ impl Machine {
                     if moved >= timeout as u32 {
                         break;
                     }
-                    if let Some(t) = self.tasks.get_mut(&w) {
+                    if let Some(t) = self.k.tasks.get_mut(&w) {
                         if let State::Blocked(Wait::Futex { mm: m, key: k, .. }) = &mut t.state {
                             *m = mm2;
                             *k = key2;
@@ -619,7 +626,7 @@ impl Machine {
     /// A critical section under the hash-bucket lock of futex key (`mm`, `key`)
     /// (kernel/futex/core.c: the table has `roundup_pow_of_two(256 * CPUs)` buckets).
     fn futex_bucket_section(&mut self, c: usize, mm: u32, key: u64) {
-        let buckets = u64::from(crate::machine::futex_buckets(self.cores.len()));
+        let buckets = u64::from(crate::machine::futex_buckets(self.hw.cpus.len()));
         let h = (u64::from(mm) ^ key.rotate_left(17)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let b = crate::lock::LockKey::FutexBucket(((h >> 32) % buckets) as u32);
         self.lock_here(c, b);
@@ -628,6 +635,7 @@ impl Machine {
 
     fn futex_waiters(&self, mm: u32, key: u64, bitset: u32) -> Vec<u32> {
         let mut v: Vec<(u64, u32)> = self
+            .k
             .tasks
             .values()
             .filter_map(|t| match &t.state {
@@ -666,28 +674,28 @@ impl Machine {
     /// Moves a task off a core it may no longer run on, from core `c`. A task in the
     /// middle of a kernel path on another core moves when it returns to user mode.
     pub(crate) fn migrate_if_needed(&mut self, c: usize, tid: u32) {
-        let Some(t) = self.tasks.get(&tid) else { return };
+        let Some(t) = self.k.tasks.get(&tid) else { return };
         let aff = t.affinity.clone();
         match t.state.clone() {
-            State::Running(k) if !aff[k] && (k == c || self.cores[k].kstate == KState::User) => {
+            State::Running(k) if !aff[k] && (k == c || self.k.cpus[k].kstate == KState::User) => {
                 let at = self.now(k);
-                if let Some(t) = self.tasks.get_mut(&tid) {
+                if let Some(t) = self.k.tasks.get_mut(&tid) {
                     t.state = State::Runnable;
                 }
                 // Not a zombie: deschedule keeps it, then it is placed anew.
                 self.trace_task_end(k, tid);
-                self.cores[k].current = None;
-                self.cores[k].kstate = KState::User;
-                self.cores[k].time_fp = self.cores[k].time_fp.max(at);
+                self.k.cpus[k].current = None;
+                self.k.cpus[k].kstate = KState::User;
+                self.hw.cpus[k].time_fp = self.hw.cpus[k].time_fp.max(at);
                 self.enqueue(tid, at, k);
                 self.schedule(k);
             }
             State::Runnable => {
-                for k in 0..self.cores.len() {
-                    if !aff[k] && self.cores[k].runq.contains(&tid) {
-                        self.cores[k].runq.retain(|x| *x != tid);
+                for k in 0..self.hw.cpus.len() {
+                    if !aff[k] && self.k.cpus[k].runq.contains(&tid) {
+                        self.k.cpus[k].runq.retain(|x| *x != tid);
                         self.touch(k);
-                        let at = self.cores[k].time_fp;
+                        let at = self.hw.cpus[k].time_fp;
                         self.settle_idle(k);
                         self.enqueue(tid, at, k);
                     }
@@ -699,21 +707,21 @@ impl Machine {
 
     /// Sends signal `s` to thread `target` (from core `c`).
     pub(crate) fn signal_thread(&mut self, c: usize, target: u32, s: u32) {
-        let Some(t) = self.tasks.get(&target) else { return };
-        let act = self.sighands.get(&t.sighand).map(|h| h[s as usize]).unwrap_or_default();
+        let Some(t) = self.k.tasks.get(&target) else { return };
+        let act = self.k.sighands.get(&t.sighand).map(|h| h[s as usize]).unwrap_or_default();
         let default_ignored =
             matches!(s, sig::SIGCHLD | sig::SIGURG | sig::SIGWINCH | sig::SIGCONT);
         if act.handler == 1 || (act.handler == 0 && default_ignored) {
             return;
         }
-        if let Some(t) = self.tasks.get_mut(&target) {
+        if let Some(t) = self.k.tasks.get_mut(&target) {
             t.pending |= 1 << (s - 1);
         }
-        match self.tasks.get(&target).map(|t| t.state.clone()) {
+        match self.k.tasks.get(&target).map(|t| t.state.clone()) {
             Some(State::Running(k)) if k == c => self.deliver_pending(c, target),
             Some(State::Blocked(_)) => {
                 let blocked =
-                    self.tasks.get(&target).map_or(0, |t| t.sigmask) & (1 << (s - 1)) != 0;
+                    self.k.tasks.get(&target).map_or(0, |t| t.sigmask) & (1 << (s - 1)) != 0;
                 if !blocked && act.handler == 0 {
                     // Fatal default action: the process dies now.
                     self.kill_process(c, target, s, None);

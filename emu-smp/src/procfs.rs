@@ -49,7 +49,7 @@ pub fn cpu_mask_hex(bits: &[bool]) -> String {
 impl Machine {
     /// The contents of a synthesized file as seen by `tid`.
     pub(crate) fn synthesize(&self, tid: u32, path: &str) -> Vec<u8> {
-        let n = self.cores.len();
+        let n = self.hw.cpus.len();
         match path {
             "/sys/devices/system/cpu/online" | "/sys/devices/system/cpu/possible" => {
                 format!("{}\n", cpu_list(&vec![true; n])).into_bytes()
@@ -58,14 +58,14 @@ impl Machine {
             "/proc/self/maps" => self.proc_maps(tid).into_bytes(),
             "/proc/self/cmdline" => {
                 let mut v = Vec::new();
-                for a in &self.argv {
+                for a in &self.k.argv {
                     v.extend_from_slice(a);
                     v.push(0);
                 }
                 v
             }
             "/proc/self/stat" => {
-                let t = self.tasks.get(&tid);
+                let t = self.k.tasks.get(&tid);
                 let (pid, ppid, comm) =
                     t.map_or((0, 0, String::new()), |t| (t.tgid, t.ppid, t.comm.clone()));
                 format!(
@@ -91,10 +91,10 @@ impl Machine {
     /// /proc/self/status, including Cpus_active_mm and Cpus_active_mm_list (seed 000):
     /// the mm_cpumask of the task's address space.
     fn proc_status(&self, tid: u32) -> String {
-        let Some(t) = self.tasks.get(&tid) else { return String::new() };
+        let Some(t) = self.k.tasks.get(&tid) else { return String::new() };
         let threads =
-            self.tasks.values().filter(|o| o.tgid == t.tgid && o.state != State::Zombie).count();
-        let mm = self.mms.get(&t.mm);
+            self.k.tasks.values().filter(|o| o.tgid == t.tgid && o.state != State::Zombie).count();
+        let mm = self.k.mms.get(&t.mm);
         let rss_kb = mm.map_or(0, |m| m.rss * 4);
         let vm_kb: u64 = mm.map_or(0, |m| m.vmas.values().map(|v| (v.end - v.start) / 1024).sum());
         let active = self.mm_cpumask(t.mm);
@@ -104,8 +104,8 @@ impl Machine {
         let _ = writeln!(s, "Tgid:\t{}", t.tgid);
         let _ = writeln!(s, "Pid:\t{}", t.tid);
         let _ = writeln!(s, "PPid:\t{}", t.ppid);
-        let _ = writeln!(s, "Uid:\t{0}\t{0}\t{0}\t{0}", self.uid);
-        let _ = writeln!(s, "Gid:\t{0}\t{0}\t{0}\t{0}", self.gid);
+        let _ = writeln!(s, "Uid:\t{0}\t{0}\t{0}\t{0}", self.k.uid);
+        let _ = writeln!(s, "Gid:\t{0}\t{0}\t{0}\t{0}", self.k.gid);
         let _ = writeln!(s, "VmSize:\t{vm_kb:8} kB");
         let _ = writeln!(s, "VmRSS:\t{rss_kb:8} kB");
         let _ = writeln!(s, "VmPTE:\t{:8} kB", mm.map_or(0, |m| m.table_pages * 4));
@@ -119,7 +119,7 @@ impl Machine {
     }
 
     fn proc_maps(&self, tid: u32) -> String {
-        let Some(mm) = self.tasks.get(&tid).and_then(|t| self.mms.get(&t.mm)) else {
+        let Some(mm) = self.k.tasks.get(&tid).and_then(|t| self.k.mms.get(&t.mm)) else {
             return String::new();
         };
         let mut s = String::new();
@@ -128,7 +128,7 @@ impl Machine {
             let name = match v.kind {
                 VmaKind::Stack => "[stack]",
                 VmaKind::Heap => "[heap]",
-                VmaKind::Image => self.exe_path.as_str(),
+                VmaKind::Image => self.k.exe_path.as_str(),
                 VmaKind::Anon => "",
             };
             let _ = writeln!(
@@ -148,12 +148,13 @@ impl Machine {
 
     /// The mm_cpumask of an address space: the cores whose TLBs may hold its entries.
     pub(crate) fn mm_cpumask(&self, mmid: u32) -> Vec<bool> {
-        match self.strategy.cpumask.everyone() {
-            true => vec![true; self.cores.len()],
+        match self.k.strategy.cpumask.everyone() {
+            true => vec![true; self.hw.cpus.len()],
             false => self
+                .k
                 .mms
                 .get(&mmid)
-                .map_or_else(|| vec![false; self.cores.len()], |m| m.ctx.cpumask.to_bools()),
+                .map_or_else(|| vec![false; self.hw.cpus.len()], |m| m.ctx.cpumask.to_bools()),
         }
     }
 }

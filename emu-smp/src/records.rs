@@ -245,9 +245,9 @@ impl Machine {
         freed_tables: bool,
         t0: u64,
     ) -> usize {
-        let weight = self.mms.get(&mm).map_or(0, |m| m.ctx.cpumask.weight());
-        self.kstats.shootdowns += 1;
-        self.records.push(ShootdownRecord {
+        let weight = self.k.mms.get(&mm).map_or(0, |m| m.ctx.cpumask.weight());
+        self.probes.kstats.shootdowns += 1;
+        self.probes.records.push(ShootdownRecord {
             id: 0,
             initiator: c,
             mm,
@@ -274,15 +274,15 @@ impl Machine {
 
     /// Closes a shootdown record with the initiator's latency.
     pub(crate) fn end_shootdown(&mut self, id: usize, latency_fp: u64) {
-        self.records.get_mut(id).latency_cycles = latency_fp >> 8;
+        self.probes.records.get_mut(id).latency_cycles = latency_fp >> 8;
     }
 
     /// Samples the weight of `mm`'s cpumask after core `c` changed it.
     pub(crate) fn note_cpumask(&mut self, c: usize, mm: u32) {
-        let w = self.mms.get(&mm).map_or(0, |m| m.ctx.cpumask.weight());
+        let w = self.k.mms.get(&mm).map_or(0, |m| m.ctx.cpumask.weight());
         let ns = self.ns_of(self.now(c));
-        if self.cpumask_samples.len() < 1_000_000 {
-            self.cpumask_samples.push((ns, mm, w));
+        if self.probes.cpumask_samples.len() < 1_000_000 {
+            self.probes.cpumask_samples.push((ns, mm, w));
         }
         self.trace_counter(c, mm, w);
     }
@@ -294,16 +294,16 @@ impl Machine {
     /// cores that switched away flush before they can use the mm again, so only a wrong
     /// strategy leaves a marked entry that gets used.
     pub(crate) fn oracle_check_after_flush(&mut self, info: &FlushInfo, upto: u64) {
-        if !self.oracle {
+        if !self.probes.oracle {
             return;
         }
-        let Some(ctx_id) = self.mms.get(&info.mm).map(|m| m.ctx.ctx_id) else { return };
+        let Some(ctx_id) = self.k.mms.get(&info.mm).map(|m| m.ctx.ctx_id) else { return };
         let (start, end) =
             if info.end == FLUSH_ALL { (0, u64::MAX) } else { (info.start, info.end) };
-        for k in 0..self.cores.len() {
-            for asid in 0..self.cores[k].tlb.ctxs.len() {
-                if self.cores[k].tlb.ctxs[asid].0 == ctx_id {
-                    self.mem.oracle_mark(k, kern_pcid(asid as u16), start, end, upto);
+        for k in 0..self.hw.cpus.len() {
+            for asid in 0..self.k.cpus[k].tlb.ctxs.len() {
+                if self.k.cpus[k].tlb.ctxs[asid].0 == ctx_id {
+                    self.hw.mem.oracle_mark(k, kern_pcid(asid as u16), start, end, upto);
                 }
             }
         }

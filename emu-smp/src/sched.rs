@@ -13,12 +13,12 @@ use std::collections::VecDeque;
 impl Machine {
     /// Picks the CPU a runnable task goes to.
     fn select_task_rq(&self, tid: u32) -> usize {
-        let Some(t) = self.tasks.get(&tid) else { return 0 };
-        let n = self.cores.len();
+        let Some(t) = self.k.tasks.get(&tid) else { return 0 };
+        let n = self.hw.cpus.len();
         let prev = t.last_cpu.min(n - 1);
         let allowed = |k: usize| t.affinity.get(k).copied().unwrap_or(false);
         let idle = |k: usize| {
-            let c = &self.cores[k];
+            let c = &self.k.cpus[k];
             c.current.is_none() && c.runq.is_empty()
         };
         if allowed(prev) && idle(prev) {
@@ -30,7 +30,7 @@ impl Machine {
         }
         (0..n)
             .filter(|&k| allowed(k))
-            .min_by_key(|&k| (self.cores[k].runq.len(), k != prev, k))
+            .min_by_key(|&k| (self.k.cpus[k].runq.len(), k != prev, k))
             .unwrap_or(prev)
     }
 
@@ -40,19 +40,19 @@ impl Machine {
     /// own, so the task's mm enters mm_cpumask no earlier than that).
     pub(crate) fn enqueue(&mut self, tid: u32, at: u64, _waker: usize) {
         let k = self.select_task_rq(tid);
-        if let Some(t) = self.tasks.get_mut(&tid) {
+        if let Some(t) = self.k.tasks.get_mut(&tid) {
             t.state = State::Runnable;
         }
-        self.cores[k].runq.push_back(tid);
+        self.k.cpus[k].runq.push_back(tid);
         self.touch(k);
-        if self.cores[k].current.is_none() {
+        if self.k.cpus[k].current.is_none() {
             self.wake_idle_cpu(k, at);
         }
     }
 
     /// A CPU left with nothing to run (its woken-for task went elsewhere) goes idle.
     pub(crate) fn settle_idle(&mut self, k: usize) {
-        let core = &self.cores[k];
+        let core = &self.k.cpus[k];
         if core.current.is_none() && core.runq.is_empty() {
             self.enter_idle(k);
         }
@@ -68,8 +68,8 @@ impl Machine {
     /// Runs `tid` on CPU `k` (which has no current task): the context switch, the
     /// address-space switch, and the task's clock joining the CPU's.
     pub(crate) fn switch_to(&mut self, k: usize, tid: u32) {
-        let now = self.cores[k].time_fp;
-        let Some(t) = self.tasks.get_mut(&tid) else { return };
+        let now = self.hw.cpus[k].time_fp;
+        let Some(t) = self.k.tasks.get_mut(&tid) else { return };
         let migrated = t.last_cpu != k;
         let mm = t.mm;
         t.state = State::Running(k);
@@ -77,19 +77,19 @@ impl Machine {
         t.cpu.time_fp = now;
         t.cpu.tsc_aux = k as u32;
         if migrated || t.cpu.cpuid.query(0, 0) == [0; 4] {
-            t.cpu.cpuid = self.profile.cpuid(k as u32, self.cores.len() as u32);
+            t.cpu.cpuid = self.profile.cpuid(k as u32, self.hw.cpus.len() as u32);
         }
-        self.cores[k].current = Some(tid);
+        self.k.cpus[k].current = Some(tid);
         // A task that slept inside a kernel path resumes it; others return to user mode.
-        self.cores[k].kstate = if t.kpath.is_some() { KState::Ready } else { KState::User };
-        self.cores[k].stats.context_switches += 1;
+        self.k.cpus[k].kstate = if t.kpath.is_some() { KState::Ready } else { KState::User };
+        self.probes.cpus[k].context_switches += 1;
         if migrated {
-            self.cores[k].stats.migrations_in += 1;
+            self.probes.cpus[k].migrations_in += 1;
         }
         self.charge(k, fp(self.profile.kernel.context_switch_cycles));
         self.switch_mm_irqs_off(k, mm);
-        if self.cores[k].next_tick_fp <= now {
-            self.cores[k].next_tick_fp = (now / self.tick_fp() + 1) * self.tick_fp();
+        if self.k.cpus[k].next_tick_fp <= now {
+            self.k.cpus[k].next_tick_fp = (now / self.tick_fp() + 1) * self.tick_fp();
         }
         if migrated {
             self.rseq_update(k, tid);
@@ -101,12 +101,12 @@ impl Machine {
     /// runs the next one, or goes idle.
     pub(crate) fn deschedule(&mut self, k: usize) {
         self.touch(k);
-        if let Some(tid) = self.cores[k].current {
+        if let Some(tid) = self.k.cpus[k].current {
             let t = self.now(k);
             self.trace_task_end(k, tid);
-            self.cores[k].current = None;
-            self.cores[k].kstate = KState::User;
-            self.cores[k].time_fp = self.cores[k].time_fp.max(t);
+            self.k.cpus[k].current = None;
+            self.k.cpus[k].kstate = KState::User;
+            self.hw.cpus[k].time_fp = self.hw.cpus[k].time_fp.max(t);
         }
         self.schedule(k);
     }
@@ -114,15 +114,15 @@ impl Machine {
     /// Puts `tid`, running on CPU `k` in user mode (or yielding), back at the tail of the
     /// runqueue and runs the next task.
     pub(crate) fn preempt(&mut self, k: usize, tid: u32) {
-        if let Some(t) = self.tasks.get_mut(&tid) {
+        if let Some(t) = self.k.tasks.get_mut(&tid) {
             t.state = State::Runnable;
         }
         self.trace_task_end(k, tid);
         let t = self.now(k);
-        self.cores[k].current = None;
-        self.cores[k].kstate = KState::User;
-        self.cores[k].time_fp = t;
-        self.cores[k].runq.push_back(tid);
+        self.k.cpus[k].current = None;
+        self.k.cpus[k].kstate = KState::User;
+        self.hw.cpus[k].time_fp = t;
+        self.k.cpus[k].runq.push_back(tid);
         self.schedule(k);
     }
 
@@ -130,30 +130,31 @@ impl Machine {
     /// runqueue is empty; otherwise the idle task runs.
     pub(crate) fn schedule(&mut self, k: usize) {
         self.touch(k);
-        if self.cores[k].current.is_some() {
+        if self.k.cpus[k].current.is_some() {
             return;
         }
         // __schedule takes this CPU's runqueue lock.
         self.lock_here(k, LockKey::Rq(k));
         self.unlock(k, LockKey::Rq(k), LockMode::Write);
-        if let Some(next) = self.cores[k].runq.pop_front() {
+        if let Some(next) = self.k.cpus[k].runq.pop_front() {
             self.switch_to(k, next);
             return;
         }
         // Idle balance: take a waiting task from the busiest runqueue it may leave. A
         // queue whose CPU is only waking up for its task has nothing waiting.
-        let busiest = (0..self.cores.len())
-            .filter(|&j| j != k && self.cores[j].current.is_some())
+        let busiest = (0..self.hw.cpus.len())
+            .filter(|&j| j != k && self.k.cpus[j].current.is_some())
             .filter_map(|j| {
-                let q = &self.cores[j].runq;
-                let pos =
-                    q.iter().position(|tid| self.tasks.get(tid).is_some_and(|t| t.affinity[k]))?;
+                let q = &self.k.cpus[j].runq;
+                let pos = q
+                    .iter()
+                    .position(|tid| self.k.tasks.get(tid).is_some_and(|t| t.affinity[k]))?;
                 Some((q.len(), std::cmp::Reverse(j), j, pos))
             })
             .max();
         if let Some((_, _, j, pos)) = busiest {
             self.touch(j);
-            if let Some(tid) = self.cores[j].runq.remove(pos) {
+            if let Some(tid) = self.k.cpus[j].runq.remove(pos) {
                 self.switch_to(k, tid);
                 return;
             }
@@ -167,13 +168,13 @@ impl Machine {
     /// by the typical interval of this CPU's recent idle periods when they are regular.
     pub(crate) fn enter_idle(&mut self, k: usize) {
         self.touch(k);
-        if self.cores[k].idle.is_some() {
+        if self.hw.cpus[k].idle.is_some() {
             return;
         }
         self.enter_lazy_tlb(k);
-        let now = self.cores[k].time_fp;
+        let now = self.hw.cpus[k].time_fp;
         let to_timer = self.next_timer().map_or(u64::MAX, |w| w.saturating_sub(now)) >> 8;
-        let typical = typical_interval(&self.cores[k].idle_history, self.profile.ghz());
+        let typical = typical_interval(&self.hw.cpus[k].idle_history, self.profile.ghz());
         let expected = to_timer.min(typical);
         let states = &self.profile.idle.states;
         let state =
@@ -181,28 +182,28 @@ impl Machine {
         if states[state].tlb_flushed {
             // cpuidle_enter_state: leave_mm() first, then the hardware drops the TLB.
             self.leave_mm(k);
-            self.mem.lose_translations(k);
+            self.hw.mem.lose_translations(k);
         }
         // Idle from here (after leave_mm's work, if any).
-        let since_fp = self.cores[k].time_fp;
-        self.cores[k].idle = Some(Idle { since_fp, state });
-        self.cores[k].stats.idle_entries += 1;
+        let since_fp = self.hw.cpus[k].time_fp;
+        self.hw.cpus[k].idle = Some(Idle { since_fp, state });
+        self.probes.cpus[k].idle_entries += 1;
     }
 
     /// CPU `k` wakes from its idle state (an interrupt or a task arrived).
     pub(crate) fn leave_idle(&mut self, k: usize) {
-        if let Some(idle) = self.cores[k].idle.take() {
-            let now = self.cores[k].time_fp;
+        if let Some(idle) = self.hw.cpus[k].idle.take() {
+            let now = self.hw.cpus[k].time_fp;
             let length = now.saturating_sub(idle.since_fp) >> 8;
-            self.cores[k].stats.idle_cycles += length;
-            let history = &mut self.cores[k].idle_history;
+            self.probes.cpus[k].idle_cycles += length;
+            let history = &mut self.hw.cpus[k].idle_history;
             if history.len() == IDLE_HISTORY {
                 history.pop_front();
             }
             history.push_back(length);
             let exit = fp(self.profile.idle.states[idle.state].exit_latency_cycles);
-            self.cores[k].time_fp = now + exit;
-            self.cores[k].stats.idle_exit_cycles += exit >> 8;
+            self.hw.cpus[k].time_fp = now + exit;
+            self.probes.cpus[k].idle_exit_cycles += exit >> 8;
             self.trace_idle(
                 k,
                 idle.since_fp,
@@ -217,30 +218,30 @@ impl Machine {
     /// to user mode in the kernel (which is not preemptible).
     pub(crate) fn tick(&mut self, k: usize) {
         self.charge(k, fp(self.profile.kernel.tick_cycles));
-        self.cores[k].stats.ticks += 1;
+        self.probes.cpus[k].ticks += 1;
         let now = self.now(k);
-        self.cores[k].next_tick_fp = (now / self.tick_fp() + 1) * self.tick_fp();
+        self.k.cpus[k].next_tick_fp = (now / self.tick_fp() + 1) * self.tick_fp();
         // Load balance: a waiting task may run on an idle CPU it is allowed on.
-        if let Some(&tid) = self.cores[k].runq.front() {
-            let idle = (0..self.cores.len()).find(|&j| {
-                self.cores[j].current.is_none()
-                    && self.cores[j].runq.is_empty()
-                    && self.tasks.get(&tid).is_some_and(|t| t.affinity[j])
+        if let Some(&tid) = self.k.cpus[k].runq.front() {
+            let idle = (0..self.hw.cpus.len()).find(|&j| {
+                self.k.cpus[j].current.is_none()
+                    && self.k.cpus[j].runq.is_empty()
+                    && self.k.tasks.get(&tid).is_some_and(|t| t.affinity[j])
             });
             if let Some(j) = idle {
-                self.cores[k].runq.pop_front();
-                self.cores[j].runq.push_back(tid);
+                self.k.cpus[k].runq.pop_front();
+                self.k.cpus[j].runq.push_back(tid);
                 self.touch(j);
                 self.wake_idle_cpu(j, now);
             }
         }
-        if !self.cores[k].runq.is_empty() {
-            if let Some(cur) = self.cores[k].current {
-                if self.cores[k].kstate == KState::User {
-                    self.cores[k].stats.preemptions += 1;
+        if !self.k.cpus[k].runq.is_empty() {
+            if let Some(cur) = self.k.cpus[k].current {
+                if self.k.cpus[k].kstate == KState::User {
+                    self.probes.cpus[k].preemptions += 1;
                     self.preempt(k, cur);
                 } else {
-                    self.cores[k].need_resched = true;
+                    self.k.cpus[k].need_resched = true;
                 }
             }
         }

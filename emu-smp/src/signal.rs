@@ -22,19 +22,20 @@ impl Machine {
     /// Delivers unblocked pending signals of the task running on core `c`.
     pub(crate) fn deliver_pending(&mut self, c: usize, tid: u32) {
         loop {
-            let Some(t) = self.tasks.get(&tid) else { return };
+            let Some(t) = self.k.tasks.get(&tid) else { return };
             let ready = t.pending & !t.sigmask;
             if ready == 0 {
                 return;
             }
             let s = ready.trailing_zeros() + 1;
-            if let Some(t) = self.tasks.get_mut(&tid) {
+            if let Some(t) = self.k.tasks.get_mut(&tid) {
                 t.pending &= !(1 << (s - 1));
             }
             let act = self
+                .k
                 .tasks
                 .get(&tid)
-                .and_then(|t| self.sighands.get(&t.sighand))
+                .and_then(|t| self.k.sighands.get(&t.sighand))
                 .map(|h| h[s as usize])
                 .unwrap_or_default();
             match act.handler {
@@ -58,8 +59,8 @@ impl Machine {
     /// Sets up a handler frame for signal `s` on the task's stack; false if the frame
     /// cannot be written (the process is then killed with SIGSEGV, as Linux does).
     pub(crate) fn deliver_signal(&mut self, c: usize, tid: u32, s: u32) -> bool {
-        let Some(t) = self.tasks.get(&tid) else { return false };
-        let Some(h) = self.sighands.get(&t.sighand) else { return false };
+        let Some(t) = self.k.tasks.get(&tid) else { return false };
+        let Some(h) = self.k.sighands.get(&t.sighand) else { return false };
         let act: SigAction = h[s as usize];
         let cpu = t.cpu.clone();
         let (ss_sp, ss_flags, ss_size) = t.altstack;
@@ -106,7 +107,7 @@ impl Machine {
             );
             return false;
         }
-        let Some(t) = self.tasks.get_mut(&tid) else { return false };
+        let Some(t) = self.k.tasks.get_mut(&tid) else { return false };
         t.cpu.gpr[4] = frame;
         t.cpu.gpr[7] = u64::from(s);
         t.cpu.gpr[6] = frame + 8 + UC_SIZE;
@@ -121,17 +122,17 @@ impl Machine {
         }
         if act.flags & SA_RESETHAND != 0 {
             let sh = t.sighand;
-            if let Some(h) = self.sighands.get_mut(&sh) {
+            if let Some(h) = self.k.sighands.get_mut(&sh) {
                 h[s as usize] = SigAction::default();
             }
         }
-        self.kstats.signals_delivered += 1;
+        self.probes.kstats.signals_delivered += 1;
         true
     }
 
     /// rt_sigreturn(2): restores the context saved by [`Machine::deliver_signal`].
     pub(crate) fn sys_rt_sigreturn(&mut self, c: usize, tid: u32) -> Sys {
-        let Some(sp) = self.tasks.get(&tid).map(|t| t.cpu.gpr[4]) else { return Sys::Done };
+        let Some(sp) = self.k.tasks.get(&tid).map(|t| t.cpu.gpr[4]) else { return Sys::Done };
         let frame = sp - 8;
         let mut uc = vec![0u8; UC_SIZE as usize];
         if self.read_user(c, tid, frame + 8, &mut uc).is_err() {
@@ -145,7 +146,7 @@ impl Machine {
             self.kill_process(c, tid, sig::SIGSEGV, Some("bad signal frame".into()));
             return Sys::Done;
         }
-        let Some(t) = self.tasks.get_mut(&tid) else { return Sys::Done };
+        let Some(t) = self.k.tasks.get_mut(&tid) else { return Sys::Done };
         for (k, r) in SIGCTX_REGS.iter().enumerate() {
             t.cpu.gpr[*r] = le64(&uc[m + 8 * k..m + 8 * k + 8]);
         }

@@ -343,15 +343,16 @@ impl RunStats {
     /// those kept in memory).
     pub fn collect(m: &Machine, kept: Vec<ShootdownRecord>) -> RunStats {
         let per_core: Vec<CoreReport> = m
-            .cores
+            .probes
+            .cpus
             .iter()
             .enumerate()
             .map(|(k, c)| {
-                let mmu = m.mem.core(k);
+                let mmu = m.hw.mem.core(k);
                 CoreReport {
                     core: k,
                     cycles: m.now(k) >> 8,
-                    sched: c.stats,
+                    sched: *c,
                     itlb: TlbReport::of(&mmu.itlb),
                     dtlb_4k: TlbReport::of(&mmu.dtlb),
                     dtlb_2m: TlbReport::of(&mmu.dtlb2m),
@@ -363,59 +364,59 @@ impl RunStats {
                     },
                     mmu: mmu.stats,
                     invalidations: mmu.inval,
-                    l1d: m.mem.core_caches(k).l1d.stats,
-                    l2: m.mem.core_caches(k).l2.stats,
-                    coherence: m.mem.core_caches(k).coherence,
+                    l1d: m.hw.mem.core_caches(k).l1d.stats,
+                    l2: m.hw.mem.core_caches(k).l2.stats,
+                    coherence: m.hw.mem.core_caches(k).coherence,
                 }
             })
             .collect();
         let cycles = per_core.iter().map(|c| c.cycles).max().unwrap_or(0);
-        let cs = m.code.stats;
-        let st = m.strategy;
+        let cs = m.hw.code.stats;
+        let st = m.k.strategy;
         RunStats {
             schema_version: SCHEMA_VERSION,
             config: RunInfo {
-                program: m.exe_path.clone(),
-                argv: m.argv.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect(),
+                program: m.k.exe_path.clone(),
+                argv: m.k.argv.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect(),
                 profile: m.profile.name.clone(),
-                cores: m.cores.len(),
+                cores: m.hw.cpus.len(),
                 seed: m.seed,
                 cpumask: st.cpumask.name(),
                 flush: st.flush.name(),
                 broken: (st.broken != crate::strategy::BrokenPolicy::None)
                     .then(|| st.broken.name()),
-                oracle: m.oracle,
+                oracle: m.probes.oracle,
                 emu_version: env!("CARGO_PKG_VERSION"),
             },
             totals: Totals {
-                instructions: m.kstats.instructions,
+                instructions: m.probes.kstats.instructions,
                 cycles,
                 simulated_ns: m.ns_of(cycles << 8),
-                syscalls: m.kstats.syscalls,
+                syscalls: m.probes.kstats.syscalls,
                 page_walks: per_core.iter().map(|c| c.mmu.walks).sum(),
-                shootdowns: m.kstats.shootdowns,
+                shootdowns: m.probes.kstats.shootdowns,
                 ipis_sent: per_core.iter().map(|c| c.sched.ipis_sent).sum(),
                 invlpgb: per_core.iter().map(|c| c.invalidations.invlpgb_issued).sum(),
-                oracle_violations: m.violations.len() as u64,
-                late_events: m.late_events,
+                oracle_violations: m.probes.violations.len() as u64,
+                late_events: m.probes.late_events,
             },
-            shootdown_latency_cycles: m.records.remote_latency.summary(),
-            shootdown_latency_histogram: m.records.remote_latency.buckets(8),
-            all_flush_latency_cycles: m.records.all_latency.summary(),
-            shootdown_totals: m.records.totals.clone(),
+            shootdown_latency_cycles: m.probes.records.remote_latency.summary(),
+            shootdown_latency_histogram: m.probes.records.remote_latency.buckets(8),
+            all_flush_latency_cycles: m.probes.records.all_latency.summary(),
+            shootdown_totals: m.probes.records.totals.clone(),
             shootdowns: kept,
-            cpumask_weight: m.cpumask_samples.clone(),
-            violations: m.violations.clone(),
+            cpumask_weight: m.probes.cpumask_samples.clone(),
+            violations: m.probes.violations.clone(),
             per_core,
-            kernel: m.kstats.clone(),
+            kernel: m.probes.kstats.clone(),
             code_cache: CodeCacheReport {
                 blocks_decoded: cs.blocks_decoded,
                 insns_decoded: cs.insns_decoded,
                 blocks_invalidated: cs.blocks_invalidated,
             },
-            locks: m.locks.stats.clone(),
-            peak_memory_kib: m.mem.phys.peak_allocated * 4,
-            llc: m.mem.caches.llcs.iter().map(|l| l.stats).collect(),
+            locks: m.k.locks.stats.clone(),
+            peak_memory_kib: m.hw.mem.phys.peak_allocated * 4,
+            llc: m.hw.mem.caches.llcs.iter().map(|l| l.stats).collect(),
         }
     }
 }

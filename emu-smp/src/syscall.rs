@@ -143,22 +143,22 @@ impl Machine {
     /// The system call the task on core `c` made: its entry, then the call. Calls that
     /// flush TLBs wait for the acks before returning (see [`crate::path`]).
     pub(crate) fn syscall(&mut self, c: usize, tid: u32) -> Next {
-        self.charge(c, self.syscall_fp);
-        let Some(t) = self.tasks.get(&tid) else { return Next::Gone };
+        self.charge(c, self.k.syscall_fp);
+        let Some(t) = self.k.tasks.get(&tid) else { return Next::Gone };
         let g = &t.cpu.gpr;
         let nr = g[0];
         let a = [g[7], g[6], g[2], g[10], g[8], g[9]];
-        self.kstats.syscalls += 1;
-        *self.kstats.syscall_counts.entry(nr).or_insert(0) += 1;
+        self.probes.kstats.syscalls += 1;
+        *self.probes.kstats.syscall_counts.entry(nr).or_insert(0) += 1;
         let t0 = self.now(c);
         let r = self.dispatch(c, tid, nr, a);
-        if self.cores[c].current == Some(tid) {
+        if self.k.cpus[c].current == Some(tid) {
             let t1 = self.now(c);
             self.trace_syscall(c, nr, t0, t1);
         }
         match r {
             Sys::Ret(v) => {
-                if let Some(t) = self.tasks.get_mut(&tid) {
+                if let Some(t) = self.k.tasks.get_mut(&tid) {
                     t.cpu.gpr[0] = v as u64;
                 }
                 self.user_or_gone(c, tid)
@@ -170,7 +170,7 @@ impl Machine {
     }
 
     fn warn_once(&mut self, key: u64, msg: String) {
-        if self.warned.insert(key) {
+        if self.k.warned.insert(key) {
             eprintln!("emu: {msg}");
         }
     }
@@ -250,13 +250,13 @@ impl Machine {
             ARCH_PRCTL => self.sys_arch_prctl(c, tid, a[0], a[1]),
             PRCTL => self.sys_prctl(c, tid, a[0], a[1]),
             SET_TID_ADDRESS => {
-                if let Some(t) = self.tasks.get_mut(&tid) {
+                if let Some(t) = self.k.tasks.get_mut(&tid) {
                     t.clear_child_tid = a[0];
                 }
                 i64::from(tid)
             }
             SET_ROBUST_LIST => {
-                if let Some(t) = self.tasks.get_mut(&tid) {
+                if let Some(t) = self.k.tasks.get_mut(&tid) {
                     t.robust_list = a[0];
                 }
                 0
@@ -298,21 +298,21 @@ impl Machine {
                     0
                 }
             }
-            GETPID => self.tasks.get(&tid).map_or(0, |t| i64::from(t.tgid)),
+            GETPID => self.k.tasks.get(&tid).map_or(0, |t| i64::from(t.tgid)),
             GETTID => i64::from(tid),
-            GETPPID => self.tasks.get(&tid).map_or(0, |t| i64::from(t.ppid)),
-            GETUID | GETEUID => i64::from(self.uid),
-            GETGID | GETEGID => i64::from(self.gid),
+            GETPPID => self.k.tasks.get(&tid).map_or(0, |t| i64::from(t.ppid)),
+            GETUID | GETEUID => i64::from(self.k.uid),
+            GETGID | GETEGID => i64::from(self.k.gid),
             SETUID | SETGID => -EPERM,
             GETGROUPS => 0,
             GETPGRP | GETPGID | GETSID => {
-                self.tasks.get(&tid).map_or(0, |_| i64::from(self.init_pid))
+                self.k.tasks.get(&tid).map_or(0, |_| i64::from(self.k.init_pid))
             }
             SETPGID | SETSID => -EPERM,
             SCHED_YIELD => {
-                self.cores[c].stats.yields += 1;
-                if !self.cores[c].runq.is_empty() {
-                    if let Some(t) = self.tasks.get_mut(&tid) {
+                self.probes.cpus[c].yields += 1;
+                if !self.k.cpus[c].runq.is_empty() {
+                    if let Some(t) = self.k.tasks.get_mut(&tid) {
                         t.cpu.gpr[0] = 0;
                     }
                     self.preempt(c, tid);
@@ -343,7 +343,7 @@ impl Machine {
             KILL => return self.sys_kill(c, tid, a[0] as i64, a[1] as u32, None),
             TGKILL => return self.sys_kill(c, tid, a[0] as i64, a[2] as u32, Some(a[1] as u32)),
             TKILL => {
-                let tg = self.tasks.get(&(a[0] as u32)).map_or(-1, |t| i64::from(t.tgid));
+                let tg = self.k.tasks.get(&(a[0] as u32)).map_or(-1, |t| i64::from(t.tgid));
                 return self.sys_kill(c, tid, tg, a[1] as u32, Some(a[0] as u32));
             }
             POLL | PPOLL | PSELECT6 => -ENOSYS,
@@ -385,12 +385,12 @@ impl Machine {
     }
 
     pub(crate) fn now_ns(&self, tid: u32) -> u64 {
-        self.tasks.get(&tid).map_or(0, |t| self.ns_of(t.cpu.time_fp))
+        self.k.tasks.get(&tid).map_or(0, |t| self.ns_of(t.cpu.time_fp))
     }
 
     pub(crate) fn fd(&self, tid: u32, fd: i32) -> Option<u32> {
-        let t = self.tasks.get(&tid)?;
-        self.fdtables.get(&t.files)?.fds.get(&fd).map(|e| e.0)
+        let t = self.k.tasks.get(&tid)?;
+        self.k.fdtables.get(&t.files)?.fds.get(&fd).map(|e| e.0)
     }
 
     fn sys_read(
@@ -405,7 +405,7 @@ impl Machine {
         let Some(id) = self.fd(tid, fd) else { return Sys::Ret(-EBADF) };
         let len = len.min(1 << 24) as usize;
         let mut tmp = vec![0u8; len];
-        match self.files.read(id, &mut tmp, at) {
+        match self.k.files.read(id, &mut tmp, at) {
             Err(()) => Sys::Block(Wait::Io),
             Ok(n) if n < 0 => Sys::Ret(n),
             Ok(n) => {
@@ -450,7 +450,7 @@ impl Machine {
             pos = Some(u64::from_le_bytes(b));
         }
         let mut buf = vec![0u8; count.min(1 << 20) as usize];
-        let n = match self.files.read(inp, &mut buf, pos) {
+        let n = match self.k.files.read(inp, &mut buf, pos) {
             Err(()) => return Sys::Block(Wait::Io),
             Ok(n) if n < 0 => return Sys::Ret(n),
             Ok(n) => n as usize,
@@ -465,7 +465,7 @@ impl Machine {
     }
 
     fn write_bytes(&mut self, c: usize, tid: u32, id: u32, data: &[u8]) -> Sys {
-        match self.files.write(id, data) {
+        match self.k.files.write(id, data) {
             Err(()) => Sys::Block(Wait::Io),
             Ok(n) if n == -EPIPE => {
                 self.signal_thread(c, tid, sig::SIGPIPE);
@@ -481,6 +481,7 @@ impl Machine {
     /// Wakes tasks blocked on pipe I/O so they retry (from core `c`, at its time).
     pub(crate) fn wake_io(&mut self, c: usize) {
         let waiting: Vec<u32> = self
+            .k
             .tasks
             .values()
             .filter(|t| t.state == State::Blocked(Wait::Io))
@@ -561,7 +562,7 @@ impl Machine {
         if dirfd != -100 {
             // Relative to a directory descriptor.
             let id = self.fd(tid, dirfd).ok_or(EBADF)?;
-            return match self.files.descs.get(&id).map(|d| &d.obj) {
+            return match self.k.files.descs.get(&id).map(|d| &d.obj) {
                 Some(Object::Host { path, .. }) => Ok(format!("{}/{s}", path.display())),
                 _ => Err(ENOTDIR),
             };
@@ -571,11 +572,11 @@ impl Machine {
     }
 
     fn install_fd(&mut self, tid: u32, id: u32, cloexec: bool, min: i32) -> i64 {
-        let Some(files) = self.tasks.get(&tid).map(|t| t.files) else { return -EBADF };
-        let Some(tab) = self.fdtables.get_mut(&files) else { return -EBADF };
+        let Some(files) = self.k.tasks.get(&tid).map(|t| t.files) else { return -EBADF };
+        let Some(tab) = self.k.fdtables.get_mut(&files) else { return -EBADF };
         let fd = tab.lowest_free(min);
         if fd >= 1024 {
-            self.files.put(id);
+            self.k.files.put(id);
             return -EMFILE;
         }
         tab.fds.insert(fd, (id, cloexec));
@@ -589,7 +590,7 @@ impl Machine {
         };
         let write = flags & 3 != 0 || flags & 0o1000 != 0 || flags & 0o100 != 0;
         let cloexec = flags & 0o2000000 != 0;
-        let obj = match self.files.resolve(&path) {
+        let obj = match self.k.files.resolve(&path) {
             Err(e) => return -e,
             Ok(Resolved::Null) => Object::Null,
             Ok(_) if write => return -EACCES,
@@ -607,15 +608,15 @@ impl Machine {
                 Err(e) => return -crate::fs::io_errno(&e),
             },
         };
-        let id = self.files.create(obj, flags & !0o2000000);
+        let id = self.k.files.create(obj, flags & !0o2000000);
         self.install_fd(tid, id, cloexec, 0)
     }
 
     fn sys_close(&mut self, c: usize, tid: u32, fd: i32) -> i64 {
-        let Some(files) = self.tasks.get(&tid).map(|t| t.files) else { return -EBADF };
-        match self.fdtables.get_mut(&files).and_then(|t| t.fds.remove(&fd)) {
+        let Some(files) = self.k.tasks.get(&tid).map(|t| t.files) else { return -EBADF };
+        match self.k.fdtables.get_mut(&files).and_then(|t| t.fds.remove(&fd)) {
             Some((id, _)) => {
-                self.files.put(id);
+                self.k.files.put(id);
                 self.wake_io(c);
                 0
             }
@@ -630,28 +631,28 @@ impl Machine {
                 return -EBADF;
             }
             let _ = self.sys_close(c, tid, new);
-            self.files.get(id);
-            let Some(files) = self.tasks.get(&tid).map(|t| t.files) else { return -EBADF };
-            if let Some(tab) = self.fdtables.get_mut(&files) {
+            self.k.files.get(id);
+            let Some(files) = self.k.tasks.get(&tid).map(|t| t.files) else { return -EBADF };
+            if let Some(tab) = self.k.fdtables.get_mut(&files) {
                 tab.fds.insert(new, (id, flags & 0o2000000 != 0));
             }
             i64::from(new)
         } else {
-            self.files.get(id);
+            self.k.files.get(id);
             self.install_fd(tid, id, false, new.max(0))
         }
     }
 
     fn sys_fcntl(&mut self, c: usize, tid: u32, fd: i32, cmd: u32, arg: u64) -> i64 {
         let Some(id) = self.fd(tid, fd) else { return -EBADF };
-        let files = self.tasks.get(&tid).map_or(0, |t| t.files);
+        let files = self.k.tasks.get(&tid).map_or(0, |t| t.files);
         match cmd {
             0 => self.sys_dup(c, tid, fd, arg as i32, false, 0),
             1030 => {
                 let r = self.sys_dup(c, tid, fd, arg as i32, false, 0);
                 if r >= 0 {
                     if let Some(e) =
-                        self.fdtables.get_mut(&files).and_then(|t| t.fds.get_mut(&(r as i32)))
+                        self.k.fdtables.get_mut(&files).and_then(|t| t.fds.get_mut(&(r as i32)))
                     {
                         e.1 = true;
                     }
@@ -659,19 +660,20 @@ impl Machine {
                 r
             }
             1 => self
+                .k
                 .fdtables
                 .get(&files)
                 .and_then(|t| t.fds.get(&fd))
                 .map_or(-EBADF, |e| i64::from(e.1)),
             2 => {
-                if let Some(e) = self.fdtables.get_mut(&files).and_then(|t| t.fds.get_mut(&fd)) {
+                if let Some(e) = self.k.fdtables.get_mut(&files).and_then(|t| t.fds.get_mut(&fd)) {
                     e.1 = arg & 1 != 0;
                 }
                 0
             }
-            3 => self.files.descs.get(&id).map_or(-EBADF, |d| i64::from(d.flags)),
+            3 => self.k.files.descs.get(&id).map_or(-EBADF, |d| i64::from(d.flags)),
             4 => {
-                if let Some(d) = self.files.descs.get_mut(&id) {
+                if let Some(d) = self.k.files.descs.get_mut(&id) {
                     d.flags = (d.flags & !0o4000) | (arg as u32 & 0o4000);
                 }
                 0
@@ -681,7 +683,7 @@ impl Machine {
     }
 
     fn sys_pipe(&mut self, c: usize, tid: u32, out: u64, flags: u32) -> i64 {
-        let (r, w) = self.files.pipe(flags & 0o4000);
+        let (r, w) = self.k.files.pipe(flags & 0o4000);
         let cloexec = flags & 0o2000000 != 0;
         let fr = self.install_fd(tid, r, cloexec, 0);
         let fw = self.install_fd(tid, w, cloexec, 0);
@@ -699,7 +701,7 @@ impl Machine {
 
     fn sys_fstat(&mut self, c: usize, tid: u32, fd: i32, out: u64) -> i64 {
         let Some(id) = self.fd(tid, fd) else { return -EBADF };
-        match self.files.stat(id) {
+        match self.k.files.stat(id) {
             Ok(s) => {
                 if self.write_user(c, tid, out, &s.to_bytes()).is_err() {
                     -EFAULT
@@ -724,11 +726,11 @@ impl Machine {
             Ok(p) => p,
             Err(e) => return -e,
         };
-        let r = match self.files.resolve(&path) {
+        let r = match self.k.files.resolve(&path) {
             Ok(r) => r,
             Err(e) => return -e,
         };
-        match self.files.stat_path(&r, follow) {
+        match self.k.files.stat_path(&r, follow) {
             Ok(s) => {
                 if self.write_user(c, tid, out, &s.to_bytes()).is_err() {
                     -EFAULT
@@ -745,7 +747,7 @@ impl Machine {
             Ok(p) => p,
             Err(e) => return -e,
         };
-        match self.files.resolve(&path) {
+        match self.k.files.resolve(&path) {
             Ok(_) => 0,
             Err(e) => -e,
         }
@@ -753,11 +755,11 @@ impl Machine {
 
     fn sys_lseek(&mut self, tid: u32, fd: i32, off: i64, whence: u32) -> i64 {
         let Some(id) = self.fd(tid, fd) else { return -EBADF };
-        let size = match self.files.stat(id) {
+        let size = match self.k.files.stat(id) {
             Ok(s) => s.size,
             Err(e) => return -e,
         };
-        let Some(d) = self.files.descs.get_mut(&id) else { return -EBADF };
+        let Some(d) = self.k.files.descs.get_mut(&id) else { return -EBADF };
         match d.obj {
             Object::Stdin
             | Object::Stdout
@@ -795,13 +797,13 @@ impl Machine {
             Err(e) => return -e,
         };
         let target = if path == b"/proc/self/exe" {
-            self.exe_path.clone().into_bytes()
+            self.k.exe_path.clone().into_bytes()
         } else {
             let abs = match self.abs_path(c, tid, -100, p) {
                 Ok(a) => a,
                 Err(e) => return -e,
             };
-            match self.files.resolve(&abs) {
+            match self.k.files.resolve(&abs) {
                 Ok(Resolved::Host(_)) => match std::fs::read_link(&abs) {
                     Ok(t) => t.to_string_lossy().into_owned().into_bytes(),
                     Err(e) => return -crate::fs::io_errno(&e),
@@ -820,7 +822,7 @@ impl Machine {
     fn sys_getdents64(&mut self, c: usize, tid: u32, fd: i32, buf: u64, len: u64) -> i64 {
         let Some(id) = self.fd(tid, fd) else { return -EBADF };
         let mut out = Vec::new();
-        let r = self.files.getdents(id, &mut out, len.min(1 << 20) as usize);
+        let r = self.k.files.getdents(id, &mut out, len.min(1 << 20) as usize);
         if r <= 0 {
             return r;
         }
@@ -846,7 +848,7 @@ impl Machine {
     }
 
     fn mm_of(&self, tid: u32) -> u32 {
-        self.tasks.get(&tid).map_or(0, |t| t.mm)
+        self.k.tasks.get(&tid).map_or(0, |t| t.mm)
     }
 
     pub(crate) fn sys_mmap(&mut self, c: usize, tid: u32, a: [u64; 6]) -> i64 {
@@ -870,7 +872,7 @@ impl Machine {
             Backing::Anon
         } else {
             let Some(id) = self.fd(tid, fd) else { return -EBADF };
-            let data = match self.files.descs.get(&id).map(|d| &d.obj) {
+            let data = match self.k.files.descs.get(&id).map(|d| &d.obj) {
                 Some(Object::Host { file, .. }) => {
                     use std::io::Read;
                     let mut v = Vec::new();
@@ -896,7 +898,7 @@ impl Machine {
             Backing::Image { data: data.into(), va: 0, off, len: avail.min(len) }
         };
         let mmid = self.mm_of(tid);
-        let Some(mm) = self.mms.get_mut(&mmid) else { return -EINVAL };
+        let Some(mm) = self.k.mms.get_mut(&mmid) else { return -EINVAL };
         let start = if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
             if addr == 0 || addr.checked_add(len).is_none_or(|e| e > crate::mm::STACK_TOP) {
                 return -EINVAL;
@@ -918,7 +920,7 @@ impl Machine {
         };
         let mut g = Gather::default();
         if !mm.is_free(start, start + len) {
-            mm.unmap(&mut self.mem.phys, start, start + len, &mut g);
+            mm.unmap(&mut self.hw.mem.phys, start, start + len, &mut g);
         }
         let backing = match backing {
             Backing::Image { data, off, len: l, .. } => {
@@ -947,10 +949,10 @@ impl Machine {
         }
         let end = addr.saturating_add(page_up(len));
         let mmid = self.mm_of(tid);
-        let Some(mm) = self.mms.get_mut(&mmid) else { return -EINVAL };
+        let Some(mm) = self.k.mms.get_mut(&mmid) else { return -EINVAL };
         let mut g = Gather::default();
-        mm.unmap(&mut self.mem.phys, addr, end, &mut g);
-        self.kstats.munmaps += 1;
+        mm.unmap(&mut self.hw.mem.phys, addr, end, &mut g);
+        self.probes.kstats.munmaps += 1;
         self.finish_gather(c, mmid, g, Reason::Munmap);
         0
     }
@@ -968,8 +970,8 @@ impl Machine {
         }
         let end = addr.saturating_add(page_up(len));
         let mmid = self.mm_of(tid);
-        let Some(mm) = self.mms.get_mut(&mmid) else { return -EINVAL };
-        if !mm.protect(&mut self.mem.phys, addr, end, prot & 7) {
+        let Some(mm) = self.k.mms.get_mut(&mmid) else { return -EINVAL };
+        if !mm.protect(&mut self.hw.mem.phys, addr, end, prot & 7) {
             return -ENOMEM;
         }
         // change_protection: flush the range.
@@ -990,7 +992,7 @@ impl Machine {
         }
         let end = addr.saturating_add(page_up(len));
         let mmid = self.mm_of(tid);
-        let Some(mm) = self.mms.get_mut(&mmid) else { return -EINVAL };
+        let Some(mm) = self.k.mms.get_mut(&mmid) else { return -EINVAL };
         match advice {
             // MADV_DONTNEED, MADV_FREE: drop the pages; later touches see zeroes (or
             // the file contents again).
@@ -1003,8 +1005,8 @@ impl Machine {
                     }
                 }
                 let mut g = Gather::default();
-                mm.zap(&mut self.mem.phys, addr, end, false, &mut g);
-                self.kstats.madvise_dontneed += 1;
+                mm.zap(&mut self.hw.mem.phys, addr, end, false, &mut g);
+                self.probes.kstats.madvise_dontneed += 1;
                 self.finish_gather(c, mmid, g, Reason::Madvise);
                 0
             }
@@ -1035,7 +1037,7 @@ impl Machine {
         }
         let (old_len, new_len) = (page_up(old_len), page_up(new_len));
         let mmid = self.mm_of(tid);
-        let Some(mm) = self.mms.get_mut(&mmid) else { return -EINVAL };
+        let Some(mm) = self.k.mms.get_mut(&mmid) else { return -EINVAL };
         let Some(vma) = mm.find(old).cloned() else { return -EFAULT };
         if old + old_len > vma.end {
             return -EFAULT;
@@ -1043,7 +1045,7 @@ impl Machine {
         let mut g = Gather::default();
         if flags & FIXED == 0 && new_len <= old_len {
             if new_len < old_len {
-                mm.unmap(&mut self.mem.phys, old + new_len, old + old_len, &mut g);
+                mm.unmap(&mut self.hw.mem.phys, old + new_len, old + old_len, &mut g);
             }
             self.finish_gather(c, mmid, g, Reason::Mremap);
             return old as i64;
@@ -1069,7 +1071,7 @@ impl Machine {
             if new_addr & (PAGE - 1) != 0 {
                 return -EINVAL;
             }
-            mm.unmap(&mut self.mem.phys, new_addr, new_addr + new_len, &mut g);
+            mm.unmap(&mut self.hw.mem.phys, new_addr, new_addr + new_len, &mut g);
             new_addr
         } else {
             match mm.find_free(new_len) {
@@ -1081,7 +1083,7 @@ impl Machine {
         // drop the old range without freeing the moved pages.
         let mut moved = Vec::new();
         mm.for_each_leaf(
-            &mut self.mem.phys,
+            &mut self.hw.mem.phys,
             old,
             old + old_len.min(new_len),
             |phys, pte_pa, pte, va| {
@@ -1093,14 +1095,14 @@ impl Machine {
         let mut created = Vec::new();
         for (off, pte) in moved {
             match emu_mmu::PageTables::entry(
-                &mut self.mem.phys,
+                &mut self.hw.mem.phys,
                 mm.root,
                 dest + off,
                 1,
                 true,
                 &mut created,
             ) {
-                Ok(Some(epa)) => self.mem.phys.write_u64(epa, pte),
+                Ok(Some(epa)) => self.hw.mem.phys.write_u64(epa, pte),
                 _ => return -ENOMEM,
             }
         }
@@ -1113,7 +1115,7 @@ impl Machine {
             let new_va = (dest as i64 - shift) as u64;
             v.backing = Backing::Image { data: data.clone(), va: new_va, off: *off, len: *len };
         }
-        mm.unmap(&mut self.mem.phys, old, old + old_len, &mut g);
+        mm.unmap(&mut self.hw.mem.phys, old, old + old_len, &mut g);
         mm.insert(v);
         g.start = g.start.min(old);
         g.end = g.end.max(old + old_len);
@@ -1125,7 +1127,7 @@ impl Machine {
         if addr & (PAGE - 1) != 0 {
             return -EINVAL;
         }
-        let Some(mm) = self.mms.get(&self.mm_of(tid)) else { return -EINVAL };
+        let Some(mm) = self.k.mms.get(&self.mm_of(tid)) else { return -EINVAL };
         let end = addr.saturating_add(page_up(len));
         let mut a = addr;
         while a < end {
@@ -1139,7 +1141,7 @@ impl Machine {
 
     pub(crate) fn sys_brk(&mut self, c: usize, tid: u32, want: u64) -> i64 {
         let mmid = self.mm_of(tid);
-        let Some(mm) = self.mms.get_mut(&mmid) else { return 0 };
+        let Some(mm) = self.k.mms.get_mut(&mmid) else { return 0 };
         let cur = mm.brk;
         if want < mm.brk_start {
             return cur as i64;
@@ -1170,7 +1172,7 @@ impl Machine {
                 }),
             }
         } else if new_end < old_end {
-            mm.unmap(&mut self.mem.phys, new_end, old_end, &mut g);
+            mm.unmap(&mut self.hw.mem.phys, new_end, old_end, &mut g);
         }
         mm.brk = want;
         self.finish_gather(c, mmid, g, Reason::Brk);
@@ -1185,8 +1187,8 @@ impl Machine {
         {
             return -EINVAL;
         }
-        let Some(sh) = self.tasks.get(&tid).map(|t| t.sighand) else { return -EINVAL };
-        let cur = self.sighands.get(&sh).map(|h| h[signo]).unwrap_or_default();
+        let Some(sh) = self.k.tasks.get(&tid).map(|t| t.sighand) else { return -EINVAL };
+        let cur = self.k.sighands.get(&sh).map(|h| h[signo]).unwrap_or_default();
         if old != 0 {
             let mut b = [0u8; 32];
             b[..8].copy_from_slice(&cur.handler.to_le_bytes());
@@ -1208,7 +1210,7 @@ impl Machine {
                 restorer: le64(&b[16..24]),
                 mask: le64(&b[24..]),
             };
-            if let Some(h) = self.sighands.get_mut(&sh) {
+            if let Some(h) = self.k.sighands.get_mut(&sh) {
                 h[signo] = a;
             }
         }
@@ -1216,7 +1218,7 @@ impl Machine {
     }
 
     fn sys_rt_sigprocmask(&mut self, c: usize, tid: u32, how: u64, set: u64, old: u64) -> i64 {
-        let cur = self.tasks.get(&tid).map_or(0, |t| t.sigmask);
+        let cur = self.k.tasks.get(&tid).map_or(0, |t| t.sigmask);
         if old != 0 && self.write_user(c, tid, old, &cur.to_le_bytes()).is_err() {
             return -EFAULT;
         }
@@ -1233,7 +1235,7 @@ impl Machine {
                 2 => s,
                 _ => return -EINVAL,
             };
-            if let Some(t) = self.tasks.get_mut(&tid) {
+            if let Some(t) = self.k.tasks.get_mut(&tid) {
                 t.sigmask = new;
             }
             self.deliver_pending(c, tid);
@@ -1242,7 +1244,7 @@ impl Machine {
     }
 
     fn sys_sigaltstack(&mut self, c: usize, tid: u32, ss: u64, old: u64) -> i64 {
-        let cur = self.tasks.get(&tid).map_or((0, 2, 0), |t| t.altstack);
+        let cur = self.k.tasks.get(&tid).map_or((0, 2, 0), |t| t.altstack);
         if old != 0 {
             let mut b = [0u8; 24];
             b[..8].copy_from_slice(&cur.0.to_le_bytes());
@@ -1258,7 +1260,7 @@ impl Machine {
                 return -EFAULT;
             }
             let flags = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
-            if let Some(t) = self.tasks.get_mut(&tid) {
+            if let Some(t) = self.k.tasks.get_mut(&tid) {
                 t.altstack = (le64(&b[..8]), flags, le64(&b[16..]));
             }
         }
@@ -1272,13 +1274,14 @@ impl Machine {
         const GET_GS: u64 = 0x1004;
         match code {
             SET_FS | SET_GS => {
-                if let Some(t) = self.tasks.get_mut(&tid) {
+                if let Some(t) = self.k.tasks.get_mut(&tid) {
                     t.cpu.seg_base[if code == SET_FS { 1 } else { 2 }] = addr;
                 }
                 0
             }
             GET_FS | GET_GS => {
                 let v = self
+                    .k
                     .tasks
                     .get(&tid)
                     .map_or(0, |t| t.cpu.seg_base[if code == GET_FS { 1 } else { 2 }]);
@@ -1298,7 +1301,7 @@ impl Machine {
         match option {
             PR_SET_NAME => match self.read_cstr(c, tid, arg, 16) {
                 Ok(name) => {
-                    if let Some(t) = self.tasks.get_mut(&tid) {
+                    if let Some(t) = self.k.tasks.get_mut(&tid) {
                         t.comm = String::from_utf8_lossy(&name[..name.len().min(15)]).into_owned();
                     }
                     0
@@ -1307,7 +1310,7 @@ impl Machine {
             },
             PR_GET_NAME => {
                 let mut b = [0u8; 16];
-                if let Some(t) = self.tasks.get(&tid) {
+                if let Some(t) = self.k.tasks.get(&tid) {
                     let n = t.comm.len().min(15);
                     b[..n].copy_from_slice(&t.comm.as_bytes()[..n]);
                 }
@@ -1323,7 +1326,7 @@ impl Machine {
 
     fn sys_rseq(&mut self, c: usize, tid: u32, addr: u64, len: u32, flags: u64, sig: u32) -> i64 {
         if flags & 1 != 0 {
-            if let Some(t) = self.tasks.get_mut(&tid) {
+            if let Some(t) = self.k.tasks.get_mut(&tid) {
                 t.rseq = None;
             }
             return 0;
@@ -1331,7 +1334,7 @@ impl Machine {
         if len < 32 || addr & 31 != 0 {
             return -EINVAL;
         }
-        if let Some(t) = self.tasks.get_mut(&tid) {
+        if let Some(t) = self.k.tasks.get_mut(&tid) {
             if t.rseq.is_some() {
                 return -EBUSY;
             }
@@ -1343,7 +1346,7 @@ impl Machine {
 
     /// Writes cpu_id_start, cpu_id, node_id and mm_cid of the task's rseq area.
     pub(crate) fn rseq_update(&mut self, c: usize, tid: u32) {
-        let Some((addr, len, _)) = self.tasks.get(&tid).and_then(|t| t.rseq) else { return };
+        let Some((addr, len, _)) = self.k.tasks.get(&tid).and_then(|t| t.rseq) else { return };
         let cpu = c as u32;
         let mut b = vec![0u8; 32.min(len as usize)];
         b[0..4].copy_from_slice(&cpu.to_le_bytes());
@@ -1359,8 +1362,9 @@ impl Machine {
 
     /// The concurrency id of a task (dense per-mm thread index).
     pub(crate) fn mm_cid(&self, tid: u32) -> u32 {
-        let Some(t) = self.tasks.get(&tid) else { return 0 };
-        self.tasks
+        let Some(t) = self.k.tasks.get(&tid) else { return 0 };
+        self.k
+            .tasks
             .values()
             .filter(|o| o.mm == t.mm && o.tid < tid && o.state != State::Zombie)
             .count() as u32
@@ -1388,7 +1392,7 @@ impl Machine {
     fn sys_getrandom(&mut self, c: usize, tid: u32, buf: u64, len: u64) -> i64 {
         let n = len.min(1 << 20) as usize;
         let mut b = vec![0u8; n];
-        self.rng.fill(&mut b);
+        self.k.rng.fill(&mut b);
         if self.write_user(c, tid, buf, &b).is_err() {
             return -EFAULT;
         }
@@ -1476,11 +1480,12 @@ impl Machine {
         let mut b = [0u8; 112];
         let up = self.now_ns(tid) / 1_000_000_000;
         b[..8].copy_from_slice(&up.to_le_bytes());
-        let total = self.mem.phys_limit_bytes();
+        let total = self.hw.mem.phys_limit_bytes();
         b[32..40].copy_from_slice(&total.to_le_bytes());
-        b[40..48]
-            .copy_from_slice(&total.saturating_sub(self.mem.phys.allocated * PAGE).to_le_bytes());
-        b[80..82].copy_from_slice(&(self.tasks.len() as u16).to_le_bytes());
+        b[40..48].copy_from_slice(
+            &total.saturating_sub(self.hw.mem.phys.allocated * PAGE).to_le_bytes(),
+        );
+        b[80..82].copy_from_slice(&(self.k.tasks.len() as u16).to_le_bytes());
         b[104..108].copy_from_slice(&1u32.to_le_bytes());
         if self.write_user(c, tid, out, &b).is_err() {
             return -EFAULT;
@@ -1489,12 +1494,12 @@ impl Machine {
     }
 
     fn sys_sched_getaffinity(&mut self, c: usize, tid: u32, len: u64, out: u64) -> i64 {
-        let n = self.cores.len();
+        let n = self.hw.cpus.len();
         let bytes = n.div_ceil(64) * 8;
         if (len as usize) < bytes || len & 7 != 0 {
             return -EINVAL;
         }
-        let aff = self.tasks.get(&tid).map(|t| t.affinity.clone()).unwrap_or_default();
+        let aff = self.k.tasks.get(&tid).map(|t| t.affinity.clone()).unwrap_or_default();
         let mut b = vec![0u8; bytes];
         for (i, on) in aff.iter().enumerate() {
             if *on {
@@ -1509,10 +1514,10 @@ impl Machine {
 
     fn sys_sched_setaffinity(&mut self, c: usize, tid: u32, pid: u32, len: u64, mask: u64) -> i64 {
         let target = if pid == 0 { tid } else { pid };
-        if !self.tasks.contains_key(&target) {
+        if !self.k.tasks.contains_key(&target) {
             return -ESRCH;
         }
-        let n = self.cores.len();
+        let n = self.hw.cpus.len();
         let mut b = vec![0u8; (len as usize).min(1024)];
         if self.read_user(c, tid, mask, &mut b).is_err() {
             return -EFAULT;
@@ -1522,7 +1527,7 @@ impl Machine {
         if !aff.iter().any(|&x| x) {
             return -EINVAL;
         }
-        if let Some(t) = self.tasks.get_mut(&target) {
+        if let Some(t) = self.k.tasks.get_mut(&target) {
             t.affinity = aff;
         }
         self.migrate_if_needed(c, target);
@@ -1534,14 +1539,14 @@ impl Machine {
             return Sys::Ret(-EINVAL);
         }
         let target = match thread {
-            Some(t) => match self.tasks.get(&t) {
+            Some(t) => match self.k.tasks.get(&t) {
                 Some(x) if i64::from(x.tgid) == pid || pid == -1 => t,
                 _ => return Sys::Ret(-ESRCH),
             },
             None => {
-                let me = self.tasks.get(&tid).map_or(0, |t| t.tgid);
+                let me = self.k.tasks.get(&tid).map_or(0, |t| t.tgid);
                 let p = if pid == 0 || pid == -1 { me } else { pid as u32 };
-                match self.tasks.get(&p) {
+                match self.k.tasks.get(&p) {
                     Some(x) if x.state != State::Zombie => p,
                     _ => return Sys::Ret(-ESRCH),
                 }
@@ -1550,7 +1555,7 @@ impl Machine {
         if s == 0 {
             return Sys::Ret(0);
         }
-        if let Some(t) = self.tasks.get_mut(&tid) {
+        if let Some(t) = self.k.tasks.get_mut(&tid) {
             t.cpu.gpr[0] = 0;
         }
         self.signal_thread(c, target, s);

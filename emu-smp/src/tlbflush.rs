@@ -177,13 +177,13 @@ impl Machine {
     /// choose_new_asid: the global ASID, an ASID slot already holding `mm` (flushed if
     /// it fell behind), or the next slot round-robin (always flushed).
     fn choose_new_asid(&mut self, c: usize, mm: u32, next_tlb_gen: u64) -> (u16, bool) {
-        if let Some(m) = self.mms.get(&mm) {
-            if self.strategy.flush.global_asids() && m.ctx.global_asid != 0 {
+        if let Some(m) = self.k.mms.get(&mm) {
+            if self.k.strategy.flush.global_asids() && m.ctx.global_asid != 0 {
                 return (m.ctx.global_asid, false);
             }
         }
-        let ctx_id = self.mms.get(&mm).map_or(0, |m| m.ctx.ctx_id);
-        let ts = &mut self.cores[c].tlb;
+        let ctx_id = self.k.mms.get(&mm).map_or(0, |m| m.ctx.ctx_id);
+        let ts = &mut self.k.cpus[c].tlb;
         for asid in 0..TLB_NR_DYN_ASIDS {
             if ts.ctxs[asid as usize].0 == ctx_id {
                 return (asid, ts.ctxs[asid as usize].1 < next_tlb_gen);
@@ -200,8 +200,9 @@ impl Machine {
 
     /// mm_needs_global_asid: the mm has a global ASID the CPU does not use yet.
     fn mm_needs_global_asid(&self, mm: u32, asid: u16) -> bool {
-        self.strategy.flush.global_asids()
+        self.k.strategy.flush.global_asids()
             && self
+                .k
                 .mms
                 .get(&mm)
                 .is_some_and(|m| m.ctx.global_asid != 0 && m.ctx.global_asid != asid)
@@ -211,7 +212,7 @@ impl Machine {
     /// (lazily kept) user mm and loads init_mm, so flushes of that mm need not reach it.
     /// Its bit stays in the mm's cpumask until a flush finds it elsewhere.
     pub(crate) fn leave_mm(&mut self, c: usize) {
-        if self.cores[c].tlb.loaded_mm == INIT_MM {
+        if self.k.cpus[c].tlb.loaded_mm == INIT_MM {
             return;
         }
         self.switch_mm_irqs_off(c, INIT_MM);
@@ -219,66 +220,66 @@ impl Machine {
 
     /// switch_mm_irqs_off: loads `next` on CPU `c`, leaving lazy mode.
     pub(crate) fn switch_mm_irqs_off(&mut self, c: usize, next: u32) {
-        let prev = self.cores[c].tlb.loaded_mm;
-        let prev_asid = self.cores[c].tlb.loaded_mm_asid;
-        let was_lazy = self.cores[c].tlb.is_lazy;
-        self.cores[c].tlb.is_lazy = false;
-        let next_gen = self.mms.get(&next).map_or(0, |m| m.ctx.tlb_gen);
+        let prev = self.k.cpus[c].tlb.loaded_mm;
+        let prev_asid = self.k.cpus[c].tlb.loaded_mm_asid;
+        let was_lazy = self.k.cpus[c].tlb.is_lazy;
+        self.k.cpus[c].tlb.is_lazy = false;
+        let next_gen = self.k.mms.get(&next).map_or(0, |m| m.ctx.tlb_gen);
         let (asid, need_flush) = if prev == next {
             if self.mm_needs_global_asid(next, prev_asid) {
                 self.choose_new_asid(c, next, next_gen)
             } else if is_global_asid(prev_asid) || !was_lazy {
                 return;
-            } else if self.cores[c].tlb.ctxs[prev_asid as usize].1 == next_gen {
+            } else if self.k.cpus[c].tlb.ctxs[prev_asid as usize].1 == next_gen {
                 return;
             } else {
                 (prev_asid, true)
             }
         } else {
-            if self.strategy.cpumask.clears_at_switch_out() && prev != INIT_MM {
+            if self.k.strategy.cpumask.clears_at_switch_out() && prev != INIT_MM {
                 self.cpumask_clear(c, prev);
             }
-            if next != INIT_MM && !self.mms.get(&next).is_some_and(|m| m.ctx.cpumask.test(c)) {
+            if next != INIT_MM && !self.k.mms.get(&next).is_some_and(|m| m.ctx.cpumask.test(c)) {
                 self.cpumask_set(c, next);
             }
             self.choose_new_asid(c, next, next_gen)
         };
-        let (root, ctx_id) = match self.mms.get(&next) {
+        let (root, ctx_id) = match self.k.mms.get(&next) {
             Some(m) => (m.root.addr(), m.ctx.ctx_id),
             None => return,
         };
         let pcid = kern_pcid(asid);
         let cost = if need_flush {
             if !is_global_asid(asid) {
-                self.cores[c].tlb.ctxs[asid as usize] = (ctx_id, next_gen);
+                self.k.cpus[c].tlb.ctxs[asid as usize] = (ctx_id, next_gen);
             }
             self.trace_flush(c, trace_reason::TASK_SWITCH, -1);
-            self.mem.write_cr3(c, root, pcid, false)
+            self.hw.mem.write_cr3(c, root, pcid, false)
         } else {
             self.trace_flush(c, trace_reason::TASK_SWITCH, 0);
-            self.mem.write_cr3(c, root, pcid, true)
+            self.hw.mem.write_cr3(c, root, pcid, true)
         };
         self.charge(c, cost);
-        self.cores[c].tlb.loaded_mm = next;
-        self.cores[c].tlb.loaded_mm_asid = asid;
-        self.cores[c].stats.mm_switches += 1;
+        self.k.cpus[c].tlb.loaded_mm = next;
+        self.k.cpus[c].tlb.loaded_mm_asid = asid;
+        self.probes.cpus[c].mm_switches += 1;
     }
 
     /// enter_lazy_tlb when CPU `c` goes idle: keep the mm loaded in lazy mode, or under
     /// the eager policy leave it for init_mm at once.
     pub(crate) fn enter_lazy_tlb(&mut self, c: usize) {
-        if self.cores[c].tlb.loaded_mm == INIT_MM {
+        if self.k.cpus[c].tlb.loaded_mm == INIT_MM {
             return;
         }
-        if self.strategy.cpumask.lazy_tlb() {
-            self.cores[c].tlb.is_lazy = true;
+        if self.k.strategy.cpumask.lazy_tlb() {
+            self.k.cpus[c].tlb.is_lazy = true;
         } else {
             self.switch_mm_irqs_off(c, INIT_MM);
         }
     }
 
     fn cpumask_set(&mut self, c: usize, mm: u32) {
-        if let Some(m) = self.mms.get_mut(&mm) {
+        if let Some(m) = self.k.mms.get_mut(&mm) {
             m.ctx.cpumask.set(c);
         }
         let cost = crate::machine::fp(self.profile.kernel.mm_cpumask_op_cycles);
@@ -287,7 +288,7 @@ impl Machine {
     }
 
     fn cpumask_clear(&mut self, c: usize, mm: u32) {
-        if let Some(m) = self.mms.get_mut(&mm) {
+        if let Some(m) = self.k.mms.get_mut(&mm) {
             m.ctx.cpumask.clear(c);
         }
         let cost = crate::machine::fp(self.profile.kernel.mm_cpumask_op_cycles);
@@ -297,10 +298,13 @@ impl Machine {
 
     /// The CPUs a flush of `mm` considers: its mm_cpumask, or every CPU under `all`.
     fn flush_mask(&self, mm: u32) -> CpuMask {
-        if self.strategy.cpumask.everyone() {
-            return CpuMask::full(self.cores.len());
+        if self.k.strategy.cpumask.everyone() {
+            return CpuMask::full(self.hw.cpus.len());
         }
-        self.mms.get(&mm).map_or_else(|| CpuMask::new(self.cores.len()), |m| m.ctx.cpumask.clone())
+        self.k
+            .mms
+            .get(&mm)
+            .map_or_else(|| CpuMask::new(self.hw.cpus.len()), |m| m.ctx.cpumask.clone())
     }
 
     /// flush_tlb_mm_range, called by the kernel on CPU `c` after it changed page tables
@@ -342,9 +346,9 @@ impl Machine {
         free: Vec<emu_mmu::Pfn>,
     ) {
         let t0 = self.now(c);
-        let Some(m) = self.mms.get_mut(&mm) else {
+        let Some(m) = self.k.mms.get_mut(&mm) else {
             for p in free {
-                self.mem.phys.put(p);
+                self.hw.mem.phys.put(p);
             }
             return;
         };
@@ -368,26 +372,26 @@ impl Machine {
             trim: false,
             record,
         };
-        let change_gen = self.mem.phys.oracle_gen();
-        let global = self.mms.get(&mm).map_or(0, |m| m.ctx.global_asid);
+        let change_gen = self.hw.mem.phys.oracle_gen();
+        let global = self.k.mms.get(&mm).map_or(0, |m| m.ctx.global_asid);
         let mask = self.flush_mask(mm);
-        let first_slot = self.cores[c].ack_slots.len();
+        let first_slot = self.k.cpus[c].ack_slots.len();
         let mut kind = FlightKind::Local;
-        if self.strategy.flush.global_asids() && global != 0 {
+        if self.k.strategy.flush.global_asids() && global != 0 {
             self.broadcast_tlb_flush(c, &info);
             kind = FlightKind::Broadcast;
         } else if mask.any_but(c) {
             info.trim = self.should_trim_cpumask(c, mm);
             self.flush_tlb_multi(c, &mask, &info);
             kind = FlightKind::Ipi;
-        } else if self.cores[c].tlb.loaded_mm == mm {
+        } else if self.k.cpus[c].tlb.loaded_mm == mm {
             self.flush_tlb_func(c, &info);
         }
         let f = InFlight { info, t0_fp: t0, kind, change_gen, free };
-        if self.cores[c].ack_slots.len() == first_slot {
+        if self.k.cpus[c].ack_slots.len() == first_slot {
             self.flush_complete(c, f);
         } else {
-            self.cores[c].inflight.push(f);
+            self.k.cpus[c].inflight.push(f);
         }
     }
 
@@ -396,7 +400,7 @@ impl Machine {
     pub(crate) fn flush_complete(&mut self, c: usize, f: InFlight) {
         match f.kind {
             FlightKind::Broadcast => {
-                let cost = self.mem.tlbsync(c);
+                let cost = self.hw.mem.tlbsync(c);
                 self.charge(c, cost);
             }
             FlightKind::Ipi => self.consider_global_asid(c, f.info.mm),
@@ -410,12 +414,12 @@ impl Machine {
 
     /// should_trim_cpumask: true at most once a second per mm (lazy policy only).
     fn should_trim_cpumask(&mut self, c: usize, mm: u32) -> bool {
-        if !self.strategy.cpumask.trims() {
+        if !self.k.strategy.cpumask.trims() {
             return false;
         }
         let now = self.jiffies(c);
         let hz = u64::from(self.profile.kernel.hz);
-        let Some(m) = self.mms.get_mut(&mm) else { return false };
+        let Some(m) = self.k.mms.get_mut(&mm) else { return false };
         if now > m.ctx.next_trim_jiffies {
             m.ctx.next_trim_jiffies = now + hz;
             return true;
@@ -429,20 +433,20 @@ impl Machine {
     pub(crate) fn flush_tlb_multi(&mut self, c: usize, mask: &CpuMask, info: &FlushInfo) {
         let pages = if info.end == FLUSH_ALL { -1 } else { ((info.end - info.start) >> 12) as i64 };
         self.trace_flush(c, trace_reason::REMOTE_SEND_IPI, pages);
-        let in_transition = self.mms.get(&info.mm).is_some_and(|m| m.ctx.asid_transition);
-        let policy = self.strategy.cpumask;
+        let in_transition = self.k.mms.get(&info.mm).is_some_and(|m| m.ctx.asid_transition);
+        let policy = self.k.strategy.cpumask;
         let everyone = info.freed_tables || in_transition || policy.everyone();
         let targets: Vec<usize> = mask
             .iter()
-            .filter(|&t| everyone || t == c || policy.should_flush(&self.cores[t].tlb, info))
+            .filter(|&t| everyone || t == c || policy.should_flush(&self.k.cpus[t].tlb, info))
             .collect();
-        let targets = self.strategy.broken.reached(targets, c);
+        let targets = self.k.strategy.broken.reached(targets, c);
         let local = targets.contains(&c);
         let remote: Vec<usize> = targets.into_iter().filter(|&t| t != c).collect();
         for &t in &remote {
-            let idle = self.cores[t].current.is_none();
-            let lazy = self.cores[t].tlb.is_lazy;
-            let rec = self.records.get_mut(info.record);
+            let idle = self.k.cpus[t].current.is_none();
+            let lazy = self.k.cpus[t].tlb.is_lazy;
+            let rec = self.probes.records.get_mut(info.record);
             rec.targets += 1;
             if idle {
                 rec.to_idle += 1;
@@ -461,19 +465,19 @@ impl Machine {
     /// flush_tlb_func on CPU `c` (local, or in the IPI handler).
     pub(crate) fn flush_tlb_func(&mut self, c: usize, f: &FlushInfo) {
         // Translations this removes and a later walk brings back count as its refills.
-        self.mem.set_flush_tag(Some(f.record as u32));
+        self.hw.mem.set_flush_tag(Some(f.record as u32));
         self.flush_tlb_func_inner(c, f);
-        self.mem.set_flush_tag(None);
+        self.hw.mem.set_flush_tag(None);
     }
 
     fn flush_tlb_func_inner(&mut self, c: usize, f: &FlushInfo) {
         let local = c == f.initiator;
         let base = crate::machine::fp(self.profile.kernel.flush_func_cycles);
         self.charge(c, base);
-        let loaded = self.cores[c].tlb.loaded_mm;
+        let loaded = self.k.cpus[c].tlb.loaded_mm;
         if f.mm != loaded {
             // The CPU was left in the mm_cpumask of an mm it no longer runs.
-            if self.strategy.cpumask.clears_wrong_cpu() {
+            if self.k.strategy.cpumask.clears_wrong_cpu() {
                 self.cpumask_clear(c, f.mm);
             }
             self.trace_flush(c, trace_reason::REMOTE_WRONG_CPU, 0);
@@ -482,24 +486,24 @@ impl Machine {
         if loaded == INIT_MM {
             return;
         }
-        let mut asid = self.cores[c].tlb.loaded_mm_asid;
+        let mut asid = self.k.cpus[c].tlb.loaded_mm_asid;
         if self.mm_needs_global_asid(loaded, asid) {
             self.switch_mm_irqs_off(c, loaded);
-            asid = self.cores[c].tlb.loaded_mm_asid;
+            asid = self.k.cpus[c].tlb.loaded_mm_asid;
         }
         if is_global_asid(asid) {
             return;
         }
-        if self.cores[c].tlb.is_lazy {
+        if self.k.cpus[c].tlb.is_lazy {
             // Lazy: switching to init_mm is barely slower than a minimal flush.
             self.switch_mm_irqs_off(c, INIT_MM);
             return;
         }
-        let local_gen = self.cores[c].tlb.ctxs[asid as usize].1;
+        let local_gen = self.k.cpus[c].tlb.ctxs[asid as usize].1;
         if f.new_tlb_gen <= local_gen {
             return;
         }
-        let mm_gen = self.mms.get(&loaded).map_or(0, |m| m.ctx.tlb_gen);
+        let mm_gen = self.k.mms.get(&loaded).map_or(0, |m| m.ctx.tlb_gen);
         let reason =
             if local { trace_reason::LOCAL_MM_SHOOTDOWN } else { trace_reason::REMOTE_SHOOTDOWN };
         if local_gen == mm_gen {
@@ -512,7 +516,7 @@ impl Machine {
             let mut addr = f.start;
             let mut n = 0;
             while addr < f.end {
-                let cost = self.mem.invlpg(c, addr);
+                let cost = self.hw.mem.invlpg(c, addr);
                 self.charge(c, cost);
                 addr += 1 << f.stride_shift;
                 n += 1;
@@ -520,34 +524,35 @@ impl Machine {
             nr = n;
         } else {
             // Full flush of this PCID: a CR3 reload without NOFLUSH.
-            let root = self.mem.core(c).root;
-            let cost = self.mem.write_cr3(c, root, kern_pcid(asid), false);
+            let root = self.hw.mem.core(c).root;
+            let cost = self.hw.mem.write_cr3(c, root, kern_pcid(asid), false);
             self.charge(c, cost);
             nr = -1;
         }
-        self.cores[c].tlb.ctxs[asid as usize].1 = mm_gen;
+        self.k.cpus[c].tlb.ctxs[asid as usize].1 = mm_gen;
         self.trace_flush(c, reason, nr);
     }
 
     /// consider_global_asid: now and then, give an mm active on more than 3 CPUs a
     /// global ASID (INVLPGB transport only).
     fn consider_global_asid(&mut self, c: usize, mm: u32) {
-        if !self.strategy.flush.global_asids() {
+        if !self.k.strategy.flush.global_asids() {
             return;
         }
         // current->pid is the thread id.
-        let pid = self.cores[c].current.unwrap_or(0);
+        let pid = self.k.cpus[c].current.unwrap_or(0);
         if u64::from(pid & 0x1f) != self.jiffies(c) & 0x1f {
             return;
         }
         let active = self
+            .k
             .mms
             .get(&mm)
             .map(|m| {
                 m.ctx
                     .cpumask
                     .iter()
-                    .filter(|&k| self.cores[k].tlb.loaded_mm == mm && !self.cores[k].tlb.is_lazy)
+                    .filter(|&k| self.k.cpus[k].tlb.loaded_mm == mm && !self.k.cpus[k].tlb.is_lazy)
                     .count()
             })
             .unwrap_or(0);
@@ -558,39 +563,39 @@ impl Machine {
 
     /// use_global_asid / allocate_global_asid: next free ASID above the dynamic range.
     fn use_global_asid(&mut self, mm: u32) {
-        if self.mms.get(&mm).is_some_and(|m| m.ctx.global_asid != 0) {
+        if self.k.mms.get(&mm).is_some_and(|m| m.ctx.global_asid != 0) {
             return;
         }
-        if self.last_global_asid >= MAX_ASID_AVAILABLE - 1 {
+        if self.k.last_global_asid >= MAX_ASID_AVAILABLE - 1 {
             // reset_global_asid_space: a full broadcast flush makes freed ASIDs reusable.
-            let cost = self.mem.invlpgb(0, &Flush::AllNonGlobal);
+            let cost = self.hw.mem.invlpgb(0, &Flush::AllNonGlobal);
             self.charge(0, cost);
-            for a in std::mem::take(&mut self.global_asid_freed) {
-                self.global_asid_used.remove(&a);
+            for a in std::mem::take(&mut self.k.global_asid_freed) {
+                self.k.global_asid_used.remove(&a);
             }
-            self.last_global_asid = TLB_NR_DYN_ASIDS;
+            self.k.last_global_asid = TLB_NR_DYN_ASIDS;
         }
-        let mut asid = self.last_global_asid.max(TLB_NR_DYN_ASIDS);
-        while asid < MAX_ASID_AVAILABLE && self.global_asid_used.contains(&asid) {
+        let mut asid = self.k.last_global_asid.max(TLB_NR_DYN_ASIDS);
+        while asid < MAX_ASID_AVAILABLE && self.k.global_asid_used.contains(&asid) {
             asid += 1;
         }
         if asid >= MAX_ASID_AVAILABLE {
             return;
         }
-        self.global_asid_used.insert(asid);
-        self.last_global_asid = asid;
-        if let Some(m) = self.mms.get_mut(&mm) {
+        self.k.global_asid_used.insert(asid);
+        self.k.last_global_asid = asid;
+        if let Some(m) = self.k.mms.get_mut(&mm) {
             m.ctx.global_asid = asid;
             m.ctx.asid_transition = true;
         }
-        self.kstats.global_asids += 1;
+        self.probes.kstats.global_asids += 1;
     }
 
     /// mm_free_global_asid at mm destruction: reusable after the next wrap-around flush.
     pub(crate) fn free_global_asid(&mut self, mm: u32) {
-        if let Some(m) = self.mms.get_mut(&mm) {
+        if let Some(m) = self.k.mms.get_mut(&mm) {
             if m.ctx.global_asid != 0 {
-                self.global_asid_freed.push(m.ctx.global_asid);
+                self.k.global_asid_freed.push(m.ctx.global_asid);
                 m.ctx.global_asid = 0;
             }
         }
@@ -599,18 +604,18 @@ impl Machine {
     /// broadcast_tlb_flush: INVLPGB over the range (in chunks of the CPU's maximum page
     /// count) and finish_asid_transition; TLBSYNC follows when the flush completes.
     fn broadcast_tlb_flush(&mut self, c: usize, info: &FlushInfo) {
-        self.mem.set_flush_tag(Some(info.record as u32));
+        self.hw.mem.set_flush_tag(Some(info.record as u32));
         self.broadcast_tlb_flush_inner(c, info);
-        self.mem.set_flush_tag(None);
+        self.hw.mem.set_flush_tag(None);
     }
 
     fn broadcast_tlb_flush_inner(&mut self, c: usize, info: &FlushInfo) {
-        let asid = self.mms.get(&info.mm).map_or(0, |m| m.ctx.global_asid);
+        let asid = self.k.mms.get(&info.mm).map_or(0, |m| m.ctx.global_asid);
         let pcid = kern_pcid(asid);
         let max = u64::from(self.profile.cpu.invlpgb_max_pages.max(1));
         let mut ops = 0;
         if info.end == FLUSH_ALL {
-            let cost = self.mem.invlpgb(c, &Flush::Pcid(pcid));
+            let cost = self.hw.mem.invlpgb(c, &Flush::Pcid(pcid));
             self.charge(c, cost);
             ops += 1;
         } else {
@@ -628,7 +633,7 @@ impl Machine {
                     globals: false,
                     final_only: false,
                 };
-                let cost = self.mem.invlpgb(c, &f);
+                let cost = self.hw.mem.invlpgb(c, &f);
                 self.charge(c, cost);
                 ops += 1;
                 addr += nr << info.stride_shift;
@@ -637,26 +642,26 @@ impl Machine {
                 }
             }
         }
-        self.records.get_mut(info.record).invlpgb += ops;
+        self.probes.records.get_mut(info.record).invlpgb += ops;
         self.finish_asid_transition(c, info);
     }
 
     /// finish_asid_transition: IPIs to any CPU still running the mm on its old ASID.
     fn finish_asid_transition(&mut self, c: usize, info: &FlushInfo) {
-        let Some(m) = self.mms.get(&info.mm) else { return };
+        let Some(m) = self.k.mms.get(&info.mm) else { return };
         if !m.ctx.asid_transition {
             return;
         }
         let global = m.ctx.global_asid;
         let mask = m.ctx.cpumask.clone();
         for k in mask.iter() {
-            let ts = &self.cores[k].tlb;
+            let ts = &self.k.cpus[k].tlb;
             if ts.loaded_mm == info.mm && ts.loaded_mm_asid != global {
                 self.flush_tlb_multi(c, &mask, info);
                 return;
             }
         }
-        if let Some(m) = self.mms.get_mut(&info.mm) {
+        if let Some(m) = self.k.mms.get_mut(&info.mm) {
             m.ctx.asid_transition = false;
         }
     }

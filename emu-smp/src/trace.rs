@@ -63,17 +63,17 @@ impl Machine {
 
     /// A tlb:tlb_flush tracepoint on core `c` (`pages` -1 means TLB_FLUSH_ALL).
     pub(crate) fn trace_flush(&mut self, c: usize, reason: u8, pages: i64) {
-        if self.trace.is_none() {
+        if self.probes.trace.is_none() {
             return;
         }
         let t = self.now(c);
         let ns = self.ns_of(t);
-        let (comm, pid) = match self.cores[c].current.and_then(|tid| self.tasks.get(&tid)) {
+        let (comm, pid) = match self.k.cpus[c].current.and_then(|tid| self.k.tasks.get(&tid)) {
             Some(task) => (task.comm.clone(), task.tid),
             None => ("<idle>".to_string(), 0),
         };
         let us = self.us(t);
-        let Some(tr) = self.trace.as_mut() else { return };
+        let Some(tr) = self.probes.trace.as_mut() else { return };
         let _ = writeln!(
             tr.ftrace,
             "{:>16}-{:<7} [{:03}] d..2. {:>5}.{:06}: tlb_flush: pages:{} reason:{} ({})",
@@ -94,11 +94,11 @@ impl Machine {
 
     /// An IPI from `from` (sent at `sent`) to `to` (arriving at `arrival`), as a flow.
     pub(crate) fn trace_ipi(&mut self, from: usize, to: usize, sent: u64, arrival: u64) {
-        if self.trace.is_none() {
+        if self.probes.trace.is_none() {
             return;
         }
         let (a, b) = (self.us(sent), self.us(arrival));
-        let Some(tr) = self.trace.as_mut() else { return };
+        let Some(tr) = self.probes.trace.as_mut() else { return };
         tr.flows += 1;
         let id = tr.flows;
         tr.events.push(json!({"name": "IPI", "cat": "ipi", "ph": "s", "id": id, "pid": 0, "tid": from, "ts": a}));
@@ -107,48 +107,48 @@ impl Machine {
 
     /// A complete slice on core `c`.
     pub(crate) fn trace_span(&mut self, c: usize, name: &str, t0: u64, t1: u64) {
-        if self.trace.is_none() {
+        if self.probes.trace.is_none() {
             return;
         }
         let (a, d) = (self.us(t0), self.us(t1) - self.us(t0));
-        if let Some(tr) = self.trace.as_mut() {
+        if let Some(tr) = self.probes.trace.as_mut() {
             tr.events.push(json!({"name": name, "ph": "X", "pid": 0, "tid": c, "ts": a, "dur": d}));
         }
     }
 
     /// A system call slice on core `c`.
     pub(crate) fn trace_syscall(&mut self, c: usize, nr: u64, t0: u64, t1: u64) {
-        if self.trace.is_some() {
+        if self.probes.trace.is_some() {
             self.trace_span(c, &format!("syscall {nr}"), t0, t1);
         }
     }
 
     /// An idle period on core `c`.
     pub(crate) fn trace_idle(&mut self, c: usize, t0: u64, t1: u64, state: &str) {
-        if self.trace.is_some() {
+        if self.probes.trace.is_some() {
             self.trace_span(c, &format!("idle ({state})"), t0, t1);
         }
     }
 
     /// The mm_cpumask weight counter.
     pub(crate) fn trace_counter(&mut self, c: usize, mm: u32, w: u32) {
-        if self.trace.is_none() {
+        if self.probes.trace.is_none() {
             return;
         }
         let ts = self.us(self.now(c));
-        if let Some(tr) = self.trace.as_mut() {
+        if let Some(tr) = self.probes.trace.as_mut() {
             tr.events.push(json!({"name": format!("mm_cpumask weight (mm {mm})"), "ph": "C", "pid": 0, "ts": ts, "args": {"cpus": w}}));
         }
     }
 
     /// A task starts running on core `c`.
     pub(crate) fn trace_task_begin(&mut self, c: usize, tid: u32) {
-        if self.trace.is_none() {
+        if self.probes.trace.is_none() {
             return;
         }
-        let t = self.cores[c].time_fp;
-        let n = self.cores.len();
-        if let Some(tr) = self.trace.as_mut() {
+        let t = self.hw.cpus[c].time_fp;
+        let n = self.hw.cpus.len();
+        if let Some(tr) = self.probes.trace.as_mut() {
             if tr.open.len() < n {
                 tr.open.resize(n, None);
             }
@@ -158,15 +158,16 @@ impl Machine {
 
     /// The task on core `c` stops running.
     pub(crate) fn trace_task_end(&mut self, c: usize, tid: u32) {
-        if self.trace.is_none() {
+        if self.probes.trace.is_none() {
             return;
         }
         let t1 = self.now(c);
-        let comm = self.tasks.get(&tid).map(|t| t.comm.clone()).unwrap_or_default();
-        let start = self.trace.as_mut().and_then(|tr| tr.open.get_mut(c).and_then(Option::take));
+        let comm = self.k.tasks.get(&tid).map(|t| t.comm.clone()).unwrap_or_default();
+        let start =
+            self.probes.trace.as_mut().and_then(|tr| tr.open.get_mut(c).and_then(Option::take));
         if let Some((_, t0)) = start {
             let (a, d) = (self.us(t0), self.us(t1) - self.us(t0));
-            if let Some(tr) = self.trace.as_mut() {
+            if let Some(tr) = self.probes.trace.as_mut() {
                 tr.events.push(json!({"name": format!("{comm} [{tid}]"), "cat": "task", "ph": "X", "pid": 0, "tid": c, "ts": a, "dur": d}));
             }
         }
