@@ -102,18 +102,12 @@ impl Machine {
             self.k.cpus[t].callq.push_back(Csd { info: *info, slot, wait_from_fp });
         }
         let icr = fp(self.profile.apic.icr_write_cycles);
-        let cluster = self.profile.apic.cluster_size.max(1) as usize;
-        let mut last_cluster = usize::MAX;
-        for &t in &need_ipi {
-            let write = match self.profile.apic.mode {
-                ApicMode::X2apicPhysical => true,
-                ApicMode::X2apicCluster => t / cluster != last_cluster,
-            };
+        let writes = icr_writes(self.profile.apic.mode, self.profile.apic.cluster_size, &need_ipi);
+        for (&t, write) in need_ipi.iter().zip(writes) {
             if write {
                 self.charge(c, icr);
                 self.probes.cpus[c].icr_writes += 1;
                 self.probes.records.get_mut(info.record).icr_writes += 1;
-                last_cluster = t / cluster;
             }
             self.queue_ipi(c, t);
             self.probes.records.get_mut(info.record).ipis_sent += 1;
@@ -261,6 +255,25 @@ impl Machine {
     }
 }
 
+/// Which IPIs of a round (to `targets`, in order) cost an ICR write: every one in x2APIC
+/// physical mode; in cluster mode, the first of each run of targets in one cluster (the
+/// logical destination then names several CPUs of the cluster at once).
+pub(crate) fn icr_writes(mode: ApicMode, cluster_size: u32, targets: &[usize]) -> Vec<bool> {
+    let cluster = cluster_size.max(1) as usize;
+    let mut last = usize::MAX;
+    targets
+        .iter()
+        .map(|&t| match mode {
+            ApicMode::X2apicPhysical => true,
+            ApicMode::X2apicCluster => {
+                let new = t / cluster != last;
+                last = t / cluster;
+                new
+            }
+        })
+        .collect()
+}
+
 /// When a CPU polling ack lines from `start` is done: `reads` are (release time, line
 /// transfer) in polling order, each read starting once its line is released and the
 /// previous read is done; `irqs` are the (begin, end) of the interrupts it took, in
@@ -289,7 +302,19 @@ fn poll_timeline(
 
 #[cfg(test)]
 mod tests {
-    use super::poll_timeline;
+    use super::{icr_writes, poll_timeline};
+    use crate::profile::ApicMode;
+
+    #[test]
+    fn one_icr_write_per_target_or_per_cluster_run() {
+        let t = [1, 2, 3, 17, 18, 40];
+        assert_eq!(icr_writes(ApicMode::X2apicPhysical, 16, &t), vec![true; 6]);
+        assert_eq!(
+            icr_writes(ApicMode::X2apicCluster, 16, &t),
+            vec![true, false, false, true, false, true]
+        );
+        assert!(icr_writes(ApicMode::X2apicCluster, 16, &[]).is_empty());
+    }
 
     #[test]
     fn interrupts_delay_only_the_reads_they_overlap() {

@@ -14,24 +14,14 @@ impl Machine {
     /// Picks the CPU a runnable task goes to.
     fn select_task_rq(&self, tid: u32) -> usize {
         let Some(t) = self.k.tasks.get(&tid) else { return 0 };
-        let n = self.hw.cpus.len();
-        let prev = t.last_cpu.min(n - 1);
-        let allowed = |k: usize| t.affinity.get(k).copied().unwrap_or(false);
-        let idle = |k: usize| {
-            let c = &self.k.cpus[k];
-            c.current.is_none() && c.runq.is_empty()
-        };
-        if allowed(prev) && idle(prev) {
-            return prev;
-        }
-        // An idle allowed CPU, searching outwards from the previous one.
-        if let Some(k) = (1..n).map(|d| (prev + d) % n).find(|&k| allowed(k) && idle(k)) {
-            return k;
-        }
-        (0..n)
-            .filter(|&k| allowed(k))
-            .min_by_key(|&k| (self.k.cpus[k].runq.len(), k != prev, k))
-            .unwrap_or(prev)
+        let cpus = &self.k.cpus;
+        pick_cpu(
+            t.last_cpu,
+            cpus.len(),
+            |k| t.affinity.get(k).copied().unwrap_or(false),
+            |k| cpus[k].current.is_none() && cpus[k].runq.is_empty(),
+            |k| cpus[k].runq.len(),
+        )
     }
 
     /// Makes `tid` runnable at local time `at`. It joins the chosen CPU's runqueue; an
@@ -175,10 +165,8 @@ impl Machine {
         let now = self.hw.cpus[k].time_fp;
         let to_timer = self.next_timer().map_or(u64::MAX, |w| w.saturating_sub(now)) >> 8;
         let typical = typical_interval(&self.hw.cpus[k].idle_history, self.profile.ghz());
-        let expected = to_timer.min(typical);
         let states = &self.profile.idle.states;
-        let state =
-            states.iter().rposition(|s| s.target_residency_cycles <= expected as f64).unwrap_or(0);
+        let state = idle_state(states, to_timer.min(typical));
         if states[state].tlb_flushed {
             // cpuidle_enter_state: leave_mm() first, then the hardware drops the TLB.
             self.leave_mm(k);
@@ -248,6 +236,32 @@ impl Machine {
     }
 }
 
+/// select_task_rq, simplified: the previous CPU if it is idle, else the first idle
+/// allowed CPU searching upwards from it, else the allowed CPU with the shortest
+/// runqueue (the previous one winning ties, then the lowest number).
+pub(crate) fn pick_cpu(
+    prev: usize,
+    n: usize,
+    allowed: impl Fn(usize) -> bool,
+    idle: impl Fn(usize) -> bool,
+    queued: impl Fn(usize) -> usize,
+) -> usize {
+    let prev = prev.min(n - 1);
+    if allowed(prev) && idle(prev) {
+        return prev;
+    }
+    if let Some(k) = (1..n).map(|d| (prev + d) % n).find(|&k| allowed(k) && idle(k)) {
+        return k;
+    }
+    (0..n).filter(|&k| allowed(k)).min_by_key(|&k| (queued(k), k != prev, k)).unwrap_or(prev)
+}
+
+/// The menu governor's choice: the deepest state whose target residency fits the
+/// expected idle time (cycles), or the shallowest.
+pub(crate) fn idle_state(states: &[crate::profile::IdleState], expected: u64) -> usize {
+    states.iter().rposition(|s| s.target_residency_cycles <= expected as f64).unwrap_or(0)
+}
+
 /// Idle periods the governor remembers (menu.c's INTERVALS).
 const IDLE_HISTORY: usize = 8;
 
@@ -275,5 +289,56 @@ fn typical_interval(history: &VecDeque<u64>, ghz: f64) -> u64 {
             return u64::MAX;
         }
         threshold = (kept.iter().fold(0.0f64, |m, &d| m.max(d)) as u64).saturating_sub(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wakeup_placement() {
+        let all = |_| true;
+        // The previous CPU if idle.
+        assert_eq!(pick_cpu(2, 4, all, |k| k == 2 || k == 0, |_| 0), 2);
+        // Else an idle one, searching upwards and wrapping.
+        assert_eq!(pick_cpu(2, 4, all, |k| k == 0 || k == 1, |_| 0), 0);
+        assert_eq!(pick_cpu(2, 4, all, |k| k == 3 || k == 1, |_| 0), 3);
+        // Else the shortest allowed queue, the previous CPU winning ties.
+        let q = |k: usize| [2, 1, 1, 3][k];
+        assert_eq!(pick_cpu(2, 4, all, |_| false, q), 2);
+        assert_eq!(pick_cpu(0, 4, all, |_| false, q), 1);
+        // Affinity is respected, idle or not.
+        assert_eq!(pick_cpu(0, 4, |k| k == 3, |k| k != 3, q), 3);
+    }
+
+    #[test]
+    fn the_governor_picks_the_deepest_state_that_pays_off() {
+        let st = |name: &str, residency: f64| crate::profile::IdleState {
+            name: name.into(),
+            exit_latency_cycles: residency / 2.0,
+            target_residency_cycles: residency,
+            tlb_flushed: false,
+        };
+        let states = [st("C1", 4_000.0), st("C1E", 40_000.0), st("C6", 1_000_000.0)];
+        assert_eq!(idle_state(&states, 100), 0);
+        assert_eq!(idle_state(&states, 50_000), 1);
+        assert_eq!(idle_state(&states, u64::MAX), 2);
+    }
+
+    #[test]
+    fn typical_interval_needs_a_full_and_consistent_history() {
+        let ghz = 2.0;
+        let h = |v: &[u64]| v.iter().copied().collect::<VecDeque<u64>>();
+        assert_eq!(typical_interval(&h(&[1000; 7]), ghz), u64::MAX);
+        assert_eq!(typical_interval(&h(&[1000; 8]), ghz), 1000);
+        // One long outlier is dropped; a wide spread is unknown.
+        let one_off = [100_000, 100_000, 100_000, 100_000, 100_000, 100_000, 100_000, 9_000_000];
+        assert_eq!(typical_interval(&h(&one_off), ghz), 100_000);
+        let spread = [
+            1_000_000, 5_000_000, 9_000_000, 13_000_000, 17_000_000, 21_000_000, 25_000_000,
+            29_000_000,
+        ];
+        assert_eq!(typical_interval(&h(&spread), ghz), u64::MAX);
     }
 }

@@ -57,6 +57,79 @@ pub struct CpuTlbState {
     pub ctxs: [(u64, u64); TLB_NR_DYN_ASIDS as usize],
 }
 
+impl CpuTlbState {
+    /// choose_new_asid for an mm with context id `ctx_id` at generation `next_tlb_gen`:
+    /// its `global` ASID if it has one (never flushed: INVLPGB keeps it current), else an
+    /// ASID slot already holding the mm (to be flushed if it fell behind), else the next
+    /// slot round-robin (always flushed). Returns (ASID, flush needed).
+    pub fn choose_new_asid(
+        &mut self,
+        ctx_id: u64,
+        next_tlb_gen: u64,
+        global: Option<u16>,
+    ) -> (u16, bool) {
+        if let Some(g) = global {
+            return (g, false);
+        }
+        for asid in 0..TLB_NR_DYN_ASIDS {
+            if self.ctxs[asid as usize].0 == ctx_id {
+                return (asid, self.ctxs[asid as usize].1 < next_tlb_gen);
+            }
+        }
+        let mut asid = self.next_asid;
+        self.next_asid += 1;
+        if asid >= TLB_NR_DYN_ASIDS {
+            asid = 0;
+            self.next_asid = 1;
+        }
+        (asid, true)
+    }
+
+    /// What flush_tlb_func does on a CPU in this state for the request `f`, when the
+    /// mm's generation is `mm_gen` (the CPU already switched to a global ASID the mm has).
+    pub fn flush_action(&self, f: &FlushInfo, mm_gen: u64) -> FlushAction {
+        if f.mm != self.loaded_mm {
+            return FlushAction::WrongCpu;
+        }
+        if self.loaded_mm == INIT_MM || is_global_asid(self.loaded_mm_asid) {
+            return FlushAction::Nothing;
+        }
+        if self.is_lazy {
+            return FlushAction::LeaveLazy;
+        }
+        let local_gen = self.ctxs[self.loaded_mm_asid as usize].1;
+        if f.new_tlb_gen <= local_gen {
+            return FlushAction::Nothing;
+        }
+        if local_gen == mm_gen {
+            return FlushAction::AlreadyCurrent;
+        }
+        if f.end != FLUSH_ALL && f.new_tlb_gen == local_gen + 1 && f.new_tlb_gen == mm_gen {
+            FlushAction::Partial
+        } else {
+            FlushAction::Full
+        }
+    }
+}
+
+/// flush_tlb_func's decision on one CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlushAction {
+    /// The CPU runs another mm: it leaves the mm's cpumask (if the policy clears bits).
+    WrongCpu,
+    /// Nothing to do: init_mm, a global ASID (INVLPGB covers it), or already flushed up
+    /// to this request's generation.
+    Nothing,
+    /// Lazy: switch to init_mm instead of flushing (barely slower than a minimal flush).
+    LeaveLazy,
+    /// Caught up by a later flush already: only the tracepoint.
+    AlreadyCurrent,
+    /// This request is the only generation missing: one INVLPG per stride.
+    Partial,
+    /// More is missing, or the request is a full flush: reload CR3 without NOFLUSH.
+    Full,
+}
+
 impl Default for CpuTlbState {
     fn default() -> Self {
         CpuTlbState {
@@ -177,25 +250,10 @@ impl Machine {
     /// choose_new_asid: the global ASID, an ASID slot already holding `mm` (flushed if
     /// it fell behind), or the next slot round-robin (always flushed).
     fn choose_new_asid(&mut self, c: usize, mm: u32, next_tlb_gen: u64) -> (u16, bool) {
-        if let Some(m) = self.k.mms.get(&mm) {
-            if self.k.strategy.flush.global_asids() && m.ctx.global_asid != 0 {
-                return (m.ctx.global_asid, false);
-            }
-        }
-        let ctx_id = self.k.mms.get(&mm).map_or(0, |m| m.ctx.ctx_id);
-        let ts = &mut self.k.cpus[c].tlb;
-        for asid in 0..TLB_NR_DYN_ASIDS {
-            if ts.ctxs[asid as usize].0 == ctx_id {
-                return (asid, ts.ctxs[asid as usize].1 < next_tlb_gen);
-            }
-        }
-        let mut asid = ts.next_asid;
-        ts.next_asid += 1;
-        if asid >= TLB_NR_DYN_ASIDS {
-            asid = 0;
-            ts.next_asid = 1;
-        }
-        (asid, true)
+        let (ctx_id, global) =
+            self.k.mms.get(&mm).map_or((0, 0), |m| (m.ctx.ctx_id, m.ctx.global_asid));
+        let global = (self.k.strategy.flush.global_asids() && global != 0).then_some(global);
+        self.k.cpus[c].tlb.choose_new_asid(ctx_id, next_tlb_gen, global)
     }
 
     /// mm_needs_global_asid: the mm has a global ASID the CPU does not use yet.
@@ -475,60 +533,49 @@ impl Machine {
         let base = crate::machine::fp(self.profile.kernel.flush_func_cycles);
         self.charge(c, base);
         let loaded = self.k.cpus[c].tlb.loaded_mm;
-        if f.mm != loaded {
-            // The CPU was left in the mm_cpumask of an mm it no longer runs.
-            if self.k.strategy.cpumask.clears_wrong_cpu() {
-                self.cpumask_clear(c, f.mm);
-            }
-            self.trace_flush(c, trace_reason::REMOTE_WRONG_CPU, 0);
-            return;
-        }
-        if loaded == INIT_MM {
-            return;
-        }
-        let mut asid = self.k.cpus[c].tlb.loaded_mm_asid;
-        if self.mm_needs_global_asid(loaded, asid) {
+        if f.mm == loaded && self.mm_needs_global_asid(loaded, self.k.cpus[c].tlb.loaded_mm_asid) {
             self.switch_mm_irqs_off(c, loaded);
-            asid = self.k.cpus[c].tlb.loaded_mm_asid;
-        }
-        if is_global_asid(asid) {
-            return;
-        }
-        if self.k.cpus[c].tlb.is_lazy {
-            // Lazy: switching to init_mm is barely slower than a minimal flush.
-            self.switch_mm_irqs_off(c, INIT_MM);
-            return;
-        }
-        let local_gen = self.k.cpus[c].tlb.ctxs[asid as usize].1;
-        if f.new_tlb_gen <= local_gen {
-            return;
         }
         let mm_gen = self.k.mms.get(&loaded).map_or(0, |m| m.ctx.tlb_gen);
+        let asid = self.k.cpus[c].tlb.loaded_mm_asid;
         let reason =
             if local { trace_reason::LOCAL_MM_SHOOTDOWN } else { trace_reason::REMOTE_SHOOTDOWN };
-        if local_gen == mm_gen {
-            self.trace_flush(c, reason, 0);
-            return;
-        }
-        let nr;
-        if f.end != FLUSH_ALL && f.new_tlb_gen == local_gen + 1 && f.new_tlb_gen == mm_gen {
-            // Partial flush: one INVLPG per stride.
-            let mut addr = f.start;
-            let mut n = 0;
-            while addr < f.end {
-                let cost = self.hw.mem.invlpg(c, addr);
-                self.charge(c, cost);
-                addr += 1 << f.stride_shift;
-                n += 1;
+        let nr = match self.k.cpus[c].tlb.flush_action(f, mm_gen) {
+            FlushAction::WrongCpu => {
+                // The CPU was left in the mm_cpumask of an mm it no longer runs.
+                if self.k.strategy.cpumask.clears_wrong_cpu() {
+                    self.cpumask_clear(c, f.mm);
+                }
+                self.trace_flush(c, trace_reason::REMOTE_WRONG_CPU, 0);
+                return;
             }
-            nr = n;
-        } else {
-            // Full flush of this PCID: a CR3 reload without NOFLUSH.
-            let root = self.hw.mem.core(c).root;
-            let cost = self.hw.mem.write_cr3(c, root, kern_pcid(asid), false);
-            self.charge(c, cost);
-            nr = -1;
-        }
+            FlushAction::Nothing => return,
+            FlushAction::LeaveLazy => {
+                self.switch_mm_irqs_off(c, INIT_MM);
+                return;
+            }
+            FlushAction::AlreadyCurrent => {
+                self.trace_flush(c, reason, 0);
+                return;
+            }
+            FlushAction::Partial => {
+                let mut addr = f.start;
+                let mut n = 0;
+                while addr < f.end {
+                    let cost = self.hw.mem.invlpg(c, addr);
+                    self.charge(c, cost);
+                    addr += 1 << f.stride_shift;
+                    n += 1;
+                }
+                n
+            }
+            FlushAction::Full => {
+                let root = self.hw.mem.core(c).root;
+                let cost = self.hw.mem.write_cr3(c, root, kern_pcid(asid), false);
+                self.charge(c, cost);
+                -1
+            }
+        };
         self.k.cpus[c].tlb.ctxs[asid as usize].1 = mm_gen;
         self.trace_flush(c, reason, nr);
     }
@@ -664,5 +711,72 @@ impl Machine {
         if let Some(m) = self.k.mms.get_mut(&info.mm) {
             m.ctx.asid_transition = false;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(mm: u32, gen: u64, end: u64) -> FlushInfo {
+        FlushInfo {
+            mm,
+            start: 0x1000,
+            end,
+            stride_shift: 12,
+            freed_tables: false,
+            new_tlb_gen: gen,
+            initiator: 0,
+            trim: false,
+            record: 0,
+        }
+    }
+
+    /// A CPU running mm 1 on ASID 2, up to date with generation `local`.
+    fn running(local: u64) -> CpuTlbState {
+        let mut ts = CpuTlbState { loaded_mm: 1, loaded_mm_asid: 2, ..CpuTlbState::default() };
+        ts.ctxs[2] = (7, local);
+        ts
+    }
+
+    #[test]
+    fn asids_are_reused_per_mm_and_handed_out_round_robin() {
+        let mut ts = CpuTlbState::default();
+        // init_mm holds slot 0; new mms take 1, 2, ... and wrap to 0.
+        let got: Vec<u16> = (10..17).map(|ctx| ts.choose_new_asid(ctx, 1, None).0).collect();
+        assert_eq!(got, vec![1, 2, 3, 4, 5, 0, 1]);
+        // A slot that already holds the mm is reused, flushed only if it fell behind.
+        ts.ctxs[3] = (42, 5);
+        assert_eq!(ts.choose_new_asid(42, 5, None), (3, false));
+        assert_eq!(ts.choose_new_asid(42, 6, None), (3, true));
+        // A global ASID wins and never needs a flush.
+        assert_eq!(ts.choose_new_asid(42, 9, Some(100)), (100, false));
+    }
+
+    #[test]
+    fn flush_tlb_func_decisions() {
+        use FlushAction::*;
+        // The only generation missing, a range: INVLPGs.
+        assert_eq!(running(4).flush_action(&request(1, 5, 0x3000), 5), Partial);
+        // A generation in between is missing too, or the request is a full flush.
+        assert_eq!(running(3).flush_action(&request(1, 5, 0x3000), 5), Full);
+        assert_eq!(running(4).flush_action(&request(1, 5, FLUSH_ALL), 5), Full);
+        // A later request's flush got here first.
+        assert_eq!(running(4).flush_action(&request(1, 5, 0x3000), 6), Full);
+        assert_eq!(running(5).flush_action(&request(1, 5, 0x3000), 6), Nothing);
+        assert_eq!(running(6).flush_action(&request(1, 5, 0x3000), 6), Nothing);
+        let mut caught_up = running(4);
+        caught_up.ctxs[2].1 = 4;
+        assert_eq!(caught_up.flush_action(&request(1, 5, 0x3000), 4), AlreadyCurrent);
+        // Lazy, elsewhere, in init_mm, on a global ASID.
+        let mut lazy = running(4);
+        lazy.is_lazy = true;
+        assert_eq!(lazy.flush_action(&request(1, 5, 0x3000), 5), LeaveLazy);
+        assert_eq!(running(4).flush_action(&request(2, 5, 0x3000), 5), WrongCpu);
+        let init = CpuTlbState::default();
+        assert_eq!(init.flush_action(&request(INIT_MM, 5, 0x3000), 5), Nothing);
+        let mut global = running(4);
+        global.loaded_mm_asid = 100;
+        assert_eq!(global.flush_action(&request(1, 5, 0x3000), 5), Nothing);
     }
 }
