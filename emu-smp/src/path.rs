@@ -103,7 +103,7 @@ impl Machine {
             crate::lock::Acquire::At(at) => {
                 self.advance(c, at);
                 if at > now + (1 << 16) {
-                    self.trace_span(c, &format!("wait for {key:?}"), now, at);
+                    self.trace_span(c, &format!("spin on {key:?} (just released)"), now, at);
                 }
             }
             crate::lock::Acquire::Wait if key.sleeps() => self.block(c, tid, Wait::Lock(key)),
@@ -131,7 +131,8 @@ impl Machine {
                 self.advance(k, g.at_fp);
                 self.k.cpus[k].kstate = KState::Ready;
                 self.touch(k);
-                self.trace_span(k, &format!("spin on {key:?}"), since_fp, g.at_fp);
+                let irqs = if key.spins_with_irqs() { "irqs on" } else { "irqs off" };
+                self.trace_span(k, &format!("spin on {key:?} ({irqs})"), since_fp, g.at_fp);
             }
         }
     }
@@ -146,7 +147,13 @@ impl Machine {
         let locked_fp = crate::machine::fp(self.profile.insn.locked);
         let mut lc = LockLines { caches: &mut self.hw.mem.caches, locked_fp };
         match self.k.locks.acquire(key, LockMode::Write, c, tid, now, pa, &mut lc) {
-            crate::lock::Acquire::At(at) => self.advance(c, at),
+            crate::lock::Acquire::At(at) => {
+                self.advance(c, at);
+                if at > now + (1 << 16) {
+                    let irqs = if key.spins_with_irqs() { "irqs on" } else { "irqs off" };
+                    self.trace_span(c, &format!("spin on {key:?} ({irqs})"), now, at);
+                }
+            }
             crate::lock::Acquire::Wait => debug_assert!(false, "{key:?} held across steps"),
         }
     }
@@ -154,6 +161,14 @@ impl Machine {
     /// Core `c`'s task `tid` enters the kernel on `path`; its first step runs
     /// when the core is next due.
     pub(crate) fn enter_kernel(&mut self, c: usize, tid: u32, path: KPath) {
+        let nr = self.k.tasks.get(&tid).map_or(0, |t| t.cpu.gpr[0]);
+        self.trace_kernel_begin(c, || match &path {
+            KPath::Syscall => format!("syscall {nr}"),
+            KPath::Fault(pf, _) => format!("page fault ({} {:#x})", pf.access, pf.addr),
+            KPath::Trap(e) => format!("exception ({e})"),
+            KPath::Exit(_) => "exit".into(),
+            _ => "kernel".into(),
+        });
         if let Some(t) = self.k.tasks.get_mut(&tid) {
             t.kpath = Some(path);
         }
@@ -225,14 +240,19 @@ impl Machine {
                 self.k.cpus[c].kstate = KState::Ready;
                 self.lock_for_path(c, tid, key, mode);
             }
-            Next::User => self.k.cpus[c].kstate = KState::User,
+            Next::User => {
+                self.trace_kernel_end(c);
+                self.k.cpus[c].kstate = KState::User;
+            }
             Next::Block(w) => self.block(c, tid, w),
-            Next::Gone => {}
+            Next::Gone => self.trace_kernel_end(c),
         }
     }
 
     /// The task on core `c` sleeps with wait `w`; the CPU schedules.
     pub(crate) fn block(&mut self, c: usize, tid: u32, w: Wait) {
+        self.trace_instant(c, || format!("sleep: {w:?}"));
+        self.trace_kernel_end(c);
         if let Some(t) = self.k.tasks.get_mut(&tid) {
             if w == Wait::Io {
                 // Restart the system call when woken.

@@ -85,6 +85,9 @@ impl Machine {
             self.rseq_update(k, tid);
         }
         self.trace_task_begin(k, tid);
+        if self.k.cpus[k].kstate == KState::Ready {
+            self.trace_kernel_begin(k, || "kernel path (resumed after sleeping)".into());
+        }
     }
 
     /// Takes the current task off CPU `k` (it blocked, exited or was preempted) and

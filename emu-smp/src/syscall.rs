@@ -150,12 +150,7 @@ impl Machine {
         let a = [g[7], g[6], g[2], g[10], g[8], g[9]];
         self.probes.kstats.syscalls += 1;
         *self.probes.kstats.syscall_counts.entry(nr).or_insert(0) += 1;
-        let t0 = self.now(c);
         let r = self.dispatch(c, tid, nr, a);
-        if self.k.cpus[c].current == Some(tid) {
-            let t1 = self.now(c);
-            self.trace_syscall(c, nr, t0, t1);
-        }
         match r {
             Sys::Ret(v) => {
                 if let Some(t) = self.k.tasks.get_mut(&tid) {

@@ -15,6 +15,8 @@ pub struct Trace {
     ftrace: String,
     /// Task slices open per core: (tid, start fp).
     open: Vec<Option<(u32, u64)>>,
+    /// Kernel-path slices open per core: (name, start fp).
+    kernel: Vec<Option<(String, u64)>>,
     flows: u64,
 }
 
@@ -116,10 +118,43 @@ impl Machine {
         }
     }
 
-    /// A system call slice on core `c`.
-    pub(crate) fn trace_syscall(&mut self, c: usize, nr: u64, t0: u64, t1: u64) {
-        if self.probes.trace.is_some() {
-            self.trace_span(c, &format!("syscall {nr}"), t0, t1);
+    /// Core `c` enters (or resumes) a kernel path named `name`: its slice runs until the
+    /// core returns to user mode or leaves the task (sleeping in the path, exiting).
+    pub(crate) fn trace_kernel_begin(&mut self, c: usize, name: impl FnOnce() -> String) {
+        if self.probes.trace.is_none() {
+            return;
+        }
+        let t = self.now(c);
+        let n = self.hw.cpus.len();
+        if let Some(tr) = self.probes.trace.as_mut() {
+            if tr.kernel.len() < n {
+                tr.kernel.resize(n, None);
+            }
+            if tr.kernel[c].is_none() {
+                tr.kernel[c] = Some((name(), t));
+            }
+        }
+    }
+
+    /// Core `c` leaves the kernel path it was in.
+    pub(crate) fn trace_kernel_end(&mut self, c: usize) {
+        let open = self.probes.trace.as_mut().and_then(|tr| tr.kernel.get_mut(c)?.take());
+        if let Some((name, t0)) = open {
+            let t1 = self.now(c);
+            self.trace_span(c, &name, t0, t1);
+        }
+    }
+
+    /// An instant event on core `c`.
+    pub(crate) fn trace_instant(&mut self, c: usize, name: impl FnOnce() -> String) {
+        if self.probes.trace.is_none() {
+            return;
+        }
+        let ts = self.us(self.now(c));
+        let name = name();
+        if let Some(tr) = self.probes.trace.as_mut() {
+            tr.events
+                .push(json!({"name": name, "ph": "i", "s": "t", "pid": 0, "tid": c, "ts": ts}));
         }
     }
 
