@@ -277,8 +277,10 @@ pub struct Probes {
     pub(crate) cpus: Vec<CoreStats>,
     pub(crate) kstats: KernelStats,
     pub(crate) records: crate::records::Records,
-    pub(crate) cpumask_samples: Vec<(u64, u32, u32)>,
+    pub(crate) cpumask_samples: crate::records::Samples<(u64, u32, u32)>,
+    /// Oracle violations: all counted, the first [`VIOLATIONS_KEPT`] kept.
     pub(crate) violations: Vec<Violation>,
+    pub(crate) violation_count: u64,
     /// Coherence-oracle bookkeeping on.
     pub(crate) oracle: bool,
     pub(crate) trace: Option<Trace>,
@@ -318,6 +320,9 @@ pub struct Machine {
     sched: EventQueue,
     pub(crate) seed: u64,
 }
+
+/// Oracle violations kept in the statistics (all are counted).
+pub(crate) const VIOLATIONS_KEPT: usize = 10_000;
 
 /// Buckets of the futex hash table (kernel/futex/core.c `futex_init`:
 /// `roundup_pow_of_two(256 * num_possible_cpus())`).
@@ -454,8 +459,9 @@ impl Machine {
             kstats: KernelStats::default(),
             records: crate::records::Records::new(&cfg.records)
                 .map_err(|e| SimError::Load(format!("cannot write the shootdown records: {e}")))?,
-            cpumask_samples: Vec::new(),
+            cpumask_samples: Default::default(),
             violations: Vec::new(),
+            violation_count: 0,
             oracle: cfg.oracle,
             trace: cfg.trace.then(Trace::default),
             late_events: 0,
@@ -832,6 +838,10 @@ impl Machine {
     /// Attaches time and strategy to the stale-translation uses the MMU saw.
     fn record_violations(&mut self) {
         for u in self.hw.mem.take_stale_uses() {
+            self.probes.violation_count += 1;
+            if self.probes.violations.len() >= VIOLATIONS_KEPT {
+                continue;
+            }
             let ns = self.ns_of(self.now(u.core));
             self.probes.violations.push(Violation {
                 core: u.core,

@@ -21,7 +21,7 @@ pub enum RecordSink {
 
 /// Records a shootdown stays open for refills before it is written out: a refill of an
 /// older one counts in the totals only (`late_refills`).
-const WINDOW: usize = 1 << 16;
+const WINDOW: usize = 1 << 12;
 
 /// Sums over the shootdowns that involved other CPUs (IPIs or INVLPGB), and latency
 /// histograms of those and of all, kept as records are written out.
@@ -170,6 +170,42 @@ impl Records {
     }
 }
 
+/// Samples kept in bounded memory: every `stride`-th one, the stride doubling (and every
+/// other kept sample dropped) whenever [`Samples::CAP`] are kept, so that the kept ones
+/// stay evenly spread over the whole run.
+#[derive(Clone, Debug, Default)]
+pub struct Samples<T> {
+    kept: Vec<T>,
+    stride: u64,
+    seen: u64,
+}
+
+impl<T: Clone> Samples<T> {
+    /// Most samples kept.
+    pub const CAP: usize = 1 << 16;
+
+    /// Offers a sample.
+    pub fn add(&mut self, v: T) {
+        let stride = self.stride.max(1);
+        if self.seen % stride == 0 {
+            if self.kept.len() == Self::CAP {
+                let halved: Vec<T> = self.kept.iter().step_by(2).cloned().collect();
+                self.kept = halved;
+                self.stride = stride * 2;
+            }
+            if self.seen % self.stride.max(1) == 0 {
+                self.kept.push(v);
+            }
+        }
+        self.seen += 1;
+    }
+
+    /// The kept samples, in order.
+    pub fn kept(&self) -> &[T] {
+        &self.kept
+    }
+}
+
 /// A latency distribution in bounded memory (an HDR histogram with three significant
 /// digits: a recorded value is within 0.1% of the sample); mean and maximum exact.
 #[derive(Clone, Debug)]
@@ -281,9 +317,7 @@ impl Machine {
     pub(crate) fn note_cpumask(&mut self, c: usize, mm: u32) {
         let w = self.k.mms.get(&mm).map_or(0, |m| m.ctx.cpumask.weight());
         let ns = self.ns_of(self.now(c));
-        if self.probes.cpumask_samples.len() < 1_000_000 {
-            self.probes.cpumask_samples.push((ns, mm, w));
-        }
+        self.probes.cpumask_samples.add((ns, mm, w));
         self.trace_counter(c, mm, w);
     }
 
@@ -313,6 +347,19 @@ impl Machine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn samples_stay_bounded_and_evenly_spread() {
+        let mut s = Samples::default();
+        for i in 0..(Samples::<u64>::CAP as u64 * 5) {
+            s.add(i);
+        }
+        let k = s.kept();
+        assert!(k.len() <= Samples::<u64>::CAP && k.len() > Samples::<u64>::CAP / 4);
+        let step = k[1] - k[0];
+        assert!(k.windows(2).all(|w| w[1] - w[0] == step), "evenly spaced");
+        assert_eq!(k[0], 0);
+    }
 
     #[test]
     fn histogram_percentiles_are_within_a_bucket() {

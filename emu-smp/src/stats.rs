@@ -309,9 +309,10 @@ pub struct RunStats {
     /// Every shootdown, when the run keeps the records in memory; with `--stats` they
     /// are streamed to disk during the run and spliced in here when the file is written.
     pub shootdowns: Vec<ShootdownRecord>,
-    /// mm_cpumask weight over time: (simulated ns, mm, weight) after each change.
+    /// mm_cpumask weight over time: (simulated ns, mm, weight) after each change; past
+    /// 65,536 samples, evenly thinned (every 2nd, 4th, ... change).
     pub cpumask_weight: Vec<(u64, u32, u32)>,
-    /// Oracle violations.
+    /// Oracle violations (the first 10,000; `totals.oracle_violations` counts all).
     pub violations: Vec<Violation>,
     /// Per-core counters.
     pub per_core: Vec<CoreReport>,
@@ -397,7 +398,7 @@ impl RunStats {
                 shootdowns: m.probes.kstats.shootdowns,
                 ipis_sent: per_core.iter().map(|c| c.sched.ipis_sent).sum(),
                 invlpgb: per_core.iter().map(|c| c.invalidations.invlpgb_issued).sum(),
-                oracle_violations: m.probes.violations.len() as u64,
+                oracle_violations: m.probes.violation_count,
                 late_events: m.probes.late_events,
             },
             shootdown_latency_cycles: m.probes.records.remote_latency.summary(),
@@ -405,7 +406,7 @@ impl RunStats {
             all_flush_latency_cycles: m.probes.records.all_latency.summary(),
             shootdown_totals: m.probes.records.totals.clone(),
             shootdowns: kept,
-            cpumask_weight: m.probes.cpumask_samples.clone(),
+            cpumask_weight: m.probes.cpumask_samples.kept().to_vec(),
             violations: m.probes.violations.clone(),
             per_core,
             kernel: m.probes.kstats.clone(),
