@@ -30,7 +30,10 @@ pub mod errno {
     pub const ESPIPE: i64 = 29;
     pub const EPIPE: i64 = 32;
     pub const ERANGE: i64 = 34;
+    pub const ENAMETOOLONG: i64 = 36;
     pub const ENOSYS: i64 = 38;
+    pub const ENODEV: i64 = 19;
+    pub const EOVERFLOW: i64 = 75;
     pub const ETIMEDOUT: i64 = 110;
 }
 use errno::*;

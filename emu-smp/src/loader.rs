@@ -136,7 +136,12 @@ pub fn load(
             end,
             prot,
             shared: false,
-            backing: Backing::Image { data: image.clone(), va, off, len: filesz },
+            backing: Backing::Image {
+                data: crate::mm::Source::Bytes(image.clone()),
+                va,
+                off,
+                len: filesz,
+            },
             kind: VmaKind::Image,
             hugepage: false,
             nohugepage: false,

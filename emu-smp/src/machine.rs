@@ -897,7 +897,9 @@ impl Machine {
         self.exit_group(c, tid, s as i32, true);
     }
 
-    /// Reads user memory of `tid`'s mm on core `c`, faulting pages in as needed.
+    /// Reads user memory of `tid`'s mm on core `c`, faulting pages in as needed
+    /// (copy_from_user: page by page, so a large untouched buffer costs one fault per
+    /// page, not a restart of the whole copy).
     pub(crate) fn read_user(
         &mut self,
         c: usize,
@@ -906,31 +908,46 @@ impl Machine {
         buf: &mut [u8],
     ) -> Result<(), ()> {
         self.hw.mem.select(c);
-        for _ in 0..64 {
-            match self.hw.mem.read_virt(va, buf) {
-                Ok(()) => {
-                    self.charge_copy(c, buf.len());
-                    return Ok(());
+        let mut done = 0;
+        while done < buf.len() {
+            let a = va.wrapping_add(done as u64);
+            let n = ((4096 - (a & 0xfff)) as usize).min(buf.len() - done);
+            let mut tries = 0;
+            loop {
+                match self.hw.mem.read_virt(a, &mut buf[done..done + n]) {
+                    Ok(()) => break,
+                    Err(pf) if tries < 4 => self.kernel_fault(c, tid, pf)?,
+                    Err(_) => return Err(()),
                 }
-                Err(pf) => self.kernel_fault(c, tid, pf)?,
+                tries += 1;
             }
+            done += n;
         }
-        Err(())
+        self.charge_copy(c, buf.len());
+        Ok(())
     }
 
-    /// Writes user memory of `tid`'s mm on core `c`, faulting pages in as needed.
+    /// Writes user memory of `tid`'s mm on core `c`, faulting pages in as needed
+    /// (copy_to_user, page by page).
     pub(crate) fn write_user(&mut self, c: usize, tid: u32, va: u64, buf: &[u8]) -> Result<(), ()> {
         self.hw.mem.select(c);
-        for _ in 0..64 {
-            match self.hw.mem.write_virt(va, buf) {
-                Ok(()) => {
-                    self.charge_copy(c, buf.len());
-                    return Ok(());
+        let mut done = 0;
+        while done < buf.len() {
+            let a = va.wrapping_add(done as u64);
+            let n = ((4096 - (a & 0xfff)) as usize).min(buf.len() - done);
+            let mut tries = 0;
+            loop {
+                match self.hw.mem.write_virt(a, &buf[done..done + n]) {
+                    Ok(()) => break,
+                    Err(pf) if tries < 4 => self.kernel_fault(c, tid, pf)?,
+                    Err(_) => return Err(()),
                 }
-                Err(pf) => self.kernel_fault(c, tid, pf)?,
+                tries += 1;
             }
+            done += n;
         }
-        Err(())
+        self.charge_copy(c, buf.len());
+        Ok(())
     }
 
     fn charge_copy(&mut self, c: usize, n: usize) {
@@ -988,7 +1005,7 @@ impl Machine {
             out.extend_from_slice(&buf);
             a += n as u64;
         }
-        Err(crate::fs::errno::ERANGE)
+        Err(crate::fs::errno::ENAMETOOLONG)
     }
 
     /// The guest's captured stdout and stderr (empty unless the run captured them).

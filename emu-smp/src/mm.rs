@@ -37,16 +37,58 @@ pub fn page_up(v: u64) -> u64 {
     v.wrapping_add(PAGE - 1) & !(PAGE - 1)
 }
 
+/// The contents behind a file-backed mapping.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// Bytes in memory (the program image, synthesized files).
+    Bytes(Arc<[u8]>),
+    /// A host file, read a page at a time as the guest faults pages in (the page cache's
+    /// part): mapping a file costs no host memory beyond the pages touched.
+    File(Arc<std::fs::File>),
+}
+
+impl Source {
+    /// Copies the bytes at offset `off` into `buf` (as many as exist; the rest stay zero).
+    fn read_at(&self, off: u64, buf: &mut [u8]) {
+        match self {
+            Source::Bytes(d) => {
+                let lo = (off as usize).min(d.len());
+                let hi = lo.saturating_add(buf.len()).min(d.len());
+                buf[..hi - lo].copy_from_slice(&d[lo..hi]);
+            }
+            Source::File(f) => {
+                use std::os::unix::fs::FileExt;
+                let mut done = 0;
+                while done < buf.len() {
+                    match f.read_at(&mut buf[done..], off + done as u64) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => done += n,
+                    }
+                }
+            }
+        }
+    }
+
+    /// The same contents (the same image or the same open host file).
+    fn same(&self, other: &Source) -> bool {
+        match (self, other) {
+            (Source::Bytes(a), Source::Bytes(b)) => Arc::ptr_eq(a, b),
+            (Source::File(a), Source::File(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
 /// Where the bytes of a file-backed mapping come from.
 #[derive(Clone, Debug)]
 pub enum Backing {
     /// Anonymous memory: zero-filled.
     Anon,
-    /// Bytes of an in-memory image: virtual addresses `[va, va + len)` hold
-    /// `data[off .. off + len]`; the rest of the mapping reads as zero (ELF `.bss`).
+    /// Bytes of a file: virtual addresses `[va, va + len)` hold bytes `[off, off + len)`
+    /// of `data`; the rest of the mapping reads as zero (ELF `.bss`, past end of file).
     Image {
         /// The file contents.
-        data: Arc<[u8]>,
+        data: Source,
         /// First virtual address backed by the file.
         va: u64,
         /// File offset of `va`.
@@ -173,7 +215,7 @@ fn same_backing(a: &Backing, b: &Backing) -> bool {
         (
             Backing::Image { data: d1, va: v1, off: o1, len: l1 },
             Backing::Image { data: d2, va: v2, off: o2, len: l2 },
-        ) => Arc::ptr_eq(d1, d2) && v1 == v2 && o1 == o2 && l1 == l2,
+        ) => d1.same(d2) && v1 == v2 && o1 == o2 && l1 == l2,
         _ => false,
     }
 }
@@ -198,6 +240,8 @@ pub struct Mm {
     pub thp: Thp,
     /// TLB context (ctx_id, tlb_gen, mm_cpumask, global ASID).
     pub ctx: crate::tlbflush::MmCtx,
+    /// Every address from here up to `MMAP_BASE` is mapped (see [`Mm::find_free`]).
+    packed_from: u64,
 }
 
 impl Mm {
@@ -222,6 +266,7 @@ impl Mm {
             rss: 0,
             faults: 0,
             thp: Thp::default(),
+            packed_from: MMAP_BASE,
         })
     }
 
@@ -241,15 +286,24 @@ impl Mm {
     }
 
     /// Highest free gap of `len` bytes at or below `MMAP_BASE` (top-down, as Linux).
-    pub fn find_free(&self, len: u64) -> Option<u64> {
-        let mut top = MMAP_BASE;
-        for (_, v) in self.vmas.range(..MMAP_BASE).rev() {
+    /// The search starts below `packed_from`, under which every address up to
+    /// `MMAP_BASE` is known to be mapped, so a program that maps many areas does not pay
+    /// for the ones it already has (an unmap above that point moves it back up).
+    pub fn find_free(&mut self, len: u64) -> Option<u64> {
+        let first = self.packed_from.min(MMAP_BASE);
+        let mut top = first;
+        for (_, v) in self.vmas.range(..first).rev() {
             if v.end <= top && top - v.end >= len {
-                return Some(top - len);
+                break;
             }
             top = top.min(v.start);
         }
-        (top >= MMAP_MIN + len).then(|| top - len)
+        let found = top.checked_sub(len).filter(|&a| a >= MMAP_MIN)?;
+        if top == first {
+            // Directly below the packed region: it grows down to the new area.
+            self.packed_from = found;
+        }
+        Some(found)
     }
 
     /// Inserts a VMA (the range must be free), merging it with compatible neighbours as
@@ -318,6 +372,9 @@ impl Mm {
     /// Removes VMAs in `[start, end)`, splitting partial ones, and unmaps their pages
     /// into `g` (freeing emptied page tables).
     pub fn unmap(&mut self, phys: &mut PhysMem, start: u64, end: u64, g: &mut Gather) {
+        if end > self.packed_from && start < MMAP_BASE {
+            self.packed_from = MMAP_BASE;
+        }
         self.split_edges(phys, start, end);
         self.split_at(start);
         self.split_at(end);
@@ -329,13 +386,26 @@ impl Mm {
     }
 
     /// Changes the protection of `[start, end)` (all of it must be mapped), updating
-    /// present PTEs. Returns false if part of the range is unmapped.
-    pub fn protect(&mut self, phys: &mut PhysMem, start: u64, end: u64, prot: u8) -> bool {
+    /// present PTEs. Errors: ENOMEM if part of the range is unmapped, EACCES for write
+    /// access to a shared file mapping (emu's host files are read-only: no VM_MAYWRITE).
+    pub fn protect(
+        &mut self,
+        phys: &mut PhysMem,
+        start: u64,
+        end: u64,
+        prot: u8,
+    ) -> Result<(), i64> {
         let mut a = start;
         while a < end {
             match self.find(a) {
-                Some(v) => a = v.end,
-                None => return false,
+                Some(v) => {
+                    let file = matches!(v.backing, Backing::Image { .. });
+                    if prot & PROT_WRITE != 0 && v.shared && file {
+                        return Err(crate::fs::errno::EACCES);
+                    }
+                    a = v.end;
+                }
+                None => return Err(crate::fs::errno::ENOMEM),
             }
         }
         self.split_edges(phys, start, end);
@@ -365,7 +435,7 @@ impl Mm {
             }
         }
         self.merge_range(start, end);
-        true
+        Ok(())
     }
 
     /// Merges adjacent VMAs with identical attributes that touch `[lo, hi]` (Linux's
@@ -483,37 +553,52 @@ impl Mm {
 
     /// Unhooks page-table pages under `[start, end)` that no longer map anything and
     /// whose span no VMA still uses (mm/memory.c `free_pgtables` floor/ceiling rule).
+    /// Only the tables that exist are visited (bottom-up, so emptied parents are seen),
+    /// so the cost follows the page tables, not the length of the range.
     fn free_empty_tables(&mut self, phys: &mut PhysMem, start: u64, end: u64, g: &mut Gather) {
-        let root = self.root.addr();
-        let mut freed = 0u64;
-        // Levels 1..3 (PT, PD, PDPT), bottom-up so emptied parents are seen.
-        for level in 1..=3u8 {
-            let span = 1u64 << (12 + 9 * u32::from(level)); // region one table covers
-            let mut a = start & !(span - 1);
-            while a < end {
-                let region_end = a.saturating_add(span);
-                if self.is_free(a, region_end) {
-                    if let Some(parent) = emu_mmu::table_at(phys, root, a, level + 1) {
-                        let epa = parent + 8 * pte::index(a, level + 1);
-                        let e = phys.read_u64(epa);
-                        if e & P != 0 && e & PS == 0 {
-                            let t = Pfn((e & ADDR) >> 12);
-                            if PageTables::table_empty(phys, t) {
-                                phys.write_u64(epa, 0);
-                                phys.pte_changed(epa);
-                                g.tables.push(t);
-                                freed += 1;
-                            }
-                        }
-                    }
-                }
-                a = region_end;
-                if a == 0 {
-                    break;
-                }
+        let before = g.tables.len();
+        self.free_in(phys, self.root.addr(), 4, 0, start, end, g);
+        self.table_pages -= (g.tables.len() - before) as u64;
+    }
+
+    /// [`Mm::free_empty_tables`] below the table at `table` (level `level`, covering
+    /// addresses from `base`): frees each child table whose span lies in no VMA once its
+    /// own children are gone.
+    #[allow(clippy::too_many_arguments)]
+    fn free_in(
+        &self,
+        phys: &mut PhysMem,
+        table: u64,
+        level: u8,
+        base: u64,
+        start: u64,
+        end: u64,
+        g: &mut Gather,
+    ) {
+        if level == 1 {
+            return;
+        }
+        let span = 1u64 << (12 + 9 * (u32::from(level) - 1)); // what one entry covers
+        for i in 0..512u64 {
+            let lo = base + i * span;
+            let hi = lo.saturating_add(span);
+            if hi <= start || lo >= end {
+                continue;
+            }
+            let epa = table + 8 * i;
+            let e = phys.read_u64(epa);
+            if e & P == 0 || e & PS != 0 {
+                continue;
+            }
+            let child = e & ADDR;
+            self.free_in(phys, child, level - 1, lo, start, end, g);
+            let t = Pfn(child >> 12);
+            if self.is_free(lo, hi) && PageTables::table_empty(phys, t) {
+                phys.write_u64(epa, 0);
+                phys.pte_changed(epa);
+                g.tables.push(t);
             }
         }
-        self.table_pages -= freed;
     }
 
     /// Handles a page fault at `va`.
@@ -559,14 +644,10 @@ impl Mm {
         let frame = phys.alloc()?;
         if let Backing::Image { data, va: fva, off, len } = &vma.backing {
             let lo = page.max(*fva);
-            let hi = (page + PAGE).min(fva + len);
+            let hi = (page + PAGE).min(fva.saturating_add(*len));
             if lo < hi {
-                let src = (off + (lo - fva)) as usize;
-                let n = (hi - lo) as usize;
-                let dst = phys.slice_mut(frame.addr() + (lo - page), n);
-                if let Some(s) = data.get(src..src + n) {
-                    dst.copy_from_slice(s);
-                }
+                let dst = phys.slice_mut(frame.addr() + (lo - page), (hi - lo) as usize);
+                data.read_at(off + (lo - fva), dst);
             }
         }
         let mut created = Vec::new();
@@ -773,9 +854,9 @@ mod tests {
         let mut mm = Mm::new(&mut phys, 2, 1).unwrap();
         mm.insert(anon(0x10_0000, 0x10_2000, PROT_READ | PROT_WRITE));
         mm.fault(&mut phys, 0x10_0000, true, false).unwrap();
-        assert!(mm.protect(&mut phys, 0x10_0000, 0x10_1000, PROT_READ));
+        assert!(mm.protect(&mut phys, 0x10_0000, 0x10_1000, PROT_READ).is_ok());
         assert_eq!(mm.fault(&mut phys, 0x10_0000, true, false).unwrap(), Fault::Segv);
-        assert!(mm.protect(&mut phys, 0x10_0000, 0x10_1000, PROT_READ | PROT_WRITE));
+        assert!(mm.protect(&mut phys, 0x10_0000, 0x10_1000, PROT_READ | PROT_WRITE).is_ok());
         assert_eq!(mm.vmas.len(), 1, "merged back");
         let mut child = mm.fork(&mut phys, 3).unwrap();
         assert_eq!(child.fault(&mut phys, 0x10_0000, true, false).unwrap(), Fault::CowBroken);

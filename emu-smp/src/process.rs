@@ -707,6 +707,11 @@ impl Machine {
 
     /// Sends signal `s` to thread `target` (from core `c`).
     pub(crate) fn signal_thread(&mut self, c: usize, target: u32, s: u32) {
+        // Not a signal (a clone exit signal can be anything up to 255; do_notify_parent
+        // then sends nothing).
+        if s == 0 || s > 64 {
+            return;
+        }
         let Some(t) = self.k.tasks.get(&target) else { return };
         let act = self.k.sighands.get(&t.sighand).map(|h| h[s as usize]).unwrap_or_default();
         let default_ignored =

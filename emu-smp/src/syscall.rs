@@ -226,15 +226,35 @@ impl Machine {
             PIPE => self.sys_pipe(c, tid, a[0], 0),
             PIPE2 => self.sys_pipe(c, tid, a[0], a[1] as u32),
             FSYNC | UMASK => 0o022 * i64::from(n == UMASK),
-            MMAP => return self.mm_path(tid, MmCall::Mmap(a)),
-            MUNMAP => return self.mm_path(tid, MmCall::Munmap(a[0], a[1])),
-            MPROTECT => return self.mm_path(tid, MmCall::Mprotect(a[0], a[1], a[2] as u8)),
-            MADVISE if a[0] & (PAGE - 1) == 0 && (a[2] == 4 || a[2] == 8) => {
-                let end = a[0].saturating_add(page_up(a[1]));
-                return self.mm_path(tid, MmCall::Dontneed(a[0], end));
-            }
-            MADVISE => self.sys_madvise(c, tid, a[0], a[1], a[2]),
-            MREMAP => return self.mm_path(tid, MmCall::Mremap([a[0], a[1], a[2], a[3], a[4]])),
+            MMAP => match check_mmap(a) {
+                Err(e) => -e,
+                // mmap_min_addr: only CAP_SYS_RAWIO (root) may map below it.
+                Ok(()) if a[3] & 0x100010 != 0 && a[0] < crate::mm::MMAP_MIN && self.k.uid != 0 => {
+                    -EPERM
+                }
+                Ok(()) => return self.mm_path(tid, MmCall::Mmap(a)),
+            },
+            MUNMAP => match check_range(a[0], a[1]) {
+                Err(e) => -e,
+                Ok(()) => return self.mm_path(tid, MmCall::Munmap(a[0], a[1])),
+            },
+            MPROTECT => match check_mprotect(a[0], a[1], a[2]) {
+                Err(e) => -e,
+                Ok(false) => 0,
+                Ok(true) => return self.mm_path(tid, MmCall::Mprotect(a[0], a[1], a[2] as u8)),
+            },
+            MADVISE => match check_madvise(a[0], a[1], a[2]) {
+                Err(e) => -e,
+                Ok(None) => 0,
+                Ok(Some(end)) if a[2] == 4 || a[2] == 8 => {
+                    return self.mm_path(tid, MmCall::Dontneed(a[0], end));
+                }
+                Ok(Some(_)) => self.sys_madvise(c, tid, a[0], a[1], a[2]),
+            },
+            MREMAP => match check_mremap(a[0], a[1], a[2], a[3], a[4]) {
+                Err(e) => -e,
+                Ok(()) => return self.mm_path(tid, MmCall::Mremap([a[0], a[1], a[2], a[3], a[4]])),
+            },
             BRK => return self.mm_path(tid, MmCall::Brk(a[0])),
             MSYNC => self.sys_msync(tid, a[0], a[1]),
             MINCORE => -ENOSYS,
@@ -260,7 +280,7 @@ impl Machine {
             RSEQ => self.sys_rseq(c, tid, a[0], a[1] as u32, a[2], a[3] as u32),
             PRLIMIT64 => self.sys_prlimit(c, tid, a[1] as u32, a[2], a[3]),
             GETRLIMIT => self.sys_prlimit(c, tid, a[0] as u32, 0, a[1]),
-            GETRANDOM => self.sys_getrandom(c, tid, a[0], a[1]),
+            GETRANDOM => self.sys_getrandom(c, tid, a[0], a[1], a[2]),
             CLOCK_GETTIME => self.sys_clock_gettime(c, tid, a[0], a[1]),
             CLOCK_GETRES => {
                 if a[1] != 0 {
@@ -494,7 +514,13 @@ impl Machine {
         }
         let mut raw = vec![0u8; 16 * cnt as usize];
         self.read_user(c, tid, iov, &mut raw).map_err(|()| EFAULT)?;
-        Ok(raw.chunks_exact(16).map(|ch| (le64(&ch[..8]), le64(&ch[8..]))).collect())
+        let v: Vec<(u64, u64)> =
+            raw.chunks_exact(16).map(|ch| (le64(&ch[..8]), le64(&ch[8..]))).collect();
+        // import_iovec: a length that is negative as an ssize_t is EINVAL.
+        if v.iter().any(|&(_, len)| len > i64::MAX as u64) {
+            return Err(EINVAL);
+        }
+        Ok(v)
     }
 
     fn sys_readv(&mut self, c: usize, tid: u32, fd: i32, iov: u64, cnt: u64) -> Sys {
@@ -532,10 +558,16 @@ impl Machine {
             Ok(v) => v,
             Err(e) => return Sys::Ret(-e),
         };
-        // Gather into one write so the host sees it as one.
+        // Gather into one write so the host sees it as one, at most as much as one
+        // write(2) takes (a short write otherwise, as Linux caps at MAX_RW_COUNT): the
+        // host buffer never exceeds that, whatever the iovecs add up to.
         let mut data = Vec::new();
+        let cap = 1usize << 24;
         for (base, len) in v {
-            let len = len.min(1 << 24) as usize;
+            let len = (len as usize).min(cap - data.len());
+            if len == 0 {
+                continue;
+            }
             let start = data.len();
             data.resize(start + len, 0);
             if self.read_user(c, tid, base, &mut data[start..]).is_err() {
@@ -867,33 +899,30 @@ impl Machine {
             Backing::Anon
         } else {
             let Some(id) = self.fd(tid, fd) else { return -EBADF };
-            let data = match self.k.files.descs.get(&id).map(|d| &d.obj) {
+            let (data, size) = match self.k.files.descs.get(&id).map(|d| &d.obj) {
                 Some(Object::Host { file, .. }) => {
-                    use std::io::Read;
-                    let mut v = Vec::new();
-                    let mut f = match file.try_clone() {
-                        Ok(f) => f,
+                    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+                    match file.try_clone() {
+                        Ok(f) => (crate::mm::Source::File(std::sync::Arc::new(f)), size),
                         Err(e) => return -crate::fs::io_errno(&e),
-                    };
-                    use std::io::Seek;
-                    if f.seek(std::io::SeekFrom::Start(0)).is_err()
-                        || f.read_to_end(&mut v).is_err()
-                    {
-                        return -EIO;
                     }
-                    v
                 }
-                Some(Object::Synthetic { data }) => data.clone(),
-                _ => return -ENODEV_OR_ACCESS,
+                Some(Object::Synthetic { data }) => {
+                    (crate::mm::Source::Bytes(data.clone().into()), data.len() as u64)
+                }
+                _ => return -ENODEV,
             };
             if flags & MAP_SHARED != 0 && prot & PROT_WRITE != 0 {
                 return -EACCES;
             }
-            let avail = (data.len() as u64).saturating_sub(off);
-            Backing::Image { data: data.into(), va: 0, off, len: avail.min(len) }
+            let avail = size.saturating_sub(off);
+            Backing::Image { data, va: 0, off, len: avail.min(len) }
         };
         let mmid = self.mm_of(tid);
         let Some(mm) = self.k.mms.get_mut(&mmid) else { return -EINVAL };
+        if mm.vmas.len() >= MAX_MAP_COUNT {
+            return -ENOMEM;
+        }
         let start = if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
             if addr == 0 || addr.checked_add(len).is_none_or(|e| e > crate::mm::STACK_TOP) {
                 return -EINVAL;
@@ -939,10 +968,10 @@ impl Machine {
     }
 
     pub(crate) fn sys_munmap(&mut self, c: usize, tid: u32, addr: u64, len: u64) -> i64 {
-        if addr & (PAGE - 1) != 0 || len == 0 {
-            return -EINVAL;
+        if let Err(e) = check_range(addr, len) {
+            return -e;
         }
-        let end = addr.saturating_add(page_up(len));
+        let end = addr + page_up(len);
         let mmid = self.mm_of(tid);
         let Some(mm) = self.k.mms.get_mut(&mmid) else { return -EINVAL };
         let mut g = Gather::default();
@@ -960,14 +989,16 @@ impl Machine {
         len: u64,
         prot: u8,
     ) -> i64 {
-        if addr & (PAGE - 1) != 0 {
-            return -EINVAL;
+        match check_mprotect(addr, len, u64::from(prot)) {
+            Err(e) => return -e,
+            Ok(false) => return 0,
+            Ok(true) => {}
         }
-        let end = addr.saturating_add(page_up(len));
+        let end = addr + page_up(len);
         let mmid = self.mm_of(tid);
         let Some(mm) = self.k.mms.get_mut(&mmid) else { return -EINVAL };
-        if !mm.protect(&mut self.hw.mem.phys, addr, end, prot & 7) {
-            return -ENOMEM;
+        if let Err(e) = mm.protect(&mut self.hw.mem.phys, addr, end, prot & 7) {
+            return -e;
         }
         // change_protection: flush the range.
         self.flush_tlb_mm_range(c, mmid, addr, end, 12, false, Reason::Mprotect);
@@ -1027,10 +1058,13 @@ impl Machine {
     ) -> i64 {
         const MAYMOVE: u64 = 1;
         const FIXED: u64 = 2;
-        if old & (PAGE - 1) != 0 || new_len == 0 {
-            return -EINVAL;
+        if let Err(e) = check_mremap(old, old_len, new_len, flags, new_addr) {
+            return -e;
         }
         let (old_len, new_len) = (page_up(old_len), page_up(new_len));
+        if old.checked_add(old_len).is_none_or(|e| e > TASK_SIZE) {
+            return -EFAULT;
+        }
         let mmid = self.mm_of(tid);
         let Some(mm) = self.k.mms.get_mut(&mmid) else { return -EINVAL };
         let Some(vma) = mm.find(old).cloned() else { return -EFAULT };
@@ -1045,9 +1079,10 @@ impl Machine {
             self.finish_gather(c, mmid, g, Reason::Mremap);
             return old as i64;
         }
-        // Grow in place if the following range is free.
+        // Grow in place if the following range is free (and within user space).
         if flags & FIXED == 0
             && old + old_len == vma.end
+            && new_len <= TASK_SIZE - old
             && mm.is_free(old + old_len, old + new_len)
         {
             let mut v = vma.clone();
@@ -1138,7 +1173,9 @@ impl Machine {
         let mmid = self.mm_of(tid);
         let Some(mm) = self.k.mms.get_mut(&mmid) else { return 0 };
         let cur = mm.brk;
-        if want < mm.brk_start {
+        // Below the heap's start, or a new end that wraps or leaves user space (the
+        // check_brk_limits / get_unmapped_area refusal): brk stays where it is.
+        if want < mm.brk_start || want > TASK_SIZE {
             return cur as i64;
         }
         let (old_end, new_end) = (page_up(cur), page_up(want));
@@ -1268,6 +1305,8 @@ impl Machine {
         const GET_FS: u64 = 0x1003;
         const GET_GS: u64 = 0x1004;
         match code {
+            // do_arch_prctl_64: a base outside user space is refused.
+            SET_FS | SET_GS if addr >= TASK_SIZE => -EPERM,
             SET_FS | SET_GS => {
                 if let Some(t) = self.k.tasks.get_mut(&tid) {
                     t.cpu.seg_base[if code == SET_FS { 1 } else { 2 }] = addr;
@@ -1294,7 +1333,17 @@ impl Machine {
         const PR_SET_NAME: u64 = 15;
         const PR_GET_NAME: u64 = 16;
         match option {
-            PR_SET_NAME => match self.read_cstr(c, tid, arg, 16) {
+            // The name is truncated to 15 bytes (strncpy_from_user into comm).
+            PR_SET_NAME => match self.read_cstr(c, tid, arg, 15).or_else(|e| {
+                let mut b = [0u8; 15];
+                match e {
+                    ENAMETOOLONG => self
+                        .read_user(c, tid, arg, &mut b)
+                        .map(|()| b.to_vec())
+                        .map_err(|()| EFAULT),
+                    e => Err(e),
+                }
+            }) {
                 Ok(name) => {
                     if let Some(t) = self.k.tasks.get_mut(&tid) {
                         t.comm = String::from_utf8_lossy(&name[..name.len().min(15)]).into_owned();
@@ -1384,14 +1433,29 @@ impl Machine {
         0
     }
 
-    fn sys_getrandom(&mut self, c: usize, tid: u32, buf: u64, len: u64) -> i64 {
-        let n = len.min(1 << 20) as usize;
-        let mut b = vec![0u8; n];
-        self.k.rng.fill(&mut b);
-        if self.write_user(c, tid, buf, &b).is_err() {
-            return -EFAULT;
+    /// getrandom(2) (drivers/char/random.c): the seeded generator's bytes, written a
+    /// MiB at a time; lengths above INT_MAX are clamped.
+    fn sys_getrandom(&mut self, c: usize, tid: u32, buf: u64, len: u64, flags: u64) -> i64 {
+        const NONBLOCK: u64 = 1;
+        const RANDOM: u64 = 2;
+        const INSECURE: u64 = 4;
+        if flags & !(NONBLOCK | RANDOM | INSECURE) != 0
+            || flags & (RANDOM | INSECURE) == RANDOM | INSECURE
+        {
+            return -EINVAL;
         }
-        n as i64
+        let len = len.min(i32::MAX as u64);
+        let mut chunk = vec![0u8; len.min(1 << 20) as usize];
+        let mut done = 0u64;
+        while done < len {
+            let n = (len - done).min(chunk.len() as u64) as usize;
+            self.k.rng.fill(&mut chunk[..n]);
+            if self.write_user(c, tid, buf.wrapping_add(done), &chunk[..n]).is_err() {
+                return if done > 0 { done as i64 } else { -EFAULT };
+            }
+            done += n as u64;
+        }
+        len as i64
     }
 
     fn sys_clock_gettime(&mut self, c: usize, tid: u32, clock: u64, out: u64) -> i64 {
@@ -1558,8 +1622,120 @@ impl Machine {
     }
 }
 
-const ENODEV_OR_ACCESS: i64 = 19;
 const EBUSY: i64 = 16;
+
+/// The top of user space (TASK_SIZE_MAX with 4-level paging: 2^47 minus a page).
+pub const TASK_SIZE: u64 = (1 << 47) - PAGE;
+/// vm.max_map_count's default (DEFAULT_MAX_MAP_COUNT: USHRT_MAX - 5).
+pub const MAX_MAP_COUNT: usize = 65_530;
+
+/// munmap's argument checks (mm/vma.c `do_vmi_munmap`): a page-aligned start within user
+/// space and a length that fits above it.
+fn check_range(addr: u64, len: u64) -> Result<(), i64> {
+    if addr & (PAGE - 1) != 0 || addr > TASK_SIZE || len > TASK_SIZE - addr || page_up(len) == 0 {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
+/// mmap's argument checks (mm/mmap.c `do_mmap`, `ksys_mmap_pgoff`, `get_unmapped_area`).
+fn check_mmap(a: [u64; 6]) -> Result<(), i64> {
+    let (addr, len, flags, off) = (a[0], a[1], a[3], a[5]);
+    const MAP_FIXED: u64 = 0x10;
+    const MAP_FIXED_NOREPLACE: u64 = 0x100000;
+    if off & (PAGE - 1) != 0 || !matches!(flags & 0xf, 1..=3) || len == 0 {
+        return Err(EINVAL);
+    }
+    let len = page_up(len);
+    if len == 0 || len > TASK_SIZE - crate::mm::MMAP_MIN {
+        return Err(ENOMEM);
+    }
+    if (off >> 12).checked_add(len >> 12).is_none() {
+        return Err(EOVERFLOW);
+    }
+    if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
+        if addr & (PAGE - 1) != 0 {
+            return Err(EINVAL);
+        }
+        if addr > TASK_SIZE - len {
+            return Err(ENOMEM);
+        }
+    }
+    Ok(())
+}
+
+/// mprotect's argument checks (mm/mprotect.c `do_mprotect_pkey`): Ok(false) when there
+/// is nothing to do (a zero length).
+fn check_mprotect(addr: u64, len: u64, prot: u64) -> Result<bool, i64> {
+    const KNOWN: u64 = 0x1 | 0x2 | 0x4 | 0x8 | 0x0100_0000 | 0x0200_0000;
+    if addr & (PAGE - 1) != 0 || prot & !KNOWN != 0 || prot & 0x0300_0000 == 0x0300_0000 {
+        return Err(EINVAL);
+    }
+    if len == 0 {
+        return Ok(false);
+    }
+    let end = addr.wrapping_add(page_up(len));
+    if page_up(len) == 0 || end <= addr {
+        return Err(ENOMEM);
+    }
+    Ok(true)
+}
+
+/// madvise's argument checks (mm/madvise.c `madvise_behavior_valid`, `do_madvise`):
+/// Ok(None) when there is nothing to do, else the end of the range.
+fn check_madvise(addr: u64, len: u64, advice: u64) -> Result<Option<u64>, i64> {
+    if !matches!(advice, 0..=4 | 8..=25 | 100 | 101 | 102 | 103) {
+        return Err(EINVAL);
+    }
+    if addr & (PAGE - 1) != 0 || (len != 0 && page_up(len) == 0) {
+        return Err(EINVAL);
+    }
+    let end = addr.wrapping_add(page_up(len));
+    if end < addr {
+        return Err(EINVAL);
+    }
+    if matches!(advice, 100 | 101) {
+        // MADV_HWPOISON, MADV_SOFT_OFFLINE: CAP_SYS_ADMIN only.
+        return Err(EPERM);
+    }
+    Ok((end != addr).then_some(end))
+}
+
+/// mremap's argument checks (mm/mremap.c `do_mremap`, `mremap_to`).
+fn check_mremap(
+    addr: u64,
+    old_len: u64,
+    new_len: u64,
+    flags: u64,
+    new_addr: u64,
+) -> Result<(), i64> {
+    const MAYMOVE: u64 = 1;
+    const FIXED: u64 = 2;
+    const DONTUNMAP: u64 = 4;
+    if flags & !(MAYMOVE | FIXED | DONTUNMAP) != 0
+        || flags & (FIXED | DONTUNMAP) != 0 && flags & MAYMOVE == 0
+        || addr & (PAGE - 1) != 0
+    {
+        return Err(EINVAL);
+    }
+    let (old_len, new_len) = (page_up(old_len), page_up(new_len));
+    if new_len == 0 || new_len > TASK_SIZE || old_len > TASK_SIZE {
+        return Err(EINVAL);
+    }
+    if flags & FIXED != 0 {
+        if new_addr & (PAGE - 1) != 0 || new_len > TASK_SIZE || new_addr > TASK_SIZE - new_len {
+            return Err(EINVAL);
+        }
+        // The old and new ranges may not overlap.
+        if addr.saturating_add(old_len) > new_addr && new_addr + new_len > addr {
+            return Err(EINVAL);
+        }
+    }
+    if flags & DONTUNMAP != 0 && old_len != new_len {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
 
 pub(crate) fn le64(b: &[u8]) -> u64 {
     let mut a = [0u8; 8];
