@@ -462,13 +462,27 @@ impl Resolver {
             {
                 (string_fn::<M>(string::so::CMPS, ins), C::StringIter)
             }
+            // The hint-NOP space: 0F 0D and 0F 18..0F 1F with a ModRM byte are NOPs on
+            // processors that give them no other meaning, and access no memory. In the
+            // 0F 1E row: ENDBR64/ENDBR32, and RDSSPD/RDSSPQ, which leave their register
+            // unchanged while shadow stacks are not enabled (Linux enables them only for
+            // a process that asks: CPUID here advertises no CET).
             Mn::Nop
+            | Mn::Reservednop
             | Mn::Endbr64
+            | Mn::Endbr32
+            | Mn::Rdsspd
+            | Mn::Rdsspq
+            | Mn::Cldemote
             | Mn::Prefetchnta
             | Mn::Prefetcht0
             | Mn::Prefetcht1
             | Mn::Prefetcht2
             | Mn::Prefetchw
+            | Mn::Prefetch
+            | Mn::Prefetchwt1
+            | Mn::Prefetchit0
+            | Mn::Prefetchit1
             | Mn::Fnop
             | Mn::Wait => (system::nop::<M> as ExecFn<M>, C::Alu),
             Mn::Lfence | Mn::Mfence | Mn::Sfence | Mn::Clflush | Mn::Clflushopt => {

@@ -519,6 +519,12 @@ fn wanted(m: Mnemonic) -> bool {
                 | Rsqrtss
                 | Ldmxcsr
                 | Stmxcsr
+                // The hint-NOP space (0F 0D, 0F 18..0F 1F), CET hints included.
+                | Reservednop
+                | Endbr64
+                | Endbr32
+                | Rdsspd
+                | Rdsspq
         )
 }
 
@@ -591,6 +597,9 @@ fn form_ok(code: Code) -> bool {
                 | BMI2
                 | LZCNT
                 | POPCNT
+                | MULTIBYTENOP
+                | CET_IBT
+                | CET_SS
         )
     });
     // Forms the host cannot run would only report the host's #UD (or, for LZCNT and
