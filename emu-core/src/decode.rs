@@ -7,7 +7,7 @@
 //! stops the run naming the instruction if it is ever executed.
 
 use crate::cpu::{Exception, HI8, NOREG, SEG_FS, SEG_GS, SEG_NONE};
-use crate::exec::{bmi, ctrl, int, sse, string, system, x87};
+use crate::exec::{bmi, ctrl, int, mmx, sse, string, system, x87};
 use crate::insn::{loc::*, ExecFn, Insn, F_ADDR32, F_LOCK, F_REP, F_REPNE, W16, W32, W64, W8};
 use crate::mem::GuestMem;
 use crate::softfp::{F32, F64};
@@ -870,6 +870,7 @@ fn sse_handler<M: GuestMem>(ins: &Instruction, i: &mut Insn<M>) -> Option<(ExecF
     let n = ins.op_count();
     if n == 0 {
         return match ins.mnemonic() {
+            Mn::Emms => Some((mmx::emms::<M> as ExecFn<M>, C::SseInt)),
             _ => None,
         };
     }
@@ -890,6 +891,9 @@ fn sse_handler<M: GuestMem>(ins: &Instruction, i: &mut Insn<M>) -> Option<(ExecF
             _ => x87::fmem::<M, { x87::mctl::FXRSTOR }>,
         };
         return Some((f, C::Serializing));
+    }
+    if any_mm || matches!(m, Mn::Emms | Mn::Cvtpi2ps | Mn::Cvtpi2pd) {
+        return mmx_handler::<M>(ins, i);
     }
     // CVT(T)SS2SI/CVT(T)SD2SI with a memory source name no XMM register.
     let scalar_to_int =
@@ -1264,6 +1268,194 @@ fn sse_handler<M: GuestMem>(ins: &Instruction, i: &mut Insn<M>) -> Option<(ExecF
         _ => return None,
     };
     Some((f, C::SseInt))
+}
+
+/// Handlers of the instructions with an MMX register operand (MMX, and the SSE/SSE2
+/// forms on MMX registers).
+#[allow(clippy::too_many_lines)]
+fn mmx_handler<M: GuestMem>(ins: &Instruction, i: &mut Insn<M>) -> Option<(ExecFn<M>, CostClass)> {
+    use sse::pi;
+    use CostClass as C;
+    use Mnemonic as Mn;
+    let n = ins.op_count();
+    let k0 = kind(ins.op0_kind());
+    let k1 = if n > 1 { kind(ins.op1_kind()) } else { REG };
+    let m = ins.mnemonic();
+    let reg_mm = |k: u32| ins.op_kind(k) == OpKind::Register && ins.op_register(k).is_mm();
+    let op = match m {
+        Mn::Paddb => pi::PADDB,
+        Mn::Paddw => pi::PADDW,
+        Mn::Paddd => pi::PADDD,
+        Mn::Paddq => pi::PADDQ,
+        Mn::Psubb => pi::PSUBB,
+        Mn::Psubw => pi::PSUBW,
+        Mn::Psubd => pi::PSUBD,
+        Mn::Psubq => pi::PSUBQ,
+        Mn::Paddsb => pi::PADDSB,
+        Mn::Paddsw => pi::PADDSW,
+        Mn::Paddusb => pi::PADDUSB,
+        Mn::Paddusw => pi::PADDUSW,
+        Mn::Psubsb => pi::PSUBSB,
+        Mn::Psubsw => pi::PSUBSW,
+        Mn::Psubusb => pi::PSUBUSB,
+        Mn::Psubusw => pi::PSUBUSW,
+        Mn::Pcmpeqb => pi::PCMPEQB,
+        Mn::Pcmpeqw => pi::PCMPEQW,
+        Mn::Pcmpeqd => pi::PCMPEQD,
+        Mn::Pcmpgtb => pi::PCMPGTB,
+        Mn::Pcmpgtw => pi::PCMPGTW,
+        Mn::Pcmpgtd => pi::PCMPGTD,
+        Mn::Pand => pi::PAND,
+        Mn::Pandn => pi::PANDN,
+        Mn::Por => pi::POR,
+        Mn::Pxor => pi::PXOR,
+        Mn::Pmullw => pi::PMULLW,
+        Mn::Pmulhw => pi::PMULHW,
+        Mn::Pmulhuw => pi::PMULHUW,
+        Mn::Pmuludq => pi::PMULUDQ,
+        Mn::Pmaddwd => pi::PMADDWD,
+        Mn::Pavgb => pi::PAVGB,
+        Mn::Pavgw => pi::PAVGW,
+        Mn::Pminub => pi::PMINUB,
+        Mn::Pmaxub => pi::PMAXUB,
+        Mn::Pminsw => pi::PMINSW,
+        Mn::Pmaxsw => pi::PMAXSW,
+        Mn::Psadbw => pi::PSADBW,
+        Mn::Punpcklbw => pi::PUNPCKLBW,
+        Mn::Punpcklwd => pi::PUNPCKLWD,
+        Mn::Punpckldq => pi::PUNPCKLDQ,
+        Mn::Punpckhbw => pi::PUNPCKHBW,
+        Mn::Punpckhwd => pi::PUNPCKHWD,
+        Mn::Punpckhdq => pi::PUNPCKHDQ,
+        Mn::Packsswb => pi::PACKSSWB,
+        Mn::Packssdw => pi::PACKSSDW,
+        Mn::Packuswb => pi::PACKUSWB,
+        Mn::Psrlw => pi::PSRLW,
+        Mn::Psrld => pi::PSRLD,
+        Mn::Psrlq => pi::PSRLQ,
+        Mn::Psraw => pi::PSRAW,
+        Mn::Psrad => pi::PSRAD,
+        Mn::Psllw => pi::PSLLW,
+        Mn::Pslld => pi::PSLLD,
+        Mn::Psllq => pi::PSLLQ,
+        _ => u8::MAX,
+    };
+    if op != u8::MAX {
+        if !reg_mm(0) {
+            return None;
+        }
+        if k1 == IMM {
+            i.imm = ins.immediate(1);
+            macro_rules! sh {
+                ($($OP:ident),*) => {
+                    match op {
+                        $(pi::$OP => mmx::pshift_imm::<M, { pi::$OP }> as ExecFn<M>,)*
+                        _ => return None,
+                    }
+                };
+            }
+            let f = sh!(PSRLW, PSRLD, PSRLQ, PSRAW, PSRAD, PSLLW, PSLLD, PSLLQ);
+            return Some((f, C::SseInt));
+        }
+        // PUNPCKLBW/WD/DQ mm, m32 read four bytes only.
+        if k1 == MEM && ins.memory_size().size() == 4 {
+            i.cc = 1;
+        }
+        macro_rules! table {
+            ($S:ident; $($OP:ident),*) => {
+                match op {
+                    $(pi::$OP => mmx::pint::<M, { pi::$OP }, $S> as ExecFn<M>,)*
+                    _ => return None,
+                }
+            };
+        }
+        let f = rm!(k1, |S| table!(S; PADDB, PADDW, PADDD, PADDQ, PSUBB, PSUBW, PSUBD, PSUBQ,
+            PADDSB, PADDSW, PADDUSB, PADDUSW, PSUBSB, PSUBSW, PSUBUSB, PSUBUSW, PCMPEQB,
+            PCMPEQW, PCMPEQD, PCMPGTB, PCMPGTW, PCMPGTD, PAND, PANDN, POR, PXOR, PMULLW,
+            PMULHW, PMULHUW, PMULUDQ, PMADDWD, PAVGB, PAVGW, PMINUB, PMAXUB, PMINSW, PMAXSW,
+            PSADBW, PUNPCKLBW, PUNPCKLWD, PUNPCKLDQ, PUNPCKHBW, PUNPCKHWD, PUNPCKHDQ,
+            PACKSSWB, PACKSSDW, PACKUSWB, PSRLW, PSRLD, PSRLQ, PSRAW, PSRAD, PSLLW, PSLLD,
+            PSLLQ));
+        let class =
+            if matches!(op, pi::PMULLW | pi::PMULHW | pi::PMULHUW | pi::PMULUDQ | pi::PMADDWD) {
+                C::SseMul
+            } else {
+                C::SseInt
+            };
+        return Some((f, class));
+    }
+    use mmx::{cv, mv};
+    let f: ExecFn<M> = match m {
+        Mn::Movd | Mn::Movq => match (reg_mm(0), n > 1 && reg_mm(1), k0, k1) {
+            (true, true, _, _) => mmx::mov::<M, { mv::MM_MM }, REG>,
+            (true, false, _, REG) => {
+                i.sz = sz_of(ins.op1_register().size());
+                mmx::mov::<M, { mv::TO_MM }, REG>
+            }
+            (true, false, _, MEM) if ins.code() == Code::Movq_mm_mmm64 => {
+                mmx::mov::<M, { mv::MM_MM }, MEM>
+            }
+            (true, false, _, MEM) => {
+                i.sz = sz_of(ins.memory_size().size());
+                mmx::mov::<M, { mv::TO_MM }, MEM>
+            }
+            (false, true, REG, _) => {
+                i.sz = sz_of(ins.op0_register().size());
+                mmx::mov::<M, { mv::FROM_MM }, REG>
+            }
+            (false, true, MEM, _) => {
+                i.sz = sz_of(ins.memory_size().size());
+                mmx::mov::<M, { mv::FROM_MM }, MEM>
+            }
+            _ => return None,
+        },
+        Mn::Movntq => mmx::mov::<M, { mv::STORE }, MEM>,
+        Mn::Movq2dq => mmx::mov::<M, { mv::TO_XMM }, REG>,
+        Mn::Movdq2q => mmx::mov::<M, { mv::FROM_XMM }, REG>,
+        Mn::Pshufw => {
+            i.imm = ins.immediate(2);
+            rm!(k1, |S| mmx::pshufw::<M, S> as ExecFn<M>)
+        }
+        Mn::Pextrw if reg_mm(1) => {
+            i.imm = ins.immediate(2);
+            mmx::pextrw::<M>
+        }
+        Mn::Pinsrw => {
+            i.imm = ins.immediate(2);
+            rm!(k1, |S| mmx::pinsrw::<M, S> as ExecFn<M>)
+        }
+        Mn::Pmovmskb => mmx::pmovmskb::<M>,
+        Mn::Maskmovq => {
+            // Operands: [rDI] (implicit), mm1 (data), mm2 (mask).
+            i.r0 = ins.op1_register().number() as u8;
+            i.r1 = ins.op2_register().number() as u8;
+            i.seg = match ins.memory_segment() {
+                Register::FS => SEG_FS,
+                Register::GS => SEG_GS,
+                _ => SEG_NONE,
+            };
+            if ins.op0_kind() == OpKind::MemorySegEDI {
+                i.flags |= F_ADDR32;
+            }
+            mmx::maskmovq::<M>
+        }
+        Mn::Cvtpi2ps => rm!(k1, |S| mmx::cvt::<M, { cv::PI2PS }, S> as ExecFn<M>),
+        Mn::Cvtpi2pd => rm!(k1, |S| mmx::cvt::<M, { cv::PI2PD }, S> as ExecFn<M>),
+        Mn::Cvtps2pi => rm!(k1, |S| mmx::cvt::<M, { cv::PS2PI }, S> as ExecFn<M>),
+        Mn::Cvttps2pi => rm!(k1, |S| mmx::cvt::<M, { cv::TPS2PI }, S> as ExecFn<M>),
+        Mn::Cvtpd2pi => rm!(k1, |S| mmx::cvt::<M, { cv::PD2PI }, S> as ExecFn<M>),
+        Mn::Cvttpd2pi => rm!(k1, |S| mmx::cvt::<M, { cv::TPD2PI }, S> as ExecFn<M>),
+        _ => return None,
+    };
+    let class = if matches!(
+        m,
+        Mn::Cvtpi2ps | Mn::Cvtpi2pd | Mn::Cvtps2pi | Mn::Cvttps2pi | Mn::Cvtpd2pi | Mn::Cvttpd2pi
+    ) {
+        C::SseFp
+    } else {
+        C::SseInt
+    };
+    Some((f, class))
 }
 
 fn fp_arith_fn<M: GuestMem>(op: u8, packed: bool, double: bool, k1: u8) -> ExecFn<M> {

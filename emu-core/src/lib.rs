@@ -3,7 +3,8 @@
 //! guest memory reached only through the [`GuestMem`] trait. The core knows nothing of
 //! page tables, TLBs or Linux.
 //!
-//! Coverage: the integer ISA, string instructions, LOCK-prefixed atomics, SSE/SSE2, x87,
+//! Coverage: the integer ISA, string instructions, LOCK-prefixed atomics, SSE/SSE2, MMX
+//! (with the SSE/SSE2 forms on MMX registers), x87,
 //! CPUID/RDTSC/RDTSCP/XGETBV, PAUSE, SYSCALL. No AVX (CPUID must not report it).
 
 #![allow(clippy::cast_possible_truncation, clippy::cast_lossless)]

@@ -135,3 +135,26 @@ impl X87 {
         }
     }
 }
+
+impl X87 {
+    /// MMX register `r` (0..7): the significand of physical register R`r`, whatever TOP.
+    #[inline(always)]
+    pub fn mm(&self, r: u8) -> u64 {
+        self.regs[r as usize & 7] as u64
+    }
+
+    /// Writes MMX register `r`: the significand, with the sign and exponent bits of the
+    /// 80-bit register all set (Intel SDM vol. 1 §9.5.1, table 9-3).
+    #[inline(always)]
+    pub fn set_mm(&mut self, r: u8, v: u64) {
+        self.regs[r as usize & 7] = (0xffffu128 << 64) | u128::from(v);
+    }
+
+    /// The x87-to-MMX transition every MMX instruction but EMMS makes: TOP = 0 and every
+    /// tag valid.
+    #[inline(always)]
+    pub fn mmx_enter(&mut self) {
+        self.top = 0;
+        self.empty = 0;
+    }
+}

@@ -3,6 +3,7 @@
 pub mod bmi;
 pub mod ctrl;
 pub mod int;
+pub mod mmx;
 pub mod sse;
 pub mod string;
 pub mod system;
