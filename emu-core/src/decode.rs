@@ -7,12 +7,12 @@
 //! stops the run naming the instruction if it is ever executed.
 
 use crate::cpu::{Exception, HI8, NOREG, SEG_FS, SEG_GS, SEG_NONE};
-use crate::exec::{bmi, ctrl, int, mmx, sse, string, system, x87};
+use crate::exec::{bmi, ctrl, int, mmx, seg, sse, string, system, x87};
 use crate::insn::{loc::*, ExecFn, Insn, F_ADDR32, F_LOCK, F_REP, F_REPNE, W16, W32, W64, W8};
 use crate::mem::GuestMem;
 use crate::softfp::{F32, F64};
 use crate::timing::{CostClass, InsnCosts};
-use iced_x86::{Code, Instruction, MemorySize, Mnemonic, OpKind, Register};
+use iced_x86::{Code, CpuidFeature, Instruction, MemorySize, Mnemonic, OpKind, Register};
 
 /// Selects a width-generic handler: `w!(sz, |W| expr)`.
 macro_rules! w {
@@ -136,6 +136,10 @@ impl Resolver {
             Some(f) => f,
             None => match x87_handler::<M>(ins, i) {
                 Some(f) => (f, x87_class(ins.mnemonic())),
+                None if hidden_extension(ins) => {
+                    i.cc = system::fault_code(Exception::InvalidOpcode);
+                    (system::fault::<M> as ExecFn<M>, CostClass::Alu)
+                }
                 None => (system::unsupported::<M> as ExecFn<M>, CostClass::Alu),
             },
         }
@@ -198,6 +202,21 @@ impl Resolver {
                     // MOV to or from CR3 and friends: privileged, #GP in user mode.
                     i.cc = system::fault_code(Exception::GeneralProtection);
                     return Some((system::fault::<M> as ExecFn<M>, C::Alu));
+                }
+                let sreg = |k: u32| {
+                    ins.op_kind(k) == OpKind::Register && ins.op_register(k).is_segment_register()
+                };
+                if sreg(0) {
+                    i.cc = ins.op0_register().number() as u8;
+                    let f = rm!(k1, |S| seg::mov_to_sreg::<M, S> as ExecFn<M>);
+                    return Some((f, C::Serializing));
+                }
+                if sreg(1) {
+                    i.cc = ins.op1_register().number() as u8;
+                    if k0 == REG {
+                        i.sz = sz_of(ins.op0_register().size());
+                    }
+                    return Some((rm!(k0, |D| seg::mov_from_sreg::<M, D> as ExecFn<M>), C::Alu));
                 }
                 if ins.op0_kind() == OpKind::Register && !ins.op0_register().is_gpr() {
                     return None;
@@ -344,6 +363,65 @@ impl Resolver {
                 i.imm = ins.near_branch_target();
                 (ctrl::jcc::<M> as ExecFn<M>, C::Branch)
             }
+            Mn::Jmp | Mn::Call if far_ptr_size(ins.memory_size()).is_some() && k0 == MEM => {
+                i.sz = far_ptr_size(ins.memory_size())?;
+                let f = if ins.mnemonic() == Mn::Call {
+                    seg::far_branch::<M, true> as ExecFn<M>
+                } else {
+                    seg::far_branch::<M, false>
+                };
+                (f, C::Serializing)
+            }
+            Mn::Retf => {
+                i.sz = match ins.code() {
+                    Code::Retfw | Code::Retfw_imm16 => 1,
+                    Code::Retfd | Code::Retfd_imm16 => 2,
+                    _ => 3,
+                };
+                i.imm = if n == 1 { ins.immediate(0) } else { 0 };
+                (seg::retf::<M> as ExecFn<M>, C::Serializing)
+            }
+            Mn::Iret | Mn::Iretd | Mn::Iretq => {
+                i.sz = match ins.mnemonic() {
+                    Mn::Iret => 1,
+                    Mn::Iretd => 2,
+                    _ => 3,
+                };
+                (seg::iret::<M> as ExecFn<M>, C::Serializing)
+            }
+            Mn::Xlatb => (seg::xlat::<M> as ExecFn<M>, C::Alu),
+            Mn::Lar | Mn::Lsl => {
+                i.sz = sz_of(ins.op0_register().size());
+                let f = rm!(k1, |S| if ins.mnemonic() == Mn::Lar {
+                    seg::desc_query::<M, { seg::dq::LAR }, S> as ExecFn<M>
+                } else {
+                    seg::desc_query::<M, { seg::dq::LSL }, S>
+                });
+                (f, C::Serializing)
+            }
+            Mn::Verr | Mn::Verw => {
+                let f = rm!(k0, |S| if ins.mnemonic() == Mn::Verr {
+                    seg::desc_query::<M, { seg::dq::VERR }, S> as ExecFn<M>
+                } else {
+                    seg::desc_query::<M, { seg::dq::VERW }, S>
+                });
+                (f, C::Serializing)
+            }
+            // UMIP-protected: #GP in user mode, completed by Linux's emulation.
+            Mn::Sgdt | Mn::Sidt | Mn::Smsw | Mn::Sldt | Mn::Str => {
+                use seg::um;
+                if k0 == REG {
+                    i.sz = sz_of(ins.op0_register().size());
+                }
+                let f = rm!(k0, |D| match ins.mnemonic() {
+                    Mn::Sgdt => seg::umip::<M, { um::SGDT }, D> as ExecFn<M>,
+                    Mn::Sidt => seg::umip::<M, { um::SIDT }, D>,
+                    Mn::Smsw => seg::umip::<M, { um::SMSW }, D>,
+                    Mn::Sldt => seg::umip::<M, { um::SLDT }, D>,
+                    _ => seg::umip::<M, { um::STR }, D>,
+                });
+                (f, C::Serializing)
+            }
             Mn::Jmp => match ins.op0_kind() {
                 OpKind::NearBranch64 | OpKind::NearBranch32 | OpKind::NearBranch16 => {
                     i.imm = ins.near_branch_target();
@@ -393,6 +471,24 @@ impl Resolver {
                 };
                 (f, C::Branch)
             }
+            Mn::Push | Mn::Pop if k0 == REG && ins.op0_register().is_segment_register() => {
+                // PUSH/POP FS and GS (the other segment registers' forms are invalid in
+                // 64-bit mode and decode as such).
+                i.cc = ins.op0_register().number() as u8;
+                i.sz = if matches!(
+                    ins.code(),
+                    Code::Pushw_FS | Code::Pushw_GS | Code::Popw_FS | Code::Popw_GS
+                ) {
+                    1
+                } else {
+                    3
+                };
+                if ins.mnemonic() == Mn::Push {
+                    (seg::push_sreg::<M> as ExecFn<M>, C::Alu)
+                } else {
+                    (seg::pop_sreg::<M> as ExecFn<M>, C::Serializing)
+                }
+            }
             Mn::Push => {
                 if k0 == REG && !ins.op0_register().is_gpr() {
                     return None;
@@ -427,10 +523,8 @@ impl Resolver {
             }
             Mn::Leave => (ctrl::leave::<M> as ExecFn<M>, C::Alu),
             Mn::Enter => {
-                if ins.immediate(1) != 0 {
-                    return None;
-                }
-                i.imm = ins.immediate(0);
+                i.imm = (ins.immediate(0) & 0xffff) | ((ins.immediate(1) & 0xff) << 16);
+                i.sz = if ins.code() == Code::Enterw_imm16_imm8 { 1 } else { 3 };
                 (ctrl::enter::<M> as ExecFn<M>, C::Alu)
             }
             Mn::Pushfq => (ctrl::pushf::<M> as ExecFn<M>, C::Alu),
@@ -513,6 +607,20 @@ impl Resolver {
             | Mn::Wrmsr
             | Mn::Swapgs
             | Mn::Sysretq
+            | Mn::Sysexit
+            | Mn::Sysexitq
+            | Mn::Lmsw
+            | Mn::Rdpmc
+            // Port I/O: IOPL is 0 and Linux gives a process no I/O bitmap unless it asks
+            // with ioperm/iopl, which this machine does not offer.
+            | Mn::In
+            | Mn::Out
+            | Mn::Insb
+            | Mn::Insw
+            | Mn::Insd
+            | Mn::Outsb
+            | Mn::Outsw
+            | Mn::Outsd
             | Mn::Cli
             | Mn::Sti => {
                 i.cc = system::fault_code(Exception::GeneralProtection);
@@ -658,6 +766,65 @@ fn base_insn<M: GuestMem>(ins: &Instruction) -> Insn<M> {
         i.sz = w;
     }
     i
+}
+
+/// True when `f` is a feature the machine profiles can advertise in CPUID (see
+/// `emu_smp::profile`): the x86-64 baseline with x87, MMX, FXSR, SSE and SSE2,
+/// CMPXCHG16B, POPCNT, LZCNT, BMI1/BMI2, RDTSCP, SYSCALL/SYSENTER, CLFLUSH.
+fn advertised(f: CpuidFeature) -> bool {
+    use CpuidFeature::*;
+    matches!(
+        f,
+        INTEL8086
+            | INTEL186
+            | INTEL286
+            | INTEL386
+            | INTEL486
+            | X64
+            | CPUID
+            | TSC
+            | MSR
+            | RDPMC
+            | SEP
+            | CMOV
+            | CX8
+            | CMPXCHG16B
+            | FPU
+            | FPU287
+            | FPU387
+            | FXSR
+            | MMX
+            | SSE
+            | SSE2
+            | POPCNT
+            | LZCNT
+            | BMI1
+            | BMI2
+            | RDTSCP
+            | SYSCALL
+            | CLFSH
+            | PAUSE
+            | MULTIBYTENOP
+            | INVPCID
+    )
+}
+
+/// An instruction this emulator does not implement that belongs to an extension CPUID
+/// does not advertise (AVX, AVX-512, SSE3 and later, XSAVE, RDRAND, FSGSBASE, ...), or
+/// that no longer exists: a processor without that extension raises #UD, which Linux
+/// delivers as SIGILL. Programs that check CPUID never execute them.
+fn hidden_extension(ins: &Instruction) -> bool {
+    ins.cpuid_features().iter().any(|&f| !advertised(f))
+}
+
+/// Operand-size index (1 = 16, 2 = 32, 3 = 64 bits) of a far pointer operand.
+fn far_ptr_size(ms: MemorySize) -> Option<u8> {
+    match ms {
+        MemorySize::SegPtr16 => Some(1),
+        MemorySize::SegPtr32 => Some(2),
+        MemorySize::SegPtr64 => Some(3),
+        _ => None,
+    }
 }
 
 fn has_mem(ins: &Instruction) -> bool {

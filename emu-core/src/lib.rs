@@ -24,7 +24,7 @@ pub mod x87;
 pub use cache::{CodeCache, CodeCacheStats};
 pub use cpu::{
     Cpu, CpuidModel, Exception, Exit, DF_BIT, HI8, NOREG, SEG_FS, SEG_GS, SEG_NONE,
-    USER_RFLAGS_WRITABLE,
+    USER_RFLAGS_WRITABLE, USER_SELECTORS,
 };
 pub use decode::{is_cmovcc, is_setcc, Resolver};
 pub use flags::{Flags, AF, CF, OF, PF, SF, STATUS, ZF};
