@@ -244,7 +244,7 @@ impl Cpu {
             return false;
         }
         let sw = u16_at(2);
-        self.fpu.cw = u16_at(0) | 0x40;
+        self.fpu.set_cw(u16_at(0));
         self.fpu.sw = sw & !(7 << 11);
         self.fpu.top = ((sw >> 11) & 7) as u8;
         self.fpu.empty = !b[4];

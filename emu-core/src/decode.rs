@@ -1878,8 +1878,19 @@ fn x87_handler<M: GuestMem>(ins: &Instruction, i: &mut Insn<M>) -> Option<ExecFn
         }
         Mn::Fnstcw | Mn::Fstcw => x87::fmem::<M, { mctl::FNSTCW }>,
         Mn::Fldcw => x87::fmem::<M, { mctl::FLDCW }>,
-        Mn::Fnstenv | Mn::Fstenv => x87::fmem::<M, { mctl::FNSTENV }>,
-        Mn::Fldenv => x87::fmem::<M, { mctl::FLDENV }>,
+        Mn::Fnstenv | Mn::Fstenv | Mn::Fldenv | Mn::Fnsave | Mn::Fsave | Mn::Frstor => {
+            // The 16-bit layouts (14-byte environment, 94-byte state) with a 0x66 prefix.
+            i.cc = u8::from(matches!(
+                ins.memory_size(),
+                MemorySize::FpuEnv14 | MemorySize::FpuState94
+            ));
+            match m {
+                Mn::Fnstenv | Mn::Fstenv => x87::fmem::<M, { mctl::FNSTENV }>,
+                Mn::Fldenv => x87::fmem::<M, { mctl::FLDENV }>,
+                Mn::Fnsave | Mn::Fsave => x87::fmem::<M, { mctl::FNSAVE }>,
+                _ => x87::fmem::<M, { mctl::FRSTOR }>,
+            }
+        }
         Mn::Fchs => x87::funary::<M, { un::FCHS }>,
         Mn::Fabs => x87::funary::<M, { un::FABS }>,
         Mn::Ftst => x87::funary::<M, { un::FTST }>,

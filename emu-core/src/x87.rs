@@ -99,27 +99,46 @@ impl X87 {
         self.top = (self.top + 1) & 7;
     }
 
-    /// The full status word including TOP.
+    /// The full status word: TOP, and the error-summary (ES) and busy (B) bits, which
+    /// are set exactly when an exception flag is set whose mask bit is clear.
     pub fn status_word(&self) -> u16 {
-        (self.sw & !(7 << 11)) | (u16::from(self.top) << 11)
+        let es = if self.sw & !self.cw & 0x3f != 0 { 0x8080 } else { 0 };
+        (self.sw & !(0x8080 | (7 << 11))) | (u16::from(self.top) << 11) | es
+    }
+
+    /// Loads the control word: the reserved bits 7 and 13..15 read as 0, bit 6 as 1.
+    pub fn set_cw(&mut self, v: u16) {
+        self.cw = (v & 0x1f3f) | 0x40;
+    }
+
+    /// FNINIT: default control word, status cleared, TOP = 0, every register empty (the
+    /// register contents stay).
+    pub fn fninit(&mut self) {
+        self.cw = CW_DEFAULT;
+        self.sw = 0;
+        self.top = 0;
+        self.empty = 0xff;
+    }
+
+    /// The tag of a non-empty register from its encoding: 00 valid (a normal number),
+    /// 01 zero, 10 special (NaN, infinity, denormal, pseudo-denormal, unnormal and the
+    /// other unsupported encodings).
+    pub fn tag_of(v: u128) -> u16 {
+        let exp = (v >> 64) as u16 & 0x7fff;
+        let sig = v as u64;
+        match exp {
+            0 if sig == 0 => 1,
+            0 | 0x7fff => 2,
+            _ if sig >> 63 == 0 => 2,
+            _ => 0,
+        }
     }
 
     /// The 16-bit tag word in FSTENV format (00 valid, 01 zero, 10 special, 11 empty).
     pub fn tag_word(&self) -> u16 {
         let mut tw = 0u16;
         for p in 0..8 {
-            let t = if self.empty & (1 << p) != 0 {
-                3
-            } else {
-                let v = F80::from_bits(self.regs[p]);
-                if v.is_zero() {
-                    1
-                } else if v.is_nan() || v.is_infinite() || v.is_denormal() {
-                    2
-                } else {
-                    0
-                }
-            };
+            let t = if self.empty & (1 << p) != 0 { 3 } else { Self::tag_of(self.regs[p]) };
             tw |= t << (2 * p);
         }
         tw

@@ -462,7 +462,7 @@ pub fn fctl<M: GuestMem, const OP: u8>(cpu: &mut Cpu, _m: &mut M, i: &Insn<M>) -
         ctl::FINCSTP => f.top = (f.top + 1) & 7,
         ctl::FDECSTP => f.top = (f.top + 7) & 7,
         ctl::FNCLEX => f.sw &= !0x80ff,
-        ctl::FNINIT => *f = crate::x87::X87::default(),
+        ctl::FNINIT => f.fninit(),
         _ => {
             let sw = u64::from(f.status_word());
             cpu.gpr[0] = (cpu.gpr[0] & !0xffff) | sw;
@@ -481,41 +481,96 @@ pub mod mctl {
     pub const FLDENV: u8 = 4;
     pub const FXSAVE: u8 = 5;
     pub const FXRSTOR: u8 = 6;
+    pub const FNSAVE: u8 = 7;
+    pub const FRSTOR: u8 = 8;
 }
 
-/// FNSTSW m16, FNSTCW, FLDCW, FNSTENV, FLDENV (28-byte protected-mode layout),
-/// FXSAVE and FXRSTOR (512-byte 64-bit layout, SDM vol. 2 "FXSAVE" table 3-53).
+/// Stores the x87 environment at `ea`: the 28-byte 32-bit protected-mode layout, or the
+/// 14-byte 16-bit one (`small`). The last-instruction and last-operand pointers and the
+/// opcode are not tracked: they are stored as 0 (FCS and FDS as well, as processors that
+/// deprecate them do); the unused upper halves of the 32-bit layout read as ones.
+fn store_env<M: GuestMem>(cpu: &Cpu, m: &mut M, ea: u64, small: bool) -> Result<(), Exit> {
+    let (cw, sw, tw) = (cpu.fpu.cw, cpu.fpu.status_word(), cpu.fpu.tag_word());
+    if small {
+        m.probe_write(ea.wrapping_add(13))?;
+        for (k, w) in [cw, sw, tw, 0, 0, 0, 0].iter().enumerate() {
+            m.write_u16(ea.wrapping_add(2 * k as u64), *w)?;
+        }
+    } else {
+        m.probe_write(ea.wrapping_add(27))?;
+        let hi = 0xffff_0000;
+        let words = [u32::from(cw) | hi, u32::from(sw) | hi, u32::from(tw) | hi, 0, 0, 0, hi];
+        for (k, w) in words.iter().enumerate() {
+            m.write_u32(ea.wrapping_add(4 * k as u64), *w)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads the environment stored by [`store_env`]: (control, status, tag) words.
+fn read_env<M: GuestMem>(m: &mut M, ea: u64, small: bool) -> Result<(u16, u16, u16), Exit> {
+    let step = if small { 2 } else { 4 };
+    Ok((
+        m.read_u16(ea)?,
+        m.read_u16(ea.wrapping_add(step))?,
+        m.read_u16(ea.wrapping_add(2 * step))?,
+    ))
+}
+
+/// Loads an environment read by [`read_env`].
+fn load_env(cpu: &mut Cpu, (cw, sw, tw): (u16, u16, u16)) {
+    cpu.fpu.set_cw(cw);
+    cpu.fpu.sw = sw & !(7 << 11);
+    cpu.fpu.top = ((sw >> 11) & 7) as u8;
+    cpu.fpu.set_tag_word(tw);
+}
+
+/// FNSTSW m16, FNSTCW, FLDCW, FNSTENV, FLDENV, FNSAVE and FRSTOR (28-byte environment,
+/// or the 14-byte one with a 16-bit operand size: `Insn::cc` = 1; FNSAVE/FRSTOR add the
+/// eight registers, ST(0) first, 10 bytes each: 108 or 94 bytes), FXSAVE and FXRSTOR
+/// (512-byte 64-bit layout, SDM vol. 2 "FXSAVE" table 3-53).
 pub fn fmem<M: GuestMem, const OP: u8>(cpu: &mut Cpu, m: &mut M, i: &Insn<M>) -> Result<(), Exit> {
     let ea = i.ea(cpu);
     match OP {
         mctl::FNSTSW => m.write_u16(ea, cpu.fpu.status_word())?,
         mctl::FNSTCW => m.write_u16(ea, cpu.fpu.cw)?,
-        mctl::FLDCW => cpu.fpu.cw = m.read_u16(ea)? | 0x40,
+        mctl::FLDCW => cpu.fpu.set_cw(m.read_u16(ea)?),
         mctl::FNSTENV => {
-            m.probe_write(ea.wrapping_add(27))?;
-            let words = [
-                u32::from(cpu.fpu.cw) | 0xffff_0000,
-                u32::from(cpu.fpu.status_word()) | 0xffff_0000,
-                u32::from(cpu.fpu.tag_word()) | 0xffff_0000,
-                0,
-                0,
-                0,
-                0xffff_0000,
-            ];
-            for (k, w) in words.iter().enumerate() {
-                m.write_u32(ea.wrapping_add(4 * k as u64), *w)?;
-            }
+            store_env(cpu, m, ea, i.cc == 1)?;
             // FNSTENV masks all exceptions afterwards.
             cpu.fpu.cw |= 0x3f;
         }
         mctl::FLDENV => {
-            let cw = m.read_u16(ea)?;
-            let sw = m.read_u16(ea.wrapping_add(4))?;
-            let tw = m.read_u16(ea.wrapping_add(8))?;
-            cpu.fpu.cw = cw | 0x40;
-            cpu.fpu.sw = sw & !(7 << 11);
-            cpu.fpu.top = ((sw >> 11) & 7) as u8;
-            cpu.fpu.set_tag_word(tw);
+            let env = read_env(m, ea, i.cc == 1)?;
+            load_env(cpu, env);
+        }
+        mctl::FNSAVE => {
+            let base = if i.cc == 1 { 14 } else { 28 };
+            m.probe_write(ea.wrapping_add(base + 79))?;
+            store_env(cpu, m, ea, i.cc == 1)?;
+            for k in 0..8u8 {
+                let v = cpu.fpu.regs[cpu.fpu.phys(k)];
+                let at = ea.wrapping_add(base + 10 * u64::from(k));
+                m.write_u64(at, v as u64)?;
+                m.write_u16(at.wrapping_add(8), (v >> 64) as u16)?;
+            }
+            // Then FNINIT.
+            cpu.fpu.fninit();
+        }
+        mctl::FRSTOR => {
+            let base = if i.cc == 1 { 14 } else { 28 };
+            let env = read_env(m, ea, i.cc == 1)?;
+            let mut regs = [0u128; 8];
+            for (k, r) in regs.iter_mut().enumerate() {
+                let at = ea.wrapping_add(base + 10 * k as u64);
+                *r = u128::from(m.read_u64(at)?)
+                    | (u128::from(m.read_u16(at.wrapping_add(8))?) << 64);
+            }
+            load_env(cpu, env);
+            for (k, r) in regs.iter().enumerate() {
+                let p = cpu.fpu.phys(k as u8);
+                cpu.fpu.regs[p] = *r;
+            }
         }
         mctl::FXSAVE => {
             if ea & 15 != 0 {
@@ -555,7 +610,7 @@ pub fn fmem<M: GuestMem, const OP: u8>(cpu: &mut Cpu, m: &mut M, i: &Insn<M>) ->
                 *x = m.read_u128(ea + 160 + 16 * k as u64)?;
             }
             let sw = (w0 >> 16) as u16;
-            cpu.fpu.cw = w0 as u16 | 0x40;
+            cpu.fpu.set_cw(w0 as u16);
             cpu.fpu.sw = sw & !(7 << 11);
             cpu.fpu.top = ((sw >> 11) & 7) as u8;
             cpu.fpu.empty = !((w0 >> 32) as u8);
