@@ -45,6 +45,44 @@ impl Default for X87 {
     }
 }
 
+/// Classes of 80-bit encodings (Intel SDM vol. 1 §8.2.2, table 8-3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Pseudo-NaN, pseudo-infinity or unnormal (integer bit clear with a non-zero
+    /// exponent): no longer supported as operands, an invalid operation.
+    Unsupported,
+    /// NaN (integer bit set, exponent all ones, fraction non-zero).
+    Nan,
+    /// Infinity.
+    Inf,
+    /// Zero.
+    Zero,
+    /// Denormal (exponent 0, integer bit clear).
+    Denormal,
+    /// Pseudo-denormal (exponent 0, integer bit set): a denormal operand whose value is
+    /// that of the same significand with exponent 1.
+    PseudoDenormal,
+    /// Normal.
+    Normal,
+}
+
+/// The class of an 80-bit encoding.
+pub fn classify(v: u128) -> Class {
+    let exp = (v >> 64) as u16 & 0x7fff;
+    let sig = v as u64;
+    let j = sig >> 63 != 0;
+    match exp {
+        0x7fff if !j => Class::Unsupported,
+        0x7fff if sig << 1 == 0 => Class::Inf,
+        0x7fff => Class::Nan,
+        0 if sig == 0 => Class::Zero,
+        0 if j => Class::PseudoDenormal,
+        0 => Class::Denormal,
+        _ if !j => Class::Unsupported,
+        _ => Class::Normal,
+    }
+}
+
 /// The x87 "real indefinite" QNaN.
 pub fn indefinite() -> F80 {
     F80::from_bits(0xffff_c000_0000_0000_0000)
@@ -64,30 +102,48 @@ impl X87 {
 
     /// Reads ST(i); an empty register is a stack underflow: IE|SF set, indefinite returned.
     pub fn st(&mut self, i: u8) -> F80 {
+        F80::from_bits(self.st_bits(i))
+    }
+
+    /// Reads the encoding of ST(i) as stored (special encodings kept); an empty register
+    /// is a stack underflow: IE|SF set, the indefinite returned.
+    pub fn st_bits(&mut self, i: u8) -> u128 {
         if self.is_empty(i) {
             self.sw |= SW_IE | SW_SF;
             self.sw &= !SW_C1;
-            return indefinite();
+            return indefinite().to_bits();
         }
-        F80::from_bits(self.regs[self.phys(i)])
+        self.regs[self.phys(i)]
     }
 
     /// Writes ST(i) and marks it non-empty.
     pub fn set_st(&mut self, i: u8, v: F80) {
+        self.set_st_bits(i, v.to_bits());
+    }
+
+    /// Writes an encoding to ST(i) unchanged and marks it non-empty.
+    pub fn set_st_bits(&mut self, i: u8, v: u128) {
         let p = self.phys(i);
-        self.regs[p] = v.to_bits();
+        self.regs[p] = v;
         self.empty &= !(1 << p);
     }
 
-    /// Pushes a value; pushing onto a full register is a stack overflow.
+    /// Pushes a value (C1 cleared); pushing onto a full register is a stack overflow
+    /// (IE, SF and C1 set, the indefinite pushed).
     pub fn push(&mut self, v: F80) {
+        self.push_bits(v.to_bits());
+    }
+
+    /// Pushes an encoding unchanged, as [`X87::push`].
+    pub fn push_bits(&mut self, v: u128) {
         self.top = (self.top + 7) & 7;
         let p = self.phys(0);
         if self.empty & (1 << p) == 0 {
             self.sw |= SW_IE | SW_SF | SW_C1;
             self.regs[p] = indefinite().to_bits();
         } else {
-            self.regs[p] = v.to_bits();
+            self.sw &= !SW_C1;
+            self.regs[p] = v;
         }
         self.empty &= !(1 << p);
     }

@@ -2414,6 +2414,103 @@ mod tests {
         }
     }
 
+    /// x87 instructions on every class of operand (special encodings included: pseudo-
+    /// denormals, unnormals, pseudo-infinities and pseudo-NaNs, signed zeros), under
+    /// every rounding and precision control: the constants, FXAM, FXTRACT, FSCALE, FYL2X,
+    /// FYL2XP1, FPREM, FPREM1, FBSTP and FBLD. `EMU_X87_CASES` cases per instruction
+    /// (default 300); `EMU_INSN_SHOW` limits the mismatches printed, `EMU_X87_ONLY` runs
+    /// only the forms whose name contains it.
+    #[test]
+    fn x87_instructions_match_host() {
+        let only = std::env::var("EMU_X87_ONLY").ok();
+        let per = env_u64("EMU_X87_CASES").unwrap_or(300);
+        let show = env_u64("EMU_INSN_SHOW").unwrap_or(25) as usize;
+        let forms: [(&str, &[u8]); 11] = [
+            ("fld1", &[0xd9, 0xe8]),
+            ("fldz", &[0xd9, 0xee]),
+            ("fldpi", &[0xd9, 0xeb]),
+            ("fldl2t", &[0xd9, 0xe9]),
+            ("fldl2e", &[0xd9, 0xea]),
+            ("fldlg2", &[0xd9, 0xec]),
+            ("fldln2", &[0xd9, 0xed]),
+            ("fxam", &[0xd9, 0xe5]),
+            ("fxam; fnstsw ax", &[0xd9, 0xe5, 0xdf, 0xe0]),
+            ("fld tbyte [rsi]; fxam", &[0xdb, 0x2e, 0xd9, 0xe5]),
+            ("fchs; fxam", &[0xd9, 0xe0, 0xd9, 0xe5]),
+        ];
+        let mut fails = Vec::new();
+        let mut failed: BTreeMap<&str, u32> = BTreeMap::new();
+        for (fi, (name, bytes)) in forms.iter().enumerate() {
+            if only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
+                continue;
+            }
+            for k in 0..per {
+                let mut r = case_rng(0x87_87 + fi as u64, k);
+                let (mut st, mut buf) = initial_state(&mut r);
+                let mut fx = fx_bytes(&st.fx);
+                let top = (u16::from_le_bytes([fx[2], fx[3]]) >> 11) & 7;
+                // ST(0) and ST(1) usually hold values (ST(0) in FXSAVE order comes first).
+                for i in 0..2u16 {
+                    if r.chance(90) {
+                        fx[4] |= 1 << ((top + i) & 7);
+                    }
+                }
+                // Sometimes a second operand near the first (FPREM, FSCALE, FYL2X paths).
+                if r.chance(30) {
+                    let v = f80_value(&mut r);
+                    fx[48..58].copy_from_slice(&v.to_le_bytes()[..10]);
+                }
+                st.fx = fx_from_bytes(&fx);
+                // RSI: a 10-byte operand in the buffer (an 80-bit value or BCD digits).
+                let at = WIN_LO + r.below(WIN_LEN - 16);
+                st.gpr[6] = at;
+                let o = (at - BUF_VA) as usize;
+                let v: u128 = if r.chance(50) {
+                    f80_value(&mut r)
+                } else {
+                    let mut d = 0u128;
+                    for j in 0..18 {
+                        let digit = if r.chance(95) { r.below(10) } else { r.below(16) };
+                        d |= u128::from(digit) << (4 * j);
+                    }
+                    let sign_byte = if r.chance(50) { 0x80 } else { r.below(256) as u128 };
+                    d | (sign_byte << 72)
+                };
+                buf[o..o + 10].copy_from_slice(&v.to_le_bytes()[..10]);
+                let start = CODE_VA + prologue().len() as u64;
+                let mut d = Decoder::with_ip(64, bytes, start, DecoderOptions::NONE);
+                let mut insns: Vec<Instruction> = Vec::new();
+                while d.can_decode() {
+                    insns.push(d.decode());
+                }
+                let Some(mask) = masks(&insns, &st, &buf) else { continue };
+                if let Some(msg) = check(bytes, &st, &buf, &mask) {
+                    *failed.entry(name).or_default() += 1;
+                    if fails.len() < show {
+                        let f80 = |k: usize| {
+                            let mut w = [0u8; 16];
+                            w[..10].copy_from_slice(&fx[32 + 16 * k..42 + 16 * k]);
+                            u128::from_le_bytes(w)
+                        };
+                        let mut m = [0u8; 16];
+                        m[..10].copy_from_slice(&buf[o..o + 10]);
+                        fails.push(format!(
+                            "{name} case {k}: fcw={:#06x} fsw={:#06x} tags={:#04x} st0={:#022x} \
+                             st1={:#022x} [rsi]={:#022x}\n{msg}",
+                            u16::from_le_bytes([fx[0], fx[1]]),
+                            u16::from_le_bytes([fx[2], fx[3]]),
+                            fx[4],
+                            f80(0),
+                            f80(1),
+                            u128::from_le_bytes(m)
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(failed.is_empty(), "mismatches {failed:?}:\n{}", fails.join("\n"));
+    }
+
     /// Fixed cases from `tests/data/insn_regress.txt`: `hex bytes | reg=value ...`.
     /// Registers not named get deterministic values (base-capable registers point into
     /// the buffer); `flags=`, `mxcsr=` and `xmmN=` are accepted too.

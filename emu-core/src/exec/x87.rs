@@ -10,7 +10,7 @@ use crate::flags::{CF, PF, ZF};
 use crate::insn::{loc::*, Insn};
 use crate::mem::GuestMem;
 use crate::softfp::{flags_of, round_of};
-use crate::x87::{indefinite, F80, SW_C0, SW_C1, SW_C2, SW_C3, SW_IE};
+use crate::x87::{classify, indefinite, Class, F80, SW_C0, SW_C1, SW_C2, SW_C3, SW_IE};
 use rustc_apfloat::ieee::{Double, Single};
 use rustc_apfloat::{Float, FloatConvert, Round, Status, StatusAnd};
 
@@ -152,6 +152,14 @@ pub fn fld_mem<M: GuestMem, const FMT: u8>(
     m: &mut M,
     i: &Insn<M>,
 ) -> Result<(), Exit> {
+    if FMT == mf::F80 {
+        // An 80-bit load copies the encoding, special ones included, and raises nothing.
+        let ea = i.ea(cpu);
+        let lo = m.read_u64(ea)?;
+        let hi = m.read_u16(ea.wrapping_add(8))?;
+        cpu.fpu.push_bits(u128::from(lo) | (u128::from(hi) << 64));
+        return Ok(());
+    }
     let v = load_mem(cpu, m, i.ea(cpu), FMT)?;
     // FLD of a signaling NaN from m32/m64 delivers it quieted.
     let v = if FMT <= mf::F64 && v.is_nan() { F80::from_bits(v.to_bits() | (1 << 62)) } else { v };
@@ -161,8 +169,8 @@ pub fn fld_mem<M: GuestMem, const FMT: u8>(
 
 /// FLD ST(i).
 pub fn fld_st<M: GuestMem>(cpu: &mut Cpu, _m: &mut M, i: &Insn<M>) -> Result<(), Exit> {
-    let v = cpu.fpu.st(i.r0);
-    cpu.fpu.push(v);
+    let v = cpu.fpu.st_bits(i.r0);
+    cpu.fpu.push_bits(v);
     Ok(())
 }
 
@@ -172,16 +180,25 @@ pub fn fld_const<M: GuestMem, const K: u8>(
     _m: &mut M,
     _i: &Insn<M>,
 ) -> Result<(), Exit> {
-    // 80-bit images of the constants as the hardware stores them under round-to-nearest.
-    let bits: u128 = match K {
-        0 => 0x3fff_8000_0000_0000_0000,
-        1 => 0x4000_d49a_784b_cd1b_8afe,
-        2 => 0x3fff_b8aa_3b29_5c17_f0bc,
-        3 => 0x4000_c90f_daa2_2168_c235,
-        4 => 0x3ffd_9a20_9a84_fbcf_f799,
-        5 => 0x3ffe_b172_17f7_d1cf_79ac,
-        _ => 0,
+    // The 80-bit images of the constants truncated to 64 significand bits, and whether
+    // the bits beyond are above one half ulp. The hardware holds them to more bits and
+    // rounds them under the control word's rounding mode (no precision exception): every
+    // tail is nonzero, so rounding up adds one ulp, and to nearest does when above half.
+    let (bits, above_half): (u128, bool) = match K {
+        0 => (0x3fff_8000_0000_0000_0000, false),
+        1 => (0x4000_d49a_784b_cd1b_8afe, false),
+        2 => (0x3fff_b8aa_3b29_5c17_f0bb, true),
+        3 => (0x4000_c90f_daa2_2168_c234, true),
+        4 => (0x3ffd_9a20_9a84_fbcf_f798, true),
+        5 => (0x3ffe_b172_17f7_d1cf_79ab, true),
+        _ => (0, false),
     };
+    let up = match (cpu.fpu.cw >> 10) & 3 {
+        0 => above_half,
+        2 => true,
+        _ => false,
+    };
+    let bits = if K >= 1 && K <= 5 && up { bits + 1 } else { bits };
     cpu.fpu.push(F80::from_bits(bits));
     Ok(())
 }
@@ -244,7 +261,8 @@ pub fn fst_mem<M: GuestMem, const FMT: u8, const POP: bool, const TRUNC: bool>(
         }
         mf::F80 => {
             m.probe_write(ea.wrapping_add(9))?;
-            let b = v.to_bits();
+            // The encoding as held (an empty register gave the indefinite).
+            let b = cpu.fpu.st_bits(0);
             m.write_u64(ea, b as u64)?;
             m.write_u16(ea.wrapping_add(8), (b >> 64) as u16)?;
         }
@@ -276,8 +294,8 @@ pub fn fst_st<M: GuestMem, const POP: bool>(
     _m: &mut M,
     i: &Insn<M>,
 ) -> Result<(), Exit> {
-    let v = cpu.fpu.st(0);
-    cpu.fpu.set_st(i.r0, v);
+    let v = cpu.fpu.st_bits(0);
+    cpu.fpu.set_st_bits(i.r0, v);
     if POP {
         cpu.fpu.pop();
     }
@@ -425,17 +443,17 @@ pub fn fcmov<M: GuestMem>(cpu: &mut Cpu, _m: &mut M, i: &Insn<M>) -> Result<(), 
         _ => f.pf(),
     };
     if c ^ (i.cc & 4 != 0) {
-        let v = cpu.fpu.st(i.r0);
-        cpu.fpu.set_st(0, v);
+        let v = cpu.fpu.st_bits(i.r0);
+        cpu.fpu.set_st_bits(0, v);
     }
     Ok(())
 }
 
 /// FXCH ST(r0).
 pub fn fxch<M: GuestMem>(cpu: &mut Cpu, _m: &mut M, i: &Insn<M>) -> Result<(), Exit> {
-    let (a, b) = (cpu.fpu.st(0), cpu.fpu.st(i.r0));
-    cpu.fpu.set_st(0, b);
-    cpu.fpu.set_st(i.r0, a);
+    let (a, b) = (cpu.fpu.st_bits(0), cpu.fpu.st_bits(i.r0));
+    cpu.fpu.set_st_bits(0, b);
+    cpu.fpu.set_st_bits(i.r0, a);
     cpu.fpu.sw &= !SW_C1;
     Ok(())
 }
@@ -657,14 +675,17 @@ pub fn funary<M: GuestMem, const OP: u8>(
 ) -> Result<(), Exit> {
     let clear_c = |cpu: &mut Cpu| cpu.fpu.sw &= !(SW_C0 | SW_C1 | SW_C2 | SW_C3);
     match OP {
-        un::FCHS => {
-            let a = cpu.fpu.st(0);
-            cpu.fpu.set_st(0, -a);
-            cpu.fpu.sw &= !SW_C1;
-        }
-        un::FABS => {
-            let a = cpu.fpu.st(0);
-            cpu.fpu.set_st(0, a.abs());
+        // Sign-bit operations on the encoding as held; on an empty register (stack
+        // underflow) the indefinite is written unchanged.
+        un::FCHS | un::FABS => {
+            let empty = cpu.fpu.is_empty(0);
+            let a = cpu.fpu.st_bits(0);
+            let r = match (empty, OP) {
+                (true, _) => a,
+                (false, un::FCHS) => a ^ (1 << 79),
+                _ => a & !(1 << 79),
+            };
+            cpu.fpu.set_st_bits(0, r);
             cpu.fpu.sw &= !SW_C1;
         }
         un::FTST => {
@@ -675,24 +696,22 @@ pub fn funary<M: GuestMem, const OP: u8>(
         un::FXAM => {
             clear_c(cpu);
             let empty = cpu.fpu.is_empty(0);
-            let v = F80::from_bits(cpu.fpu.regs[cpu.fpu.phys(0)]);
+            let v = cpu.fpu.regs[cpu.fpu.phys(0)];
+            // Classified from the encoding: unsupported ones report C3 C2 C0 = 000,
+            // pseudo-denormals report as denormals.
             let cls = if empty {
                 SW_C3 | SW_C0
-            } else if v.is_nan() {
-                SW_C0
-            } else if v.is_infinite() {
-                SW_C2 | SW_C0
-            } else if v.is_zero() {
-                SW_C3
-            } else if v.is_denormal() {
-                SW_C3 | SW_C2
-            } else if (v.to_bits() >> 63) & 1 == 0 {
-                // Unnormal (integer bit clear with non-zero exponent): unsupported.
-                0
             } else {
-                SW_C2
+                match classify(v) {
+                    Class::Unsupported => 0,
+                    Class::Nan => SW_C0,
+                    Class::Inf => SW_C2 | SW_C0,
+                    Class::Zero => SW_C3,
+                    Class::Denormal | Class::PseudoDenormal => SW_C3 | SW_C2,
+                    Class::Normal => SW_C2,
+                }
             };
-            let sign = if (v.to_bits() >> 79) & 1 != 0 { SW_C1 } else { 0 };
+            let sign = if (v >> 79) & 1 != 0 { SW_C1 } else { 0 };
             cpu.fpu.sw |= cls | sign;
         }
         un::FSQRT => {
