@@ -1802,6 +1802,8 @@ fn x87_handler<M: GuestMem>(ins: &Instruction, i: &mut Insn<M>) -> Option<ExecFn
                 }
             }
         }
+        Mn::Fbld => x87::fbld::<M>,
+        Mn::Fbstp => x87::fbstp::<M>,
         Mn::Fld1 => x87::fld_const::<M, 0>,
         Mn::Fldl2t => x87::fld_const::<M, 1>,
         Mn::Fldl2e => x87::fld_const::<M, 2>,

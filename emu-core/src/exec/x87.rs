@@ -240,6 +240,76 @@ fn to_int(cpu: &mut Cpu, v: F80, bits: usize, trunc: bool) -> u64 {
     r.value as u64
 }
 
+/// FBLD m80bcd: pushes the signed 18-digit packed-BCD integer (digit k in nibble k,
+/// the sign in bit 79; the other bits of the top byte are ignored). Nibbles above 9 are
+/// weighted like digits, as the hardware does with these undefined encodings.
+pub fn fbld<M: GuestMem>(cpu: &mut Cpu, m: &mut M, i: &Insn<M>) -> Result<(), Exit> {
+    let ea = i.ea(cpu);
+    let lo = m.read_u64(ea)?;
+    let hi = m.read_u16(ea.wrapping_add(8))?;
+    let bits = u128::from(lo) | (u128::from(hi) << 64);
+    let mut v: u128 = 0;
+    for k in (0..18).rev() {
+        v = v * 10 + ((bits >> (4 * k)) & 15);
+    }
+    // At most 15 * (10^18 - 1) / 9 < 2^64: exact.
+    let r = F80::from_u128(v).value;
+    let r = if hi & 0x8000 != 0 { -r } else { r };
+    cpu.fpu.push(r);
+    Ok(())
+}
+
+/// FBSTP m80bcd: stores ST(0) rounded to an integer under the control word as 18 packed
+/// BCD digits and a sign byte (0x80 or 0), then pops. NaNs, infinities, unsupported
+/// encodings, an empty register and magnitudes of 10^18 or more are invalid: the BCD
+/// indefinite (0xFFFF_C000_0000_0000_0000) is stored. Inexact rounding sets PE and C1
+/// says whether it rounded up in magnitude.
+pub fn fbstp<M: GuestMem>(cpu: &mut Cpu, m: &mut M, i: &Insn<M>) -> Result<(), Exit> {
+    const BCD_INDEFINITE: u128 = 0xffff_c000_0000_0000_0000;
+    let ea = i.ea(cpu);
+    m.probe_write(ea.wrapping_add(9))?;
+    let raw = cpu.fpu.st_bits(0);
+    let empty = cpu.fpu.is_empty(0);
+    cpu.fpu.sw &= !SW_C1;
+    let out = match classify(raw) {
+        _ if empty => BCD_INDEFINITE,
+        Class::Unsupported | Class::Nan | Class::Inf => {
+            cpu.fpu.sw |= SW_IE;
+            BCD_INDEFINITE
+        }
+        // Denormals round to 0 or 1 with PE only (the host sets no DE).
+        _ => {
+            let v = F80::from_bits(raw);
+            let neg = raw >> 79 != 0;
+            let r = v.round_to_integral(rc(cpu)).value;
+            let mut exact = false;
+            let mag = r.abs().to_u128_r(64, Round::TowardZero, &mut exact).value;
+            if r.abs() >= F80::from_u128(1_000_000_000_000_000_000).value {
+                cpu.fpu.sw |= SW_IE;
+                BCD_INDEFINITE
+            } else {
+                if r.partial_cmp(&v) != Some(std::cmp::Ordering::Equal) {
+                    cpu.fpu.sw |= crate::softfp::PE as u16;
+                    if r.abs() > v.abs() {
+                        cpu.fpu.sw |= SW_C1;
+                    }
+                }
+                let mut d = 0u128;
+                let mut x = mag;
+                for k in 0..18 {
+                    d |= (x % 10) << (4 * k);
+                    x /= 10;
+                }
+                d | if neg { 1 << 79 } else { 0 }
+            }
+        }
+    };
+    m.write_u64(ea, out as u64)?;
+    m.write_u16(ea.wrapping_add(8), (out >> 64) as u16)?;
+    cpu.fpu.pop();
+    Ok(())
+}
+
 /// FST/FSTP/FIST/FISTP/FISTTP to memory. `TRUNC` selects FISTTP's truncation.
 pub fn fst_mem<M: GuestMem, const FMT: u8, const POP: bool, const TRUNC: bool>(
     cpu: &mut Cpu,
