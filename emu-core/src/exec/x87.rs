@@ -78,7 +78,8 @@ fn is_snan(v: F80) -> bool {
     v.is_signaling()
 }
 
-/// x87 NaN rule for two operands: the NaN with the larger significand, quieted.
+/// x87 NaN rule for two operands: a signalling and a quiet NaN give the quiet one, two of
+/// a kind the one with the larger significand; the result is quieted.
 fn nan_result(cpu: &mut Cpu, a: F80, b: F80) -> Option<F80> {
     if !(a.is_nan() || b.is_nan()) {
         return None;
@@ -88,6 +89,14 @@ fn nan_result(cpu: &mut Cpu, a: F80, b: F80) -> Option<F80> {
     }
     let quiet = |v: F80| F80::from_bits(v.to_bits() | (1u128 << 62));
     Some(match (a.is_nan(), b.is_nan()) {
+        // A signalling and a quiet NaN: the quiet one (SDM vol. 1 table 4-7).
+        (true, true) if is_snan(a) != is_snan(b) => {
+            if is_snan(a) {
+                b
+            } else {
+                a
+            }
+        }
         (true, true) => {
             let (sa, sb) = (a.to_bits() as u64 & !(1 << 62), b.to_bits() as u64 & !(1 << 62));
             if sa >= sb {
@@ -713,6 +722,37 @@ pub fn fmem<M: GuestMem, const OP: u8>(cpu: &mut Cpu, m: &mut M, i: &Insn<M>) ->
     Ok(())
 }
 
+/// The checks the hardware makes on the operands ST(0) (and ST(1) when `two`) of an
+/// arithmetic instruction before computing: an empty register is a stack underflow
+/// (IE|SF, result the indefinite), an unsupported encoding (pseudo-NaN, pseudo-infinity,
+/// unnormal) is invalid (IE, the indefinite), a NaN propagates (IE for a signalling
+/// one), and a denormal or pseudo-denormal operand sets DE. Err(result) when that decides
+/// the result, else the operand values.
+fn precheck(cpu: &mut Cpu, two: bool) -> Result<(F80, F80), F80> {
+    let n = if two { 2 } else { 1 };
+    if (0..n).any(|k| cpu.fpu.is_empty(k)) {
+        cpu.fpu.sw |= SW_IE | crate::x87::SW_SF;
+        cpu.fpu.sw &= !SW_C1;
+        return Err(indefinite());
+    }
+    let ra = cpu.fpu.regs[cpu.fpu.phys(0)];
+    let rb = if two { cpu.fpu.regs[cpu.fpu.phys(1)] } else { ra };
+    let (ca, cb) = (classify(ra), classify(rb));
+    if ca == Class::Unsupported || cb == Class::Unsupported {
+        cpu.fpu.sw |= SW_IE;
+        return Err(indefinite());
+    }
+    let (a, b) = (F80::from_bits(ra), F80::from_bits(rb));
+    if let Some(r) = nan_result(cpu, a, b) {
+        return Err(r);
+    }
+    let denormal = |c| matches!(c, Class::Denormal | Class::PseudoDenormal);
+    if denormal(ca) || denormal(cb) {
+        cpu.fpu.sw |= 2; // DE
+    }
+    Ok((a, b))
+}
+
 /// Unary and special selectors.
 #[allow(missing_docs)]
 pub mod un {
@@ -805,40 +845,39 @@ pub fn funary<M: GuestMem, const OP: u8>(
             cpu.fpu.set_st(0, r);
         }
         un::FSCALE => {
-            let (a, b) = (cpu.fpu.st(0), cpu.fpu.st(1));
-            let r = if let Some(n) = nan_result(cpu, a, b) {
-                n
-            } else if b.is_infinite() {
-                if b.is_negative() {
-                    if a.is_infinite() {
-                        cpu.fpu.sw |= SW_IE;
-                        indefinite()
-                    } else {
-                        F80::ZERO.copy_sign(a)
-                    }
-                } else if a.is_zero() {
-                    cpu.fpu.sw |= SW_IE;
-                    indefinite()
-                } else {
-                    F80::INFINITY.copy_sign(a)
-                }
-            } else {
-                let t = b.round_to_integral(Round::TowardZero).value;
-                let mut exact = false;
-                let n = t.to_i128_r(32, Round::TowardZero, &mut exact).value;
-                let n = n.clamp(-100_000, 100_000) as i32;
-                a.scalbn_r(n, rc(cpu))
+            cpu.fpu.sw &= !SW_C1;
+            let r = match precheck(cpu, true) {
+                Err(r) => r,
+                Ok((a, b)) => fscale(cpu, a, b),
             };
             cpu.fpu.set_st(0, r);
         }
         un::FXTRACT => {
-            let a = cpu.fpu.st(0);
+            // Stack overflow (ST(7) in use, ST(0) not empty): IE, SF, C1; the indefinite
+            // replaces ST(0) and is pushed.
+            if !cpu.fpu.is_empty(0) && !cpu.fpu.is_empty(7) {
+                cpu.fpu.set_st(0, indefinite());
+                cpu.fpu.push(indefinite());
+                return Ok(());
+            }
+            let a = match precheck(cpu, false) {
+                Err(r) => {
+                    // Both results are the NaN or indefinite (an underflow reports no
+                    // overflow as well).
+                    cpu.fpu.sw &= !SW_C1;
+                    cpu.fpu.set_st(0, r);
+                    cpu.fpu.top = (cpu.fpu.top + 7) & 7;
+                    cpu.fpu.set_st(0, r);
+                    return Ok(());
+                }
+                Ok((a, _)) => a,
+            };
             if a.is_zero() {
                 cpu.fpu.sw |= 4; // ZE
                 cpu.fpu.set_st(0, -F80::INFINITY);
                 cpu.fpu.push(a);
-            } else if a.is_nan() || a.is_infinite() {
-                cpu.fpu.set_st(0, if a.is_infinite() { F80::INFINITY } else { a });
+            } else if a.is_infinite() {
+                cpu.fpu.set_st(0, F80::INFINITY);
                 cpu.fpu.push(a);
             } else {
                 let e = a.ilogb();
@@ -848,34 +887,88 @@ pub fn funary<M: GuestMem, const OP: u8>(
             }
         }
         un::FPREM | un::FPREM1 => {
-            let (a, b) = (cpu.fpu.st(0), cpu.fpu.st(1));
             clear_c(cpu);
-            let r = if let Some(n) = nan_result(cpu, a, b) {
-                n
-            } else if a.is_infinite() || b.is_zero() {
-                cpu.fpu.sw |= SW_IE;
-                indefinite()
-            } else if b.is_infinite() || a.is_zero() {
-                a
-            } else {
-                let r = if OP == un::FPREM { a.c_fmod(b).value } else { a.ieee_rem(b).value };
-                // Low three quotient bits: q = (a - r) / b is an integer; take it mod 8.
-                let q = a.sub_r(r, Round::NearestTiesToEven).value;
-                let q = q.div_r(b, Round::NearestTiesToEven).value.abs();
-                let q8 = q.c_fmod(F80::from_u128(8).value).value;
-                let mut exact = false;
-                let qb = q8.to_u128_r(8, Round::NearestTiesToEven, &mut exact).value as u16;
-                let cc = (if qb & 4 != 0 { SW_C0 } else { 0 })
-                    | (if qb & 1 != 0 { SW_C1 } else { 0 })
-                    | (if qb & 2 != 0 { SW_C3 } else { 0 });
-                cpu.fpu.sw |= cc;
-                r
+            let r = match precheck(cpu, true) {
+                Err(r) => r,
+                Ok((a, b)) => fprem(cpu, a, b, OP == un::FPREM1),
             };
             cpu.fpu.set_st(0, r);
         }
         _ => transcendental(cpu, OP),
     }
     Ok(())
+}
+
+/// FSCALE on checked operands: ST(0) * 2^trunc(ST(1)).
+fn fscale(cpu: &mut Cpu, a: F80, b: F80) -> F80 {
+    if b.is_infinite() {
+        if b.is_negative() {
+            if a.is_infinite() {
+                cpu.fpu.sw |= SW_IE;
+                indefinite()
+            } else {
+                F80::ZERO.copy_sign(a)
+            }
+        } else if a.is_zero() {
+            cpu.fpu.sw |= SW_IE;
+            indefinite()
+        } else {
+            F80::INFINITY.copy_sign(a)
+        }
+    } else {
+        let t = b.round_to_integral(Round::TowardZero).value;
+        let mut exact = false;
+        let n = t.to_i128_r(32, Round::TowardZero, &mut exact).value;
+        let n = n.clamp(-100_000, 100_000) as i32;
+        let r = a.scalbn_r(n, rc(cpu));
+        if a.is_zero() || a.is_infinite() {
+            return r;
+        }
+        let e = a.ilogb() + n;
+        if e > 16383 {
+            // Overflow: an infinity or the largest finite value by the rounding mode.
+            cpu.fpu.sw |= crate::softfp::OE as u16 | crate::softfp::PE as u16;
+            if r.is_infinite() {
+                cpu.fpu.sw |= SW_C1;
+            }
+            return r;
+        }
+        let back = r.scalbn(-n);
+        if back.partial_cmp(&a) != Some(std::cmp::Ordering::Equal) {
+            cpu.fpu.sw |= crate::softfp::PE as u16;
+            if e < -16382 {
+                cpu.fpu.sw |= crate::softfp::UE as u16;
+            }
+            if back.abs() > a.abs() {
+                cpu.fpu.sw |= SW_C1;
+            }
+        }
+        r
+    }
+}
+
+/// FPREM (truncating quotient) or FPREM1 (IEEE remainder, `ieee`) on checked operands;
+/// sets C0, C3, C1 to the low three quotient bits.
+fn fprem(cpu: &mut Cpu, a: F80, b: F80, ieee: bool) -> F80 {
+    if a.is_infinite() || b.is_zero() {
+        cpu.fpu.sw |= SW_IE;
+        return indefinite();
+    }
+    if b.is_infinite() || a.is_zero() {
+        return a;
+    }
+    let r = if ieee { a.ieee_rem(b).value } else { a.c_fmod(b).value };
+    // Low three quotient bits: q = (a - r) / b is an integer; take it mod 8.
+    let q = a.sub_r(r, Round::NearestTiesToEven).value;
+    let q = q.div_r(b, Round::NearestTiesToEven).value.abs();
+    let q8 = q.c_fmod(F80::from_u128(8).value).value;
+    let mut exact = false;
+    let qb = q8.to_u128_r(8, Round::NearestTiesToEven, &mut exact).value as u16;
+    let cc = (if qb & 4 != 0 { SW_C0 } else { 0 })
+        | (if qb & 1 != 0 { SW_C1 } else { 0 })
+        | (if qb & 2 != 0 { SW_C3 } else { 0 });
+    cpu.fpu.sw |= cc;
+    r
 }
 
 /// Correctly rounded 80-bit square root (integer square root of the significand).
