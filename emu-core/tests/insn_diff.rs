@@ -2425,7 +2425,7 @@ mod tests {
         let only = std::env::var("EMU_X87_ONLY").ok();
         let per = env_u64("EMU_X87_CASES").unwrap_or(300);
         let show = env_u64("EMU_INSN_SHOW").unwrap_or(25) as usize;
-        let forms: [(&str, &[u8]); 15] = [
+        let forms: [(&str, &[u8]); 17] = [
             ("fld1", &[0xd9, 0xe8]),
             ("fldz", &[0xd9, 0xee]),
             ("fldpi", &[0xd9, 0xeb]),
@@ -2438,6 +2438,8 @@ mod tests {
             ("fbstp [rsi]", &[0xdf, 0x36]),
             ("fxtract", &[0xd9, 0xf4]),
             ("fscale", &[0xd9, 0xfd]),
+            ("fprem", &[0xd9, 0xf8]),
+            ("fprem1", &[0xd9, 0xf5]),
             ("fbld [rsi]", &[0xdf, 0x26]),
             ("fld tbyte [rsi]; fxam", &[0xdb, 0x2e, 0xd9, 0xe5]),
             ("fchs; fxam", &[0xd9, 0xe0, 0xd9, 0xe5]),

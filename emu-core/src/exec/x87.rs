@@ -729,6 +729,16 @@ pub fn fmem<M: GuestMem, const OP: u8>(cpu: &mut Cpu, m: &mut M, i: &Insn<M>) ->
 /// one), and a denormal or pseudo-denormal operand sets DE. Err(result) when that decides
 /// the result, else the operand values.
 fn precheck(cpu: &mut Cpu, two: bool) -> Result<(F80, F80), F80> {
+    let r = precheck_quiet(cpu, two)?;
+    if r.2 {
+        cpu.fpu.sw |= 2; // DE
+    }
+    Ok((r.0, r.1))
+}
+
+/// [`precheck`] without setting DE: the third value says whether an operand is a
+/// denormal (the caller sets DE unless the operation turns out invalid).
+fn precheck_quiet(cpu: &mut Cpu, two: bool) -> Result<(F80, F80, bool), F80> {
     let n = if two { 2 } else { 1 };
     if (0..n).any(|k| cpu.fpu.is_empty(k)) {
         cpu.fpu.sw |= SW_IE | crate::x87::SW_SF;
@@ -747,10 +757,7 @@ fn precheck(cpu: &mut Cpu, two: bool) -> Result<(F80, F80), F80> {
         return Err(r);
     }
     let denormal = |c| matches!(c, Class::Denormal | Class::PseudoDenormal);
-    if denormal(ca) || denormal(cb) {
-        cpu.fpu.sw |= 2; // DE
-    }
-    Ok((a, b))
+    Ok((a, b, denormal(ca) || denormal(cb)))
 }
 
 /// Unary and special selectors.
@@ -887,10 +894,12 @@ pub fn funary<M: GuestMem, const OP: u8>(
             }
         }
         un::FPREM | un::FPREM1 => {
-            clear_c(cpu);
-            let r = match precheck(cpu, true) {
+            // C1 and C2 are cleared; C0 and C3 are replaced only by a complete
+            // reduction's quotient bits (otherwise the host keeps them).
+            cpu.fpu.sw &= !(SW_C1 | SW_C2);
+            let r = match precheck_quiet(cpu, true) {
                 Err(r) => r,
-                Ok((a, b)) => fprem(cpu, a, b, OP == un::FPREM1),
+                Ok((a, b, den)) => fprem(cpu, a, b, den, OP == un::FPREM1),
             };
             cpu.fpu.set_st(0, r);
         }
@@ -947,28 +956,89 @@ fn fscale(cpu: &mut Cpu, a: F80, b: F80) -> F80 {
     }
 }
 
-/// FPREM (truncating quotient) or FPREM1 (IEEE remainder, `ieee`) on checked operands;
-/// sets C0, C3, C1 to the low three quotient bits.
-fn fprem(cpu: &mut Cpu, a: F80, b: F80, ieee: bool) -> F80 {
+/// Significand (integer bit set) and unbiased exponent of a finite non-zero encoding,
+/// denormals and pseudo-denormals normalised: the value is sig * 2^(exp - 63).
+fn unpack(v: u128) -> (u64, i32) {
+    let be = (v >> 64) as i32 & 0x7fff;
+    let sig = v as u64;
+    let e = if be == 0 { 1 - 16383 } else { be - 16383 };
+    let lz = sig.leading_zeros() as i32;
+    (sig << lz, e - lz)
+}
+
+/// The 80-bit encoding of sign * r * 2^(e - 63) for an exact r < 2^64 (the result of a
+/// remainder: no rounding is needed unless it falls below the denormal range, where the
+/// operands' own granularity keeps it exact).
+fn pack_exact(neg: bool, r: u64, e: i32) -> u128 {
+    let sign = u128::from(neg) << 79;
+    if r == 0 {
+        return sign;
+    }
+    let lz = r.leading_zeros() as i32;
+    let (mut sig, mut e) = (r << lz, e - lz);
+    if e < -16382 {
+        let sh = (-16382 - e) as u32;
+        sig = if sh >= 64 { 0 } else { sig >> sh };
+        e = -16383; // biased 0: denormal
+        return sign | u128::from(sig) | (u128::from((e + 16383) as u16) << 64);
+    }
+    sign | u128::from(sig) | (u128::from((e + 16383) as u16) << 64)
+}
+
+/// FPREM (quotient truncated) or FPREM1 (quotient rounded to nearest, `ieee`) on
+/// checked operands (`denormal`: one is, DE unless invalid), exactly as the hardware's
+/// iteration: when the exponents differ by
+/// 64 or more only a partial remainder is formed (C2 = 1), reducing by 2^(D - N) with
+/// N = 32 + D mod 32; otherwise C2 = 0 and C0, C3, C1 get quotient bits 2, 1, 0.
+fn fprem(cpu: &mut Cpu, a: F80, b: F80, denormal: bool, ieee: bool) -> F80 {
     if a.is_infinite() || b.is_zero() {
         cpu.fpu.sw |= SW_IE;
         return indefinite();
     }
+    if denormal {
+        cpu.fpu.sw |= 2; // DE
+    }
+    cpu.fpu.sw &= !(SW_C0 | SW_C3);
     if b.is_infinite() || a.is_zero() {
         return a;
     }
-    let r = if ieee { a.ieee_rem(b).value } else { a.c_fmod(b).value };
-    // Low three quotient bits: q = (a - r) / b is an integer; take it mod 8.
-    let q = a.sub_r(r, Round::NearestTiesToEven).value;
-    let q = q.div_r(b, Round::NearestTiesToEven).value.abs();
-    let q8 = q.c_fmod(F80::from_u128(8).value).value;
-    let mut exact = false;
-    let qb = q8.to_u128_r(8, Round::NearestTiesToEven, &mut exact).value as u16;
+    let (ra, rb) = (cpu.fpu.regs[cpu.fpu.phys(0)], cpu.fpu.regs[cpu.fpu.phys(1)]);
+    let neg = ra >> 79 != 0;
+    let (ma, ea) = unpack(ra);
+    let (mb, eb) = unpack(rb);
+    let d = ea - eb;
+    let bb = u128::from(mb);
+    if d >= 64 {
+        let n = 32 + d % 32;
+        let aa = u128::from(ma) << n;
+        let r = (aa % bb) as u64;
+        cpu.fpu.sw |= SW_C2;
+        return F80::from_bits(pack_exact(neg, r, ea - n));
+    }
+    if d < -1 || (d == -1 && !ieee) {
+        // |a| < |b| / 2 (or < |b| for FPREM): the quotient is 0.
+        return F80::from_bits(ra);
+    }
+    // Align both on b's exponent: a = (ma << d) (or ma >> 1 for d = -1, kept exact by
+    // doubling both).
+    let (aa, bb2, scale) =
+        if d >= 0 { (u128::from(ma) << d, bb, eb) } else { (u128::from(ma), bb << 1, eb - 1) };
+    let mut q = aa / bb2;
+    let mut r = aa % bb2;
+    let mut rneg = neg;
+    if ieee && (2 * r > bb2 || (2 * r == bb2 && q & 1 == 1)) {
+        q += 1;
+        r = bb2 - r;
+        rneg = !neg;
+    }
+    let qb = q as u16;
     let cc = (if qb & 4 != 0 { SW_C0 } else { 0 })
         | (if qb & 1 != 0 { SW_C1 } else { 0 })
         | (if qb & 2 != 0 { SW_C3 } else { 0 });
     cpu.fpu.sw |= cc;
-    r
+    // A zero remainder keeps the dividend's sign.
+    let rneg = if r == 0 { neg } else { rneg };
+    F80::from_bits(pack_exact(rneg, r as u64, scale))
 }
 
 /// Correctly rounded 80-bit square root (integer square root of the significand).
