@@ -1351,11 +1351,20 @@ struct Mask {
     mem_skip: Vec<(usize, usize)>,
     /// An RCP/RSQRT destination: (xmm, lanes compared approximately, RSQRT, inputs).
     approx: Option<(usize, u8, bool, [u32; 4])>,
+    /// x87 transcendental results: registers may differ by one unit in the last place
+    /// and C1 (which reports the rounding direction) is not compared.
+    x87_ulp: bool,
 }
 
 impl Default for Mask {
     fn default() -> Self {
-        Mask { flags: STATUS, gpr: [u64::MAX; 16], mem_skip: Vec::new(), approx: None }
+        Mask {
+            flags: STATUS,
+            gpr: [u64::MAX; 16],
+            mem_skip: Vec::new(),
+            approx: None,
+            x87_ulp: false,
+        }
     }
 }
 
@@ -2153,7 +2162,8 @@ fn diff(mask: &Mask, init: &State, n: &State, e: &State, nbuf: &[u8], ebuf: &[u8
     let (nf, ef, inf) = (fx_bytes(&n.fx), fx_bytes(&e.fx), fx_bytes(&init.fx));
     let word = |b: &[u8; 512], o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
     for (o, name) in [(0, "fcw"), (2, "fsw")] {
-        if word(&nf, o) != word(&ef, o) {
+        let c1 = if o == 2 && mask.x87_ulp { 1 << 9 } else { 0 };
+        if (word(&nf, o) ^ word(&ef, o)) & !c1 != 0 {
             let _ = writeln!(
                 s,
                 "  {name}: native={:#06x} emu={:#06x} (init {:#06x})",
@@ -2176,7 +2186,16 @@ fn diff(mask: &Mask, init: &State, n: &State, e: &State, nbuf: &[u8], ebuf: &[u8
         u128::from_le_bytes(w)
     };
     for k in 0..8 {
-        if f80(&nf, k) != f80(&ef, k) {
+        let (a, b) = (f80(&nf, k), f80(&ef, k));
+        // Same sign, and the exponent-and-significand fields one apart.
+        let near = |a: u128, b: u128| {
+            let fin = |v: u128| (v >> 64) & 0x7fff != 0x7fff;
+            a >> 79 == b >> 79 && fin(a) && fin(b) && {
+                let m = (1u128 << 79) - 1;
+                (a & m).abs_diff(b & m) <= 1
+            }
+        };
+        if a != b && !(mask.x87_ulp && near(a, b)) {
             let _ = writeln!(
                 s,
                 "  st{k}: native={:#022x} emu={:#022x} (init st{k} {:#022x})",
@@ -2425,7 +2444,7 @@ mod tests {
         let only = std::env::var("EMU_X87_ONLY").ok();
         let per = env_u64("EMU_X87_CASES").unwrap_or(300);
         let show = env_u64("EMU_INSN_SHOW").unwrap_or(25) as usize;
-        let forms: [(&str, &[u8]); 17] = [
+        let forms: [(&str, &[u8]); 19] = [
             ("fld1", &[0xd9, 0xe8]),
             ("fldz", &[0xd9, 0xee]),
             ("fldpi", &[0xd9, 0xeb]),
@@ -2440,6 +2459,8 @@ mod tests {
             ("fscale", &[0xd9, 0xfd]),
             ("fprem", &[0xd9, 0xf8]),
             ("fprem1", &[0xd9, 0xf5]),
+            ("fyl2x", &[0xd9, 0xf1]),
+            ("fyl2xp1", &[0xd9, 0xf9]),
             ("fbld [rsi]", &[0xdf, 0x26]),
             ("fld tbyte [rsi]; fxam", &[0xdb, 0x2e, 0xd9, 0xe5]),
             ("fchs; fxam", &[0xd9, 0xe0, 0xd9, 0xe5]),
@@ -2489,7 +2510,9 @@ mod tests {
                 while d.can_decode() {
                     insns.push(d.decode());
                 }
-                let Some(mask) = masks(&insns, &st, &buf) else { continue };
+                let Some(mut mask) = masks(&insns, &st, &buf) else { continue };
+                // FYL2X/FYL2XP1 are not correctly rounded on the host either.
+                mask.x87_ulp = name.starts_with("fyl2x");
                 if let Some(msg) = check(bytes, &st, &buf, &mask) {
                     *failed.entry(name).or_default() += 1;
                     if fails.len() < show {

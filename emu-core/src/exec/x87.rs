@@ -1161,6 +1161,44 @@ fn join(d: Dd, e: i32, round: Round) -> F80 {
     }
 }
 
+/// [`join`], setting C1 when the rounding went away from zero (the x87 "rounded up"
+/// indication).
+/// Also sets UE for a result below the normal range (the callers' results are inexact),
+/// rounding such results once, from the double-double sum kept to odd.
+fn join_c1(cpu: &mut Cpu, d: Dd, e: i32, round: Round) -> F80 {
+    let r = join(d, e, round);
+    let tiny = r.is_zero() || r.is_denormal();
+    let r = if tiny && d.0 != 0.0 { join_tiny(d, e, round) } else { r };
+    if r.is_zero() || r.is_denormal() {
+        cpu.fpu.sw |= crate::softfp::UE as u16;
+    }
+    if round != Round::TowardZero && !r.is_zero() {
+        let t =
+            if tiny { join_tiny(d, e, Round::TowardZero) } else { join(d, e, Round::TowardZero) };
+        if t.partial_cmp(&r) != Some(std::cmp::Ordering::Equal) {
+            cpu.fpu.sw |= SW_C1;
+        }
+    }
+    r
+}
+
+/// hi + lo rounded to 64 bits toward zero with a sticky lowest bit (round to odd), then
+/// scaled by 2^e into the denormal range under `round`.
+fn join_tiny(d: Dd, e: i32, round: Round) -> F80 {
+    let mut loses = false;
+    let hi: F80 = Double::from_bits(u128::from(d.0.to_bits())).convert(&mut loses).value;
+    let lo: F80 = Double::from_bits(u128::from(d.1.to_bits())).convert(&mut loses).value;
+    let s = hi.add_r(lo, Round::TowardZero);
+    let bits =
+        if s.status.contains(Status::INEXACT) { s.value.to_bits() | 1 } else { s.value.to_bits() };
+    let r = F80::from_bits(bits).scalbn_r(e, round);
+    if r.is_zero() {
+        F80::ZERO.copy_sign(hi)
+    } else {
+        r
+    }
+}
+
 // Double-double constants.
 const DD_LN2: Dd = Dd(std::f64::consts::LN_2, 2.319_046_813_846_299_6e-17);
 const DD_PI_2: Dd = Dd(std::f64::consts::FRAC_PI_2, 6.123_233_995_736_766e-17);
@@ -1263,20 +1301,35 @@ fn dd_log2(v: F80) -> Dd {
 
 fn transcendental(cpu: &mut Cpu, op: u8) {
     let round = rc(cpu);
-    let a = cpu.fpu.st(0);
-    let needs_two = matches!(op, un::FYL2X | un::FYL2XP1 | un::FPATAN);
-    let b = if needs_two { cpu.fpu.st(1) } else { F80::ZERO };
-    if let Some(n) = nan_result(cpu, a, if needs_two { b } else { a }) {
-        if needs_two {
-            cpu.fpu.pop();
+    let yl2x = matches!(op, un::FYL2X | un::FYL2XP1);
+    let (a, b, denormal) = if yl2x {
+        // FYL2X/FYL2XP1: only C1 (rounding) changes; the operand checks come first and
+        // DE is raised for a denormal operand unless the operation is invalid.
+        cpu.fpu.sw &= !SW_C1;
+        match precheck_quiet(cpu, true) {
+            Err(r) => {
+                finish_yl2x(cpu, r);
+                return;
+            }
+            Ok(v) => v,
         }
-        cpu.fpu.set_st(0, n);
-        if op == un::FPTAN || op == un::FSINCOS {
-            cpu.fpu.push(n);
+    } else {
+        let a = cpu.fpu.st(0);
+        let needs_two = op == un::FPATAN;
+        let b = if needs_two { cpu.fpu.st(1) } else { F80::ZERO };
+        if let Some(n) = nan_result(cpu, a, if needs_two { b } else { a }) {
+            if needs_two {
+                cpu.fpu.pop();
+            }
+            cpu.fpu.set_st(0, n);
+            if op == un::FPTAN || op == un::FSINCOS {
+                cpu.fpu.push(n);
+            }
+            return;
         }
-        return;
-    }
-    cpu.fpu.sw &= !(SW_C1 | SW_C2);
+        cpu.fpu.sw &= !(SW_C1 | SW_C2);
+        (a, b, false)
+    };
     let pe = crate::softfp::PE as u16;
     match op {
         un::F2XM1 => {
@@ -1300,8 +1353,12 @@ fn transcendental(cpu: &mut Cpu, op: u8) {
             };
             cpu.fpu.set_st(0, r);
         }
-        un::FYL2X | un::FYL2XP1 => {
-            // ST(1) * log2(ST(0)) or ST(1) * log2(ST(0) + 1), then pop.
+        un::FYL2XP1 => {
+            let r = fyl2xp1(cpu, a, b, denormal, round);
+            finish_yl2x(cpu, r);
+        }
+        un::FYL2X => {
+            // ST(1) * log2(ST(0)) (or, in the code below, log2(ST(0) + 1)), then pop.
             let arg_neg = if op == un::FYL2X {
                 a.is_negative() && !a.is_zero()
             } else {
@@ -1312,14 +1369,20 @@ fn transcendental(cpu: &mut Cpu, op: u8) {
             } else {
                 a.partial_cmp(&-F80::from_u128(1).value) == Some(std::cmp::Ordering::Equal)
             };
-            let r = if arg_neg
+            let invalid = arg_neg
                 || (arg_zero && b.is_zero())
-                || (op == un::FYL2X && a.is_infinite() && b.is_zero())
-            {
+                || (op == un::FYL2X && a.is_infinite() && b.is_zero());
+            if denormal && !invalid && !arg_zero {
+                cpu.fpu.sw |= 2; // DE
+            }
+            let r = if invalid {
                 cpu.fpu.sw |= SW_IE;
                 indefinite()
             } else if arg_zero {
-                cpu.fpu.sw |= 4; // ZE
+                // log2(0) = -inf: a divide by zero unless y is infinite.
+                if !b.is_infinite() {
+                    cpu.fpu.sw |= 4; // ZE
+                }
                 F80::INFINITY.copy_sign(-b)
             } else if a.is_infinite() {
                 F80::INFINITY.copy_sign(b)
@@ -1359,11 +1422,12 @@ fn transcendental(cpu: &mut Cpu, op: u8) {
                     let (xm, xe) = split(a);
                     if xe < -60 {
                         // log2(1 + x) = x / ln 2 for tiny x, kept scaled.
-                        return finish_yl2x(cpu, join(ym.mul(xm.div(DD_LN2)), ye + xe, round));
+                        let r = join_c1(cpu, ym.mul(xm.div(DD_LN2)), ye + xe, round);
+                        return finish_yl2x(cpu, r);
                     }
                     dd_ln1p(xm.scale(xe)).div(DD_LN2)
                 };
-                join(ym.mul(l), ye, round)
+                join_c1(cpu, ym.mul(l), ye, round)
             };
             finish_yl2x(cpu, r);
         }
@@ -1485,6 +1549,68 @@ fn transcendental(cpu: &mut Cpu, op: u8) {
             }
         }
     }
+}
+
+/// FYL2XP1 on checked operands x = ST(0), y = ST(1): y * log2(x + 1). The SDM defines
+/// it for |x| < 1 - sqrt(2)/2; beyond, the result follows the host: the logarithm is
+/// computed for any x > -1, and for x < -1 (no invalid operation unless x = -inf) a zero
+/// or infinite y gives a zero or an infinity and any other y gives x back, inexact.
+fn fyl2xp1(cpu: &mut Cpu, a: F80, b: F80, denormal: bool, round: Round) -> F80 {
+    let one = F80::from_u128(1).value;
+    let neg_sign = a.is_negative() != b.is_negative();
+    let zero = if neg_sign { -F80::ZERO } else { F80::ZERO };
+    let inf = if neg_sign { -F80::INFINITY } else { F80::INFINITY };
+    let below = a.partial_cmp(&-one) == Some(std::cmp::Ordering::Less);
+    let at_minus_one = a.partial_cmp(&-one) == Some(std::cmp::Ordering::Equal);
+    // 0 * inf, and x = -inf: invalid.
+    let minus_inf = a.is_infinite() && a.is_negative();
+    if (a.is_zero() && b.is_infinite()) || (at_minus_one && b.is_zero()) || minus_inf {
+        cpu.fpu.sw |= SW_IE;
+        return indefinite();
+    }
+    if denormal {
+        cpu.fpu.sw |= 2; // DE
+    }
+    if at_minus_one {
+        if !b.is_infinite() {
+            cpu.fpu.sw |= 4; // ZE: log2(0)
+        }
+        return if b.is_negative() { F80::INFINITY } else { -F80::INFINITY };
+    }
+    if a.is_infinite() && b.is_zero() {
+        cpu.fpu.sw |= SW_IE;
+        return indefinite();
+    }
+    if below {
+        if b.is_zero() {
+            return zero;
+        }
+        if b.is_infinite() {
+            return inf;
+        }
+        cpu.fpu.sw |= crate::softfp::PE as u16;
+        return a;
+    }
+    if a.is_zero() || b.is_zero() {
+        return zero;
+    }
+    if b.is_infinite() || a.is_infinite() {
+        return inf;
+    }
+    cpu.fpu.sw |= crate::softfp::PE as u16;
+    let (ym, ye) = split(b);
+    let (xm, xe) = split(a);
+    if xe < -80 {
+        // log2(1 + x) = x / ln 2 (to 2^-80 relative) for tiny x, kept scaled.
+        return join_c1(cpu, ym.mul(xm.div(DD_LN2)), ye + xe, round);
+    }
+    let l = if xe < -1 {
+        dd_ln1p(xm.scale(xe)).div(DD_LN2)
+    } else {
+        // |x| >= 0.5: 1 + x is exact for x in [-1, -0.5] and close enough above.
+        dd_log2(a.add_r(one, Round::NearestTiesToEven).value)
+    };
+    join_c1(cpu, ym.mul(l), ye, round)
 }
 
 fn finish_yl2x(cpu: &mut Cpu, r: F80) {
