@@ -446,8 +446,7 @@ mod tests {
 
     #[test]
     fn descriptor_table_matches_linux() {
-        let mut cpu = Cpu::default();
-        cpu.tsc_aux = (1 << 12) | 5;
+        let cpu = Cpu { tsc_aux: (1 << 12) | 5, ..Cpu::default() };
         assert!(descriptor(&cpu, 0).is_none());
         assert!(descriptor(&cpu, 0x63).is_none());
         assert!(descriptor(&cpu, 0x37).is_none(), "LDT selector");
