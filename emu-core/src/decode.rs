@@ -578,6 +578,13 @@ impl Resolver {
             | Mn::Prefetchit0
             | Mn::Prefetchit1
             | Mn::Fnop
+            // 8087/287 control instructions, no-ops since the 387.
+            | Mn::Fneni
+            | Mn::Fndisi
+            | Mn::Fnsetpm
+            | Mn::Feni
+            | Mn::Fdisi
+            | Mn::Fsetpm
             | Mn::Wait => (system::nop::<M> as ExecFn<M>, C::Alu),
             Mn::Lfence | Mn::Mfence | Mn::Sfence | Mn::Clflush | Mn::Clflushopt => {
                 (system::nop::<M> as ExecFn<M>, C::Serializing)

@@ -4,8 +4,13 @@
 //! page tables, TLBs or Linux.
 //!
 //! Coverage: the integer ISA, string instructions, LOCK-prefixed atomics, SSE/SSE2, MMX
-//! (with the SSE/SSE2 forms on MMX registers), x87,
-//! CPUID/RDTSC/RDTSCP/XGETBV, PAUSE, SYSCALL. No AVX (CPUID must not report it).
+//! (with the SSE/SSE2 forms on MMX registers), x87 (FBLD/FBSTP, FSAVE/FRSTOR, the
+//! unsupported 80-bit encodings), CPUID/RDTSC/RDTSCP/XGETBV, PAUSE, SYSCALL, the hint-NOP
+//! space, and user-mode system instructions as a Linux process sees them: segment
+//! registers, far transfers to the 64-bit user code segment, LAR/LSL/VERR/VERW against
+//! Linux's GDT, SGDT/SIDT/SMSW/SLDT/STR as Linux's UMIP emulation completes them; port I/O
+//! and privileged instructions raise #GP, unimplemented instructions of extensions CPUID
+//! does not advertise raise #UD. No AVX (CPUID must not report it).
 
 #![allow(clippy::cast_possible_truncation, clippy::cast_lossless)]
 
