@@ -529,6 +529,17 @@ impl Resolver {
             }
             Mn::Pushfq => (ctrl::pushf::<M> as ExecFn<M>, C::Alu),
             Mn::Popfq => (ctrl::popf::<M> as ExecFn<M>, C::Serializing),
+            Mn::Pushf => (seg::pushfw::<M> as ExecFn<M>, C::Alu),
+            Mn::Popf => (seg::popfw::<M> as ExecFn<M>, C::Serializing),
+            Mn::Lfs | Mn::Lgs | Mn::Lss => {
+                i.cc = match ins.mnemonic() {
+                    Mn::Lfs => seg::sr::FS,
+                    Mn::Lgs => seg::sr::GS,
+                    _ => seg::sr::SS,
+                };
+                i.sz = sz_of(ins.op0_register().size());
+                (seg::load_far_ptr::<M> as ExecFn<M>, C::Serializing)
+            }
             Mn::Clc => (int::flagop::<M, { int::fl::CLC }> as ExecFn<M>, C::Alu),
             Mn::Stc => (int::flagop::<M, { int::fl::STC }>, C::Alu),
             Mn::Cmc => (int::flagop::<M, { int::fl::CMC }>, C::Alu),
@@ -614,6 +625,7 @@ impl Resolver {
             | Mn::Wrmsr
             | Mn::Swapgs
             | Mn::Sysretq
+            | Mn::Sysret
             | Mn::Sysexit
             | Mn::Sysexitq
             | Mn::Lmsw
@@ -1318,6 +1330,20 @@ fn sse_handler<M: GuestMem>(ins: &Instruction, i: &mut Insn<M>) -> Option<(ExecF
             }
         }
         Mn::Pmovmskb => sse::movmsk::<M, 8>,
+        Mn::Maskmovdqu => {
+            // Operands: [rDI] (implicit), xmm1 (data), xmm2 (mask).
+            i.r0 = ins.op1_register().number() as u8;
+            i.r1 = ins.op2_register().number() as u8;
+            i.seg = match ins.memory_segment() {
+                Register::FS => SEG_FS,
+                Register::GS => SEG_GS,
+                _ => SEG_NONE,
+            };
+            if ins.op0_kind() == OpKind::MemorySegEDI {
+                i.flags |= F_ADDR32;
+            }
+            mmx::maskmovdqu::<M>
+        }
         Mn::Movmskps => sse::movmsk::<M, 32>,
         Mn::Movmskpd => sse::movmsk::<M, 64>,
         Mn::Pextrw if k0 == REG && reg_xmm(1) => {
@@ -1782,8 +1808,9 @@ fn x87_handler<M: GuestMem>(ins: &Instruction, i: &mut Insn<M>) -> Option<ExecFn
                 x87::fld_st::<M>
             }
         }
-        Mn::Fst | Mn::Fstp | Mn::Fist | Mn::Fistp | Mn::Fisttp => {
-            let pop = matches!(m, Mn::Fstp | Mn::Fistp | Mn::Fisttp);
+        Mn::Fst | Mn::Fstp | Mn::Fstpnce | Mn::Fist | Mn::Fistp | Mn::Fisttp => {
+            // FSTPNCE (D9 D8+i) is an alias of FSTP ST(i).
+            let pop = matches!(m, Mn::Fstp | Mn::Fstpnce | Mn::Fistp | Mn::Fisttp);
             if !has_mem {
                 if pop {
                     x87::fst_st::<M, true>

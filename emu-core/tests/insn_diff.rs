@@ -539,6 +539,7 @@ fn wanted(m: Mnemonic) -> bool {
                 | Rdsspq
                 // MMX, and the SSE/SSE2 instructions on MMX registers (the MMX forms of
                 // the packed-integer mnemonics above are generated with them).
+                | Maskmovdqu
                 | Emms
                 | Movq2dq
                 | Movdq2q
@@ -648,7 +649,8 @@ fn form_ok(code: Code) -> bool {
         && enc_ok
         && cpuid_ok
         && wanted(code.mnemonic())
-        && (oc.op_kinds().iter().all(|&k| kind_ok(k)) || code == Code::Maskmovq_rDI_mm_mm)
+        && (oc.op_kinds().iter().all(|&k| kind_ok(k))
+            || matches!(code, Code::Maskmovq_rDI_mm_mm | Code::Maskmovdqu_rDI_xmm_xmm))
         // BSWAP r16 has an undefined result (SDM vol. 2 "BSWAP").
         && code != Code::Bswap_r16
 }
@@ -1541,12 +1543,12 @@ fn gen_string(g: &mut Gen, which: &str) -> Option<Instruction> {
 
 /// One random instruction of `code` with operands and fixups applied.
 fn gen_form(g: &mut Gen, code: Code) -> Option<Instruction> {
-    if code == Code::Maskmovq_rDI_mm_mm {
+    if matches!(code, Code::Maskmovq_rDI_mm_mm | Code::Maskmovdqu_rDI_xmm_xmm) {
         // Stores through DS:RDI (or FS/GS), sometimes with 32-bit addressing.
         if g.pinned & (1 << 7) != 0 {
             return None;
         }
-        let target = WIN_LO + g.rng.below(WIN_LEN - 8);
+        let target = WIN_LO + g.rng.below(WIN_LEN - 16);
         let (mut seg, mut off) = (Register::None, target);
         if g.rng.chance(15) {
             if let Some((r, o)) = g.segment(target, 1 << 32) {
@@ -1556,8 +1558,13 @@ fn gen_form(g: &mut Gen, code: Code) -> Option<Instruction> {
         let a32 = seg != Register::None && g.rng.chance(50);
         g.st.gpr[7] = if a32 { (off & 0xffff_ffff) | (g.rng.next() << 32) } else { off };
         g.pinned |= 1 << 7;
+        let bits = if a32 { 32 } else { 64 };
+        if code == Code::Maskmovdqu_rDI_xmm_xmm {
+            let (a, b) = (g.reg(&XMMS), g.reg(&XMMS));
+            return Instruction::with_maskmovdqu(bits, a, b, seg).ok();
+        }
         let (a, b) = (g.reg(&MMS), g.reg(&MMS));
-        return Instruction::with_maskmovq(if a32 { 32 } else { 64 }, a, b, seg).ok();
+        return Instruction::with_maskmovq(bits, a, b, seg).ok();
     }
     let ops = g.operands(code)?;
     let mut ins = build(code, &ops)?;

@@ -228,6 +228,28 @@ pub fn maskmovq<M: GuestMem>(cpu: &mut Cpu, m: &mut M, i: &Insn<M>) -> Result<()
     Ok(())
 }
 
+/// MASKMOVDQU xmm1, xmm2: MASKMOVQ's byte-masked store of 16 bytes from XMM registers
+/// (no x87 state involved).
+pub fn maskmovdqu<M: GuestMem>(cpu: &mut Cpu, m: &mut M, i: &Insn<M>) -> Result<(), Exit> {
+    let mut off = cpu.gpr[7];
+    if i.flags & F_ADDR32 != 0 {
+        off &= 0xffff_ffff;
+    }
+    let base = off.wrapping_add(cpu.seg_base[i.seg as usize % 3]);
+    let (v, mask) = (cpu.xmm[i.r0 as usize & 15], cpu.xmm[i.r1 as usize & 15]);
+    for k in 0..16 {
+        if (mask >> (8 * k + 7)) & 1 != 0 {
+            m.probe_write(base.wrapping_add(k))?;
+        }
+    }
+    for k in 0..16 {
+        if (mask >> (8 * k + 7)) & 1 != 0 {
+            m.write_u8(base.wrapping_add(k), (v >> (8 * k)) as u8)?;
+        }
+    }
+    Ok(())
+}
+
 /// Conversion selectors between MMX and XMM registers.
 pub mod cv {
     /// CVTPI2PS xmm, mm/m64.

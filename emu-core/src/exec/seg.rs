@@ -198,6 +198,36 @@ pub fn pop_sreg<M: GuestMem>(cpu: &mut Cpu, m: &mut M, i: &Insn<M>) -> Result<()
     Ok(())
 }
 
+/// LFS, LGS, LSS r, m16:16/32/64: the offset (operand size `Insn::sz`) into GPR r0 and
+/// the selector after it into the segment register `Insn::cc`, loaded as MOV does.
+pub fn load_far_ptr<M: GuestMem>(cpu: &mut Cpu, m: &mut M, i: &Insn<M>) -> Result<(), Exit> {
+    let n = opsize(i.sz);
+    let ea = i.ea(cpu);
+    let off = read_n(m, ea, n)?;
+    let sel = m.read_u16(ea.wrapping_add(n))?;
+    load_sreg(cpu, i.cc, sel)?;
+    let g = &mut cpu.gpr[i.r0 as usize & 15];
+    *g = if n == 2 { (*g & !0xffff) | off } else { off };
+    Ok(())
+}
+
+/// PUSHF with a 16-bit operand size: FLAGS (the low 16 bits).
+pub fn pushfw<M: GuestMem>(cpu: &mut Cpu, m: &mut M, _i: &Insn<M>) -> Result<(), Exit> {
+    let sp = cpu.gpr[4].wrapping_sub(2);
+    m.write_u16(sp, cpu.rflags() as u16)?;
+    cpu.gpr[4] = sp;
+    Ok(())
+}
+
+/// POPF with a 16-bit operand size: the low 16 flag bits a user program may change.
+pub fn popfw<M: GuestMem>(cpu: &mut Cpu, m: &mut M, _i: &Insn<M>) -> Result<(), Exit> {
+    let sp = cpu.gpr[4];
+    let v = m.read_u16(sp)?;
+    cpu.gpr[4] = sp.wrapping_add(2);
+    cpu.set_rflags(u64::from(v), USER_RFLAGS_WRITABLE & 0xffff);
+    Ok(())
+}
+
 /// Descriptor-query selectors.
 pub mod dq {
     /// LAR.

@@ -373,6 +373,7 @@ pub fn fst_st<M: GuestMem, const POP: bool>(
     _m: &mut M,
     i: &Insn<M>,
 ) -> Result<(), Exit> {
+    cpu.fpu.sw &= !SW_C1;
     let v = cpu.fpu.st_bits(0);
     cpu.fpu.set_st_bits(i.r0, v);
     if POP {
