@@ -654,7 +654,18 @@ impl Resolver {
                 i.cc = system::fault_code(Exception::Breakpoint);
                 (system::fault::<M> as ExecFn<M>, C::Alu)
             }
-            Mn::Int | Mn::Into | Mn::Int1 => {
+            // INT1 (ICEBP) raises #DB and INT 3 reaches the breakpoint gate, which Linux
+            // opens to user mode: both are traps that Linux reports as SIGTRAP, as for
+            // INT3.
+            Mn::Int1 => {
+                i.cc = system::fault_code(Exception::Breakpoint);
+                (system::fault::<M> as ExecFn<M>, C::Alu)
+            }
+            Mn::Int if ins.immediate(0) == 3 => {
+                i.cc = system::fault_code(Exception::Breakpoint);
+                (system::fault::<M> as ExecFn<M>, C::Alu)
+            }
+            Mn::Int | Mn::Into => {
                 // INT n in a 64-bit Linux process without an IDT gate for user: #GP.
                 i.cc = system::fault_code(Exception::GeneralProtection);
                 (system::fault::<M> as ExecFn<M>, C::Alu)

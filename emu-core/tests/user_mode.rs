@@ -104,6 +104,20 @@ mod tests {
     }
 
     #[test]
+    fn int1_and_int_3_trap_like_int3() {
+        // int1 (F1) and int 3 (CD 03): SIGTRAP traps, RIP after the instruction.
+        for code in [&[0xf1u8][..], &[0xcd, 0x03]] {
+            let (exit, cpu) = run(code, |_| {});
+            assert_eq!(exit, Exit::Exception(Exception::Breakpoint));
+            assert_eq!(cpu.rip, CODE + code.len() as u64);
+        }
+        // Other vectors have no user gate: #GP.
+        let (exit, cpu) = run(&[0xcd, 0x21], |_| {});
+        assert_eq!(exit, Exit::Exception(Exception::GeneralProtection));
+        assert_eq!(cpu.rip, CODE);
+    }
+
+    #[test]
     fn cpunode_segment_limit_is_tsc_aux() {
         // lsl eax, ecx with ecx = 0x7b (__CPUNODE_SEG): node << 12 | cpu, as vgetcpu reads it.
         let (exit, cpu) = run(&[0x0f, 0x03, 0xc1], |c| {
