@@ -119,6 +119,11 @@ pub struct Cpu {
     pub rflags_other: u64,
     /// Segment bases indexed by [`SEG_NONE`], [`SEG_FS`], [`SEG_GS`].
     pub seg_base: [u64; 3],
+    /// Segment selectors ES, CS, SS, DS, FS, GS (in encoding order) as Linux sets them
+    /// for a 64-bit process: CS = 0x33 (`__USER_CS`), SS = 0x2b (`__USER_DS`), the
+    /// others null. Only the selector values live here: in 64-bit mode the ES, CS, SS and
+    /// DS bases are 0 and the FS and GS bases are in [`Cpu::seg_base`].
+    pub sel: [u16; 6],
     /// XMM0..XMM15.
     pub xmm: [u128; 16],
     /// SSE control and status.
@@ -138,6 +143,9 @@ pub struct Cpu {
     pub until_fp: u64,
 }
 
+/// The segment selectors of a 64-bit Linux process at exec: see [`Cpu::sel`].
+pub const USER_SELECTORS: [u16; 6] = [0, 0x33, 0x2b, 0, 0, 0];
+
 /// RFLAGS bit: direction.
 pub const DF_BIT: u64 = 1 << 10;
 /// RFLAGS bits a user program may change with POPF (status, DF, AC, ID; not IF, IOPL).
@@ -152,6 +160,7 @@ impl Default for Cpu {
             df: false,
             rflags_other: 0x202,
             seg_base: [0; 3],
+            sel: USER_SELECTORS,
             xmm: [0; 16],
             mxcsr: 0x1f80,
             fpu: X87::default(),
@@ -235,7 +244,7 @@ impl Cpu {
             return false;
         }
         let sw = u16_at(2);
-        self.fpu.cw = u16_at(0) | 0x40;
+        self.fpu.set_cw(u16_at(0));
         self.fpu.sw = sw & !(7 << 11);
         self.fpu.top = ((sw >> 11) & 7) as u8;
         self.fpu.empty = !b[4];

@@ -7,12 +7,12 @@
 //! stops the run naming the instruction if it is ever executed.
 
 use crate::cpu::{Exception, HI8, NOREG, SEG_FS, SEG_GS, SEG_NONE};
-use crate::exec::{bmi, ctrl, int, sse, string, system, x87};
+use crate::exec::{bmi, ctrl, int, mmx, seg, sse, string, system, x87};
 use crate::insn::{loc::*, ExecFn, Insn, F_ADDR32, F_LOCK, F_REP, F_REPNE, W16, W32, W64, W8};
 use crate::mem::GuestMem;
 use crate::softfp::{F32, F64};
 use crate::timing::{CostClass, InsnCosts};
-use iced_x86::{Code, Instruction, MemorySize, Mnemonic, OpKind, Register};
+use iced_x86::{Code, CpuidFeature, Instruction, MemorySize, Mnemonic, OpKind, Register};
 
 /// Selects a width-generic handler: `w!(sz, |W| expr)`.
 macro_rules! w {
@@ -136,6 +136,10 @@ impl Resolver {
             Some(f) => f,
             None => match x87_handler::<M>(ins, i) {
                 Some(f) => (f, x87_class(ins.mnemonic())),
+                None if hidden_extension(ins) => {
+                    i.cc = system::fault_code(Exception::InvalidOpcode);
+                    (system::fault::<M> as ExecFn<M>, CostClass::Alu)
+                }
                 None => (system::unsupported::<M> as ExecFn<M>, CostClass::Alu),
             },
         }
@@ -198,6 +202,21 @@ impl Resolver {
                     // MOV to or from CR3 and friends: privileged, #GP in user mode.
                     i.cc = system::fault_code(Exception::GeneralProtection);
                     return Some((system::fault::<M> as ExecFn<M>, C::Alu));
+                }
+                let sreg = |k: u32| {
+                    ins.op_kind(k) == OpKind::Register && ins.op_register(k).is_segment_register()
+                };
+                if sreg(0) {
+                    i.cc = ins.op0_register().number() as u8;
+                    let f = rm!(k1, |S| seg::mov_to_sreg::<M, S> as ExecFn<M>);
+                    return Some((f, C::Serializing));
+                }
+                if sreg(1) {
+                    i.cc = ins.op1_register().number() as u8;
+                    if k0 == REG {
+                        i.sz = sz_of(ins.op0_register().size());
+                    }
+                    return Some((rm!(k0, |D| seg::mov_from_sreg::<M, D> as ExecFn<M>), C::Alu));
                 }
                 if ins.op0_kind() == OpKind::Register && !ins.op0_register().is_gpr() {
                     return None;
@@ -344,6 +363,65 @@ impl Resolver {
                 i.imm = ins.near_branch_target();
                 (ctrl::jcc::<M> as ExecFn<M>, C::Branch)
             }
+            Mn::Jmp | Mn::Call if far_ptr_size(ins.memory_size()).is_some() && k0 == MEM => {
+                i.sz = far_ptr_size(ins.memory_size())?;
+                let f = if ins.mnemonic() == Mn::Call {
+                    seg::far_branch::<M, true> as ExecFn<M>
+                } else {
+                    seg::far_branch::<M, false>
+                };
+                (f, C::Serializing)
+            }
+            Mn::Retf => {
+                i.sz = match ins.code() {
+                    Code::Retfw | Code::Retfw_imm16 => 1,
+                    Code::Retfd | Code::Retfd_imm16 => 2,
+                    _ => 3,
+                };
+                i.imm = if n == 1 { ins.immediate(0) } else { 0 };
+                (seg::retf::<M> as ExecFn<M>, C::Serializing)
+            }
+            Mn::Iret | Mn::Iretd | Mn::Iretq => {
+                i.sz = match ins.mnemonic() {
+                    Mn::Iret => 1,
+                    Mn::Iretd => 2,
+                    _ => 3,
+                };
+                (seg::iret::<M> as ExecFn<M>, C::Serializing)
+            }
+            Mn::Xlatb => (seg::xlat::<M> as ExecFn<M>, C::Alu),
+            Mn::Lar | Mn::Lsl => {
+                i.sz = sz_of(ins.op0_register().size());
+                let f = rm!(k1, |S| if ins.mnemonic() == Mn::Lar {
+                    seg::desc_query::<M, { seg::dq::LAR }, S> as ExecFn<M>
+                } else {
+                    seg::desc_query::<M, { seg::dq::LSL }, S>
+                });
+                (f, C::Serializing)
+            }
+            Mn::Verr | Mn::Verw => {
+                let f = rm!(k0, |S| if ins.mnemonic() == Mn::Verr {
+                    seg::desc_query::<M, { seg::dq::VERR }, S> as ExecFn<M>
+                } else {
+                    seg::desc_query::<M, { seg::dq::VERW }, S>
+                });
+                (f, C::Serializing)
+            }
+            // UMIP-protected: #GP in user mode, completed by Linux's emulation.
+            Mn::Sgdt | Mn::Sidt | Mn::Smsw | Mn::Sldt | Mn::Str => {
+                use seg::um;
+                if k0 == REG {
+                    i.sz = sz_of(ins.op0_register().size());
+                }
+                let f = rm!(k0, |D| match ins.mnemonic() {
+                    Mn::Sgdt => seg::umip::<M, { um::SGDT }, D> as ExecFn<M>,
+                    Mn::Sidt => seg::umip::<M, { um::SIDT }, D>,
+                    Mn::Smsw => seg::umip::<M, { um::SMSW }, D>,
+                    Mn::Sldt => seg::umip::<M, { um::SLDT }, D>,
+                    _ => seg::umip::<M, { um::STR }, D>,
+                });
+                (f, C::Serializing)
+            }
             Mn::Jmp => match ins.op0_kind() {
                 OpKind::NearBranch64 | OpKind::NearBranch32 | OpKind::NearBranch16 => {
                     i.imm = ins.near_branch_target();
@@ -393,6 +471,24 @@ impl Resolver {
                 };
                 (f, C::Branch)
             }
+            Mn::Push | Mn::Pop if k0 == REG && ins.op0_register().is_segment_register() => {
+                // PUSH/POP FS and GS (the other segment registers' forms are invalid in
+                // 64-bit mode and decode as such).
+                i.cc = ins.op0_register().number() as u8;
+                i.sz = if matches!(
+                    ins.code(),
+                    Code::Pushw_FS | Code::Pushw_GS | Code::Popw_FS | Code::Popw_GS
+                ) {
+                    1
+                } else {
+                    3
+                };
+                if ins.mnemonic() == Mn::Push {
+                    (seg::push_sreg::<M> as ExecFn<M>, C::Alu)
+                } else {
+                    (seg::pop_sreg::<M> as ExecFn<M>, C::Serializing)
+                }
+            }
             Mn::Push => {
                 if k0 == REG && !ins.op0_register().is_gpr() {
                     return None;
@@ -427,14 +523,23 @@ impl Resolver {
             }
             Mn::Leave => (ctrl::leave::<M> as ExecFn<M>, C::Alu),
             Mn::Enter => {
-                if ins.immediate(1) != 0 {
-                    return None;
-                }
-                i.imm = ins.immediate(0);
+                i.imm = (ins.immediate(0) & 0xffff) | ((ins.immediate(1) & 0xff) << 16);
+                i.sz = if ins.code() == Code::Enterw_imm16_imm8 { 1 } else { 3 };
                 (ctrl::enter::<M> as ExecFn<M>, C::Alu)
             }
             Mn::Pushfq => (ctrl::pushf::<M> as ExecFn<M>, C::Alu),
             Mn::Popfq => (ctrl::popf::<M> as ExecFn<M>, C::Serializing),
+            Mn::Pushf => (seg::pushfw::<M> as ExecFn<M>, C::Alu),
+            Mn::Popf => (seg::popfw::<M> as ExecFn<M>, C::Serializing),
+            Mn::Lfs | Mn::Lgs | Mn::Lss => {
+                i.cc = match ins.mnemonic() {
+                    Mn::Lfs => seg::sr::FS,
+                    Mn::Lgs => seg::sr::GS,
+                    _ => seg::sr::SS,
+                };
+                i.sz = sz_of(ins.op0_register().size());
+                (seg::load_far_ptr::<M> as ExecFn<M>, C::Serializing)
+            }
             Mn::Clc => (int::flagop::<M, { int::fl::CLC }> as ExecFn<M>, C::Alu),
             Mn::Stc => (int::flagop::<M, { int::fl::STC }>, C::Alu),
             Mn::Cmc => (int::flagop::<M, { int::fl::CMC }>, C::Alu),
@@ -462,14 +567,35 @@ impl Resolver {
             {
                 (string_fn::<M>(string::so::CMPS, ins), C::StringIter)
             }
+            // The hint-NOP space: 0F 0D and 0F 18..0F 1F with a ModRM byte are NOPs on
+            // processors that give them no other meaning, and access no memory. In the
+            // 0F 1E row: ENDBR64/ENDBR32, and RDSSPD/RDSSPQ, which leave their register
+            // unchanged while shadow stacks are not enabled (Linux enables them only for
+            // a process that asks: CPUID here advertises no CET).
             Mn::Nop
+            | Mn::Reservednop
             | Mn::Endbr64
+            | Mn::Endbr32
+            | Mn::Rdsspd
+            | Mn::Rdsspq
+            | Mn::Cldemote
             | Mn::Prefetchnta
             | Mn::Prefetcht0
             | Mn::Prefetcht1
             | Mn::Prefetcht2
             | Mn::Prefetchw
+            | Mn::Prefetch
+            | Mn::Prefetchwt1
+            | Mn::Prefetchit0
+            | Mn::Prefetchit1
             | Mn::Fnop
+            // 8087/287 control instructions, no-ops since the 387.
+            | Mn::Fneni
+            | Mn::Fndisi
+            | Mn::Fnsetpm
+            | Mn::Feni
+            | Mn::Fdisi
+            | Mn::Fsetpm
             | Mn::Wait => (system::nop::<M> as ExecFn<M>, C::Alu),
             Mn::Lfence | Mn::Mfence | Mn::Sfence | Mn::Clflush | Mn::Clflushopt => {
                 (system::nop::<M> as ExecFn<M>, C::Serializing)
@@ -499,6 +625,21 @@ impl Resolver {
             | Mn::Wrmsr
             | Mn::Swapgs
             | Mn::Sysretq
+            | Mn::Sysret
+            | Mn::Sysexit
+            | Mn::Sysexitq
+            | Mn::Lmsw
+            | Mn::Rdpmc
+            // Port I/O: IOPL is 0 and Linux gives a process no I/O bitmap unless it asks
+            // with ioperm/iopl, which this machine does not offer.
+            | Mn::In
+            | Mn::Out
+            | Mn::Insb
+            | Mn::Insw
+            | Mn::Insd
+            | Mn::Outsb
+            | Mn::Outsw
+            | Mn::Outsd
             | Mn::Cli
             | Mn::Sti => {
                 i.cc = system::fault_code(Exception::GeneralProtection);
@@ -513,7 +654,18 @@ impl Resolver {
                 i.cc = system::fault_code(Exception::Breakpoint);
                 (system::fault::<M> as ExecFn<M>, C::Alu)
             }
-            Mn::Int | Mn::Into | Mn::Int1 => {
+            // INT1 (ICEBP) raises #DB and INT 3 reaches the breakpoint gate, which Linux
+            // opens to user mode: both are traps that Linux reports as SIGTRAP, as for
+            // INT3.
+            Mn::Int1 => {
+                i.cc = system::fault_code(Exception::Breakpoint);
+                (system::fault::<M> as ExecFn<M>, C::Alu)
+            }
+            Mn::Int if ins.immediate(0) == 3 => {
+                i.cc = system::fault_code(Exception::Breakpoint);
+                (system::fault::<M> as ExecFn<M>, C::Alu)
+            }
+            Mn::Int | Mn::Into => {
                 // INT n in a 64-bit Linux process without an IDT gate for user: #GP.
                 i.cc = system::fault_code(Exception::GeneralProtection);
                 (system::fault::<M> as ExecFn<M>, C::Alu)
@@ -644,6 +796,65 @@ fn base_insn<M: GuestMem>(ins: &Instruction) -> Insn<M> {
         i.sz = w;
     }
     i
+}
+
+/// True when `f` is a feature the machine profiles can advertise in CPUID (see
+/// `emu_smp::profile`): the x86-64 baseline with x87, MMX, FXSR, SSE and SSE2,
+/// CMPXCHG16B, POPCNT, LZCNT, BMI1/BMI2, RDTSCP, SYSCALL/SYSENTER, CLFLUSH.
+fn advertised(f: CpuidFeature) -> bool {
+    use CpuidFeature::*;
+    matches!(
+        f,
+        INTEL8086
+            | INTEL186
+            | INTEL286
+            | INTEL386
+            | INTEL486
+            | X64
+            | CPUID
+            | TSC
+            | MSR
+            | RDPMC
+            | SEP
+            | CMOV
+            | CX8
+            | CMPXCHG16B
+            | FPU
+            | FPU287
+            | FPU387
+            | FXSR
+            | MMX
+            | SSE
+            | SSE2
+            | POPCNT
+            | LZCNT
+            | BMI1
+            | BMI2
+            | RDTSCP
+            | SYSCALL
+            | CLFSH
+            | PAUSE
+            | MULTIBYTENOP
+            | INVPCID
+    )
+}
+
+/// An instruction this emulator does not implement that belongs to an extension CPUID
+/// does not advertise (AVX, AVX-512, SSE3 and later, XSAVE, RDRAND, FSGSBASE, ...), or
+/// that no longer exists: a processor without that extension raises #UD, which Linux
+/// delivers as SIGILL. Programs that check CPUID never execute them.
+fn hidden_extension(ins: &Instruction) -> bool {
+    ins.cpuid_features().iter().any(|&f| !advertised(f))
+}
+
+/// Operand-size index (1 = 16, 2 = 32, 3 = 64 bits) of a far pointer operand.
+fn far_ptr_size(ms: MemorySize) -> Option<u8> {
+    match ms {
+        MemorySize::SegPtr16 => Some(1),
+        MemorySize::SegPtr32 => Some(2),
+        MemorySize::SegPtr64 => Some(3),
+        _ => None,
+    }
 }
 
 fn has_mem(ins: &Instruction) -> bool {
@@ -856,6 +1067,7 @@ fn sse_handler<M: GuestMem>(ins: &Instruction, i: &mut Insn<M>) -> Option<(ExecF
     let n = ins.op_count();
     if n == 0 {
         return match ins.mnemonic() {
+            Mn::Emms => Some((mmx::emms::<M> as ExecFn<M>, C::SseInt)),
             _ => None,
         };
     }
@@ -876,6 +1088,9 @@ fn sse_handler<M: GuestMem>(ins: &Instruction, i: &mut Insn<M>) -> Option<(ExecF
             _ => x87::fmem::<M, { x87::mctl::FXRSTOR }>,
         };
         return Some((f, C::Serializing));
+    }
+    if any_mm || matches!(m, Mn::Emms | Mn::Cvtpi2ps | Mn::Cvtpi2pd) {
+        return mmx_handler::<M>(ins, i);
     }
     // CVT(T)SS2SI/CVT(T)SD2SI with a memory source name no XMM register.
     let scalar_to_int =
@@ -1126,6 +1341,20 @@ fn sse_handler<M: GuestMem>(ins: &Instruction, i: &mut Insn<M>) -> Option<(ExecF
             }
         }
         Mn::Pmovmskb => sse::movmsk::<M, 8>,
+        Mn::Maskmovdqu => {
+            // Operands: [rDI] (implicit), xmm1 (data), xmm2 (mask).
+            i.r0 = ins.op1_register().number() as u8;
+            i.r1 = ins.op2_register().number() as u8;
+            i.seg = match ins.memory_segment() {
+                Register::FS => SEG_FS,
+                Register::GS => SEG_GS,
+                _ => SEG_NONE,
+            };
+            if ins.op0_kind() == OpKind::MemorySegEDI {
+                i.flags |= F_ADDR32;
+            }
+            mmx::maskmovdqu::<M>
+        }
         Mn::Movmskps => sse::movmsk::<M, 32>,
         Mn::Movmskpd => sse::movmsk::<M, 64>,
         Mn::Pextrw if k0 == REG && reg_xmm(1) => {
@@ -1250,6 +1479,194 @@ fn sse_handler<M: GuestMem>(ins: &Instruction, i: &mut Insn<M>) -> Option<(ExecF
         _ => return None,
     };
     Some((f, C::SseInt))
+}
+
+/// Handlers of the instructions with an MMX register operand (MMX, and the SSE/SSE2
+/// forms on MMX registers).
+#[allow(clippy::too_many_lines)]
+fn mmx_handler<M: GuestMem>(ins: &Instruction, i: &mut Insn<M>) -> Option<(ExecFn<M>, CostClass)> {
+    use sse::pi;
+    use CostClass as C;
+    use Mnemonic as Mn;
+    let n = ins.op_count();
+    let k0 = kind(ins.op0_kind());
+    let k1 = if n > 1 { kind(ins.op1_kind()) } else { REG };
+    let m = ins.mnemonic();
+    let reg_mm = |k: u32| ins.op_kind(k) == OpKind::Register && ins.op_register(k).is_mm();
+    let op = match m {
+        Mn::Paddb => pi::PADDB,
+        Mn::Paddw => pi::PADDW,
+        Mn::Paddd => pi::PADDD,
+        Mn::Paddq => pi::PADDQ,
+        Mn::Psubb => pi::PSUBB,
+        Mn::Psubw => pi::PSUBW,
+        Mn::Psubd => pi::PSUBD,
+        Mn::Psubq => pi::PSUBQ,
+        Mn::Paddsb => pi::PADDSB,
+        Mn::Paddsw => pi::PADDSW,
+        Mn::Paddusb => pi::PADDUSB,
+        Mn::Paddusw => pi::PADDUSW,
+        Mn::Psubsb => pi::PSUBSB,
+        Mn::Psubsw => pi::PSUBSW,
+        Mn::Psubusb => pi::PSUBUSB,
+        Mn::Psubusw => pi::PSUBUSW,
+        Mn::Pcmpeqb => pi::PCMPEQB,
+        Mn::Pcmpeqw => pi::PCMPEQW,
+        Mn::Pcmpeqd => pi::PCMPEQD,
+        Mn::Pcmpgtb => pi::PCMPGTB,
+        Mn::Pcmpgtw => pi::PCMPGTW,
+        Mn::Pcmpgtd => pi::PCMPGTD,
+        Mn::Pand => pi::PAND,
+        Mn::Pandn => pi::PANDN,
+        Mn::Por => pi::POR,
+        Mn::Pxor => pi::PXOR,
+        Mn::Pmullw => pi::PMULLW,
+        Mn::Pmulhw => pi::PMULHW,
+        Mn::Pmulhuw => pi::PMULHUW,
+        Mn::Pmuludq => pi::PMULUDQ,
+        Mn::Pmaddwd => pi::PMADDWD,
+        Mn::Pavgb => pi::PAVGB,
+        Mn::Pavgw => pi::PAVGW,
+        Mn::Pminub => pi::PMINUB,
+        Mn::Pmaxub => pi::PMAXUB,
+        Mn::Pminsw => pi::PMINSW,
+        Mn::Pmaxsw => pi::PMAXSW,
+        Mn::Psadbw => pi::PSADBW,
+        Mn::Punpcklbw => pi::PUNPCKLBW,
+        Mn::Punpcklwd => pi::PUNPCKLWD,
+        Mn::Punpckldq => pi::PUNPCKLDQ,
+        Mn::Punpckhbw => pi::PUNPCKHBW,
+        Mn::Punpckhwd => pi::PUNPCKHWD,
+        Mn::Punpckhdq => pi::PUNPCKHDQ,
+        Mn::Packsswb => pi::PACKSSWB,
+        Mn::Packssdw => pi::PACKSSDW,
+        Mn::Packuswb => pi::PACKUSWB,
+        Mn::Psrlw => pi::PSRLW,
+        Mn::Psrld => pi::PSRLD,
+        Mn::Psrlq => pi::PSRLQ,
+        Mn::Psraw => pi::PSRAW,
+        Mn::Psrad => pi::PSRAD,
+        Mn::Psllw => pi::PSLLW,
+        Mn::Pslld => pi::PSLLD,
+        Mn::Psllq => pi::PSLLQ,
+        _ => u8::MAX,
+    };
+    if op != u8::MAX {
+        if !reg_mm(0) {
+            return None;
+        }
+        if k1 == IMM {
+            i.imm = ins.immediate(1);
+            macro_rules! sh {
+                ($($OP:ident),*) => {
+                    match op {
+                        $(pi::$OP => mmx::pshift_imm::<M, { pi::$OP }> as ExecFn<M>,)*
+                        _ => return None,
+                    }
+                };
+            }
+            let f = sh!(PSRLW, PSRLD, PSRLQ, PSRAW, PSRAD, PSLLW, PSLLD, PSLLQ);
+            return Some((f, C::SseInt));
+        }
+        // PUNPCKLBW/WD/DQ mm, m32 read four bytes only.
+        if k1 == MEM && ins.memory_size().size() == 4 {
+            i.cc = 1;
+        }
+        macro_rules! table {
+            ($S:ident; $($OP:ident),*) => {
+                match op {
+                    $(pi::$OP => mmx::pint::<M, { pi::$OP }, $S> as ExecFn<M>,)*
+                    _ => return None,
+                }
+            };
+        }
+        let f = rm!(k1, |S| table!(S; PADDB, PADDW, PADDD, PADDQ, PSUBB, PSUBW, PSUBD, PSUBQ,
+            PADDSB, PADDSW, PADDUSB, PADDUSW, PSUBSB, PSUBSW, PSUBUSB, PSUBUSW, PCMPEQB,
+            PCMPEQW, PCMPEQD, PCMPGTB, PCMPGTW, PCMPGTD, PAND, PANDN, POR, PXOR, PMULLW,
+            PMULHW, PMULHUW, PMULUDQ, PMADDWD, PAVGB, PAVGW, PMINUB, PMAXUB, PMINSW, PMAXSW,
+            PSADBW, PUNPCKLBW, PUNPCKLWD, PUNPCKLDQ, PUNPCKHBW, PUNPCKHWD, PUNPCKHDQ,
+            PACKSSWB, PACKSSDW, PACKUSWB, PSRLW, PSRLD, PSRLQ, PSRAW, PSRAD, PSLLW, PSLLD,
+            PSLLQ));
+        let class =
+            if matches!(op, pi::PMULLW | pi::PMULHW | pi::PMULHUW | pi::PMULUDQ | pi::PMADDWD) {
+                C::SseMul
+            } else {
+                C::SseInt
+            };
+        return Some((f, class));
+    }
+    use mmx::{cv, mv};
+    let f: ExecFn<M> = match m {
+        Mn::Movd | Mn::Movq => match (reg_mm(0), n > 1 && reg_mm(1), k0, k1) {
+            (true, true, _, _) => mmx::mov::<M, { mv::MM_MM }, REG>,
+            (true, false, _, REG) => {
+                i.sz = sz_of(ins.op1_register().size());
+                mmx::mov::<M, { mv::TO_MM }, REG>
+            }
+            (true, false, _, MEM) if ins.code() == Code::Movq_mm_mmm64 => {
+                mmx::mov::<M, { mv::MM_MM }, MEM>
+            }
+            (true, false, _, MEM) => {
+                i.sz = sz_of(ins.memory_size().size());
+                mmx::mov::<M, { mv::TO_MM }, MEM>
+            }
+            (false, true, REG, _) => {
+                i.sz = sz_of(ins.op0_register().size());
+                mmx::mov::<M, { mv::FROM_MM }, REG>
+            }
+            (false, true, MEM, _) => {
+                i.sz = sz_of(ins.memory_size().size());
+                mmx::mov::<M, { mv::FROM_MM }, MEM>
+            }
+            _ => return None,
+        },
+        Mn::Movntq => mmx::mov::<M, { mv::STORE }, MEM>,
+        Mn::Movq2dq => mmx::mov::<M, { mv::TO_XMM }, REG>,
+        Mn::Movdq2q => mmx::mov::<M, { mv::FROM_XMM }, REG>,
+        Mn::Pshufw => {
+            i.imm = ins.immediate(2);
+            rm!(k1, |S| mmx::pshufw::<M, S> as ExecFn<M>)
+        }
+        Mn::Pextrw if reg_mm(1) => {
+            i.imm = ins.immediate(2);
+            mmx::pextrw::<M>
+        }
+        Mn::Pinsrw => {
+            i.imm = ins.immediate(2);
+            rm!(k1, |S| mmx::pinsrw::<M, S> as ExecFn<M>)
+        }
+        Mn::Pmovmskb => mmx::pmovmskb::<M>,
+        Mn::Maskmovq => {
+            // Operands: [rDI] (implicit), mm1 (data), mm2 (mask).
+            i.r0 = ins.op1_register().number() as u8;
+            i.r1 = ins.op2_register().number() as u8;
+            i.seg = match ins.memory_segment() {
+                Register::FS => SEG_FS,
+                Register::GS => SEG_GS,
+                _ => SEG_NONE,
+            };
+            if ins.op0_kind() == OpKind::MemorySegEDI {
+                i.flags |= F_ADDR32;
+            }
+            mmx::maskmovq::<M>
+        }
+        Mn::Cvtpi2ps => rm!(k1, |S| mmx::cvt::<M, { cv::PI2PS }, S> as ExecFn<M>),
+        Mn::Cvtpi2pd => rm!(k1, |S| mmx::cvt::<M, { cv::PI2PD }, S> as ExecFn<M>),
+        Mn::Cvtps2pi => rm!(k1, |S| mmx::cvt::<M, { cv::PS2PI }, S> as ExecFn<M>),
+        Mn::Cvttps2pi => rm!(k1, |S| mmx::cvt::<M, { cv::TPS2PI }, S> as ExecFn<M>),
+        Mn::Cvtpd2pi => rm!(k1, |S| mmx::cvt::<M, { cv::PD2PI }, S> as ExecFn<M>),
+        Mn::Cvttpd2pi => rm!(k1, |S| mmx::cvt::<M, { cv::TPD2PI }, S> as ExecFn<M>),
+        _ => return None,
+    };
+    let class = if matches!(
+        m,
+        Mn::Cvtpi2ps | Mn::Cvtpi2pd | Mn::Cvtps2pi | Mn::Cvttps2pi | Mn::Cvtpd2pi | Mn::Cvttpd2pi
+    ) {
+        C::SseFp
+    } else {
+        C::SseInt
+    };
+    Some((f, class))
 }
 
 fn fp_arith_fn<M: GuestMem>(op: u8, packed: bool, double: bool, k1: u8) -> ExecFn<M> {
@@ -1402,8 +1819,9 @@ fn x87_handler<M: GuestMem>(ins: &Instruction, i: &mut Insn<M>) -> Option<ExecFn
                 x87::fld_st::<M>
             }
         }
-        Mn::Fst | Mn::Fstp | Mn::Fist | Mn::Fistp | Mn::Fisttp => {
-            let pop = matches!(m, Mn::Fstp | Mn::Fistp | Mn::Fisttp);
+        Mn::Fst | Mn::Fstp | Mn::Fstpnce | Mn::Fist | Mn::Fistp | Mn::Fisttp => {
+            // FSTPNCE (D9 D8+i) is an alias of FSTP ST(i).
+            let pop = matches!(m, Mn::Fstp | Mn::Fstpnce | Mn::Fistp | Mn::Fisttp);
             if !has_mem {
                 if pop {
                     x87::fst_st::<M, true>
@@ -1429,6 +1847,8 @@ fn x87_handler<M: GuestMem>(ins: &Instruction, i: &mut Insn<M>) -> Option<ExecFn
                 }
             }
         }
+        Mn::Fbld => x87::fbld::<M>,
+        Mn::Fbstp => x87::fbstp::<M>,
         Mn::Fld1 => x87::fld_const::<M, 0>,
         Mn::Fldl2t => x87::fld_const::<M, 1>,
         Mn::Fldl2e => x87::fld_const::<M, 2>,
@@ -1505,8 +1925,19 @@ fn x87_handler<M: GuestMem>(ins: &Instruction, i: &mut Insn<M>) -> Option<ExecFn
         }
         Mn::Fnstcw | Mn::Fstcw => x87::fmem::<M, { mctl::FNSTCW }>,
         Mn::Fldcw => x87::fmem::<M, { mctl::FLDCW }>,
-        Mn::Fnstenv | Mn::Fstenv => x87::fmem::<M, { mctl::FNSTENV }>,
-        Mn::Fldenv => x87::fmem::<M, { mctl::FLDENV }>,
+        Mn::Fnstenv | Mn::Fstenv | Mn::Fldenv | Mn::Fnsave | Mn::Fsave | Mn::Frstor => {
+            // The 16-bit layouts (14-byte environment, 94-byte state) with a 0x66 prefix.
+            i.cc = u8::from(matches!(
+                ins.memory_size(),
+                MemorySize::FpuEnv14 | MemorySize::FpuState94
+            ));
+            match m {
+                Mn::Fnstenv | Mn::Fstenv => x87::fmem::<M, { mctl::FNSTENV }>,
+                Mn::Fldenv => x87::fmem::<M, { mctl::FLDENV }>,
+                Mn::Fnsave | Mn::Fsave => x87::fmem::<M, { mctl::FNSAVE }>,
+                _ => x87::fmem::<M, { mctl::FRSTOR }>,
+            }
+        }
         Mn::Fchs => x87::funary::<M, { un::FCHS }>,
         Mn::Fabs => x87::funary::<M, { un::FABS }>,
         Mn::Ftst => x87::funary::<M, { un::FTST }>,

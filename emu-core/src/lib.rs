@@ -3,8 +3,14 @@
 //! guest memory reached only through the [`GuestMem`] trait. The core knows nothing of
 //! page tables, TLBs or Linux.
 //!
-//! Coverage: the integer ISA, string instructions, LOCK-prefixed atomics, SSE/SSE2, x87,
-//! CPUID/RDTSC/RDTSCP/XGETBV, PAUSE, SYSCALL. No AVX (CPUID must not report it).
+//! Coverage: the integer ISA, string instructions, LOCK-prefixed atomics, SSE/SSE2, MMX
+//! (with the SSE/SSE2 forms on MMX registers), x87 (FBLD/FBSTP, FSAVE/FRSTOR, the
+//! unsupported 80-bit encodings), CPUID/RDTSC/RDTSCP/XGETBV, PAUSE, SYSCALL, the hint-NOP
+//! space, and user-mode system instructions as a Linux process sees them: segment
+//! registers, far transfers to the 64-bit user code segment, LAR/LSL/VERR/VERW against
+//! Linux's GDT, SGDT/SIDT/SMSW/SLDT/STR as Linux's UMIP emulation completes them; port I/O
+//! and privileged instructions raise #GP, unimplemented instructions of extensions CPUID
+//! does not advertise raise #UD. No AVX (CPUID must not report it).
 
 #![allow(clippy::cast_possible_truncation, clippy::cast_lossless)]
 
@@ -23,7 +29,7 @@ pub mod x87;
 pub use cache::{CodeCache, CodeCacheStats};
 pub use cpu::{
     Cpu, CpuidModel, Exception, Exit, DF_BIT, HI8, NOREG, SEG_FS, SEG_GS, SEG_NONE,
-    USER_RFLAGS_WRITABLE,
+    USER_RFLAGS_WRITABLE, USER_SELECTORS,
 };
 pub use decode::{is_cmovcc, is_setcc, Resolver};
 pub use flags::{Flags, AF, CF, OF, PF, SF, STATUS, ZF};

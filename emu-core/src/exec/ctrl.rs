@@ -153,12 +153,39 @@ pub fn leave<M: GuestMem>(cpu: &mut Cpu, m: &mut M, _i: &Insn<M>) -> Result<(), 
     Ok(())
 }
 
-/// ENTER imm16, 0 (nesting level 0 only; other levels are rejected at decode).
+/// ENTER imm16, imm8 (`Insn::imm` = size | level << 16; `Insn::sz` 1 for a 16-bit
+/// operand size, else 64): pushes RBP (or BP), copies level - 1 frame pointers from the
+/// enclosing frame and pushes the new one, then RBP = the frame (only BP with a 16-bit
+/// operand size, as the host does) and RSP drops by the size. The registers change
+/// only when every access succeeded.
 pub fn enter<M: GuestMem>(cpu: &mut Cpu, m: &mut M, i: &Insn<M>) -> Result<(), Exit> {
-    let sp = cpu.gpr[4].wrapping_sub(8);
-    m.write_u64(sp, cpu.gpr[5])?;
-    cpu.gpr[5] = sp;
-    cpu.gpr[4] = sp.wrapping_sub(i.imm);
+    let size = i.imm & 0xffff;
+    let level = (i.imm >> 16) & 31;
+    let n: u64 = if i.sz == 1 { 2 } else { 8 };
+    let put = |m: &mut M, at: u64, v: u64| -> Result<(), Exit> {
+        if n == 2 {
+            m.write_u16(at, v as u16)?;
+        } else {
+            m.write_u64(at, v)?;
+        }
+        Ok(())
+    };
+    let mut sp = cpu.gpr[4].wrapping_sub(n);
+    let mut bp = cpu.gpr[5];
+    put(m, sp, bp)?;
+    let frame = sp;
+    if level > 0 {
+        for _ in 1..level {
+            bp = bp.wrapping_sub(n);
+            let v = if n == 2 { u64::from(m.read_u16(bp)?) } else { m.read_u64(bp)? };
+            sp = sp.wrapping_sub(n);
+            put(m, sp, v)?;
+        }
+        sp = sp.wrapping_sub(n);
+        put(m, sp, frame)?;
+    }
+    cpu.gpr[5] = if n == 2 { (cpu.gpr[5] & !0xffff) | (frame & 0xffff) } else { frame };
+    cpu.gpr[4] = sp.wrapping_sub(size);
     Ok(())
 }
 

@@ -3,6 +3,8 @@
 pub mod bmi;
 pub mod ctrl;
 pub mod int;
+pub mod mmx;
+pub mod seg;
 pub mod sse;
 pub mod string;
 pub mod system;

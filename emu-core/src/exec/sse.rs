@@ -32,7 +32,7 @@ fn src128<M: GuestMem, const S: u8, const ALIGN: bool>(
 }
 
 #[inline(always)]
-fn lane(v: u128, bits: u32, k: u32) -> u64 {
+pub(crate) fn lane(v: u128, bits: u32, k: u32) -> u64 {
     let m = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
     (v >> (k * bits)) as u64 & m
 }
@@ -50,24 +50,24 @@ fn map2(a: u128, b: u128, bits: u32, mut f: impl FnMut(u64, u64) -> u64) -> u128
 }
 
 #[inline(always)]
-fn sx(v: u64, bits: u32) -> i64 {
+pub(crate) fn sx(v: u64, bits: u32) -> i64 {
     let sh = 64 - bits;
     ((v << sh) as i64) >> sh
 }
 
 #[inline(always)]
-fn sat_s(v: i64, bits: u32) -> u64 {
+pub(crate) fn sat_s(v: i64, bits: u32) -> u64 {
     let lo = -(1i64 << (bits - 1));
     let hi = (1i64 << (bits - 1)) - 1;
     v.clamp(lo, hi) as u64
 }
 
 #[inline(always)]
-fn sat_u(v: i64, bits: u32) -> u64 {
+pub(crate) fn sat_u(v: i64, bits: u32) -> u64 {
     v.clamp(0, (1i64 << bits) - 1) as u64
 }
 
-fn interleave(a: u128, b: u128, bits: u32, high: bool) -> u128 {
+pub(crate) fn interleave(a: u128, b: u128, bits: u32, high: bool) -> u128 {
     let n = 64 / bits;
     let base = if high { n } else { 0 };
     let mut r = 0u128;
@@ -78,7 +78,7 @@ fn interleave(a: u128, b: u128, bits: u32, high: bool) -> u128 {
     r
 }
 
-fn pack(a: u128, b: u128, from: u32, sat: fn(i64, u32) -> u64) -> u128 {
+pub(crate) fn pack(a: u128, b: u128, from: u32, sat: fn(i64, u32) -> u64) -> u128 {
     let to = from / 2;
     let n = 128 / from;
     let mut r = 0u128;
@@ -174,7 +174,7 @@ pub mod pi {
     pub const PCMPEQQ: u8 = 59;
 }
 
-fn pint_apply(op: u8, a: u128, b: u128) -> u128 {
+pub(crate) fn pint_apply(op: u8, a: u128, b: u128) -> u128 {
     use pi::*;
     match op {
         PADDB => map2(a, b, 8, u64::wrapping_add),

@@ -10,7 +10,7 @@ use crate::flags::{CF, PF, ZF};
 use crate::insn::{loc::*, Insn};
 use crate::mem::GuestMem;
 use crate::softfp::{flags_of, round_of};
-use crate::x87::{indefinite, F80, SW_C0, SW_C1, SW_C2, SW_C3, SW_IE};
+use crate::x87::{classify, indefinite, Class, F80, SW_C0, SW_C1, SW_C2, SW_C3, SW_IE};
 use rustc_apfloat::ieee::{Double, Single};
 use rustc_apfloat::{Float, FloatConvert, Round, Status, StatusAnd};
 
@@ -78,7 +78,8 @@ fn is_snan(v: F80) -> bool {
     v.is_signaling()
 }
 
-/// x87 NaN rule for two operands: the NaN with the larger significand, quieted.
+/// x87 NaN rule for two operands: a signalling and a quiet NaN give the quiet one, two of
+/// a kind the one with the larger significand; the result is quieted.
 fn nan_result(cpu: &mut Cpu, a: F80, b: F80) -> Option<F80> {
     if !(a.is_nan() || b.is_nan()) {
         return None;
@@ -88,6 +89,14 @@ fn nan_result(cpu: &mut Cpu, a: F80, b: F80) -> Option<F80> {
     }
     let quiet = |v: F80| F80::from_bits(v.to_bits() | (1u128 << 62));
     Some(match (a.is_nan(), b.is_nan()) {
+        // A signalling and a quiet NaN: the quiet one (SDM vol. 1 table 4-7).
+        (true, true) if is_snan(a) != is_snan(b) => {
+            if is_snan(a) {
+                b
+            } else {
+                a
+            }
+        }
         (true, true) => {
             let (sa, sb) = (a.to_bits() as u64 & !(1 << 62), b.to_bits() as u64 & !(1 << 62));
             if sa >= sb {
@@ -152,6 +161,14 @@ pub fn fld_mem<M: GuestMem, const FMT: u8>(
     m: &mut M,
     i: &Insn<M>,
 ) -> Result<(), Exit> {
+    if FMT == mf::F80 {
+        // An 80-bit load copies the encoding, special ones included, and raises nothing.
+        let ea = i.ea(cpu);
+        let lo = m.read_u64(ea)?;
+        let hi = m.read_u16(ea.wrapping_add(8))?;
+        cpu.fpu.push_bits(u128::from(lo) | (u128::from(hi) << 64));
+        return Ok(());
+    }
     let v = load_mem(cpu, m, i.ea(cpu), FMT)?;
     // FLD of a signaling NaN from m32/m64 delivers it quieted.
     let v = if FMT <= mf::F64 && v.is_nan() { F80::from_bits(v.to_bits() | (1 << 62)) } else { v };
@@ -161,8 +178,8 @@ pub fn fld_mem<M: GuestMem, const FMT: u8>(
 
 /// FLD ST(i).
 pub fn fld_st<M: GuestMem>(cpu: &mut Cpu, _m: &mut M, i: &Insn<M>) -> Result<(), Exit> {
-    let v = cpu.fpu.st(i.r0);
-    cpu.fpu.push(v);
+    let v = cpu.fpu.st_bits(i.r0);
+    cpu.fpu.push_bits(v);
     Ok(())
 }
 
@@ -172,16 +189,25 @@ pub fn fld_const<M: GuestMem, const K: u8>(
     _m: &mut M,
     _i: &Insn<M>,
 ) -> Result<(), Exit> {
-    // 80-bit images of the constants as the hardware stores them under round-to-nearest.
-    let bits: u128 = match K {
-        0 => 0x3fff_8000_0000_0000_0000,
-        1 => 0x4000_d49a_784b_cd1b_8afe,
-        2 => 0x3fff_b8aa_3b29_5c17_f0bc,
-        3 => 0x4000_c90f_daa2_2168_c235,
-        4 => 0x3ffd_9a20_9a84_fbcf_f799,
-        5 => 0x3ffe_b172_17f7_d1cf_79ac,
-        _ => 0,
+    // The 80-bit images of the constants truncated to 64 significand bits, and whether
+    // the bits beyond are above one half ulp. The hardware holds them to more bits and
+    // rounds them under the control word's rounding mode (no precision exception): every
+    // tail is nonzero, so rounding up adds one ulp, and to nearest does when above half.
+    let (bits, above_half): (u128, bool) = match K {
+        0 => (0x3fff_8000_0000_0000_0000, false),
+        1 => (0x4000_d49a_784b_cd1b_8afe, false),
+        2 => (0x3fff_b8aa_3b29_5c17_f0bb, true),
+        3 => (0x4000_c90f_daa2_2168_c234, true),
+        4 => (0x3ffd_9a20_9a84_fbcf_f798, true),
+        5 => (0x3ffe_b172_17f7_d1cf_79ab, true),
+        _ => (0, false),
     };
+    let up = match (cpu.fpu.cw >> 10) & 3 {
+        0 => above_half,
+        2 => true,
+        _ => false,
+    };
+    let bits = if K >= 1 && K <= 5 && up { bits + 1 } else { bits };
     cpu.fpu.push(F80::from_bits(bits));
     Ok(())
 }
@@ -223,6 +249,76 @@ fn to_int(cpu: &mut Cpu, v: F80, bits: usize, trunc: bool) -> u64 {
     r.value as u64
 }
 
+/// FBLD m80bcd: pushes the signed 18-digit packed-BCD integer (digit k in nibble k,
+/// the sign in bit 79; the other bits of the top byte are ignored). Nibbles above 9 are
+/// weighted like digits, as the hardware does with these undefined encodings.
+pub fn fbld<M: GuestMem>(cpu: &mut Cpu, m: &mut M, i: &Insn<M>) -> Result<(), Exit> {
+    let ea = i.ea(cpu);
+    let lo = m.read_u64(ea)?;
+    let hi = m.read_u16(ea.wrapping_add(8))?;
+    let bits = u128::from(lo) | (u128::from(hi) << 64);
+    let mut v: u128 = 0;
+    for k in (0..18).rev() {
+        v = v * 10 + ((bits >> (4 * k)) & 15);
+    }
+    // At most 15 * (10^18 - 1) / 9 < 2^64: exact.
+    let r = F80::from_u128(v).value;
+    let r = if hi & 0x8000 != 0 { -r } else { r };
+    cpu.fpu.push(r);
+    Ok(())
+}
+
+/// FBSTP m80bcd: stores ST(0) rounded to an integer under the control word as 18 packed
+/// BCD digits and a sign byte (0x80 or 0), then pops. NaNs, infinities, unsupported
+/// encodings, an empty register and magnitudes of 10^18 or more are invalid: the BCD
+/// indefinite (0xFFFF_C000_0000_0000_0000) is stored. Inexact rounding sets PE and C1
+/// says whether it rounded up in magnitude.
+pub fn fbstp<M: GuestMem>(cpu: &mut Cpu, m: &mut M, i: &Insn<M>) -> Result<(), Exit> {
+    const BCD_INDEFINITE: u128 = 0xffff_c000_0000_0000_0000;
+    let ea = i.ea(cpu);
+    m.probe_write(ea.wrapping_add(9))?;
+    let raw = cpu.fpu.st_bits(0);
+    let empty = cpu.fpu.is_empty(0);
+    cpu.fpu.sw &= !SW_C1;
+    let out = match classify(raw) {
+        _ if empty => BCD_INDEFINITE,
+        Class::Unsupported | Class::Nan | Class::Inf => {
+            cpu.fpu.sw |= SW_IE;
+            BCD_INDEFINITE
+        }
+        // Denormals round to 0 or 1 with PE only (the host sets no DE).
+        _ => {
+            let v = F80::from_bits(raw);
+            let neg = raw >> 79 != 0;
+            let r = v.round_to_integral(rc(cpu)).value;
+            let mut exact = false;
+            let mag = r.abs().to_u128_r(64, Round::TowardZero, &mut exact).value;
+            if r.abs() >= F80::from_u128(1_000_000_000_000_000_000).value {
+                cpu.fpu.sw |= SW_IE;
+                BCD_INDEFINITE
+            } else {
+                if r.partial_cmp(&v) != Some(std::cmp::Ordering::Equal) {
+                    cpu.fpu.sw |= crate::softfp::PE as u16;
+                    if r.abs() > v.abs() {
+                        cpu.fpu.sw |= SW_C1;
+                    }
+                }
+                let mut d = 0u128;
+                let mut x = mag;
+                for k in 0..18 {
+                    d |= (x % 10) << (4 * k);
+                    x /= 10;
+                }
+                d | if neg { 1 << 79 } else { 0 }
+            }
+        }
+    };
+    m.write_u64(ea, out as u64)?;
+    m.write_u16(ea.wrapping_add(8), (out >> 64) as u16)?;
+    cpu.fpu.pop();
+    Ok(())
+}
+
 /// FST/FSTP/FIST/FISTP/FISTTP to memory. `TRUNC` selects FISTTP's truncation.
 pub fn fst_mem<M: GuestMem, const FMT: u8, const POP: bool, const TRUNC: bool>(
     cpu: &mut Cpu,
@@ -244,7 +340,8 @@ pub fn fst_mem<M: GuestMem, const FMT: u8, const POP: bool, const TRUNC: bool>(
         }
         mf::F80 => {
             m.probe_write(ea.wrapping_add(9))?;
-            let b = v.to_bits();
+            // The encoding as held (an empty register gave the indefinite).
+            let b = cpu.fpu.st_bits(0);
             m.write_u64(ea, b as u64)?;
             m.write_u16(ea.wrapping_add(8), (b >> 64) as u16)?;
         }
@@ -276,8 +373,9 @@ pub fn fst_st<M: GuestMem, const POP: bool>(
     _m: &mut M,
     i: &Insn<M>,
 ) -> Result<(), Exit> {
-    let v = cpu.fpu.st(0);
-    cpu.fpu.set_st(i.r0, v);
+    cpu.fpu.sw &= !SW_C1;
+    let v = cpu.fpu.st_bits(0);
+    cpu.fpu.set_st_bits(i.r0, v);
     if POP {
         cpu.fpu.pop();
     }
@@ -425,17 +523,17 @@ pub fn fcmov<M: GuestMem>(cpu: &mut Cpu, _m: &mut M, i: &Insn<M>) -> Result<(), 
         _ => f.pf(),
     };
     if c ^ (i.cc & 4 != 0) {
-        let v = cpu.fpu.st(i.r0);
-        cpu.fpu.set_st(0, v);
+        let v = cpu.fpu.st_bits(i.r0);
+        cpu.fpu.set_st_bits(0, v);
     }
     Ok(())
 }
 
 /// FXCH ST(r0).
 pub fn fxch<M: GuestMem>(cpu: &mut Cpu, _m: &mut M, i: &Insn<M>) -> Result<(), Exit> {
-    let (a, b) = (cpu.fpu.st(0), cpu.fpu.st(i.r0));
-    cpu.fpu.set_st(0, b);
-    cpu.fpu.set_st(i.r0, a);
+    let (a, b) = (cpu.fpu.st_bits(0), cpu.fpu.st_bits(i.r0));
+    cpu.fpu.set_st_bits(0, b);
+    cpu.fpu.set_st_bits(i.r0, a);
     cpu.fpu.sw &= !SW_C1;
     Ok(())
 }
@@ -462,7 +560,7 @@ pub fn fctl<M: GuestMem, const OP: u8>(cpu: &mut Cpu, _m: &mut M, i: &Insn<M>) -
         ctl::FINCSTP => f.top = (f.top + 1) & 7,
         ctl::FDECSTP => f.top = (f.top + 7) & 7,
         ctl::FNCLEX => f.sw &= !0x80ff,
-        ctl::FNINIT => *f = crate::x87::X87::default(),
+        ctl::FNINIT => f.fninit(),
         _ => {
             let sw = u64::from(f.status_word());
             cpu.gpr[0] = (cpu.gpr[0] & !0xffff) | sw;
@@ -481,41 +579,96 @@ pub mod mctl {
     pub const FLDENV: u8 = 4;
     pub const FXSAVE: u8 = 5;
     pub const FXRSTOR: u8 = 6;
+    pub const FNSAVE: u8 = 7;
+    pub const FRSTOR: u8 = 8;
 }
 
-/// FNSTSW m16, FNSTCW, FLDCW, FNSTENV, FLDENV (28-byte protected-mode layout),
-/// FXSAVE and FXRSTOR (512-byte 64-bit layout, SDM vol. 2 "FXSAVE" table 3-53).
+/// Stores the x87 environment at `ea`: the 28-byte 32-bit protected-mode layout, or the
+/// 14-byte 16-bit one (`small`). The last-instruction and last-operand pointers and the
+/// opcode are not tracked: they are stored as 0 (FCS and FDS as well, as processors that
+/// deprecate them do); the unused upper halves of the 32-bit layout read as ones.
+fn store_env<M: GuestMem>(cpu: &Cpu, m: &mut M, ea: u64, small: bool) -> Result<(), Exit> {
+    let (cw, sw, tw) = (cpu.fpu.cw, cpu.fpu.status_word(), cpu.fpu.tag_word());
+    if small {
+        m.probe_write(ea.wrapping_add(13))?;
+        for (k, w) in [cw, sw, tw, 0, 0, 0, 0].iter().enumerate() {
+            m.write_u16(ea.wrapping_add(2 * k as u64), *w)?;
+        }
+    } else {
+        m.probe_write(ea.wrapping_add(27))?;
+        let hi = 0xffff_0000;
+        let words = [u32::from(cw) | hi, u32::from(sw) | hi, u32::from(tw) | hi, 0, 0, 0, hi];
+        for (k, w) in words.iter().enumerate() {
+            m.write_u32(ea.wrapping_add(4 * k as u64), *w)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads the environment stored by [`store_env`]: (control, status, tag) words.
+fn read_env<M: GuestMem>(m: &mut M, ea: u64, small: bool) -> Result<(u16, u16, u16), Exit> {
+    let step = if small { 2 } else { 4 };
+    Ok((
+        m.read_u16(ea)?,
+        m.read_u16(ea.wrapping_add(step))?,
+        m.read_u16(ea.wrapping_add(2 * step))?,
+    ))
+}
+
+/// Loads an environment read by [`read_env`].
+fn load_env(cpu: &mut Cpu, (cw, sw, tw): (u16, u16, u16)) {
+    cpu.fpu.set_cw(cw);
+    cpu.fpu.sw = sw & !(7 << 11);
+    cpu.fpu.top = ((sw >> 11) & 7) as u8;
+    cpu.fpu.set_tag_word(tw);
+}
+
+/// FNSTSW m16, FNSTCW, FLDCW, FNSTENV, FLDENV, FNSAVE and FRSTOR (28-byte environment,
+/// or the 14-byte one with a 16-bit operand size: `Insn::cc` = 1; FNSAVE/FRSTOR add the
+/// eight registers, ST(0) first, 10 bytes each: 108 or 94 bytes), FXSAVE and FXRSTOR
+/// (512-byte 64-bit layout, SDM vol. 2 "FXSAVE" table 3-53).
 pub fn fmem<M: GuestMem, const OP: u8>(cpu: &mut Cpu, m: &mut M, i: &Insn<M>) -> Result<(), Exit> {
     let ea = i.ea(cpu);
     match OP {
         mctl::FNSTSW => m.write_u16(ea, cpu.fpu.status_word())?,
         mctl::FNSTCW => m.write_u16(ea, cpu.fpu.cw)?,
-        mctl::FLDCW => cpu.fpu.cw = m.read_u16(ea)? | 0x40,
+        mctl::FLDCW => cpu.fpu.set_cw(m.read_u16(ea)?),
         mctl::FNSTENV => {
-            m.probe_write(ea.wrapping_add(27))?;
-            let words = [
-                u32::from(cpu.fpu.cw) | 0xffff_0000,
-                u32::from(cpu.fpu.status_word()) | 0xffff_0000,
-                u32::from(cpu.fpu.tag_word()) | 0xffff_0000,
-                0,
-                0,
-                0,
-                0xffff_0000,
-            ];
-            for (k, w) in words.iter().enumerate() {
-                m.write_u32(ea.wrapping_add(4 * k as u64), *w)?;
-            }
+            store_env(cpu, m, ea, i.cc == 1)?;
             // FNSTENV masks all exceptions afterwards.
             cpu.fpu.cw |= 0x3f;
         }
         mctl::FLDENV => {
-            let cw = m.read_u16(ea)?;
-            let sw = m.read_u16(ea.wrapping_add(4))?;
-            let tw = m.read_u16(ea.wrapping_add(8))?;
-            cpu.fpu.cw = cw | 0x40;
-            cpu.fpu.sw = sw & !(7 << 11);
-            cpu.fpu.top = ((sw >> 11) & 7) as u8;
-            cpu.fpu.set_tag_word(tw);
+            let env = read_env(m, ea, i.cc == 1)?;
+            load_env(cpu, env);
+        }
+        mctl::FNSAVE => {
+            let base = if i.cc == 1 { 14 } else { 28 };
+            m.probe_write(ea.wrapping_add(base + 79))?;
+            store_env(cpu, m, ea, i.cc == 1)?;
+            for k in 0..8u8 {
+                let v = cpu.fpu.regs[cpu.fpu.phys(k)];
+                let at = ea.wrapping_add(base + 10 * u64::from(k));
+                m.write_u64(at, v as u64)?;
+                m.write_u16(at.wrapping_add(8), (v >> 64) as u16)?;
+            }
+            // Then FNINIT.
+            cpu.fpu.fninit();
+        }
+        mctl::FRSTOR => {
+            let base = if i.cc == 1 { 14 } else { 28 };
+            let env = read_env(m, ea, i.cc == 1)?;
+            let mut regs = [0u128; 8];
+            for (k, r) in regs.iter_mut().enumerate() {
+                let at = ea.wrapping_add(base + 10 * k as u64);
+                *r = u128::from(m.read_u64(at)?)
+                    | (u128::from(m.read_u16(at.wrapping_add(8))?) << 64);
+            }
+            load_env(cpu, env);
+            for (k, r) in regs.iter().enumerate() {
+                let p = cpu.fpu.phys(k as u8);
+                cpu.fpu.regs[p] = *r;
+            }
         }
         mctl::FXSAVE => {
             if ea & 15 != 0 {
@@ -555,7 +708,7 @@ pub fn fmem<M: GuestMem, const OP: u8>(cpu: &mut Cpu, m: &mut M, i: &Insn<M>) ->
                 *x = m.read_u128(ea + 160 + 16 * k as u64)?;
             }
             let sw = (w0 >> 16) as u16;
-            cpu.fpu.cw = w0 as u16 | 0x40;
+            cpu.fpu.set_cw(w0 as u16);
             cpu.fpu.sw = sw & !(7 << 11);
             cpu.fpu.top = ((sw >> 11) & 7) as u8;
             cpu.fpu.empty = !((w0 >> 32) as u8);
@@ -568,6 +721,44 @@ pub fn fmem<M: GuestMem, const OP: u8>(cpu: &mut Cpu, m: &mut M, i: &Insn<M>) ->
         }
     }
     Ok(())
+}
+
+/// The checks the hardware makes on the operands ST(0) (and ST(1) when `two`) of an
+/// arithmetic instruction before computing: an empty register is a stack underflow
+/// (IE|SF, result the indefinite), an unsupported encoding (pseudo-NaN, pseudo-infinity,
+/// unnormal) is invalid (IE, the indefinite), a NaN propagates (IE for a signalling
+/// one), and a denormal or pseudo-denormal operand sets DE. Err(result) when that decides
+/// the result, else the operand values.
+fn precheck(cpu: &mut Cpu, two: bool) -> Result<(F80, F80), F80> {
+    let r = precheck_quiet(cpu, two)?;
+    if r.2 {
+        cpu.fpu.sw |= 2; // DE
+    }
+    Ok((r.0, r.1))
+}
+
+/// [`precheck`] without setting DE: the third value says whether an operand is a
+/// denormal (the caller sets DE unless the operation turns out invalid).
+fn precheck_quiet(cpu: &mut Cpu, two: bool) -> Result<(F80, F80, bool), F80> {
+    let n = if two { 2 } else { 1 };
+    if (0..n).any(|k| cpu.fpu.is_empty(k)) {
+        cpu.fpu.sw |= SW_IE | crate::x87::SW_SF;
+        cpu.fpu.sw &= !SW_C1;
+        return Err(indefinite());
+    }
+    let ra = cpu.fpu.regs[cpu.fpu.phys(0)];
+    let rb = if two { cpu.fpu.regs[cpu.fpu.phys(1)] } else { ra };
+    let (ca, cb) = (classify(ra), classify(rb));
+    if ca == Class::Unsupported || cb == Class::Unsupported {
+        cpu.fpu.sw |= SW_IE;
+        return Err(indefinite());
+    }
+    let (a, b) = (F80::from_bits(ra), F80::from_bits(rb));
+    if let Some(r) = nan_result(cpu, a, b) {
+        return Err(r);
+    }
+    let denormal = |c| matches!(c, Class::Denormal | Class::PseudoDenormal);
+    Ok((a, b, denormal(ca) || denormal(cb)))
 }
 
 /// Unary and special selectors.
@@ -602,14 +793,17 @@ pub fn funary<M: GuestMem, const OP: u8>(
 ) -> Result<(), Exit> {
     let clear_c = |cpu: &mut Cpu| cpu.fpu.sw &= !(SW_C0 | SW_C1 | SW_C2 | SW_C3);
     match OP {
-        un::FCHS => {
-            let a = cpu.fpu.st(0);
-            cpu.fpu.set_st(0, -a);
-            cpu.fpu.sw &= !SW_C1;
-        }
-        un::FABS => {
-            let a = cpu.fpu.st(0);
-            cpu.fpu.set_st(0, a.abs());
+        // Sign-bit operations on the encoding as held; on an empty register (stack
+        // underflow) the indefinite is written unchanged.
+        un::FCHS | un::FABS => {
+            let empty = cpu.fpu.is_empty(0);
+            let a = cpu.fpu.st_bits(0);
+            let r = match (empty, OP) {
+                (true, _) => a,
+                (false, un::FCHS) => a ^ (1 << 79),
+                _ => a & !(1 << 79),
+            };
+            cpu.fpu.set_st_bits(0, r);
             cpu.fpu.sw &= !SW_C1;
         }
         un::FTST => {
@@ -620,24 +814,22 @@ pub fn funary<M: GuestMem, const OP: u8>(
         un::FXAM => {
             clear_c(cpu);
             let empty = cpu.fpu.is_empty(0);
-            let v = F80::from_bits(cpu.fpu.regs[cpu.fpu.phys(0)]);
+            let v = cpu.fpu.regs[cpu.fpu.phys(0)];
+            // Classified from the encoding: unsupported ones report C3 C2 C0 = 000,
+            // pseudo-denormals report as denormals.
             let cls = if empty {
                 SW_C3 | SW_C0
-            } else if v.is_nan() {
-                SW_C0
-            } else if v.is_infinite() {
-                SW_C2 | SW_C0
-            } else if v.is_zero() {
-                SW_C3
-            } else if v.is_denormal() {
-                SW_C3 | SW_C2
-            } else if (v.to_bits() >> 63) & 1 == 0 {
-                // Unnormal (integer bit clear with non-zero exponent): unsupported.
-                0
             } else {
-                SW_C2
+                match classify(v) {
+                    Class::Unsupported => 0,
+                    Class::Nan => SW_C0,
+                    Class::Inf => SW_C2 | SW_C0,
+                    Class::Zero => SW_C3,
+                    Class::Denormal | Class::PseudoDenormal => SW_C3 | SW_C2,
+                    Class::Normal => SW_C2,
+                }
             };
-            let sign = if (v.to_bits() >> 79) & 1 != 0 { SW_C1 } else { 0 };
+            let sign = if (v >> 79) & 1 != 0 { SW_C1 } else { 0 };
             cpu.fpu.sw |= cls | sign;
         }
         un::FSQRT => {
@@ -661,40 +853,39 @@ pub fn funary<M: GuestMem, const OP: u8>(
             cpu.fpu.set_st(0, r);
         }
         un::FSCALE => {
-            let (a, b) = (cpu.fpu.st(0), cpu.fpu.st(1));
-            let r = if let Some(n) = nan_result(cpu, a, b) {
-                n
-            } else if b.is_infinite() {
-                if b.is_negative() {
-                    if a.is_infinite() {
-                        cpu.fpu.sw |= SW_IE;
-                        indefinite()
-                    } else {
-                        F80::ZERO.copy_sign(a)
-                    }
-                } else if a.is_zero() {
-                    cpu.fpu.sw |= SW_IE;
-                    indefinite()
-                } else {
-                    F80::INFINITY.copy_sign(a)
-                }
-            } else {
-                let t = b.round_to_integral(Round::TowardZero).value;
-                let mut exact = false;
-                let n = t.to_i128_r(32, Round::TowardZero, &mut exact).value;
-                let n = n.clamp(-100_000, 100_000) as i32;
-                a.scalbn_r(n, rc(cpu))
+            cpu.fpu.sw &= !SW_C1;
+            let r = match precheck(cpu, true) {
+                Err(r) => r,
+                Ok((a, b)) => fscale(cpu, a, b),
             };
             cpu.fpu.set_st(0, r);
         }
         un::FXTRACT => {
-            let a = cpu.fpu.st(0);
+            // Stack overflow (ST(7) in use, ST(0) not empty): IE, SF, C1; the indefinite
+            // replaces ST(0) and is pushed.
+            if !cpu.fpu.is_empty(0) && !cpu.fpu.is_empty(7) {
+                cpu.fpu.set_st(0, indefinite());
+                cpu.fpu.push(indefinite());
+                return Ok(());
+            }
+            let a = match precheck(cpu, false) {
+                Err(r) => {
+                    // Both results are the NaN or indefinite (an underflow reports no
+                    // overflow as well).
+                    cpu.fpu.sw &= !SW_C1;
+                    cpu.fpu.set_st(0, r);
+                    cpu.fpu.top = (cpu.fpu.top + 7) & 7;
+                    cpu.fpu.set_st(0, r);
+                    return Ok(());
+                }
+                Ok((a, _)) => a,
+            };
             if a.is_zero() {
                 cpu.fpu.sw |= 4; // ZE
                 cpu.fpu.set_st(0, -F80::INFINITY);
                 cpu.fpu.push(a);
-            } else if a.is_nan() || a.is_infinite() {
-                cpu.fpu.set_st(0, if a.is_infinite() { F80::INFINITY } else { a });
+            } else if a.is_infinite() {
+                cpu.fpu.set_st(0, F80::INFINITY);
                 cpu.fpu.push(a);
             } else {
                 let e = a.ilogb();
@@ -704,34 +895,151 @@ pub fn funary<M: GuestMem, const OP: u8>(
             }
         }
         un::FPREM | un::FPREM1 => {
-            let (a, b) = (cpu.fpu.st(0), cpu.fpu.st(1));
-            clear_c(cpu);
-            let r = if let Some(n) = nan_result(cpu, a, b) {
-                n
-            } else if a.is_infinite() || b.is_zero() {
-                cpu.fpu.sw |= SW_IE;
-                indefinite()
-            } else if b.is_infinite() || a.is_zero() {
-                a
-            } else {
-                let r = if OP == un::FPREM { a.c_fmod(b).value } else { a.ieee_rem(b).value };
-                // Low three quotient bits: q = (a - r) / b is an integer; take it mod 8.
-                let q = a.sub_r(r, Round::NearestTiesToEven).value;
-                let q = q.div_r(b, Round::NearestTiesToEven).value.abs();
-                let q8 = q.c_fmod(F80::from_u128(8).value).value;
-                let mut exact = false;
-                let qb = q8.to_u128_r(8, Round::NearestTiesToEven, &mut exact).value as u16;
-                let cc = (if qb & 4 != 0 { SW_C0 } else { 0 })
-                    | (if qb & 1 != 0 { SW_C1 } else { 0 })
-                    | (if qb & 2 != 0 { SW_C3 } else { 0 });
-                cpu.fpu.sw |= cc;
-                r
+            // C1 and C2 are cleared; C0 and C3 are replaced only by a complete
+            // reduction's quotient bits (otherwise the host keeps them).
+            cpu.fpu.sw &= !(SW_C1 | SW_C2);
+            let r = match precheck_quiet(cpu, true) {
+                Err(r) => r,
+                Ok((a, b, den)) => fprem(cpu, a, b, den, OP == un::FPREM1),
             };
             cpu.fpu.set_st(0, r);
         }
         _ => transcendental(cpu, OP),
     }
     Ok(())
+}
+
+/// FSCALE on checked operands: ST(0) * 2^trunc(ST(1)).
+fn fscale(cpu: &mut Cpu, a: F80, b: F80) -> F80 {
+    if b.is_infinite() {
+        if b.is_negative() {
+            if a.is_infinite() {
+                cpu.fpu.sw |= SW_IE;
+                indefinite()
+            } else {
+                F80::ZERO.copy_sign(a)
+            }
+        } else if a.is_zero() {
+            cpu.fpu.sw |= SW_IE;
+            indefinite()
+        } else {
+            F80::INFINITY.copy_sign(a)
+        }
+    } else {
+        let t = b.round_to_integral(Round::TowardZero).value;
+        let mut exact = false;
+        let n = t.to_i128_r(32, Round::TowardZero, &mut exact).value;
+        let n = n.clamp(-100_000, 100_000) as i32;
+        let r = a.scalbn_r(n, rc(cpu));
+        if a.is_zero() || a.is_infinite() {
+            return r;
+        }
+        let e = a.ilogb() + n;
+        if e > 16383 {
+            // Overflow: an infinity or the largest finite value by the rounding mode.
+            cpu.fpu.sw |= crate::softfp::OE as u16 | crate::softfp::PE as u16;
+            if r.is_infinite() {
+                cpu.fpu.sw |= SW_C1;
+            }
+            return r;
+        }
+        let back = r.scalbn(-n);
+        if back.partial_cmp(&a) != Some(std::cmp::Ordering::Equal) {
+            cpu.fpu.sw |= crate::softfp::PE as u16;
+            if e < -16382 {
+                cpu.fpu.sw |= crate::softfp::UE as u16;
+            }
+            if back.abs() > a.abs() {
+                cpu.fpu.sw |= SW_C1;
+            }
+        }
+        r
+    }
+}
+
+/// Significand (integer bit set) and unbiased exponent of a finite non-zero encoding,
+/// denormals and pseudo-denormals normalised: the value is sig * 2^(exp - 63).
+fn unpack(v: u128) -> (u64, i32) {
+    let be = (v >> 64) as i32 & 0x7fff;
+    let sig = v as u64;
+    let e = if be == 0 { 1 - 16383 } else { be - 16383 };
+    let lz = sig.leading_zeros() as i32;
+    (sig << lz, e - lz)
+}
+
+/// The 80-bit encoding of sign * r * 2^(e - 63) for an exact r < 2^64 (the result of a
+/// remainder: no rounding is needed unless it falls below the denormal range, where the
+/// operands' own granularity keeps it exact).
+fn pack_exact(neg: bool, r: u64, e: i32) -> u128 {
+    let sign = u128::from(neg) << 79;
+    if r == 0 {
+        return sign;
+    }
+    let lz = r.leading_zeros() as i32;
+    let (mut sig, mut e) = (r << lz, e - lz);
+    if e < -16382 {
+        let sh = (-16382 - e) as u32;
+        sig = if sh >= 64 { 0 } else { sig >> sh };
+        e = -16383; // biased 0: denormal
+        return sign | u128::from(sig) | (u128::from((e + 16383) as u16) << 64);
+    }
+    sign | u128::from(sig) | (u128::from((e + 16383) as u16) << 64)
+}
+
+/// FPREM (quotient truncated) or FPREM1 (quotient rounded to nearest, `ieee`) on
+/// checked operands (`denormal`: one is, DE unless invalid), exactly as the hardware's
+/// iteration: when the exponents differ by
+/// 64 or more only a partial remainder is formed (C2 = 1), reducing by 2^(D - N) with
+/// N = 32 + D mod 32; otherwise C2 = 0 and C0, C3, C1 get quotient bits 2, 1, 0.
+fn fprem(cpu: &mut Cpu, a: F80, b: F80, denormal: bool, ieee: bool) -> F80 {
+    if a.is_infinite() || b.is_zero() {
+        cpu.fpu.sw |= SW_IE;
+        return indefinite();
+    }
+    if denormal {
+        cpu.fpu.sw |= 2; // DE
+    }
+    cpu.fpu.sw &= !(SW_C0 | SW_C3);
+    if b.is_infinite() || a.is_zero() {
+        return a;
+    }
+    let (ra, rb) = (cpu.fpu.regs[cpu.fpu.phys(0)], cpu.fpu.regs[cpu.fpu.phys(1)]);
+    let neg = ra >> 79 != 0;
+    let (ma, ea) = unpack(ra);
+    let (mb, eb) = unpack(rb);
+    let d = ea - eb;
+    let bb = u128::from(mb);
+    if d >= 64 {
+        let n = 32 + d % 32;
+        let aa = u128::from(ma) << n;
+        let r = (aa % bb) as u64;
+        cpu.fpu.sw |= SW_C2;
+        return F80::from_bits(pack_exact(neg, r, ea - n));
+    }
+    if d < -1 || (d == -1 && !ieee) {
+        // |a| < |b| / 2 (or < |b| for FPREM): the quotient is 0.
+        return F80::from_bits(ra);
+    }
+    // Align both on b's exponent: a = (ma << d) (or ma >> 1 for d = -1, kept exact by
+    // doubling both).
+    let (aa, bb2, scale) =
+        if d >= 0 { (u128::from(ma) << d, bb, eb) } else { (u128::from(ma), bb << 1, eb - 1) };
+    let mut q = aa / bb2;
+    let mut r = aa % bb2;
+    let mut rneg = neg;
+    if ieee && (2 * r > bb2 || (2 * r == bb2 && q & 1 == 1)) {
+        q += 1;
+        r = bb2 - r;
+        rneg = !neg;
+    }
+    let qb = q as u16;
+    let cc = (if qb & 4 != 0 { SW_C0 } else { 0 })
+        | (if qb & 1 != 0 { SW_C1 } else { 0 })
+        | (if qb & 2 != 0 { SW_C3 } else { 0 });
+    cpu.fpu.sw |= cc;
+    // A zero remainder keeps the dividend's sign.
+    let rneg = if r == 0 { neg } else { rneg };
+    F80::from_bits(pack_exact(rneg, r as u64, scale))
 }
 
 /// Correctly rounded 80-bit square root (integer square root of the significand).
@@ -854,6 +1162,44 @@ fn join(d: Dd, e: i32, round: Round) -> F80 {
     }
 }
 
+/// [`join`], setting C1 when the rounding went away from zero (the x87 "rounded up"
+/// indication).
+/// Also sets UE for a result below the normal range (the callers' results are inexact),
+/// rounding such results once, from the double-double sum kept to odd.
+fn join_c1(cpu: &mut Cpu, d: Dd, e: i32, round: Round) -> F80 {
+    let r = join(d, e, round);
+    let tiny = r.is_zero() || r.is_denormal();
+    let r = if tiny && d.0 != 0.0 { join_tiny(d, e, round) } else { r };
+    if r.is_zero() || r.is_denormal() {
+        cpu.fpu.sw |= crate::softfp::UE as u16;
+    }
+    if round != Round::TowardZero && !r.is_zero() {
+        let t =
+            if tiny { join_tiny(d, e, Round::TowardZero) } else { join(d, e, Round::TowardZero) };
+        if t.partial_cmp(&r) != Some(std::cmp::Ordering::Equal) {
+            cpu.fpu.sw |= SW_C1;
+        }
+    }
+    r
+}
+
+/// hi + lo rounded to 64 bits toward zero with a sticky lowest bit (round to odd), then
+/// scaled by 2^e into the denormal range under `round`.
+fn join_tiny(d: Dd, e: i32, round: Round) -> F80 {
+    let mut loses = false;
+    let hi: F80 = Double::from_bits(u128::from(d.0.to_bits())).convert(&mut loses).value;
+    let lo: F80 = Double::from_bits(u128::from(d.1.to_bits())).convert(&mut loses).value;
+    let s = hi.add_r(lo, Round::TowardZero);
+    let bits =
+        if s.status.contains(Status::INEXACT) { s.value.to_bits() | 1 } else { s.value.to_bits() };
+    let r = F80::from_bits(bits).scalbn_r(e, round);
+    if r.is_zero() {
+        F80::ZERO.copy_sign(hi)
+    } else {
+        r
+    }
+}
+
 // Double-double constants.
 const DD_LN2: Dd = Dd(std::f64::consts::LN_2, 2.319_046_813_846_299_6e-17);
 const DD_PI_2: Dd = Dd(std::f64::consts::FRAC_PI_2, 6.123_233_995_736_766e-17);
@@ -956,20 +1302,35 @@ fn dd_log2(v: F80) -> Dd {
 
 fn transcendental(cpu: &mut Cpu, op: u8) {
     let round = rc(cpu);
-    let a = cpu.fpu.st(0);
-    let needs_two = matches!(op, un::FYL2X | un::FYL2XP1 | un::FPATAN);
-    let b = if needs_two { cpu.fpu.st(1) } else { F80::ZERO };
-    if let Some(n) = nan_result(cpu, a, if needs_two { b } else { a }) {
-        if needs_two {
-            cpu.fpu.pop();
+    let yl2x = matches!(op, un::FYL2X | un::FYL2XP1);
+    let (a, b, denormal) = if yl2x {
+        // FYL2X/FYL2XP1: only C1 (rounding) changes; the operand checks come first and
+        // DE is raised for a denormal operand unless the operation is invalid.
+        cpu.fpu.sw &= !SW_C1;
+        match precheck_quiet(cpu, true) {
+            Err(r) => {
+                finish_yl2x(cpu, r);
+                return;
+            }
+            Ok(v) => v,
         }
-        cpu.fpu.set_st(0, n);
-        if op == un::FPTAN || op == un::FSINCOS {
-            cpu.fpu.push(n);
+    } else {
+        let a = cpu.fpu.st(0);
+        let needs_two = op == un::FPATAN;
+        let b = if needs_two { cpu.fpu.st(1) } else { F80::ZERO };
+        if let Some(n) = nan_result(cpu, a, if needs_two { b } else { a }) {
+            if needs_two {
+                cpu.fpu.pop();
+            }
+            cpu.fpu.set_st(0, n);
+            if op == un::FPTAN || op == un::FSINCOS {
+                cpu.fpu.push(n);
+            }
+            return;
         }
-        return;
-    }
-    cpu.fpu.sw &= !(SW_C1 | SW_C2);
+        cpu.fpu.sw &= !(SW_C1 | SW_C2);
+        (a, b, false)
+    };
     let pe = crate::softfp::PE as u16;
     match op {
         un::F2XM1 => {
@@ -993,8 +1354,12 @@ fn transcendental(cpu: &mut Cpu, op: u8) {
             };
             cpu.fpu.set_st(0, r);
         }
-        un::FYL2X | un::FYL2XP1 => {
-            // ST(1) * log2(ST(0)) or ST(1) * log2(ST(0) + 1), then pop.
+        un::FYL2XP1 => {
+            let r = fyl2xp1(cpu, a, b, denormal, round);
+            finish_yl2x(cpu, r);
+        }
+        un::FYL2X => {
+            // ST(1) * log2(ST(0)) (or, in the code below, log2(ST(0) + 1)), then pop.
             let arg_neg = if op == un::FYL2X {
                 a.is_negative() && !a.is_zero()
             } else {
@@ -1005,14 +1370,20 @@ fn transcendental(cpu: &mut Cpu, op: u8) {
             } else {
                 a.partial_cmp(&-F80::from_u128(1).value) == Some(std::cmp::Ordering::Equal)
             };
-            let r = if arg_neg
+            let invalid = arg_neg
                 || (arg_zero && b.is_zero())
-                || (op == un::FYL2X && a.is_infinite() && b.is_zero())
-            {
+                || (op == un::FYL2X && a.is_infinite() && b.is_zero());
+            if denormal && !invalid && !arg_zero {
+                cpu.fpu.sw |= 2; // DE
+            }
+            let r = if invalid {
                 cpu.fpu.sw |= SW_IE;
                 indefinite()
             } else if arg_zero {
-                cpu.fpu.sw |= 4; // ZE
+                // log2(0) = -inf: a divide by zero unless y is infinite.
+                if !b.is_infinite() {
+                    cpu.fpu.sw |= 4; // ZE
+                }
                 F80::INFINITY.copy_sign(-b)
             } else if a.is_infinite() {
                 F80::INFINITY.copy_sign(b)
@@ -1052,11 +1423,12 @@ fn transcendental(cpu: &mut Cpu, op: u8) {
                     let (xm, xe) = split(a);
                     if xe < -60 {
                         // log2(1 + x) = x / ln 2 for tiny x, kept scaled.
-                        return finish_yl2x(cpu, join(ym.mul(xm.div(DD_LN2)), ye + xe, round));
+                        let r = join_c1(cpu, ym.mul(xm.div(DD_LN2)), ye + xe, round);
+                        return finish_yl2x(cpu, r);
                     }
                     dd_ln1p(xm.scale(xe)).div(DD_LN2)
                 };
-                join(ym.mul(l), ye, round)
+                join_c1(cpu, ym.mul(l), ye, round)
             };
             finish_yl2x(cpu, r);
         }
@@ -1178,6 +1550,68 @@ fn transcendental(cpu: &mut Cpu, op: u8) {
             }
         }
     }
+}
+
+/// FYL2XP1 on checked operands x = ST(0), y = ST(1): y * log2(x + 1). The SDM defines
+/// it for |x| < 1 - sqrt(2)/2; beyond, the result follows the host: the logarithm is
+/// computed for any x > -1, and for x < -1 (no invalid operation unless x = -inf) a zero
+/// or infinite y gives a zero or an infinity and any other y gives x back, inexact.
+fn fyl2xp1(cpu: &mut Cpu, a: F80, b: F80, denormal: bool, round: Round) -> F80 {
+    let one = F80::from_u128(1).value;
+    let neg_sign = a.is_negative() != b.is_negative();
+    let zero = if neg_sign { -F80::ZERO } else { F80::ZERO };
+    let inf = if neg_sign { -F80::INFINITY } else { F80::INFINITY };
+    let below = a.partial_cmp(&-one) == Some(std::cmp::Ordering::Less);
+    let at_minus_one = a.partial_cmp(&-one) == Some(std::cmp::Ordering::Equal);
+    // 0 * inf, and x = -inf: invalid.
+    let minus_inf = a.is_infinite() && a.is_negative();
+    if (a.is_zero() && b.is_infinite()) || (at_minus_one && b.is_zero()) || minus_inf {
+        cpu.fpu.sw |= SW_IE;
+        return indefinite();
+    }
+    if denormal {
+        cpu.fpu.sw |= 2; // DE
+    }
+    if at_minus_one {
+        if !b.is_infinite() {
+            cpu.fpu.sw |= 4; // ZE: log2(0)
+        }
+        return if b.is_negative() { F80::INFINITY } else { -F80::INFINITY };
+    }
+    if a.is_infinite() && b.is_zero() {
+        cpu.fpu.sw |= SW_IE;
+        return indefinite();
+    }
+    if below {
+        if b.is_zero() {
+            return zero;
+        }
+        if b.is_infinite() {
+            return inf;
+        }
+        cpu.fpu.sw |= crate::softfp::PE as u16;
+        return a;
+    }
+    if a.is_zero() || b.is_zero() {
+        return zero;
+    }
+    if b.is_infinite() || a.is_infinite() {
+        return inf;
+    }
+    cpu.fpu.sw |= crate::softfp::PE as u16;
+    let (ym, ye) = split(b);
+    let (xm, xe) = split(a);
+    if xe < -80 {
+        // log2(1 + x) = x / ln 2 (to 2^-80 relative) for tiny x, kept scaled.
+        return join_c1(cpu, ym.mul(xm.div(DD_LN2)), ye + xe, round);
+    }
+    let l = if xe < -1 {
+        dd_ln1p(xm.scale(xe)).div(DD_LN2)
+    } else {
+        // |x| >= 0.5: 1 + x is exact for x in [-1, -0.5] and close enough above.
+        dd_log2(a.add_r(one, Round::NearestTiesToEven).value)
+    };
+    join_c1(cpu, ym.mul(l), ye, round)
 }
 
 fn finish_yl2x(cpu: &mut Cpu, r: F80) {
