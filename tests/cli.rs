@@ -180,18 +180,29 @@ int main(void) {
 #[test]
 fn unsupported_instruction_stops_with_rip_bytes_and_disassembly() {
     let dir = scratch("unsupported");
-    // An AVX instruction: not implemented (CPUID does not report AVX).
-    let src = "int main(void){ __asm__ volatile(\"vaddps %xmm0, %xmm1, %xmm2\"); return 0; }";
-    let bin = build_c(&dir, "avx", src, &[]);
+    // SYSENTER from 64-bit code: Linux would take it into its 32-bit compat entry,
+    // which emu does not model.
+    let src = "int main(void){ __asm__ volatile(\"sysenter\"); return 0; }";
+    let bin = build_c(&dir, "sysenter", src, &[]);
     let stats = dir.join("stats.json");
     let o = emu().arg("run").arg("--stats").arg(&stats).arg(&bin).output().expect("run");
     assert_eq!(o.status.code(), Some(125), "{}", show(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("unsupported instruction at rip 0x"), "{err}");
-    assert!(err.contains("c5 f0 58 d0") && err.contains("vaddps"), "{err}");
+    assert!(err.contains("0f 34") && err.contains("sysenter"), "{err}");
     // Partial results are kept.
     let s = std::fs::read_to_string(&stats).expect("stats written despite the error");
     assert!(s.contains("\"instructions\""), "{s}");
+}
+
+#[test]
+fn an_instruction_cpuid_hides_raises_sigill() {
+    // AVX is not in emu's CPUID: the instruction is #UD, as on a CPU without AVX.
+    let dir = scratch("avx");
+    let src = "int main(void){ __asm__ volatile(\"vaddps %xmm0, %xmm1, %xmm2\"); return 0; }";
+    let bin = build_c(&dir, "avx", src, &[]);
+    let o = emu().arg("run").arg(&bin).output().expect("run");
+    assert_eq!(o.status.code(), Some(128 + 4), "{}", show(&o));
 }
 
 #[test]
