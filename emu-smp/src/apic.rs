@@ -9,11 +9,14 @@ use crate::machine::{fp, AckSlot, AckWait, KState, Machine};
 use crate::profile::ApicMode;
 use crate::tlbflush::FlushInfo;
 
-/// A queued cross-CPU function call (`call_single_data`): a flush request.
+/// A queued cross-CPU function call (`call_single_data`): a flush request, or
+/// membarrier's barrier (`ipi_mb`, which does nothing but order memory).
 #[derive(Clone, Copy, Debug)]
 pub struct Csd {
-    /// The flush to run.
-    pub info: FlushInfo,
+    /// The flush to run (None: a membarrier call).
+    pub info: Option<FlushInfo>,
+    /// The CPU that queued it.
+    pub initiator: usize,
     /// Index of its slot in the initiator's [`AckSlot`]s.
     pub slot: usize,
     /// When its initiator began waiting for it (csd_lock_wait): its IPI delivery is
@@ -99,7 +102,12 @@ impl Machine {
                 need_ipi.push(t);
             }
             let wait_from_fp = self.now(c);
-            self.k.cpus[t].callq.push_back(Csd { info: *info, slot, wait_from_fp });
+            self.k.cpus[t].callq.push_back(Csd {
+                info: Some(*info),
+                initiator: c,
+                slot,
+                wait_from_fp,
+            });
         }
         let icr = fp(self.profile.apic.icr_write_cycles);
         let writes = icr_writes(self.profile.apic.mode, self.profile.apic.cluster_size, &need_ipi);
@@ -111,6 +119,33 @@ impl Machine {
             }
             self.queue_ipi(c, t);
             self.probes.records.get_mut(info.record).ipis_sent += 1;
+        }
+    }
+
+    /// membarrier's smp_call_function_many (ipi_mb on each target): queued like a
+    /// flush's calls, one IPI per target whose queue was empty; CPU `c` waits for the
+    /// acks when its kernel step ends.
+    pub(crate) fn membarrier_ipis(&mut self, c: usize, targets: &[usize]) {
+        let mut need_ipi = Vec::new();
+        for &t in targets {
+            let slot = self.k.cpus[c].ack_slots.len();
+            self.k.cpus[c].ack_slots.push(AckSlot { target: t, acked_fp: None });
+            let rfo = self.hw.mem.caches.transfer_fp(t, c);
+            self.charge(c, rfo);
+            if self.k.cpus[t].callq.is_empty() {
+                need_ipi.push(t);
+            }
+            let wait_from_fp = self.now(c);
+            self.k.cpus[t].callq.push_back(Csd { info: None, initiator: c, slot, wait_from_fp });
+        }
+        let icr = fp(self.profile.apic.icr_write_cycles);
+        let writes = icr_writes(self.profile.apic.mode, self.profile.apic.cluster_size, &need_ipi);
+        for (&t, write) in need_ipi.iter().zip(writes) {
+            if write {
+                self.charge(c, icr);
+                self.probes.cpus[c].icr_writes += 1;
+            }
+            self.queue_ipi(c, t);
         }
     }
 
@@ -131,21 +166,28 @@ impl Machine {
             self.charge(k, fp(self.profile.apic.irq_entry_cycles));
             self.probes.cpus[k].ipis_received += 1;
             let mut handled: smallvec::SmallVec<[(usize, u64); 4]> = smallvec::SmallVec::new();
+            let mut barriers = 0;
             while let Some(csd) = self.k.cpus[k].callq.pop_front() {
                 let before = self.now(k);
-                // From the initiator's wait to the handler: IPI delivery, and any wait
-                // for a receiver that was asleep or handling something else.
-                let r = self.probes.records.get_mut(csd.info.record);
-                r.ipi_delivery_cycles =
-                    r.ipi_delivery_cycles.max(t0.saturating_sub(csd.wait_from_fp) >> 8);
                 // The csd (and the queue head) were written by the initiator.
-                let miss = self.hw.mem.caches.transfer_fp(csd.info.initiator, k);
+                let miss = self.hw.mem.caches.transfer_fp(csd.initiator, k);
                 self.charge(k, fp(self.profile.apic.call_function_cycles) + miss);
-                self.flush_tlb_func(k, &csd.info);
+                if let Some(info) = &csd.info {
+                    // From the initiator's wait to the handler: IPI delivery, and any
+                    // wait for a receiver that was asleep or handling something else.
+                    let r = self.probes.records.get_mut(info.record);
+                    r.ipi_delivery_cycles =
+                        r.ipi_delivery_cycles.max(t0.saturating_sub(csd.wait_from_fp) >> 8);
+                    self.flush_tlb_func(k, info);
+                } else {
+                    barriers += 1;
+                }
                 // csd_unlock: the release store to the initiator's csd line.
                 let now = self.now(k);
-                self.ack(csd.info.initiator, csd.slot, now);
-                handled.push((csd.info.record, now - before));
+                self.ack(csd.initiator, csd.slot, now);
+                if let Some(info) = &csd.info {
+                    handled.push((info.record, now - before));
+                }
             }
             self.charge(k, fp(self.profile.apic.irq_exit_cycles));
             let t1 = self.now(k);
@@ -162,7 +204,9 @@ impl Machine {
                 w.irqs.push((t0, t1));
             }
             if self.probes.trace.is_some() {
-                let name = if handled.is_empty() {
+                let name = if handled.is_empty() && barriers > 0 {
+                    "membarrier IPI".to_string()
+                } else if handled.is_empty() {
                     "reschedule IPI".to_string()
                 } else {
                     let ids: Vec<String> = handled.iter().map(|h| h.0.to_string()).collect();
@@ -192,10 +236,8 @@ impl Machine {
         // The handlers all run inside this wait: delivery is measured from here.
         for slot in 0..self.k.cpus[c].ack_slots.len() {
             let target = self.k.cpus[c].ack_slots[slot].target;
-            if let Some(csd) = self.k.cpus[target]
-                .callq
-                .iter_mut()
-                .find(|q| q.info.initiator == c && q.slot == slot)
+            if let Some(csd) =
+                self.k.cpus[target].callq.iter_mut().find(|q| q.initiator == c && q.slot == slot)
             {
                 csd.wait_from_fp = start;
             }

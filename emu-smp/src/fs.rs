@@ -1,6 +1,8 @@
 //! Files the guest can reach: its standard streams (emu's own), host files opened
 //! read-only under the paths the user allowed, a few synthesized /proc and /sys files,
 //! and /dev/null. Nothing is ever written to a host file; writes go to stdout/stderr.
+//! Objects that live inside the guest: pipes, and the eventfds, socket pairs, memfds
+//! and epoll instances of [`crate::fdtypes`] and [`crate::poll`].
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -35,6 +37,18 @@ pub mod errno {
     pub const ENODEV: i64 = 19;
     pub const EOVERFLOW: i64 = 75;
     pub const ETIMEDOUT: i64 = 110;
+    pub const ELOOP: i64 = 40;
+    pub const ENOTSOCK: i64 = 88;
+    pub const EMSGSIZE: i64 = 90;
+    pub const ENOPROTOOPT: i64 = 92;
+    pub const EPROTONOSUPPORT: i64 = 93;
+    pub const ESOCKTNOSUPPORT: i64 = 94;
+    pub const EOPNOTSUPP: i64 = 95;
+    pub const EAFNOSUPPORT: i64 = 97;
+    pub const EISCONN: i64 = 106;
+    pub const ENOTCONN: i64 = 107;
+    pub const ECONNRESET: i64 = 104;
+    pub const ECONNREFUSED: i64 = 111;
 }
 use errno::*;
 
@@ -67,6 +81,14 @@ pub enum Object {
     PipeRead(u32),
     /// The write end of a pipe.
     PipeWrite(u32),
+    /// An eventfd counter ([`crate::fdtypes`]).
+    EventFd(u32),
+    /// One end of an AF_UNIX socket pair ([`crate::fdtypes`]).
+    Socket(u32),
+    /// A memfd: an anonymous in-guest file ([`crate::fdtypes`]).
+    Memfd(u32),
+    /// An epoll instance ([`crate::poll`]).
+    Epoll(u32),
 }
 
 /// An open file description (shared by dup'ed descriptors and across fork).
@@ -87,6 +109,9 @@ pub struct Description {
 pub struct FdTable {
     /// fd -> (description id, close-on-exec).
     pub fds: BTreeMap<i32, (u32, bool)>,
+    /// The highest descriptor the table has held (it sizes `fdtable->max_fds`, which
+    /// never shrinks; kept up to date after every kernel step).
+    pub high: i32,
 }
 
 impl FdTable {
@@ -103,19 +128,48 @@ impl FdTable {
     }
 }
 
-/// A pipe buffer.
+/// A pipe (fs/pipe.c): a ring of at most [`PIPE_BUFFERS`] buffers of one page each. A
+/// write first tops up the last buffer if all of its remainder (length modulo the page
+/// size) fits there, then fills new pages; a write of at most a page is never split, so
+/// writes up to PIPE_BUF are atomic. A reader frees a buffer when it has consumed it.
 #[derive(Debug, Default)]
 pub struct Pipe {
-    /// Buffered bytes.
-    pub buf: std::collections::VecDeque<u8>,
+    /// Buffers, oldest first: each the unread bytes of a page and where in the page
+    /// they start (the merge room of the last one is what follows them).
+    pub bufs: std::collections::VecDeque<PipeBuf>,
     /// Open read ends.
     pub readers: u32,
     /// Open write ends.
     pub writers: u32,
+    /// Polled at least once (`pipe->poll_usage`): every write then wakes readers, as
+    /// epoll's edge-triggered users need.
+    pub polled: bool,
 }
 
-/// Capacity of a pipe (Linux default 64 KiB).
-pub const PIPE_CAPACITY: usize = 65536;
+/// One page of a pipe's ring.
+#[derive(Debug, Default)]
+pub struct PipeBuf {
+    /// Offset of the first unread byte in the page.
+    pub off: usize,
+    /// The unread bytes.
+    pub data: std::collections::VecDeque<u8>,
+}
+
+/// Pages in a pipe's ring (PIPE_DEF_BUFFERS: 64 KiB of capacity).
+pub const PIPE_BUFFERS: usize = 16;
+/// The page size of a pipe buffer.
+const PIPE_PAGE: usize = 4096;
+
+impl Pipe {
+    /// True when no buffer is in use.
+    pub fn is_empty(&self) -> bool {
+        self.bufs.is_empty()
+    }
+    /// True when every buffer of the ring is in use (`pipe_full`).
+    pub fn is_full(&self) -> bool {
+        self.bufs.len() >= PIPE_BUFFERS
+    }
+}
 
 /// All open file descriptions of the machine.
 #[derive(Debug, Default)]
@@ -131,6 +185,11 @@ pub struct Files {
     /// When set, the guest's stdout and stderr are kept here instead of reaching the
     /// host's, and its stdin is empty.
     pub capture: Option<Captured>,
+    /// Eventfds, sockets, memfds and epoll instances.
+    pub x: crate::fdtypes::FdExtra,
+    /// Wake-ups of file wait queues since the machine last looked, with their poll key
+    /// (0: every event), in order: what epoll's callbacks and poll's waiters react to.
+    pub events: Vec<(crate::poll::WaitQ, u32)>,
 }
 
 /// Guest output kept in memory (a sweep runs many guests in one process).
@@ -243,25 +302,41 @@ impl Files {
         }
     }
 
-    /// Drops a reference, closing the description with the last one.
+    /// Drops a reference, closing the description with the last one (its file is
+    /// released: pipe_release, eventfd_release, unix_release_sock, ep_free, and
+    /// eventpoll_release takes it out of every epoll interest list).
     pub fn put(&mut self, id: u32) {
         let Some(d) = self.descs.get_mut(&id) else { return };
         d.refs -= 1;
         if d.refs == 0 {
             if let Some(d) = self.descs.remove(&id) {
+                use crate::poll::WaitQ;
                 match d.obj {
-                    Object::PipeRead(p) => {
-                        if let Some(p) = self.pipes.get_mut(&p) {
-                            p.readers -= 1;
+                    Object::PipeRead(p) | Object::PipeWrite(p) => {
+                        if let Some(pipe) = self.pipes.get_mut(&p) {
+                            if matches!(d.obj, Object::PipeRead(_)) {
+                                pipe.readers -= 1;
+                            } else {
+                                pipe.writers -= 1;
+                            }
+                            if pipe.readers == 0 && pipe.writers == 0 {
+                                self.pipes.remove(&p);
+                            }
                         }
+                        self.events.push((WaitQ::PipeRd(p), 0));
+                        self.events.push((WaitQ::PipeWr(p), 0));
                     }
-                    Object::PipeWrite(p) => {
-                        if let Some(p) = self.pipes.get_mut(&p) {
-                            p.writers -= 1;
-                        }
+                    Object::EventFd(e) => {
+                        self.x.eventfds.remove(&e);
+                    }
+                    Object::Socket(s) => self.x.sock_release(s, &mut self.events),
+                    Object::Memfd(m) => self.x.memfd_close(m),
+                    Object::Epoll(e) => {
+                        self.x.epolls.remove(&e);
                     }
                     _ => {}
                 }
+                self.x.epoll_forget(id);
             }
         }
     }
@@ -270,7 +345,7 @@ impl Files {
     pub fn pipe(&mut self, flags: u32) -> (u32, u32) {
         let p = self.next_pipe;
         self.next_pipe += 1;
-        self.pipes.insert(p, Pipe { buf: Default::default(), readers: 1, writers: 1 });
+        self.pipes.insert(p, Pipe { readers: 1, writers: 1, ..Pipe::default() });
         (self.create(Object::PipeRead(p), flags), self.create(Object::PipeWrite(p), flags | 1))
     }
 
@@ -319,6 +394,31 @@ impl Files {
             return Ok(-EBADF);
         }
         let pos = at.unwrap_or(d.pos);
+        let nonblock = d.flags & 0o4000 != 0;
+        match d.obj {
+            Object::EventFd(_) | Object::Socket(_) | Object::Epoll(_) if at.is_some() => {
+                return Ok(-ESPIPE);
+            }
+            Object::EventFd(e) => return self.x.eventfd_read(e, buf, nonblock, &mut self.events),
+            // sock_read_iter: a null read returns at once.
+            Object::Socket(_) if buf.is_empty() => return Ok(0),
+            Object::Socket(s) => {
+                let flags = if nonblock { crate::fdtypes::MSG_DONTWAIT } else { 0 };
+                return self
+                    .x
+                    .sock_recv(s, buf, flags, &mut self.events)
+                    .map(|r| r.map_or_else(|e| -e, |(n, _)| n as i64));
+            }
+            Object::Epoll(_) => return Ok(-EINVAL),
+            Object::Memfd(m) => {
+                let n = self.x.memfd_read(m, buf, pos);
+                if n > 0 && at.is_none() {
+                    d.pos += n as u64;
+                }
+                return Ok(n);
+            }
+            _ => {}
+        }
         let n = match &mut d.obj {
             Object::Stdin if self.capture.is_some() => 0,
             Object::Stdin => match std::io::stdin().lock().read(buf) {
@@ -344,20 +444,12 @@ impl Files {
             }
             Object::Null => 0,
             Object::PipeRead(p) => {
-                let Some(pipe) = self.pipes.get_mut(p) else { return Ok(-EBADF) };
-                if pipe.buf.is_empty() {
-                    if pipe.writers > 0 {
-                        return if d.flags & 0o4000 != 0 { Ok(-EAGAIN) } else { Err(()) };
-                    }
-                    return Ok(0);
-                }
-                let n = buf.len().min(pipe.buf.len());
-                for (k, b) in pipe.buf.drain(..n).enumerate() {
-                    buf[k] = b;
-                }
-                return Ok(n as i64);
+                let p = *p;
+                let Some(pipe) = self.pipes.get_mut(&p) else { return Ok(-EBADF) };
+                return pipe_read(pipe, p, buf, nonblock, &mut self.events);
             }
             Object::PipeWrite(_) => -EBADF,
+            Object::EventFd(_) | Object::Socket(_) | Object::Memfd(_) | Object::Epoll(_) => -EINVAL,
         };
         if n > 0 && at.is_none() {
             d.pos += n as u64;
@@ -380,25 +472,35 @@ impl Files {
 
     fn write_host(&mut self, id: u32, buf: &[u8]) -> Result<i64, ()> {
         let Some(d) = self.descs.get_mut(&id) else { return Ok(-EBADF) };
+        let nonblock = d.flags & 0o4000 != 0;
         Ok(match &d.obj {
             Object::Stdout => host_write(&mut std::io::stdout().lock(), buf),
             Object::Stderr => host_write(&mut std::io::stderr().lock(), buf),
             Object::Null => buf.len() as i64,
             Object::PipeWrite(p) => {
-                let Some(pipe) = self.pipes.get_mut(p) else { return Ok(-EBADF) };
-                if pipe.readers == 0 {
-                    return Ok(-EPIPE);
-                }
-                let room = PIPE_CAPACITY - pipe.buf.len();
-                if room == 0 {
-                    return if d.flags & 0o4000 != 0 { Ok(-EAGAIN) } else { Err(()) };
-                }
-                let n = room.min(buf.len());
-                pipe.buf.extend(&buf[..n]);
-                n as i64
+                let p = *p;
+                let Some(pipe) = self.pipes.get_mut(&p) else { return Ok(-EBADF) };
+                return pipe_write(pipe, p, buf, nonblock, &mut self.events);
             }
             Object::Host { .. } | Object::Synthetic { .. } => -EBADF,
             Object::Stdin | Object::PipeRead(_) => -EBADF,
+            Object::EventFd(e) => {
+                let e = *e;
+                return self.x.eventfd_write(e, buf, nonblock, &mut self.events);
+            }
+            Object::Socket(s) => {
+                let (s, flags) = (*s, if nonblock { crate::fdtypes::MSG_DONTWAIT } else { 0 });
+                return self.x.sock_send(s, buf, flags, &mut self.events);
+            }
+            Object::Memfd(m) => {
+                let (m, pos) = (*m, d.pos);
+                let n = self.x.memfd_write(m, buf, pos);
+                if n > 0 {
+                    d.pos += n as u64;
+                }
+                n
+            }
+            Object::Epoll(_) => -EINVAL,
         })
     }
 
@@ -435,6 +537,14 @@ impl Files {
             Object::PipeRead(_) | Object::PipeWrite(_) => {
                 Stat { mode: 0o10600, nlink: 1, blksize: 4096, ..Default::default() }
             }
+            // Anonymous inodes: mode 0600 without a file type.
+            Object::EventFd(_) | Object::Epoll(_) => {
+                Stat { mode: 0o600, nlink: 1, blksize: 4096, ..Default::default() }
+            }
+            Object::Socket(_) => {
+                Stat { mode: 0o140777, nlink: 1, blksize: 4096, ..Default::default() }
+            }
+            Object::Memfd(m) => self.x.memfd_stat(*m),
         })
     }
 
@@ -509,6 +619,96 @@ impl Files {
     }
 }
 
+/// pipe_read: takes bytes from the oldest buffers, freeing each it empties. `Err(())`:
+/// the pipe is empty and has writers (the reader sleeps).
+fn pipe_read(
+    pipe: &mut Pipe,
+    p: u32,
+    buf: &mut [u8],
+    nonblock: bool,
+    events: &mut Vec<(crate::poll::WaitQ, u32)>,
+) -> Result<i64, ()> {
+    // A null read succeeds.
+    if buf.is_empty() {
+        return Ok(0);
+    }
+    if pipe.is_empty() {
+        if pipe.writers == 0 {
+            return Ok(0);
+        }
+        return if nonblock { Ok(-EAGAIN) } else { Err(()) };
+    }
+    let was_full = pipe.is_full();
+    let mut n = 0;
+    while n < buf.len() {
+        let Some(front) = pipe.bufs.front_mut() else { break };
+        let k = (buf.len() - n).min(front.data.len());
+        for (i, b) in front.data.drain(..k).enumerate() {
+            buf[n + i] = b;
+        }
+        front.off += k;
+        n += k;
+        if front.data.is_empty() {
+            pipe.bufs.pop_front();
+        }
+    }
+    // Writers hear of the room only if the pipe was full.
+    if was_full {
+        events.push((
+            crate::poll::WaitQ::PipeWr(p),
+            crate::poll::EPOLLOUT | crate::poll::EPOLLWRNORM,
+        ));
+    }
+    Ok(n as i64)
+}
+
+/// pipe_write: merges the remainder into the last page if it all fits, then fills new
+/// pages while the ring has room. Emu's writes return what fitted once the ring is
+/// full (Linux's blocking writes wait for the rest); `Err(())`: nothing fitted and the
+/// writer sleeps.
+fn pipe_write(
+    pipe: &mut Pipe,
+    p: u32,
+    buf: &[u8],
+    nonblock: bool,
+    events: &mut Vec<(crate::poll::WaitQ, u32)>,
+) -> Result<i64, ()> {
+    // A null write succeeds.
+    if buf.is_empty() {
+        return Ok(0);
+    }
+    if pipe.readers == 0 {
+        return Ok(-EPIPE);
+    }
+    let was_empty = pipe.is_empty();
+    let mut done = 0;
+    let chars = buf.len() % PIPE_PAGE;
+    if chars != 0 {
+        if let Some(last) = pipe.bufs.back_mut() {
+            if last.off + last.data.len() + chars <= PIPE_PAGE {
+                last.data.extend(&buf[..chars]);
+                done = chars;
+            }
+        }
+    }
+    while done < buf.len() && !pipe.is_full() {
+        let k = (buf.len() - done).min(PIPE_PAGE);
+        pipe.bufs
+            .push_back(PipeBuf { off: 0, data: buf[done..done + k].iter().copied().collect() });
+        done += k;
+    }
+    if done == 0 && !nonblock {
+        return Err(());
+    }
+    // Readers are woken (epoll wants a wake-up even when the pipe was not empty, and
+    // even for a write that found no room).
+    if was_empty || pipe.polled {
+        events
+            .push((crate::poll::WaitQ::PipeRd(p), crate::poll::EPOLLIN | crate::poll::EPOLLRDNORM));
+    }
+    Ok(if done == 0 { -EAGAIN } else { done as i64 })
+}
+
 fn host_write(w: &mut impl Write, buf: &[u8]) -> i64 {
     match w.write_all(buf).and_then(|()| w.flush()) {
         Ok(()) => buf.len() as i64,
@@ -538,5 +738,90 @@ pub fn io_errno(e: &std::io::Error) -> i64 {
             K::BrokenPipe => EPIPE,
             _ => EIO,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::poll::WaitQ;
+
+    fn pipe() -> (Files, u32, u32) {
+        let mut f = Files::default();
+        let (r, w) = f.pipe(0o4000);
+        (f, r, w)
+    }
+
+    fn fill(f: &mut Files, w: u32, size: usize) -> i64 {
+        let buf = vec![7u8; size];
+        let mut total = 0;
+        loop {
+            match f.write(w, &buf) {
+                Ok(n) if n > 0 => total += n,
+                Ok(n) => {
+                    assert_eq!(n, -EAGAIN);
+                    return total;
+                }
+                Err(()) => panic!("a non-blocking pipe blocked"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_ring_holds_sixteen_pages_and_small_writes_merge() {
+        let (mut f, r, w) = pipe();
+        assert_eq!(fill(&mut f, w, 4096), 65536);
+        let (mut g, _, w2) = pipe();
+        // Four 1000-byte writes share a page; the fifth does not fit in it.
+        assert_eq!(fill(&mut g, w2, 1000), 64000);
+        // Reading part of the first page frees nothing.
+        let mut buf = [0u8; 1000];
+        assert_eq!(f.read(r, &mut buf, None), Ok(1000));
+        assert_eq!(f.write(w, &[1u8; 10]), Ok(-EAGAIN));
+        let mut page = [0u8; 3096];
+        assert_eq!(f.read(r, &mut page, None), Ok(3096));
+        // A page is free: a write of more than a page takes one page's worth.
+        assert_eq!(f.write(w, &[1u8; 5000]), Ok(4096));
+    }
+
+    #[test]
+    fn a_write_merges_its_remainder_only_if_all_of_it_fits() {
+        let (mut f, _, w) = pipe();
+        let p = 0;
+        assert_eq!(f.write(w, &[1u8; 100]), Ok(100));
+        assert_eq!(f.write(w, &[2u8; 5000]), Ok(5000));
+        let sizes: Vec<usize> = f.pipes[&p].bufs.iter().map(|b| b.data.len()).collect();
+        assert_eq!(sizes, vec![1004, 4096]);
+        assert_eq!(f.write(w, &[3u8; 4000]), Ok(4000));
+        assert_eq!(f.pipes[&p].bufs.len(), 3, "4000 bytes do not fit after 4096");
+    }
+
+    #[test]
+    fn pipe_wake_ups_follow_pipe_read_and_pipe_write() {
+        let (mut f, r, w) = pipe();
+        assert_eq!(f.write(w, b"ab"), Ok(2));
+        assert_eq!(f.events, vec![(WaitQ::PipeRd(0), 0x41)], "the pipe was empty");
+        f.events.clear();
+        assert_eq!(f.write(w, b"cd"), Ok(2));
+        assert!(f.events.is_empty(), "not empty and never polled");
+        if let Some(p) = f.pipes.get_mut(&0) {
+            p.polled = true;
+        }
+        assert_eq!(f.write(w, b"ef"), Ok(2));
+        assert_eq!(f.events.len(), 1, "polled pipes wake readers on every write");
+        f.events.clear();
+        let mut buf = [0u8; 2];
+        assert_eq!(f.read(r, &mut buf, None), Ok(2));
+        assert!(f.events.is_empty(), "writers hear only when the pipe was full");
+        fill(&mut f, w, 4096);
+        f.events.clear();
+        assert_eq!(f.read(r, &mut buf, None), Ok(2));
+        assert_eq!(f.events, vec![(WaitQ::PipeWr(0), 0x104)]);
+        f.events.clear();
+        f.put(w);
+        assert_eq!(f.events, vec![(WaitQ::PipeRd(0), 0), (WaitQ::PipeWr(0), 0)]);
+        let mut big = vec![0u8; 70000];
+        assert!(f.read(r, &mut big, None).is_ok_and(|n| n > 0));
+        assert_eq!(f.read(r, &mut big, None), Ok(0), "end of file once drained");
     }
 }

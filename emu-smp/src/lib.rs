@@ -7,14 +7,17 @@
 mod apic;
 mod config;
 mod cpumask;
+mod fdtypes;
 mod fs;
 mod kdata;
 mod loader;
 mod lock;
 mod machine;
+mod misc;
 mod mm;
 mod mmpath;
 mod path;
+mod poll;
 mod process;
 mod procfs;
 pub mod profile;

@@ -404,6 +404,7 @@ impl Machine {
             state: State::Runnable,
             clear_child_tid: 0,
             robust_list: 0,
+            saved_sigmask: None,
             sigmask: 0,
             pending: 0,
             exit_status: 0,
@@ -678,6 +679,7 @@ impl Machine {
         match self.k.tasks.get(&tid).map(|t| &t.state) {
             Some(State::Blocked(Wait::Sleep { until_ns, .. })) => Some(*until_ns),
             Some(State::Blocked(Wait::Futex { until_ns: Some(u), .. })) => Some(*u),
+            Some(State::Blocked(Wait::Poll { until_ns: Some(u), .. })) => Some(*u),
             _ => None,
         }
     }

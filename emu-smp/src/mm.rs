@@ -45,6 +45,9 @@ pub enum Source {
     /// A host file, read a page at a time as the guest faults pages in (the page cache's
     /// part): mapping a file costs no host memory beyond the pages touched.
     File(Arc<std::fs::File>),
+    /// A memfd's pages ([`crate::fdtypes::Shm`]): shared mappings map its frames, private
+    /// ones copy them at fault time. Its size is its own, not the mapping's `len`.
+    Shm(std::rc::Rc<std::cell::RefCell<crate::fdtypes::Shm>>),
 }
 
 impl Source {
@@ -66,7 +69,14 @@ impl Source {
                     }
                 }
             }
+            // Faults on memfd mappings read frames (see [`Mm::fault`]).
+            Source::Shm(_) => {}
         }
+    }
+
+    /// True when the mapping may be made writable while shared (an in-guest file).
+    fn writable(&self) -> bool {
+        matches!(self, Source::Shm(_))
     }
 
     /// The same contents (the same image or the same open host file).
@@ -74,6 +84,7 @@ impl Source {
         match (self, other) {
             (Source::Bytes(a), Source::Bytes(b)) => Arc::ptr_eq(a, b),
             (Source::File(a), Source::File(b)) => Arc::ptr_eq(a, b),
+            (Source::Shm(a), Source::Shm(b)) => std::rc::Rc::ptr_eq(a, b),
             _ => false,
         }
     }
@@ -242,6 +253,8 @@ pub struct Mm {
     pub ctx: crate::tlbflush::MmCtx,
     /// Every address from here up to `MMAP_BASE` is mapped (see [`Mm::find_free`]).
     packed_from: u64,
+    /// membarrier registrations (`mm->membarrier_state`, MEMBARRIER_STATE_* bits).
+    pub membarrier: u32,
 }
 
 impl Mm {
@@ -267,6 +280,7 @@ impl Mm {
             faults: 0,
             thp: Thp::default(),
             packed_from: MMAP_BASE,
+            membarrier: 0,
         })
     }
 
@@ -312,6 +326,17 @@ impl Mm {
         let (lo, hi) = (vma.start, vma.end);
         self.vmas.insert(vma.start, vma);
         self.merge_range(lo, hi);
+    }
+
+    /// Gives `[start, end)` (one VMA's pages, just mapped) another backing, as
+    /// mmap of an in-guest file does after placing the area.
+    pub fn set_backing(&mut self, start: u64, end: u64, backing: Backing) {
+        self.split_at(start);
+        self.split_at(end);
+        for (_, v) in self.vmas.range_mut(start..end) {
+            v.backing = backing.clone();
+        }
+        self.merge_range(start, end);
     }
 
     /// Splits VMAs so that `addr` is a boundary.
@@ -399,7 +424,8 @@ impl Mm {
         while a < end {
             match self.find(a) {
                 Some(v) => {
-                    let file = matches!(v.backing, Backing::Image { .. });
+                    let file =
+                        matches!(&v.backing, Backing::Image { data, .. } if !data.writable());
                     if prot & PROT_WRITE != 0 && v.shared && file {
                         return Err(crate::fs::errno::EACCES);
                     }
@@ -641,6 +667,24 @@ impl Mm {
             }
         }
         let page = va & !(PAGE - 1);
+        if let Backing::Image { data: Source::Shm(shm), va: fva, off, .. } = &vma.backing {
+            // A memfd page: past the end of the file a fault is SIGBUS in Linux (here
+            // SIGSEGV); a shared mapping maps the file's frame, a private one a copy.
+            let index = (off + (page - fva)) / PAGE;
+            let frame = match shm.borrow_mut().frame_for(phys, index, vma.shared)? {
+                Some(f) => f,
+                None => return Ok(Fault::Segv),
+            };
+            let mut created = Vec::new();
+            let Some(epa) = PageTables::entry(phys, self.root, page, 1, true, &mut created)? else {
+                phys.put(frame);
+                return Ok(Fault::Segv);
+            };
+            self.table_pages += created.len() as u64;
+            phys.write_u64(epa, frame.addr() | vma.pte_flags());
+            self.rss += 1;
+            return Ok(Fault::Mapped);
+        }
         let frame = phys.alloc()?;
         if let Backing::Image { data, va: fva, off, len } = &vma.backing {
             let lo = page.max(*fva);
@@ -752,6 +796,8 @@ impl Mm {
         child.vmas = self.vmas.clone();
         child.brk_start = self.brk_start;
         child.brk = self.brk;
+        // dup_mm copies the mm, registrations included.
+        child.membarrier = self.membarrier;
         let mut leaves = Vec::new();
         for v in self.vmas.values() {
             let shared = v.shared;

@@ -141,7 +141,7 @@ impl Machine {
             }
             MmStep::Body => {
                 let r = match op.call.clone() {
-                    MmCall::Mmap(a) => Sys::Ret(self.sys_mmap(c, tid, a)),
+                    MmCall::Mmap(a) => Sys::Ret(self.mmap_call(c, tid, a)),
                     MmCall::Munmap(a, l) => Sys::Ret(self.sys_munmap(c, tid, a, l)),
                     MmCall::Mprotect(a, l, p) => Sys::Ret(self.sys_mprotect(c, tid, a, l, p)),
                     MmCall::Brk(w) => Sys::Ret(self.sys_brk(c, tid, w)),

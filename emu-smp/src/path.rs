@@ -34,6 +34,8 @@ pub enum KPath {
     Return,
     /// Sleep with this wait (after the flushes of the previous step completed).
     Block(Wait),
+    /// poll, select or epoll_wait looking again at its files after a wake-up.
+    Poll(Box<crate::poll::PollOp>),
 }
 
 /// The steps of do_exit (kernel/exit.c).
@@ -196,20 +198,26 @@ impl Machine {
     /// One step of `path`.
     fn kernel_step(&mut self, c: usize, tid: u32, path: KPath) -> Next {
         match path {
-            KPath::Syscall => self.syscall(c, tid),
+            KPath::Syscall => {
+                self.memfd_pull(c, tid);
+                self.syscall(c, tid)
+            }
             KPath::Mm(op) => self.mm_step(c, tid, *op),
             KPath::Fault(pf, step) => self.fault_step(c, tid, pf, step),
             KPath::Trap(e) => self.trap(c, tid, e),
             KPath::Exit(step) => self.do_exit(c, tid, step),
             KPath::Return => Next::User,
             KPath::Block(w) => Next::Block(w),
+            KPath::Poll(op) => self.poll_step(c, tid, *op),
         }
     }
 
     /// Carries out what a step asked for. A step that started flushes waits for their
     /// acks first (csd_lock_wait), whatever comes next.
     fn after_step(&mut self, c: usize, tid: u32, next: Next) {
-        if !self.k.cpus[c].inflight.is_empty() {
+        // What the step did to files: epoll ready lists, poll waiters, memfd pages.
+        self.fd_after_step(c, tid);
+        if !self.k.cpus[c].inflight.is_empty() || !self.k.cpus[c].ack_slots.is_empty() {
             let cont = match next {
                 Next::Then(p) => p,
                 Next::User => KPath::Return,
@@ -260,7 +268,7 @@ impl Machine {
             }
             let timer = match &w {
                 Wait::Sleep { until_ns, .. } => Some(*until_ns),
-                Wait::Futex { until_ns, .. } => *until_ns,
+                Wait::Futex { until_ns, .. } | Wait::Poll { until_ns, .. } => *until_ns,
                 _ => None,
             };
             t.state = State::Blocked(w);

@@ -113,6 +113,7 @@ impl Machine {
             state: State::Runnable,
             clear_child_tid: if flags & cl::CHILD_CLEARTID != 0 { ctid } else { 0 },
             robust_list: 0,
+            saved_sigmask: None,
             sigmask: parent.sigmask,
             pending: 0,
             exit_status: 0,

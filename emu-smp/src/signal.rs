@@ -25,6 +25,13 @@ impl Machine {
             let Some(t) = self.k.tasks.get(&tid) else { return };
             let ready = t.pending & !t.sigmask;
             if ready == 0 {
+                // No handler runs on the way out: the mask that ppoll, pselect6 or
+                // epoll_pwait replaced comes back (restore_saved_sigmask).
+                if let Some(t) = self.k.tasks.get_mut(&tid) {
+                    if let Some(m) = t.saved_sigmask.take() {
+                        t.sigmask = m;
+                    }
+                }
                 return;
             }
             let s = ready.trailing_zeros() + 1;
@@ -87,7 +94,10 @@ impl Machine {
         uc[m + 144..m + 146].copy_from_slice(&0x33u16.to_le_bytes()); // cs
         uc[m + 150..m + 152].copy_from_slice(&0x2bu16.to_le_bytes()); // ss
         uc[m + 184..m + 192].copy_from_slice(&fp_addr.to_le_bytes()); // fpstate
-        uc[m + 256..m + 264].copy_from_slice(&t.sigmask.to_le_bytes());
+                                                                      // The mask the handler's return restores: the one a ppoll-like call replaced
+                                                                      // for its wait, if the signal interrupted such a wait (sigmask_to_save).
+        let saved = t.saved_sigmask.unwrap_or(t.sigmask);
+        uc[m + 256..m + 264].copy_from_slice(&saved.to_le_bytes());
         // siginfo
         let mut info = vec![0u8; 128];
         info[0..4].copy_from_slice(&s.to_le_bytes());
@@ -115,6 +125,7 @@ impl Machine {
         t.cpu.gpr[0] = 0;
         t.cpu.rip = act.handler;
         t.cpu.df = false;
+        t.saved_sigmask = None;
         let _ = SA_SIGINFO;
         t.sigmask |= act.mask;
         if act.flags & SA_NODEFER == 0 {

@@ -178,7 +178,7 @@ impl Machine {
             WRITE => return self.sys_write(c, tid, a[0] as i32, a[1], a[2]),
             READV => return self.sys_readv(c, tid, a[0] as i32, a[1], a[2]),
             WRITEV => return self.sys_writev(c, tid, a[0] as i32, a[1], a[2]),
-            PWRITE64 => -EBADF,
+            PWRITE64 => self.sys_pwrite64(c, tid, a),
             SENDFILE => return self.sys_sendfile(c, tid, a[0] as i32, a[1] as i32, a[2], a[3]),
             OPEN => self.sys_openat(c, tid, -100, a[0], a[1] as u32),
             OPENAT => self.sys_openat(c, tid, a[0] as i32, a[1], a[2] as u32),
@@ -194,7 +194,7 @@ impl Machine {
                 }
             }
             FSTAT => self.sys_fstat(c, tid, a[0] as i32, a[1]),
-            STATX => -ENOSYS,
+            STATX => self.sys_statx(c, tid, a),
             LSEEK => self.sys_lseek(tid, a[0] as i32, a[1] as i64, a[2] as u32),
             IOCTL => self.sys_ioctl(tid, a[0] as i32, a[1]),
             ACCESS => self.sys_access(c, tid, -100, a[0]),
@@ -257,7 +257,7 @@ impl Machine {
             },
             BRK => return self.mm_path(tid, MmCall::Brk(a[0])),
             MSYNC => self.sys_msync(tid, a[0], a[1]),
-            MINCORE => -ENOSYS,
+            MINCORE => self.sys_mincore(c, tid, a),
             RT_SIGACTION => self.sys_rt_sigaction(c, tid, a[0] as usize, a[1], a[2]),
             RT_SIGPROCMASK => self.sys_rt_sigprocmask(c, tid, a[0], a[1], a[2]),
             RT_SIGRETURN => return self.sys_rt_sigreturn(c, tid),
@@ -276,7 +276,7 @@ impl Machine {
                 }
                 0
             }
-            GET_ROBUST_LIST => -ENOSYS,
+            GET_ROBUST_LIST => self.sys_get_robust_list(c, tid, a),
             RSEQ => self.sys_rseq(c, tid, a[0], a[1] as u32, a[2], a[3] as u32),
             PRLIMIT64 => self.sys_prlimit(c, tid, a[1] as u32, a[2], a[3]),
             GETRLIMIT => self.sys_prlimit(c, tid, a[0] as u32, 0, a[1]),
@@ -361,9 +361,11 @@ impl Machine {
                 let tg = self.k.tasks.get(&(a[0] as u32)).map_or(-1, |t| i64::from(t.tgid));
                 return self.sys_kill(c, tid, tg, a[1] as u32, Some(a[0] as u32));
             }
-            POLL | PPOLL | PSELECT6 => -ENOSYS,
+            POLL => return self.sys_poll(c, tid, a),
+            PPOLL => return self.sys_ppoll(c, tid, a),
+            PSELECT6 => return self.sys_pselect6(c, tid, a),
             ALARM | SETITIMER | GETITIMER => -ENOSYS,
-            MEMBARRIER => -ENOSYS,
+            MEMBARRIER => return self.sys_membarrier(c, tid, a),
             FUTEX => return self.sys_futex(c, tid, a),
             CLONE if a[0] & crate::process::cl::VM == 0 => {
                 return self.mm_path(tid, MmCall::Fork(n, a))
@@ -384,6 +386,34 @@ impl Machine {
                 self.warn_once(n, "execve is not supported; returning ENOSYS".into());
                 -ENOSYS
             }
+            crate::fdtypes::sysno::SELECT => return self.sys_select(c, tid, a),
+            crate::fdtypes::sysno::EPOLL_CREATE => self.sys_epoll_create(tid, a[0], false),
+            crate::fdtypes::sysno::EPOLL_CREATE1 => self.sys_epoll_create(tid, a[0], true),
+            crate::fdtypes::sysno::EPOLL_CTL => self.sys_epoll_ctl(c, tid, a),
+            crate::fdtypes::sysno::EPOLL_WAIT => return self.sys_epoll_wait(c, tid, a, 0),
+            crate::fdtypes::sysno::EPOLL_PWAIT => return self.sys_epoll_wait(c, tid, a, 1),
+            crate::fdtypes::sysno::EPOLL_PWAIT2 => return self.sys_epoll_wait(c, tid, a, 2),
+            crate::fdtypes::sysno::EVENTFD => self.sys_eventfd(tid, a[0], 0),
+            crate::fdtypes::sysno::EVENTFD2 => self.sys_eventfd(tid, a[0], a[1]),
+            crate::fdtypes::sysno::SOCKET => self.sys_socket(tid, a),
+            crate::fdtypes::sysno::SOCKETPAIR => self.sys_socketpair(c, tid, a),
+            crate::fdtypes::sysno::SHUTDOWN => self.sys_shutdown(c, tid, a[0], a[1]),
+            crate::fdtypes::sysno::SENDTO => return self.sys_sendto(c, tid, a),
+            crate::fdtypes::sysno::RECVFROM => return self.sys_recvfrom(c, tid, a),
+            crate::fdtypes::sysno::SENDMSG => return self.sys_sendmsg(c, tid, a),
+            crate::fdtypes::sysno::RECVMSG => return self.sys_recvmsg(c, tid, a),
+            crate::fdtypes::sysno::GETSOCKNAME => self.sys_getname(c, tid, a, false),
+            crate::fdtypes::sysno::GETPEERNAME => self.sys_getname(c, tid, a, true),
+            crate::fdtypes::sysno::GETSOCKOPT => self.sys_getsockopt(c, tid, a),
+            crate::fdtypes::sysno::SETSOCKOPT => self.sys_setsockopt(c, tid, a),
+            crate::fdtypes::sysno::CONNECT => self.sys_connect(c, tid, a),
+            crate::fdtypes::sysno::BIND => self.sys_bind(tid, a),
+            crate::fdtypes::sysno::LISTEN => self.sys_listen_accept(tid, a[0]),
+            crate::fdtypes::sysno::ACCEPT => self.sys_listen_accept(tid, a[0]),
+            crate::fdtypes::sysno::ACCEPT4 => self.sys_listen_accept(tid, a[0]),
+            crate::fdtypes::sysno::MEMFD_CREATE => self.sys_memfd_create(c, tid, a[0], a[1]),
+            crate::fdtypes::sysno::FTRUNCATE => self.sys_ftruncate(tid, a[0], a[1]),
+            crate::fdtypes::sysno::CREAT => self.sys_openat(c, tid, -100, a[0], 0o1101),
             _ => {
                 let name = syscall_name(n);
                 let extra = if name.is_empty() { String::new() } else { format!(" ({name})") };
@@ -483,8 +513,12 @@ impl Machine {
         match self.k.files.write(id, data) {
             Err(()) => Sys::Block(Wait::Io),
             Ok(n) if n == -EPIPE => {
+                // The result is in RAX before a handler's frame saves the registers.
+                if let Some(t) = self.k.tasks.get_mut(&tid) {
+                    t.cpu.gpr[0] = n as u64;
+                }
                 self.signal_thread(c, tid, sig::SIGPIPE);
-                Sys::Ret(n)
+                Sys::Done
             }
             Ok(n) => {
                 self.wake_io(c);

@@ -42,6 +42,15 @@ pub enum Wait {
     Vfork(u32),
     /// Asleep on a sleeping lock (rw-semaphore) inside a kernel path, uninterruptibly.
     Lock(crate::lock::LockKey),
+    /// In poll, select or epoll_wait (fs/select.c, fs/eventpoll.c): asleep on the wait
+    /// queues of the files it polls until one of them reports a matching event, its
+    /// timeout expires or a signal arrives; its kernel path then looks again.
+    Poll {
+        /// Timeout (simulated ns), if any.
+        until_ns: Option<u64>,
+        /// The wait queues it sleeps on, with the events that wake it (0: any).
+        queues: Vec<(crate::poll::WaitQ, u32)>,
+    },
 }
 
 impl Wait {
@@ -110,6 +119,10 @@ pub struct Task {
     pub clear_child_tid: u64,
     /// set_robust_list head.
     pub robust_list: u64,
+    /// The signal mask to restore on the way out of ppoll, pselect6 or epoll_pwait,
+    /// which sleep with the mask they were given (`saved_sigmask` with
+    /// TIF_RESTORE_SIGMASK): a handler run on the way out saves this one in its frame.
+    pub saved_sigmask: Option<u64>,
     /// Blocked signals.
     pub sigmask: u64,
     /// Pending signals (thread-directed).
