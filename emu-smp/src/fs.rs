@@ -319,6 +319,12 @@ impl Files {
             return Ok(-EBADF);
         }
         let pos = at.unwrap_or(d.pos);
+        let seekable =
+            matches!(d.obj, Object::Host { .. } | Object::Synthetic { .. } | Object::Null);
+        if at.is_some() && !seekable {
+            // pread on a pipe or a terminal (FMODE_PREAD not set).
+            return Ok(-ESPIPE);
+        }
         let n = match &mut d.obj {
             Object::Stdin if self.capture.is_some() => 0,
             Object::Stdin => match std::io::stdin().lock().read(buf) {
