@@ -82,6 +82,29 @@ fn host_files_are_readable_only_when_allowed() {
         .output()
         .expect("run");
     assert_eq!(o.stdout, b"top secret\n", "{}", show(&o));
+    // A path leaving the allowed directory through `..` is refused whether or not it
+    // exists: the errno does not reveal the host's files.
+    for outside in ["../../etc/passwd", "../../no-such-file-anywhere"] {
+        let o = emu()
+            .args(["run", "--allow-read"])
+            .arg(&dir)
+            .args([bb, "cat"])
+            .arg(dir.join(outside))
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("Permission denied"), "{outside}: {}", show(&o));
+    }
+    // The directories leading to an allowed one can be looked at (realpath walks them).
+    let o = emu()
+        .args(["run", "--allow-read"])
+        .arg(&dir)
+        .args([bb, "realpath"])
+        .arg(dir.join("./secret.txt"))
+        .output()
+        .expect("run");
+    let want = format!("{}\n", std::fs::canonicalize(&file).expect("canonical").display());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), want, "{}", show(&o));
 }
 
 #[test]

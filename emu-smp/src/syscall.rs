@@ -801,7 +801,7 @@ impl Machine {
             Ok(p) => p,
             Err(e) => return -e,
         };
-        let r = match self.k.files.resolve(&path) {
+        let r = match self.k.files.resolve_attrs(&path) {
             Ok(r) => r,
             Err(e) => return -e,
         };
@@ -822,7 +822,7 @@ impl Machine {
             Ok(p) => p,
             Err(e) => return -e,
         };
-        match self.k.files.resolve(&path) {
+        match self.k.files.resolve_attrs(&path) {
             Ok(_) => 0,
             Err(e) => -e,
         }
@@ -878,7 +878,7 @@ impl Machine {
                 Ok(a) => a,
                 Err(e) => return -e,
             };
-            match self.k.files.resolve(&abs) {
+            match self.k.files.resolve_attrs(&abs) {
                 Ok(Resolved::Host(_)) => match std::fs::read_link(&abs) {
                     Ok(t) => t.to_string_lossy().into_owned().into_bytes(),
                     Err(e) => return -crate::fs::io_errno(&e),
