@@ -323,7 +323,7 @@ fn interpreter(image: &[u8], phdrs: &[Phdr]) -> Result<Option<String>, LoadError
     };
     // The kernel opens it as a C string: up to the first NUL.
     let name = name.split(|&c| c == 0).next().unwrap_or_default();
-    Ok(Some(String::from_utf8_lossy(name).into_owned()))
+    Ok(Some(String::from_utf8_lossy(name).escape_debug().to_string()))
 }
 
 /// `total_mapping_size`: the span of every PT_LOAD from the first page start to the
