@@ -6,7 +6,7 @@
 //! Every check the kernel makes is made here, with the errno its execve would fail with:
 //! those before `begin_new_exec` (ENOEXEC for a malformed header or program header
 //! table, a malformed PT_INTERP), and those of the mapping loop after it (EINVAL,
-//! ENOMEM, EPERM, EEXIST, EFAULT, EOVERFLOW: there Linux has already destroyed the old
+//! ENOMEM, EPERM, EEXIST, EFAULT: there Linux has already destroyed the old
 //! image and kills the process with SIGSEGV). All arithmetic on header fields is checked
 //! or wraps exactly where the kernel's unsigned long arithmetic wraps, so no input makes
 //! the loader panic.
@@ -434,24 +434,29 @@ impl Mapper<'_> {
         noreplace: bool,
         visible: u64,
     ) -> Result<(), LoadError> {
-        if off.checked_add(page_align(reserve)).is_none() || page_offset(off) != 0 {
+        let rlen = page_align(reserve);
+        if off.checked_add(rlen).is_none() {
+            return Err(unmappable(
+                "EINVAL",
+                format!("{what}: file offset {off:#x} + length {rlen:#x} runs past 2^64"),
+            ));
+        }
+        if page_offset(off) != 0 {
             return Err(unmappable(
                 "EINVAL",
                 format!(
-                    "{what}: file offset {off:#x} is not page-aligned with the address, or the mapping runs past 2^64"
+                    "{what}: p_offset and p_vaddr differ modulo the page size (page-aligned offset {off:#x})"
                 ),
             ));
         }
-        let rlen = page_align(reserve);
         if rlen == 0 {
             return Err(unmappable(
                 "ENOMEM",
                 format!("{what}: length {reserve:#x} wraps past 2^64"),
             ));
         }
-        if (off >> 12).checked_add(rlen >> 12).is_none() {
-            return Err(unmappable("EOVERFLOW", format!("{what}: file offset overflows")));
-        }
+        // do_mmap's EOVERFLOW (page offset + pages wrapping) cannot happen once the
+        // offset plus the length did not.
         self.check_area(what, addr, rlen)?;
         if noreplace && !self.mm.is_free(addr, addr + rlen) {
             return Err(unmappable(
