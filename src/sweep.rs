@@ -251,6 +251,8 @@ pub fn sweep(a: &SweepArgs) -> Result<bool> {
     }
     // One sweep at a time in a directory: the lock is held until this function returns
     // (or the process ends, however it ends).
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
     let lock = reports::lock_dir(&a.out, "emu sweep")?;
     reports::prepare_dir(&a.out, &manifest, &lock)?;
     let mut todo: Vec<&Point> = Vec::new();

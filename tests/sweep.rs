@@ -399,6 +399,12 @@ fn wait_for_a_point(dir: &Path) {
 
 #[test]
 fn a_busy_sweep_directory_is_refused_and_a_dead_holder_does_not_block_it() {
+    // A report of a directory that is not a sweep's says so and creates nothing.
+    let nowhere = scratch("sweep-lock-none").join("no-such-sweep");
+    let o = emu().arg("report").arg(&nowhere).output().expect("report");
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not a sweep directory"));
+    assert!(!nowhere.exists());
     let dir = scratch("sweep-lock");
     let mut first = emu()
         .args(SLOW)

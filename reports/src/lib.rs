@@ -91,12 +91,11 @@ fn hostname() -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-/// Takes the lock of sweep directory `dir` (created if needed) for `what` (`emu sweep`,
+/// Takes the lock of sweep directory `dir` (which must exist) for `what` (`emu sweep`,
 /// `emu report`, ...), or fails naming the live process that holds it. On a file system
 /// without `flock` it warns and goes on unlocked.
 pub fn lock_dir(dir: &Path, what: &str) -> Result<DirLock> {
     use std::io::{Read, Seek, Write};
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join(LOCK_FILE);
     let mut file = std::fs::OpenOptions::new()
         .read(true)
@@ -347,6 +346,8 @@ pub struct ReportOutput {
 /// Rebuilds `summary.csv` and `report/` of a sweep directory from its stored results,
 /// without simulating anything, holding the directory's lock.
 pub fn report(dir: &Path) -> Result<ReportOutput> {
+    // Not a sweep directory: say so before touching it.
+    load_manifest(dir)?;
     let lock = lock_dir(dir, "emu report")?;
     report_locked(dir, &lock)
 }
@@ -424,6 +425,7 @@ pub fn merge(out: &Path, dirs: &[PathBuf]) -> Result<ReportOutput> {
             }
         );
     }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let lock = lock_dir(out, "emu merge")?;
     let merged = Manifest { shard: None, ..base };
     if manifest_path(out).exists() {
