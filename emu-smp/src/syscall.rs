@@ -462,29 +462,75 @@ impl Machine {
         at: Option<u64>,
     ) -> Sys {
         let Some(id) = self.fd(tid, fd) else { return Sys::Ret(-EBADF) };
-        let len = len.min(1 << 24) as usize;
-        let mut tmp = vec![0u8; len];
-        match self.k.files.read(id, &mut tmp, at) {
-            Err(()) => Sys::Block(Wait::Io),
-            Ok(n) if n < 0 => Sys::Ret(n),
-            Ok(n) => {
-                if self.write_user(c, tid, buf, &tmp[..n as usize]).is_err() {
-                    return Sys::Ret(-EFAULT);
+        // A chunk at a time through a bounded host buffer, at most MAX_RW_COUNT in all;
+        // a chunk that comes back short (end of file, what a pipe holds) ends the read.
+        let len = len.min(MAX_RW_COUNT);
+        let mut total = 0u64;
+        let mut tmp = Vec::new();
+        while total < len {
+            let want = (len - total).min(RW_CHUNK);
+            tmp.resize(want as usize, 0);
+            match self.k.files.read(id, &mut tmp, at.map(|a| a.wrapping_add(total))) {
+                Err(()) if total == 0 => return Sys::Block(Wait::Io),
+                Err(()) => break,
+                Ok(n) if n < 0 => return Sys::Ret(if total > 0 { total as i64 } else { n }),
+                Ok(n) => {
+                    if self.write_user(c, tid, buf.wrapping_add(total), &tmp[..n as usize]).is_err()
+                    {
+                        // The bytes were consumed from the file, as when Linux's
+                        // copy_to_user fails part-way.
+                        return Sys::Ret(if total > 0 { total as i64 } else { -EFAULT });
+                    }
+                    total += n as u64;
+                    if (n as u64) < want {
+                        break;
+                    }
                 }
-                self.wake_io(c);
-                Sys::Ret(n)
             }
         }
+        if total > 0 {
+            self.wake_io(c);
+        }
+        Sys::Ret(total as i64)
     }
 
     fn sys_write(&mut self, c: usize, tid: u32, fd: i32, buf: u64, len: u64) -> Sys {
         let Some(id) = self.fd(tid, fd) else { return Sys::Ret(-EBADF) };
-        let len = len.min(1 << 24) as usize;
-        let mut tmp = vec![0u8; len];
-        if self.read_user(c, tid, buf, &mut tmp).is_err() {
-            return Sys::Ret(-EFAULT);
+        self.write_from_user(c, tid, id, &[(buf, len)])
+    }
+
+    /// The body of write(2) and writev(2): copies the guest's segments to the file a
+    /// chunk at a time, so the host buffer stays at RW_CHUNK however much is asked,
+    /// and writes at most MAX_RW_COUNT bytes in all, as rw_verify_area caps a write. A
+    /// fault or a short write of the file after some bytes went out returns what was
+    /// written, as Linux does; a fault before any is EFAULT.
+    fn write_from_user(&mut self, c: usize, tid: u32, id: u32, segs: &[(u64, u64)]) -> Sys {
+        let mut left = MAX_RW_COUNT;
+        let mut total = 0i64;
+        let mut tmp = Vec::new();
+        for &(base, len) in segs {
+            let mut done = 0u64;
+            while done < len.min(left) {
+                let n = (len.min(left) - done).min(RW_CHUNK);
+                tmp.resize(n as usize, 0);
+                if self.read_user(c, tid, base.wrapping_add(done), &mut tmp).is_err() {
+                    return Sys::Ret(if total > 0 { total } else { -EFAULT });
+                }
+                match self.write_bytes(c, tid, id, &tmp) {
+                    Sys::Ret(w) if w < 0 => return Sys::Ret(if total > 0 { total } else { w }),
+                    Sys::Ret(w) => {
+                        total += w;
+                        done += w as u64;
+                        left -= w as u64;
+                        if (w as u64) < n {
+                            return Sys::Ret(total);
+                        }
+                    }
+                    other => return if total > 0 { Sys::Ret(total) } else { other },
+                }
+            }
         }
-        self.write_bytes(c, tid, id, &tmp)
+        Sys::Ret(total)
     }
 
     /// sendfile(2): copies through a kernel buffer (at most 1 MiB per call).
@@ -564,6 +610,10 @@ impl Machine {
         if v.iter().any(|&(_, len)| len > i64::MAX as u64) {
             return Err(EINVAL);
         }
+        // __import_iovec: every segment must pass access_ok.
+        if v.iter().any(|&(base, len)| !access_ok(base, len)) {
+            return Err(EFAULT);
+        }
         Ok(v)
     }
 
@@ -602,23 +652,7 @@ impl Machine {
             Ok(v) => v,
             Err(e) => return Sys::Ret(-e),
         };
-        // Gather into one write so the host sees it as one, at most as much as one
-        // write(2) takes (a short write otherwise, as Linux caps at MAX_RW_COUNT): the
-        // host buffer never exceeds that, whatever the iovecs add up to.
-        let mut data = Vec::new();
-        let cap = 1usize << 24;
-        for (base, len) in v {
-            let len = (len as usize).min(cap - data.len());
-            if len == 0 {
-                continue;
-            }
-            let start = data.len();
-            data.resize(start + len, 0);
-            if self.read_user(c, tid, base, &mut data[start..]).is_err() {
-                return Sys::Ret(-EFAULT);
-            }
-        }
-        self.write_bytes(c, tid, id, &data)
+        self.write_from_user(c, tid, id, &v)
     }
 
     fn abs_path(&mut self, c: usize, tid: u32, dirfd: i32, p: u64) -> Result<String, i64> {
@@ -1739,6 +1773,12 @@ const EBUSY: i64 = 16;
 pub const TASK_SIZE: u64 = (1 << 47) - PAGE;
 /// vm.max_map_count's default (DEFAULT_MAX_MAP_COUNT: USHRT_MAX - 5).
 pub const MAX_MAP_COUNT: usize = 65_530;
+
+/// The most one read or write transfers (rw_verify_area's MAX_RW_COUNT: INT_MAX rounded
+/// down to a page).
+const MAX_RW_COUNT: u64 = 0x7fff_f000;
+/// The host buffer read(2) and write(2) copy through, a chunk at a time.
+const RW_CHUNK: u64 = 1 << 20;
 
 /// access_ok: `[addr, addr + len)` lies in user space.
 fn access_ok(addr: u64, len: u64) -> bool {
