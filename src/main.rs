@@ -196,6 +196,12 @@ fn main() -> ExitCode {
 fn report_result(r: Result<reports::ReportOutput>) -> ExitCode {
     match r {
         Ok(r) => {
+            for (path, why) in &r.untrusted {
+                eprintln!(
+                    "emu: {} {why}: left out of the report (rerun the sweep to recompute it)",
+                    path.display()
+                );
+            }
             println!(
                 "{} of {} points have results ({} failed); {} plots",
                 r.done, r.total, r.failed, r.plots

@@ -249,11 +249,26 @@ pub fn sweep(a: &SweepArgs) -> Result<bool> {
         }
         return Ok(true);
     }
-    reports::prepare_dir(&a.out, &manifest)?;
-    let todo: Vec<&Point> = mine
-        .iter()
-        .filter(|p| reports::load_point(&a.out, &p.id()).is_none_or(|r| !r.ok()))
-        .collect();
+    // One sweep at a time in a directory: the lock is held until this function returns
+    // (or the process ends, however it ends).
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    let lock = reports::lock_dir(&a.out, "emu sweep")?;
+    reports::prepare_dir(&a.out, &manifest, &lock)?;
+    let mut todo: Vec<&Point> = Vec::new();
+    for p in &mine {
+        match reports::stored_point(&a.out, &p.id()) {
+            reports::Stored::Trusted(r) if r.ok() => {}
+            reports::Stored::Untrusted(why) => {
+                eprintln!(
+                    "emu sweep: {} {why}: recomputing it",
+                    reports::point_path(&a.out, &p.id()).display()
+                );
+                todo.push(p);
+            }
+            _ => todo.push(p),
+        }
+    }
     let jobs = a.jobs();
     eprintln!(
         "emu sweep: {} points{} ({} done before, {} to run, {} skipped as not runnable) on {jobs} threads into {}",
@@ -311,7 +326,7 @@ pub fn sweep(a: &SweepArgs) -> Result<bool> {
         );
         return Ok(failed == 0);
     }
-    let r = reports::report(&a.out)?;
+    let r = reports::report_locked(&a.out, &lock)?;
     println!("report: {}", r.index.display());
     println!("table:  {}", r.csv.display());
     Ok(failed == 0)

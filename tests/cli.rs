@@ -82,6 +82,29 @@ fn host_files_are_readable_only_when_allowed() {
         .output()
         .expect("run");
     assert_eq!(o.stdout, b"top secret\n", "{}", show(&o));
+    // A path leaving the allowed directory through `..` is refused whether or not it
+    // exists: the errno does not reveal the host's files.
+    for outside in ["../../etc/passwd", "../../no-such-file-anywhere"] {
+        let o = emu()
+            .args(["run", "--allow-read"])
+            .arg(&dir)
+            .args([bb, "cat"])
+            .arg(dir.join(outside))
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("Permission denied"), "{outside}: {}", show(&o));
+    }
+    // The directories leading to an allowed one can be looked at (realpath walks them).
+    let o = emu()
+        .args(["run", "--allow-read"])
+        .arg(&dir)
+        .args([bb, "realpath"])
+        .arg(dir.join("./secret.txt"))
+        .output()
+        .expect("run");
+    let want = format!("{}\n", std::fs::canonicalize(&file).expect("canonical").display());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), want, "{}", show(&o));
 }
 
 #[test]
@@ -266,4 +289,132 @@ int main(void){ struct timespec a, b; clock_gettime(CLOCK_MONOTONIC, &a);
     assert_ne!(a.split(' ').nth(1), c.split(' ').nth(1), "seed changes getrandom");
     let ns: u64 = a.split(' ').next().and_then(|s| s.parse().ok()).unwrap_or(0);
     assert!(ns > 100_000 && ns < 100_000_000, "elapsed simulated ns {ns}");
+}
+
+/// The musl build of `hello` (small, static, non-PIE) and its PT_LOAD program headers'
+/// offsets in the file.
+fn musl_hello() -> (Vec<u8>, Vec<usize>) {
+    let p = workloads::find("hello", workloads::Libc::Musl).expect("hello built with musl-gcc");
+    let b = workloads::elf_bytes(p).expect("hello").into_owned();
+    let u16_at = |o: usize| usize::from(u16::from_le_bytes([b[o], b[o + 1]]));
+    let phoff = u64::from_le_bytes(b[32..40].try_into().expect("8 bytes")) as usize;
+    let loads = (0..u16_at(56))
+        .map(|i| phoff + 56 * i)
+        .filter(|&o| u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes")) == 1)
+        .collect();
+    (b, loads)
+}
+
+fn put_u64(b: &mut [u8], off: usize, v: u64) {
+    b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+fn get_u64(b: &[u8], off: usize) -> u64 {
+    u64::from_le_bytes(b[off..off + 8].try_into().expect("8 bytes"))
+}
+
+/// Writes `bytes` as an executable file and runs it natively (an execve error is an
+/// `Err`) and under emu.
+fn run_both(dir: &std::path::Path, name: &str, bytes: &[u8]) -> (std::io::Result<Output>, Output) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let native = std::process::Command::new(&path).output();
+    let e = emu().args(["run", "--memory", "64"]).arg(&path).output().expect("emu");
+    (native, e)
+}
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::Output;
+
+/// ELF files the kernel runs that a full ELF parser rejects: section headers are never
+/// read, and program headers may repeat or overlap (later PT_LOADs map over earlier ones).
+#[test]
+fn elf_files_linux_runs_run() {
+    let dir = scratch("elf-runs");
+    let (hello, loads) = musl_hello();
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut b = hello.clone();
+    put_u64(&mut b, 40, 1 << 40); // e_shoff far past the end of the file
+    cases.push(("shoff", b));
+    let mut b = hello.clone();
+    b[60..62].copy_from_slice(&0xffffu16.to_le_bytes()); // e_shnum
+    b[62..64].copy_from_slice(&0xfff0u16.to_le_bytes()); // e_shstrndx
+    cases.push(("shnum", b));
+    // The text PT_LOAD duplicated over the program header after the last PT_LOAD.
+    let mut b = hello.clone();
+    let (text, after) = (loads[1], loads[loads.len() - 1] + 56);
+    let copy = b[text..text + 56].to_vec();
+    b[after..after + 56].copy_from_slice(&copy);
+    cases.push(("dup-load", b));
+    for (name, bytes) in cases {
+        let (n, e) = run_both(&dir, name, &bytes);
+        let n = n.expect("execve succeeds natively");
+        assert_eq!(n.status.code(), Some(0), "{name} natively: {}", show(&n));
+        assert_eq!((e.status.code(), &e.stdout), (Some(0), &n.stdout), "{name}: {}", show(&e));
+    }
+}
+
+/// ELF files whose execve fails in Linux fail in emu with a precise error and exit 1,
+/// never a host panic (the wrapping .bss once panicked inside the loader).
+#[test]
+fn elf_files_linux_refuses_are_precise_errors() {
+    let dir = scratch("elf-refused");
+    let (hello, loads) = musl_hello();
+    let last = *loads.last().expect("a PT_LOAD");
+    let vaddr = get_u64(&hello, last + 16);
+    let mut cases: Vec<(&str, Vec<u8>, &[&str])> = Vec::new();
+    let mut b = hello.clone();
+    put_u64(&mut b, last + 40, 0u64.wrapping_sub(vaddr + 5)); // p_memsz: end wraps
+    cases.push(("wrap", b, &["wraps past the top", "ENOMEM", "SIGSEGV"]));
+    let mut b = hello.clone();
+    put_u64(&mut b, last + 40, 1 << 46); // a 64 TiB .bss: more than RAM
+    cases.push(("huge-bss", b, &["exceed the guest's 64 MiB", "ENOMEM"]));
+    let mut b = hello.clone();
+    put_u64(&mut b, last + 32, get_u64(&hello, last + 40) + 1); // p_filesz > p_memsz
+    cases.push(("filesz", b, &["p_filesz is larger than p_memsz", "EINVAL"]));
+    cases.push(("truncated", hello[..5000].to_vec(), &["cannot be zeroed", "EFAULT"]));
+    cases.push(("short-header", hello[..40].to_vec(), &["e_phentsize is 0", "ENOEXEC"]));
+    let mut b = hello.clone();
+    b[54] = 32; // e_phentsize
+    cases.push(("phentsize", b, &["e_phentsize is 32", "ENOEXEC"]));
+    let mut b = hello.clone();
+    b[56..58].copy_from_slice(&1171u16.to_le_bytes()); // e_phnum: more than 64 KiB
+    cases.push(("phnum", b, &["1171 program headers", "ENOEXEC"]));
+    let mut b = hello.clone();
+    b[56..58].copy_from_slice(&1170u16.to_le_bytes()); // e_phnum: past the end of the file
+    cases.push(("phnum-eof", b, &["runs past the end of the file", "ENOEXEC"]));
+    let mut b = hello.clone();
+    put_u64(&mut b, 24, 1 << 63); // e_entry
+    cases.push(("entry", b, &["entry point", "EINVAL"]));
+    for (name, bytes, want) in cases {
+        let (n, e) = run_both(&dir, name, &bytes);
+        // Natively: execve fails (ENOEXEC), or fails after the point of no return and
+        // the process is killed by SIGSEGV.
+        if let Ok(n) = &n {
+            assert_eq!(n.status.signal(), Some(11), "{name} natively: {}", show(n));
+        }
+        assert_eq!(e.status.code(), Some(1), "{name}: {}", show(&e));
+        let err = String::from_utf8_lossy(&e.stderr);
+        assert!(err.starts_with("emu: ") && !err.contains("internal error"), "{name}: {err}");
+        for w in want {
+            assert!(err.contains(w), "{name}: no `{w}` in {err}");
+        }
+        assert!(e.stdout.is_empty(), "{name}: {}", show(&e));
+    }
+}
+
+/// A guest that needs more memory than --memory ends with the guest-memory error (and
+/// the host buffer stays within the limit: see emu-mmu's phys tests).
+#[test]
+fn exhausting_guest_memory_is_reported() {
+    let o = emu().args(["run", "--memory", "16", "madvise_shared", "1", "8192", "1"]).output();
+    let o = o.expect("run");
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("guest physical memory exhausted (16 MiB)"),
+        "{}",
+        show(&o)
+    );
 }

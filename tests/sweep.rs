@@ -369,3 +369,198 @@ fn compare_prints_both_runs_with_ratios() {
     let o = emu().arg("compare").arg(&s).arg("/no/such.json").output().expect("compare");
     assert_eq!(o.status.code(), Some(1));
 }
+
+/// A sweep slow enough to be caught in the middle: 12 points, one at a time.
+const SLOW: &[&str] = &[
+    "sweep",
+    "--workload",
+    "madvise_shared {cores} 16 2000",
+    "--cores",
+    "2,4,8",
+    "--cpumask",
+    "lazy,eager,sticky,all",
+    "--flush",
+    "ipi",
+    "--profile",
+    "skylake-sp",
+    "--jobs",
+    "1",
+];
+
+/// Waits until a sweep has stored its first point.
+fn wait_for_a_point(dir: &Path) {
+    let t0 = std::time::Instant::now();
+    while (!dir.join("points").exists() || point_files(dir).is_empty())
+        && t0.elapsed() < Duration::from_secs(120)
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_busy_sweep_directory_is_refused_and_a_dead_holder_does_not_block_it() {
+    // A report of a directory that is not a sweep's says so and creates nothing.
+    let nowhere = scratch("sweep-lock-none").join("no-such-sweep");
+    let o = emu().arg("report").arg(&nowhere).output().expect("report");
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not a sweep directory"));
+    assert!(!nowhere.exists());
+    let dir = scratch("sweep-lock");
+    let mut first = emu()
+        .args(SLOW)
+        .arg("--out")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sweep");
+    wait_for_a_point(&dir);
+    // A second sweep into the same directory computes nothing and names the holder.
+    let o = emu().args(SLOW).arg("--out").arg(&dir).output().expect("second sweep");
+    let before_kill = point_files(&dir).len();
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("emu: ")
+            && err.contains("is in use by another emu process")
+            && err.contains(&format!("pid {} ", first.id()))
+            && err.contains("`emu sweep`"),
+        "{err}"
+    );
+    assert!(!err.contains("to run"), "the second sweep started: {err}");
+    // So does a report into it.
+    let o = emu().arg("report").arg(&dir).output().expect("report");
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is in use"), "{}", show(&o));
+    // Killed, the holder leaves its lock file behind, naming it; that does not block.
+    first.kill().expect("kill");
+    let _ = first.wait();
+    let lock = std::fs::read_to_string(dir.join(".lock")).expect("lock file left behind");
+    assert!(lock.contains(&format!("pid {}", first.id())), "{lock}");
+    let o = emu().args(SLOW).arg("--out").arg(&dir).output().expect("rerun");
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("done before") && !err.contains("0 done before"), "{err}");
+    assert!(point_files(&dir).len() >= before_kill);
+    assert_eq!(csv_rows(&dir).len(), 12);
+    assert!(csv_rows(&dir).iter().all(|r| r.contains(",ok,")));
+    // No temporary file is left anywhere.
+    for sub in ["", "points", "report"] {
+        for e in std::fs::read_dir(dir.join(sub)).expect("dir").filter_map(Result::ok) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            assert!(!name.ends_with(".tmp"), "{sub}/{name} left behind");
+        }
+    }
+}
+
+#[test]
+fn point_files_edited_by_hand_are_recomputed_not_trusted() {
+    let dir = scratch("sweep-digest");
+    let o = sweep(&dir, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let csv = std::fs::read(dir.join("summary.csv")).expect("csv");
+    let files = point_files(&dir);
+    let (edited, stripped) = (&files[2], &files[7]);
+    let originals: Vec<Vec<u8>> =
+        [edited, stripped].iter().map(|f| std::fs::read(f).expect("point")).collect();
+    // A figure changed by hand (the digest left as it was).
+    let text = String::from_utf8(originals[0].clone()).expect("utf-8");
+    let at = text.find("\"cycles\":").expect("cycles") + "\"cycles\":".len();
+    let digit = text.as_bytes()[at];
+    assert!(digit.is_ascii_digit(), "{}", &text[at..at + 20]);
+    let mut changed = text.clone().into_bytes();
+    changed[at] = if digit == b'9' { b'1' } else { digit + 1 };
+    std::fs::write(edited, &changed).expect("edit");
+    // A point file without its digest (as an older emu wrote them).
+    let text = String::from_utf8(originals[1].clone()).expect("utf-8");
+    let cut = text.rfind(",\"digest\"").expect("a digest");
+    std::fs::write(stripped, format!("{}}}", &text[..cut])).expect("strip");
+    // The report leaves both out, saying so.
+    let o = emu().arg("report").arg(&dir).output().expect("report");
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("does not match its digest") && err.contains("has no digest"), "{err}");
+    assert_eq!(csv_rows(&dir).iter().filter(|r| r.contains(",missing,")).count(), 2);
+    // A rerun recomputes exactly those two, saying why.
+    let o = sweep(&dir, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("{} does not match its digest", edited.display())), "{err}");
+    assert!(err.contains(&format!("{} has no digest", stripped.display())), "{err}");
+    assert!(err.contains("recomputing it") && err.contains("16 done before, 2 to run"), "{err}");
+    // Deterministic: the recomputed files are the originals, and so is the table.
+    assert_eq!(std::fs::read(edited).expect("point"), originals[0]);
+    assert_eq!(std::fs::read(stripped).expect("point"), originals[1]);
+    assert_eq!(std::fs::read(dir.join("summary.csv")).expect("csv"), csv);
+    // A shard holding an edited point does not merge as if it were whole.
+    let shard = scratch("sweep-digest-shard");
+    assert_eq!(sweep(&shard, &["--shard", "0/1"]).status.code(), Some(0));
+    let f = point_files(&shard)[0].clone();
+    let t = std::fs::read_to_string(&f).expect("point").replacen("\"ok\"", "\"failed\"", 1);
+    std::fs::write(&f, t).expect("edit");
+    let o = emu().arg("merge").arg("--out").arg(scratch("sweep-digest-m")).arg(&shard).output();
+    let o = o.expect("merge");
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("1 of 18 points have no result") && err.contains("not trusted"), "{err}");
+}
+
+/// Every image file in a report directory decodes completely, and every plot that
+/// index.html references exists.
+fn check_plots(report: &Path) {
+    for e in std::fs::read_dir(report).expect("report dir").filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".png") {
+            let decoder = png::Decoder::new(std::io::BufReader::new(
+                std::fs::File::open(e.path()).expect("open png"),
+            ));
+            let mut reader = decoder.read_info().unwrap_or_else(|err| panic!("{name}: {err}"));
+            let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+            reader.next_frame(&mut buf).unwrap_or_else(|err| panic!("{name}: {err}"));
+        }
+        if name.ends_with(".svg") {
+            let svg = std::fs::read_to_string(e.path()).expect("svg");
+            assert!(svg.trim_end().ends_with("</svg>"), "{name} is cut short");
+        }
+    }
+    if let Ok(html) = std::fs::read_to_string(report.join("index.html")) {
+        for l in links(&html).iter().filter(|l| l.ends_with(".png") || l.ends_with(".svg")) {
+            assert!(report.join(l).exists(), "index.html links to missing {l}");
+        }
+    }
+}
+
+#[test]
+fn a_report_killed_while_plotting_leaves_no_partial_plot() {
+    let dir = scratch("sweep-killed-report");
+    let o = sweep(&dir, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let report = dir.join("report");
+    // Plots rewritten in place were empty or cut short when the report was killed; now
+    // each is a temporary renamed over the old one. Kill reports at spread-out moments.
+    let t0 = std::time::Instant::now();
+    let o = emu().arg("report").arg(&dir).output().expect("report");
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let full = t0.elapsed();
+    for k in 0..12u32 {
+        let mut child = emu()
+            .arg("report")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn report");
+        std::thread::sleep(full * k / 10);
+        let _ = child.kill();
+        let _ = child.wait();
+        check_plots(&report);
+    }
+    // The next report removes what killed writers left behind.
+    let o = emu().arg("report").arg(&dir).output().expect("report");
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    check_plots(&report);
+    for e in std::fs::read_dir(&report).expect("report dir").filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        assert!(!name.starts_with('.'), "{name} left behind");
+    }
+}

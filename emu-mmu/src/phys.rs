@@ -105,6 +105,30 @@ impl PhysMem {
         self.limit_frames * PAGE_SIZE
     }
 
+    fn exhausted(&self) -> OutOfMemory {
+        OutOfMemory { limit_mib: self.limit_frames / 256 }
+    }
+
+    /// Makes the host buffer hold at least `frames` frames (frame 0 included). It grows
+    /// geometrically so that growth is amortised, but never past the limit (frames
+    /// `0..=limit_frames`): `Vec`'s own amortised growth would double the capacity at the
+    /// last step and ask the host for twice the guest's memory. A host that cannot
+    /// provide the memory is reported as guest memory exhaustion, not an abort.
+    fn grow_to(&mut self, frames: u64) -> Result<(), OutOfMemory> {
+        let need = frames.saturating_mul(PAGE_SIZE);
+        let have = self.ram.len() as u64;
+        if need <= have {
+            return Ok(());
+        }
+        let cap = self.limit_frames.saturating_add(1).saturating_mul(PAGE_SIZE);
+        let target = have.saturating_mul(2).max(need).min(cap).max(need);
+        let target = usize::try_from(target).map_err(|_| self.exhausted())?;
+        // Exactly `target`: `resize` alone would let `Vec` double its capacity.
+        self.ram.try_reserve_exact(target - self.ram.len()).map_err(|_| self.exhausted())?;
+        self.ram.resize(target, 0);
+        Ok(())
+    }
+
     /// Allocates a zeroed frame with reference count 1.
     pub fn alloc(&mut self) -> Result<Pfn, OutOfMemory> {
         let pfn = if let Some(p) = self.free.pop() {
@@ -114,16 +138,9 @@ impl PhysMem {
         } else {
             let p = self.refcount.len() as u64;
             if p > self.limit_frames {
-                return Err(OutOfMemory { limit_mib: self.limit_frames / 256 });
+                return Err(self.exhausted());
             }
-            // Grow geometrically so that growth is amortised.
-            let need = ((p + 1) * PAGE_SIZE) as usize;
-            if need > self.ram.len() {
-                let target = (self.ram.len() * 2)
-                    .max(need)
-                    .min(((self.limit_frames + 1) * PAGE_SIZE) as usize);
-                self.ram.resize(target.max(need), 0);
-            }
+            self.grow_to(p + 1)?;
             self.refcount.push(0);
             self.code.push(false);
             p
@@ -140,14 +157,9 @@ impl PhysMem {
         let first = self.refcount.len() as u64;
         let aligned = (first + 511) & !511;
         if aligned + 512 > self.limit_frames + 1 {
-            return Err(OutOfMemory { limit_mib: self.limit_frames / 256 });
+            return Err(self.exhausted());
         }
-        let need = ((aligned + 512) * PAGE_SIZE) as usize;
-        if need > self.ram.len() {
-            let target =
-                (self.ram.len() * 2).max(need).min(((self.limit_frames + 1) * PAGE_SIZE) as usize);
-            self.ram.resize(target.max(need), 0);
-        }
+        self.grow_to(aligned + 512)?;
         // Frames skipped for alignment become ordinary free frames.
         for p in first..aligned {
             self.refcount.push(0);
@@ -294,6 +306,32 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, 256);
+    }
+
+    #[test]
+    fn the_host_buffer_never_grows_past_the_limit() {
+        // 16 MiB: the buffer doubles 4 KiB, 8 KiB, ... 16 MiB, then needs one more frame
+        // for frame 4096 (frame 0 is reserved). It must stop at 4097 frames, not double
+        // to 32 MiB (at 4 GiB that would ask the host for 8 GiB).
+        let mut p = PhysMem::new(16);
+        let cap = (16 * 256 + 1) * PAGE_SIZE as usize;
+        let mut n = 0;
+        while p.alloc().is_ok() {
+            n += 1;
+            assert!(p.ram.capacity() <= cap, "{} bytes after {n} frames", p.ram.capacity());
+        }
+        assert_eq!(n, 16 * 256);
+        assert_eq!(p.alloc(), Err(OutOfMemory { limit_mib: 16 }));
+        assert_eq!(p.ram.len(), cap);
+        // Huge pages too: 2 MiB allocations up to the limit, bounded the same way.
+        let mut h = PhysMem::new(16);
+        let mut huge = 0;
+        while h.alloc_huge().is_ok() {
+            huge += 1;
+            assert!(h.ram.capacity() <= cap, "{} bytes after {huge} huge pages", h.ram.capacity());
+        }
+        assert_eq!(huge, 7, "frame 0 keeps the first 2 MiB from being a huge page");
+        assert_eq!(h.alloc_huge(), Err(OutOfMemory { limit_mib: 16 }));
     }
 
     #[test]

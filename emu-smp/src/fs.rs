@@ -286,6 +286,21 @@ pub enum Resolved {
     Null,
 }
 
+/// `p` with `.` and `..` components resolved textually (symbolic links not followed).
+fn lexical(p: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for comp in p.components() {
+        match comp {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(c) => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
 impl Files {
     /// Creates a description, returning its id.
     pub fn create(&mut self, obj: Object, flags: u32) -> u32 {
@@ -368,8 +383,9 @@ impl Files {
         let canon = match std::fs::canonicalize(p) {
             Ok(c) => c,
             Err(e) => {
-                // Do not reveal whether a disallowed path exists.
-                if !self.allowed(p) {
+                // Do not reveal whether a disallowed path exists: the path as the guest
+                // spelled it, `..` and `.` resolved, must lie under an allowed one.
+                if !self.allowed(&lexical(p)) {
                     return Err(EACCES);
                 }
                 return Err(io_errno(&e));
@@ -379,6 +395,23 @@ impl Files {
             Ok(Resolved::Host(canon))
         } else {
             Err(EACCES)
+        }
+    }
+
+    /// As [`Files::resolve`] for calls that only look at a file's attributes (stat,
+    /// lstat, access): the directories leading to an allowed path may be looked at too,
+    /// so that realpath() and friends can walk down to it; their contents stay closed.
+    pub fn resolve_attrs(&self, path: &str) -> Result<Resolved, i64> {
+        match self.resolve(path) {
+            Err(EACCES) => {
+                let canon = std::fs::canonicalize(Path::new(path)).map_err(|_| EACCES)?;
+                if self.allow_read.iter().any(|a| a.starts_with(&canon)) {
+                    Ok(Resolved::Host(canon))
+                } else {
+                    Err(EACCES)
+                }
+            }
+            r => r,
         }
     }
 
@@ -394,11 +427,16 @@ impl Files {
             return Ok(-EBADF);
         }
         let pos = at.unwrap_or(d.pos);
+        let seekable = matches!(
+            d.obj,
+            Object::Host { .. } | Object::Synthetic { .. } | Object::Null | Object::Memfd(_)
+        );
+        if at.is_some() && !seekable {
+            // pread on a pipe, a terminal, an eventfd or a socket (FMODE_PREAD not set).
+            return Ok(-ESPIPE);
+        }
         let nonblock = d.flags & 0o4000 != 0;
         match d.obj {
-            Object::EventFd(_) | Object::Socket(_) | Object::Epoll(_) if at.is_some() => {
-                return Ok(-ESPIPE);
-            }
             Object::EventFd(e) => return self.x.eventfd_read(e, buf, nonblock, &mut self.events),
             // sock_read_iter: a null read returns at once.
             Object::Socket(_) if buf.is_empty() => return Ok(0),

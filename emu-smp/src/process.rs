@@ -467,7 +467,13 @@ impl Machine {
     pub(crate) fn futex_key(&mut self, tid: u32, uaddr: u64, private: bool) -> Option<(u32, u64)> {
         let mm = self.k.tasks.get(&tid)?.mm;
         let m = self.k.mms.get(&mm)?;
-        if private || !m.find(uaddr).is_some_and(|v| v.shared) {
+        let vma = m.find(uaddr);
+        if private {
+            return Some((mm, uaddr));
+        }
+        // A shared key needs the page (get_user_pages_fast): an unmapped address faults.
+        let vma = vma?;
+        if !vma.shared {
             return Some((mm, uaddr));
         }
         let leaf = emu_mmu::PageTables::leaf(&self.hw.mem.phys, m.root, uaddr)?;
@@ -538,7 +544,7 @@ impl Machine {
                     return Sys::Ret(-EINVAL);
                 }
                 let Some((mm, key)) = self.futex_key(tid, uaddr, private) else {
-                    return Sys::Ret(0);
+                    return Sys::Ret(-EFAULT);
                 };
                 self.futex_bucket_section(c, mm, key);
                 let at = self.now(c);

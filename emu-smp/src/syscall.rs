@@ -173,6 +173,8 @@ impl Machine {
     fn dispatch(&mut self, c: usize, tid: u32, n: u64, a: [u64; 6]) -> Sys {
         use nr::*;
         let r = match n {
+            // access_ok: a buffer that wraps or leaves user space faults.
+            READ | PREAD64 | WRITE if !access_ok(a[1], a[2]) => -EFAULT,
             READ => return self.sys_read(c, tid, a[0] as i32, a[1], a[2], None),
             PREAD64 => return self.sys_read(c, tid, a[0] as i32, a[1], a[2], Some(a[3])),
             WRITE => return self.sys_write(c, tid, a[0] as i32, a[1], a[2]),
@@ -184,6 +186,8 @@ impl Machine {
             OPENAT => self.sys_openat(c, tid, a[0] as i32, a[1], a[2] as u32),
             CLOSE => self.sys_close(c, tid, a[0] as i32),
             STAT | LSTAT => self.sys_stat_path(c, tid, -100, a[0], a[1], n == STAT),
+            // vfs_fstatat: AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH only.
+            NEWFSTATAT if a[3] & !0x1900 != 0 => -EINVAL,
             NEWFSTATAT => {
                 if a[3] & 0x1000 != 0
                     && self.read_cstr(c, tid, a[1], 4096).is_ok_and(|p| p.is_empty())
@@ -197,8 +201,16 @@ impl Machine {
             STATX => self.sys_statx(c, tid, a),
             LSEEK => self.sys_lseek(tid, a[0] as i32, a[1] as i64, a[2] as u32),
             IOCTL => self.sys_ioctl(tid, a[0] as i32, a[1]),
+            // do_faccessat: mode within S_IRWXO; flags AT_EACCESS, AT_SYMLINK_NOFOLLOW,
+            // AT_EMPTY_PATH (faccessat2 only).
+            ACCESS if a[1] & !7 != 0 => -EINVAL,
+            FACCESSAT | FACCESSAT2 if a[2] & !7 != 0 => -EINVAL,
+            FACCESSAT2 if a[3] & !0x1300 != 0 => -EINVAL,
             ACCESS => self.sys_access(c, tid, -100, a[0]),
             FACCESSAT | FACCESSAT2 => self.sys_access(c, tid, a[0] as i32, a[1]),
+            // do_readlinkat: a buffer size that is not positive (as an int).
+            READLINK if a[2] as i32 <= 0 => -EINVAL,
+            READLINKAT if a[3] as i32 <= 0 => -EINVAL,
             READLINK => self.sys_readlink(c, tid, a[0], a[1], a[2]),
             READLINKAT => self.sys_readlink(c, tid, a[1], a[2], a[3]),
             GETDENTS64 => self.sys_getdents64(c, tid, a[0] as i32, a[1], a[2]),
@@ -216,7 +228,7 @@ impl Machine {
                 }
             }
             DUP3 => {
-                if a[0] == a[1] {
+                if a[2] & !0o2000000 != 0 || a[0] as i32 == a[1] as i32 {
                     -EINVAL
                 } else {
                     self.sys_dup(c, tid, a[0] as i32, a[1] as i32, true, a[2] as u32)
@@ -224,6 +236,8 @@ impl Machine {
             }
             FCNTL => self.sys_fcntl(c, tid, a[0] as i32, a[1] as u32, a[2]),
             PIPE => self.sys_pipe(c, tid, a[0], 0),
+            // O_CLOEXEC, O_NONBLOCK, O_DIRECT, O_NOTIFICATION_PIPE.
+            PIPE2 if a[1] & !(0o2000000 | 0o4000 | 0o40000 | 0o40000000) != 0 => -EINVAL,
             PIPE2 => self.sys_pipe(c, tid, a[0], a[1] as u32),
             FSYNC | UMASK => 0o022 * i64::from(n == UMASK),
             MMAP => match check_mmap(a) {
@@ -258,8 +272,10 @@ impl Machine {
             BRK => return self.mm_path(tid, MmCall::Brk(a[0])),
             MSYNC => self.sys_msync(tid, a[0], a[1]),
             MINCORE => self.sys_mincore(c, tid, a),
-            RT_SIGACTION => self.sys_rt_sigaction(c, tid, a[0] as usize, a[1], a[2]),
-            RT_SIGPROCMASK => self.sys_rt_sigprocmask(c, tid, a[0], a[1], a[2]),
+            // The kernel's sigset_t is 8 bytes.
+            RT_SIGACTION | RT_SIGPROCMASK if a[3] != 8 => -EINVAL,
+            RT_SIGACTION => self.sys_rt_sigaction(c, tid, a[0] as i32 as usize, a[1], a[2]),
+            RT_SIGPROCMASK => self.sys_rt_sigprocmask(c, tid, a[0] as i32 as u64, a[1], a[2]),
             RT_SIGRETURN => return self.sys_rt_sigreturn(c, tid),
             SIGALTSTACK => self.sys_sigaltstack(c, tid, a[0], a[1]),
             ARCH_PRCTL => self.sys_arch_prctl(c, tid, a[0], a[1]),
@@ -270,6 +286,8 @@ impl Machine {
                 }
                 i64::from(tid)
             }
+            // sizeof(struct robust_list_head) is 24.
+            SET_ROBUST_LIST if a[1] != 24 => -EINVAL,
             SET_ROBUST_LIST => {
                 if let Some(t) = self.k.tasks.get_mut(&tid) {
                     t.robust_list = a[0];
@@ -278,14 +296,25 @@ impl Machine {
             }
             GET_ROBUST_LIST => self.sys_get_robust_list(c, tid, a),
             RSEQ => self.sys_rseq(c, tid, a[0], a[1] as u32, a[2], a[3] as u32),
+            // RLIM_NLIMITS is 16; another process must exist.
+            PRLIMIT64 if a[1] as u32 >= 16 => -EINVAL,
+            GETRLIMIT if a[0] as u32 >= 16 => -EINVAL,
+            PRLIMIT64 if a[0] as i32 != 0 && self.task_by_pid(a[0] as i32).is_none() => -ESRCH,
             PRLIMIT64 => self.sys_prlimit(c, tid, a[1] as u32, a[2], a[3]),
             GETRLIMIT => self.sys_prlimit(c, tid, a[0] as u32, 0, a[1]),
             GETRANDOM => self.sys_getrandom(c, tid, a[0], a[1], a[2]),
             CLOCK_GETTIME => self.sys_clock_gettime(c, tid, a[0], a[1]),
+            CLOCK_GETRES if !valid_clock(a[0] as i32) => -EINVAL,
             CLOCK_GETRES => {
                 if a[1] != 0 {
+                    // hrtimer clocks: 1 ns; the coarse ones: a jiffy.
+                    let res = if matches!(a[0] as i32, 5 | 6) {
+                        1_000_000_000 / i64::from(self.profile.kernel.hz)
+                    } else {
+                        1
+                    };
                     let mut b = [0u8; 16];
-                    b[8..].copy_from_slice(&1i64.to_le_bytes());
+                    b[8..].copy_from_slice(&res.to_le_bytes());
                     if self.write_user(c, tid, a[1], &b).is_err() {
                         return Sys::Ret(-EFAULT);
                     }
@@ -335,8 +364,13 @@ impl Machine {
                 }
                 0
             }
-            SCHED_GETAFFINITY => self.sys_sched_getaffinity(c, tid, a[1], a[2]),
-            SCHED_SETAFFINITY => self.sys_sched_setaffinity(c, tid, a[0] as u32, a[1], a[2]),
+            SCHED_GETAFFINITY | SCHED_SETAFFINITY
+                if a[0] as i32 != 0 && self.task_by_pid(a[0] as i32).is_none() =>
+            {
+                -ESRCH
+            }
+            SCHED_GETAFFINITY => self.sys_sched_getaffinity(c, tid, a[0] as i32, a[1], a[2]),
+            SCHED_SETAFFINITY => self.sys_sched_setaffinity(c, tid, a[0] as i32 as u32, a[1], a[2]),
             GETCPU => {
                 let cpu = (c as u32).to_le_bytes();
                 if a[0] != 0 && self.write_user(c, tid, a[0], &cpu).is_err() {
@@ -355,11 +389,21 @@ impl Machine {
                 self.exit_group(c, tid, ((a[0] & 0xff) as i32) << 8, false);
                 return Sys::Done;
             }
-            KILL => return self.sys_kill(c, tid, a[0] as i64, a[1] as u32, None),
-            TGKILL => return self.sys_kill(c, tid, a[0] as i64, a[2] as u32, Some(a[1] as u32)),
+            // pid_t and int arguments are the low 32 bits (glibc passes them so).
+            KILL => return self.sys_kill(c, tid, i64::from(a[0] as i32), a[1] as i32 as u32, None),
+            TGKILL => {
+                let (tg, t, s) = (a[0] as i32, a[1] as i32, a[2] as i32);
+                if tg <= 0 || t <= 0 {
+                    -EINVAL
+                } else {
+                    return self.sys_kill(c, tid, i64::from(tg), s as u32, Some(t as u32));
+                }
+            }
+            TKILL if a[0] as i32 <= 0 => -EINVAL,
             TKILL => {
-                let tg = self.k.tasks.get(&(a[0] as u32)).map_or(-1, |t| i64::from(t.tgid));
-                return self.sys_kill(c, tid, tg, a[1] as u32, Some(a[0] as u32));
+                let t = a[0] as i32 as u32;
+                let tg = self.k.tasks.get(&t).map_or(-1, |t| i64::from(t.tgid));
+                return self.sys_kill(c, tid, tg, a[1] as i32 as u32, Some(t));
             }
             POLL => return self.sys_poll(c, tid, a),
             PPOLL => return self.sys_ppoll(c, tid, a),
@@ -381,7 +425,7 @@ impl Machine {
                 return self.sys_clone3(c, tid, a[0], a[1]);
             }
             FORK | VFORK => return self.mm_path(tid, MmCall::Fork(n, a)),
-            WAIT4 => return self.sys_wait4(c, tid, a[0] as i64, a[1], a[2]),
+            WAIT4 => return self.sys_wait4(c, tid, i64::from(a[0] as i32), a[1], a[2]),
             EXECVE => {
                 self.warn_once(n, "execve is not supported; returning ENOSYS".into());
                 -ENOSYS
@@ -448,29 +492,75 @@ impl Machine {
         at: Option<u64>,
     ) -> Sys {
         let Some(id) = self.fd(tid, fd) else { return Sys::Ret(-EBADF) };
-        let len = len.min(1 << 24) as usize;
-        let mut tmp = vec![0u8; len];
-        match self.k.files.read(id, &mut tmp, at) {
-            Err(()) => Sys::Block(Wait::Io),
-            Ok(n) if n < 0 => Sys::Ret(n),
-            Ok(n) => {
-                if self.write_user(c, tid, buf, &tmp[..n as usize]).is_err() {
-                    return Sys::Ret(-EFAULT);
+        // A chunk at a time through a bounded host buffer, at most MAX_RW_COUNT in all;
+        // a chunk that comes back short (end of file, what a pipe holds) ends the read.
+        let len = len.min(MAX_RW_COUNT);
+        let mut total = 0u64;
+        let mut tmp = Vec::new();
+        while total < len {
+            let want = (len - total).min(RW_CHUNK);
+            tmp.resize(want as usize, 0);
+            match self.k.files.read(id, &mut tmp, at.map(|a| a.wrapping_add(total))) {
+                Err(()) if total == 0 => return Sys::Block(Wait::Io),
+                Err(()) => break,
+                Ok(n) if n < 0 => return Sys::Ret(if total > 0 { total as i64 } else { n }),
+                Ok(n) => {
+                    if self.write_user(c, tid, buf.wrapping_add(total), &tmp[..n as usize]).is_err()
+                    {
+                        // The bytes were consumed from the file, as when Linux's
+                        // copy_to_user fails part-way.
+                        return Sys::Ret(if total > 0 { total as i64 } else { -EFAULT });
+                    }
+                    total += n as u64;
+                    if (n as u64) < want {
+                        break;
+                    }
                 }
-                self.wake_io(c);
-                Sys::Ret(n)
             }
         }
+        if total > 0 {
+            self.wake_io(c);
+        }
+        Sys::Ret(total as i64)
     }
 
     fn sys_write(&mut self, c: usize, tid: u32, fd: i32, buf: u64, len: u64) -> Sys {
         let Some(id) = self.fd(tid, fd) else { return Sys::Ret(-EBADF) };
-        let len = len.min(1 << 24) as usize;
-        let mut tmp = vec![0u8; len];
-        if self.read_user(c, tid, buf, &mut tmp).is_err() {
-            return Sys::Ret(-EFAULT);
+        self.write_from_user(c, tid, id, &[(buf, len)])
+    }
+
+    /// The body of write(2) and writev(2): copies the guest's segments to the file a
+    /// chunk at a time, so the host buffer stays at RW_CHUNK however much is asked,
+    /// and writes at most MAX_RW_COUNT bytes in all, as rw_verify_area caps a write. A
+    /// fault or a short write of the file after some bytes went out returns what was
+    /// written, as Linux does; a fault before any is EFAULT.
+    fn write_from_user(&mut self, c: usize, tid: u32, id: u32, segs: &[(u64, u64)]) -> Sys {
+        let mut left = MAX_RW_COUNT;
+        let mut total = 0i64;
+        let mut tmp = Vec::new();
+        for &(base, len) in segs {
+            let mut done = 0u64;
+            while done < len.min(left) {
+                let n = (len.min(left) - done).min(RW_CHUNK);
+                tmp.resize(n as usize, 0);
+                if self.read_user(c, tid, base.wrapping_add(done), &mut tmp).is_err() {
+                    return Sys::Ret(if total > 0 { total } else { -EFAULT });
+                }
+                match self.write_bytes(c, tid, id, &tmp) {
+                    Sys::Ret(w) if w < 0 => return Sys::Ret(if total > 0 { total } else { w }),
+                    Sys::Ret(w) => {
+                        total += w;
+                        done += w as u64;
+                        left -= w as u64;
+                        if (w as u64) < n {
+                            return Sys::Ret(total);
+                        }
+                    }
+                    other => return if total > 0 { Sys::Ret(total) } else { other },
+                }
+            }
         }
-        self.write_bytes(c, tid, id, &tmp)
+        Sys::Ret(total)
     }
 
     /// sendfile(2): copies through a kernel buffer (at most 1 MiB per call).
@@ -554,6 +644,10 @@ impl Machine {
         if v.iter().any(|&(_, len)| len > i64::MAX as u64) {
             return Err(EINVAL);
         }
+        // __import_iovec: every segment must pass access_ok.
+        if v.iter().any(|&(base, len)| !access_ok(base, len)) {
+            return Err(EFAULT);
+        }
         Ok(v)
     }
 
@@ -592,23 +686,7 @@ impl Machine {
             Ok(v) => v,
             Err(e) => return Sys::Ret(-e),
         };
-        // Gather into one write so the host sees it as one, at most as much as one
-        // write(2) takes (a short write otherwise, as Linux caps at MAX_RW_COUNT): the
-        // host buffer never exceeds that, whatever the iovecs add up to.
-        let mut data = Vec::new();
-        let cap = 1usize << 24;
-        for (base, len) in v {
-            let len = (len as usize).min(cap - data.len());
-            if len == 0 {
-                continue;
-            }
-            let start = data.len();
-            data.resize(start + len, 0);
-            if self.read_user(c, tid, base, &mut data[start..]).is_err() {
-                return Sys::Ret(-EFAULT);
-            }
-        }
-        self.write_bytes(c, tid, id, &data)
+        self.write_from_user(c, tid, id, &v)
     }
 
     fn abs_path(&mut self, c: usize, tid: u32, dirfd: i32, p: u64) -> Result<String, i64> {
@@ -707,6 +785,10 @@ impl Machine {
     fn sys_fcntl(&mut self, c: usize, tid: u32, fd: i32, cmd: u32, arg: u64) -> i64 {
         let Some(id) = self.fd(tid, fd) else { return -EBADF };
         let files = self.k.tasks.get(&tid).map_or(0, |t| t.files);
+        // f_dupfd: the lowest descriptor asked for must be below RLIMIT_NOFILE.
+        if matches!(cmd, 0 | 1030) && arg >= 1024 {
+            return -EINVAL;
+        }
         match cmd {
             0 => self.sys_dup(c, tid, fd, arg as i32, false, 0),
             1030 => {
@@ -787,7 +869,7 @@ impl Machine {
             Ok(p) => p,
             Err(e) => return -e,
         };
-        let r = match self.k.files.resolve(&path) {
+        let r = match self.k.files.resolve_attrs(&path) {
             Ok(r) => r,
             Err(e) => return -e,
         };
@@ -808,7 +890,7 @@ impl Machine {
             Ok(p) => p,
             Err(e) => return -e,
         };
-        match self.k.files.resolve(&path) {
+        match self.k.files.resolve_attrs(&path) {
             Ok(_) => 0,
             Err(e) => -e,
         }
@@ -864,7 +946,7 @@ impl Machine {
                 Ok(a) => a,
                 Err(e) => return -e,
             };
-            match self.k.files.resolve(&abs) {
+            match self.k.files.resolve_attrs(&abs) {
                 Ok(Resolved::Host(_)) => match std::fs::read_link(&abs) {
                     Ok(t) => t.to_string_lossy().into_owned().into_bytes(),
                     Err(e) => return -crate::fs::io_errno(&e),
@@ -1321,16 +1403,44 @@ impl Machine {
             }
         }
         if ss != 0 {
+            // do_sigaltstack: not while running on it; SS_DISABLE, SS_ONSTACK or 0, with
+            // SS_AUTODISARM; a stack of at least MINSIGSTKSZ (2048) bytes.
+            const SS_ONSTACK: u32 = 1;
+            const SS_DISABLE: u32 = 2;
+            const SS_AUTODISARM: u32 = 1 << 31;
+            let sp = self.k.tasks.get(&tid).map_or(0, |t| t.cpu.gpr[4]);
+            if cur.1 & SS_DISABLE == 0 && sp > cur.0 && sp <= cur.0.wrapping_add(cur.2) {
+                return -EPERM;
+            }
             let mut b = [0u8; 24];
             if self.read_user(c, tid, ss, &mut b).is_err() {
                 return -EFAULT;
             }
             let flags = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
+            let mode = flags & !SS_AUTODISARM;
+            if !matches!(mode, 0 | SS_ONSTACK | SS_DISABLE) {
+                return -EINVAL;
+            }
+            let stack = if mode == SS_DISABLE {
+                (0, SS_DISABLE, 0)
+            } else {
+                let size = le64(&b[16..]);
+                if size < 2048 {
+                    return -ENOMEM;
+                }
+                (le64(&b[..8]), flags & SS_AUTODISARM, size)
+            };
             if let Some(t) = self.k.tasks.get_mut(&tid) {
-                t.altstack = (le64(&b[..8]), flags, le64(&b[16..]));
+                t.altstack = stack;
             }
         }
         0
+    }
+
+    /// The live task with thread id `pid`.
+    pub(crate) fn task_by_pid(&self, pid: i32) -> Option<u32> {
+        let t = self.k.tasks.get(&u32::try_from(pid).ok()?)?;
+        (t.state != State::Zombie).then_some(t.tid)
     }
 
     fn sys_arch_prctl(&mut self, c: usize, tid: u32, code: u64, addr: u64) -> i64 {
@@ -1586,13 +1696,14 @@ impl Machine {
         0
     }
 
-    fn sys_sched_getaffinity(&mut self, c: usize, tid: u32, len: u64, out: u64) -> i64 {
+    fn sys_sched_getaffinity(&mut self, c: usize, tid: u32, pid: i32, len: u64, out: u64) -> i64 {
         let n = self.hw.cpus.len();
         let bytes = n.div_ceil(64) * 8;
         if (len as usize) < bytes || len & 7 != 0 {
             return -EINVAL;
         }
-        let aff = self.k.tasks.get(&tid).map(|t| t.affinity.clone()).unwrap_or_default();
+        let target = if pid == 0 { tid } else { pid as u32 };
+        let aff = self.k.tasks.get(&target).map(|t| t.affinity.clone()).unwrap_or_default();
         let mut b = vec![0u8; bytes];
         for (i, on) in aff.iter().enumerate() {
             if *on {
@@ -1627,23 +1738,34 @@ impl Machine {
         0
     }
 
+    /// kill, tgkill, tkill. Every guest process is in one process group (its id is the
+    /// first process's pid), so `kill(0, ..)`, `kill(-pgrp, ..)` and `kill(-1, ..)`
+    /// reach every guest process, the caller's included.
     fn sys_kill(&mut self, c: usize, tid: u32, pid: i64, s: u32, thread: Option<u32>) -> Sys {
         if s > 64 {
             return Sys::Ret(-EINVAL);
         }
-        let target = match thread {
+        let targets: Vec<u32> = match thread {
             Some(t) => match self.k.tasks.get(&t) {
-                Some(x) if i64::from(x.tgid) == pid || pid == -1 => t,
+                Some(x) if x.state != State::Zombie && (i64::from(x.tgid) == pid || pid == -1) => {
+                    vec![t]
+                }
                 _ => return Sys::Ret(-ESRCH),
             },
-            None => {
-                let me = self.k.tasks.get(&tid).map_or(0, |t| t.tgid);
-                let p = if pid == 0 || pid == -1 { me } else { pid as u32 };
-                match self.k.tasks.get(&p) {
-                    Some(x) if x.state != State::Zombie => p,
-                    _ => return Sys::Ret(-ESRCH),
-                }
-            }
+            None if pid > 0 => match self.k.tasks.get(&(pid as u32)) {
+                Some(x) if x.state != State::Zombie && x.tgid == x.tid => vec![pid as u32],
+                // A thread id names its process.
+                Some(x) if x.state != State::Zombie => vec![x.tgid],
+                _ => return Sys::Ret(-ESRCH),
+            },
+            None if pid == 0 || pid == -1 || pid == -i64::from(self.k.init_pid) => self
+                .k
+                .tasks
+                .values()
+                .filter(|t| t.tid == t.tgid && t.state != State::Zombie)
+                .map(|t| t.tid)
+                .collect(),
+            None => return Sys::Ret(-ESRCH),
         };
         if s == 0 {
             return Sys::Ret(0);
@@ -1651,7 +1773,16 @@ impl Machine {
         if let Some(t) = self.k.tasks.get_mut(&tid) {
             t.cpu.gpr[0] = 0;
         }
-        self.signal_thread(c, target, s);
+        // The caller's own process last, so that a fatal signal to itself comes after
+        // the others are signalled.
+        let me = self.k.tasks.get(&tid).map_or(0, |t| t.tgid);
+        for &t in targets.iter().filter(|&&t| t != me) {
+            self.signal_thread(c, t, s);
+        }
+        if targets.contains(&me) {
+            let target = if thread.is_some() { targets[0] } else { tid };
+            self.signal_thread(c, target, s);
+        }
         Sys::Done
     }
 }
@@ -1662,6 +1793,23 @@ const EBUSY: i64 = 16;
 pub const TASK_SIZE: u64 = (1 << 47) - PAGE;
 /// vm.max_map_count's default (DEFAULT_MAX_MAP_COUNT: USHRT_MAX - 5).
 pub const MAX_MAP_COUNT: usize = 65_530;
+
+/// The most one read or write transfers (rw_verify_area's MAX_RW_COUNT: INT_MAX rounded
+/// down to a page).
+const MAX_RW_COUNT: u64 = 0x7fff_f000;
+/// The host buffer read(2) and write(2) copy through, a chunk at a time.
+const RW_CHUNK: u64 = 1 << 20;
+
+/// access_ok: `[addr, addr + len)` lies in user space.
+fn access_ok(addr: u64, len: u64) -> bool {
+    addr.checked_add(len).is_some_and(|e| e <= TASK_SIZE + PAGE)
+}
+
+/// A clock id clock_gettime and clock_getres accept (posix_clock: REALTIME, MONOTONIC,
+/// the CPU-time clocks, MONOTONIC_RAW, the coarse ones, BOOTTIME, the alarm clocks, TAI).
+fn valid_clock(id: i32) -> bool {
+    matches!(id, 0..=9 | 11)
+}
 
 /// munmap's argument checks (mm/vma.c `do_vmi_munmap`): a page-aligned start within user
 /// space and a length that fits above it.

@@ -12,6 +12,7 @@
 //! reads their results, and derives the CSV, the plots, the HTML report, shard merges
 //! and comparisons from stored statistics alone.
 
+pub mod digest;
 pub mod html;
 pub mod plot;
 pub mod spec;
@@ -25,14 +26,132 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use summary::{PointFile, Summary};
 
-/// Writes a file atomically: a temporary file in the same directory, then a rename, so
-/// readers (and reruns after a crash) never see half a file.
+/// Writes a file atomically: a temporary file in the same directory (`.NAME.PID.tmp`),
+/// flushed to the disk, then renamed over `path`, so readers (and reruns after a kill, a
+/// crash or a power loss) see the old file or the new one, never a part of one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let tmp = dir.join(format!(".{name}.{}{TMP_SUFFIX}", std::process::id()));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", tmp.display()));
+    }
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The end of the names of [`write_atomic`]'s temporary files.
+const TMP_SUFFIX: &str = ".tmp";
+
+/// Removes the temporary files a killed writer left in `dir` (`.NAME.PID.tmp`). Only
+/// safe while holding the directory's [`DirLock`]: no other writer is at work.
+pub fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.filter_map(std::result::Result::ok) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.ends_with(TMP_SUFFIX) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Name of the lock file in a sweep directory.
+pub const LOCK_FILE: &str = ".lock";
+
+/// Exclusive use of a sweep directory by one emu process: an advisory `flock` on
+/// `DIR/.lock`, held until the value is dropped or the process ends. The kernel drops
+/// the lock when its holder exits, however it exits (killed, crashed), so a lock file
+/// left behind never blocks anyone: only a live holder does. The file names the last
+/// holder (pid, host, command, start time) for the error message.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: std::fs::File,
+    path: PathBuf,
+}
+
+impl DirLock {
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Takes the lock of sweep directory `dir` (which must exist) for `what` (`emu sweep`,
+/// `emu report`, ...), or fails naming the live process that holds it. On a file system
+/// without `flock` it warns and goes on unlocked.
+pub fn lock_dir(dir: &Path, what: &str) -> Result<DirLock> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let field = |k: &str| {
+                holder
+                    .lines()
+                    .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
+                    .unwrap_or_else(|| "?".into())
+            };
+            let since = field("since ").parse::<u64>().ok();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            bail!(
+                "{} is in use by another emu process (pid {} on {}, `{}`{}); wait for it to end \
+                 or use another directory (the lock is released when that process ends)",
+                dir.display(),
+                field("pid "),
+                field("host "),
+                field("command "),
+                since.map(|t| format!(", for {} s", now.saturating_sub(t))).unwrap_or_default()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e))
+            if matches!(e.kind(), std::io::ErrorKind::Unsupported)
+                || e.raw_os_error() == Some(37) =>
+        {
+            // ENOLCK, or no flock at all: some network file systems.
+            eprintln!(
+                "emu: warning: cannot lock {} ({e}); nothing keeps another emu from using it meanwhile",
+                dir.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let text =
+        format!("pid {}\nhost {}\ncommand {what}\nsince {now}\n", std::process::id(), hostname());
+    // Informative only: the flock is the lock.
+    let _ =
+        file.set_len(0).and_then(|()| file.rewind()).and_then(|()| file.write_all(text.as_bytes()));
+    Ok(DirLock { _file: file, path })
 }
 
 /// Version of the manifest format.
@@ -89,11 +208,14 @@ pub fn load_manifest(dir: &Path) -> Result<Manifest> {
     Ok(m)
 }
 
-/// Starts or resumes a sweep in `dir`: writes the manifest, or checks that the one there
-/// describes the same sweep and shard.
-pub fn prepare_dir(dir: &Path, m: &Manifest) -> Result<()> {
+/// Starts or resumes a sweep in `dir`, whose lock the caller holds: writes the manifest,
+/// or checks that the one there describes the same sweep and shard; removes the
+/// temporary files of a writer that was killed.
+pub fn prepare_dir(dir: &Path, m: &Manifest, _lock: &DirLock) -> Result<()> {
     std::fs::create_dir_all(dir.join("points"))
         .with_context(|| format!("cannot create {}", dir.display()))?;
+    remove_stale_temporaries(dir);
+    remove_stale_temporaries(&dir.join("points"));
     if manifest_path(dir).exists() {
         let old = load_manifest(dir)?;
         if old.spec != m.spec || old.points != m.points || old.shard != m.shard {
@@ -107,21 +229,99 @@ pub fn prepare_dir(dir: &Path, m: &Manifest) -> Result<()> {
     write_atomic(&manifest_path(dir), serde_json::to_string_pretty(m)?.as_bytes())
 }
 
-/// Reads a point's stored result, if there is a readable one.
+/// What a point's stored result file holds.
+#[derive(Debug)]
+pub enum Stored {
+    /// No file.
+    Missing,
+    /// A result whose bytes match the digest it was sealed with.
+    Trusted(Box<PointFile>),
+    /// A file that cannot be reused, and why: edited or damaged (its digest does not
+    /// match), unsealed, unreadable, of another format or another point.
+    Untrusted(String),
+}
+
+/// How a point file ends: its digest, after the JSON object's other fields.
+const DIGEST_KEY: &str = ",\"digest\":\"sha256:";
+
+/// Seals a point's JSON: the SHA-256 of the JSON without the digest, appended as the
+/// object's last field `digest`.
+fn seal(json: &str) -> Result<String> {
+    let body = json.strip_suffix('}').context("a point file is a JSON object")?;
+    Ok(format!("{body}{DIGEST_KEY}{}\"}}", digest::sha256_hex(json.as_bytes())))
+}
+
+/// The sealed JSON without its digest, if the digest matches the bytes; else why not.
+fn unseal(text: &str) -> std::result::Result<String, String> {
+    let Some(at) = text.rfind(DIGEST_KEY) else {
+        return Err("has no digest (written by an older emu, or edited)".into());
+    };
+    let hex = &text[at + DIGEST_KEY.len()..];
+    let Some(hex) = hex.strip_suffix("\"}").filter(|h| h.len() == 64) else {
+        return Err("has a malformed digest (edited or damaged)".into());
+    };
+    let body = format!("{}}}", &text[..at]);
+    if digest::sha256_hex(body.as_bytes()) != hex {
+        return Err("does not match its digest (edited by hand or damaged)".into());
+    }
+    Ok(body)
+}
+
+/// Reads and checks a point's stored result.
+pub fn stored_point(dir: &Path, id: &str) -> Stored {
+    let path = point_path(dir, id);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Stored::Missing,
+        Err(e) => return Stored::Untrusted(format!("cannot be read ({e})")),
+    };
+    let body = match unseal(&text) {
+        Ok(b) => b,
+        Err(why) => return Stored::Untrusted(why),
+    };
+    match serde_json::from_str::<PointFile>(&body) {
+        Err(e) => Stored::Untrusted(format!("is not a point file ({e})")),
+        Ok(p) if p.id != id => Stored::Untrusted(format!("holds point {}", p.id)),
+        Ok(p) if p.format != summary::POINT_FORMAT => Stored::Untrusted(format!(
+            "is of point format {} (this emu writes {})",
+            p.format,
+            summary::POINT_FORMAT
+        )),
+        Ok(p) => Stored::Trusted(Box::new(p)),
+    }
+}
+
+/// Reads a point's stored result, if there is a trusted one.
 pub fn load_point(dir: &Path, id: &str) -> Option<PointFile> {
-    let text = std::fs::read_to_string(point_path(dir, id)).ok()?;
-    let p: PointFile = serde_json::from_str(&text).ok()?;
-    (p.id == id && p.format == summary::POINT_FORMAT).then_some(p)
+    match stored_point(dir, id) {
+        Stored::Trusted(p) => Some(*p),
+        _ => None,
+    }
 }
 
-/// Stores a point's result atomically.
+/// Stores a point's result atomically, sealed with its digest.
 pub fn store_point(dir: &Path, p: &PointFile) -> Result<()> {
-    write_atomic(&point_path(dir, &p.id), serde_json::to_string(p)?.as_bytes())
+    write_atomic(&point_path(dir, &p.id), seal(&serde_json::to_string(p)?)?.as_bytes())
 }
 
-/// The stored results of `points` in `dir`, by id.
-pub fn load_results(dir: &Path, points: &[Point]) -> BTreeMap<String, PointFile> {
-    points.iter().filter_map(|p| load_point(dir, &p.id()).map(|r| (p.id(), r))).collect()
+/// The trusted stored results of `points` in `dir`, by id, and the files not trusted
+/// (`points/ID.json` and why).
+pub fn load_results(
+    dir: &Path,
+    points: &[Point],
+) -> (BTreeMap<String, PointFile>, Vec<(PathBuf, String)>) {
+    let mut found = BTreeMap::new();
+    let mut untrusted = Vec::new();
+    for p in points {
+        match stored_point(dir, &p.id()) {
+            Stored::Trusted(r) => {
+                found.insert(p.id(), *r);
+            }
+            Stored::Untrusted(why) => untrusted.push((point_path(dir, &p.id()), why)),
+            Stored::Missing => {}
+        }
+    }
+    (found, untrusted)
 }
 
 /// What [`report`] produced.
@@ -139,17 +339,30 @@ pub struct ReportOutput {
     pub total: usize,
     /// Plot files written (stems).
     pub plots: usize,
+    /// Point files left out because they cannot be trusted, and why.
+    pub untrusted: Vec<(PathBuf, String)>,
 }
 
 /// Rebuilds `summary.csv` and `report/` of a sweep directory from its stored results,
-/// without simulating anything.
+/// without simulating anything, holding the directory's lock.
 pub fn report(dir: &Path) -> Result<ReportOutput> {
+    // Not a sweep directory: say so before touching it.
+    load_manifest(dir)?;
+    let lock = lock_dir(dir, "emu report")?;
+    report_locked(dir, &lock)
+}
+
+/// [`report`] by the holder of the directory's lock. Point files that cannot be trusted
+/// are left out (status `missing` in the CSV) and listed in the output.
+pub fn report_locked(dir: &Path, _lock: &DirLock) -> Result<ReportOutput> {
     let m = load_manifest(dir)?;
-    let results = load_results(dir, &m.points);
+    let (results, untrusted) = load_results(dir, &m.points);
     let csv = dir.join("summary.csv");
+    remove_stale_temporaries(dir);
     summary::write_csv(&csv, &m.points, &results)?;
     let rdir = dir.join("report");
     std::fs::create_dir_all(&rdir).with_context(|| format!("cannot create {}", rdir.display()))?;
+    remove_stale_temporaries(&rdir);
     let ordered: Vec<&PointFile> = m.points.iter().filter_map(|p| results.get(&p.id())).collect();
     let plots = plot::render_all(&rdir, &ordered)?;
     let page = html::page(&m.spec, &m.points, &results, &plots, "..");
@@ -162,6 +375,7 @@ pub fn report(dir: &Path) -> Result<ReportOutput> {
         failed: results.values().filter(|r| !r.ok()).count(),
         total: m.points.len(),
         plots: plots.len(),
+        untrusted,
     })
 }
 
@@ -171,18 +385,25 @@ pub fn merge(out: &Path, dirs: &[PathBuf]) -> Result<ReportOutput> {
     let Some(first) = dirs.first() else { bail!("emu merge needs at least one sweep directory") };
     let base = load_manifest(first)?;
     let mut found: BTreeMap<String, PointFile> = BTreeMap::new();
+    let mut untrusted: Vec<String> = Vec::new();
     for d in dirs {
         let m = load_manifest(d)?;
         if m.spec != base.spec || m.points != base.points {
             bail!("{} and {} hold different sweeps", first.display(), d.display());
         }
         for p in m.own_points() {
-            if let Some(r) = load_point(d, &p.id()) {
-                // A clean result wins over a failed one from another attempt.
-                let better = found.get(&r.id).is_none_or(|old| !old.ok() && r.ok());
-                if better {
-                    found.insert(r.id.clone(), r);
+            match stored_point(d, &p.id()) {
+                Stored::Trusted(r) => {
+                    // A clean result wins over a failed one from another attempt.
+                    let better = found.get(&r.id).is_none_or(|old| !old.ok() && r.ok());
+                    if better {
+                        found.insert(r.id.clone(), *r);
+                    }
                 }
+                Stored::Untrusted(why) => {
+                    untrusted.push(format!("{} {why}", point_path(d, &p.id()).display()));
+                }
+                Stored::Missing => {}
             }
         }
     }
@@ -190,14 +411,22 @@ pub fn merge(out: &Path, dirs: &[PathBuf]) -> Result<ReportOutput> {
         base.points.iter().map(Point::id).filter(|id| !found.contains_key(id)).collect();
     if !missing.is_empty() {
         let shown: Vec<&str> = missing.iter().take(20).map(String::as_str).collect();
+        let why: Vec<&str> = untrusted.iter().take(5).map(String::as_str).collect();
         bail!(
-            "{} of {} points have no result in these directories (a shard missing or unfinished?): {}{}",
+            "{} of {} points have no result in these directories (a shard missing or unfinished?): {}{}{}",
             missing.len(),
             base.points.len(),
             shown.join(", "),
-            if missing.len() > 20 { ", ..." } else { "" }
+            if missing.len() > 20 { ", ..." } else { "" },
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!("; not trusted (rerun that shard to recompute them): {}", why.join("; "))
+            }
         );
     }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let lock = lock_dir(out, "emu merge")?;
     let merged = Manifest { shard: None, ..base };
     if manifest_path(out).exists() {
         let old = load_manifest(out)?;
@@ -211,7 +440,7 @@ pub fn merge(out: &Path, dirs: &[PathBuf]) -> Result<ReportOutput> {
     for r in found.values() {
         store_point(out, r)?;
     }
-    report(out)
+    report_locked(out, &lock)
 }
 
 /// Reads a run's figures from `emu run --stats` JSON or a sweep point file.

@@ -64,21 +64,31 @@ trait Figure {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult;
 }
 
+/// Draws a figure in memory and writes `STEM.png` and `STEM.svg` atomically (a
+/// temporary file renamed over the old one), so that a kill during the report never
+/// leaves a partial or empty plot behind for index.html to reference.
 fn emit(dir: &Path, stem: &str, fig: &impl Figure) -> anyhow::Result<()> {
+    use image::ImageEncoder;
     register_font();
-    let png = dir.join(format!("{stem}.png"));
-    let svg = dir.join(format!("{stem}.svg"));
+    let (w, h) = fig.size();
+    let mut rgb = vec![0u8; w as usize * h as usize * 3];
     {
-        let area = BitMapBackend::new(&png, fig.size()).into_drawing_area();
+        let area = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
         fig.draw(&area).map_err(|e| anyhow::anyhow!("{stem}.png: {e}"))?;
         area.present().map_err(|e| anyhow::anyhow!("{stem}.png: {e}"))?;
     }
+    let mut png = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut png)
+        .write_image(&rgb, w, h, image::ColorType::Rgb8)
+        .map_err(|e| anyhow::anyhow!("{stem}.png: {e}"))?;
+    crate::write_atomic(&dir.join(format!("{stem}.png")), &png)?;
+    let mut svg = String::new();
     {
-        let area = SVGBackend::new(&svg, fig.size()).into_drawing_area();
+        let area = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
         fig.draw(&area).map_err(|e| anyhow::anyhow!("{stem}.svg: {e}"))?;
         area.present().map_err(|e| anyhow::anyhow!("{stem}.svg: {e}"))?;
     }
-    Ok(())
+    crate::write_atomic(&dir.join(format!("{stem}.svg")), svg.as_bytes())
 }
 
 /// One strategy's points of a group, ordered by core count.
