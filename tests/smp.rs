@@ -134,9 +134,12 @@ fn the_cpumask_is_trimmed_once_a_second_under_lazy_only() {
 fn invlpgb_gives_busy_mms_a_global_asid_and_sends_no_flush_ipis() {
     let g = guest("global_asid");
     let g = g.to_str().expect("utf-8 path");
+    // jiffies start at a seeded phase: under seed 4 (jiffies & 31 == 31 at boot) the
+    // threads' sampling jiffies (tids 1-5) come 2 to 6 jiffies in, within the run; under
+    // seed 1 the first comes 8 jiffies in, after the run.
     let (out, b) = run_stats(
         "gasid-invlpgb",
-        &["--profile", "zen3", "--cores", "5", "--flush", "invlpgb", g, "8000"],
+        &["--profile", "zen3", "--cores", "5", "--seed", "4", "--flush", "invlpgb", g, "8000"],
     );
     let st = stages(&out);
     assert_eq!(mask_at(&st, "after the threads"), "0-4", "{out}");
@@ -553,4 +556,43 @@ fn cpumask_policies_differ_where_cpus_sleep_or_block() {
     assert!(sticky.3 >= lazy.3, "sticky {} < lazy {}", sticky.3, lazy.3);
     // Before the trim, every non-lazy CPU of the mask got every flush.
     assert!(notrim.2 > lazy.2, "lazy-notrim {} <= lazy {}", notrim.2, lazy.2);
+}
+
+#[test]
+fn a_woken_task_preempts_a_busy_cpu() {
+    // A timer sleeper on a machine whose every CPU spins: woken by the timer's
+    // interrupt, it preempts a spinner that has used its slice instead of waiting for
+    // the next tick (which comes 4 ms apart, so a tick-bound sleep of 10 ms lasts 12).
+    let g = guest("busy_sleep");
+    let g = g.to_str().expect("utf-8 path");
+    for cores in ["1", "3"] {
+        let (out, v) =
+            run_stats(&format!("busy-sleep-{cores}"), &["--cores", cores, g, cores, "4"]);
+        let us: u64 = out
+            .trim()
+            .strip_prefix("longest sleep: ")
+            .and_then(|s| s.strip_suffix(" us"))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{out}"));
+        assert!((10_000..10_100).contains(&us), "{cores} cores: {out}");
+        let wakeups: u64 = v["per_core"]
+            .as_array()
+            .expect("per_core")
+            .iter()
+            .map(|c| c["wakeup_preemptions"].as_u64().unwrap_or(0))
+            .sum();
+        assert!(wakeups >= 3, "{cores} cores: {wakeups} wake-up preemptions");
+    }
+    // One CPU, a thread creating and joining threads while another maps and unmaps
+    // pages: each wake-up of the joiner preempts the spinner, so 200 threads take
+    // milliseconds of simulated time, not a tick each (the build before wake-up
+    // preemption took 1.6 s).
+    let p = workloads::programs()
+        .iter()
+        .find(|p| p.name == "create_join" && p.libc == workloads::Libc::Glibc)
+        .expect("create_join built");
+    let (out, v) = run_stats("create-join-1", &["--cores", "1", p.path, "200"]);
+    assert_eq!(out, "create_join threads=200: sum=19900 spinner ran=yes\n");
+    let ns = total(&v, "simulated_ns");
+    assert!(ns < 20_000_000, "{ns} ns");
 }

@@ -159,6 +159,12 @@ impl Machine {
             }
             self.hw.cpus[k].ipis.remove(0);
             self.advance(k, ipi.arrival_fp);
+            // The reschedule IPI (or timer interrupt) a wake-up sent: the interrupted
+            // task is to be preempted on its way back (scheduler_ipi). The model lets the
+            // first interrupt taken after the wake-up stand for it.
+            if std::mem::take(&mut self.k.cpus[k].resched_ipi) {
+                self.k.cpus[k].need_resched = true;
+            }
             if self.k.cpus[k].current.is_none() {
                 self.leave_idle(k);
             }

@@ -202,8 +202,14 @@ pub struct CpuKernel {
     pub current: Option<u32>,
     /// What the current task is doing.
     pub kstate: KState,
-    /// A tick found other tasks waiting: reschedule at the next return to user mode.
+    /// TIF_NEED_RESCHED of the current task: reschedule at the next return to user mode.
     pub need_resched: bool,
+    /// A reschedule IPI is on its way: it sets `need_resched` when it arrives.
+    pub resched_ipi: bool,
+    /// When the current task's runtime was last accounted (exec_start).
+    pub exec_start_fp: u64,
+    /// The fair runqueue's min_vruntime: its average when it has no entity.
+    pub min_vruntime: i64,
     /// Runnable tasks waiting for this core.
     pub runq: VecDeque<u32>,
     /// Queued cross-CPU function calls (call_single_queue).
@@ -319,6 +325,13 @@ pub struct Machine {
     /// The event loop's view of the cores.
     sched: EventQueue,
     pub(crate) seed: u64,
+    /// The CPU whose event is being run (None while timers fire): the waker of the
+    /// tasks woken meanwhile.
+    pub(crate) acting: Option<usize>,
+    /// The fair class's slice ([`crate::sched::base_slice_ns`]), in 1/256 cycles.
+    pub(crate) slice_fp: i64,
+    /// jiffies at time 0 ([`crate::tlbflush::boot_jiffies`]).
+    pub(crate) jiffies0: u64,
 }
 
 /// Oracle violations kept in the statistics (all are counted).
@@ -351,8 +364,9 @@ impl Machine {
         kdata.line(&mut mem.phys, crate::kdata::KObj::MmStruct(1));
         let mut mm = Mm::new(&mut mem.phys, 2, cfg.cores).map_err(oom)?;
         mm.thp = cfg.thp;
-        // init_new_context at jiffies 0: the first trim is due HZ jiffies on.
-        mm.ctx.next_trim_jiffies = u64::from(profile.kernel.hz);
+        // init_new_context at boot: the first trim is due HZ jiffies on.
+        let jiffies0 = crate::tlbflush::boot_jiffies(profile.kernel.hz, cfg.seed);
+        mm.ctx.next_trim_jiffies = jiffies0 + u64::from(profile.kernel.hz);
         let hwcap = profile.cpuid(0, cfg.cores as u32).query(1, 0)[3];
         let loaded = loader::load(
             &mut mm,
@@ -415,6 +429,7 @@ impl Machine {
             comm: comm.chars().take(15).collect(),
             altstack: (0, 2, 0),
             kpath: None,
+            se: crate::sched::Entity::default(),
             exit: None,
         };
         let k = &profile.kernel;
@@ -467,6 +482,7 @@ impl Machine {
             trace: cfg.trace.then(Trace::default),
             late_events: 0,
         };
+        let profile_ghz = profile.ghz();
         let mut m = Machine {
             quantum_fp: fp(quantum).max(256),
             tick_fp: fp(f64::from(profile.cpu.freq_mhz) * 1e6 / f64::from(k.hz)),
@@ -478,6 +494,9 @@ impl Machine {
             max_insns: cfg.max_instructions,
             sched: EventQueue::new(cfg.cores),
             seed: cfg.seed,
+            acting: None,
+            slice_fp: fp(crate::sched::base_slice_ns(cfg.cores) as f64 * profile_ghz) as i64,
+            jiffies0,
         };
         m.k.mms.insert(INIT_MM, init_mm);
         m.k.mms.insert(1, mm);
@@ -630,7 +649,9 @@ impl Machine {
         if t == u64::MAX {
             return false;
         }
+        self.acting = Some(k);
         self.run_event(k, t, second);
+        self.acting = None;
         self.touch(k);
         true
     }

@@ -129,6 +129,7 @@ impl Machine {
             },
             kpath: None,
             exit: None,
+            se: crate::sched::Entity::default(),
         };
         let at = self.now(c);
         self.k.tasks.insert(new, child);
@@ -700,6 +701,7 @@ impl Machine {
             State::Runnable => {
                 for k in 0..self.hw.cpus.len() {
                     if !aff[k] && self.k.cpus[k].runq.contains(&tid) {
+                        self.leave_runqueue(k, tid);
                         self.k.cpus[k].runq.retain(|x| *x != tid);
                         self.touch(k);
                         let at = self.hw.cpus[k].time_fp;

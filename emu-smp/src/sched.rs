@@ -1,9 +1,14 @@
-//! The scheduler: per-CPU runqueues, wakeup placement (kernel/sched `select_task_rq`,
-//! simplified: the previous CPU if idle, else an idle allowed CPU, else the least loaded
-//! allowed runqueue), round-robin preemption at the scheduler tick, load balancing at the
-//! tick and when a CPU would go idle, and the idle task with idle states chosen by a
-//! governor that looks at the next timer. A CPU going idle keeps its mm loaded in lazy
-//! TLB mode, as Linux does.
+//! The scheduler: per-CPU runqueues of the fair class as EEVDF runs them
+//! (kernel/sched/fair.c: vruntime, virtual deadlines, lag kept across sleeps,
+//! RUN_TO_PARITY; every task at nice 0), wakeup placement (`select_task_rq`, simplified:
+//! the previous CPU if idle, else an idle allowed CPU, else the least loaded allowed
+//! runqueue), wake-up preemption (a woken task that pick_eevdf would choose preempts the
+//! running one: at once from its own CPU, by a reschedule IPI from another, by the
+//! timer's interrupt), preemption at the scheduler tick once the running task's slice is
+//! used up, load balancing at the tick and when a CPU would go idle, and the idle task
+//! with idle states chosen by a governor that looks at the next timer. A CPU going idle
+//! keeps its mm loaded in lazy TLB mode, as Linux does. Not modelled: nice levels and
+//! weights, DELAY_DEQUEUE, cgroups, the wake-up list of TTWU_QUEUE.
 
 use crate::lock::{LockKey, LockMode};
 use crate::machine::{fp, Idle, KState, Machine};
@@ -28,16 +33,120 @@ impl Machine {
     /// idle CPU is woken and starts leaving its idle state at `at`, and switches to the
     /// task when its own clock reaches the end of the exit latency (an event of its
     /// own, so the task's mm enters mm_cpumask no earlier than that).
+    ///
+    /// On a busy CPU the woken task is placed (place_entity) and may preempt the running
+    /// one (wakeup_preempt_fair): a wake-up from that CPU itself sets its need_resched,
+    /// one from another CPU sends it a reschedule IPI, a timer's interrupts it there.
     pub(crate) fn enqueue(&mut self, tid: u32, at: u64, _waker: usize) {
         let k = self.select_task_rq(tid);
         if let Some(t) = self.k.tasks.get_mut(&tid) {
             t.state = State::Runnable;
         }
+        self.place_entity(k, tid);
         self.k.cpus[k].runq.push_back(tid);
         self.touch(k);
         if self.k.cpus[k].current.is_none() {
             self.wake_idle_cpu(k, at);
+        } else if !self.k.cpus[k].need_resched
+            && !self.k.cpus[k].resched_ipi
+            && self.wakeup_preempt(k, tid)
+        {
+            self.probes.cpus[k].wakeup_preemptions += 1;
+            match self.acting {
+                Some(c) if c == k => self.k.cpus[k].need_resched = true,
+                Some(c) => {
+                    self.k.cpus[k].resched_ipi = true;
+                    self.send_reschedule(c, k);
+                }
+                None => {
+                    self.k.cpus[k].resched_ipi = true;
+                    self.local_interrupt(k, at);
+                }
+            }
         }
+    }
+
+    /// The entities on CPU `k`'s fair runqueue: its current task's, then the queued.
+    fn rq_entities(&self, k: usize) -> (Option<Entity>, Vec<Entity>) {
+        let se = |tid: &u32| self.k.tasks.get(tid).map(|t| t.se);
+        let core = &self.k.cpus[k];
+        (core.current.as_ref().and_then(se), core.runq.iter().filter_map(se).collect())
+    }
+
+    /// V, the average vruntime of CPU `k`'s runqueue, and how many entities it has.
+    fn avg_vruntime(&self, k: usize) -> (i64, usize) {
+        let (curr, queued) = self.rq_entities(k);
+        let all: Vec<i64> = curr.iter().chain(&queued).map(|e| e.vruntime).collect();
+        (avg_vruntime(&all, self.k.cpus[k].min_vruntime), all.len())
+    }
+
+    /// update_curr: charges the running task's runtime since it was last accounted to
+    /// its vruntime, and renews its deadline once it passes it (update_deadline,
+    /// which ends RUN_TO_PARITY's protection). True when the deadline was renewed.
+    pub(crate) fn update_curr(&mut self, k: usize) -> bool {
+        let Some(tid) = self.k.cpus[k].current else { return false };
+        let now = self.now(k);
+        let delta = now.saturating_sub(self.k.cpus[k].exec_start_fp) as i64;
+        self.k.cpus[k].exec_start_fp = now;
+        let slice = self.slice_fp;
+        let Some(t) = self.k.tasks.get_mut(&tid) else { return false };
+        t.se.vruntime += delta;
+        let renewed = t.se.vruntime >= t.se.deadline;
+        if renewed {
+            t.se.deadline = t.se.vruntime + slice;
+            t.se.protected = false;
+        }
+        let v = t.se.vruntime;
+        let least = self.k.cpus[k]
+            .runq
+            .iter()
+            .filter_map(|q| self.k.tasks.get(q).map(|t| t.se.vruntime))
+            .fold(v, i64::min);
+        let core = &mut self.k.cpus[k];
+        core.min_vruntime = core.min_vruntime.max(least);
+        renewed
+    }
+
+    /// place_entity: `tid` joins CPU `k`'s runqueue at the average vruntime less the
+    /// lag it left its last runqueue with (a new task with none and half a slice).
+    fn place_entity(&mut self, k: usize, tid: u32) {
+        self.update_curr(k);
+        let (avg, n) = self.avg_vruntime(k);
+        let slice = self.slice_fp;
+        if let Some(t) = self.k.tasks.get_mut(&tid) {
+            let (v, d) = place(avg, n, t.se.vlag, slice, !t.se.placed);
+            t.se = Entity { vruntime: v, deadline: d, vlag: 0, protected: false, placed: true };
+        }
+    }
+
+    /// update_entity_lag as `tid` leaves CPU `k`'s runqueue (it blocks, exits or
+    /// migrates); it must still be counted there (running or queued).
+    pub(crate) fn leave_runqueue(&mut self, k: usize, tid: u32) {
+        let (avg, _) = self.avg_vruntime(k);
+        let (slice, tick) = (self.slice_fp, self.tick_fp() as i64);
+        if let Some(t) = self.k.tasks.get_mut(&tid) {
+            t.se.vlag = leave_lag(avg, t.se.vruntime, slice, tick);
+        }
+    }
+
+    /// wakeup_preempt_fair: whether queued task `tid` should run instead of CPU `k`'s
+    /// current one (pick_eevdf, after update_curr, would choose it).
+    fn wakeup_preempt(&mut self, k: usize, tid: u32) -> bool {
+        self.update_curr(k);
+        let (curr, queued) = self.rq_entities(k);
+        let Some(pos) = self.k.cpus[k].runq.iter().position(|&q| q == tid) else { return false };
+        pick_eevdf(curr, &queued) == Pick::Queued(pos)
+    }
+
+    /// A local interrupt on CPU `k` at `at` (the hrtimer expiring there): taken like an
+    /// IPI without a sender; never before what `k` has already committed.
+    fn local_interrupt(&mut self, k: usize, at: u64) {
+        let arrival = at.max(self.hw.cpus[k].committed_fp);
+        self.hw.ipi_seq += 1;
+        let ipi = crate::apic::PendingIpi { arrival_fp: arrival, seq: self.hw.ipi_seq, from: k };
+        let pos = self.hw.cpus[k].ipis.partition_point(|p| p < &ipi);
+        self.hw.cpus[k].ipis.insert(pos, ipi);
+        self.touch(k);
     }
 
     /// A CPU left with nothing to run (its woken-for task went elsewhere) goes idle.
@@ -66,10 +175,16 @@ impl Machine {
         t.last_cpu = k;
         t.cpu.time_fp = now;
         t.cpu.tsc_aux = k as u32;
+        t.se.protected = true;
         if migrated || t.cpu.cpuid.query(0, 0) == [0; 4] {
             t.cpu.cpuid = self.profile.cpuid(k as u32, self.hw.cpus.len() as u32);
         }
         self.k.cpus[k].current = Some(tid);
+        // set_next_entity: accounting starts, RUN_TO_PARITY protects its slice; the
+        // reschedule that led here is done.
+        self.k.cpus[k].exec_start_fp = now;
+        self.k.cpus[k].need_resched = false;
+        self.k.cpus[k].resched_ipi = false;
         // A task that slept inside a kernel path resumes it; others return to user mode.
         self.k.cpus[k].kstate = if t.kpath.is_some() { KState::Ready } else { KState::User };
         self.probes.cpus[k].context_switches += 1;
@@ -95,6 +210,10 @@ impl Machine {
     pub(crate) fn deschedule(&mut self, k: usize) {
         self.touch(k);
         if let Some(tid) = self.k.cpus[k].current {
+            self.update_curr(k);
+            if !self.k.tasks.get(&tid).is_some_and(|t| t.state == State::Runnable) {
+                self.leave_runqueue(k, tid);
+            }
             let t = self.now(k);
             self.trace_task_end(k, tid);
             self.k.cpus[k].current = None;
@@ -107,6 +226,7 @@ impl Machine {
     /// Puts `tid`, running on CPU `k` in user mode (or yielding), back at the tail of the
     /// runqueue and runs the next task.
     pub(crate) fn preempt(&mut self, k: usize, tid: u32) {
+        self.update_curr(k);
         if let Some(t) = self.k.tasks.get_mut(&tid) {
             t.state = State::Runnable;
         }
@@ -129,9 +249,13 @@ impl Machine {
         // __schedule takes this CPU's runqueue lock.
         self.lock_here(k, LockKey::Rq(k));
         self.unlock(k, LockKey::Rq(k), LockMode::Write);
-        if let Some(next) = self.k.cpus[k].runq.pop_front() {
-            self.switch_to(k, next);
-            return;
+        // pick_next_task_fair: pick_eevdf over the queued entities.
+        let (_, queued) = self.rq_entities(k);
+        if let Pick::Queued(i) = pick_eevdf(None, &queued) {
+            if let Some(next) = self.k.cpus[k].runq.remove(i) {
+                self.switch_to(k, next);
+                return;
+            }
         }
         // Idle balance: take a waiting task from the busiest runqueue it may leave. A
         // queue whose CPU is only waking up for its task has nothing waiting.
@@ -147,7 +271,10 @@ impl Machine {
             .max();
         if let Some((_, _, j, pos)) = busiest {
             self.touch(j);
-            if let Some(tid) = self.k.cpus[j].runq.remove(pos) {
+            if let Some(&tid) = self.k.cpus[j].runq.get(pos) {
+                self.leave_runqueue(j, tid);
+                self.k.cpus[j].runq.remove(pos);
+                self.place_entity(k, tid);
                 self.switch_to(k, tid);
                 return;
             }
@@ -205,8 +332,9 @@ impl Machine {
     }
 
     /// The scheduler tick on busy CPU `k`: pushing a waiting task to an idle CPU, and
-    /// round-robin preemption when others wait: at once in user mode, at the next return
-    /// to user mode in the kernel (which is not preemptible).
+    /// preemption when the running task's slice is used up and others wait
+    /// (task_tick_fair, update_deadline): at once in user mode, at the next return to
+    /// user mode in the kernel (which is not preemptible).
     pub(crate) fn tick(&mut self, k: usize) {
         self.charge(k, fp(self.profile.kernel.tick_cycles));
         self.probes.cpus[k].ticks += 1;
@@ -220,13 +348,16 @@ impl Machine {
                     && self.k.tasks.get(&tid).is_some_and(|t| t.affinity[j])
             });
             if let Some(j) = idle {
+                self.leave_runqueue(k, tid);
                 self.k.cpus[k].runq.pop_front();
+                self.place_entity(j, tid);
                 self.k.cpus[j].runq.push_back(tid);
                 self.touch(j);
                 self.wake_idle_cpu(j, now);
             }
         }
-        if !self.k.cpus[k].runq.is_empty() {
+        let expired = self.update_curr(k);
+        if expired && !self.k.cpus[k].runq.is_empty() {
             if let Some(cur) = self.k.cpus[k].current {
                 if self.k.cpus[k].kstate == KState::User {
                     self.probes.cpus[k].preemptions += 1;
@@ -236,6 +367,114 @@ impl Machine {
                 }
             }
         }
+    }
+}
+
+/// A task's entity in the fair class as EEVDF keeps it (kernel/sched/fair.c, Linux 6.6
+/// and later). Every guest task runs at nice 0, so all weights are equal and virtual
+/// time runs at the rate of the CPU's clock (1/256 cycles).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Entity {
+    /// Virtual runtime.
+    pub vruntime: i64,
+    /// Virtual deadline: the vruntime by which its current slice is due.
+    pub deadline: i64,
+    /// Lag kept from when it last left a runqueue (update_entity_lag), restored by the
+    /// next placement.
+    pub vlag: i64,
+    /// RUN_TO_PARITY: picked, and its deadline not renewed since; a running entity so
+    /// marked keeps the CPU while it is eligible.
+    pub protected: bool,
+    /// Placed on a runqueue at least once (the first placement, from fork, is
+    /// ENQUEUE_INITIAL).
+    pub placed: bool,
+}
+
+/// The fair class's base slice in ns: sysctl_sched_base_slice, 0.75 ms, scaled like the
+/// other scheduler tunables by 1 + ilog2(CPUs), counting at most 8 CPUs
+/// (SCHED_TUNABLESCALING_LOG, get_update_sysctl_factor in kernel/sched/fair.c).
+pub fn base_slice_ns(cpus: usize) -> u64 {
+    750_000 * u64::from(1 + cpus.clamp(1, 8).ilog2())
+}
+
+/// vruntime_eligible: an entity is eligible when its vruntime is at most the average
+/// of the runqueue's (`all`, the running entity included), compared without dividing.
+pub(crate) fn eligible(all: &[i64], v: i64) -> bool {
+    let Some(&base) = all.iter().min() else { return true };
+    let sum: i128 = all.iter().map(|&x| i128::from(x - base)).sum();
+    sum >= i128::from(v - base) * all.len() as i128
+}
+
+/// avg_vruntime: the average vruntime of the runqueue's entities, rounded down (or
+/// `empty` when it has none: cfs_rq->min_vruntime).
+pub(crate) fn avg_vruntime(all: &[i64], empty: i64) -> i64 {
+    let Some(&base) = all.iter().min() else { return empty };
+    let sum: i128 = all.iter().map(|&x| i128::from(x - base)).sum();
+    base + sum.div_euclid(all.len() as i128) as i64
+}
+
+/// place_entity for a runqueue whose entities have average vruntime `avg` and number
+/// `n`: PLACE_LAG keeps the entity's lag, inflated by (n + 1) / n so that adding it
+/// leaves that lag in place; PLACE_DEADLINE_INITIAL gives a new task half a slice.
+/// Returns (vruntime, deadline).
+pub(crate) fn place(avg: i64, n: usize, vlag: i64, slice: i64, initial: bool) -> (i64, i64) {
+    let lag = if n > 0 && vlag != 0 {
+        (i128::from(vlag) * (n as i128 + 1) / n as i128) as i64
+    } else {
+        0
+    };
+    let v = avg - lag;
+    (v, v + if initial { slice / 2 } else { slice })
+}
+
+/// update_entity_lag: the lag an entity leaves with, V - vruntime, clamped to the
+/// larger of two slices and one tick.
+pub(crate) fn leave_lag(avg: i64, vruntime: i64, slice: i64, tick: i64) -> i64 {
+    let limit = (2 * slice).max(tick);
+    (avg - vruntime).clamp(-limit, limit)
+}
+
+/// What pick_eevdf chooses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pick {
+    /// The running entity keeps the CPU.
+    Current,
+    /// The queued entity at this index.
+    Queued(usize),
+    /// Nothing to run.
+    Nothing,
+}
+
+/// pick_eevdf: a running entity that is still eligible and protected by RUN_TO_PARITY
+/// keeps the CPU; otherwise the eligible entity with the earliest deadline (the
+/// running one winning ties, then the earliest queued).
+pub(crate) fn pick_eevdf(curr: Option<Entity>, queued: &[Entity]) -> Pick {
+    let all: Vec<i64> = curr.iter().chain(queued).map(|e| e.vruntime).collect();
+    if all.is_empty() {
+        return Pick::Nothing;
+    }
+    let curr = curr.filter(|c| eligible(&all, c.vruntime));
+    if let Some(c) = curr {
+        if c.protected || queued.is_empty() {
+            return Pick::Current;
+        }
+    }
+    let best = queued
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| eligible(&all, e.vruntime))
+        .min_by_key(|(i, e)| (e.deadline, *i))
+        .map(|(i, e)| (i, e.deadline));
+    match (curr, best) {
+        (Some(c), Some((_, d))) if c.deadline <= d => Pick::Current,
+        (Some(_), None) => Pick::Current,
+        (_, Some((i, _))) => Pick::Queued(i),
+        // Someone is always eligible; without rounding, the one with the least vruntime.
+        (None, None) => queued
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, e)| (e.vruntime, *i))
+            .map_or(Pick::Nothing, |(i, _)| Pick::Queued(i)),
     }
 }
 
@@ -343,5 +582,63 @@ mod tests {
             29_000_000,
         ];
         assert_eq!(typical_interval(&h(&spread), ghz), u64::MAX);
+    }
+
+    fn e(vruntime: i64, deadline: i64) -> Entity {
+        Entity { vruntime, deadline, ..Entity::default() }
+    }
+
+    #[test]
+    fn base_slice_scales_with_the_log_of_up_to_eight_cpus() {
+        assert_eq!(base_slice_ns(1), 750_000);
+        assert_eq!(base_slice_ns(2), 1_500_000);
+        assert_eq!(base_slice_ns(4), 2_250_000);
+        assert_eq!(base_slice_ns(8), 3_000_000);
+        assert_eq!(base_slice_ns(104), 3_000_000);
+    }
+
+    #[test]
+    fn eligibility_and_the_average_are_relative_to_the_runqueue() {
+        assert!(eligible(&[0, 100], 0));
+        assert!(eligible(&[0, 100], 50));
+        assert!(!eligible(&[0, 100], 51));
+        assert!(eligible(&[], 7));
+        assert_eq!(avg_vruntime(&[0, 101], 9), 50);
+        assert_eq!(avg_vruntime(&[-3, 0], 9), -2);
+        assert_eq!(avg_vruntime(&[], 9), 9);
+    }
+
+    #[test]
+    fn placement_keeps_lag_and_gives_new_tasks_half_a_slice() {
+        // Alone on the runqueue: no lag to keep.
+        assert_eq!(place(1000, 0, 300, 60, false), (1000, 1060));
+        // Owed 300 with one other entity: placed 600 before the average, so that the
+        // new average leaves it exactly 300 behind.
+        assert_eq!(place(1000, 1, 300, 60, false), (400, 460));
+        assert_eq!(place(1000, 3, 0, 60, true), (1000, 1030));
+        // The lag it leaves with is clamped to two slices or a tick.
+        assert_eq!(leave_lag(1000, 0, 60, 200), 200);
+        assert_eq!(leave_lag(1000, 0, 300, 200), 600);
+        assert_eq!(leave_lag(0, 1000, 60, 200), -200);
+    }
+
+    #[test]
+    fn pick_eevdf_runs_eligible_earliest_deadlines_and_protects_the_running_slice() {
+        // A sleeper placed behind a task that has run keeps the eligible side of the
+        // average: it preempts an unprotected current.
+        let cur = e(1000, 1500);
+        assert_eq!(pick_eevdf(Some(cur), &[e(400, 460)]), Pick::Queued(0));
+        // RUN_TO_PARITY: still eligible and protected, it keeps the CPU.
+        let prot = Entity { protected: true, ..e(500, 1500) };
+        assert_eq!(pick_eevdf(Some(prot), &[e(600, 700)]), Pick::Current);
+        // Protection does not save an ineligible entity.
+        let far = Entity { protected: true, ..cur };
+        assert_eq!(pick_eevdf(Some(far), &[e(400, 2000)]), Pick::Queued(0));
+        // Among the eligible, the earliest deadline; the ineligible wait.
+        assert_eq!(pick_eevdf(None, &[e(0, 900), e(10, 100), e(5000, 50)]), Pick::Queued(1));
+        // The running entity wins a tie.
+        assert_eq!(pick_eevdf(Some(e(0, 100)), &[e(0, 100)]), Pick::Current);
+        assert_eq!(pick_eevdf(None, &[]), Pick::Nothing);
+        assert_eq!(pick_eevdf(Some(cur), &[]), Pick::Current);
     }
 }

@@ -23,8 +23,10 @@ pub struct CoreStats {
     pub mm_switches: u64,
     /// Tasks that arrived here from another core.
     pub migrations_in: u64,
-    /// Tasks preempted at a tick.
+    /// Tasks preempted at a tick (their slice used up).
     pub preemptions: u64,
+    /// Wake-ups of a task that was to preempt this core's running one.
+    pub wakeup_preemptions: u64,
     /// sched_yield calls.
     pub yields: u64,
     /// Scheduler ticks.

@@ -355,6 +355,13 @@ impl Machine {
             SETPGID | SETSID => -EPERM,
             SCHED_YIELD => {
                 self.probes.cpus[c].yields += 1;
+                // yield_task_fair: the rest of this slice is given up.
+                self.update_curr(c);
+                let slice = self.slice_fp;
+                if let Some(t) = self.k.tasks.get_mut(&tid) {
+                    t.se.deadline += slice;
+                    t.se.protected = false;
+                }
                 if !self.k.cpus[c].runq.is_empty() {
                     if let Some(t) = self.k.tasks.get_mut(&tid) {
                         t.cpu.gpr[0] = 0;

@@ -146,4 +146,6 @@ pub struct Task {
     /// Set when the task must exit at its next return to user mode (exit, exit_group, a
     /// fatal signal to its thread group).
     pub exit: Option<ExitCause>,
+    /// Its fair-class scheduling entity.
+    pub se: crate::sched::Entity,
 }

@@ -241,10 +241,22 @@ pub fn is_global_asid(asid: u16) -> bool {
     asid >= TLB_NR_DYN_ASIDS
 }
 
+/// The jiffies counter at boot. Linux starts it at INITIAL_JIFFIES
+/// (include/linux/jiffies.h), 300 seconds' worth of ticks before the 32-bit counter
+/// wraps; emu adds a seeded offset below one second, so that the phase of every
+/// jiffy-sampled decision (the global-ASID sampling of `consider_global_asid`, the
+/// cpumask trim of `should_trim_cpumask`) differs between seeds as it differs between
+/// real boots.
+pub fn boot_jiffies(hz: u32, seed: u64) -> u64 {
+    let initial = u64::from((300u32.wrapping_mul(hz)).wrapping_neg());
+    initial + crate::rng::SimRng::new(seed ^ 0x6a69_6666_6965_7321).next_u64() % u64::from(hz)
+}
+
 impl Machine {
-    /// The CPU's `jiffies` (ticks of the profile's HZ since boot) at its local time.
+    /// The CPU's `jiffies` at its local time: ticks of the profile's HZ since boot,
+    /// counted from [`boot_jiffies`].
     pub(crate) fn jiffies(&self, c: usize) -> u64 {
-        self.ns_of(self.now(c)) * u64::from(self.profile.kernel.hz) / 1_000_000_000
+        self.jiffies0 + self.ns_of(self.now(c)) * u64::from(self.profile.kernel.hz) / 1_000_000_000
     }
 
     /// choose_new_asid: the global ASID, an ASID slot already holding `mm` (flushed if
@@ -717,6 +729,23 @@ impl Machine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jiffies_start_five_minutes_before_the_wrap_at_a_seeded_phase() {
+        for hz in [100, 250, 1000] {
+            let initial = (1u64 << 32) - 300 * u64::from(hz);
+            let phases: std::collections::BTreeSet<u64> = (0..64)
+                .map(|seed| {
+                    let j = boot_jiffies(hz, seed);
+                    assert!((initial..initial + u64::from(hz)).contains(&j), "{j}");
+                    assert_eq!(j, boot_jiffies(hz, seed));
+                    j & 0x1f
+                })
+                .collect();
+            // The sampling phase of consider_global_asid varies with the seed.
+            assert!(phases.len() > 16, "{phases:?}");
+        }
+    }
 
     fn request(mm: u32, gen: u64, end: u64) -> FlushInfo {
         FlushInfo {

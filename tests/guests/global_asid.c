@@ -3,7 +3,8 @@
  * mm_cpumask (seed 000, Rik van Riel). Under --flush ipi the same program ends with
  * CPU 4's bit cleared. consider_global_asid only looks when (tid & 31) == (jiffies & 31),
  * so the threads (tids 1-5) must keep flushing for a few jiffies: 8000 iterations last
- * about 20 ms of simulated time. Usage: global_asid ITERATIONS */
+ * about 30 ms of simulated time, so the seed decides (jiffies start at a seeded phase).
+ * Usage: global_asid ITERATIONS */
 #define _GNU_SOURCE
 #include "guest.h"
 #include <pthread.h>
