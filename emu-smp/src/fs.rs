@@ -374,6 +374,8 @@ impl Files {
             | "/sys/devices/system/cpu/online"
             | "/sys/devices/system/cpu/possible"
             | "/proc/cpuinfo"
+            | "/proc/mounts"
+            | "/proc/self/mounts"
             | "/proc/self/cmdline" => {
                 return Ok(Resolved::Synthetic(path.to_string()));
             }

@@ -22,6 +22,7 @@ mod process;
 mod procfs;
 pub mod profile;
 pub mod records;
+mod rlimit;
 mod rng;
 mod sched;
 mod signal;

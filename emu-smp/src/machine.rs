@@ -268,6 +268,10 @@ pub struct Kernel {
     pub(crate) zero_fp: u64,
     pub(crate) copy_bpc: f64,
     pub(crate) warned: BTreeSet<u64>,
+    /// Resource limits of the processes that changed theirs or inherited changed ones.
+    pub(crate) rlimits: BTreeMap<u32, crate::rlimit::Limits>,
+    /// The limits every other process has (the first process's at boot).
+    pub(crate) boot_rlimits: crate::rlimit::Limits,
     pub(crate) futex_seq: u64,
     pub(crate) locks: crate::lock::Locks,
     pub(crate) kdata: crate::kdata::KernelData,
@@ -463,6 +467,8 @@ impl Machine {
             zero_fp: fp(k.page_zero_cycles),
             copy_bpc: k.copy_bytes_per_cycle,
             warned: BTreeSet::new(),
+            rlimits: BTreeMap::new(),
+            boot_rlimits: crate::rlimit::boot_limits(cfg.memory_mib as u64),
             futex_seq: 0,
             locks: Default::default(),
             kdata,

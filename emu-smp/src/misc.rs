@@ -388,3 +388,78 @@ impl Machine {
         self.cpu_mm(k).and_then(|m| self.k.mms.get(&m)).is_some_and(f)
     }
 }
+
+/// posix_fadvise's advice values (POSIX_FADV_NORMAL to POSIX_FADV_NOREUSE).
+const FADV_MAX: u64 = 5;
+/// MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT.
+const MCL_CURRENT: u64 = 1;
+const MCL_FUTURE: u64 = 2;
+const MCL_ONFAULT: u64 = 4;
+/// MLOCK_ONFAULT.
+const MLOCK_ONFAULT: u64 = 1;
+
+impl Machine {
+    /// fadvise64 (mm/fadvise.c `generic_fadvise`): advice about a file's page cache,
+    /// which emu keeps whole, so only its validation shows: a bad descriptor, a pipe
+    /// (ESPIPE), a negative length or unknown advice (EINVAL).
+    pub(crate) fn sys_fadvise64(&mut self, tid: u32, fd: i32, len: i64, advice: u64) -> i64 {
+        let Some(id) = self.fd(tid, fd) else { return -EBADF };
+        match self.k.files.descs.get(&id).map(|d| &d.obj) {
+            Some(Object::PipeRead(_) | Object::PipeWrite(_)) => return -ESPIPE,
+            None => return -EBADF,
+            _ => {}
+        }
+        if len < 0 || advice > FADV_MAX {
+            return -EINVAL;
+        }
+        0
+    }
+
+    /// mlock, mlock2, munlock (mm/mlock.c): emu never swaps, so locking changes nothing
+    /// but must be refused where Linux refuses it: flags other than MLOCK_ONFAULT, a
+    /// range that is not wholly mapped (ENOMEM), more than RLIMIT_MEMLOCK for a caller
+    /// without CAP_IPC_LOCK (root here has it).
+    pub(crate) fn sys_mlock(&mut self, tid: u32, start: u64, len: u64, flags: Option<u64>) -> i64 {
+        if flags.is_some_and(|f| f & !MLOCK_ONFAULT != 0) {
+            return -EINVAL;
+        }
+        // do_mlock: the length is page-aligned with the start's offset (wrapping as
+        // PAGE_ALIGN does); an empty range is done, a wrapping one invalid.
+        let len = len.wrapping_add(start & (PAGE - 1)).wrapping_add(PAGE - 1) & !(PAGE - 1);
+        let start = start & !(PAGE - 1);
+        if flags.is_some() && self.k.uid != 0 {
+            let limit = self.rlimit(tid, crate::rlimit::RLIMIT_MEMLOCK);
+            if limit == 0 {
+                return -EPERM;
+            }
+            if len > limit {
+                return -ENOMEM;
+            }
+        }
+        if len == 0 {
+            return 0;
+        }
+        let Some(end) = start.checked_add(len) else { return -EINVAL };
+        let Some(mm) = self.k.mms.get(&self.mm_of(tid)) else { return -ENOMEM };
+        let mut a = start;
+        while a < end {
+            match mm.find(a) {
+                Some(v) => a = v.end,
+                None => return -ENOMEM,
+            }
+        }
+        0
+    }
+
+    /// mlockall (mm/mlock.c): MCL_CURRENT and/or MCL_FUTURE, with MCL_ONFAULT only
+    /// beside one of them.
+    pub(crate) fn sys_mlockall(&mut self, flags: u64) -> i64 {
+        if flags == 0
+            || flags & !(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0
+            || flags == MCL_ONFAULT
+        {
+            return -EINVAL;
+        }
+        0
+    }
+}

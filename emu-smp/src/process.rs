@@ -133,6 +133,9 @@ impl Machine {
         };
         let at = self.now(c);
         self.k.tasks.insert(new, child);
+        if flags & cl::THREAD == 0 {
+            self.inherit_rlimits(tid, new);
+        }
         if flags & cl::PARENT_SETTID != 0
             && self.write_user(c, tid, ptid, &new.to_le_bytes()).is_err()
         {

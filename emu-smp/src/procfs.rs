@@ -56,6 +56,12 @@ impl Machine {
             }
             "/proc/self/status" => self.proc_status(tid).into_bytes(),
             "/proc/self/maps" => self.proc_maps(tid).into_bytes(),
+            // The machine's file systems: a read-only root (the sandbox writes nothing)
+            // and proc.
+            "/proc/mounts" | "/proc/self/mounts" => {
+                b"/dev/root / ext4 ro,relatime 0 0\nproc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n"
+                    .to_vec()
+            }
             "/proc/self/cmdline" => {
                 let mut v = Vec::new();
                 for a in &self.k.argv {

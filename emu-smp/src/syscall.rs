@@ -75,6 +75,13 @@ pub mod nr {
     pub const UMASK: u64 = 95;
     pub const GETTIMEOFDAY: u64 = 96;
     pub const GETRLIMIT: u64 = 97;
+    pub const SETRLIMIT: u64 = 160;
+    pub const MLOCK: u64 = 149;
+    pub const MUNLOCK: u64 = 150;
+    pub const MLOCKALL: u64 = 151;
+    pub const MUNLOCKALL: u64 = 152;
+    pub const FADVISE64: u64 = 221;
+    pub const MLOCK2: u64 = 325;
     pub const GETRUSAGE: u64 = 98;
     pub const SYSINFO: u64 = 99;
     pub const TIMES: u64 = 100;
@@ -296,12 +303,15 @@ impl Machine {
             }
             GET_ROBUST_LIST => self.sys_get_robust_list(c, tid, a),
             RSEQ => self.sys_rseq(c, tid, a[0], a[1] as u32, a[2], a[3] as u32),
-            // RLIM_NLIMITS is 16; another process must exist.
-            PRLIMIT64 if a[1] as u32 >= 16 => -EINVAL,
-            GETRLIMIT if a[0] as u32 >= 16 => -EINVAL,
-            PRLIMIT64 if a[0] as i32 != 0 && self.task_by_pid(a[0] as i32).is_none() => -ESRCH,
-            PRLIMIT64 => self.sys_prlimit(c, tid, a[1] as u32, a[2], a[3]),
-            GETRLIMIT => self.sys_prlimit(c, tid, a[0] as u32, 0, a[1]),
+            PRLIMIT64 => self.sys_prlimit(c, tid, a[0] as i32, a[1] as u32, a[2], a[3]),
+            GETRLIMIT => self.sys_prlimit(c, tid, 0, a[0] as u32, 0, a[1]),
+            SETRLIMIT => self.sys_prlimit(c, tid, 0, a[0] as u32, a[1], 0),
+            FADVISE64 => self.sys_fadvise64(tid, a[0] as i32, a[2] as i64, a[3] as u32 as u64),
+            MLOCK => self.sys_mlock(tid, a[0], a[1], Some(0)),
+            MLOCK2 => self.sys_mlock(tid, a[0], a[1], Some(a[2] as u32 as u64)),
+            MUNLOCK => self.sys_mlock(tid, a[0], a[1], None),
+            MLOCKALL => self.sys_mlockall(a[0] as u32 as u64),
+            MUNLOCKALL => 0,
             GETRANDOM => self.sys_getrandom(c, tid, a[0], a[1], a[2]),
             CLOCK_GETTIME => self.sys_clock_gettime(c, tid, a[0], a[1]),
             CLOCK_GETRES if !valid_clock(a[0] as i32) => -EINVAL,
@@ -997,7 +1007,7 @@ impl Machine {
         b.len() as i64
     }
 
-    fn mm_of(&self, tid: u32) -> u32 {
+    pub(crate) fn mm_of(&self, tid: u32) -> u32 {
         self.k.tasks.get(&tid).map_or(0, |t| t.mm)
     }
 
@@ -1563,25 +1573,6 @@ impl Machine {
             .values()
             .filter(|o| o.mm == t.mm && o.tid < tid && o.state != State::Zombie)
             .count() as u32
-    }
-
-    fn sys_prlimit(&mut self, c: usize, tid: u32, res: u32, new: u64, old: u64) -> i64 {
-        let _ = new;
-        if old != 0 {
-            // RLIMIT_STACK 8 MiB soft, unlimited hard; RLIMIT_NOFILE 1024/4096; others unlimited.
-            let (cur, max) = match res {
-                3 => (crate::mm::STACK_LIMIT, u64::MAX),
-                7 => (1024, 4096),
-                _ => (u64::MAX, u64::MAX),
-            };
-            let mut b = [0u8; 16];
-            b[..8].copy_from_slice(&cur.to_le_bytes());
-            b[8..].copy_from_slice(&max.to_le_bytes());
-            if self.write_user(c, tid, old, &b).is_err() {
-                return -EFAULT;
-            }
-        }
-        0
     }
 
     /// getrandom(2) (drivers/char/random.c): the seeded generator's bytes, written a
