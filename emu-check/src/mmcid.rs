@@ -1575,7 +1575,8 @@ mod tests {
     use crate::Outcome;
 
     fn run(cpus: usize, threads: usize, variant: Variant, weak: bool) -> crate::Report {
-        let cfg = Config { cpus, threads, variant, weak_memory: weak, ..Config::default() };
+        let exits = std::env::var("EX").ok().and_then(|x| x.parse().ok()).unwrap_or(0);
+        let cfg = Config { cpus, threads, variant, weak_memory: weak, exits, ..Config::default() };
         check(&cfg).expect("valid config")
     }
 
