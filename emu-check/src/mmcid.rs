@@ -595,11 +595,7 @@ impl Model {
         }
         match s.prog.pc {
             P_FORK_SETMODE => out.push(Action::ForkSetMode),
-            P_FORK_ALLOC => {
-                if self.free_bit(s) {
-                    out.push(Action::ForkAlloc)
-                }
-            }
+            P_FORK_ALLOC if self.free_bit(s) => out.push(Action::ForkAlloc),
             P_FORK_WALK => match self.next_walk(s) {
                 Some(t) => {
                     let cpu = s.tasks[t as usize].cpu;
