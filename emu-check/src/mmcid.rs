@@ -1470,9 +1470,11 @@ impl Model {
             Action::Migrate { t, from, to } => format!("T{t} migrates from CPU{from} to CPU{to}"),
             Action::ForkStart => {
                 let switch = after.prog.pc != P_NONE && after.prog.pc != P_FORK_ALLOC;
+                let child = (0..MAX_THREADS)
+                    .find(|&t| before.tasks[t].st == T_UNBORN && !before.tasks[t].active)
+                    .unwrap_or(0);
                 format!(
-                    "T0 forks T{} (sched_mm_cid_fork, mutex held): users={}{}",
-                    after.prog.child.max(before.prog.child),
+                    "T0 forks T{child} (sched_mm_cid_fork, mutex held): users={}{}",
                     after.users,
                     if switch { ", switch to per-CPU mode" } else { "" }
                 )
