@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+mod check;
 mod sweep;
 
 /// Exit code of emu itself failing to run the guest (bad input, unsupported program).
@@ -54,6 +55,13 @@ enum Cmd {
         /// Shard directories.
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
+    },
+    /// Model-check a kernel mechanism exhaustively, up to a bound (exit status 0: all
+    /// invariants hold; 4: a violation, its shortest trace printed; 3: bound reached).
+    Check {
+        /// What to check.
+        #[command(subcommand)]
+        what: check::CheckCmd,
     },
     /// Compare two runs (`emu run --stats` files or sweep point files) side by side.
     Compare {
@@ -171,6 +179,7 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_INPUT)
             }
         },
+        Cmd::Check { what } => check::check(what),
         Cmd::Report { dir } => report_result(reports::report(&dir)),
         Cmd::Merge { out, dirs } => report_result(reports::merge(&out, &dirs)),
         Cmd::Compare { a, b } => match reports::compare(&a, &b) {

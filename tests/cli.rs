@@ -418,3 +418,35 @@ fn exhausting_guest_memory_is_reported() {
         show(&o)
     );
 }
+
+/// `emu check mm-cid`: the seed's live lock as first merged (exit 4, shortest trace), none
+/// with patch 1 (exit 0), the bound (exit 3), a bad variant (exit 1).
+#[test]
+fn check_mm_cid_verdicts_and_exit_codes() {
+    let check = |args: &[&str]| {
+        let o = emu().args(["check", "mm-cid"]).args(args).output().expect("run");
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        (o, out)
+    };
+    let (o, out) = check(&["--cpus", "4", "--threads", "5", "--variant", "afm"]);
+    assert_eq!(o.status.code(), Some(4), "{}", show(&o));
+    assert!(out.contains("VIOLATION of I4 live lock"), "{out}");
+    assert!(out.contains("shortest trace (4 steps)"), "{out}");
+    assert!(out.contains("spins in mm_get_cid holding rq2"), "{out}");
+    assert!(out.contains("bitmap={0,1,2,3}"), "{out}");
+
+    let (o, out) = check(&["--cpus", "3", "--threads", "4", "--variant", "afm+p1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(out.contains("all invariants hold"), "{out}");
+
+    let (o, _) = check(&["--variant", "afm+p1", "--weak-memory", "--quiet"]);
+    assert_eq!(o.status.code(), Some(4), "{}", show(&o));
+
+    let (o, out) = check(&["--variant", "fixed", "--max-states", "100"]);
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
+    assert!(out.contains("bound reached"), "{out}");
+
+    let (o, _) = check(&["--variant", "p5"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown --variant"), "{}", show(&o));
+}
