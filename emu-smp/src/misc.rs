@@ -1,5 +1,6 @@
-//! statx (fs/stat.c), mincore (mm/mincore.c), get_robust_list (kernel/futex) and
-//! membarrier (kernel/sched/membarrier.c).
+//! statx (fs/stat.c), mincore (mm/mincore.c), get_robust_list (kernel/futex),
+//! membarrier (kernel/sched/membarrier.c), the mlock family (mm/mlock.c) and fadvise64
+//! (mm/fadvise.c).
 //!
 //! statx reports what fstat and stat report (the file layer's [`crate::fs::Stat`]): the
 //! basic fields and a mount id (0); emu keeps one timestamp per file, reported as
