@@ -30,7 +30,7 @@ use crate::profile::Profile;
 use crate::rng::SimRng;
 use crate::stats::{CoreStats, KernelStats, RunStats, Violation};
 pub use crate::strategy::Strategy;
-use crate::task::{SigAction, State, Task, Wait};
+use crate::task::{SigAction, SigInfo, State, Task, Wait};
 use crate::tlbflush::{CpuTlbState, Reason, FLUSH_ALL};
 use crate::trace::Trace;
 use emu_core::{Access, CodeCache, Cpu, Exit, PageFault};
@@ -294,15 +294,20 @@ pub mod sig {
     #![allow(missing_docs)]
     pub const SIGILL: u32 = 4;
     pub const SIGTRAP: u32 = 5;
+    pub const SIGBUS: u32 = 7;
     pub const SIGFPE: u32 = 8;
     pub const SIGKILL: u32 = 9;
     pub const SIGSEGV: u32 = 11;
     pub const SIGPIPE: u32 = 13;
+    pub const SIGALRM: u32 = 14;
     pub const SIGCHLD: u32 = 17;
     pub const SIGCONT: u32 = 18;
     pub const SIGSTOP: u32 = 19;
     pub const SIGURG: u32 = 23;
+    pub const SIGVTALRM: u32 = 26;
+    pub const SIGPROF: u32 = 27;
     pub const SIGWINCH: u32 = 28;
+    pub const SIGSYS: u32 = 31;
 }
 
 /// A machine running one guest program: hardware, kernel and probes, and the event loop
@@ -407,6 +412,9 @@ impl Machine {
             saved_sigmask: None,
             sigmask: 0,
             pending: 0,
+            sigq: Vec::new(),
+            syscall_nr: None,
+            trap: Default::default(),
             exit_status: 0,
             exit_signal: sig::SIGCHLD,
             rseq: None,
@@ -677,9 +685,7 @@ impl Machine {
     /// The timer of blocked task `tid` (ns), if it is still armed.
     fn armed_timer(&self, tid: u32) -> Option<u64> {
         match self.k.tasks.get(&tid).map(|t| &t.state) {
-            Some(State::Blocked(Wait::Sleep { until_ns, .. })) => Some(*until_ns),
-            Some(State::Blocked(Wait::Futex { until_ns: Some(u), .. })) => Some(*u),
-            Some(State::Blocked(Wait::Poll { until_ns: Some(u), .. })) => Some(*u),
+            Some(State::Blocked(w)) => w.until_ns(),
             _ => None,
         }
     }
@@ -834,6 +840,9 @@ impl Machine {
                 && self.outcome.is_none()
                 && self.k.tasks.get(&tid).is_some_and(|t| t.exit.is_none());
         }
+        if t.syscall_nr.is_some() || t.saved_sigmask.is_some() {
+            self.no_signal_return(tid);
+        }
         true
     }
 
@@ -875,16 +884,23 @@ impl Machine {
         self.flush_tlb_mm_range(c, mmid, 0, FLUSH_ALL, 12, freed_tables, reason);
     }
 
-    /// Delivers a fatal signal caused by the task itself: a handler runs if installed,
-    /// otherwise the whole process dies.
-    pub(crate) fn force_signal(&mut self, c: usize, tid: u32, s: u32, report: Option<String>) {
-        let handler = self
-            .k
-            .tasks
-            .get(&tid)
-            .and_then(|t| self.k.sighands.get(&t.sighand))
-            .map_or(0, |h| h[s as usize].handler);
-        if handler > 1 && self.deliver_signal(c, tid, s) {
+    /// force_sig_fault (kernel/signal.c `force_sig_info_to_task`): a signal the task
+    /// caused. Blocked or ignored, it is unblocked and its action reset to the default,
+    /// so it kills; with a handler it is queued and delivered on the way out (first,
+    /// as next_signal takes synchronous signals first).
+    pub(crate) fn force_signal(
+        &mut self,
+        c: usize,
+        tid: u32,
+        info: SigInfo,
+        report: Option<String>,
+    ) {
+        let s = info.signo;
+        let Some(t) = self.k.tasks.get(&tid) else { return };
+        let (blocked, sh) = (t.sigmask & (1 << (s - 1)) != 0, t.sighand);
+        let handler = self.k.sighands.get(&sh).map_or(0, |h| h[s as usize].handler);
+        if handler > 1 && !blocked {
+            self.queue_signal(tid, info);
             return;
         }
         self.kill_process(c, tid, s, report);
@@ -964,7 +980,7 @@ impl Machine {
         let r = mm.fault(&mut self.hw.mem.phys, pf.addr, pf.access == Access::Write, false);
         self.hw.mem.select(c);
         match r {
-            Ok(Fault::Segv) | Err(_) => Err(()),
+            Ok(Fault::Segv | Fault::Sigbus) | Err(_) => Err(()),
             Ok(Fault::Spurious) => {
                 let cost = self.hw.mem.invlpg(c, pf.addr);
                 self.charge(c, cost);

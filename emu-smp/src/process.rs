@@ -8,6 +8,7 @@ use crate::mm::Gather;
 use crate::path::{ExitStep, KPath, Next};
 use crate::syscall::{le64, Sys, EPOCH_S};
 use crate::task::{ExitCause, State, Task, Wait};
+use crate::task::{SigFields, SigInfo};
 use crate::tlbflush::{Reason, FLUSH_ALL};
 
 /// clone(2) flags.
@@ -116,6 +117,9 @@ impl Machine {
             saved_sigmask: None,
             sigmask: parent.sigmask,
             pending: 0,
+            sigq: Vec::new(),
+            syscall_nr: None,
+            trap: parent.trap,
             exit_status: 0,
             exit_signal,
             rseq: None,
@@ -379,7 +383,8 @@ impl Machine {
         // do_notify_parent: the exit signal (SIGCHLD after fork) goes to the parent,
         // after a waiting wait4 has been completed (it returns the child, not EINTR).
         if exit_signal != 0 && self.k.tasks.contains_key(&ppid) {
-            self.signal_thread(c, ppid, exit_signal);
+            let info = chld_info(exit_signal, tgid, self.k.uid, cause);
+            self.send_signal(c, ppid, info);
         }
     }
 
@@ -712,37 +717,116 @@ impl Machine {
         }
     }
 
-    /// Sends signal `s` to thread `target` (from core `c`).
+    /// Sends signal `s` to thread `target` (from core `c`) with the siginfo of a
+    /// signal the kernel sends (SIGPIPE: SI_USER from the current process).
     pub(crate) fn signal_thread(&mut self, c: usize, target: u32, s: u32) {
+        let me = self.k.cpus[c].current.and_then(|t| self.k.tasks.get(&t)).map_or(0, |t| t.tgid);
+        let info = SigInfo {
+            signo: s,
+            code: crate::signal::si::SI_USER,
+            fields: SigFields::Kill { pid: me, uid: self.k.uid },
+        };
+        self.send_signal(c, target, info);
+    }
+
+    /// Sends a signal to thread `target` from core `c` (kernel/signal.c
+    /// `send_signal_locked` and `complete_signal`): dropped when ignored and not
+    /// blocked (`sig_ignored`); queued otherwise. A sleeping target that does not block
+    /// it is woken to take it, or the group is killed now if its action is fatal; a
+    /// target running user code on another CPU is kicked (`kick_process`).
+    pub(crate) fn send_signal(&mut self, c: usize, target: u32, info: SigInfo) {
+        let s = info.signo;
         // Not a signal (a clone exit signal can be anything up to 255; do_notify_parent
         // then sends nothing).
         if s == 0 || s > 64 {
             return;
         }
         let Some(t) = self.k.tasks.get(&target) else { return };
+        let bit = 1u64 << (s - 1);
+        let real_blocked = match t.state {
+            State::Blocked(Wait::SigWait { real_blocked, .. }) => real_blocked,
+            _ => t.sigmask,
+        };
+        let blocked = t.sigmask & bit != 0;
         let act = self.k.sighands.get(&t.sighand).map(|h| h[s as usize]).unwrap_or_default();
-        let default_ignored =
-            matches!(s, sig::SIGCHLD | sig::SIGURG | sig::SIGWINCH | sig::SIGCONT);
-        if act.handler == 1 || (act.handler == 0 && default_ignored) {
+        let ignored = act.handler == 1 || (act.handler == 0 && crate::signal::default_ignored(s));
+        if ignored && (t.sigmask | real_blocked) & bit == 0 {
             return;
         }
-        if let Some(t) = self.k.tasks.get_mut(&target) {
-            t.pending |= 1 << (s - 1);
+        if !self.queue_signal(target, info) {
+            return;
         }
         match self.k.tasks.get(&target).map(|t| t.state.clone()) {
-            Some(State::Running(k)) if k == c => self.deliver_pending(c, target),
-            Some(State::Blocked(_)) => {
-                let blocked =
-                    self.k.tasks.get(&target).map_or(0, |t| t.sigmask) & (1 << (s - 1)) != 0;
-                if !blocked && act.handler == 0 {
+            Some(State::Running(k)) if k != c && self.k.cpus[k].kstate == KState::User => {
+                self.send_reschedule(c, k);
+            }
+            Some(State::Blocked(w)) if !blocked => {
+                if act.handler == 0 && !ignored && real_blocked & bit == 0 {
                     // Fatal default action: the process dies now.
                     self.kill_process(c, target, s, None);
-                } else if !blocked {
+                } else if w.signal_interruptible() {
                     let at = self.now(c);
-                    self.wake(target, -EINTR, at);
+                    self.interrupt(target, at);
                 }
             }
             _ => {}
         }
     }
+
+    /// A signal ends the interruptible sleep of `tid`: the call returns what Linux's
+    /// returns when a signal is pending, which the delivery turns into EINTR or a
+    /// restart (see [`crate::signal::restart_action`]).
+    pub(crate) fn interrupt(&mut self, tid: u32, at: u64) {
+        use crate::signal::restart::*;
+        let now_ns = self.ns_of(at);
+        let Some(t) = self.k.tasks.get_mut(&tid) else { return };
+        let State::Blocked(w) = t.state.clone() else { return };
+        let ret = match w {
+            // pipe_read, pipe_write, eventfd and unix sockets: -ERESTARTSYS. The call
+            // was to run again when woken; it now returns instead.
+            Wait::Io => {
+                t.cpu.rip += 2;
+                t.cpu.gpr[0] = (-ERESTARTSYS) as u64;
+                -ERESTARTSYS
+            }
+            // do_nanosleep: an absolute sleep is -ERESTARTNOHAND; a relative one
+            // writes the time left and is -ERESTART_RESTARTBLOCK.
+            Wait::Sleep { abs: true, .. } => -ERESTARTNOHAND,
+            Wait::Sleep { until_ns, rem, .. } => {
+                if rem != 0 {
+                    let left = until_ns.saturating_sub(now_ns);
+                    let mut b = [0u8; 16];
+                    b[..8].copy_from_slice(&(left / 1_000_000_000).to_le_bytes());
+                    b[8..].copy_from_slice(&(left % 1_000_000_000).to_le_bytes());
+                    let mm = t.mm;
+                    self.poke_mm(mm, rem, &b);
+                }
+                -ERESTART_RESTARTBLOCK
+            }
+            // futex_wait: -ERESTARTSYS without a timeout, a restart block with one.
+            Wait::Futex { until_ns: None, .. } => -ERESTARTSYS,
+            Wait::Futex { .. } => -ERESTART_RESTARTBLOCK,
+            // do_wait: -ERESTARTSYS.
+            Wait::Child { .. } => -ERESTARTSYS,
+            // sigsuspend: -ERESTARTNOHAND.
+            Wait::Signal => -ERESTARTNOHAND,
+            // Their kernel paths look again and decide.
+            Wait::Poll { .. } | Wait::SigWait { .. } => -EINTR,
+            Wait::Lock(_) | Wait::Vfork(_) => return,
+        };
+        self.wake(tid, ret, at);
+    }
+}
+
+/// The siginfo of a child's exit (kernel/signal.c `do_notify_parent`): CLD_EXITED with
+/// the exit code, or CLD_KILLED with the signal (emu never dumps core, as Linux with a
+/// core size limit of 0, so never CLD_DUMPED).
+pub(crate) fn chld_info(signo: u32, pid: u32, uid: u32, cause: ExitCause) -> SigInfo {
+    use crate::signal::si::*;
+    let (code, status) = if cause.signaled {
+        (CLD_KILLED, cause.status & 0x7f)
+    } else {
+        (CLD_EXITED, (cause.status >> 8) & 0xff)
+    };
+    SigInfo { signo, code, fields: SigFields::Chld { pid, uid, status } }
 }

@@ -6,7 +6,8 @@ use crate::machine::{sig, Machine};
 use crate::mm::{page_up, Backing, Gather, Vma, VmaKind, PAGE, PROT_EXEC, PROT_READ, PROT_WRITE};
 use crate::mmpath::{MmCall, MmOp};
 use crate::path::Next;
-use crate::task::{SigAction, State, Wait};
+use crate::signal::si;
+use crate::task::{SigAction, SigFields, SigInfo, State, Wait};
 use crate::tlbflush::Reason;
 
 /// What a system call did.
@@ -125,6 +126,26 @@ pub mod nr {
     pub const CLONE3: u64 = 435;
     pub const FACCESSAT2: u64 = 439;
     pub const TKILL: u64 = 200;
+    pub const RT_SIGPENDING: u64 = 127;
+    pub const RT_SIGTIMEDWAIT: u64 = 128;
+    pub const RT_SIGQUEUEINFO: u64 = 129;
+    pub const RT_SIGSUSPEND: u64 = 130;
+    pub const RESTART_SYSCALL: u64 = 219;
+    pub const TIMER_CREATE: u64 = 222;
+    pub const TIMER_SETTIME: u64 = 223;
+    pub const TIMER_GETTIME: u64 = 224;
+    pub const TIMER_GETOVERRUN: u64 = 225;
+    pub const TIMER_DELETE: u64 = 226;
+    pub const WAITID: u64 = 247;
+}
+
+/// The argument holding the sigset size of rt_sigsuspend, rt_sigpending and
+/// rt_sigtimedwait.
+fn n_sigsetsize(n: u64) -> usize {
+    match n {
+        nr::RT_SIGTIMEDWAIT => 3,
+        _ => 1,
+    }
 }
 
 /// Linux's CLOCK_REALTIME at simulated time zero: 2026-01-01T00:00:00Z.
@@ -150,6 +171,9 @@ impl Machine {
         let a = [g[7], g[6], g[2], g[10], g[8], g[9]];
         self.probes.kstats.syscalls += 1;
         *self.probes.kstats.syscall_counts.entry(nr).or_insert(0) += 1;
+        if let Some(t) = self.k.tasks.get_mut(&tid) {
+            t.syscall_nr = Some(nr);
+        }
         let r = self.dispatch(c, tid, nr, a);
         match r {
             Sys::Ret(v) => {
@@ -277,6 +301,15 @@ impl Machine {
             RT_SIGACTION => self.sys_rt_sigaction(c, tid, a[0] as i32 as usize, a[1], a[2]),
             RT_SIGPROCMASK => self.sys_rt_sigprocmask(c, tid, a[0] as i32 as u64, a[1], a[2]),
             RT_SIGRETURN => return self.sys_rt_sigreturn(c, tid),
+            RT_SIGSUSPEND | RT_SIGTIMEDWAIT if a[n_sigsetsize(n)] != 8 => -EINVAL,
+            RT_SIGSUSPEND => return self.sys_rt_sigsuspend(c, tid, a[0]),
+            // do_sigpending copies up to sigsetsize bytes: a smaller size is fine.
+            RT_SIGPENDING if a[1] > 8 => -EINVAL,
+            RT_SIGPENDING => self.sys_rt_sigpending(c, tid, a[0], a[1]),
+            RT_SIGTIMEDWAIT => return self.sys_rt_sigtimedwait(c, tid, a[0], a[1], a[2]),
+            // The restart block of an interrupted nanosleep, poll or futex wait is not
+            // kept: do_no_restart_syscall's EINTR.
+            RESTART_SYSCALL => -EINTR,
             SIGALTSTACK => self.sys_sigaltstack(c, tid, a[0], a[1]),
             ARCH_PRCTL => self.sys_arch_prctl(c, tid, a[0], a[1]),
             PRCTL => self.sys_prctl(c, tid, a[0], a[1]),
@@ -1365,11 +1398,11 @@ impl Machine {
         0
     }
 
+    /// rt_sigprocmask(2) (kernel/signal.c): the new set is read and applied (a bad `how`
+    /// is EINVAL only with a set), then the old mask written. Signals it unblocks are
+    /// delivered on the way out, after the call's 0 is in RAX.
     fn sys_rt_sigprocmask(&mut self, c: usize, tid: u32, how: u64, set: u64, old: u64) -> i64 {
         let cur = self.k.tasks.get(&tid).map_or(0, |t| t.sigmask);
-        if old != 0 && self.write_user(c, tid, old, &cur.to_le_bytes()).is_err() {
-            return -EFAULT;
-        }
         if set != 0 {
             let mut b = [0u8; 8];
             if self.read_user(c, tid, set, &mut b).is_err() {
@@ -1386,7 +1419,9 @@ impl Machine {
             if let Some(t) = self.k.tasks.get_mut(&tid) {
                 t.sigmask = new;
             }
-            self.deliver_pending(c, tid);
+        }
+        if old != 0 && self.write_user(c, tid, old, &cur.to_le_bytes()).is_err() {
+            return -EFAULT;
         }
         0
     }
@@ -1662,7 +1697,8 @@ impl Machine {
         if until <= now {
             return Sys::Ret(0);
         }
-        Sys::Block(Wait::Sleep { until_ns: until, rem })
+        let abs = flags & 1 != 0;
+        Sys::Block(Wait::Sleep { until_ns: until, rem: if abs { 0 } else { rem }, abs })
     }
 
     fn sys_uname(&mut self, c: usize, tid: u32, out: u64) -> i64 {
@@ -1776,12 +1812,14 @@ impl Machine {
         // The caller's own process last, so that a fatal signal to itself comes after
         // the others are signalled.
         let me = self.k.tasks.get(&tid).map_or(0, |t| t.tgid);
+        let code = if thread.is_some() { si::SI_TKILL } else { si::SI_USER };
+        let info = SigInfo { signo: s, code, fields: SigFields::Kill { pid: me, uid: self.k.uid } };
         for &t in targets.iter().filter(|&&t| t != me) {
-            self.signal_thread(c, t, s);
+            self.send_signal(c, t, info);
         }
         if targets.contains(&me) {
             let target = if thread.is_some() { targets[0] } else { tid };
-            self.signal_thread(c, target, s);
+            self.send_signal(c, target, info);
         }
         Sys::Done
     }
