@@ -87,7 +87,6 @@ pub(crate) mod si {
     pub const SI_USER: i32 = 0;
     pub const SI_KERNEL: i32 = 0x80;
     pub const SI_TIMER: i32 = -2;
-    pub const SI_TKILL: i32 = -6;
     pub const ILL_ILLOPN: i32 = 2;
     pub const FPE_INTDIV: i32 = 1;
     pub const FPE_FLTINV: i32 = 7;

@@ -1812,7 +1812,9 @@ impl Machine {
         // The caller's own process last, so that a fatal signal to itself comes after
         // the others are signalled.
         let me = self.k.tasks.get(&tid).map_or(0, |t| t.tgid);
-        let code = if thread.is_some() { si::SI_TKILL } else { si::SI_USER };
+        // tgkill and tkill are SI_USER too since Linux 6.9 (6.18 reports SI_USER where
+        // older kernels said SI_TKILL).
+        let code = si::SI_USER;
         let info = SigInfo { signo: s, code, fields: SigFields::Kill { pid: me, uid: self.k.uid } };
         for &t in targets.iter().filter(|&&t| t != me) {
             self.send_signal(c, t, info);
