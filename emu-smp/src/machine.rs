@@ -253,6 +253,9 @@ pub struct Kernel {
     pub(crate) next_id: u32,
     pub(crate) next_ctx_id: u64,
     pub(crate) init_pid: u32,
+    /// How the first process ended, once it has: the run's outcome when the processes
+    /// it left behind are gone too.
+    pub(crate) init_exit: Option<Outcome>,
     pub(crate) exe_path: String,
     pub(crate) argv: Vec<Vec<u8>>,
     pub(crate) uid: u32,
@@ -447,6 +450,7 @@ impl Machine {
             next_id: pid + 1,
             next_ctx_id: 3,
             init_pid: pid,
+            init_exit: None,
             exe_path: cfg.exe_path.clone(),
             argv: cfg.argv.clone(),
             uid: cfg.uid,
@@ -503,10 +507,17 @@ impl Machine {
         Ok(m)
     }
 
-    /// Runs until the first process exits or the simulation stops: the event loop.
+    /// Runs until the first process and the processes it left behind have exited, or
+    /// the simulation stops: the event loop.
     pub fn run(&mut self) -> Outcome {
         while self.outcome.is_none() {
             if !self.step() {
+                if let Some(o) = self.k.init_exit.clone() {
+                    // Orphans asleep for good (on a pipe no one will write, a child that
+                    // never comes): the host would leave them behind; the run ends.
+                    self.outcome = Some(o);
+                    break;
+                }
                 let blocked: Vec<String> = self
                     .k
                     .tasks
@@ -909,8 +920,8 @@ impl Machine {
     /// Terminates the thread group of `tid` with signal `s`.
     pub(crate) fn kill_process(&mut self, c: usize, tid: u32, s: u32, report: Option<String>) {
         let Some(tgid) = self.k.tasks.get(&tid).map(|t| t.tgid) else { return };
-        if tgid == self.k.init_pid && self.outcome.is_none() {
-            self.outcome = Some(Outcome::Signaled { sig: s, report });
+        if tgid == self.k.init_pid && self.k.init_exit.is_none() {
+            self.k.init_exit = Some(Outcome::Signaled { sig: s, report });
         }
         self.exit_group(c, tid, s as i32, true);
     }

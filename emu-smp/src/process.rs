@@ -354,15 +354,23 @@ impl Machine {
         let Some(leader) = self.k.tasks.get_mut(&tgid) else { return };
         leader.exit_status = cause.status;
         let (ppid, exit_signal) = (leader.ppid, leader.exit_signal);
-        // Children are reparented to the initial process.
-        let init = self.k.init_pid;
-        for t in self.k.tasks.values_mut() {
-            if t.ppid == tgid {
-                t.ppid = init;
+        // forget_original_parent: the children go to the reaper, which is outside the
+        // guest (the host's init: emu's first process is not a namespace's init, whose
+        // death would kill them); it reaps at once those that are already zombies.
+        let orphans: Vec<u32> =
+            self.k.tasks.values().filter(|t| t.ppid == tgid).map(|t| t.tid).collect();
+        for o in orphans {
+            let Some(t) = self.k.tasks.get_mut(&o) else { continue };
+            t.ppid = 0;
+            let dead_group = t.tid == t.tgid
+                && t.state == State::Zombie
+                && !self.k.tasks.values().any(|x| x.tgid == o && x.tid != o);
+            if dead_group {
+                self.reap(o);
             }
         }
-        if tgid == self.k.init_pid && self.outcome.is_none() {
-            self.outcome = Some(if cause.signaled {
+        if tgid == self.k.init_pid && self.k.init_exit.is_none() {
+            self.k.init_exit = Some(if cause.signaled {
                 Outcome::Signaled { sig: cause.status as u32, report: None }
             } else {
                 Outcome::Exited((cause.status >> 8) & 0xff)
@@ -385,6 +393,18 @@ impl Machine {
         if exit_signal != 0 && self.k.tasks.contains_key(&ppid) {
             let info = chld_info(exit_signal, tgid, self.k.uid, cause);
             self.send_signal(c, ppid, info);
+        }
+        if ppid == 0 && tgid != self.k.init_pid {
+            // An orphan's exit: the reaper outside the guest reaps it.
+            self.reap(tgid);
+        }
+        // The run ends when the first process and every process it left behind are gone
+        // (their parents outside the guest would see them exit).
+        if self.k.init_exit.is_some()
+            && self.outcome.is_none()
+            && self.k.tasks.values().all(|t| t.state == State::Zombie)
+        {
+            self.outcome = self.k.init_exit.clone();
         }
     }
 
