@@ -36,6 +36,8 @@ pub enum KPath {
     Block(Wait),
     /// poll, select or epoll_wait looking again at its files after a wake-up.
     Poll(Box<crate::poll::PollOp>),
+    /// waitid after a wake-up: look at the children again.
+    Waitid(Box<crate::process::WaitidOp>),
     /// rt_sigtimedwait after its sleep: dequeue, or time out, or EINTR.
     SigWait(Box<crate::signal::SigWaitOp>),
 }
@@ -212,6 +214,7 @@ impl Machine {
             KPath::Block(w) => Next::Block(w),
             KPath::Poll(op) => self.poll_step(c, tid, *op),
             KPath::SigWait(op) => self.sigwait_step(c, tid, *op),
+            KPath::Waitid(op) => self.waitid_step(c, tid, *op),
         }
     }
 

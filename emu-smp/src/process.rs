@@ -408,7 +408,8 @@ impl Machine {
         }
     }
 
-    /// A child changed state: complete a matching wait4 of the parent.
+    /// A child changed state: complete a matching wait4 of the parent; waitid callers
+    /// are woken to look again.
     fn notify_parent(&mut self, ppid: u32, at: u64) {
         let waiters: Vec<(u32, i64, u64, u64)> = self
             .k
@@ -423,6 +424,11 @@ impl Machine {
             })
             .collect();
         for (w, pid, status, _) in waiters {
+            if matches!(self.k.tasks.get(&w).and_then(|t| t.kpath.as_ref()), Some(KPath::Waitid(_)))
+            {
+                self.wake(w, 0, at);
+                continue;
+            }
             if let Some((child, st)) = self.find_zombie(ppid, pid) {
                 let c = self.k.tasks.get(&w).map_or(0, |t| t.last_cpu);
                 self.reap(child);
@@ -463,7 +469,12 @@ impl Machine {
         pid: i64,
         status: u64,
         options: u64,
+        ru: u64,
     ) -> Sys {
+        // kernel_wait4: WNOHANG, WUNTRACED, WCONTINUED, __WNOTHREAD, __WCLONE, __WALL.
+        if options & !(1 | 2 | 8 | 0xe000_0000) != 0 {
+            return Sys::Ret(-EINVAL);
+        }
         let Some(me) = self.k.tasks.get(&tid).map(|t| t.tgid) else { return Sys::Ret(-ECHILD) };
         let has_child = self
             .k
@@ -478,12 +489,106 @@ impl Machine {
             if status != 0 && self.write_user(c, tid, status, &st.to_le_bytes()).is_err() {
                 return Sys::Ret(-EFAULT);
             }
+            // The rusage: emu keeps no per-process CPU times (all zero).
+            if ru != 0 && self.write_user(c, tid, ru, &[0u8; 144]).is_err() {
+                return Sys::Ret(-EFAULT);
+            }
             return Sys::Ret(i64::from(child));
         }
         if options & 1 != 0 {
             return Sys::Ret(0);
         }
         Sys::Block(Wait::Child { pid, status, options })
+    }
+
+    /// waitid(2) (kernel/exit.c `kernel_waitid`): options first (a known bit, and one of
+    /// WEXITED, WSTOPPED, WCONTINUED), then the id type: P_ALL, P_PID (a positive pid),
+    /// P_PGID (every guest process is in the first process's group), P_PIDFD (emu has
+    /// no pidfds: EBADF).
+    pub(crate) fn sys_waitid(&mut self, c: usize, tid: u32, a: [u64; 6]) -> Sys {
+        let (which, upid, options) = (a[0] as i32, a[1] as i32, a[3] as i32 as u32);
+        if options & !(WNOHANG | WSTOPPED | WEXITED | WCONTINUED | WNOWAIT | 0xe000_0000) != 0
+            || options & (WEXITED | WSTOPPED | WCONTINUED) == 0
+        {
+            return Sys::Ret(-EINVAL);
+        }
+        let pid = match which {
+            0 => -1,
+            1 if upid <= 0 => return Sys::Ret(-EINVAL),
+            1 => i64::from(upid),
+            2 if upid < 0 => return Sys::Ret(-EINVAL),
+            2 if upid == 0 || upid as u32 == self.k.init_pid => -1,
+            // No process is in another group.
+            2 => 0,
+            3 if upid < 0 => return Sys::Ret(-EINVAL),
+            // pidfd_get_pid: a descriptor that is not a pidfd is EBADF too.
+            3 => return Sys::Ret(-EBADF),
+            _ => return Sys::Ret(-EINVAL),
+        };
+        let op = WaitidOp { pid, infop: a[2], options, ru: a[4] };
+        self.waitid_look(c, tid, op)
+    }
+
+    /// A waitid after a wake-up looks again.
+    pub(crate) fn waitid_step(&mut self, c: usize, tid: u32, op: WaitidOp) -> Next {
+        match self.waitid_look(c, tid, op) {
+            Sys::Ret(r) => {
+                if let Some(t) = self.k.tasks.get_mut(&tid) {
+                    t.cpu.gpr[0] = r as u64;
+                }
+                self.user_or_gone(c, tid)
+            }
+            Sys::Block(w) => Next::Block(w),
+            _ => self.user_or_gone(c, tid),
+        }
+    }
+
+    /// do_wait for waitid: a zombie child (reaped unless WNOWAIT), nothing with WNOHANG
+    /// (the siginfo zeroed), -ERESTARTSYS with a signal pending, or a sleep.
+    fn waitid_look(&mut self, c: usize, tid: u32, op: WaitidOp) -> Sys {
+        let Some(me) = self.k.tasks.get(&tid).map(|t| t.tgid) else { return Sys::Ret(-ECHILD) };
+        let matches = |t: &Task| op.pid < 0 || i64::from(t.tid) == op.pid;
+        let has_child =
+            self.k.tasks.values().any(|t| t.ppid == me && t.tid == t.tgid && matches(t));
+        if !has_child {
+            return Sys::Ret(-ECHILD);
+        }
+        // Stops and continues are not modelled: only exits are reported.
+        let found = if op.options & WEXITED != 0 { self.find_zombie(me, op.pid) } else { None };
+        if let Some((child, st)) = found {
+            if op.options & WNOWAIT == 0 {
+                self.reap(child);
+            }
+            if op.ru != 0 && self.write_user(c, tid, op.ru, &[0u8; 144]).is_err() {
+                return Sys::Ret(-EFAULT);
+            }
+            if op.infop != 0 {
+                let cause = ExitCause { status: st, signaled: st & 0x7f != 0 };
+                let b = chld_info(sig::SIGCHLD, child, self.k.uid, cause).to_bytes();
+                if self.write_user(c, tid, op.infop, &b[..28]).is_err() {
+                    return Sys::Ret(-EFAULT);
+                }
+            }
+            return Sys::Ret(0);
+        }
+        if op.options & WNOHANG != 0 {
+            // si_signo, si_errno, si_code, si_pid, si_uid and si_status are cleared.
+            if op.infop != 0
+                && (self.write_user(c, tid, op.infop, &[0u8; 12]).is_err()
+                    || self.write_user(c, tid, op.infop + 16, &[0u8; 12]).is_err())
+            {
+                return Sys::Ret(-EFAULT);
+            }
+            return Sys::Ret(0);
+        }
+        if self.k.tasks.get(&tid).is_some_and(|t| t.pending & !t.sigmask != 0) {
+            return Sys::Ret(-crate::signal::restart::ERESTARTSYS);
+        }
+        let w = Wait::Child { pid: op.pid, status: 0, options: u64::from(op.options) };
+        if let Some(t) = self.k.tasks.get_mut(&tid) {
+            t.kpath = Some(KPath::Waitid(Box::new(op)));
+        }
+        Sys::Block(w)
     }
 
     /// The futex key of `uaddr` for `tid` (kernel/futex/core.c `get_futex_key`): an
@@ -836,6 +941,25 @@ impl Machine {
         };
         self.wake(tid, ret, at);
     }
+}
+
+const WNOHANG: u32 = 1;
+const WSTOPPED: u32 = 2;
+const WEXITED: u32 = 4;
+const WCONTINUED: u32 = 8;
+const WNOWAIT: u32 = 0x0100_0000;
+
+/// A waitid in progress.
+#[derive(Clone, Debug)]
+pub struct WaitidOp {
+    /// The child it waits for (-1: any, 0: none can match).
+    pid: i64,
+    /// Where the siginfo goes.
+    infop: u64,
+    /// Its options.
+    options: u32,
+    /// Where the rusage goes.
+    ru: u64,
 }
 
 /// The siginfo of a child's exit (kernel/signal.c `do_notify_parent`): CLD_EXITED with

@@ -458,7 +458,17 @@ impl Machine {
                 return self.sys_clone3(c, tid, a[0], a[1]);
             }
             FORK | VFORK => return self.mm_path(tid, MmCall::Fork(n, a)),
-            WAIT4 => return self.sys_wait4(c, tid, i64::from(a[0] as i32), a[1], a[2]),
+            WAIT4 => {
+                return self.sys_wait4(
+                    c,
+                    tid,
+                    i64::from(a[0] as i32),
+                    a[1],
+                    a[2] as u32 as u64,
+                    a[3],
+                )
+            }
+            WAITID => return self.sys_waitid(c, tid, a),
             EXECVE => {
                 self.warn_once(n, "execve is not supported; returning ENOSYS".into());
                 -ENOSYS
