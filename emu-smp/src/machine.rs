@@ -245,6 +245,11 @@ pub struct Kernel {
     /// Armed timers of blocked tasks: (expiry ns, tid). Entries of tasks woken
     /// otherwise stay until they reach the front and are found disarmed.
     pub(crate) timers: std::collections::BTreeSet<(u64, u32)>,
+    /// The processes' timers (alarm, setitimer, timer_create), by process.
+    pub(crate) ptimers: BTreeMap<u32, crate::itimer::ProcTimers>,
+    /// Armed process timers: (expiry ns, process, timer id). Entries of timers set again
+    /// or deleted stay until they reach the front and are found stale.
+    pub(crate) ptimer_q: BTreeSet<(u64, u32, i32)>,
     pub(crate) mms: BTreeMap<u32, Mm>,
     pub(crate) fdtables: BTreeMap<u32, FdTable>,
     pub(crate) files: Files,
@@ -442,6 +447,8 @@ impl Machine {
             strategy: cfg.strategy,
             tasks: BTreeMap::new(),
             timers: Default::default(),
+            ptimers: BTreeMap::new(),
+            ptimer_q: BTreeSet::new(),
             mms: BTreeMap::new(),
             fdtables: BTreeMap::new(),
             files,
@@ -704,16 +711,23 @@ impl Machine {
     /// Earliest time (fp) at which a blocked task's timer expires. Timers of tasks woken
     /// otherwise (or gone) are dropped from the queue here.
     pub(crate) fn next_timer(&mut self) -> Option<u64> {
+        let mut next = None;
         while let Some(&(until, tid)) = self.k.timers.first() {
             if self.armed_timer(tid) == Some(until) {
-                return Some(self.fp_of_ns(until));
+                next = Some(self.fp_of_ns(until));
+                break;
             }
             self.k.timers.pop_first();
         }
-        None
+        let p = self.next_ptimer().map(|e| self.fp_of_ns(e));
+        match (next, p) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Wakes every task whose timer expires at or before `at` (fp); returns how many.
+    /// Wakes every task whose timer expires at or before `at` (fp) and fires the process
+    /// timers due; returns how many.
     fn fire_timers(&mut self, at: u64) -> usize {
         let mut n = 0;
         // Compared in the clock's own units, exactly as next_timer computed them (a
@@ -733,7 +747,7 @@ impl Machine {
             self.wake(tid, ret, at);
             n += 1;
         }
-        n
+        n + self.fire_ptimers(at)
     }
 
     /// Makes a blocked task runnable with `ret` as its system call result, ready at `at`.

@@ -351,6 +351,7 @@ impl Machine {
         for m in threads {
             self.k.tasks.remove(&m);
         }
+        self.exit_itimers(tgid);
         let Some(leader) = self.k.tasks.get_mut(&tgid) else { return };
         leader.exit_status = cause.status;
         let (ppid, exit_signal) = (leader.ppid, leader.exit_signal);
@@ -860,13 +861,28 @@ impl Machine {
     /// it is woken to take it, or the group is killed now if its action is fatal; a
     /// target running user code on another CPU is kicked (`kick_process`).
     pub(crate) fn send_signal(&mut self, c: usize, target: u32, info: SigInfo) {
+        let at = self.now(c);
+        self.send_signal_at(c, target, info, at, true);
+    }
+
+    /// [`Machine::send_signal`] at time `at` on CPU `c`; a timer's signal (`kill_now`
+    /// false) wakes a sleeping target even for a fatal action, which it then takes on
+    /// its own CPU. True if the signal was queued.
+    pub(crate) fn send_signal_at(
+        &mut self,
+        c: usize,
+        target: u32,
+        info: SigInfo,
+        at: u64,
+        kill_now: bool,
+    ) -> bool {
         let s = info.signo;
         // Not a signal (a clone exit signal can be anything up to 255; do_notify_parent
         // then sends nothing).
         if s == 0 || s > 64 {
-            return;
+            return false;
         }
-        let Some(t) = self.k.tasks.get(&target) else { return };
+        let Some(t) = self.k.tasks.get(&target) else { return false };
         let bit = 1u64 << (s - 1);
         let real_blocked = match t.state {
             State::Blocked(Wait::SigWait { real_blocked, .. }) => real_blocked,
@@ -876,26 +892,26 @@ impl Machine {
         let act = self.k.sighands.get(&t.sighand).map(|h| h[s as usize]).unwrap_or_default();
         let ignored = act.handler == 1 || (act.handler == 0 && crate::signal::default_ignored(s));
         if ignored && (t.sigmask | real_blocked) & bit == 0 {
-            return;
+            return false;
         }
         if !self.queue_signal(target, info) {
-            return;
+            return false;
         }
         match self.k.tasks.get(&target).map(|t| t.state.clone()) {
             Some(State::Running(k)) if k != c && self.k.cpus[k].kstate == KState::User => {
                 self.send_reschedule(c, k);
             }
             Some(State::Blocked(w)) if !blocked => {
-                if act.handler == 0 && !ignored && real_blocked & bit == 0 {
+                if act.handler == 0 && !ignored && real_blocked & bit == 0 && kill_now {
                     // Fatal default action: the process dies now.
                     self.kill_process(c, target, s, None);
                 } else if w.signal_interruptible() {
-                    let at = self.now(c);
                     self.interrupt(target, at);
                 }
             }
             _ => {}
         }
+        true
     }
 
     /// A signal ends the interruptible sleep of `tid`: the call returns what Linux's

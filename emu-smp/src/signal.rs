@@ -96,7 +96,6 @@ pub(crate) mod si {
     pub const TRAP_BRKPT: i32 = 1;
     pub const CLD_EXITED: i32 = 1;
     pub const CLD_KILLED: i32 = 2;
-    pub const CLD_DUMPED: i32 = 3;
 }
 
 /// Signals next_signal (kernel/signal.c) takes first: the synchronous ones.
@@ -138,17 +137,22 @@ impl Machine {
     }
 
     /// Dequeues the next pending signal of `tid` among `allowed` (dequeue_signal).
+    /// A stale timer signal is dropped on the way (posixtimer_deliver_signal).
     pub(crate) fn dequeue_signal(&mut self, tid: u32, allowed: u64) -> Option<SigInfo> {
-        let t = self.k.tasks.get_mut(&tid)?;
-        let s = next_signal(t.pending & allowed)?;
-        let info = match t.sigq.iter().position(|i| i.signo == s) {
-            Some(k) => t.sigq.remove(k),
-            None => SigInfo { signo: s, code: si::SI_KERNEL, fields: SigFields::None },
-        };
-        if !t.sigq.iter().any(|i| i.signo == s) {
-            t.pending &= !(1 << (s - 1));
+        loop {
+            let t = self.k.tasks.get_mut(&tid)?;
+            let s = next_signal(t.pending & allowed)?;
+            let mut info = match t.sigq.iter().position(|i| i.signo == s) {
+                Some(k) => t.sigq.remove(k),
+                None => SigInfo { signo: s, code: si::SI_KERNEL, fields: SigFields::None },
+            };
+            if !t.sigq.iter().any(|i| i.signo == s) {
+                t.pending &= !(1 << (s - 1));
+            }
+            if self.timer_dequeued(tid, &mut info) {
+                return Some(info);
+            }
         }
-        Some(info)
     }
 
     /// Applies the restart rules to the call `tid` returns from, if any (handler flags

@@ -56,6 +56,7 @@ pub mod nr {
     pub const DUP: u64 = 32;
     pub const DUP2: u64 = 33;
     pub const NANOSLEEP: u64 = 35;
+    pub const PAUSE: u64 = 34;
     pub const GETITIMER: u64 = 36;
     pub const ALARM: u64 = 37;
     pub const SETITIMER: u64 = 38;
@@ -128,7 +129,6 @@ pub mod nr {
     pub const TKILL: u64 = 200;
     pub const RT_SIGPENDING: u64 = 127;
     pub const RT_SIGTIMEDWAIT: u64 = 128;
-    pub const RT_SIGQUEUEINFO: u64 = 129;
     pub const RT_SIGSUSPEND: u64 = 130;
     pub const RESTART_SYSCALL: u64 = 219;
     pub const TIMER_CREATE: u64 = 222;
@@ -441,7 +441,19 @@ impl Machine {
             POLL => return self.sys_poll(c, tid, a),
             PPOLL => return self.sys_ppoll(c, tid, a),
             PSELECT6 => return self.sys_pselect6(c, tid, a),
-            ALARM | SETITIMER | GETITIMER => -ENOSYS,
+            ALARM => self.sys_alarm(tid, a[0] as u32),
+            SETITIMER => self.sys_setitimer(c, tid, a[0] as i32, a[1], a[2]),
+            GETITIMER => self.sys_getitimer(c, tid, a[0] as i32, a[1]),
+            TIMER_CREATE => self.sys_timer_create(c, tid, a[0] as i32, a[1], a[2]),
+            TIMER_SETTIME => self.sys_timer_settime(c, tid, a),
+            TIMER_GETTIME => self.sys_timer_gettime(c, tid, a[0] as i32, a[1]),
+            TIMER_GETOVERRUN => self.sys_timer_getoverrun(tid, a[0] as i32),
+            TIMER_DELETE => self.sys_timer_delete(tid, a[0] as i32),
+            // pause(2): sleep until a signal's handler runs (-ERESTARTNOHAND).
+            PAUSE if self.k.tasks.get(&tid).is_some_and(|t| t.pending & !t.sigmask != 0) => {
+                -crate::signal::restart::ERESTARTNOHAND
+            }
+            PAUSE => return Sys::Block(Wait::Signal),
             MEMBARRIER => return self.sys_membarrier(c, tid, a),
             FUTEX => return self.sys_futex(c, tid, a),
             CLONE if a[0] & crate::process::cl::VM == 0 => {

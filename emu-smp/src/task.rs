@@ -150,6 +150,9 @@ pub enum SigFields {
         overrun: i32,
         /// si_value.
         value: u64,
+        /// The timer's generation when the signal was queued (not part of the user
+        /// siginfo): a signal of a timer set again or deleted since is dropped.
+        seq: u32,
     },
 }
 
@@ -182,7 +185,7 @@ impl SigInfo {
                 b[24..28].copy_from_slice(&status.to_le_bytes());
             }
             SigFields::Fault { addr } => b[16..24].copy_from_slice(&addr.to_le_bytes()),
-            SigFields::Timer { id, overrun, value } => {
+            SigFields::Timer { id, overrun, value, .. } => {
                 b[16..20].copy_from_slice(&id.to_le_bytes());
                 b[20..24].copy_from_slice(&overrun.to_le_bytes());
                 b[24..32].copy_from_slice(&value.to_le_bytes());
