@@ -446,3 +446,60 @@ impl Machine {
         Sys::Done
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::restart::*;
+    use super::*;
+
+    #[test]
+    fn restart_follows_handle_signal() {
+        let with = Some(0);
+        let restart = Some(SA_RESTART);
+        // With a handler: only ERESTARTSYS with SA_RESTART and ERESTARTNOINTR restart.
+        assert_eq!(restart_action(-ERESTARTSYS, with), Restart::Eintr);
+        assert_eq!(restart_action(-ERESTARTSYS, restart), Restart::Again);
+        assert_eq!(restart_action(-ERESTARTNOINTR, with), Restart::Again);
+        assert_eq!(restart_action(-ERESTARTNOHAND, restart), Restart::Eintr);
+        assert_eq!(restart_action(-ERESTART_RESTARTBLOCK, restart), Restart::Eintr);
+        // Without one, everything restarts; a restart block through restart_syscall.
+        assert_eq!(restart_action(-ERESTARTSYS, None), Restart::Again);
+        assert_eq!(restart_action(-ERESTARTNOHAND, None), Restart::Again);
+        assert_eq!(restart_action(-ERESTART_RESTARTBLOCK, None), Restart::RestartBlock);
+        // Ordinary results stay.
+        assert_eq!(restart_action(-4, with), Restart::Keep);
+        assert_eq!(restart_action(0, None), Restart::Keep);
+        assert_eq!(restart_action(-515, with), Restart::Keep);
+    }
+
+    #[test]
+    fn synchronous_signals_come_first() {
+        assert_eq!(next_signal(0), None);
+        let bit = |s: u32| 1u64 << (s - 1);
+        assert_eq!(next_signal(bit(2) | bit(10)), Some(2));
+        assert_eq!(next_signal(bit(2) | bit(sig::SIGSEGV)), Some(sig::SIGSEGV));
+        assert_eq!(next_signal(bit(sig::SIGFPE) | bit(sig::SIGILL)), Some(sig::SIGILL));
+        assert_eq!(next_signal(bit(40) | bit(34)), Some(34));
+    }
+
+    #[test]
+    fn siginfo_layouts() {
+        let i = SigInfo {
+            signo: 17,
+            code: si::CLD_EXITED,
+            fields: SigFields::Chld { pid: 5, uid: 7, status: 3 },
+        };
+        let b = i.to_bytes();
+        assert_eq!(&b[0..4], &17u32.to_le_bytes());
+        assert_eq!(&b[8..12], &1i32.to_le_bytes());
+        assert_eq!(&b[16..28], &[5, 0, 0, 0, 7, 0, 0, 0, 3, 0, 0, 0]);
+        let t = SigInfo {
+            signo: 34,
+            code: si::SI_TIMER,
+            fields: SigFields::Timer { id: 2, overrun: 4, value: 9, seq: 1 },
+        };
+        let b = t.to_bytes();
+        assert_eq!(&b[8..12], &(-2i32).to_le_bytes());
+        assert_eq!(&b[16..32], &[2, 0, 0, 0, 4, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0]);
+    }
+}
