@@ -265,7 +265,10 @@ impl Machine {
         } else {
             SigInfo { signo, code: si::SI_KERNEL, fields: SigFields::None }
         };
-        let target = thread.filter(|t| self.k.tasks.contains_key(t)).unwrap_or(tgid);
+        let target = match thread.filter(|t| self.k.tasks.contains_key(t)) {
+            Some(t) => t,
+            None => self.process_target(tgid, signo),
+        };
         // The timer interrupt is taken on the CPU the target runs on (or last ran on).
         let c = match self.k.tasks.get(&target).map(|t| (&t.state, t.last_cpu)) {
             Some((State::Running(k), _)) => *k,

@@ -532,6 +532,10 @@ impl Machine {
 
     /// A waitid after a wake-up looks again.
     pub(crate) fn waitid_step(&mut self, c: usize, tid: u32, op: WaitidOp) -> Next {
+        if self.k.tasks.get(&tid).is_some_and(|t| t.exit.is_some()) {
+            // Killed: leave for do_exit.
+            return self.user_or_gone(c, tid);
+        }
         match self.waitid_look(c, tid, op) {
             Sys::Ret(r) => {
                 if let Some(t) = self.k.tasks.get_mut(&tid) {
@@ -853,6 +857,18 @@ impl Machine {
             fields: SigFields::Kill { pid: me, uid: self.k.uid },
         };
         self.send_signal(c, target, info);
+    }
+
+    /// The thread of process `tgid` that takes a process-directed signal `s`
+    /// (complete_signal's `wants_signal`): the leader if it can, else the first live
+    /// thread that does not block it, else the leader.
+    pub(crate) fn process_target(&self, tgid: u32, s: u32) -> u32 {
+        let bit = 1u64 << (s - 1);
+        let wants = |t: &Task| t.state != State::Zombie && t.exit.is_none() && t.sigmask & bit == 0;
+        if self.k.tasks.get(&tgid).is_some_and(wants) {
+            return tgid;
+        }
+        self.k.tasks.values().find(|t| t.tgid == tgid && wants(t)).map_or(tgid, |t| t.tid)
     }
 
     /// Sends a signal to thread `target` from core `c` (kernel/signal.c

@@ -1838,11 +1838,21 @@ impl Machine {
         // older kernels said SI_TKILL).
         let code = si::SI_USER;
         let info = SigInfo { signo: s, code, fields: SigFields::Kill { pid: me, uid: self.k.uid } };
+        let (t1, s1) = (thread.is_some(), s.max(1));
         for &t in targets.iter().filter(|&&t| t != me) {
-            self.send_signal(c, t, info);
+            let target = if t1 { t } else { self.process_target(t, s1) };
+            self.send_signal(c, target, info);
         }
         if targets.contains(&me) {
-            let target = if thread.is_some() { targets[0] } else { tid };
+            // The caller takes a signal to its own process if it does not block it.
+            let mine = self.k.tasks.get(&tid).is_some_and(|t| t.sigmask & (1 << (s1 - 1)) == 0);
+            let target = if t1 {
+                targets[0]
+            } else if mine {
+                tid
+            } else {
+                self.process_target(me, s1)
+            };
             self.send_signal(c, target, info);
         }
         Sys::Done
