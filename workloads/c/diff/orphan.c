@@ -20,6 +20,12 @@ int main(void) {
         close(ready[1]); /* the parent may go */
         char c;
         ssize_t r = read(gone[0], &c, 1); /* EOF when the parent has exited */
+        /* Linux closes the files before it reparents the children: wait for that. */
+        int tries = 0;
+        while (getppid() == parent && tries++ < 1000) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, 0);
+        }
         printf("child: parent gone (read %zd), reparented %d\n", r, getppid() != parent);
         fflush(stdout);
         pid_t g = fork();

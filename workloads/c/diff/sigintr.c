@@ -24,14 +24,15 @@ static void handler(int flags) {
     sigaction(SIGUSR1, &sa, 0);
 }
 
-/* A child that signals the parent after 30 ms, then writes a byte after 60 ms more. */
+/* A child that signals the parent after 100 ms (by then the parent sleeps in its call),
+   then writes a byte 100 ms later. */
 static pid_t helper(int wfd, int write_byte) {
     pid_t me = getpid();
     pid_t p = fork();
     if (p == 0) {
-        ms(30);
+        ms(100);
         kill(me, SIGUSR1);
-        ms(60);
+        ms(100);
         if (write_byte) write(wfd, "x", 1);
         _exit(3);
     }

@@ -37,7 +37,7 @@ int main(void) {
     /* A signal that arrives while suspended (sent by a child). */
     pid_t p = fork();
     if (p == 0) {
-        struct timespec ts = {0, 20000000};
+        struct timespec ts = {0, 100000000};
         nanosleep(&ts, 0);
         kill(getppid(), SIGUSR1);
         _exit(0);

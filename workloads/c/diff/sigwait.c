@@ -109,7 +109,7 @@ int main(void) {
     pipe(fds);
     p = fork();
     if (p == 0) {
-        struct timespec ts = {0, 30000000};
+        struct timespec ts = {0, 100000000};
         nanosleep(&ts, 0);
         kill(getppid(), SIGUSR2);
         char c;

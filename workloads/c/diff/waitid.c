@@ -104,7 +104,7 @@ int main(void) {
     pid_t me = getpid();
     p = fork();
     if (p == 0) {
-        ms(20);
+        ms(100);
         kill(me, SIGUSR1);
         ms(20);
         _exit(1);
