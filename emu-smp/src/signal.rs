@@ -7,7 +7,6 @@ use crate::path::{KPath, Next};
 use crate::syscall::{le64, Sys};
 use crate::task::{SigAction, SigFields, SigInfo, Wait};
 
-const SA_SIGINFO: u64 = 4;
 const SA_RESTART: u64 = 0x1000_0000;
 const SA_ONSTACK: u64 = 0x0800_0000;
 const SA_RESTORER: u64 = 0x0400_0000;
@@ -360,15 +359,17 @@ impl Machine {
         }
         uc[m + 128..m + 136].copy_from_slice(&cpu.rip.to_le_bytes());
         uc[m + 136..m + 144].copy_from_slice(&cpu.rflags().to_le_bytes());
-        uc[m + 144..m + 146].copy_from_slice(&0x33u16.to_le_bytes()); // cs
-        uc[m + 150..m + 152].copy_from_slice(&0x2bu16.to_le_bytes()); // ss
-                                                                      // setup_sigcontext: the thread's last trap (err, trapno, cr2) and oldmask.
+        // cs, ss
+        uc[m + 144..m + 146].copy_from_slice(&0x33u16.to_le_bytes());
+        uc[m + 150..m + 152].copy_from_slice(&0x2bu16.to_le_bytes());
+        // setup_sigcontext: the thread's last trap (err, trapno, cr2), fpstate, oldmask.
         uc[m + 152..m + 160].copy_from_slice(&t.trap.err.to_le_bytes());
         uc[m + 160..m + 168].copy_from_slice(&t.trap.trapno.to_le_bytes());
         uc[m + 176..m + 184].copy_from_slice(&t.trap.cr2.to_le_bytes());
-        uc[m + 184..m + 192].copy_from_slice(&fp_addr.to_le_bytes()); // fpstate
-                                                                      // The mask the handler's return restores: the one a ppoll-like call replaced
-                                                                      // for its wait, if the signal interrupted such a wait (sigmask_to_save).
+        uc[m + 184..m + 192].copy_from_slice(&fp_addr.to_le_bytes());
+        // The mask the handler's return restores: the one a sigsuspend- or ppoll-like
+        // call replaced for its wait, if the signal interrupted such a wait
+        // (sigmask_to_save).
         let saved = t.saved_sigmask.unwrap_or(t.sigmask);
         uc[m + 168..m + 176].copy_from_slice(&saved.to_le_bytes());
         uc[m + 256..m + 264].copy_from_slice(&saved.to_le_bytes());
@@ -377,7 +378,6 @@ impl Machine {
         let mut head = pretcode.to_le_bytes().to_vec();
         head.extend_from_slice(&uc);
         head.extend_from_slice(&info);
-        let _ = SA_SIGINFO;
         let fx = cpu.fxsave_image();
         let ok = self.write_user(c, tid, frame, &head).is_ok()
             && self.write_user(c, tid, fp_addr, &fx).is_ok();
