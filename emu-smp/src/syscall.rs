@@ -129,7 +129,9 @@ pub mod nr {
     pub const TKILL: u64 = 200;
     pub const RT_SIGPENDING: u64 = 127;
     pub const RT_SIGTIMEDWAIT: u64 = 128;
+    pub const RT_SIGQUEUEINFO: u64 = 129;
     pub const RT_SIGSUSPEND: u64 = 130;
+    pub const RT_TGSIGQUEUEINFO: u64 = 297;
     pub const RESTART_SYSCALL: u64 = 219;
     pub const TIMER_CREATE: u64 = 222;
     pub const TIMER_SETTIME: u64 = 223;
@@ -438,6 +440,8 @@ impl Machine {
                 let tg = self.k.tasks.get(&t).map_or(-1, |t| i64::from(t.tgid));
                 return self.sys_kill(c, tid, tg, a[1] as i32 as u32, Some(t));
             }
+            RT_SIGQUEUEINFO => return self.sys_rt_sigqueueinfo(c, tid, a, false),
+            RT_TGSIGQUEUEINFO => return self.sys_rt_sigqueueinfo(c, tid, a, true),
             POLL => return self.sys_poll(c, tid, a),
             PPOLL => return self.sys_ppoll(c, tid, a),
             PSELECT6 => return self.sys_pselect6(c, tid, a),
@@ -1800,6 +1804,55 @@ impl Machine {
     /// first process's pid), so `kill(0, ..)`, `kill(-pgrp, ..)` and `kill(-1, ..)`
     /// reach every guest process, the caller's included.
     fn sys_kill(&mut self, c: usize, tid: u32, pid: i64, s: u32, thread: Option<u32>) -> Sys {
+        self.send_from_user(c, tid, pid, s, thread, None)
+    }
+
+    /// rt_sigqueueinfo(2) and rt_tgsigqueueinfo(2) (do_rt_sigqueueinfo): the sender's
+    /// siginfo, read whole; a non-negative si_code (or SI_TKILL) would impersonate
+    /// the kernel or kill(2) and is EPERM unless the target is the caller.
+    fn sys_rt_sigqueueinfo(&mut self, c: usize, tid: u32, a: [u64; 6], thread: bool) -> Sys {
+        let (pid, t, s, uinfo) = if thread {
+            (a[0] as i32, Some(a[1] as i32), a[2] as i32 as u32, a[3])
+        } else {
+            (a[0] as i32, None, a[1] as i32 as u32, a[2])
+        };
+        let mut b = [0u8; 128];
+        if self.read_user(c, tid, uinfo, &mut b).is_err() {
+            return Sys::Ret(-EFAULT);
+        }
+        if pid <= 0 && thread || t.is_some_and(|t| t <= 0) {
+            return Sys::Ret(-EINVAL);
+        }
+        let code = i32::from_le_bytes([b[8], b[9], b[10], b[11]]);
+        let me = match t {
+            Some(_) => i64::from(tid),
+            None => self.k.tasks.get(&tid).map_or(0, |x| i64::from(x.tgid)),
+        };
+        let target = t.map_or(i64::from(pid), i64::from);
+        if (code >= 0 || code == -6) && target != me {
+            return Sys::Ret(-EPERM);
+        }
+        let mut rest = [0u8; 112];
+        rest.copy_from_slice(&b[16..]);
+        let errno = i32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+        let info = SigInfo { signo: s, code, fields: SigFields::User { errno, rest } };
+        // POSIX.1b does not mention process groups: one process only.
+        if pid <= 0 {
+            return Sys::Ret(-ESRCH);
+        }
+        self.send_from_user(c, tid, i64::from(pid), s, t.map(|t| t as u32), Some(info))
+    }
+
+    /// The body of kill, tgkill, tkill and rt_[tg]sigqueueinfo.
+    fn send_from_user(
+        &mut self,
+        c: usize,
+        tid: u32,
+        pid: i64,
+        s: u32,
+        thread: Option<u32>,
+        given: Option<SigInfo>,
+    ) -> Sys {
         if s > 64 {
             return Sys::Ret(-EINVAL);
         }
@@ -1837,7 +1890,11 @@ impl Machine {
         // tgkill and tkill are SI_USER too since Linux 6.9 (6.18 reports SI_USER where
         // older kernels said SI_TKILL).
         let code = si::SI_USER;
-        let info = SigInfo { signo: s, code, fields: SigFields::Kill { pid: me, uid: self.k.uid } };
+        let info = given.unwrap_or(SigInfo {
+            signo: s,
+            code,
+            fields: SigFields::Kill { pid: me, uid: self.k.uid },
+        });
         let (t1, s1) = (thread.is_some(), s.max(1));
         for &t in targets.iter().filter(|&&t| t != me) {
             let target = if t1 { t } else { self.process_target(t, s1) };

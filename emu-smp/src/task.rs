@@ -142,6 +142,14 @@ pub enum SigFields {
         /// si_addr.
         addr: u64,
     },
+    /// rt_sigqueueinfo: what the sender wrote after si_code (si_errno, then the union),
+    /// kept as it was.
+    User {
+        /// si_errno.
+        errno: i32,
+        /// Bytes 16 to 128 of the siginfo.
+        rest: [u8; 112],
+    },
     /// A POSIX timer: its id, overrun count and sigev_value.
     Timer {
         /// si_tid (the timer id).
@@ -175,6 +183,10 @@ impl SigInfo {
         b[8..12].copy_from_slice(&self.code.to_le_bytes());
         match self.fields {
             SigFields::None => {}
+            SigFields::User { errno, rest } => {
+                b[4..8].copy_from_slice(&errno.to_le_bytes());
+                b[16..].copy_from_slice(&rest);
+            }
             SigFields::Kill { pid, uid } => {
                 b[16..20].copy_from_slice(&pid.to_le_bytes());
                 b[20..24].copy_from_slice(&uid.to_le_bytes());

@@ -1,4 +1,5 @@
 // emu-desc: sigwaitinfo, sigtimedwait and sigwait dequeue blocked signals with their siginfo (SI_USER from kill, SI_TKILL from raise, CLD_EXITED from a child), queue every real-time signal but one of each standard signal, time out with EAGAIN, reject bad timeouts, and return EINTR when another signal's handler runs; sigpending shows what waits
+#define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -92,6 +93,29 @@ int main(void) {
     s = sigwaitinfo(&set, &si);
     printf("child: %s %s status %d\n", s == SIGCHLD ? "SIGCHLD" : "?", code(si.si_code), si.si_status);
     waitpid(p, 0, 0);
+
+    /* sigqueue: SI_QUEUE with the value; impersonating kill() for another process is
+       EPERM. */
+    union sigval v;
+    v.sival_int = 42;
+    sigqueue(getpid(), SIGRTMIN, v);
+    s = sigwaitinfo(&set, &si);
+    printf("sigqueue: %s %s value %d own pid %d\n", s == SIGRTMIN ? "SIGRTMIN" : "?", code(si.si_code),
+           si.si_value.sival_int, si.si_pid == getpid());
+    memset(&si, 0, sizeof si);
+    si.si_signo = SIGUSR1;
+    si.si_code = SI_USER;
+    errno = 0;
+    int q = syscall(SYS_rt_sigqueueinfo, getppid(), SIGUSR1, &si);
+    printf("rt_sigqueueinfo SI_USER to another process: %d %s\n", q, strerror(errno));
+    errno = 0;
+    q = syscall(SYS_rt_tgsigqueueinfo, getpid(), 0, SIGUSR1, &si);
+    printf("rt_tgsigqueueinfo tid 0: %d %s\n", q, strerror(errno));
+    si.si_code = SI_QUEUE;
+    si.si_value.sival_int = 7;
+    q = syscall(SYS_rt_tgsigqueueinfo, getpid(), gettid(), SIGUSR1, &si);
+    s = sigwaitinfo(&set, &si);
+    printf("rt_tgsigqueueinfo: %d %s value %d\n", q, s == SIGUSR1 ? "SIGUSR1" : "?", si.si_value.sival_int);
 
     /* sigwait (the POSIX call) */
     kill(getpid(), SIGRTMIN);
