@@ -901,7 +901,7 @@ impl Machine {
         let Some(t) = self.k.tasks.get(&target) else { return false };
         let bit = 1u64 << (s - 1);
         let real_blocked = match t.state {
-            State::Blocked(Wait::SigWait { real_blocked, .. }) => real_blocked,
+            State::Blocked(Wait::Sigtimedwait { real_blocked, .. }) => real_blocked,
             _ => t.sigmask,
         };
         let blocked = t.sigmask & bit != 0;
@@ -968,7 +968,7 @@ impl Machine {
             // sigsuspend: -ERESTARTNOHAND.
             Wait::Signal => -ERESTARTNOHAND,
             // Their kernel paths look again and decide.
-            Wait::Poll { .. } | Wait::SigWait { .. } => -EINTR,
+            Wait::Poll { .. } | Wait::Sigtimedwait { .. } => -EINTR,
             Wait::Lock(_) | Wait::Vfork(_) => return,
         };
         self.wake(tid, ret, at);

@@ -63,7 +63,7 @@ pub(crate) enum Restart {
     /// The call runs again (RAX = its number, RIP back over the `syscall`).
     Again,
     /// restart_syscall(2) runs instead (RAX = its number, RIP back).
-    RestartBlock,
+    ViaRestartSyscall,
 }
 
 /// The restart decision for a call that returned `ret`, when a handler with flags
@@ -75,7 +75,7 @@ pub(crate) fn restart_action(ret: i64, handler: Option<u64>) -> Restart {
         (ERESTARTSYS, Some(f)) if f & SA_RESTART == 0 => Restart::Eintr,
         (ERESTARTSYS | ERESTARTNOINTR, Some(_)) => Restart::Again,
         (ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND, None) => Restart::Again,
-        (ERESTART_RESTARTBLOCK, None) => Restart::RestartBlock,
+        (ERESTART_RESTARTBLOCK, None) => Restart::ViaRestartSyscall,
         _ => Restart::Keep,
     }
 }
@@ -166,7 +166,7 @@ impl Machine {
                 t.cpu.gpr[0] = nr;
                 t.cpu.rip -= 2;
             }
-            Restart::RestartBlock => {
+            Restart::ViaRestartSyscall => {
                 t.cpu.gpr[0] = NR_RESTART_SYSCALL;
                 t.cpu.rip -= 2;
             }
@@ -296,7 +296,7 @@ impl Machine {
             // A signal it now lets through is already pending: no sleep.
             return Sys::Path(KPath::SigWait(Box::new(op)));
         }
-        let w = Wait::SigWait { until_ns: op.until_ns, real_blocked: op.real_blocked };
+        let w = Wait::Sigtimedwait { until_ns: op.until_ns, real_blocked: op.real_blocked };
         t.kpath = Some(KPath::SigWait(Box::new(op)));
         Sys::Block(w)
     }
@@ -465,7 +465,7 @@ mod tests {
         // Without one, everything restarts; a restart block through restart_syscall.
         assert_eq!(restart_action(-ERESTARTSYS, None), Restart::Again);
         assert_eq!(restart_action(-ERESTARTNOHAND, None), Restart::Again);
-        assert_eq!(restart_action(-ERESTART_RESTARTBLOCK, None), Restart::RestartBlock);
+        assert_eq!(restart_action(-ERESTART_RESTARTBLOCK, None), Restart::ViaRestartSyscall);
         // Ordinary results stay.
         assert_eq!(restart_action(-4, with), Restart::Keep);
         assert_eq!(restart_action(0, None), Restart::Keep);

@@ -45,7 +45,7 @@ pub enum Wait {
     /// rt_sigtimedwait (kernel/signal.c `do_sigtimedwait`): asleep with the wanted
     /// signals unblocked until one of them (or another unblocked signal) arrives or the
     /// timeout expires; its kernel path then dequeues.
-    SigWait {
+    Sigtimedwait {
         /// Timeout (simulated ns), if any.
         until_ns: Option<u64>,
         /// The mask before the call (`real_blocked`), restored when it returns.
@@ -85,7 +85,7 @@ impl Wait {
             Wait::Sleep { until_ns, .. } => Some(*until_ns),
             Wait::Futex { until_ns, .. }
             | Wait::Poll { until_ns, .. }
-            | Wait::SigWait { until_ns, .. } => *until_ns,
+            | Wait::Sigtimedwait { until_ns, .. } => *until_ns,
             _ => None,
         }
     }
@@ -177,7 +177,7 @@ pub struct SigInfo {
 
 impl SigInfo {
     /// The 128-byte user `siginfo_t` (x86-64 layout).
-    pub fn to_bytes(&self) -> [u8; 128] {
+    pub fn to_bytes(self) -> [u8; 128] {
         let mut b = [0u8; 128];
         b[0..4].copy_from_slice(&self.signo.to_le_bytes());
         b[8..12].copy_from_slice(&self.code.to_le_bytes());
