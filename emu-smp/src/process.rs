@@ -418,13 +418,13 @@ impl Machine {
             .values()
             .filter(|t| t.tgid == ppid)
             .filter_map(|t| match &t.state {
-                State::Blocked(Wait::Child { pid, status, options }) => {
-                    Some((t.tid, *pid, *status, *options))
+                State::Blocked(Wait::Child { pid, status, ru, .. }) => {
+                    Some((t.tid, *pid, *status, *ru))
                 }
                 _ => None,
             })
             .collect();
-        for (w, pid, status, _) in waiters {
+        for (w, pid, status, ru) in waiters {
             if matches!(self.k.tasks.get(&w).and_then(|t| t.kpath.as_ref()), Some(KPath::Waitid(_)))
             {
                 self.wake(w, 0, at);
@@ -433,10 +433,14 @@ impl Machine {
             if let Some((child, st)) = self.find_zombie(ppid, pid) {
                 let c = self.k.tasks.get(&w).map_or(0, |t| t.last_cpu);
                 self.reap(child);
+                // Written through the waiter's mm (it is not running); the rusage is
+                // all zero (emu keeps no per-process CPU times).
+                let mm = self.k.tasks.get(&w).map_or(0, |t| t.mm);
                 if status != 0 {
-                    // Written through the waiter's mm (it is not running).
-                    let mm = self.k.tasks.get(&w).map_or(0, |t| t.mm);
                     self.poke_mm(mm, status, &st.to_le_bytes());
+                }
+                if ru != 0 {
+                    self.poke_mm(mm, ru, &[0u8; 144]);
                 }
                 let _ = c;
                 self.wake(w, i64::from(child), at);
@@ -499,7 +503,7 @@ impl Machine {
         if options & 1 != 0 {
             return Sys::Ret(0);
         }
-        Sys::Block(Wait::Child { pid, status, options })
+        Sys::Block(Wait::Child { pid, status, options, ru })
     }
 
     /// waitid(2) (kernel/exit.c `kernel_waitid`): options first (a known bit, and one of
@@ -589,7 +593,7 @@ impl Machine {
         if self.k.tasks.get(&tid).is_some_and(|t| t.pending & !t.sigmask != 0) {
             return Sys::Ret(-crate::signal::restart::ERESTARTSYS);
         }
-        let w = Wait::Child { pid: op.pid, status: 0, options: u64::from(op.options) };
+        let w = Wait::Child { pid: op.pid, status: 0, options: u64::from(op.options), ru: 0 };
         if let Some(t) = self.k.tasks.get_mut(&tid) {
             t.kpath = Some(KPath::Waitid(Box::new(op)));
         }

@@ -36,6 +36,8 @@ pub enum Wait {
         status: u64,
         /// Options.
         options: u64,
+        /// Where wait4 writes the rusage (0: nowhere).
+        ru: u64,
     },
     /// Blocked on a pipe or stdin: retry the system call.
     Io,

@@ -114,5 +114,17 @@ int main(void) {
     printf("interrupted: %d %s\n", r, errno == EINTR ? "EINTR" : strerror(errno));
     r = waitid(P_PID, p, &si, WEXITED);
     show("then", r, &si, p);
+
+    /* wait4 asleep until the child exits writes its rusage too. */
+    p = fork();
+    if (p == 0) {
+        ms(20);
+        _exit(4);
+    }
+    memset(&ru, 0x55, sizeof ru);
+    int st;
+    r = wait4(p, &st, 0, &ru);
+    printf("wait4: child %d status %d rusage written %d\n", r == p, WEXITSTATUS(st),
+           ru.ru_nswap != (long)0x5555555555555555L);
     return 0;
 }
