@@ -27,6 +27,8 @@ pub enum Exception {
     GeneralProtection,
     /// #BP: INT3.
     Breakpoint,
+    /// #DB raised by INT1 (ICEBP), a trap.
+    Debug,
     /// #MF: unmasked x87 floating-point exception.
     X87Fp,
     /// #XM: unmasked SIMD floating-point exception.
@@ -40,6 +42,7 @@ impl std::fmt::Display for Exception {
             Exception::InvalidOpcode => "invalid opcode (#UD)",
             Exception::GeneralProtection => "general protection fault (#GP)",
             Exception::Breakpoint => "breakpoint (#BP)",
+            Exception::Debug => "debug trap (#DB, INT1)",
             Exception::X87Fp => "x87 floating-point exception (#MF)",
             Exception::SimdFp => "SIMD floating-point exception (#XM)",
         })

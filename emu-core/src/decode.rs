@@ -655,10 +655,9 @@ impl Resolver {
                 (system::fault::<M> as ExecFn<M>, C::Alu)
             }
             // INT1 (ICEBP) raises #DB and INT 3 reaches the breakpoint gate, which Linux
-            // opens to user mode: both are traps that Linux reports as SIGTRAP, as for
-            // INT3.
+            // opens to user mode: both are traps that Linux reports as SIGTRAP.
             Mn::Int1 => {
-                i.cc = system::fault_code(Exception::Breakpoint);
+                i.cc = system::fault_code(Exception::Debug);
                 (system::fault::<M> as ExecFn<M>, C::Alu)
             }
             Mn::Int if ins.immediate(0) == 3 => {

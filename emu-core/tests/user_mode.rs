@@ -105,10 +105,11 @@ mod tests {
 
     #[test]
     fn int1_and_int_3_trap_like_int3() {
-        // int1 (F1) and int 3 (CD 03): SIGTRAP traps, RIP after the instruction.
-        for code in [&[0xf1u8][..], &[0xcd, 0x03]] {
+        // int1 (F1, #DB) and int 3 (CD 03, #BP): traps, RIP after the instruction.
+        for (code, e) in [(&[0xf1u8][..], Exception::Debug), (&[0xcd, 0x03], Exception::Breakpoint)]
+        {
             let (exit, cpu) = run(code, |_| {});
-            assert_eq!(exit, Exit::Exception(Exception::Breakpoint));
+            assert_eq!(exit, Exit::Exception(e));
             assert_eq!(cpu.rip, CODE + code.len() as u64);
         }
         // Other vectors have no user gate: #GP.

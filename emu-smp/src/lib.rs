@@ -9,6 +9,7 @@ mod config;
 mod cpumask;
 mod fdtypes;
 mod fs;
+mod itimer;
 mod kdata;
 mod loader;
 mod lock;

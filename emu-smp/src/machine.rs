@@ -30,7 +30,7 @@ use crate::profile::Profile;
 use crate::rng::SimRng;
 use crate::stats::{CoreStats, KernelStats, RunStats, Violation};
 pub use crate::strategy::Strategy;
-use crate::task::{SigAction, State, Task, Wait};
+use crate::task::{SigAction, SigInfo, State, Task, Wait};
 use crate::tlbflush::{CpuTlbState, Reason, FLUSH_ALL};
 use crate::trace::Trace;
 use emu_core::{Access, CodeCache, Cpu, Exit, PageFault};
@@ -251,6 +251,11 @@ pub struct Kernel {
     /// Armed timers of blocked tasks: (expiry ns, tid). Entries of tasks woken
     /// otherwise stay until they reach the front and are found disarmed.
     pub(crate) timers: std::collections::BTreeSet<(u64, u32)>,
+    /// The processes' timers (alarm, setitimer, timer_create), by process.
+    pub(crate) ptimers: BTreeMap<u32, crate::itimer::ProcTimers>,
+    /// Armed process timers: (expiry ns, process, timer id). Entries of timers set again
+    /// or deleted stay until they reach the front and are found stale.
+    pub(crate) ptimer_q: BTreeSet<(u64, u32, i32)>,
     pub(crate) mms: BTreeMap<u32, Mm>,
     pub(crate) fdtables: BTreeMap<u32, FdTable>,
     pub(crate) files: Files,
@@ -259,6 +264,9 @@ pub struct Kernel {
     pub(crate) next_id: u32,
     pub(crate) next_ctx_id: u64,
     pub(crate) init_pid: u32,
+    /// How the first process ended, once it has: the run's outcome when the processes
+    /// it left behind are gone too.
+    pub(crate) init_exit: Option<Outcome>,
     pub(crate) exe_path: String,
     pub(crate) argv: Vec<Vec<u8>>,
     pub(crate) uid: u32,
@@ -304,15 +312,20 @@ pub mod sig {
     #![allow(missing_docs)]
     pub const SIGILL: u32 = 4;
     pub const SIGTRAP: u32 = 5;
+    pub const SIGBUS: u32 = 7;
     pub const SIGFPE: u32 = 8;
     pub const SIGKILL: u32 = 9;
     pub const SIGSEGV: u32 = 11;
     pub const SIGPIPE: u32 = 13;
+    pub const SIGALRM: u32 = 14;
     pub const SIGCHLD: u32 = 17;
     pub const SIGCONT: u32 = 18;
     pub const SIGSTOP: u32 = 19;
     pub const SIGURG: u32 = 23;
+    pub const SIGVTALRM: u32 = 26;
+    pub const SIGPROF: u32 = 27;
     pub const SIGWINCH: u32 = 28;
+    pub const SIGSYS: u32 = 31;
 }
 
 /// A machine running one guest program: hardware, kernel and probes, and the event loop
@@ -425,6 +438,9 @@ impl Machine {
             saved_sigmask: None,
             sigmask: 0,
             pending: 0,
+            sigq: Vec::new(),
+            syscall_nr: None,
+            trap: Default::default(),
             exit_status: 0,
             exit_signal: sig::SIGCHLD,
             rseq: None,
@@ -450,6 +466,8 @@ impl Machine {
             strategy: cfg.strategy,
             tasks: BTreeMap::new(),
             timers: Default::default(),
+            ptimers: BTreeMap::new(),
+            ptimer_q: BTreeSet::new(),
             mms: BTreeMap::new(),
             fdtables: BTreeMap::new(),
             files,
@@ -458,6 +476,7 @@ impl Machine {
             next_id: pid + 1,
             next_ctx_id: 3,
             init_pid: pid,
+            init_exit: None,
             exe_path: cfg.exe_path.clone(),
             argv: cfg.argv.clone(),
             uid: cfg.uid,
@@ -520,10 +539,17 @@ impl Machine {
         Ok(m)
     }
 
-    /// Runs until the first process exits or the simulation stops: the event loop.
+    /// Runs until the first process and the processes it left behind have exited, or
+    /// the simulation stops: the event loop.
     pub fn run(&mut self) -> Outcome {
         while self.outcome.is_none() {
             if !self.step() {
+                if let Some(o) = self.k.init_exit.clone() {
+                    // Orphans asleep for good (on a pipe no one will write, a child that
+                    // never comes): the host would leave them behind; the run ends.
+                    self.outcome = Some(o);
+                    break;
+                }
                 let blocked: Vec<String> = self
                     .k
                     .tasks
@@ -704,9 +730,7 @@ impl Machine {
     /// The timer of blocked task `tid` (ns), if it is still armed.
     fn armed_timer(&self, tid: u32) -> Option<u64> {
         match self.k.tasks.get(&tid).map(|t| &t.state) {
-            Some(State::Blocked(Wait::Sleep { until_ns, .. })) => Some(*until_ns),
-            Some(State::Blocked(Wait::Futex { until_ns: Some(u), .. })) => Some(*u),
-            Some(State::Blocked(Wait::Poll { until_ns: Some(u), .. })) => Some(*u),
+            Some(State::Blocked(w)) => w.until_ns(),
             _ => None,
         }
     }
@@ -714,16 +738,23 @@ impl Machine {
     /// Earliest time (fp) at which a blocked task's timer expires. Timers of tasks woken
     /// otherwise (or gone) are dropped from the queue here.
     pub(crate) fn next_timer(&mut self) -> Option<u64> {
+        let mut next = None;
         while let Some(&(until, tid)) = self.k.timers.first() {
             if self.armed_timer(tid) == Some(until) {
-                return Some(self.fp_of_ns(until));
+                next = Some(self.fp_of_ns(until));
+                break;
             }
             self.k.timers.pop_first();
         }
-        None
+        let p = self.next_ptimer().map(|e| self.fp_of_ns(e));
+        match (next, p) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Wakes every task whose timer expires at or before `at` (fp); returns how many.
+    /// Wakes every task whose timer expires at or before `at` (fp) and fires the process
+    /// timers due; returns how many.
     fn fire_timers(&mut self, at: u64) -> usize {
         let mut n = 0;
         // Compared in the clock's own units, exactly as next_timer computed them (a
@@ -743,7 +774,7 @@ impl Machine {
             self.wake(tid, ret, at);
             n += 1;
         }
-        n
+        n + self.fire_ptimers(at)
     }
 
     /// Makes a blocked task runnable with `ret` as its system call result, ready at `at`.
@@ -861,6 +892,9 @@ impl Machine {
                 && self.outcome.is_none()
                 && self.k.tasks.get(&tid).is_some_and(|t| t.exit.is_none());
         }
+        if t.syscall_nr.is_some() || t.saved_sigmask.is_some() {
+            self.no_signal_return(tid);
+        }
         true
     }
 
@@ -902,16 +936,23 @@ impl Machine {
         self.flush_tlb_mm_range(c, mmid, 0, FLUSH_ALL, 12, freed_tables, reason);
     }
 
-    /// Delivers a fatal signal caused by the task itself: a handler runs if installed,
-    /// otherwise the whole process dies.
-    pub(crate) fn force_signal(&mut self, c: usize, tid: u32, s: u32, report: Option<String>) {
-        let handler = self
-            .k
-            .tasks
-            .get(&tid)
-            .and_then(|t| self.k.sighands.get(&t.sighand))
-            .map_or(0, |h| h[s as usize].handler);
-        if handler > 1 && self.deliver_signal(c, tid, s) {
+    /// force_sig_fault (kernel/signal.c `force_sig_info_to_task`): a signal the task
+    /// caused. Blocked or ignored, it is unblocked and its action reset to the default,
+    /// so it kills; with a handler it is queued and delivered on the way out (first,
+    /// as next_signal takes synchronous signals first).
+    pub(crate) fn force_signal(
+        &mut self,
+        c: usize,
+        tid: u32,
+        info: SigInfo,
+        report: Option<String>,
+    ) {
+        let s = info.signo;
+        let Some(t) = self.k.tasks.get(&tid) else { return };
+        let (blocked, sh) = (t.sigmask & (1 << (s - 1)) != 0, t.sighand);
+        let handler = self.k.sighands.get(&sh).map_or(0, |h| h[s as usize].handler);
+        if handler > 1 && !blocked {
+            self.queue_signal(tid, info);
             return;
         }
         self.kill_process(c, tid, s, report);
@@ -920,8 +961,8 @@ impl Machine {
     /// Terminates the thread group of `tid` with signal `s`.
     pub(crate) fn kill_process(&mut self, c: usize, tid: u32, s: u32, report: Option<String>) {
         let Some(tgid) = self.k.tasks.get(&tid).map(|t| t.tgid) else { return };
-        if tgid == self.k.init_pid && self.outcome.is_none() {
-            self.outcome = Some(Outcome::Signaled { sig: s, report });
+        if tgid == self.k.init_pid && self.k.init_exit.is_none() {
+            self.k.init_exit = Some(Outcome::Signaled { sig: s, report });
         }
         self.exit_group(c, tid, s as i32, true);
     }
@@ -991,7 +1032,7 @@ impl Machine {
         let r = mm.fault(&mut self.hw.mem.phys, pf.addr, pf.access == Access::Write, false);
         self.hw.mem.select(c);
         match r {
-            Ok(Fault::Segv) | Err(_) => Err(()),
+            Ok(Fault::Segv | Fault::Sigbus) | Err(_) => Err(()),
             Ok(Fault::Spurious) => {
                 let cost = self.hw.mem.invlpg(c, pf.addr);
                 self.charge(c, cost);

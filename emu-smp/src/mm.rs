@@ -217,6 +217,8 @@ pub enum Fault {
     Spurious,
     /// No mapping, or the mapping forbids the access: SIGSEGV.
     Segv,
+    /// A page of a file mapping past the end of the file: SIGBUS (BUS_ADRERR).
+    Sigbus,
 }
 
 /// True when two VMAs' contents come from the same source at the same offsets.
@@ -668,12 +670,13 @@ impl Mm {
         }
         let page = va & !(PAGE - 1);
         if let Backing::Image { data: Source::Shm(shm), va: fva, off, .. } = &vma.backing {
-            // A memfd page: past the end of the file a fault is SIGBUS in Linux (here
-            // SIGSEGV); a shared mapping maps the file's frame, a private one a copy.
+            // A memfd page: past the end of the file a fault is SIGBUS (shmem_fault's
+            // VM_FAULT_SIGBUS); a shared mapping maps the file's frame, a private one a
+            // copy.
             let index = (off + (page - fva)) / PAGE;
             let frame = match shm.borrow_mut().frame_for(phys, index, vma.shared)? {
                 Some(f) => f,
-                None => return Ok(Fault::Segv),
+                None => return Ok(Fault::Sigbus),
             };
             let mut created = Vec::new();
             let Some(epa) = PageTables::entry(phys, self.root, page, 1, true, &mut created)? else {
@@ -768,7 +771,7 @@ impl Mm {
         if PageTables::leaf(phys, self.root, va).is_none() {
             match self.fault(phys, va, true, false)? {
                 Fault::Mapped | Fault::MappedHuge | Fault::CowBroken | Fault::Spurious => {}
-                Fault::Segv => return Ok(None),
+                Fault::Segv | Fault::Sigbus => return Ok(None),
             }
         }
         Ok(PageTables::leaf(phys, self.root, va).map(|l| (l.pte & ADDR) | (va & 0xfff)))

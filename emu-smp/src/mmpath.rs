@@ -21,7 +21,7 @@ use crate::machine::{sig, Machine};
 use crate::mm::{Fault, Gather};
 use crate::path::{KPath, Next};
 use crate::syscall::Sys;
-use crate::task::Wait;
+use crate::task::{SigFields, SigInfo, TrapInfo, Wait};
 use crate::tlbflush::Reason;
 use emu_core::{Access, PageFault};
 use emu_mmu::{PageTables, Pfn};
@@ -313,16 +313,31 @@ impl Machine {
                         let cost = self.hw.mem.invlpg(c, pf.addr);
                         self.charge(c, cost);
                     }
-                    Fault::Segv => {
+                    Fault::Segv | Fault::Sigbus => {
                         self.fault_unlock(c, mmid, ptl);
                         let rip = self.k.tasks.get(&tid).map_or(0, |t| t.cpu.rip);
-                        let what =
-                            if pf.protection { "protection violation" } else { "page not mapped" };
+                        let bus = r == Fault::Sigbus;
+                        let what = if bus {
+                            "past the end of the file"
+                        } else if pf.protection {
+                            "protection violation"
+                        } else {
+                            "page not mapped"
+                        };
+                        let kind = if bus { "bus error" } else { "segmentation fault" };
                         let report = format!(
-                            "segmentation fault: {} at address {:#x}, rip {:#x} ({what})",
+                            "{kind}: {} at address {:#x}, rip {:#x} ({what})",
                             pf.access, pf.addr, rip
                         );
-                        self.force_signal(c, tid, sig::SIGSEGV, Some(report));
+                        // bad_area / bad_area_access_error: no VMA is SEGV_MAPERR, a VMA
+                        // that forbids the access SEGV_ACCERR; set_signal_archinfo.
+                        let mapped =
+                            self.k.mms.get(&mmid).is_some_and(|m| m.find(pf.addr).is_some());
+                        let info = user_fault_siginfo(bus, mapped, pf.addr);
+                        if let Some(t) = self.k.tasks.get_mut(&tid) {
+                            t.trap = TrapInfo { trapno: 14, err: pf_error_code(&pf), cr2: pf.addr };
+                        }
+                        self.force_signal(c, tid, info, Some(report));
                         return self.user_or_gone(c, tid);
                     }
                 }
@@ -398,4 +413,34 @@ impl Machine {
 /// The end of the part of `[at, end)` one page table covers.
 fn chunk_end(at: u64, end: u64) -> u64 {
     ((at | 0x1f_ffff) + 1).min(end)
+}
+
+/// The page-fault error code a user fault's signal frame reports
+/// (arch/x86/mm/fault.c `set_signal_archinfo`): X86_PF_PROT when the page was present
+/// or the address is the kernel's, X86_PF_WRITE, X86_PF_USER, X86_PF_INSTR.
+pub(crate) fn pf_error_code(pf: &PageFault) -> u64 {
+    let mut e = 4; // X86_PF_USER
+    if pf.protection || pf.addr >= crate::syscall::TASK_SIZE {
+        e |= 1;
+    }
+    match pf.access {
+        Access::Write => e |= 2,
+        Access::Exec => e |= 16,
+        Access::Read => {}
+    }
+    e
+}
+
+/// The siginfo of a user page fault that raises a signal: SIGBUS/BUS_ADRERR past the
+/// end of a file, else SIGSEGV with SEGV_ACCERR inside a VMA and SEGV_MAPERR outside.
+pub(crate) fn user_fault_siginfo(bus: bool, mapped: bool, addr: u64) -> SigInfo {
+    use crate::signal::si::*;
+    let (signo, code) = if bus {
+        (sig::SIGBUS, BUS_ADRERR)
+    } else if mapped {
+        (sig::SIGSEGV, SEGV_ACCERR)
+    } else {
+        (sig::SIGSEGV, SEGV_MAPERR)
+    };
+    SigInfo { signo, code, fields: SigFields::Fault { addr } }
 }

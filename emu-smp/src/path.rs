@@ -14,7 +14,7 @@
 use crate::lock::{LockKey, LockMode};
 use crate::machine::{sig, KState, Machine};
 use crate::mmpath::{FaultStep, MmOp};
-use crate::task::{State, Wait};
+use crate::task::{SigFields, SigInfo, State, Wait};
 use emu_core::{Exception, PageFault};
 
 /// Where a task is in a kernel path: the step to run next.
@@ -36,6 +36,10 @@ pub enum KPath {
     Block(Wait),
     /// poll, select or epoll_wait looking again at its files after a wake-up.
     Poll(Box<crate::poll::PollOp>),
+    /// waitid after a wake-up: look at the children again.
+    Waitid(Box<crate::process::WaitidOp>),
+    /// rt_sigtimedwait after its sleep: dequeue, or time out, or EINTR.
+    SigWait(Box<crate::signal::SigWaitOp>),
 }
 
 /// The steps of do_exit (kernel/exit.c).
@@ -209,6 +213,8 @@ impl Machine {
             KPath::Return => Next::User,
             KPath::Block(w) => Next::Block(w),
             KPath::Poll(op) => self.poll_step(c, tid, *op),
+            KPath::SigWait(op) => self.sigwait_step(c, tid, *op),
+            KPath::Waitid(op) => self.waitid_step(c, tid, *op),
         }
     }
 
@@ -266,11 +272,7 @@ impl Machine {
                 // Restart the system call when woken.
                 t.cpu.rip -= 2;
             }
-            let timer = match &w {
-                Wait::Sleep { until_ns, .. } => Some(*until_ns),
-                Wait::Futex { until_ns, .. } | Wait::Poll { until_ns, .. } => *until_ns,
-                _ => None,
-            };
+            let timer = w.until_ns();
             t.state = State::Blocked(w);
             if let Some(u) = timer {
                 self.k.timers.insert((u, tid));
@@ -280,17 +282,20 @@ impl Machine {
         self.deschedule(c);
     }
 
-    /// An exception raised by a user instruction: the signal Linux sends for it.
+    /// An exception raised by a user instruction: the signal Linux sends for it, with
+    /// the thread's trap number and error code set for the signal frame.
     fn trap(&mut self, c: usize, tid: u32, e: Exception) -> Next {
-        let s = match e {
-            Exception::DivideError | Exception::X87Fp | Exception::SimdFp => sig::SIGFPE,
-            Exception::InvalidOpcode => sig::SIGILL,
-            Exception::GeneralProtection => sig::SIGSEGV,
-            Exception::Breakpoint => sig::SIGTRAP,
+        let Some(t) = self.k.tasks.get_mut(&tid) else { return Next::Gone };
+        let rip = t.cpu.rip;
+        let fp_status = match e {
+            Exception::X87Fp => u32::from(t.cpu.fpu.sw & !t.cpu.fpu.cw & 0x3f),
+            _ => t.cpu.mxcsr & !(t.cpu.mxcsr >> 7) & 0x3f,
         };
-        let rip = self.k.tasks.get(&tid).map_or(0, |t| t.cpu.rip);
+        let (info, trapno) = trap_signal(e, rip, fp_status);
+        t.trap.trapno = trapno;
+        t.trap.err = 0;
         let report = format!("{e} at rip {rip:#x}");
-        self.force_signal(c, tid, s, Some(report));
+        self.force_signal(c, tid, info, Some(report));
         self.user_or_gone(c, tid)
     }
 
@@ -302,5 +307,66 @@ impl Machine {
         } else {
             Next::Gone
         }
+    }
+}
+
+/// The signal Linux sends for an exception raised in user mode, and the trap number
+/// (arch/x86/kernel/traps.c): #DE is SIGFPE/FPE_INTDIV at the instruction
+/// (`exc_divide_error`), #UD SIGILL/ILL_ILLOPN at the instruction (`exc_invalid_op`),
+/// #GP SIGSEGV/SI_KERNEL with no address (`exc_general_protection`), INT3 SIGTRAP/SI_KERNEL
+/// (`do_int3_user` sends a bare force_sig), INT1 SIGTRAP/TRAP_BRKPT at the next
+/// instruction (`exc_debug_user` and `send_sigtrap`), #MF and #XM SIGFPE with the code
+/// of the unmasked exception `fp_status` flags (`math_error`, `fpu__exception_code`).
+pub(crate) fn trap_signal(e: Exception, rip: u64, fp_status: u32) -> (SigInfo, u64) {
+    use crate::signal::si::*;
+    let fault = |signo, code, addr| SigInfo { signo, code, fields: SigFields::Fault { addr } };
+    match e {
+        Exception::DivideError => (fault(sig::SIGFPE, FPE_INTDIV, rip), 0),
+        Exception::InvalidOpcode => (fault(sig::SIGILL, ILL_ILLOPN, rip), 6),
+        Exception::GeneralProtection => (fault(sig::SIGSEGV, SI_KERNEL, 0), 13),
+        Exception::Breakpoint => {
+            (SigInfo { signo: sig::SIGTRAP, code: SI_KERNEL, fields: SigFields::None }, 3)
+        }
+        Exception::Debug => (fault(sig::SIGTRAP, TRAP_BRKPT, rip), 1),
+        Exception::X87Fp | Exception::SimdFp => {
+            let code = if fp_status & 0x01 != 0 {
+                FPE_FLTINV
+            } else if fp_status & 0x04 != 0 {
+                3 // FPE_FLTDIV
+            } else if fp_status & 0x08 != 0 {
+                4 // FPE_FLTOVF
+            } else if fp_status & 0x12 != 0 {
+                5 // FPE_FLTUND
+            } else if fp_status & 0x20 != 0 {
+                6 // FPE_FLTRES
+            } else {
+                0
+            };
+            let trapno = if e == Exception::X87Fp { 16 } else { 19 };
+            (fault(sig::SIGFPE, code, rip), trapno)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exceptions_raise_the_signals_linux_sends() {
+        let (i, n) = trap_signal(Exception::DivideError, 0x1000, 0);
+        assert_eq!((i.signo, i.code, i.fields, n), (8, 1, SigFields::Fault { addr: 0x1000 }, 0));
+        let (i, n) = trap_signal(Exception::InvalidOpcode, 0x1000, 0);
+        assert_eq!((i.signo, i.code, n), (4, 2, 6));
+        let (i, n) = trap_signal(Exception::GeneralProtection, 0x1000, 0);
+        assert_eq!((i.signo, i.code, i.fields, n), (11, 0x80, SigFields::Fault { addr: 0 }, 13));
+        let (i, n) = trap_signal(Exception::Breakpoint, 0x1000, 0);
+        assert_eq!((i.signo, i.code, i.fields, n), (5, 0x80, SigFields::None, 3));
+        let (i, n) = trap_signal(Exception::Debug, 0x1001, 0);
+        assert_eq!((i.signo, i.code, i.fields, n), (5, 1, SigFields::Fault { addr: 0x1001 }, 1));
+        // Invalid beats divide-by-zero; precision alone is FPE_FLTRES.
+        assert_eq!(trap_signal(Exception::SimdFp, 0, 0x05).0.code, 7);
+        assert_eq!(trap_signal(Exception::SimdFp, 0, 0x20).0.code, 6);
+        assert_eq!(trap_signal(Exception::X87Fp, 0, 0x04).1, 16);
     }
 }

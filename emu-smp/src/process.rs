@@ -8,6 +8,7 @@ use crate::mm::Gather;
 use crate::path::{ExitStep, KPath, Next};
 use crate::syscall::{le64, Sys, EPOCH_S};
 use crate::task::{ExitCause, State, Task, Wait};
+use crate::task::{SigFields, SigInfo};
 use crate::tlbflush::{Reason, FLUSH_ALL};
 
 /// clone(2) flags.
@@ -116,6 +117,9 @@ impl Machine {
             saved_sigmask: None,
             sigmask: parent.sigmask,
             pending: 0,
+            sigq: Vec::new(),
+            syscall_nr: None,
+            trap: parent.trap,
             exit_status: 0,
             exit_signal,
             rseq: None,
@@ -351,18 +355,27 @@ impl Machine {
         for m in threads {
             self.k.tasks.remove(&m);
         }
+        self.exit_itimers(tgid);
         let Some(leader) = self.k.tasks.get_mut(&tgid) else { return };
         leader.exit_status = cause.status;
         let (ppid, exit_signal) = (leader.ppid, leader.exit_signal);
-        // Children are reparented to the initial process.
-        let init = self.k.init_pid;
-        for t in self.k.tasks.values_mut() {
-            if t.ppid == tgid {
-                t.ppid = init;
+        // forget_original_parent: the children go to the reaper, which is outside the
+        // guest (the host's init: emu's first process is not a namespace's init, whose
+        // death would kill them); it reaps at once those that are already zombies.
+        let orphans: Vec<u32> =
+            self.k.tasks.values().filter(|t| t.ppid == tgid).map(|t| t.tid).collect();
+        for o in orphans {
+            let Some(t) = self.k.tasks.get_mut(&o) else { continue };
+            t.ppid = 0;
+            let dead_group = t.tid == t.tgid
+                && t.state == State::Zombie
+                && !self.k.tasks.values().any(|x| x.tgid == o && x.tid != o);
+            if dead_group {
+                self.reap(o);
             }
         }
-        if tgid == self.k.init_pid && self.outcome.is_none() {
-            self.outcome = Some(if cause.signaled {
+        if tgid == self.k.init_pid && self.k.init_exit.is_none() {
+            self.k.init_exit = Some(if cause.signaled {
                 Outcome::Signaled { sig: cause.status as u32, report: None }
             } else {
                 Outcome::Exited((cause.status >> 8) & 0xff)
@@ -383,11 +396,25 @@ impl Machine {
         // do_notify_parent: the exit signal (SIGCHLD after fork) goes to the parent,
         // after a waiting wait4 has been completed (it returns the child, not EINTR).
         if exit_signal != 0 && self.k.tasks.contains_key(&ppid) {
-            self.signal_thread(c, ppid, exit_signal);
+            let info = chld_info(exit_signal, tgid, self.k.uid, cause);
+            self.send_signal(c, ppid, info);
+        }
+        if ppid == 0 && tgid != self.k.init_pid {
+            // An orphan's exit: the reaper outside the guest reaps it.
+            self.reap(tgid);
+        }
+        // The run ends when the first process and every process it left behind are gone
+        // (their parents outside the guest would see them exit).
+        if self.k.init_exit.is_some()
+            && self.outcome.is_none()
+            && self.k.tasks.values().all(|t| t.state == State::Zombie)
+        {
+            self.outcome = self.k.init_exit.clone();
         }
     }
 
-    /// A child changed state: complete a matching wait4 of the parent.
+    /// A child changed state: complete a matching wait4 of the parent; waitid callers
+    /// are woken to look again.
     fn notify_parent(&mut self, ppid: u32, at: u64) {
         let waiters: Vec<(u32, i64, u64, u64)> = self
             .k
@@ -395,20 +422,29 @@ impl Machine {
             .values()
             .filter(|t| t.tgid == ppid)
             .filter_map(|t| match &t.state {
-                State::Blocked(Wait::Child { pid, status, options }) => {
-                    Some((t.tid, *pid, *status, *options))
+                State::Blocked(Wait::Child { pid, status, ru, .. }) => {
+                    Some((t.tid, *pid, *status, *ru))
                 }
                 _ => None,
             })
             .collect();
-        for (w, pid, status, _) in waiters {
+        for (w, pid, status, ru) in waiters {
+            if matches!(self.k.tasks.get(&w).and_then(|t| t.kpath.as_ref()), Some(KPath::Waitid(_)))
+            {
+                self.wake(w, 0, at);
+                continue;
+            }
             if let Some((child, st)) = self.find_zombie(ppid, pid) {
                 let c = self.k.tasks.get(&w).map_or(0, |t| t.last_cpu);
                 self.reap(child);
+                // Written through the waiter's mm (it is not running); the rusage is
+                // all zero (emu keeps no per-process CPU times).
+                let mm = self.k.tasks.get(&w).map_or(0, |t| t.mm);
                 if status != 0 {
-                    // Written through the waiter's mm (it is not running).
-                    let mm = self.k.tasks.get(&w).map_or(0, |t| t.mm);
                     self.poke_mm(mm, status, &st.to_le_bytes());
+                }
+                if ru != 0 {
+                    self.poke_mm(mm, ru, &[0u8; 144]);
                 }
                 let _ = c;
                 self.wake(w, i64::from(child), at);
@@ -442,7 +478,12 @@ impl Machine {
         pid: i64,
         status: u64,
         options: u64,
+        ru: u64,
     ) -> Sys {
+        // kernel_wait4: WNOHANG, WUNTRACED, WCONTINUED, __WNOTHREAD, __WCLONE, __WALL.
+        if options & !(1 | 2 | 8 | 0xe000_0000) != 0 {
+            return Sys::Ret(-EINVAL);
+        }
         let Some(me) = self.k.tasks.get(&tid).map(|t| t.tgid) else { return Sys::Ret(-ECHILD) };
         let has_child = self
             .k
@@ -457,12 +498,110 @@ impl Machine {
             if status != 0 && self.write_user(c, tid, status, &st.to_le_bytes()).is_err() {
                 return Sys::Ret(-EFAULT);
             }
+            // The rusage: emu keeps no per-process CPU times (all zero).
+            if ru != 0 && self.write_user(c, tid, ru, &[0u8; 144]).is_err() {
+                return Sys::Ret(-EFAULT);
+            }
             return Sys::Ret(i64::from(child));
         }
         if options & 1 != 0 {
             return Sys::Ret(0);
         }
-        Sys::Block(Wait::Child { pid, status, options })
+        Sys::Block(Wait::Child { pid, status, options, ru })
+    }
+
+    /// waitid(2) (kernel/exit.c `kernel_waitid`): options first (a known bit, and one of
+    /// WEXITED, WSTOPPED, WCONTINUED), then the id type: P_ALL, P_PID (a positive pid),
+    /// P_PGID (every guest process is in the first process's group), P_PIDFD (emu has
+    /// no pidfds: EBADF).
+    pub(crate) fn sys_waitid(&mut self, c: usize, tid: u32, a: [u64; 6]) -> Sys {
+        let (which, upid, options) = (a[0] as i32, a[1] as i32, a[3] as i32 as u32);
+        if options & !(WNOHANG | WSTOPPED | WEXITED | WCONTINUED | WNOWAIT | 0xe000_0000) != 0
+            || options & (WEXITED | WSTOPPED | WCONTINUED) == 0
+        {
+            return Sys::Ret(-EINVAL);
+        }
+        let pid = match which {
+            0 => -1,
+            1 if upid <= 0 => return Sys::Ret(-EINVAL),
+            1 => i64::from(upid),
+            2 if upid < 0 => return Sys::Ret(-EINVAL),
+            2 if upid == 0 || upid as u32 == self.k.init_pid => -1,
+            // No process is in another group.
+            2 => 0,
+            3 if upid < 0 => return Sys::Ret(-EINVAL),
+            // pidfd_get_pid: a descriptor that is not a pidfd is EBADF too.
+            3 => return Sys::Ret(-EBADF),
+            _ => return Sys::Ret(-EINVAL),
+        };
+        let op = WaitidOp { pid, infop: a[2], options, ru: a[4] };
+        self.waitid_look(c, tid, op)
+    }
+
+    /// A waitid after a wake-up looks again.
+    pub(crate) fn waitid_step(&mut self, c: usize, tid: u32, op: WaitidOp) -> Next {
+        if self.k.tasks.get(&tid).is_some_and(|t| t.exit.is_some()) {
+            // Killed: leave for do_exit.
+            return self.user_or_gone(c, tid);
+        }
+        match self.waitid_look(c, tid, op) {
+            Sys::Ret(r) => {
+                if let Some(t) = self.k.tasks.get_mut(&tid) {
+                    t.cpu.gpr[0] = r as u64;
+                }
+                self.user_or_gone(c, tid)
+            }
+            Sys::Block(w) => Next::Block(w),
+            _ => self.user_or_gone(c, tid),
+        }
+    }
+
+    /// do_wait for waitid: a zombie child (reaped unless WNOWAIT), nothing with WNOHANG
+    /// (the siginfo zeroed), -ERESTARTSYS with a signal pending, or a sleep.
+    fn waitid_look(&mut self, c: usize, tid: u32, op: WaitidOp) -> Sys {
+        let Some(me) = self.k.tasks.get(&tid).map(|t| t.tgid) else { return Sys::Ret(-ECHILD) };
+        let matches = |t: &Task| op.pid < 0 || i64::from(t.tid) == op.pid;
+        let has_child =
+            self.k.tasks.values().any(|t| t.ppid == me && t.tid == t.tgid && matches(t));
+        if !has_child {
+            return Sys::Ret(-ECHILD);
+        }
+        // Stops and continues are not modelled: only exits are reported.
+        let found = if op.options & WEXITED != 0 { self.find_zombie(me, op.pid) } else { None };
+        if let Some((child, st)) = found {
+            if op.options & WNOWAIT == 0 {
+                self.reap(child);
+            }
+            if op.ru != 0 && self.write_user(c, tid, op.ru, &[0u8; 144]).is_err() {
+                return Sys::Ret(-EFAULT);
+            }
+            if op.infop != 0 {
+                let cause = ExitCause { status: st, signaled: st & 0x7f != 0 };
+                let b = chld_info(sig::SIGCHLD, child, self.k.uid, cause).to_bytes();
+                if self.write_user(c, tid, op.infop, &b[..28]).is_err() {
+                    return Sys::Ret(-EFAULT);
+                }
+            }
+            return Sys::Ret(0);
+        }
+        if op.options & WNOHANG != 0 {
+            // si_signo, si_errno, si_code, si_pid, si_uid and si_status are cleared.
+            if op.infop != 0
+                && (self.write_user(c, tid, op.infop, &[0u8; 12]).is_err()
+                    || self.write_user(c, tid, op.infop + 16, &[0u8; 12]).is_err())
+            {
+                return Sys::Ret(-EFAULT);
+            }
+            return Sys::Ret(0);
+        }
+        if self.k.tasks.get(&tid).is_some_and(|t| t.pending & !t.sigmask != 0) {
+            return Sys::Ret(-crate::signal::restart::ERESTARTSYS);
+        }
+        let w = Wait::Child { pid: op.pid, status: 0, options: u64::from(op.options), ru: 0 };
+        if let Some(t) = self.k.tasks.get_mut(&tid) {
+            t.kpath = Some(KPath::Waitid(Box::new(op)));
+        }
+        Sys::Block(w)
     }
 
     /// The futex key of `uaddr` for `tid` (kernel/futex/core.c `get_futex_key`): an
@@ -717,37 +856,162 @@ impl Machine {
         }
     }
 
-    /// Sends signal `s` to thread `target` (from core `c`).
+    /// Sends signal `s` to thread `target` (from core `c`) with the siginfo of a
+    /// signal the kernel sends (SIGPIPE: SI_USER from the current process).
     pub(crate) fn signal_thread(&mut self, c: usize, target: u32, s: u32) {
+        let me = self.k.cpus[c].current.and_then(|t| self.k.tasks.get(&t)).map_or(0, |t| t.tgid);
+        let info = SigInfo {
+            signo: s,
+            code: crate::signal::si::SI_USER,
+            fields: SigFields::Kill { pid: me, uid: self.k.uid },
+        };
+        self.send_signal(c, target, info);
+    }
+
+    /// The thread of process `tgid` that takes a process-directed signal `s`
+    /// (complete_signal's `wants_signal`): the leader if it can, else the first live
+    /// thread that does not block it, else the leader.
+    pub(crate) fn process_target(&self, tgid: u32, s: u32) -> u32 {
+        let bit = 1u64 << (s - 1);
+        let wants = |t: &Task| t.state != State::Zombie && t.exit.is_none() && t.sigmask & bit == 0;
+        if self.k.tasks.get(&tgid).is_some_and(wants) {
+            return tgid;
+        }
+        self.k.tasks.values().find(|t| t.tgid == tgid && wants(t)).map_or(tgid, |t| t.tid)
+    }
+
+    /// Sends a signal to thread `target` from core `c` (kernel/signal.c
+    /// `send_signal_locked` and `complete_signal`): dropped when ignored and not
+    /// blocked (`sig_ignored`); queued otherwise. A sleeping target that does not block
+    /// it is woken to take it, or the group is killed now if its action is fatal; a
+    /// target running user code on another CPU is kicked (`kick_process`).
+    pub(crate) fn send_signal(&mut self, c: usize, target: u32, info: SigInfo) {
+        let at = self.now(c);
+        self.send_signal_at(c, target, info, at, true);
+    }
+
+    /// [`Machine::send_signal`] at time `at` on CPU `c`; a timer's signal (`kill_now`
+    /// false) wakes a sleeping target even for a fatal action, which it then takes on
+    /// its own CPU. True if the signal was queued.
+    pub(crate) fn send_signal_at(
+        &mut self,
+        c: usize,
+        target: u32,
+        info: SigInfo,
+        at: u64,
+        kill_now: bool,
+    ) -> bool {
+        let s = info.signo;
         // Not a signal (a clone exit signal can be anything up to 255; do_notify_parent
         // then sends nothing).
         if s == 0 || s > 64 {
-            return;
+            return false;
         }
-        let Some(t) = self.k.tasks.get(&target) else { return };
+        let Some(t) = self.k.tasks.get(&target) else { return false };
+        let bit = 1u64 << (s - 1);
+        let real_blocked = match t.state {
+            State::Blocked(Wait::Sigtimedwait { real_blocked, .. }) => real_blocked,
+            _ => t.sigmask,
+        };
+        let blocked = t.sigmask & bit != 0;
         let act = self.k.sighands.get(&t.sighand).map(|h| h[s as usize]).unwrap_or_default();
-        let default_ignored =
-            matches!(s, sig::SIGCHLD | sig::SIGURG | sig::SIGWINCH | sig::SIGCONT);
-        if act.handler == 1 || (act.handler == 0 && default_ignored) {
-            return;
+        let ignored = act.handler == 1 || (act.handler == 0 && crate::signal::default_ignored(s));
+        if ignored && (t.sigmask | real_blocked) & bit == 0 {
+            return false;
         }
-        if let Some(t) = self.k.tasks.get_mut(&target) {
-            t.pending |= 1 << (s - 1);
+        if !self.queue_signal(target, info) {
+            return false;
         }
         match self.k.tasks.get(&target).map(|t| t.state.clone()) {
-            Some(State::Running(k)) if k == c => self.deliver_pending(c, target),
-            Some(State::Blocked(_)) => {
-                let blocked =
-                    self.k.tasks.get(&target).map_or(0, |t| t.sigmask) & (1 << (s - 1)) != 0;
-                if !blocked && act.handler == 0 {
+            Some(State::Running(k)) if k != c && self.k.cpus[k].kstate == KState::User => {
+                self.send_reschedule(c, k);
+            }
+            Some(State::Blocked(w)) if !blocked => {
+                if act.handler == 0 && !ignored && real_blocked & bit == 0 && kill_now {
                     // Fatal default action: the process dies now.
                     self.kill_process(c, target, s, None);
-                } else if !blocked {
-                    let at = self.now(c);
-                    self.wake(target, -EINTR, at);
+                } else if w.signal_interruptible() {
+                    self.interrupt(target, at);
                 }
             }
             _ => {}
         }
+        true
     }
+
+    /// A signal ends the interruptible sleep of `tid`: the call returns what Linux's
+    /// returns when a signal is pending, which the delivery turns into EINTR or a
+    /// restart (see [`crate::signal::restart_action`]).
+    pub(crate) fn interrupt(&mut self, tid: u32, at: u64) {
+        use crate::signal::restart::*;
+        let now_ns = self.ns_of(at);
+        let Some(t) = self.k.tasks.get_mut(&tid) else { return };
+        let State::Blocked(w) = t.state.clone() else { return };
+        let ret = match w {
+            // pipe_read, pipe_write, eventfd and unix sockets: -ERESTARTSYS. The call
+            // was to run again when woken; it now returns instead.
+            Wait::Io => {
+                t.cpu.rip += 2;
+                t.cpu.gpr[0] = (-ERESTARTSYS) as u64;
+                -ERESTARTSYS
+            }
+            // do_nanosleep: an absolute sleep is -ERESTARTNOHAND; a relative one
+            // writes the time left and is -ERESTART_RESTARTBLOCK.
+            Wait::Sleep { abs: true, .. } => -ERESTARTNOHAND,
+            Wait::Sleep { until_ns, rem, .. } => {
+                if rem != 0 {
+                    let left = until_ns.saturating_sub(now_ns);
+                    let mut b = [0u8; 16];
+                    b[..8].copy_from_slice(&(left / 1_000_000_000).to_le_bytes());
+                    b[8..].copy_from_slice(&(left % 1_000_000_000).to_le_bytes());
+                    let mm = t.mm;
+                    self.poke_mm(mm, rem, &b);
+                }
+                -ERESTART_RESTARTBLOCK
+            }
+            // futex_wait: -ERESTARTSYS without a timeout, a restart block with one.
+            Wait::Futex { until_ns: None, .. } => -ERESTARTSYS,
+            Wait::Futex { .. } => -ERESTART_RESTARTBLOCK,
+            // do_wait: -ERESTARTSYS.
+            Wait::Child { .. } => -ERESTARTSYS,
+            // sigsuspend: -ERESTARTNOHAND.
+            Wait::Signal => -ERESTARTNOHAND,
+            // Their kernel paths look again and decide.
+            Wait::Poll { .. } | Wait::Sigtimedwait { .. } => -EINTR,
+            Wait::Lock(_) | Wait::Vfork(_) => return,
+        };
+        self.wake(tid, ret, at);
+    }
+}
+
+const WNOHANG: u32 = 1;
+const WSTOPPED: u32 = 2;
+const WEXITED: u32 = 4;
+const WCONTINUED: u32 = 8;
+const WNOWAIT: u32 = 0x0100_0000;
+
+/// A waitid in progress.
+#[derive(Clone, Debug)]
+pub struct WaitidOp {
+    /// The child it waits for (-1: any, 0: none can match).
+    pid: i64,
+    /// Where the siginfo goes.
+    infop: u64,
+    /// Its options.
+    options: u32,
+    /// Where the rusage goes.
+    ru: u64,
+}
+
+/// The siginfo of a child's exit (kernel/signal.c `do_notify_parent`): CLD_EXITED with
+/// the exit code, or CLD_KILLED with the signal (emu never dumps core, as Linux with a
+/// core size limit of 0, so never CLD_DUMPED).
+pub(crate) fn chld_info(signo: u32, pid: u32, uid: u32, cause: ExitCause) -> SigInfo {
+    use crate::signal::si::*;
+    let (code, status) = if cause.signaled {
+        (CLD_KILLED, cause.status & 0x7f)
+    } else {
+        (CLD_EXITED, (cause.status >> 8) & 0xff)
+    };
+    SigInfo { signo, code, fields: SigFields::Chld { pid, uid, status } }
 }

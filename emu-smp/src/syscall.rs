@@ -6,7 +6,8 @@ use crate::machine::{sig, Machine};
 use crate::mm::{page_up, Backing, Gather, Vma, VmaKind, PAGE, PROT_EXEC, PROT_READ, PROT_WRITE};
 use crate::mmpath::{MmCall, MmOp};
 use crate::path::Next;
-use crate::task::{SigAction, State, Wait};
+use crate::signal::si;
+use crate::task::{SigAction, SigFields, SigInfo, State, Wait};
 use crate::tlbflush::Reason;
 
 /// What a system call did.
@@ -55,6 +56,7 @@ pub mod nr {
     pub const DUP: u64 = 32;
     pub const DUP2: u64 = 33;
     pub const NANOSLEEP: u64 = 35;
+    pub const PAUSE: u64 = 34;
     pub const GETITIMER: u64 = 36;
     pub const ALARM: u64 = 37;
     pub const SETITIMER: u64 = 38;
@@ -132,6 +134,27 @@ pub mod nr {
     pub const CLONE3: u64 = 435;
     pub const FACCESSAT2: u64 = 439;
     pub const TKILL: u64 = 200;
+    pub const RT_SIGPENDING: u64 = 127;
+    pub const RT_SIGTIMEDWAIT: u64 = 128;
+    pub const RT_SIGQUEUEINFO: u64 = 129;
+    pub const RT_SIGSUSPEND: u64 = 130;
+    pub const RT_TGSIGQUEUEINFO: u64 = 297;
+    pub const RESTART_SYSCALL: u64 = 219;
+    pub const TIMER_CREATE: u64 = 222;
+    pub const TIMER_SETTIME: u64 = 223;
+    pub const TIMER_GETTIME: u64 = 224;
+    pub const TIMER_GETOVERRUN: u64 = 225;
+    pub const TIMER_DELETE: u64 = 226;
+    pub const WAITID: u64 = 247;
+}
+
+/// The argument holding the sigset size of rt_sigsuspend, rt_sigpending and
+/// rt_sigtimedwait.
+fn n_sigsetsize(n: u64) -> usize {
+    match n {
+        nr::RT_SIGTIMEDWAIT => 3,
+        _ => 1,
+    }
 }
 
 /// Linux's CLOCK_REALTIME at simulated time zero: 2026-01-01T00:00:00Z.
@@ -157,6 +180,9 @@ impl Machine {
         let a = [g[7], g[6], g[2], g[10], g[8], g[9]];
         self.probes.kstats.syscalls += 1;
         *self.probes.kstats.syscall_counts.entry(nr).or_insert(0) += 1;
+        if let Some(t) = self.k.tasks.get_mut(&tid) {
+            t.syscall_nr = Some(nr);
+        }
         let r = self.dispatch(c, tid, nr, a);
         match r {
             Sys::Ret(v) => {
@@ -284,6 +310,15 @@ impl Machine {
             RT_SIGACTION => self.sys_rt_sigaction(c, tid, a[0] as i32 as usize, a[1], a[2]),
             RT_SIGPROCMASK => self.sys_rt_sigprocmask(c, tid, a[0] as i32 as u64, a[1], a[2]),
             RT_SIGRETURN => return self.sys_rt_sigreturn(c, tid),
+            RT_SIGSUSPEND | RT_SIGTIMEDWAIT if a[n_sigsetsize(n)] != 8 => -EINVAL,
+            RT_SIGSUSPEND => return self.sys_rt_sigsuspend(c, tid, a[0]),
+            // do_sigpending copies up to sigsetsize bytes: a smaller size is fine.
+            RT_SIGPENDING if a[1] > 8 => -EINVAL,
+            RT_SIGPENDING => self.sys_rt_sigpending(c, tid, a[0], a[1]),
+            RT_SIGTIMEDWAIT => return self.sys_rt_sigtimedwait(c, tid, a[0], a[1], a[2]),
+            // The restart block of an interrupted nanosleep, poll or futex wait is not
+            // kept: do_no_restart_syscall's EINTR.
+            RESTART_SYSCALL => -EINTR,
             SIGALTSTACK => self.sys_sigaltstack(c, tid, a[0], a[1]),
             ARCH_PRCTL => self.sys_arch_prctl(c, tid, a[0], a[1]),
             PRCTL => self.sys_prctl(c, tid, a[0], a[1]),
@@ -422,10 +457,24 @@ impl Machine {
                 let tg = self.k.tasks.get(&t).map_or(-1, |t| i64::from(t.tgid));
                 return self.sys_kill(c, tid, tg, a[1] as i32 as u32, Some(t));
             }
+            RT_SIGQUEUEINFO => return self.sys_rt_sigqueueinfo(c, tid, a, false),
+            RT_TGSIGQUEUEINFO => return self.sys_rt_sigqueueinfo(c, tid, a, true),
             POLL => return self.sys_poll(c, tid, a),
             PPOLL => return self.sys_ppoll(c, tid, a),
             PSELECT6 => return self.sys_pselect6(c, tid, a),
-            ALARM | SETITIMER | GETITIMER => -ENOSYS,
+            ALARM => self.sys_alarm(tid, a[0] as u32),
+            SETITIMER => self.sys_setitimer(c, tid, a[0] as i32, a[1], a[2]),
+            GETITIMER => self.sys_getitimer(c, tid, a[0] as i32, a[1]),
+            TIMER_CREATE => self.sys_timer_create(c, tid, a[0] as i32, a[1], a[2]),
+            TIMER_SETTIME => self.sys_timer_settime(c, tid, a),
+            TIMER_GETTIME => self.sys_timer_gettime(c, tid, a[0] as i32, a[1]),
+            TIMER_GETOVERRUN => self.sys_timer_getoverrun(tid, a[0] as i32),
+            TIMER_DELETE => self.sys_timer_delete(tid, a[0] as i32),
+            // pause(2): sleep until a signal's handler runs (-ERESTARTNOHAND).
+            PAUSE if self.k.tasks.get(&tid).is_some_and(|t| t.pending & !t.sigmask != 0) => {
+                -crate::signal::restart::ERESTARTNOHAND
+            }
+            PAUSE => return Sys::Block(Wait::Signal),
             MEMBARRIER => return self.sys_membarrier(c, tid, a),
             FUTEX => return self.sys_futex(c, tid, a),
             CLONE if a[0] & crate::process::cl::VM == 0 => {
@@ -442,7 +491,17 @@ impl Machine {
                 return self.sys_clone3(c, tid, a[0], a[1]);
             }
             FORK | VFORK => return self.mm_path(tid, MmCall::Fork(n, a)),
-            WAIT4 => return self.sys_wait4(c, tid, i64::from(a[0] as i32), a[1], a[2]),
+            WAIT4 => {
+                return self.sys_wait4(
+                    c,
+                    tid,
+                    i64::from(a[0] as i32),
+                    a[1],
+                    a[2] as u32 as u64,
+                    a[3],
+                )
+            }
+            WAITID => return self.sys_waitid(c, tid, a),
             EXECVE => {
                 self.warn_once(n, "execve is not supported; returning ENOSYS".into());
                 -ENOSYS
@@ -1382,11 +1441,11 @@ impl Machine {
         0
     }
 
+    /// rt_sigprocmask(2) (kernel/signal.c): the new set is read and applied (a bad `how`
+    /// is EINVAL only with a set), then the old mask written. Signals it unblocks are
+    /// delivered on the way out, after the call's 0 is in RAX.
     fn sys_rt_sigprocmask(&mut self, c: usize, tid: u32, how: u64, set: u64, old: u64) -> i64 {
         let cur = self.k.tasks.get(&tid).map_or(0, |t| t.sigmask);
-        if old != 0 && self.write_user(c, tid, old, &cur.to_le_bytes()).is_err() {
-            return -EFAULT;
-        }
         if set != 0 {
             let mut b = [0u8; 8];
             if self.read_user(c, tid, set, &mut b).is_err() {
@@ -1403,7 +1462,9 @@ impl Machine {
             if let Some(t) = self.k.tasks.get_mut(&tid) {
                 t.sigmask = new;
             }
-            self.deliver_pending(c, tid);
+        }
+        if old != 0 && self.write_user(c, tid, old, &cur.to_le_bytes()).is_err() {
+            return -EFAULT;
         }
         0
     }
@@ -1660,7 +1721,8 @@ impl Machine {
         if until <= now {
             return Sys::Ret(0);
         }
-        Sys::Block(Wait::Sleep { until_ns: until, rem })
+        let abs = flags & 1 != 0;
+        Sys::Block(Wait::Sleep { until_ns: until, rem: if abs { 0 } else { rem }, abs })
     }
 
     fn sys_uname(&mut self, c: usize, tid: u32, out: u64) -> i64 {
@@ -1740,6 +1802,55 @@ impl Machine {
     /// first process's pid), so `kill(0, ..)`, `kill(-pgrp, ..)` and `kill(-1, ..)`
     /// reach every guest process, the caller's included.
     fn sys_kill(&mut self, c: usize, tid: u32, pid: i64, s: u32, thread: Option<u32>) -> Sys {
+        self.send_from_user(c, tid, pid, s, thread, None)
+    }
+
+    /// rt_sigqueueinfo(2) and rt_tgsigqueueinfo(2) (do_rt_sigqueueinfo): the sender's
+    /// siginfo, read whole; a non-negative si_code (or SI_TKILL) would impersonate
+    /// the kernel or kill(2) and is EPERM unless the target is the caller.
+    fn sys_rt_sigqueueinfo(&mut self, c: usize, tid: u32, a: [u64; 6], thread: bool) -> Sys {
+        let (pid, t, s, uinfo) = if thread {
+            (a[0] as i32, Some(a[1] as i32), a[2] as i32 as u32, a[3])
+        } else {
+            (a[0] as i32, None, a[1] as i32 as u32, a[2])
+        };
+        let mut b = [0u8; 128];
+        if self.read_user(c, tid, uinfo, &mut b).is_err() {
+            return Sys::Ret(-EFAULT);
+        }
+        if pid <= 0 && thread || t.is_some_and(|t| t <= 0) {
+            return Sys::Ret(-EINVAL);
+        }
+        let code = i32::from_le_bytes([b[8], b[9], b[10], b[11]]);
+        let me = match t {
+            Some(_) => i64::from(tid),
+            None => self.k.tasks.get(&tid).map_or(0, |x| i64::from(x.tgid)),
+        };
+        let target = t.map_or(i64::from(pid), i64::from);
+        if (code >= 0 || code == -6) && target != me {
+            return Sys::Ret(-EPERM);
+        }
+        let mut rest = [0u8; 112];
+        rest.copy_from_slice(&b[16..]);
+        let errno = i32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+        let info = SigInfo { signo: s, code, fields: SigFields::User { errno, rest } };
+        // POSIX.1b does not mention process groups: one process only.
+        if pid <= 0 {
+            return Sys::Ret(-ESRCH);
+        }
+        self.send_from_user(c, tid, i64::from(pid), s, t.map(|t| t as u32), Some(info))
+    }
+
+    /// The body of kill, tgkill, tkill and rt_[tg]sigqueueinfo.
+    fn send_from_user(
+        &mut self,
+        c: usize,
+        tid: u32,
+        pid: i64,
+        s: u32,
+        thread: Option<u32>,
+        given: Option<SigInfo>,
+    ) -> Sys {
         if s > 64 {
             return Sys::Ret(-EINVAL);
         }
@@ -1774,12 +1885,30 @@ impl Machine {
         // The caller's own process last, so that a fatal signal to itself comes after
         // the others are signalled.
         let me = self.k.tasks.get(&tid).map_or(0, |t| t.tgid);
+        // tgkill and tkill are SI_USER too since Linux 6.9 (6.18 reports SI_USER where
+        // older kernels said SI_TKILL).
+        let code = si::SI_USER;
+        let info = given.unwrap_or(SigInfo {
+            signo: s,
+            code,
+            fields: SigFields::Kill { pid: me, uid: self.k.uid },
+        });
+        let (t1, s1) = (thread.is_some(), s.max(1));
         for &t in targets.iter().filter(|&&t| t != me) {
-            self.signal_thread(c, t, s);
+            let target = if t1 { t } else { self.process_target(t, s1) };
+            self.send_signal(c, target, info);
         }
         if targets.contains(&me) {
-            let target = if thread.is_some() { targets[0] } else { tid };
-            self.signal_thread(c, target, s);
+            // The caller takes a signal to its own process if it does not block it.
+            let mine = self.k.tasks.get(&tid).is_some_and(|t| t.sigmask & (1 << (s1 - 1)) == 0);
+            let target = if t1 {
+                targets[0]
+            } else if mine {
+                tid
+            } else {
+                self.process_target(me, s1)
+            };
+            self.send_signal(c, target, info);
         }
         Sys::Done
     }

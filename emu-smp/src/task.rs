@@ -10,9 +10,10 @@ pub enum Wait {
     Sleep {
         /// Wake-up time.
         until_ns: u64,
-        /// Where to write the remaining time if interrupted (unused: sleeps are not
-        /// interrupted).
+        /// Where to write the remaining time if a signal interrupts a relative sleep.
         rem: u64,
+        /// TIMER_ABSTIME: an interrupted sleep is -ERESTARTNOHAND, not a restart block.
+        abs: bool,
     },
     /// FUTEX_WAIT on a (mm, address) key, with a bitset and optional timeout.
     Futex {
@@ -35,9 +36,23 @@ pub enum Wait {
         status: u64,
         /// Options.
         options: u64,
+        /// Where wait4 writes the rusage (0: nowhere).
+        ru: u64,
     },
     /// Blocked on a pipe or stdin: retry the system call.
     Io,
+    /// rt_sigsuspend (kernel/signal.c `sigsuspend`): asleep with a temporary mask until
+    /// a signal it does not block arrives.
+    Signal,
+    /// rt_sigtimedwait (kernel/signal.c `do_sigtimedwait`): asleep with the wanted
+    /// signals unblocked until one of them (or another unblocked signal) arrives or the
+    /// timeout expires; its kernel path then dequeues.
+    Sigtimedwait {
+        /// Timeout (simulated ns), if any.
+        until_ns: Option<u64>,
+        /// The mask before the call (`real_blocked`), restored when it returns.
+        real_blocked: u64,
+    },
     /// A vfork parent waiting for its child to exit.
     Vfork(u32),
     /// Asleep on a sleeping lock (rw-semaphore) inside a kernel path, uninterruptibly.
@@ -54,9 +69,27 @@ pub enum Wait {
 }
 
 impl Wait {
-    /// True when a signal (or a kill) ends the wait early: every wait but a lock's.
+    /// True when a kill (a fatal signal, exit_group) ends the wait early: every wait but
+    /// a lock's.
     pub fn interruptible(&self) -> bool {
         !matches!(self, Wait::Lock(_))
+    }
+
+    /// True when a signal with a handler ends the wait (TASK_INTERRUPTIBLE sleeps): a
+    /// vfork parent sleeps killable only (wait_for_vfork_done).
+    pub fn signal_interruptible(&self) -> bool {
+        !matches!(self, Wait::Lock(_) | Wait::Vfork(_))
+    }
+
+    /// The timer of the wait (simulated ns), if it has one.
+    pub fn until_ns(&self) -> Option<u64> {
+        match self {
+            Wait::Sleep { until_ns, .. } => Some(*until_ns),
+            Wait::Futex { until_ns, .. }
+            | Wait::Poll { until_ns, .. }
+            | Wait::Sigtimedwait { until_ns, .. } => *until_ns,
+            _ => None,
+        }
     }
 }
 
@@ -81,6 +114,111 @@ pub enum State {
     Blocked(Wait),
     /// Exited, waiting to be reaped by its parent (processes) or already gone (threads).
     Zombie,
+}
+
+/// The fields of a `siginfo_t` after si_signo, si_errno and si_code (the union's
+/// layouts in include/uapi/asm-generic/siginfo.h).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SigFields {
+    /// Nothing more (SI_KERNEL).
+    #[default]
+    None,
+    /// kill, tgkill, SIGPIPE: the sender's pid and uid.
+    Kill {
+        /// Sender's process id.
+        pid: u32,
+        /// Sender's uid.
+        uid: u32,
+    },
+    /// SIGCHLD: the child, its uid, its status (exit code or signal) and CPU times.
+    Chld {
+        /// Child's process id.
+        pid: u32,
+        /// Child's uid.
+        uid: u32,
+        /// Exit code or signal number.
+        status: i32,
+    },
+    /// A fault: the address.
+    Fault {
+        /// si_addr.
+        addr: u64,
+    },
+    /// rt_sigqueueinfo: what the sender wrote after si_code (si_errno, then the union),
+    /// kept as it was.
+    User {
+        /// si_errno.
+        errno: i32,
+        /// Bytes 16 to 128 of the siginfo.
+        rest: [u8; 112],
+    },
+    /// A POSIX timer: its id, overrun count and sigev_value.
+    Timer {
+        /// si_tid (the timer id).
+        id: i32,
+        /// si_overrun.
+        overrun: i32,
+        /// si_value.
+        value: u64,
+        /// The timer's generation when the signal was queued (not part of the user
+        /// siginfo): a signal of a timer set again or deleted since is dropped.
+        seq: u32,
+    },
+}
+
+/// A queued signal (struct kernel_siginfo).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SigInfo {
+    /// si_signo.
+    pub signo: u32,
+    /// si_code.
+    pub code: i32,
+    /// The union.
+    pub fields: SigFields,
+}
+
+impl SigInfo {
+    /// The 128-byte user `siginfo_t` (x86-64 layout).
+    pub fn to_bytes(self) -> [u8; 128] {
+        let mut b = [0u8; 128];
+        b[0..4].copy_from_slice(&self.signo.to_le_bytes());
+        b[8..12].copy_from_slice(&self.code.to_le_bytes());
+        match self.fields {
+            SigFields::None => {}
+            SigFields::User { errno, rest } => {
+                b[4..8].copy_from_slice(&errno.to_le_bytes());
+                b[16..].copy_from_slice(&rest);
+            }
+            SigFields::Kill { pid, uid } => {
+                b[16..20].copy_from_slice(&pid.to_le_bytes());
+                b[20..24].copy_from_slice(&uid.to_le_bytes());
+            }
+            SigFields::Chld { pid, uid, status } => {
+                b[16..20].copy_from_slice(&pid.to_le_bytes());
+                b[20..24].copy_from_slice(&uid.to_le_bytes());
+                b[24..28].copy_from_slice(&status.to_le_bytes());
+            }
+            SigFields::Fault { addr } => b[16..24].copy_from_slice(&addr.to_le_bytes()),
+            SigFields::Timer { id, overrun, value, .. } => {
+                b[16..20].copy_from_slice(&id.to_le_bytes());
+                b[20..24].copy_from_slice(&overrun.to_le_bytes());
+                b[24..32].copy_from_slice(&value.to_le_bytes());
+            }
+        }
+        b
+    }
+}
+
+/// What the last trap left in the thread (`thread.trap_nr`, `error_code`, `cr2`),
+/// which a signal frame's sigcontext reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrapInfo {
+    /// Trap number (X86_TRAP_*).
+    pub trapno: u64,
+    /// Error code (for a page fault, the X86_PF_* bits as set_signal_archinfo leaves them).
+    pub err: u64,
+    /// Faulting address of the last page fault that raised a signal.
+    pub cr2: u64,
 }
 
 /// A signal disposition (struct sigaction).
@@ -125,8 +263,16 @@ pub struct Task {
     pub saved_sigmask: Option<u64>,
     /// Blocked signals.
     pub sigmask: u64,
-    /// Pending signals (thread-directed).
+    /// Pending signals (thread-directed): one bit per signal with an entry in `sigq`.
     pub pending: u64,
+    /// The siginfo of each pending signal, in the order they were sent (one per
+    /// standard signal, every one for real-time signals, as `legacy_queue` keeps them).
+    pub sigq: Vec<SigInfo>,
+    /// The number of the system call the task is in or returns from (`orig_ax`), for
+    /// the restart rules of signal delivery; None after a fault or rt_sigreturn.
+    pub syscall_nr: Option<u64>,
+    /// The last trap's number, error code and address, for sigcontext.
+    pub trap: TrapInfo,
     /// Exit status (wait format) once a zombie.
     pub exit_status: i32,
     /// Signal to send the parent on exit (SIGCHLD for fork, 0 for threads).

@@ -64,10 +64,11 @@ pub fn fault<M: GuestMem>(cpu: &mut Cpu, _m: &mut M, i: &Insn<M>) -> Result<(), 
     let e = match i.cc {
         0 => Exception::InvalidOpcode,
         1 => Exception::GeneralProtection,
-        _ => {
-            // INT3 is a trap: RIP stays after it.
+        c => {
+            // INT3 and INT1 are traps: RIP stays after them.
             cpu.rip = i.next_rip;
-            return Err(Exit::Exception(Exception::Breakpoint));
+            let e = if c == 3 { Exception::Debug } else { Exception::Breakpoint };
+            return Err(Exit::Exception(e));
         }
     };
     Err(Exit::Exception(e))
@@ -78,6 +79,7 @@ pub fn fault_code(e: Exception) -> u8 {
     match e {
         Exception::GeneralProtection => 1,
         Exception::Breakpoint => 2,
+        Exception::Debug => 3,
         _ => 0,
     }
 }
