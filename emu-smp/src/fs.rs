@@ -32,6 +32,7 @@ pub mod errno {
     pub const ESPIPE: i64 = 29;
     pub const EPIPE: i64 = 32;
     pub const ERANGE: i64 = 34;
+    pub const EDEADLK: i64 = 35;
     pub const ENAMETOOLONG: i64 = 36;
     pub const ENOSYS: i64 = 38;
     pub const ENODEV: i64 = 19;
@@ -190,6 +191,8 @@ pub struct Files {
     /// Wake-ups of file wait queues since the machine last looked, with their poll key
     /// (0: every event), in order: what epoll's callbacks and poll's waiters react to.
     pub events: Vec<(crate::poll::WaitQ, u32)>,
+    /// Advisory record and flock locks ([`crate::filelock`]).
+    pub(crate) locks: crate::filelock::FileLocks,
 }
 
 /// Guest output kept in memory (a sweep runs many guests in one process).
@@ -324,6 +327,8 @@ impl Files {
         let Some(d) = self.descs.get_mut(&id) else { return };
         d.refs -= 1;
         if d.refs == 0 {
+            // locks_remove_file: its OFD and flock locks go with it.
+            self.locks.close_description(id);
             if let Some(d) = self.descs.remove(&id) {
                 use crate::poll::WaitQ;
                 match d.obj {

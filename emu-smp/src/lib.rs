@@ -8,6 +8,7 @@ mod apic;
 mod config;
 mod cpumask;
 mod fdtypes;
+mod filelock;
 mod fs;
 mod kdata;
 mod loader;

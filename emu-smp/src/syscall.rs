@@ -69,6 +69,7 @@ pub mod nr {
     pub const KILL: u64 = 62;
     pub const UNAME: u64 = 63;
     pub const FCNTL: u64 = 72;
+    pub const FLOCK: u64 = 73;
     pub const FSYNC: u64 = 74;
     pub const GETCWD: u64 = 79;
     pub const READLINK: u64 = 89;
@@ -234,7 +235,8 @@ impl Machine {
                     self.sys_dup(c, tid, a[0] as i32, a[1] as i32, true, a[2] as u32)
                 }
             }
-            FCNTL => self.sys_fcntl(c, tid, a[0] as i32, a[1] as u32, a[2]),
+            FCNTL => return self.sys_fcntl(c, tid, a[0] as i32, a[1] as u32, a[2]),
+            FLOCK => return self.sys_flock(c, tid, a[0] as i32, a[1] as u32),
             PIPE => self.sys_pipe(c, tid, a[0], 0),
             // O_CLOEXEC, O_NONBLOCK, O_DIRECT, O_NOTIFICATION_PIPE.
             PIPE2 if a[1] & !(0o2000000 | 0o4000 | 0o40000 | 0o40000000) != 0 => -EINVAL,
@@ -755,7 +757,7 @@ impl Machine {
         let Some(files) = self.k.tasks.get(&tid).map(|t| t.files) else { return -EBADF };
         match self.k.fdtables.get_mut(&files).and_then(|t| t.fds.remove(&fd)) {
             Some((id, _)) => {
-                self.k.files.put(id);
+                self.k.files.close_fd(files, id);
                 self.wake_io(c);
                 0
             }
@@ -782,8 +784,19 @@ impl Machine {
         }
     }
 
-    fn sys_fcntl(&mut self, c: usize, tid: u32, fd: i32, cmd: u32, arg: u64) -> i64 {
-        let Some(id) = self.fd(tid, fd) else { return -EBADF };
+    fn sys_fcntl(&mut self, c: usize, tid: u32, fd: i32, cmd: u32, arg: u64) -> Sys {
+        use crate::filelock::cmd as lk;
+        let Some(id) = self.fd(tid, fd) else { return Sys::Ret(-EBADF) };
+        if matches!(
+            cmd,
+            lk::GETLK | lk::SETLK | lk::SETLKW | lk::OFD_GETLK | lk::OFD_SETLK | lk::OFD_SETLKW
+        ) {
+            return self.sys_fcntl_lock(c, tid, id, cmd, arg);
+        }
+        Sys::Ret(self.sys_fcntl_other(c, tid, fd, id, cmd, arg))
+    }
+
+    fn sys_fcntl_other(&mut self, c: usize, tid: u32, fd: i32, id: u32, cmd: u32, arg: u64) -> i64 {
         let files = self.k.tasks.get(&tid).map_or(0, |t| t.files);
         // f_dupfd: the lowest descriptor asked for must be below RLIMIT_NOFILE.
         if matches!(cmd, 0 | 1030) && arg >= 1024 {
