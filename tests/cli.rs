@@ -418,3 +418,31 @@ fn exhausting_guest_memory_is_reported() {
         show(&o)
     );
 }
+
+#[test]
+fn writing_calls_fail_as_on_a_read_only_file_system() {
+    let dir = scratch("rofs");
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("sub")).expect("mkdir");
+    std::fs::write(root.join("file"), "hi\n").expect("write");
+    std::os::unix::fs::symlink("file", root.join("link")).expect("symlink");
+    std::os::unix::fs::symlink("nowhere", root.join("dangling")).expect("symlink");
+    let src = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests/rofs.c"),
+    )
+    .expect("read rofs.c");
+    let bin = build_c(&dir, "rofs", &src, &[]);
+    let o =
+        emu().args(["run", "--allow-read"]).arg(&root).arg(&bin).arg(&root).output().expect("run");
+    let want = include_str!("guests/rofs.expected");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), want, "{}", show(&o));
+    assert!(o.stderr.is_empty(), "no warnings: {}", show(&o));
+    // Nothing changed on the host.
+    let mut names: Vec<String> = std::fs::read_dir(&root)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["dangling", "file", "link", "sub"]);
+    assert_eq!(std::fs::read_to_string(root.join("file")).expect("read"), "hi\n");
+}

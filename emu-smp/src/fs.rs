@@ -23,13 +23,16 @@ pub mod errno {
     pub const ENOMEM: i64 = 12;
     pub const EACCES: i64 = 13;
     pub const EFAULT: i64 = 14;
+    pub const EBUSY: i64 = 16;
     pub const EEXIST: i64 = 17;
+    pub const EXDEV: i64 = 18;
     pub const ENOTDIR: i64 = 20;
     pub const EISDIR: i64 = 21;
     pub const EINVAL: i64 = 22;
     pub const EMFILE: i64 = 24;
     pub const ENOTTY: i64 = 25;
     pub const ESPIPE: i64 = 29;
+    pub const EROFS: i64 = 30;
     pub const EPIPE: i64 = 32;
     pub const ERANGE: i64 = 34;
     pub const EDEADLK: i64 = 35;
@@ -38,6 +41,7 @@ pub mod errno {
     pub const ENODEV: i64 = 19;
     pub const EOVERFLOW: i64 = 75;
     pub const ETIMEDOUT: i64 = 110;
+    pub const ENOTEMPTY: i64 = 39;
     pub const ELOOP: i64 = 40;
     pub const ENOTSOCK: i64 = 88;
     pub const EMSGSIZE: i64 = 90;
@@ -290,7 +294,7 @@ pub enum Resolved {
 }
 
 /// `p` with `.` and `..` components resolved textually (symbolic links not followed).
-fn lexical(p: &Path) -> PathBuf {
+pub(crate) fn lexical(p: &Path) -> PathBuf {
     let mut out = PathBuf::from("/");
     for comp in p.components() {
         match comp {
@@ -418,6 +422,11 @@ impl Files {
             }
             r => r,
         }
+    }
+
+    /// Whether `p` lies under an allowed path.
+    pub(crate) fn allowed_path(&self, p: &Path) -> bool {
+        self.allowed(p)
     }
 
     fn allowed(&self, p: &Path) -> bool {

@@ -10,6 +10,7 @@ mod cpumask;
 mod fdtypes;
 mod filelock;
 mod fs;
+mod fswrite;
 mod kdata;
 mod loader;
 mod lock;

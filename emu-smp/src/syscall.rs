@@ -460,6 +460,7 @@ impl Machine {
             crate::fdtypes::sysno::MEMFD_CREATE => self.sys_memfd_create(c, tid, a[0], a[1]),
             crate::fdtypes::sysno::FTRUNCATE => self.sys_ftruncate(tid, a[0], a[1]),
             crate::fdtypes::sysno::CREAT => self.sys_openat(c, tid, -100, a[0], 0o1101),
+            _ if let Some(r) = self.sys_fs_write(c, tid, n, a) => r,
             _ => {
                 let name = syscall_name(n);
                 let extra = if name.is_empty() { String::new() } else { format!(" ({name})") };
@@ -691,7 +692,13 @@ impl Machine {
         self.write_from_user(c, tid, id, &v)
     }
 
-    fn abs_path(&mut self, c: usize, tid: u32, dirfd: i32, p: u64) -> Result<String, i64> {
+    pub(crate) fn abs_path(
+        &mut self,
+        c: usize,
+        tid: u32,
+        dirfd: i32,
+        p: u64,
+    ) -> Result<String, i64> {
         let raw = self.read_cstr(c, tid, p, 4096)?;
         let s = String::from_utf8(raw).map_err(|_| ENOENT)?;
         if s.is_empty() {
@@ -729,20 +736,67 @@ impl Machine {
             Ok(p) => p,
             Err(e) => return -e,
         };
-        let write = flags & 3 != 0 || flags & 0o1000 != 0 || flags & 0o100 != 0;
+        // The host's files are a read-only mount (see fswrite.rs); path_openat's order:
+        // build_open_flags, the lookup (O_CREAT of a missing name: EROFS once the parent
+        // is found), O_EXCL's EEXIST, O_CREAT of a directory EISDIR, O_DIRECTORY's
+        // ENOTDIR, O_TRUNC of a regular file EROFS (mnt_want_write), may_open (writing a
+        // directory EISDIR), then sb_permission's EROFS for writing a regular file.
+        const O_CREAT: u32 = 0o100;
+        const O_EXCL: u32 = 0o200;
+        const O_TRUNC: u32 = 0o1000;
+        const O_DIRECTORY: u32 = 0o200000;
+        const O_TMPFILE: u32 = 0o20000000;
+        let acc_write = matches!(flags & 3, 1 | 2);
+        if flags & O_TMPFILE != 0 {
+            if flags & (O_TMPFILE | O_DIRECTORY | O_CREAT) != O_TMPFILE | O_DIRECTORY || !acc_write
+            {
+                return -EINVAL;
+            }
+            return match self.k.files.resolve(&path) {
+                Err(e) => -e,
+                Ok(Resolved::Host(hp)) if hp.is_dir() => -EROFS,
+                Ok(_) => -ENOTDIR,
+            };
+        }
+        let (creat, excl, trunc) =
+            (flags & O_CREAT != 0, flags & O_EXCL != 0, flags & O_TRUNC != 0);
         let cloexec = flags & 0o2000000 != 0;
         let obj = match self.k.files.resolve(&path) {
+            Err(ENOENT) if creat => {
+                return match crate::fswrite::split_last(&path).1 {
+                    crate::fswrite::Last::Norm(_, true) => -EISDIR,
+                    _ => -crate::fswrite::create(&self.k.files, &path, false),
+                };
+            }
             Err(e) => return -e,
+            Ok(_) if creat && excl => return -EEXIST,
             Ok(Resolved::Null) => Object::Null,
-            Ok(_) if write => return -EACCES,
+            Ok(Resolved::Synthetic(_)) if acc_write || trunc => return -EACCES,
             Ok(Resolved::Synthetic(name)) => {
                 Object::Synthetic { data: self.synthesize(tid, &name) }
             }
             Ok(Resolved::Host(hp)) => match std::fs::File::open(&hp) {
                 Ok(f) => {
-                    let is_dir = f.metadata().map(|m| m.is_dir()).unwrap_or(false);
-                    if flags & 0o200000 != 0 && !is_dir {
+                    let meta = f.metadata().ok();
+                    let is_dir = meta.as_ref().is_some_and(std::fs::Metadata::is_dir);
+                    let is_reg = meta.as_ref().is_some_and(std::fs::Metadata::is_file);
+                    if creat && is_dir {
+                        return -EISDIR;
+                    }
+                    if flags & O_DIRECTORY != 0 && !is_dir {
                         return -ENOTDIR;
+                    }
+                    // build_open_flags: O_TRUNC asks for MAY_WRITE too.
+                    let may_write = acc_write || trunc;
+                    if may_write && is_reg {
+                        return -EROFS;
+                    }
+                    if may_write && is_dir {
+                        return -EISDIR;
+                    }
+                    if may_write {
+                        // Devices, fifos and sockets of the host: emu writes none.
+                        return -EACCES;
                     }
                     Object::Host { file: f, path: hp, dir: None }
                 }
