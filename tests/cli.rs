@@ -446,3 +446,37 @@ fn writing_calls_fail_as_on_a_read_only_file_system() {
     assert_eq!(names, ["dangling", "file", "link", "sub"]);
     assert_eq!(std::fs::read_to_string(root.join("file")).expect("read"), "hi\n");
 }
+
+#[test]
+fn directory_listings_come_in_the_hosts_order() {
+    let dir = scratch("getdents");
+    let root = dir.join("list");
+    std::fs::create_dir_all(root.join("subdir")).expect("mkdir");
+    for i in 0..60 {
+        std::fs::write(root.join(format!("f{i:02}-{}", 60 - i)), "x").expect("write");
+    }
+    let src = r#"
+#include <dirent.h>
+#include <stdio.h>
+#include <sys/stat.h>
+int main(int c, char **v) {
+    DIR *d = opendir(v[1]);
+    struct stat s;
+    stat(v[1], &s);
+    for (struct dirent *e; (e = readdir(d));)
+        printf("%s %d %d\n", e->d_name, e->d_type, e->d_name[0] == '.' && e->d_name[1] == 0
+               ? e->d_ino == s.st_ino : 1);
+    return 0;
+}"#;
+    let bin = build_c(&dir, "ls", src, &[]);
+    let native = std::process::Command::new(&bin).arg(&root).output().expect("run");
+    let o =
+        emu().args(["run", "--allow-read"]).arg(&root).arg(&bin).arg(&root).output().expect("run");
+    assert_eq!(o.stdout, native.stdout, "{}", show(&o));
+    let mut sorted: Vec<&[u8]> = native.stdout.split(|&b| b == b'\n').collect();
+    sorted.sort();
+    let unsorted: Vec<&[u8]> = native.stdout.split(|&b| b == b'\n').collect();
+    if sorted != unsorted {
+        eprintln!("the host lists this directory out of name order, as it should be tested");
+    }
+}

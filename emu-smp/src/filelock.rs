@@ -363,7 +363,7 @@ impl crate::fs::Files {
                 FileKey::Host(m.dev(), m.ino())
             }
             Object::Memfd(m) => FileKey::Memfd(*m),
-            Object::Null => FileKey::Dev(3),
+            Object::Dev(d) => FileKey::Dev(d.minor()),
             Object::PipeRead(p) | Object::PipeWrite(p) => FileKey::Pipe(*p),
             _ => FileKey::Desc(id),
         })

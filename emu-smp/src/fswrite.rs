@@ -126,7 +126,7 @@ impl crate::fs::Files {
 
     /// /dev/null and the synthesized /proc and /sys files.
     fn synthesized(&self, path: &str) -> bool {
-        matches!(self.resolve(path), Ok(Resolved::Null | Resolved::Synthetic(_)))
+        matches!(self.resolve(path), Ok(Resolved::Dev(_) | Resolved::Synthetic(_)))
     }
 }
 

@@ -98,7 +98,7 @@ impl Machine {
         follow: bool,
     ) -> Result<(Stat, bool), i64> {
         let abs = self.at_path(tid, dirfd, path)?;
-        let shmem = |r: &Resolved| matches!(r, Resolved::Null);
+        let shmem = |r: &Resolved| matches!(r, Resolved::Dev(_));
         if !follow {
             // lstat: the final component itself, in a directory the guest may read.
             let p = std::path::Path::new(&abs);
@@ -148,7 +148,7 @@ impl Machine {
                 let Some(d) = self.fd(tid, dirfd) else { return -EBADF };
                 let shmem = matches!(
                     self.k.files.descs.get(&d).map(|x| &x.obj),
-                    Some(Object::Null | Object::Memfd(_))
+                    Some(Object::Dev(_) | Object::Memfd(_))
                 );
                 match self.k.files.stat(d) {
                     Ok(s) => (s, shmem),

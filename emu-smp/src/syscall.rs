@@ -503,7 +503,12 @@ impl Machine {
         while total < len {
             let want = (len - total).min(RW_CHUNK);
             tmp.resize(want as usize, 0);
-            match self.k.files.read(id, &mut tmp, at.map(|a| a.wrapping_add(total))) {
+            match self.k.files.read(
+                id,
+                &mut tmp,
+                at.map(|a| a.wrapping_add(total)),
+                &mut self.k.rng,
+            ) {
                 Err(()) if total == 0 => return Sys::Block(Wait::Io),
                 Err(()) => break,
                 Ok(n) if n < 0 => return Sys::Ret(if total > 0 { total as i64 } else { n }),
@@ -588,7 +593,7 @@ impl Machine {
             pos = Some(u64::from_le_bytes(b));
         }
         let mut buf = vec![0u8; count.min(1 << 20) as usize];
-        let n = match self.k.files.read(inp, &mut buf, pos) {
+        let n = match self.k.files.read(inp, &mut buf, pos, &mut self.k.rng) {
             Err(()) => return Sys::Block(Wait::Io),
             Ok(n) if n < 0 => return Sys::Ret(n),
             Ok(n) => n as usize,
@@ -770,7 +775,7 @@ impl Machine {
             }
             Err(e) => return -e,
             Ok(_) if creat && excl => return -EEXIST,
-            Ok(Resolved::Null) => Object::Null,
+            Ok(Resolved::Dev(d)) => Object::Dev(d),
             Ok(Resolved::Synthetic(_)) if acc_write || trunc => return -EACCES,
             Ok(Resolved::Synthetic(name)) => {
                 Object::Synthetic { data: self.synthesize(tid, &name) }
@@ -976,6 +981,8 @@ impl Machine {
             | Object::Stderr
             | Object::PipeRead(_)
             | Object::PipeWrite(_) => return -ESPIPE,
+            // null_lseek, zero_lseek, full_lseek, noop_llseek: the position stays 0.
+            Object::Dev(_) => return 0,
             _ => {}
         }
         let base = match whence {
