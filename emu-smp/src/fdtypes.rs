@@ -120,6 +120,18 @@ pub struct Shm {
 }
 
 impl Shm {
+    /// An empty file of `size` bytes (a System V segment's shmem file).
+    pub(crate) fn with_size(size: u64) -> Shm {
+        Shm { size, ..Shm::default() }
+    }
+
+    /// Pages it holds (`shm_rss`).
+    pub(crate) fn resident_pages(&self) -> u64 {
+        let mut n = self.frames.len() as u64;
+        n += self.pages.keys().filter(|k| !self.frames.contains_key(k)).count() as u64;
+        n
+    }
+
     /// The frame backing page `index` for a mapping fault, with a reference for the
     /// PTE: the file's own frame (made from its host copy if need be) for a shared
     /// mapping, a private copy otherwise. None past the end of the file.

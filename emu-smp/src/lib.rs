@@ -30,6 +30,7 @@ mod signal;
 mod stats;
 pub mod strategy;
 mod syscall;
+mod sysvshm;
 mod task;
 pub mod tlbflush;
 mod trace;

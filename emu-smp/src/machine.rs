@@ -262,6 +262,8 @@ pub struct Kernel {
     pub(crate) zero_fp: u64,
     pub(crate) copy_bpc: f64,
     pub(crate) warned: BTreeSet<u64>,
+    /// System V shared memory segments ([`crate::sysvshm`]).
+    pub(crate) shm: crate::sysvshm::ShmIds,
     pub(crate) futex_seq: u64,
     pub(crate) locks: crate::lock::Locks,
     pub(crate) kdata: crate::kdata::KernelData,
@@ -448,6 +450,7 @@ impl Machine {
             zero_fp: fp(k.page_zero_cycles),
             copy_bpc: k.copy_bytes_per_cycle,
             warned: BTreeSet::new(),
+            shm: Default::default(),
             futex_seq: 0,
             locks: Default::default(),
             kdata,

@@ -133,7 +133,6 @@ pub const EPOCH_S: u64 = 1_767_225_600;
 
 fn syscall_name(n: u64) -> &'static str {
     match n {
-        29..=31 => "shm*",
         41..=55 => "socket family",
         101 => "ptrace",
         _ => "",
@@ -460,6 +459,14 @@ impl Machine {
             crate::fdtypes::sysno::MEMFD_CREATE => self.sys_memfd_create(c, tid, a[0], a[1]),
             crate::fdtypes::sysno::FTRUNCATE => self.sys_ftruncate(tid, a[0], a[1]),
             crate::fdtypes::sysno::CREAT => self.sys_openat(c, tid, -100, a[0], 0o1101),
+            // System V shared memory: key, id and cmd are ints, size a size_t.
+            29 => self.sys_shmget(tid, a[0] as i32, a[1], a[2] as i32 as u32 as u64),
+            30 => {
+                return self
+                    .mm_path(tid, MmCall::Shmat(a[0] as i32, a[1], a[2] as i32 as u32 as u64))
+            }
+            31 => self.sys_shmctl(c, tid, a[0] as i32, a[1] as i32, a[2]),
+            67 => return self.mm_path(tid, MmCall::Shmdt(a[0])),
             _ if let Some(r) = self.sys_fs_write(c, tid, n, a) => r,
             _ => {
                 let name = syscall_name(n);
