@@ -388,3 +388,63 @@ impl Machine {
         self.cpu_mm(k).and_then(|m| self.k.mms.get(&m)).is_some_and(f)
     }
 }
+
+/// The vsyscall page (arch/x86/entry/vsyscall/vsyscall_64.c, VSYSCALL_ADDR).
+const VSYSCALL_ADDR: u64 = 0xffff_ffff_ff60_0000;
+
+/// Whether `va` lies in the vsyscall page (`is_vsyscall_vaddr`).
+pub(crate) fn is_vsyscall(va: u64) -> bool {
+    va & !0xfff == VSYSCALL_ADDR
+}
+
+impl Machine {
+    /// A fault in the vsyscall page (`emulate_vsyscall`, Linux's default
+    /// vsyscall=xonly): the page is not mapped, so reads of it are SIGSEGV, but a call
+    /// to one of its three entry points (gettimeofday at +0x0, time at +0x400, getcpu at
+    /// +0x800) faults on the instruction fetch and is emulated: the system call is made,
+    /// its result goes to RAX and the call returns to the address on the stack. A jump
+    /// elsewhere in the page, or a bad pointer argument, is SIGSEGV.
+    pub(crate) fn emulate_vsyscall(
+        &mut self,
+        c: usize,
+        tid: u32,
+        pf: emu_core::PageFault,
+    ) -> crate::path::Next {
+        use crate::machine::sig;
+        use crate::syscall::nr;
+        let Some(t) = self.k.tasks.get(&tid) else { return crate::path::Next::Gone };
+        let (rip, rsp, g) = (t.cpu.rip, t.cpu.gpr[4], t.cpu.gpr);
+        let call = match pf.addr.wrapping_sub(VSYSCALL_ADDR) {
+            0 => Some(nr::GETTIMEOFDAY),
+            0x400 => Some(nr::TIME),
+            0x800 => Some(nr::GETCPU),
+            _ => None,
+        };
+        let fetch = pf.access == emu_core::Access::Exec && pf.addr == rip;
+        let mut ret = [0u8; 8];
+        let caller_ok = self.read_user(c, tid, rsp, &mut ret).is_ok();
+        let Some(n) = call.filter(|_| fetch && caller_ok) else {
+            let report =
+                format!("segmentation fault: vsyscall page access at {:#x}, rip {rip:#x}", pf.addr);
+            self.force_signal(c, tid, sig::SIGSEGV, Some(report));
+            return self.user_or_gone(c, tid);
+        };
+        // The system call the entry point stands for, charged as one.
+        self.charge(c, self.k.syscall_fp);
+        let r = match self.dispatch(c, tid, n, [g[7], g[6], g[2], 0, 0, 0]) {
+            crate::syscall::Sys::Ret(r) => r,
+            _ => -EFAULT,
+        };
+        if r == -EFAULT {
+            let report = format!("segmentation fault: vsyscall with a bad pointer, rip {rip:#x}");
+            self.force_signal(c, tid, sig::SIGSEGV, Some(report));
+            return self.user_or_gone(c, tid);
+        }
+        if let Some(t) = self.k.tasks.get_mut(&tid) {
+            t.cpu.gpr[0] = r as u64;
+            t.cpu.rip = u64::from_le_bytes(ret);
+            t.cpu.gpr[4] = rsp.wrapping_add(8);
+        }
+        crate::path::Next::User
+    }
+}

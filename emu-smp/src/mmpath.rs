@@ -245,6 +245,9 @@ impl Machine {
         match step {
             FaultStep::Start => {
                 self.charge(c, self.k.fault_fp);
+                if crate::misc::is_vsyscall(pf.addr) {
+                    return self.emulate_vsyscall(c, tid, pf);
+                }
                 Next::Lock(
                     LockKey::MmapLock(mmid),
                     LockMode::Read,

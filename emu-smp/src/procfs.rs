@@ -143,6 +143,8 @@ impl Machine {
                 name
             );
         }
+        // The vsyscall page, execute-only (vsyscall=xonly), as Linux's gate VMA.
+        let _ = writeln!(s, "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 [vsyscall]");
         s
     }
 

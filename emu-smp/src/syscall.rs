@@ -170,7 +170,7 @@ impl Machine {
         }
     }
 
-    fn dispatch(&mut self, c: usize, tid: u32, n: u64, a: [u64; 6]) -> Sys {
+    pub(crate) fn dispatch(&mut self, c: usize, tid: u32, n: u64, a: [u64; 6]) -> Sys {
         use nr::*;
         let r = match n {
             // access_ok: a buffer that wraps or leaves user space faults.
@@ -322,7 +322,11 @@ impl Machine {
                 }
                 0
             }
-            GETTIMEOFDAY => self.sys_gettimeofday(c, tid, a[0]),
+            GETTIMEOFDAY => match self.sys_gettimeofday(c, tid, a[0]) {
+                // The timezone: sys_tz, all zeros.
+                0 if a[1] != 0 && self.write_user(c, tid, a[1], &[0u8; 8]).is_err() => -EFAULT,
+                r => r,
+            },
             TIME => {
                 let s = EPOCH_S + self.now_ns(tid) / 1_000_000_000;
                 if a[0] != 0 && self.write_user(c, tid, a[0], &s.to_le_bytes()).is_err() {
