@@ -34,6 +34,7 @@ mod sysvshm;
 mod task;
 pub mod tlbflush;
 mod trace;
+mod vdso;
 
 pub use config::{ConfigError, RunConfig, MAX_CORES};
 pub use machine::{Machine, Outcome, SimError};

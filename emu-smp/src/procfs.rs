@@ -128,6 +128,7 @@ impl Machine {
             let name = match v.kind {
                 VmaKind::Stack => "[stack]",
                 VmaKind::Heap => "[heap]",
+                VmaKind::Vdso => "[vdso]",
                 VmaKind::Image => self.k.exe_path.as_str(),
                 VmaKind::Anon => "",
             };
