@@ -480,3 +480,23 @@ int main(int c, char **v) {
         eprintln!("the host lists this directory out of name order, as it should be tested");
     }
 }
+
+#[test]
+fn xgetbv_without_osxsave_is_an_invalid_opcode() {
+    let dir = scratch("xgetbv");
+    let src = r#"
+#include <stdio.h>
+int main(void) {
+    unsigned a, b, c, d, lo, hi;
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+    printf("osxsave %u\n", (c >> 27) & 1);
+    fflush(stdout);
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    printf("xgetbv returned %u\n", lo);
+    return 0;
+}"#;
+    let bin = build_c(&dir, "xgetbv", src, &[]);
+    let o = emu().arg("run").arg(&bin).output().expect("run");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "osxsave 0\n", "{}", show(&o));
+    assert_eq!(o.status.code(), Some(128 + 4), "SIGILL: {}", show(&o));
+}

@@ -49,7 +49,10 @@ pub fn run<M: GuestMem>(
             if let Err(e) = (insn.exec)(cpu, mem, insn) {
                 match e {
                     Exit::BlockEnd => break,
-                    Exit::Syscall | Exit::Pause | Exit::Exception(Exception::Breakpoint) => {
+                    Exit::Syscall
+                    | Exit::Int80
+                    | Exit::Pause
+                    | Exit::Exception(Exception::Breakpoint) => {
                         cpu.time_fp += mem.take_stall();
                         return e;
                     }

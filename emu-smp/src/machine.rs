@@ -794,6 +794,7 @@ impl Machine {
         let path = match exit {
             Exit::Budget | Exit::Pause | Exit::BlockEnd | Exit::Halt => return,
             Exit::Syscall => crate::path::KPath::Syscall,
+            Exit::Int80 => crate::path::KPath::Int80,
             Exit::PageFault(pf) => crate::path::KPath::Fault(pf, crate::mmpath::FaultStep::Start),
             Exit::Exception(e) => crate::path::KPath::Trap(e),
             Exit::Unsupported => {

@@ -164,6 +164,51 @@ impl Machine {
         }
     }
 
+    /// A system call made with INT 0x80 from this 64-bit process (`do_int80_syscall_32`,
+    /// IA32_EMULATION): the number in EAX from the ia32 table
+    /// (arch/x86/entry/syscalls/syscall_32.tbl), the arguments in EBX, ECX, EDX, ESI,
+    /// EDI and EBP, zero-extended. The calls whose ia32 form is the 64-bit one with 32-bit
+    /// arguments are made; others are ENOSYS with a warning.
+    pub(crate) fn syscall_ia32(&mut self, c: usize, tid: u32) -> Next {
+        self.charge(c, self.k.syscall_fp);
+        let Some(t) = self.k.tasks.get(&tid) else { return Next::Gone };
+        let g = &t.cpu.gpr;
+        let nr32 = g[0] as u32;
+        let a = [g[3], g[1], g[2], g[6], g[7], g[5]].map(|r| u64::from(r as u32));
+        self.probes.kstats.syscalls += 1;
+        let nr = match nr32 {
+            1 => Some(nr::EXIT),
+            3 => Some(nr::READ),
+            4 => Some(nr::WRITE),
+            6 => Some(nr::CLOSE),
+            20 => Some(nr::GETPID),
+            224 => Some(nr::GETTID),
+            252 => Some(nr::EXIT_GROUP),
+            _ => None,
+        };
+        let r = match nr {
+            Some(n) => self.dispatch(c, tid, n, a),
+            None => {
+                self.warn_once(
+                    0x8000_0000 | u64::from(nr32),
+                    format!("unsupported ia32 system call {nr32} (int 0x80); returning ENOSYS"),
+                );
+                Sys::Ret(-ENOSYS)
+            }
+        };
+        match r {
+            Sys::Ret(v) => {
+                if let Some(t) = self.k.tasks.get_mut(&tid) {
+                    t.cpu.gpr[0] = v as u64;
+                }
+                self.user_or_gone(c, tid)
+            }
+            Sys::Block(w) => Next::Block(w),
+            Sys::Done => self.user_or_gone(c, tid),
+            Sys::Path(p) => Next::Then(p),
+        }
+    }
+
     fn warn_once(&mut self, key: u64, msg: String) {
         if self.k.warned.insert(key) {
             eprintln!("emu: {msg}");
