@@ -167,7 +167,7 @@ impl Machine {
             }
         }
         // newseg: SHMMIN is 1.
-        if size < 1 || size > SHMMAX {
+        if !(1..=SHMMAX).contains(&size) {
             return -EINVAL;
         }
         let total: u64 = self.k.shm.segs.values().map(|s| s.size.div_ceil(PAGE)).sum::<u64>()

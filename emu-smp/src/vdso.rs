@@ -59,7 +59,7 @@ impl Buf {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
     fn align(&mut self, a: usize) {
-        while self.0.len() % a != 0 {
+        while !self.0.len().is_multiple_of(a) {
             self.0.push(0);
         }
     }
