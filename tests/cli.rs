@@ -450,3 +450,85 @@ fn check_mm_cid_verdicts_and_exit_codes() {
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown --variant"), "{}", show(&o));
 }
+
+#[test]
+fn writing_calls_fail_as_on_a_read_only_file_system() {
+    let dir = scratch("rofs");
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("sub")).expect("mkdir");
+    std::fs::write(root.join("file"), "hi\n").expect("write");
+    std::os::unix::fs::symlink("file", root.join("link")).expect("symlink");
+    std::os::unix::fs::symlink("nowhere", root.join("dangling")).expect("symlink");
+    let src = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests/rofs.c"),
+    )
+    .expect("read rofs.c");
+    let bin = build_c(&dir, "rofs", &src, &[]);
+    let o =
+        emu().args(["run", "--allow-read"]).arg(&root).arg(&bin).arg(&root).output().expect("run");
+    let want = include_str!("guests/rofs.expected");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), want, "{}", show(&o));
+    assert!(o.stderr.is_empty(), "no warnings: {}", show(&o));
+    // Nothing changed on the host.
+    let mut names: Vec<String> = std::fs::read_dir(&root)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["dangling", "file", "link", "sub"]);
+    assert_eq!(std::fs::read_to_string(root.join("file")).expect("read"), "hi\n");
+}
+
+#[test]
+fn directory_listings_come_in_the_hosts_order() {
+    let dir = scratch("getdents");
+    let root = dir.join("list");
+    std::fs::create_dir_all(root.join("subdir")).expect("mkdir");
+    for i in 0..60 {
+        std::fs::write(root.join(format!("f{i:02}-{}", 60 - i)), "x").expect("write");
+    }
+    let src = r#"
+#include <dirent.h>
+#include <stdio.h>
+#include <sys/stat.h>
+int main(int c, char **v) {
+    DIR *d = opendir(v[1]);
+    struct stat s;
+    stat(v[1], &s);
+    for (struct dirent *e; (e = readdir(d));)
+        printf("%s %d %d\n", e->d_name, e->d_type, e->d_name[0] == '.' && e->d_name[1] == 0
+               ? e->d_ino == s.st_ino : 1);
+    return 0;
+}"#;
+    let bin = build_c(&dir, "ls", src, &[]);
+    let native = std::process::Command::new(&bin).arg(&root).output().expect("run");
+    let o =
+        emu().args(["run", "--allow-read"]).arg(&root).arg(&bin).arg(&root).output().expect("run");
+    assert_eq!(o.stdout, native.stdout, "{}", show(&o));
+    let mut sorted: Vec<&[u8]> = native.stdout.split(|&b| b == b'\n').collect();
+    sorted.sort();
+    let unsorted: Vec<&[u8]> = native.stdout.split(|&b| b == b'\n').collect();
+    if sorted != unsorted {
+        eprintln!("the host lists this directory out of name order, as it should be tested");
+    }
+}
+
+#[test]
+fn xgetbv_without_osxsave_is_an_invalid_opcode() {
+    let dir = scratch("xgetbv");
+    let src = r#"
+#include <stdio.h>
+int main(void) {
+    unsigned a, b, c, d, lo, hi;
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+    printf("osxsave %u\n", (c >> 27) & 1);
+    fflush(stdout);
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    printf("xgetbv returned %u\n", lo);
+    return 0;
+}"#;
+    let bin = build_c(&dir, "xgetbv", src, &[]);
+    let o = emu().arg("run").arg(&bin).output().expect("run");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "osxsave 0\n", "{}", show(&o));
+    assert_eq!(o.status.code(), Some(128 + 4), "SIGILL: {}", show(&o));
+}

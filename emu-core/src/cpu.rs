@@ -54,6 +54,8 @@ impl std::fmt::Display for Exception {
 pub enum Exit {
     /// SYSCALL executed: RIP is past it, RCX and R11 hold the return RIP and RFLAGS.
     Syscall,
+    /// INT 0x80 executed (the 32-bit system call gate): RIP is past it.
+    Int80,
     /// A translation failed; RIP is the faulting instruction.
     PageFault(PageFault),
     /// An exception; RIP is the faulting instruction (after it, for #BP).

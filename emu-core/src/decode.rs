@@ -664,6 +664,7 @@ impl Resolver {
                 i.cc = system::fault_code(Exception::Breakpoint);
                 (system::fault::<M> as ExecFn<M>, C::Alu)
             }
+            Mn::Int if ins.immediate(0) == 0x80 => (system::int80::<M> as ExecFn<M>, C::Syscall),
             Mn::Int | Mn::Into => {
                 // INT n in a 64-bit Linux process without an IDT gate for user: #GP.
                 i.cc = system::fault_code(Exception::GeneralProtection);

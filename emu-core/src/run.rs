@@ -50,6 +50,7 @@ pub fn run<M: GuestMem>(
                 match e {
                     Exit::BlockEnd => break,
                     Exit::Syscall
+                    | Exit::Int80
                     | Exit::Pause
                     | Exit::Exception(Exception::Breakpoint | Exception::Debug) => {
                         cpu.time_fp += mem.take_stall();

@@ -120,6 +120,18 @@ pub struct Shm {
 }
 
 impl Shm {
+    /// An empty file of `size` bytes (a System V segment's shmem file).
+    pub(crate) fn with_size(size: u64) -> Shm {
+        Shm { size, ..Shm::default() }
+    }
+
+    /// Pages it holds (`shm_rss`).
+    pub(crate) fn resident_pages(&self) -> u64 {
+        let mut n = self.frames.len() as u64;
+        n += self.pages.keys().filter(|k| !self.frames.contains_key(k)).count() as u64;
+        n
+    }
+
     /// The frame backing page `index` for a mapping fault, with a reference for the
     /// PTE: the file's own frame (made from its host copy if need be) for a shared
     /// mapping, a private copy otherwise. None past the end of the file.
@@ -1251,7 +1263,7 @@ impl Machine {
         let writable = desc.flags & 3 != 0;
         let memfd = match desc.obj {
             Object::Memfd(m) => Some(m),
-            Object::Null | Object::Host { .. } | Object::Synthetic { .. } => None,
+            Object::Dev(_) | Object::Host { .. } | Object::Synthetic { .. } => None,
             _ => return -ESPIPE,
         };
         if !writable {
@@ -1342,6 +1354,21 @@ impl Machine {
         } else {
             None
         };
+        // mmap_zero: a private mapping of /dev/zero is anonymous memory, a shared one
+        // shared anonymous memory (shmem_zero_setup); the descriptor must be readable,
+        // and writable for a shared writable mapping.
+        if a[3] & MAP_ANON == 0 {
+            let dev = self.fd(tid, a[4] as i32).and_then(|d| self.k.files.descs.get(&d));
+            if let Some(d) = dev.filter(|d| matches!(d.obj, Object::Dev(crate::fs::Dev::Zero))) {
+                let acc = d.flags & 3;
+                if acc == 1 || (a[3] & 1 != 0 && a[2] & 2 != 0 && acc != 2) {
+                    return -EACCES;
+                }
+                let mut anon = a;
+                anon[3] |= MAP_ANON;
+                return self.sys_mmap(c, tid, anon);
+            }
+        }
         let Some(shm) = shm else { return self.sys_mmap(c, tid, a) };
         let mut anon = a;
         anon[3] |= MAP_ANON;

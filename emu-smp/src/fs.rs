@@ -23,20 +23,26 @@ pub mod errno {
     pub const ENOMEM: i64 = 12;
     pub const EACCES: i64 = 13;
     pub const EFAULT: i64 = 14;
+    pub const EBUSY: i64 = 16;
     pub const EEXIST: i64 = 17;
+    pub const EXDEV: i64 = 18;
     pub const ENOTDIR: i64 = 20;
     pub const EISDIR: i64 = 21;
     pub const EINVAL: i64 = 22;
     pub const EMFILE: i64 = 24;
     pub const ENOTTY: i64 = 25;
+    pub const ENOSPC: i64 = 28;
     pub const ESPIPE: i64 = 29;
+    pub const EROFS: i64 = 30;
     pub const EPIPE: i64 = 32;
     pub const ERANGE: i64 = 34;
+    pub const EDEADLK: i64 = 35;
     pub const ENAMETOOLONG: i64 = 36;
     pub const ENOSYS: i64 = 38;
     pub const ENODEV: i64 = 19;
     pub const EOVERFLOW: i64 = 75;
     pub const ETIMEDOUT: i64 = 110;
+    pub const ENOTEMPTY: i64 = 39;
     pub const ELOOP: i64 = 40;
     pub const ENOTSOCK: i64 = 88;
     pub const EMSGSIZE: i64 = 90;
@@ -75,8 +81,8 @@ pub enum Object {
         /// The bytes.
         data: Vec<u8>,
     },
-    /// /dev/null.
-    Null,
+    /// /dev/null, /dev/zero, /dev/full, /dev/random or /dev/urandom.
+    Dev(Dev),
     /// The read end of a pipe.
     PipeRead(u32),
     /// The write end of a pipe.
@@ -190,6 +196,8 @@ pub struct Files {
     /// Wake-ups of file wait queues since the machine last looked, with their poll key
     /// (0: every event), in order: what epoll's callbacks and poll's waiters react to.
     pub events: Vec<(crate::poll::WaitQ, u32)>,
+    /// Advisory record and flock locks ([`crate::filelock`]).
+    pub(crate) locks: crate::filelock::FileLocks,
 }
 
 /// Guest output kept in memory (a sweep runs many guests in one process).
@@ -282,12 +290,64 @@ pub enum Resolved {
     Host(PathBuf),
     /// A synthesized file.
     Synthetic(String),
-    /// /dev/null.
+    /// A memory device.
+    Dev(Dev),
+}
+
+/// The memory devices of drivers/char/mem.c that every guest has, whatever
+/// `--allow-read` says: character devices of major 1, mode 0666.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dev {
+    /// /dev/null: reads end at once, writes vanish.
     Null,
+    /// /dev/zero: reads give zeros; a mapping is anonymous memory (mmap_zero).
+    Zero,
+    /// /dev/full: reads give zeros, writes are ENOSPC.
+    Full,
+    /// /dev/random: the seeded generator's bytes (never blocks, as since Linux 5.6).
+    Random,
+    /// /dev/urandom: the seeded generator's bytes.
+    Urandom,
+}
+
+impl Dev {
+    /// The device a path names.
+    pub fn from_path(p: &str) -> Option<Dev> {
+        Some(match p {
+            "/dev/null" => Dev::Null,
+            "/dev/zero" => Dev::Zero,
+            "/dev/full" => Dev::Full,
+            "/dev/random" => Dev::Random,
+            "/dev/urandom" => Dev::Urandom,
+            _ => return None,
+        })
+    }
+
+    /// Its minor number (devlist in drivers/char/mem.c).
+    pub fn minor(self) -> u64 {
+        match self {
+            Dev::Null => 3,
+            Dev::Zero => 5,
+            Dev::Full => 7,
+            Dev::Random => 8,
+            Dev::Urandom => 9,
+        }
+    }
+
+    /// What fstat and stat report: `crw-rw-rw-`, st_rdev makedev(1, minor).
+    fn stat(self) -> Stat {
+        Stat {
+            mode: 0o20666,
+            nlink: 1,
+            rdev: (1 << 8) | self.minor(),
+            blksize: 4096,
+            ..Default::default()
+        }
+    }
 }
 
 /// `p` with `.` and `..` components resolved textually (symbolic links not followed).
-fn lexical(p: &Path) -> PathBuf {
+pub(crate) fn lexical(p: &Path) -> PathBuf {
     let mut out = PathBuf::from("/");
     for comp in p.components() {
         match comp {
@@ -324,6 +384,8 @@ impl Files {
         let Some(d) = self.descs.get_mut(&id) else { return };
         d.refs -= 1;
         if d.refs == 0 {
+            // locks_remove_file: its OFD and flock locks go with it.
+            self.locks.close_description(id);
             if let Some(d) = self.descs.remove(&id) {
                 use crate::poll::WaitQ;
                 match d.obj {
@@ -367,7 +429,9 @@ impl Files {
     /// Decides what `path` (already absolute) refers to, enforcing `--allow-read`.
     pub fn resolve(&self, path: &str) -> Result<Resolved, i64> {
         match path {
-            "/dev/null" => return Ok(Resolved::Null),
+            p if Dev::from_path(p).is_some() => {
+                return Ok(Resolved::Dev(Dev::from_path(p).unwrap_or(Dev::Null)));
+            }
             "/proc/self/status"
             | "/proc/self/maps"
             | "/proc/self/stat"
@@ -417,13 +481,24 @@ impl Files {
         }
     }
 
+    /// Whether `p` lies under an allowed path.
+    pub(crate) fn allowed_path(&self, p: &Path) -> bool {
+        self.allowed(p)
+    }
+
     fn allowed(&self, p: &Path) -> bool {
         self.allow_read.iter().any(|a| p.starts_with(a))
     }
 
     /// Reads from a description into `buf`. Returns bytes read or -errno; `Err(())`
     /// means the read would block (empty pipe with writers).
-    pub fn read(&mut self, id: u32, buf: &mut [u8], at: Option<u64>) -> Result<i64, ()> {
+    pub fn read(
+        &mut self,
+        id: u32,
+        buf: &mut [u8],
+        at: Option<u64>,
+        rng: &mut crate::rng::SimRng,
+    ) -> Result<i64, ()> {
         let Some(d) = self.descs.get_mut(&id) else { return Ok(-EBADF) };
         if d.flags & 3 == 1 {
             return Ok(-EBADF);
@@ -431,7 +506,7 @@ impl Files {
         let pos = at.unwrap_or(d.pos);
         let seekable = matches!(
             d.obj,
-            Object::Host { .. } | Object::Synthetic { .. } | Object::Null | Object::Memfd(_)
+            Object::Host { .. } | Object::Synthetic { .. } | Object::Dev(_) | Object::Memfd(_)
         );
         if at.is_some() && !seekable {
             // pread on a pipe, a terminal, an eventfd or a socket (FMODE_PREAD not set).
@@ -450,6 +525,16 @@ impl Files {
                     .map(|r| r.map_or_else(|e| -e, |(n, _)| n as i64));
             }
             Object::Epoll(_) => return Ok(-EINVAL),
+            // The devices' reads leave the position alone (it stays 0).
+            Object::Dev(Dev::Null) => return Ok(0),
+            Object::Dev(Dev::Zero | Dev::Full) => {
+                buf.fill(0);
+                return Ok(buf.len() as i64);
+            }
+            Object::Dev(Dev::Random | Dev::Urandom) => {
+                rng.fill(buf);
+                return Ok(buf.len() as i64);
+            }
             Object::Memfd(m) => {
                 let n = self.x.memfd_read(m, buf, pos);
                 if n > 0 && at.is_none() {
@@ -482,7 +567,7 @@ impl Files {
                 buf[..n].copy_from_slice(&data[start..start + n]);
                 n as i64
             }
-            Object::Null => 0,
+            Object::Dev(_) => 0,
             Object::PipeRead(p) => {
                 let p = *p;
                 let Some(pipe) = self.pipes.get_mut(&p) else { return Ok(-EBADF) };
@@ -516,7 +601,9 @@ impl Files {
         Ok(match &d.obj {
             Object::Stdout => host_write(&mut std::io::stdout().lock(), buf),
             Object::Stderr => host_write(&mut std::io::stderr().lock(), buf),
-            Object::Null => buf.len() as i64,
+            // write_full; the others take everything (write_null, random_write_iter).
+            Object::Dev(Dev::Full) => -ENOSPC,
+            Object::Dev(_) => buf.len() as i64,
             Object::PipeWrite(p) => {
                 let p = *p;
                 let Some(pipe) = self.pipes.get_mut(&p) else { return Ok(-EBADF) };
@@ -567,13 +654,7 @@ impl Files {
                 size: data.len() as i64,
                 ..Default::default()
             },
-            Object::Null => Stat {
-                mode: 0o20666,
-                nlink: 1,
-                rdev: (1 << 8) | 3,
-                blksize: 4096,
-                ..Default::default()
-            },
+            Object::Dev(d) => d.stat(),
             Object::PipeRead(_) | Object::PipeWrite(_) => {
                 Stat { mode: 0o10600, nlink: 1, blksize: 4096, ..Default::default() }
             }
@@ -598,39 +679,39 @@ impl Files {
             Resolved::Synthetic(_) => {
                 Ok(Stat { mode: 0o100444, nlink: 1, blksize: 1024, ..Default::default() })
             }
-            Resolved::Null => Ok(Stat {
-                mode: 0o20666,
-                nlink: 1,
-                rdev: (1 << 8) | 3,
-                blksize: 4096,
-                ..Default::default()
-            }),
+            Resolved::Dev(d) => Ok(d.stat()),
         }
     }
 
     /// Fills `out` with linux_dirent64 records of a directory description.
     pub fn getdents(&mut self, id: u32, out: &mut Vec<u8>, max: usize) -> i64 {
         let Some(d) = self.descs.get_mut(&id) else { return -EBADF };
-        let Object::Host { path, dir, .. } = &mut d.obj else { return -ENOTDIR };
+        let Object::Host { file, dir, .. } = &mut d.obj else { return -ENOTDIR };
         if dir.is_none() {
-            let rd = match std::fs::read_dir(&*path) {
+            // The host's own getdents64 records, in its order ("." and ".." where it
+            // puts them: first on tmpfs, at their hash positions on ext4).
+            let rd = match rustix::fs::Dir::read_from(&*file) {
                 Ok(r) => r,
-                Err(e) => return -io_errno(&e),
+                Err(e) => return -i64::from(e.raw_os_error()),
             };
-            let mut v: Vec<(u64, u8, Vec<u8>)> =
-                vec![(1, 4, b".".to_vec()), (1, 4, b"..".to_vec())];
-            let mut names: Vec<_> = rd.filter_map(Result::ok).collect();
-            names.sort_by_key(std::fs::DirEntry::file_name);
-            for e in names {
-                use std::os::unix::ffi::OsStrExt;
+            let mut v: Vec<(u64, u8, Vec<u8>)> = Vec::new();
+            for e in rd {
+                let e = match e {
+                    Ok(e) => e,
+                    Err(e) => return -i64::from(e.raw_os_error()),
+                };
+                use rustix::fs::FileType as T;
                 let ty = match e.file_type() {
-                    Ok(t) if t.is_dir() => 4,
-                    Ok(t) if t.is_symlink() => 10,
-                    Ok(t) if t.is_file() => 8,
+                    T::Fifo => 1,
+                    T::CharacterDevice => 2,
+                    T::Directory => 4,
+                    T::BlockDevice => 6,
+                    T::RegularFile => 8,
+                    T::Symlink => 10,
+                    T::Socket => 12,
                     _ => 0,
                 };
-                let ino = e.metadata().map(|m| m.ino()).unwrap_or(1);
-                v.push((ino, ty, e.file_name().as_bytes().to_vec()));
+                v.push((e.ino(), ty, e.file_name().to_bytes().to_vec()));
             }
             *dir = Some(v);
         }
@@ -816,10 +897,10 @@ mod tests {
         assert_eq!(fill(&mut g, w2, 1000), 64000);
         // Reading part of the first page frees nothing.
         let mut buf = [0u8; 1000];
-        assert_eq!(f.read(r, &mut buf, None), Ok(1000));
+        assert_eq!(f.read(r, &mut buf, None, &mut crate::rng::SimRng::new(1)), Ok(1000));
         assert_eq!(f.write(w, &[1u8; 10]), Ok(-EAGAIN));
         let mut page = [0u8; 3096];
-        assert_eq!(f.read(r, &mut page, None), Ok(3096));
+        assert_eq!(f.read(r, &mut page, None, &mut crate::rng::SimRng::new(1)), Ok(3096));
         // A page is free: a write of more than a page takes one page's worth.
         assert_eq!(f.write(w, &[1u8; 5000]), Ok(4096));
     }
@@ -851,17 +932,21 @@ mod tests {
         assert_eq!(f.events.len(), 1, "polled pipes wake readers on every write");
         f.events.clear();
         let mut buf = [0u8; 2];
-        assert_eq!(f.read(r, &mut buf, None), Ok(2));
+        assert_eq!(f.read(r, &mut buf, None, &mut crate::rng::SimRng::new(1)), Ok(2));
         assert!(f.events.is_empty(), "writers hear only when the pipe was full");
         fill(&mut f, w, 4096);
         f.events.clear();
-        assert_eq!(f.read(r, &mut buf, None), Ok(2));
+        assert_eq!(f.read(r, &mut buf, None, &mut crate::rng::SimRng::new(1)), Ok(2));
         assert_eq!(f.events, vec![(WaitQ::PipeWr(0), 0x104)]);
         f.events.clear();
         f.put(w);
         assert_eq!(f.events, vec![(WaitQ::PipeRd(0), 0), (WaitQ::PipeWr(0), 0)]);
         let mut big = vec![0u8; 70000];
-        assert!(f.read(r, &mut big, None).is_ok_and(|n| n > 0));
-        assert_eq!(f.read(r, &mut big, None), Ok(0), "end of file once drained");
+        assert!(f.read(r, &mut big, None, &mut crate::rng::SimRng::new(1)).is_ok_and(|n| n > 0));
+        assert_eq!(
+            f.read(r, &mut big, None, &mut crate::rng::SimRng::new(1)),
+            Ok(0),
+            "end of file once drained"
+        );
     }
 }

@@ -139,6 +139,7 @@ mod at {
     pub const RANDOM: u64 = 25;
     pub const HWCAP2: u64 = 26;
     pub const EXECFN: u64 = 31;
+    pub const SYSINFO_EHDR: u64 = 33;
     pub const MINSIGSTKSZ: u64 = 51;
 }
 
@@ -745,7 +746,30 @@ pub fn load(
     mm_set_brk(m.mm, brk);
     let phdr = phdr_addr.wrapping_add(load_bias);
     let phnum = u64::from(eh.e_phnum);
-    let sp = build_stack(mm, phys, argv, envp, execfn, hwcap, rng, phdr, phnum, entry)?;
+    // arch_setup_additional_pages: the vDSO, after the program (a program whose
+    // segments took its place goes without, AT_SYSINFO_EHDR absent).
+    let vdso = crate::vdso::VDSO_ADDR;
+    let vdso = if mm.is_free(vdso, vdso + PAGE) {
+        mm.insert(Vma {
+            start: vdso,
+            end: vdso + PAGE,
+            prot: PROT_READ | PROT_EXEC,
+            shared: false,
+            backing: Backing::Image {
+                data: crate::mm::Source::Bytes(crate::vdso::image().into()),
+                va: vdso,
+                off: 0,
+                len: PAGE,
+            },
+            kind: VmaKind::Vdso,
+            hugepage: false,
+            nohugepage: false,
+        });
+        Some(vdso)
+    } else {
+        None
+    };
+    let sp = build_stack(mm, phys, argv, envp, execfn, hwcap, rng, phdr, phnum, entry, vdso)?;
     Ok(Loaded { entry, sp })
 }
 
@@ -791,6 +815,7 @@ fn build_stack(
     phdr: u64,
     phnum: u64,
     entry: u64,
+    vdso: Option<u64>,
 ) -> Result<u64, LoadError> {
     // The top 8 bytes stay zero, as Linux's bprm->p starts below an end marker.
     let mut sp = STACK_TOP - 8;
@@ -826,7 +851,7 @@ fn build_stack(
     rng.fill(&mut random);
     sp &= !15;
     let random_va = push_bytes(mm, phys, &mut sp, &random)?;
-    let auxv: Vec<(u64, u64)> = vec![
+    let mut auxv: Vec<(u64, u64)> = vec![
         (at::MINSIGSTKSZ, 2048),
         (at::HWCAP, u64::from(hwcap)),
         (at::PAGESZ, PAGE),
@@ -848,6 +873,10 @@ fn build_stack(
         (at::PLATFORM, platform),
         (at::NULL, 0),
     ];
+    if let Some(v) = vdso {
+        // ARCH_DLINFO puts it first.
+        auxv.insert(0, (at::SYSINFO_EHDR, v));
+    }
     let words = 1 + arg_va.len() + 1 + env_va.len() + 1 + 2 * auxv.len();
     sp = (sp - 8 * words as u64) & !15;
     let mut v: Vec<u8> = Vec::with_capacity(8 * words);
@@ -926,7 +955,7 @@ mod tests {
     fn vmas(mm: &Mm) -> Vec<(u64, u64, u8, bool)> {
         mm.vmas
             .values()
-            .filter(|v| v.kind != VmaKind::Stack)
+            .filter(|v| v.kind != VmaKind::Stack && v.kind != VmaKind::Vdso)
             .map(|v| (v.start, v.end, v.prot, matches!(v.backing, Backing::Image { .. })))
             .collect()
     }

@@ -280,6 +280,8 @@ pub struct Kernel {
     pub(crate) rlimits: BTreeMap<u32, crate::rlimit::Limits>,
     /// The limits every other process has (the first process's at boot).
     pub(crate) boot_rlimits: crate::rlimit::Limits,
+    /// System V shared memory segments ([`crate::sysvshm`]).
+    pub(crate) shm: crate::sysvshm::ShmIds,
     pub(crate) futex_seq: u64,
     pub(crate) locks: crate::lock::Locks,
     pub(crate) kdata: crate::kdata::KernelData,
@@ -488,6 +490,7 @@ impl Machine {
             warned: BTreeSet::new(),
             rlimits: BTreeMap::new(),
             boot_rlimits: crate::rlimit::boot_limits(cfg.memory_mib as u64),
+            shm: Default::default(),
             futex_seq: 0,
             locks: Default::default(),
             kdata,
@@ -849,6 +852,7 @@ impl Machine {
         let path = match exit {
             Exit::Budget | Exit::Pause | Exit::BlockEnd | Exit::Halt => return,
             Exit::Syscall => crate::path::KPath::Syscall,
+            Exit::Int80 => crate::path::KPath::Int80,
             Exit::PageFault(pf) => crate::path::KPath::Fault(pf, crate::mmpath::FaultStep::Start),
             Exit::Exception(e) => crate::path::KPath::Trap(e),
             Exit::Unsupported => {

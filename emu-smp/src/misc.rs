@@ -23,7 +23,7 @@ use crate::fs::{errno::*, Object, Resolved, Stat};
 use crate::machine::Machine;
 use crate::mm::{Backing, Source, PAGE};
 use crate::syscall::{Sys, TASK_SIZE};
-use crate::task::State;
+use crate::task::{SigFields, SigInfo, State};
 
 const AT_SYMLINK_NOFOLLOW: u32 = 0x100;
 const AT_NO_AUTOMOUNT: u32 = 0x800;
@@ -99,7 +99,7 @@ impl Machine {
         follow: bool,
     ) -> Result<(Stat, bool), i64> {
         let abs = self.at_path(tid, dirfd, path)?;
-        let shmem = |r: &Resolved| matches!(r, Resolved::Null);
+        let shmem = |r: &Resolved| matches!(r, Resolved::Dev(_));
         if !follow {
             // lstat: the final component itself, in a directory the guest may read.
             let p = std::path::Path::new(&abs);
@@ -149,7 +149,7 @@ impl Machine {
                 let Some(d) = self.fd(tid, dirfd) else { return -EBADF };
                 let shmem = matches!(
                     self.k.files.descs.get(&d).map(|x| &x.obj),
-                    Some(Object::Null | Object::Memfd(_))
+                    Some(Object::Dev(_) | Object::Memfd(_))
                 );
                 match self.k.files.stat(d) {
                     Ok(s) => (s, shmem),
@@ -462,5 +462,89 @@ impl Machine {
             return -EINVAL;
         }
         0
+    }
+}
+
+/// The vsyscall page (arch/x86/entry/vsyscall/vsyscall_64.c, VSYSCALL_ADDR).
+const VSYSCALL_ADDR: u64 = 0xffff_ffff_ff60_0000;
+
+/// Whether `va` lies in the vsyscall page (`is_vsyscall_vaddr`).
+pub(crate) fn is_vsyscall(va: u64) -> bool {
+    va & !0xfff == VSYSCALL_ADDR
+}
+
+impl Machine {
+    /// A fault in the vsyscall page (`emulate_vsyscall`, Linux's default
+    /// vsyscall=xonly): the page is not mapped, so reads of it are SIGSEGV, but a call
+    /// to one of its three entry points (gettimeofday at +0x0, time at +0x400, getcpu at
+    /// +0x800) faults on the instruction fetch and is emulated: the system call is made,
+    /// its result goes to RAX and the call returns to the address on the stack. A jump
+    /// elsewhere in the page, or a bad pointer argument, is SIGSEGV.
+    pub(crate) fn emulate_vsyscall(
+        &mut self,
+        c: usize,
+        tid: u32,
+        pf: emu_core::PageFault,
+    ) -> crate::path::Next {
+        use crate::machine::sig;
+        use crate::syscall::nr;
+        let Some(t) = self.k.tasks.get(&tid) else { return crate::path::Next::Gone };
+        let (rip, rsp, g) = (t.cpu.rip, t.cpu.gpr[4], t.cpu.gpr);
+        let call = match pf.addr.wrapping_sub(VSYSCALL_ADDR) {
+            0 => Some(nr::GETTIMEOFDAY),
+            0x400 => Some(nr::TIME),
+            0x800 => Some(nr::GETCPU),
+            _ => None,
+        };
+        let fetch = pf.access == emu_core::Access::Exec && pf.addr == rip;
+        let mut ret = [0u8; 8];
+        let caller_ok = self.read_user(c, tid, rsp, &mut ret).is_ok();
+        let Some(n) = call.filter(|_| fetch && caller_ok) else {
+            let report =
+                format!("segmentation fault: vsyscall page access at {:#x}, rip {rip:#x}", pf.addr);
+            let info = if fetch {
+                // emulate_vsyscall's `sigsegv:` label: force_sig, SI_KERNEL.
+                SigInfo {
+                    signo: sig::SIGSEGV,
+                    code: crate::signal::si::SI_KERNEL,
+                    fields: SigFields::None,
+                }
+            } else {
+                // Not emulated: the fault goes on to bad_area_nosemaphore, which marks
+                // an access to a kernel address as a protection fault.
+                if let Some(t) = self.k.tasks.get_mut(&tid) {
+                    t.trap = crate::task::TrapInfo {
+                        trapno: 14,
+                        err: crate::mmpath::pf_error_code(&pf) | 1,
+                        cr2: pf.addr,
+                    };
+                }
+                crate::mmpath::user_fault_siginfo(false, false, pf.addr)
+            };
+            self.force_signal(c, tid, info, Some(report));
+            return self.user_or_gone(c, tid);
+        };
+        // The system call the entry point stands for, charged as one.
+        self.charge(c, self.k.syscall_fp);
+        let r = match self.dispatch(c, tid, n, [g[7], g[6], g[2], 0, 0, 0]) {
+            crate::syscall::Sys::Ret(r) => r,
+            _ => -EFAULT,
+        };
+        if r == -EFAULT {
+            let report = format!("segmentation fault: vsyscall with a bad pointer, rip {rip:#x}");
+            let info = SigInfo {
+                signo: sig::SIGSEGV,
+                code: crate::signal::si::SI_KERNEL,
+                fields: SigFields::None,
+            };
+            self.force_signal(c, tid, info, Some(report));
+            return self.user_or_gone(c, tid);
+        }
+        if let Some(t) = self.k.tasks.get_mut(&tid) {
+            t.cpu.gpr[0] = r as u64;
+            t.cpu.rip = u64::from_le_bytes(ret);
+            t.cpu.gpr[4] = rsp.wrapping_add(8);
+        }
+        crate::path::Next::User
     }
 }

@@ -120,6 +120,8 @@ pub enum VmaKind {
     Heap,
     /// The main thread's stack.
     Stack,
+    /// The vDSO ([`crate::vdso`]).
+    Vdso,
 }
 
 /// A virtual memory area.

@@ -54,6 +54,10 @@ pub enum MmCall {
     /// fork, clone or clone3 making a new address space (the syscall number and its
     /// arguments).
     Fork(u64, [u64; 6]),
+    /// shmat(2): id, address, flags.
+    Shmat(i32, u64, u64),
+    /// shmdt(2).
+    Shmdt(u64),
 }
 
 /// Where an [`MmCall`] is.
@@ -149,6 +153,10 @@ impl Machine {
                         Sys::Ret(self.sys_mremap(c, tid, a[0], a[1], a[2], a[3], a[4]))
                     }
                     MmCall::Fork(nr, a) => self.fork_call(c, tid, nr, a),
+                    MmCall::Shmat(id, addr, flg) => {
+                        Sys::Ret(self.shmat_call(c, tid, id, addr, flg))
+                    }
+                    MmCall::Shmdt(addr) => Sys::Ret(self.shmdt_call(c, tid, addr)),
                     MmCall::Dontneed(start, end) => {
                         // Every page of the range must be mapped.
                         let Some(mm) = self.k.mms.get(&op.mm) else { return Next::Gone };
@@ -237,6 +245,9 @@ impl Machine {
         match step {
             FaultStep::Start => {
                 self.charge(c, self.k.fault_fp);
+                if crate::misc::is_vsyscall(pf.addr) {
+                    return self.emulate_vsyscall(c, tid, pf);
+                }
                 Next::Lock(
                     LockKey::MmapLock(mmid),
                     LockMode::Read,

@@ -22,6 +22,8 @@ use emu_core::{Exception, PageFault};
 pub enum KPath {
     /// A system call, at entry (its number and arguments are in the task's registers).
     Syscall,
+    /// A 32-bit system call made with INT 0x80, at entry.
+    Int80,
     /// An address-space system call under mmap_lock.
     Mm(Box<MmOp>),
     /// A page fault raised by a user access.
@@ -205,6 +207,10 @@ impl Machine {
             KPath::Syscall => {
                 self.memfd_pull(c, tid);
                 self.syscall(c, tid)
+            }
+            KPath::Int80 => {
+                self.memfd_pull(c, tid);
+                self.syscall_ia32(c, tid)
             }
             KPath::Mm(op) => self.mm_step(c, tid, *op),
             KPath::Fault(pf, step) => self.fault_step(c, tid, pf, step),

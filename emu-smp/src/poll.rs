@@ -133,7 +133,7 @@ impl Files {
             | Object::Epoll(_) => true,
             // Regular files, directories, /dev/null, shmem files and the /proc files of
             // a process have none.
-            Object::Host { .. } | Object::Synthetic { .. } | Object::Null | Object::Memfd(_) => {
+            Object::Host { .. } | Object::Synthetic { .. } | Object::Dev(_) | Object::Memfd(_) => {
                 false
             }
             // emu's own streams: a pipe when captured, else whatever the host gave
@@ -163,7 +163,7 @@ impl Files {
             }
             Object::Stdin => EPOLLIN | EPOLLRDNORM,
             Object::Stdout | Object::Stderr => EPOLLOUT | EPOLLWRNORM,
-            Object::Host { .. } | Object::Synthetic { .. } | Object::Null | Object::Memfd(_) => {
+            Object::Host { .. } | Object::Synthetic { .. } | Object::Dev(_) | Object::Memfd(_) => {
                 DEFAULT_POLLMASK
             }
             Object::PipeRead(p) | Object::PipeWrite(p) => {

@@ -327,7 +327,7 @@ impl Machine {
         {
             if let Some(tab) = self.k.fdtables.remove(&files) {
                 for (id, _) in tab.fds.values() {
-                    self.k.files.put(*id);
+                    self.k.files.close_fd(files, *id);
                 }
                 self.wake_io(c);
             }

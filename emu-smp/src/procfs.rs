@@ -134,6 +134,7 @@ impl Machine {
             let name = match v.kind {
                 VmaKind::Stack => "[stack]",
                 VmaKind::Heap => "[heap]",
+                VmaKind::Vdso => "[vdso]",
                 VmaKind::Image => self.k.exe_path.as_str(),
                 VmaKind::Anon => "",
             };
@@ -149,6 +150,8 @@ impl Machine {
                 name
             );
         }
+        // The vsyscall page, execute-only (vsyscall=xonly), as Linux's gate VMA.
+        let _ = writeln!(s, "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 [vsyscall]");
         s
     }
 

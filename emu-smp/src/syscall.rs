@@ -71,6 +71,7 @@ pub mod nr {
     pub const KILL: u64 = 62;
     pub const UNAME: u64 = 63;
     pub const FCNTL: u64 = 72;
+    pub const FLOCK: u64 = 73;
     pub const FSYNC: u64 = 74;
     pub const GETCWD: u64 = 79;
     pub const READLINK: u64 = 89;
@@ -162,7 +163,6 @@ pub const EPOCH_S: u64 = 1_767_225_600;
 
 fn syscall_name(n: u64) -> &'static str {
     match n {
-        29..=31 => "shm*",
         41..=55 => "socket family",
         101 => "ptrace",
         _ => "",
@@ -197,13 +197,58 @@ impl Machine {
         }
     }
 
+    /// A system call made with INT 0x80 from this 64-bit process (`do_int80_syscall_32`,
+    /// IA32_EMULATION): the number in EAX from the ia32 table
+    /// (arch/x86/entry/syscalls/syscall_32.tbl), the arguments in EBX, ECX, EDX, ESI,
+    /// EDI and EBP, zero-extended. The calls whose ia32 form is the 64-bit one with 32-bit
+    /// arguments are made; others are ENOSYS with a warning.
+    pub(crate) fn syscall_ia32(&mut self, c: usize, tid: u32) -> Next {
+        self.charge(c, self.k.syscall_fp);
+        let Some(t) = self.k.tasks.get(&tid) else { return Next::Gone };
+        let g = &t.cpu.gpr;
+        let nr32 = g[0] as u32;
+        let a = [g[3], g[1], g[2], g[6], g[7], g[5]].map(|r| u64::from(r as u32));
+        self.probes.kstats.syscalls += 1;
+        let nr = match nr32 {
+            1 => Some(nr::EXIT),
+            3 => Some(nr::READ),
+            4 => Some(nr::WRITE),
+            6 => Some(nr::CLOSE),
+            20 => Some(nr::GETPID),
+            224 => Some(nr::GETTID),
+            252 => Some(nr::EXIT_GROUP),
+            _ => None,
+        };
+        let r = match nr {
+            Some(n) => self.dispatch(c, tid, n, a),
+            None => {
+                self.warn_once(
+                    0x8000_0000 | u64::from(nr32),
+                    format!("unsupported ia32 system call {nr32} (int 0x80); returning ENOSYS"),
+                );
+                Sys::Ret(-ENOSYS)
+            }
+        };
+        match r {
+            Sys::Ret(v) => {
+                if let Some(t) = self.k.tasks.get_mut(&tid) {
+                    t.cpu.gpr[0] = v as u64;
+                }
+                self.user_or_gone(c, tid)
+            }
+            Sys::Block(w) => Next::Block(w),
+            Sys::Done => self.user_or_gone(c, tid),
+            Sys::Path(p) => Next::Then(p),
+        }
+    }
+
     fn warn_once(&mut self, key: u64, msg: String) {
         if self.k.warned.insert(key) {
             eprintln!("emu: {msg}");
         }
     }
 
-    fn dispatch(&mut self, c: usize, tid: u32, n: u64, a: [u64; 6]) -> Sys {
+    pub(crate) fn dispatch(&mut self, c: usize, tid: u32, n: u64, a: [u64; 6]) -> Sys {
         use nr::*;
         let r = match n {
             // access_ok: a buffer that wraps or leaves user space faults.
@@ -267,7 +312,8 @@ impl Machine {
                     self.sys_dup(c, tid, a[0] as i32, a[1] as i32, true, a[2] as u32)
                 }
             }
-            FCNTL => self.sys_fcntl(c, tid, a[0] as i32, a[1] as u32, a[2]),
+            FCNTL => return self.sys_fcntl(c, tid, a[0] as i32, a[1] as u32, a[2]),
+            FLOCK => return self.sys_flock(c, tid, a[0] as i32, a[1] as u32),
             PIPE => self.sys_pipe(c, tid, a[0], 0),
             // O_CLOEXEC, O_NONBLOCK, O_DIRECT, O_NOTIFICATION_PIPE.
             PIPE2 if a[1] & !(0o2000000 | 0o4000 | 0o40000 | 0o40000000) != 0 => -EINVAL,
@@ -366,7 +412,11 @@ impl Machine {
                 }
                 0
             }
-            GETTIMEOFDAY => self.sys_gettimeofday(c, tid, a[0]),
+            GETTIMEOFDAY => match self.sys_gettimeofday(c, tid, a[0]) {
+                // The timezone: sys_tz, all zeros.
+                0 if a[1] != 0 && self.write_user(c, tid, a[1], &[0u8; 8]).is_err() => -EFAULT,
+                r => r,
+            },
             TIME => {
                 let s = EPOCH_S + self.now_ns(tid) / 1_000_000_000;
                 if a[0] != 0 && self.write_user(c, tid, a[0], &s.to_le_bytes()).is_err() {
@@ -534,6 +584,15 @@ impl Machine {
             crate::fdtypes::sysno::MEMFD_CREATE => self.sys_memfd_create(c, tid, a[0], a[1]),
             crate::fdtypes::sysno::FTRUNCATE => self.sys_ftruncate(tid, a[0], a[1]),
             crate::fdtypes::sysno::CREAT => self.sys_openat(c, tid, -100, a[0], 0o1101),
+            // System V shared memory: key, id and cmd are ints, size a size_t.
+            29 => self.sys_shmget(tid, a[0] as i32, a[1], a[2] as i32 as u32 as u64),
+            30 => {
+                return self
+                    .mm_path(tid, MmCall::Shmat(a[0] as i32, a[1], a[2] as i32 as u32 as u64))
+            }
+            31 => self.sys_shmctl(c, tid, a[0] as i32, a[1] as i32, a[2]),
+            67 => return self.mm_path(tid, MmCall::Shmdt(a[0])),
+            _ if let Some(r) = self.sys_fs_write(c, tid, n, a) => r,
             _ => {
                 let name = syscall_name(n);
                 let extra = if name.is_empty() { String::new() } else { format!(" ({name})") };
@@ -576,7 +635,12 @@ impl Machine {
         while total < len {
             let want = (len - total).min(RW_CHUNK);
             tmp.resize(want as usize, 0);
-            match self.k.files.read(id, &mut tmp, at.map(|a| a.wrapping_add(total))) {
+            match self.k.files.read(
+                id,
+                &mut tmp,
+                at.map(|a| a.wrapping_add(total)),
+                &mut self.k.rng,
+            ) {
                 Err(()) if total == 0 => return Sys::Block(Wait::Io),
                 Err(()) => break,
                 Ok(n) if n < 0 => return Sys::Ret(if total > 0 { total as i64 } else { n }),
@@ -661,7 +725,7 @@ impl Machine {
             pos = Some(u64::from_le_bytes(b));
         }
         let mut buf = vec![0u8; count.min(1 << 20) as usize];
-        let n = match self.k.files.read(inp, &mut buf, pos) {
+        let n = match self.k.files.read(inp, &mut buf, pos, &mut self.k.rng) {
             Err(()) => return Sys::Block(Wait::Io),
             Ok(n) if n < 0 => return Sys::Ret(n),
             Ok(n) => n as usize,
@@ -765,7 +829,13 @@ impl Machine {
         self.write_from_user(c, tid, id, &v)
     }
 
-    fn abs_path(&mut self, c: usize, tid: u32, dirfd: i32, p: u64) -> Result<String, i64> {
+    pub(crate) fn abs_path(
+        &mut self,
+        c: usize,
+        tid: u32,
+        dirfd: i32,
+        p: u64,
+    ) -> Result<String, i64> {
         let raw = self.read_cstr(c, tid, p, 4096)?;
         let s = String::from_utf8(raw).map_err(|_| ENOENT)?;
         if s.is_empty() {
@@ -803,20 +873,67 @@ impl Machine {
             Ok(p) => p,
             Err(e) => return -e,
         };
-        let write = flags & 3 != 0 || flags & 0o1000 != 0 || flags & 0o100 != 0;
+        // The host's files are a read-only mount (see fswrite.rs); path_openat's order:
+        // build_open_flags, the lookup (O_CREAT of a missing name: EROFS once the parent
+        // is found), O_EXCL's EEXIST, O_CREAT of a directory EISDIR, O_DIRECTORY's
+        // ENOTDIR, O_TRUNC of a regular file EROFS (mnt_want_write), may_open (writing a
+        // directory EISDIR), then sb_permission's EROFS for writing a regular file.
+        const O_CREAT: u32 = 0o100;
+        const O_EXCL: u32 = 0o200;
+        const O_TRUNC: u32 = 0o1000;
+        const O_DIRECTORY: u32 = 0o200000;
+        const O_TMPFILE: u32 = 0o20000000;
+        let acc_write = matches!(flags & 3, 1 | 2);
+        if flags & O_TMPFILE != 0 {
+            if flags & (O_TMPFILE | O_DIRECTORY | O_CREAT) != O_TMPFILE | O_DIRECTORY || !acc_write
+            {
+                return -EINVAL;
+            }
+            return match self.k.files.resolve(&path) {
+                Err(e) => -e,
+                Ok(Resolved::Host(hp)) if hp.is_dir() => -EROFS,
+                Ok(_) => -ENOTDIR,
+            };
+        }
+        let (creat, excl, trunc) =
+            (flags & O_CREAT != 0, flags & O_EXCL != 0, flags & O_TRUNC != 0);
         let cloexec = flags & 0o2000000 != 0;
         let obj = match self.k.files.resolve(&path) {
+            Err(ENOENT) if creat => {
+                return match crate::fswrite::split_last(&path).1 {
+                    crate::fswrite::Last::Norm(_, true) => -EISDIR,
+                    _ => -crate::fswrite::create(&self.k.files, &path, false),
+                };
+            }
             Err(e) => return -e,
-            Ok(Resolved::Null) => Object::Null,
-            Ok(_) if write => return -EACCES,
+            Ok(_) if creat && excl => return -EEXIST,
+            Ok(Resolved::Dev(d)) => Object::Dev(d),
+            Ok(Resolved::Synthetic(_)) if acc_write || trunc => return -EACCES,
             Ok(Resolved::Synthetic(name)) => {
                 Object::Synthetic { data: self.synthesize(tid, &name) }
             }
             Ok(Resolved::Host(hp)) => match std::fs::File::open(&hp) {
                 Ok(f) => {
-                    let is_dir = f.metadata().map(|m| m.is_dir()).unwrap_or(false);
-                    if flags & 0o200000 != 0 && !is_dir {
+                    let meta = f.metadata().ok();
+                    let is_dir = meta.as_ref().is_some_and(std::fs::Metadata::is_dir);
+                    let is_reg = meta.as_ref().is_some_and(std::fs::Metadata::is_file);
+                    if creat && is_dir {
+                        return -EISDIR;
+                    }
+                    if flags & O_DIRECTORY != 0 && !is_dir {
                         return -ENOTDIR;
+                    }
+                    // build_open_flags: O_TRUNC asks for MAY_WRITE too.
+                    let may_write = acc_write || trunc;
+                    if may_write && is_reg {
+                        return -EROFS;
+                    }
+                    if may_write && is_dir {
+                        return -EISDIR;
+                    }
+                    if may_write {
+                        // Devices, fifos and sockets of the host: emu writes none.
+                        return -EACCES;
                     }
                     Object::Host { file: f, path: hp, dir: None }
                 }
@@ -831,7 +948,7 @@ impl Machine {
         let Some(files) = self.k.tasks.get(&tid).map(|t| t.files) else { return -EBADF };
         match self.k.fdtables.get_mut(&files).and_then(|t| t.fds.remove(&fd)) {
             Some((id, _)) => {
-                self.k.files.put(id);
+                self.k.files.close_fd(files, id);
                 self.wake_io(c);
                 0
             }
@@ -858,8 +975,19 @@ impl Machine {
         }
     }
 
-    fn sys_fcntl(&mut self, c: usize, tid: u32, fd: i32, cmd: u32, arg: u64) -> i64 {
-        let Some(id) = self.fd(tid, fd) else { return -EBADF };
+    fn sys_fcntl(&mut self, c: usize, tid: u32, fd: i32, cmd: u32, arg: u64) -> Sys {
+        use crate::filelock::cmd as lk;
+        let Some(id) = self.fd(tid, fd) else { return Sys::Ret(-EBADF) };
+        if matches!(
+            cmd,
+            lk::GETLK | lk::SETLK | lk::SETLKW | lk::OFD_GETLK | lk::OFD_SETLK | lk::OFD_SETLKW
+        ) {
+            return self.sys_fcntl_lock(c, tid, id, cmd, arg);
+        }
+        Sys::Ret(self.sys_fcntl_other(c, tid, fd, id, cmd, arg))
+    }
+
+    fn sys_fcntl_other(&mut self, c: usize, tid: u32, fd: i32, id: u32, cmd: u32, arg: u64) -> i64 {
         let files = self.k.tasks.get(&tid).map_or(0, |t| t.files);
         // f_dupfd: the lowest descriptor asked for must be below RLIMIT_NOFILE.
         if matches!(cmd, 0 | 1030) && arg >= 1024 {
@@ -985,6 +1113,8 @@ impl Machine {
             | Object::Stderr
             | Object::PipeRead(_)
             | Object::PipeWrite(_) => return -ESPIPE,
+            // null_lseek, zero_lseek, full_lseek, noop_llseek: the position stays 0.
+            Object::Dev(_) => return 0,
             _ => {}
         }
         let base = match whence {

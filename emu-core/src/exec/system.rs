@@ -38,14 +38,16 @@ pub fn rdtsc<M: GuestMem, const P: bool>(
     Ok(())
 }
 
-/// XGETBV with ECX = 0: XCR0 with x87 and SSE state enabled.
-pub fn xgetbv<M: GuestMem>(cpu: &mut Cpu, _m: &mut M, _i: &Insn<M>) -> Result<(), Exit> {
-    if cpu.gpr[1] as u32 != 0 {
-        return Err(Exit::Exception(Exception::GeneralProtection));
-    }
-    cpu.gpr[0] = 3;
-    cpu.gpr[2] = 0;
-    Ok(())
+/// XGETBV: #UD, as on hardware when CR4.OSXSAVE is clear (Intel SDM vol. 2 "XGETBV":
+/// "#UD If CR4.OSXSAVE[bit 18] = 0"). CPUID hides XSAVE and OSXSAVE, which is what the
+/// kernel reports when it did not enable XSAVE, so the instruction does not exist.
+pub fn xgetbv<M: GuestMem>(_cpu: &mut Cpu, _m: &mut M, _i: &Insn<M>) -> Result<(), Exit> {
+    Err(Exit::Exception(Exception::InvalidOpcode))
+}
+
+/// INT 0x80: Linux's 32-bit system call gate, open to user mode (IA32_EMULATION).
+pub fn int80<M: GuestMem>(_cpu: &mut Cpu, _m: &mut M, _i: &Insn<M>) -> Result<(), Exit> {
+    Err(Exit::Int80)
 }
 
 /// Instructions with no architectural effect here (NOP, ENDBR64, fences, prefetches):
