@@ -452,6 +452,7 @@ impl Machine {
             altstack: (0, 2, 0),
             kpath: None,
             se: crate::sched::Entity::default(),
+            nice: 0,
             exit: None,
         };
         let k = &profile.kernel;

@@ -134,6 +134,7 @@ impl Machine {
             kpath: None,
             exit: None,
             se: crate::sched::Entity::default(),
+            nice: parent.nice,
         };
         let at = self.now(c);
         self.k.tasks.insert(new, child);

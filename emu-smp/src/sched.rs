@@ -370,6 +370,59 @@ impl Machine {
     }
 }
 
+impl Machine {
+    /// getpriority and setpriority (kernel/sys.c): PRIO_PROCESS names one thread (0:
+    /// the caller), PRIO_PGRP the process group (emu's guest processes share one),
+    /// PRIO_USER a user's tasks (0: the caller's). getpriority returns 20 - the least
+    /// nice value found; setpriority clamps the value to -20..=19 and refuses to lower
+    /// a task's nice value without CAP_SYS_NICE (EACCES). No task found is ESRCH.
+    pub(crate) fn sys_priority(&mut self, tid: u32, which: i32, who: i32, set: Option<i32>) -> i64 {
+        use crate::fs::errno::*;
+        const PRIO_PROCESS: i32 = 0;
+        const PRIO_PGRP: i32 = 1;
+        const PRIO_USER: i32 = 2;
+        let pgrp = self.k.init_pid;
+        let uid = self.k.uid;
+        let targets: Vec<u32> = match which {
+            PRIO_PROCESS if who == 0 => vec![tid],
+            PRIO_PROCESS => self.task_by_pid(who).into_iter().collect(),
+            PRIO_PGRP if who == 0 || who as u32 == pgrp => self.live_tasks(),
+            PRIO_PGRP => Vec::new(),
+            PRIO_USER if who == 0 || who as u32 == uid => self.live_tasks(),
+            PRIO_USER => Vec::new(),
+            _ => return -EINVAL,
+        };
+        if targets.is_empty() {
+            return -ESRCH;
+        }
+        let Some(nice) = set else {
+            let least = targets
+                .iter()
+                .filter_map(|t| self.k.tasks.get(t).map(|t| t.nice))
+                .min()
+                .unwrap_or(0);
+            return i64::from(20 - least);
+        };
+        let nice = nice.clamp(-20, 19);
+        let mut err = 0;
+        for t in targets {
+            if let Some(t) = self.k.tasks.get_mut(&t) {
+                if nice < t.nice && uid != 0 {
+                    err = -EACCES;
+                } else {
+                    t.nice = nice;
+                }
+            }
+        }
+        err
+    }
+
+    /// The tasks that have not exited.
+    fn live_tasks(&self) -> Vec<u32> {
+        self.k.tasks.values().filter(|t| t.state != State::Zombie).map(|t| t.tid).collect()
+    }
+}
+
 /// A task's entity in the fair class as EEVDF keeps it (kernel/sched/fair.c, Linux 6.6
 /// and later). Every guest task runs at nice 0, so all weights are equal and virtual
 /// time runs at the rate of the CPU's clock (1/256 cycles).

@@ -79,6 +79,8 @@ pub mod nr {
     pub const GETTIMEOFDAY: u64 = 96;
     pub const GETRLIMIT: u64 = 97;
     pub const SETRLIMIT: u64 = 160;
+    pub const GETPRIORITY: u64 = 140;
+    pub const SETPRIORITY: u64 = 141;
     pub const MLOCK: u64 = 149;
     pub const MUNLOCK: u64 = 150;
     pub const MLOCKALL: u64 = 151;
@@ -387,6 +389,8 @@ impl Machine {
             PRLIMIT64 => self.sys_prlimit(c, tid, a[0] as i32, a[1] as u32, a[2], a[3]),
             GETRLIMIT => self.sys_prlimit(c, tid, 0, a[0] as u32, 0, a[1]),
             SETRLIMIT => self.sys_prlimit(c, tid, 0, a[0] as u32, a[1], 0),
+            GETPRIORITY => self.sys_priority(tid, a[0] as i32, a[1] as i32, None),
+            SETPRIORITY => self.sys_priority(tid, a[0] as i32, a[1] as i32, Some(a[2] as i32)),
             FADVISE64 => self.sys_fadvise64(tid, a[0] as i32, a[2] as i64, a[3] as u32 as u64),
             MLOCK => self.sys_mlock(tid, a[0], a[1], Some(0)),
             MLOCK2 => self.sys_mlock(tid, a[0], a[1], Some(a[2] as u32 as u64)),

@@ -294,4 +294,7 @@ pub struct Task {
     pub exit: Option<ExitCause>,
     /// Its fair-class scheduling entity.
     pub se: crate::sched::Entity,
+    /// Nice value (-20..=19), as setpriority sets it; recorded and reported, while the
+    /// scheduler runs every task at the weight of nice 0.
+    pub nice: i32,
 }
