@@ -5,11 +5,14 @@
 //! and LRU locks) are reserved at boot, as Linux allocates them; an `mm_struct` frame is
 //! allocated with its address space.
 //!
-//! Linux keeps a page-table page's split lock in its `struct page`; a full memmap would
-//! cost 1/64 of guest memory in host memory, so the model folds the `struct page`s of an
-//! mm's page tables onto the 63 lines that follow its `mm_struct` line: two tables whose
-//! frame numbers agree modulo 63 share a line (their locks stay distinct; only the cache
-//! model sees one line).
+//! An `mm_struct` frame holds the line of `mmap_lock` and the line of its cpumask
+//! (`cpu_bitmap`, at the end of Linux's mm_struct). Linux keeps a page-table page's
+//! split lock in its `struct page`; a full memmap would cost 1/64 of guest memory in
+//! host memory, so the model folds the `struct page`s of an mm's page tables onto the 62
+//! lines that follow: two tables whose frame numbers agree modulo 62 share a line (their
+//! locks stay distinct; only the cache model sees one line). Each CPU's `cpu_tlbstate`
+//! (loaded_mm) and `cpu_tlbstate_shared` (is_lazy) are lines of their own, as Linux's
+//! per-CPU areas put them.
 
 use emu_mmu::{Pfn, PhysMem};
 
@@ -31,6 +34,12 @@ pub enum KObj {
     Global(u32),
     /// The `struct page` of page-table frame `pfn` of address space `mm`.
     PageTable(u32, u64),
+    /// The mm_cpumask of an address space.
+    MmCpumask(u32),
+    /// A CPU's `cpu_tlbstate` (its loaded_mm).
+    TlbState(usize),
+    /// A CPU's `cpu_tlbstate_shared` (its is_lazy).
+    TlbStateShared(usize),
 }
 
 /// The frames holding kernel objects, by (kind, frame index within the kind).
@@ -47,6 +56,8 @@ impl KernelData {
         k.line(phys, KObj::Global(0));
         for c in (0..cpus).step_by(PER_FRAME as usize) {
             k.line(phys, KObj::Rq(c));
+            k.line(phys, KObj::TlbState(c));
+            k.line(phys, KObj::TlbStateShared(c));
         }
         for b in (0..buckets).step_by(PER_FRAME as usize) {
             k.line(phys, KObj::FutexBucket(b));
@@ -59,7 +70,10 @@ impl KernelData {
     pub fn line(&mut self, phys: &mut PhysMem, obj: KObj) -> u64 {
         let (kind, idx, line) = match obj {
             KObj::MmStruct(mm) => (0, u64::from(mm), 0),
-            KObj::PageTable(mm, pfn) => (0, u64::from(mm), 1 + pfn % (PER_FRAME - 1)),
+            KObj::MmCpumask(mm) => (0, u64::from(mm), 1),
+            KObj::PageTable(mm, pfn) => (0, u64::from(mm), 2 + pfn % (PER_FRAME - 2)),
+            KObj::TlbState(cpu) => (5, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
+            KObj::TlbStateShared(cpu) => (6, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
             KObj::Rq(cpu) => (2, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
             KObj::FutexBucket(b) => (3, u64::from(b) / PER_FRAME, u64::from(b) % PER_FRAME),
             KObj::Global(n) => (4, 0, u64::from(n) % PER_FRAME),
@@ -82,5 +96,31 @@ impl KernelData {
         if let Some(f) = self.frames.remove(&(0, u64::from(mm))) {
             phys.put(f);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tlb_engines_lines_are_their_own() {
+        let mut phys = PhysMem::new(16);
+        let mut k = KernelData::boot(&mut phys, 4, 16);
+        let mm = k.line(&mut phys, KObj::MmStruct(2));
+        let mask = k.line(&mut phys, KObj::MmCpumask(2));
+        // The cpumask shares the mm_struct's frame, not its line, nor a page table's.
+        assert_eq!(mask, mm + LINE);
+        for pfn in 0..200 {
+            assert_ne!(k.line(&mut phys, KObj::PageTable(2, pfn)), mask);
+            assert_ne!(k.line(&mut phys, KObj::PageTable(2, pfn)), mm);
+        }
+        let mut lines: Vec<u64> = (0..4)
+            .flat_map(|c| [KObj::TlbState(c), KObj::TlbStateShared(c), KObj::Rq(c)])
+            .map(|o| k.line(&mut phys, o))
+            .collect();
+        lines.sort_unstable();
+        lines.dedup();
+        assert_eq!(lines.len(), 12, "one line per CPU and object");
     }
 }

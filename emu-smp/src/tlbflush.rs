@@ -329,7 +329,12 @@ impl Machine {
             self.trace_flush(c, trace_reason::TASK_SWITCH, 0);
             self.hw.mem.write_cr3(c, root, pcid, true)
         };
-        self.charge(c, cost);
+        // this_cpu_write of cpu_tlbstate.loaded_mm, and of is_lazy when it was set.
+        let mut lines = self.kline_access(c, crate::kdata::KObj::TlbState(c), true);
+        if was_lazy {
+            lines += self.kline_access(c, crate::kdata::KObj::TlbStateShared(c), true);
+        }
+        self.charge(c, cost + lines);
         self.k.cpus[c].tlb.loaded_mm = next;
         self.k.cpus[c].tlb.loaded_mm_asid = asid;
         self.probes.cpus[c].mm_switches += 1;
@@ -343,25 +348,39 @@ impl Machine {
         }
         if self.k.strategy.cpumask.lazy_tlb() {
             self.k.cpus[c].tlb.is_lazy = true;
+            // this_cpu_write(cpu_tlbstate_shared.is_lazy, true)
+            let cost = self.kline_access(c, crate::kdata::KObj::TlbStateShared(c), true);
+            self.charge(c, cost);
         } else {
             self.switch_mm_irqs_off(c, INIT_MM);
         }
     }
 
+    /// CPU `c` reads (or writes) the line of kernel object `obj`: what the cache model
+    /// charges for it (an L1 hit, or a transfer from the CPU that last wrote it).
+    pub(crate) fn kline_access(&mut self, c: usize, obj: crate::kdata::KObj, write: bool) -> u64 {
+        let pa = self.k.kdata.line(&mut self.hw.mem.phys, obj);
+        self.hw.mem.caches.access(c, pa, write)
+    }
+
+    /// cpumask_set_cpu: a locked RMW of the mm_cpumask's line.
     fn cpumask_set(&mut self, c: usize, mm: u32) {
         if let Some(m) = self.k.mms.get_mut(&mm) {
             m.ctx.cpumask.set(c);
         }
-        let cost = crate::machine::fp(self.profile.kernel.mm_cpumask_op_cycles);
+        let cost = crate::machine::fp(self.profile.kernel.mm_cpumask_op_cycles)
+            + self.kline_access(c, crate::kdata::KObj::MmCpumask(mm), true);
         self.charge(c, cost);
         self.note_cpumask(c, mm);
     }
 
+    /// cpumask_clear_cpu: a locked RMW of the mm_cpumask's line.
     fn cpumask_clear(&mut self, c: usize, mm: u32) {
         if let Some(m) = self.k.mms.get_mut(&mm) {
             m.ctx.cpumask.clear(c);
         }
-        let cost = crate::machine::fp(self.profile.kernel.mm_cpumask_op_cycles);
+        let cost = crate::machine::fp(self.profile.kernel.mm_cpumask_op_cycles)
+            + self.kline_access(c, crate::kdata::KObj::MmCpumask(mm), true);
         self.charge(c, cost);
         self.note_cpumask(c, mm);
     }
@@ -510,6 +529,20 @@ impl Machine {
             .iter()
             .filter(|&t| everyone || t == c || policy.should_flush(&self.k.cpus[t].tlb, info))
             .collect();
+        // The remote reads of the scan: the mask's line, then should_flush_tlb's
+        // per_cpu reads of each other candidate's is_lazy and, when it is not lazy, its
+        // loaded_mm (lines their CPUs write at every switch).
+        use crate::kdata::KObj;
+        let mut scan = self.kline_access(c, KObj::MmCpumask(info.mm), false);
+        if !everyone {
+            for t in mask.iter().filter(|&t| t != c) {
+                scan += self.kline_access(c, KObj::TlbStateShared(t), false);
+                if !self.k.cpus[t].tlb.is_lazy {
+                    scan += self.kline_access(c, KObj::TlbState(t), false);
+                }
+            }
+        }
+        self.charge(c, scan);
         let targets = self.k.strategy.broken.reached(targets, c);
         let local = targets.contains(&c);
         let remote: Vec<usize> = targets.into_iter().filter(|&t| t != c).collect();
