@@ -17,21 +17,10 @@ cd "$root"
 now=$root/target/release/emu
 bin=$(dirname "$(ls target/release/build/workloads-*/out/bin/bench/sieve.glibc | head -n1)")
 [ -x "$now" ] && [ -d "$bin" ] || { echo "run cargo build --release first" >&2; exit 1; }
-wt=${TMPDIR:-/tmp}/emu-base-$base_rev
-if [ ! -d "$wt" ]; then
-    git worktree add --detach "$wt" "$base_rev" >/dev/null
-fi
-(cd "$wt" && cargo build --release --bin emu >&2)
-old=$wt/target/release/emu
+# shellcheck source=benches/lib.sh
+. "$root/benches/lib.sh"
+old=$(old_build "$base_rev")
 
-wall() { # wall seconds of one run of "$@"
-    local s e
-    s=$(date +%s.%N)
-    "$@" >/dev/null 2>&1
-    e=$(date +%s.%N)
-    awk -v s="$s" -v e="$e" 'BEGIN { print e - s }'
-}
-min() { awk -v a="$1" -v b="$2" 'BEGIN { print (a < b ? a : b) }'; }
 
 printf '%-6s %-11s %9s %9s %6s\n' cores program "before s" "now s" kept
 for cores in 1 2; do

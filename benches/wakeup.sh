@@ -18,23 +18,12 @@ cd "$root"
 now=$root/target/release/emu
 prog=$(ls target/release/build/workloads-*/out/bin/bench/create_join.glibc | head -n1)
 [ -x "$now" ] && [ -x "$prog" ] || { echo "run cargo build --release first" >&2; exit 1; }
-wt=${TMPDIR:-/tmp}/emu-base-$base_rev
-if [ ! -d "$wt" ]; then
-    git worktree add --detach "$wt" "$base_rev" >/dev/null
-fi
-(cd "$wt" && cargo build --release --bin emu >&2)
-old=$wt/target/release/emu
+# shellcheck source=benches/lib.sh
+. "$root/benches/lib.sh"
+old=$(old_build "$base_rev")
 stats=$(mktemp)
 trap 'rm -f "$stats"' EXIT
 
-wall() { # wall seconds of one run of "$@"
-    local s e
-    s=$(date +%s.%N)
-    "$@" >/dev/null 2>&1
-    e=$(date +%s.%N)
-    awk -v s="$s" -v e="$e" 'BEGIN { print e - s }'
-}
-min() { awk -v a="$1" -v b="$2" 'BEGIN { print (a < b ? a : b) }'; }
 simulated_ms() { # simulated milliseconds of a run of the build "$1"
     "$1" run --cores 1 --stats "$stats" "$prog" "$threads" >/dev/null
     python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["totals"]["simulated_ns"] / 1e6)' "$stats"

@@ -54,14 +54,20 @@ impl Machine {
         let now = self.now(c);
         let arrival = now + self.delivery_fp(c, t);
         self.note_arrival(t, arrival);
-        self.hw.ipi_seq += 1;
-        let ipi = crate::apic::PendingIpi { arrival_fp: arrival, seq: self.hw.ipi_seq, from: c };
-        let pos = self.hw.cpus[t].ipis.partition_point(|p| p < &ipi);
-        self.hw.cpus[t].ipis.insert(pos, ipi);
-        self.touch(t);
+        self.insert_interrupt(t, arrival, c);
         self.probes.cpus[c].ipis_sent += 1;
         self.trace_ipi(c, t, now, arrival);
         arrival
+    }
+
+    /// An interrupt from CPU `from` pending on CPU `t` from `arrival` on, in the order
+    /// of arrival (same-time arrivals in the order they were sent).
+    pub(crate) fn insert_interrupt(&mut self, t: usize, arrival: u64, from: usize) {
+        self.hw.ipi_seq += 1;
+        let ipi = PendingIpi { arrival_fp: arrival, seq: self.hw.ipi_seq, from };
+        let pos = self.hw.cpus[t].ipis.partition_point(|p| p < &ipi);
+        self.hw.cpus[t].ipis.insert(pos, ipi);
+        self.touch(t);
     }
 
     /// Checks the clock invariant for an event reaching CPU `t` at `arrival`.
@@ -90,6 +96,24 @@ impl Machine {
     /// x2APIC cluster). The calls get ack slots on CPU `c`, which waits for them when
     /// its kernel step ends.
     pub(crate) fn smp_call_function_many(&mut self, c: usize, targets: &[usize], info: &FlushInfo) {
+        let (icr_writes, ipis) = self.queue_calls(c, targets, Some(*info));
+        let rec = self.probes.records.get_mut(info.record);
+        rec.icr_writes += icr_writes;
+        rec.ipis_sent += ipis;
+    }
+
+    /// membarrier's smp_call_function_many (ipi_mb on each target): queued like a
+    /// flush's calls, one IPI per target whose queue was empty; CPU `c` waits for the
+    /// acks when its kernel step ends.
+    pub(crate) fn membarrier_ipis(&mut self, c: usize, targets: &[usize]) {
+        self.queue_calls(c, targets, None);
+    }
+
+    /// The cross-CPU calls of smp_call_function_many_cond from CPU `c`: a csd with `info`
+    /// (a flush, or none for membarrier's empty function) on each target's queue and an
+    /// ack slot for it, then the IPIs to the targets whose queue was empty. Returns the
+    /// ICR writes and the IPIs sent.
+    fn queue_calls(&mut self, c: usize, targets: &[usize], info: Option<FlushInfo>) -> (u32, u32) {
         let mut need_ipi = Vec::new();
         for &t in targets {
             let slot = self.k.cpus[c].ack_slots.len();
@@ -102,51 +126,20 @@ impl Machine {
                 need_ipi.push(t);
             }
             let wait_from_fp = self.now(c);
-            self.k.cpus[t].callq.push_back(Csd {
-                info: Some(*info),
-                initiator: c,
-                slot,
-                wait_from_fp,
-            });
+            self.k.cpus[t].callq.push_back(Csd { info, initiator: c, slot, wait_from_fp });
         }
         let icr = fp(self.profile.apic.icr_write_cycles);
         let writes = icr_writes(self.profile.apic.mode, self.profile.apic.cluster_size, &need_ipi);
+        let mut n_writes = 0;
         for (&t, write) in need_ipi.iter().zip(writes) {
             if write {
                 self.charge(c, icr);
                 self.probes.cpus[c].icr_writes += 1;
-                self.probes.records.get_mut(info.record).icr_writes += 1;
-            }
-            self.queue_ipi(c, t);
-            self.probes.records.get_mut(info.record).ipis_sent += 1;
-        }
-    }
-
-    /// membarrier's smp_call_function_many (ipi_mb on each target): queued like a
-    /// flush's calls, one IPI per target whose queue was empty; CPU `c` waits for the
-    /// acks when its kernel step ends.
-    pub(crate) fn membarrier_ipis(&mut self, c: usize, targets: &[usize]) {
-        let mut need_ipi = Vec::new();
-        for &t in targets {
-            let slot = self.k.cpus[c].ack_slots.len();
-            self.k.cpus[c].ack_slots.push(AckSlot { target: t, acked_fp: None });
-            let rfo = self.hw.mem.caches.transfer_fp(t, c);
-            self.charge(c, rfo);
-            if self.k.cpus[t].callq.is_empty() {
-                need_ipi.push(t);
-            }
-            let wait_from_fp = self.now(c);
-            self.k.cpus[t].callq.push_back(Csd { info: None, initiator: c, slot, wait_from_fp });
-        }
-        let icr = fp(self.profile.apic.icr_write_cycles);
-        let writes = icr_writes(self.profile.apic.mode, self.profile.apic.cluster_size, &need_ipi);
-        for (&t, write) in need_ipi.iter().zip(writes) {
-            if write {
-                self.charge(c, icr);
-                self.probes.cpus[c].icr_writes += 1;
+                n_writes += 1;
             }
             self.queue_ipi(c, t);
         }
+        (n_writes, need_ipi.len() as u32)
     }
 
     /// Handles the IPIs that reached CPU `k` by local time `upto`: interrupt entry,

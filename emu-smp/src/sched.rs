@@ -142,11 +142,7 @@ impl Machine {
     /// IPI without a sender; never before what `k` has already committed.
     fn local_interrupt(&mut self, k: usize, at: u64) {
         let arrival = at.max(self.hw.cpus[k].committed_fp);
-        self.hw.ipi_seq += 1;
-        let ipi = crate::apic::PendingIpi { arrival_fp: arrival, seq: self.hw.ipi_seq, from: k };
-        let pos = self.hw.cpus[k].ipis.partition_point(|p| p < &ipi);
-        self.hw.cpus[k].ipis.insert(pos, ipi);
-        self.touch(k);
+        self.insert_interrupt(k, arrival, k);
     }
 
     /// A CPU left with nothing to run (its woken-for task went elsewhere) goes idle.
