@@ -7,6 +7,7 @@
 #![allow(clippy::cast_possible_truncation)]
 
 pub mod cache;
+pub mod fabric;
 mod params;
 mod phys;
 pub mod psc;

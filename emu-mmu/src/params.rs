@@ -37,10 +37,20 @@ pub struct MmuParams {
     pub invpcid_cycles: f64,
     /// MOV to CR3 (the write itself; refills are charged as they happen).
     pub cr3_write_cycles: f64,
-    /// Issuing one INVLPGB.
+    /// Issuing one INVLPGB (the issuing core's own cost; the broadcast is asynchronous).
     pub invlpgb_cycles: f64,
-    /// TLBSYNC: waiting until this core's INVLPGBs completed everywhere.
+    /// The TLBSYNC instruction itself, beyond waiting for the broadcasts to complete.
     pub tlbsync_cycles: f64,
+    /// A broadcast's trip between a core and its socket's fabric, one way.
+    pub invlpgb_hop_cycles: f64,
+    /// The fabric's spacing between probes to successive core complexes (CCXs, the cores
+    /// of one LLC) of its socket; broadcasts queue behind one another at this rate.
+    pub invlpgb_ccx_cycles: f64,
+    /// A broadcast's trip between two sockets' fabrics, one way.
+    pub invlpgb_socket_cycles: f64,
+    /// A receiving core's time to look one broadcast up in its TLBs and paging-structure
+    /// caches (taken from what it runs; its lookups of successive broadcasts queue).
+    pub invlpgb_receive_cycles: f64,
 }
 
 /// All memory-system parameters.

@@ -10,6 +10,7 @@
 //! named translations are gone from the named cores' TLBs and paging-structure caches.
 
 use crate::cache::{CacheSystem, CoreCaches};
+use crate::fabric::{Fabric, FabricParams};
 use crate::params::{MemParams, MmuParams};
 use crate::phys::PhysMem;
 use crate::psc::Psc;
@@ -56,6 +57,10 @@ pub struct InvalidationStats {
     pub invlpgb_received: u64,
     /// TLBSYNC executed.
     pub tlbsync: u64,
+    /// Cycles TLBSYNC waited for this core's broadcasts to complete everywhere.
+    pub tlbsync_wait_cycles: u64,
+    /// Cycles this core's translation pipeline spent on broadcasts while it ran.
+    pub invlpgb_receive_cycles: u64,
     /// Deep idle states entered that lost the TLB contents.
     pub power_losses: u64,
     /// TLB entries removed by all of the above.
@@ -181,7 +186,16 @@ pub struct MemSystem {
     stale_uses: Vec<StaleUse>,
     flush_tag: Option<u32>,
     refills: Vec<(usize, u32)>,
+    fabric: Fabric,
+    /// Per core: when its outstanding INVLPGBs will have completed everywhere.
+    invlpgb_done: Vec<u64>,
+    /// Per core: broadcast lookups not yet charged to what it runs, (start, end), oldest
+    /// first.
+    tlb_busy: Vec<std::collections::VecDeque<(u64, u64)>>,
 }
+
+/// Most uncharged broadcast lookups remembered per core; older ones are merged.
+const MAX_TLB_BUSY: usize = 256;
 
 fn fp(c: f64) -> u64 {
     (c * 256.0).round().max(0.0) as u64
@@ -195,6 +209,15 @@ pub fn cycles_of(fp: u64) -> u64 {
 impl MemSystem {
     /// A memory system for `cores` cores with `limit_mib` MiB of physical memory.
     pub fn new(cores: usize, limit_mib: u64, params: MemParams) -> Self {
+        let m = &params.mmu;
+        let fabric = FabricParams {
+            hop: fp(m.invlpgb_hop_cycles),
+            per_ccx: fp(m.invlpgb_ccx_cycles),
+            socket: fp(m.invlpgb_socket_cycles),
+            receive: fp(m.invlpgb_receive_cycles),
+        };
+        let per_llc = params.cache.cores_per_llc as usize;
+        let per_socket = params.cache.cores_per_socket as usize;
         MemSystem {
             phys: PhysMem::new(limit_mib),
             caches: CacheSystem::new(cores, &params.cache),
@@ -209,6 +232,9 @@ impl MemSystem {
             stale_uses: Vec::new(),
             flush_tag: None,
             refills: Vec::new(),
+            fabric: Fabric::new(cores, per_llc, per_socket, fabric),
+            invlpgb_done: vec![0; cores],
+            tlb_busy: vec![std::collections::VecDeque::new(); cores],
         }
     }
 
@@ -321,17 +347,51 @@ impl MemSystem {
         fp(self.params.mmu.invpcid_cycles)
     }
 
-    /// INVLPGB from `issuer`: applies `f` (a `Flush::Range`, `Flush::Pcid` or
-    /// `Flush::All*`) to every core's TLBs and paging-structure caches. The broadcast is
-    /// asynchronous on hardware; the model applies it at issue and charges the wait in
-    /// [`MemSystem::tlbsync`]. Returns the issuing cost.
-    pub fn invlpgb(&mut self, issuer: usize, f: &Flush) -> u64 {
+    /// INVLPGB from `issuer` at its time `now` (fixed point): applies `f` (a
+    /// `Flush::Range`, `Flush::Pcid` or `Flush::All*`) to every core's TLBs and
+    /// paging-structure caches at once, and times the broadcast through the fabric
+    /// ([`crate::fabric`]): the receivers' lookups are booked (see
+    /// [`MemSystem::take_tlb_busy`]) and the completion is what [`MemSystem::tlbsync`]
+    /// waits for. Returns the issuing cost.
+    pub fn invlpgb(&mut self, issuer: usize, f: &Flush, now: u64) -> u64 {
         self.cores[issuer].inval.invlpgb_issued += 1;
         for c in &mut self.cores {
             c.inval.invlpgb_received += 1;
             c.apply(f, self.flush_tag);
         }
+        let b = self.fabric.broadcast(issuer, now);
+        self.invlpgb_done[issuer] = self.invlpgb_done[issuer].max(b.done);
+        for (k, span) in b.busy.into_iter().enumerate() {
+            let q = &mut self.tlb_busy[k];
+            if q.len() >= MAX_TLB_BUSY {
+                // Merge the two oldest: the total is kept, the timing coarsened.
+                let (s0, e0) = q.pop_front().unwrap_or_default();
+                if let Some(x) = q.front_mut() {
+                    *x = (s0, x.1 + (e0 - s0));
+                }
+            }
+            q.push_back(span);
+        }
         fp(self.params.mmu.invlpgb_cycles)
+    }
+
+    /// The broadcast lookups core `k`'s translation pipeline has started by its time
+    /// `now`, if it was running code: their cycles (fixed point), which the caller adds
+    /// to what the core runs. `running` false (the core was idle) drops them unpaid.
+    pub fn take_tlb_busy(&mut self, k: usize, now: u64, running: bool) -> u64 {
+        let q = &mut self.tlb_busy[k];
+        let mut cost = 0;
+        while let Some(&(s, e)) = q.front() {
+            if s > now {
+                break;
+            }
+            q.pop_front();
+            if running {
+                cost += e - s;
+            }
+        }
+        self.cores[k].inval.invlpgb_receive_cycles += cost >> 8;
+        cost
     }
 
     /// The core enters a power state that loses its TLBs and paging-structure caches.
@@ -344,10 +404,14 @@ impl MemSystem {
         c.dropped.clear();
     }
 
-    /// TLBSYNC on `issuer`. Returns the cost of waiting for its broadcasts.
-    pub fn tlbsync(&mut self, issuer: usize) -> u64 {
-        self.cores[issuer].inval.tlbsync += 1;
-        fp(self.params.mmu.tlbsync_cycles)
+    /// TLBSYNC on `issuer` at its time `now`: returns the cost of the instruction and
+    /// of waiting until its broadcasts have completed on every core.
+    pub fn tlbsync(&mut self, issuer: usize, now: u64) -> u64 {
+        let wait = self.invlpgb_done[issuer].saturating_sub(now);
+        let c = &mut self.cores[issuer].inval;
+        c.tlbsync += 1;
+        c.tlbsync_wait_cycles += wait >> 8;
+        wait + fp(self.params.mmu.tlbsync_cycles)
     }
 
     /// Tags the invalidations that follow (until set to `None`) so that later walks
@@ -778,7 +842,11 @@ mod tests {
                 invpcid_cycles: 350.0,
                 cr3_write_cycles: 96.0,
                 invlpgb_cycles: 100.0,
-                tlbsync_cycles: 500.0,
+                tlbsync_cycles: 50.0,
+                invlpgb_hop_cycles: 100.0,
+                invlpgb_ccx_cycles: 20.0,
+                invlpgb_socket_cycles: 200.0,
+                invlpgb_receive_cycles: 80.0,
             },
             cache: CacheParams {
                 l1d: CacheGeometry { size_kib: 32, ways: 8, latency_cycles: 4.0 },
@@ -882,7 +950,8 @@ mod tests {
             globals: false,
             final_only: false,
         };
-        m.invlpgb(0, &r);
+        let issue = m.invlpgb(0, &r, 1000 << 8);
+        assert_eq!(issue, 100 << 8);
         for c in 0..4 {
             assert!(m.core(c).dtlb.valid_entries().all(|e| e.vpn != 1), "core {c}");
             assert_eq!(m.core(c).inval.invlpgb_received, 1);
@@ -892,7 +961,29 @@ mod tests {
         m.invpcid(2, 1, 1, 0);
         assert_eq!(m.core(2).dtlb.valid_entries().count(), 0);
         assert_eq!(m.core(2).inval.invpcid, [0, 1, 0, 0]);
-        assert!(m.tlbsync(0) > 0);
+        // One CCX: hop, probe, hop, lookup, and two hops back after 1000.
+        let done = 1000 + 100 + 20 + 100 + 80 + 200;
+        assert_eq!(m.tlbsync(0, 1100 << 8), (done - 1100 + 50) << 8);
+        assert_eq!(m.core(0).inval.tlbsync_wait_cycles, done - 1100);
+        // Nothing outstanding: the instruction alone.
+        assert_eq!(m.tlbsync(0, done << 8), 50 << 8);
+    }
+
+    #[test]
+    fn broadcast_lookups_are_charged_to_receivers_that_run_when_they_start() {
+        let (mut m, _) = setup(4);
+        m.invlpgb(0, &Flush::Pcid(1), 0);
+        m.invlpgb(1, &Flush::Pcid(1), 0);
+        // The lookups start at hop + probe + hop = 220 cycles, the second queued behind
+        // the first on every core.
+        assert_eq!(m.take_tlb_busy(2, 219 << 8, true), 0);
+        assert_eq!(m.take_tlb_busy(2, 220 << 8, true), 80 << 8);
+        assert_eq!(m.take_tlb_busy(2, 10_000 << 8, true), 80 << 8);
+        assert_eq!(m.core(2).inval.invlpgb_receive_cycles, 160);
+        // An idle core absorbs them.
+        assert_eq!(m.take_tlb_busy(3, 10_000 << 8, false), 0);
+        assert_eq!(m.take_tlb_busy(3, 20_000 << 8, true), 0);
+        assert_eq!(m.core(3).inval.invlpgb_receive_cycles, 0);
     }
 
     #[test]

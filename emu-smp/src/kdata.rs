@@ -40,6 +40,11 @@ pub enum KObj {
     TlbState(usize),
     /// A CPU's `cpu_tlbstate_shared` (its is_lazy).
     TlbStateShared(usize),
+    /// An address space's `context.tlb_gen` (in its mm_struct, a line of its own).
+    MmTlbGen(u32),
+    /// A CPU's per-CPU `flush_tlb_info`, filled by get_flush_tlb_info when it initiates
+    /// a flush and read by the CPUs that run flush_tlb_func for it.
+    FlushInfo(usize),
 }
 
 /// The frames holding kernel objects, by (kind, frame index within the kind).
@@ -58,6 +63,7 @@ impl KernelData {
             k.line(phys, KObj::Rq(c));
             k.line(phys, KObj::TlbState(c));
             k.line(phys, KObj::TlbStateShared(c));
+            k.line(phys, KObj::FlushInfo(c));
         }
         for b in (0..buckets).step_by(PER_FRAME as usize) {
             k.line(phys, KObj::FutexBucket(b));
@@ -71,9 +77,11 @@ impl KernelData {
         let (kind, idx, line) = match obj {
             KObj::MmStruct(mm) => (0, u64::from(mm), 0),
             KObj::MmCpumask(mm) => (0, u64::from(mm), 1),
-            KObj::PageTable(mm, pfn) => (0, u64::from(mm), 2 + pfn % (PER_FRAME - 2)),
+            KObj::MmTlbGen(mm) => (0, u64::from(mm), 2),
+            KObj::PageTable(mm, pfn) => (0, u64::from(mm), 3 + pfn % (PER_FRAME - 3)),
             KObj::TlbState(cpu) => (5, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
             KObj::TlbStateShared(cpu) => (6, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
+            KObj::FlushInfo(cpu) => (7, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
             KObj::Rq(cpu) => (2, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
             KObj::FutexBucket(b) => (3, u64::from(b) / PER_FRAME, u64::from(b) % PER_FRAME),
             KObj::Global(n) => (4, 0, u64::from(n) % PER_FRAME),
@@ -109,18 +117,23 @@ mod tests {
         let mut k = KernelData::boot(&mut phys, 4, 16);
         let mm = k.line(&mut phys, KObj::MmStruct(2));
         let mask = k.line(&mut phys, KObj::MmCpumask(2));
-        // The cpumask shares the mm_struct's frame, not its line, nor a page table's.
+        let gen = k.line(&mut phys, KObj::MmTlbGen(2));
+        // The cpumask and tlb_gen share the mm_struct's frame, not its line, nor a page
+        // table's.
         assert_eq!(mask, mm + LINE);
+        assert_eq!(gen, mm + 2 * LINE);
         for pfn in 0..200 {
-            assert_ne!(k.line(&mut phys, KObj::PageTable(2, pfn)), mask);
-            assert_ne!(k.line(&mut phys, KObj::PageTable(2, pfn)), mm);
+            let pt = k.line(&mut phys, KObj::PageTable(2, pfn));
+            assert!(pt != mask && pt != mm && pt != gen, "{pfn}");
         }
         let mut lines: Vec<u64> = (0..4)
-            .flat_map(|c| [KObj::TlbState(c), KObj::TlbStateShared(c), KObj::Rq(c)])
+            .flat_map(|c| {
+                [KObj::TlbState(c), KObj::TlbStateShared(c), KObj::Rq(c), KObj::FlushInfo(c)]
+            })
             .map(|o| k.line(&mut phys, o))
             .collect();
         lines.sort_unstable();
         lines.dedup();
-        assert_eq!(lines.len(), 12, "one line per CPU and object");
+        assert_eq!(lines.len(), 16, "one line per CPU and object");
     }
 }

@@ -6,6 +6,8 @@
 
 mod apic;
 mod config;
+#[cfg(test)]
+mod cost_tests;
 mod cpumask;
 mod fdtypes;
 mod filelock;

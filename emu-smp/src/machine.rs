@@ -271,9 +271,8 @@ pub struct Kernel {
     pub(crate) argv: Vec<Vec<u8>>,
     pub(crate) uid: u32,
     pub(crate) gid: u32,
-    pub(crate) syscall_fp: u64,
-    pub(crate) fault_fp: u64,
-    pub(crate) zero_fp: u64,
+    /// The profile's kernel-path costs, in fixed point.
+    pub(crate) costs: crate::profile::KernelCosts,
     pub(crate) copy_bpc: f64,
     pub(crate) warned: BTreeSet<u64>,
     /// Resource limits of the processes that changed theirs or inherited changed ones.
@@ -484,9 +483,7 @@ impl Machine {
             argv: cfg.argv.clone(),
             uid: cfg.uid,
             gid: cfg.gid,
-            syscall_fp: fp(k.syscall_cycles),
-            fault_fp: fp(k.page_fault_cycles),
-            zero_fp: fp(k.page_zero_cycles),
+            costs: crate::profile::KernelCosts::new(k),
             copy_bpc: k.copy_bytes_per_cycle,
             warned: BTreeSet::new(),
             rlimits: BTreeMap::new(),
@@ -719,9 +716,18 @@ impl Machine {
     }
 
     /// Interrupts core `k` takes at local time `upto` while in the kernel with interrupts
-    /// on: IPIs that have arrived, then the tick if it is due.
-    /// Returns true if it took any.
+    /// on: IPIs that have arrived, then the tick if it is due (the lookups of broadcast
+    /// invalidations that reached its TLBs meanwhile are charged first). Returns true if
+    /// it took any interrupt.
     pub(crate) fn take_interrupts(&mut self, k: usize, upto: u64) -> bool {
+        if self.k.cpus[k].current.is_some() {
+            // Broadcast invalidations the core's TLBs processed meanwhile (INVLPGB).
+            let now = self.now(k);
+            let busy = self.hw.mem.take_tlb_busy(k, now, true);
+            if busy > 0 {
+                self.charge(k, busy);
+            }
+        }
         let due = self.hw.cpus[k].ipis.first().is_some_and(|i| i.arrival_fp <= upto);
         self.handle_ipis(k, upto);
         if self.k.cpus[k].current.is_some() && self.k.cpus[k].next_tick_fp <= self.now(k) {
@@ -1045,15 +1051,22 @@ impl Machine {
             }
             Ok(Fault::CowBroken) => {
                 self.probes.kstats.cow_faults += 1;
-                self.charge(c, self.k.fault_fp + self.k.zero_fp);
+                let k = self.k.costs;
+                self.charge(c, k.fault_entry + k.vma_find + k.page_zero);
+                self.alloc_pages(c, 1);
+                self.settle_work(c, mmid);
                 let page = pf.addr & !0xfff;
                 self.flush_tlb_mm_range(c, mmid, page, page + 4096, 12, false, Reason::Cow);
                 self.hw.mem.select(c);
                 Ok(())
             }
-            Ok(Fault::Mapped | Fault::MappedHuge) => {
+            Ok(r @ (Fault::Mapped | Fault::MappedHuge)) => {
                 self.probes.kstats.page_faults += 1;
-                self.charge(c, self.k.fault_fp + self.k.zero_fp);
+                let k = self.k.costs;
+                let pages = if r == Fault::MappedHuge { 512 } else { 1 };
+                self.charge(c, k.fault_entry + k.vma_find + pages as u64 * k.page_zero);
+                self.alloc_pages(c, pages);
+                self.settle_work(c, mmid);
                 Ok(())
             }
         }

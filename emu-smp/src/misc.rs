@@ -525,7 +525,7 @@ impl Machine {
             return self.user_or_gone(c, tid);
         };
         // The system call the entry point stands for, charged as one.
-        self.charge(c, self.k.syscall_fp);
+        self.charge(c, self.k.costs.syscall);
         let r = match self.dispatch(c, tid, n, [g[7], g[6], g[2], 0, 0, 0]) {
             crate::syscall::Sys::Ret(r) => r,
             _ => -EFAULT,

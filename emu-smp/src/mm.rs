@@ -235,6 +235,67 @@ fn same_backing(a: &Backing, b: &Backing) -> bool {
     }
 }
 
+/// The kernel work an address space's changes took, counted where the work is done so
+/// that the kernel path that caused it charges its cost ([`Work::cost`]; DESIGN.md,
+/// "Kernel-path costs").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Work {
+    /// vm_area_structs allocated and stored in the tree (a new mapping that merged with
+    /// nothing, each side of a split).
+    pub vma_allocs: u64,
+    /// vm_area_structs erased from the tree and freed (merged into a neighbour, unmapped).
+    pub vma_removes: u64,
+    /// Present PTEs (or huge PMDs) cleared by a zap.
+    pub ptes_zapped: u64,
+    /// Present PTEs whose protection was rewritten (change_protection).
+    pub ptes_changed: u64,
+    /// Present PTEs copied into a child (copy_page_range).
+    pub ptes_copied: u64,
+    /// Page-table pages allocated.
+    pub tables_allocated: u64,
+    /// Page-table pages unhooked to be freed.
+    pub tables_freed: u64,
+}
+
+impl Work {
+    /// What was done since `before`.
+    pub fn since(&self, before: &Work) -> Work {
+        Work {
+            vma_allocs: self.vma_allocs - before.vma_allocs,
+            vma_removes: self.vma_removes - before.vma_removes,
+            ptes_zapped: self.ptes_zapped - before.ptes_zapped,
+            ptes_changed: self.ptes_changed - before.ptes_changed,
+            ptes_copied: self.ptes_copied - before.ptes_copied,
+            tables_allocated: self.tables_allocated - before.tables_allocated,
+            tables_freed: self.tables_freed - before.tables_freed,
+        }
+    }
+
+    /// Adds `other`'s counts.
+    pub fn add(&mut self, other: &Work) {
+        self.vma_allocs += other.vma_allocs;
+        self.vma_removes += other.vma_removes;
+        self.ptes_zapped += other.ptes_zapped;
+        self.ptes_changed += other.ptes_changed;
+        self.ptes_copied += other.ptes_copied;
+        self.tables_allocated += other.tables_allocated;
+        self.tables_freed += other.tables_freed;
+    }
+
+    /// Its cost (fixed point) under the profile's kernel costs. A zapped PTE also pays
+    /// for releasing its folio (rmap, reference, uncharge); a new page-table page is
+    /// allocated and cleared.
+    pub fn cost(&self, k: &crate::profile::KernelCosts) -> u64 {
+        self.vma_allocs * k.vma_alloc
+            + self.vma_removes * k.vma_remove
+            + self.ptes_zapped * (k.pte_zap + k.folio_free)
+            + self.ptes_changed * k.pte_change
+            + self.ptes_copied * k.pte_copy
+            + self.tables_allocated * (k.pt_alloc + k.page_zero)
+            + self.tables_freed * k.pt_free
+    }
+}
+
 /// A process address space.
 pub struct Mm {
     /// PML4 frame.
@@ -259,6 +320,10 @@ pub struct Mm {
     packed_from: u64,
     /// membarrier registrations (`mm->membarrier_state`, MEMBARRIER_STATE_* bits).
     pub membarrier: u32,
+    /// Kernel work done on this address space so far.
+    pub work: Work,
+    /// The part of `work` already charged to a CPU.
+    pub settled: Work,
 }
 
 impl Mm {
@@ -285,6 +350,8 @@ impl Mm {
             thp: Thp::default(),
             packed_from: MMAP_BASE,
             membarrier: 0,
+            work: Work::default(),
+            settled: Work::default(),
         })
     }
 
@@ -329,6 +396,7 @@ impl Mm {
     pub fn insert(&mut self, vma: Vma) {
         let (lo, hi) = (vma.start, vma.end);
         self.vmas.insert(vma.start, vma);
+        self.work.vma_allocs += 1;
         self.merge_range(lo, hi);
     }
 
@@ -353,6 +421,7 @@ impl Mm {
                 v.end = addr;
                 tail.start = addr;
                 self.vmas.insert(addr, tail);
+                self.work.vma_allocs += 1;
             }
         }
     }
@@ -378,6 +447,7 @@ impl Mm {
         }
         let pt = phys.alloc()?;
         self.table_pages += 1;
+        self.work.tables_allocated += 1;
         let base = leaf.pte & ADDR & !0x1f_ffff;
         let flags = leaf.pte & !(ADDR | PS);
         for k in 0..512u64 {
@@ -410,6 +480,7 @@ impl Mm {
         let keys: Vec<u64> = self.vmas.range(start..end).map(|(k, _)| *k).collect();
         for k in keys {
             self.vmas.remove(&k);
+            self.work.vma_removes += 1;
         }
         self.zap(phys, start, end, true, g);
     }
@@ -447,7 +518,9 @@ impl Mm {
                 v.prot = prot;
                 let flags = v.pte_flags();
                 let (s, e, shared) = (v.start, v.end, v.shared);
+                let mut changed = 0;
                 self.for_each_leaf(phys, s, e, |phys, pte_pa, pte, _| {
+                    changed += 1;
                     let mut new = (pte & !(RW | NX)) | (flags & (RW | NX));
                     // A shared-by-fork page stays read-only until its COW is broken.
                     if pte & SW_COW != 0 && !shared {
@@ -462,6 +535,7 @@ impl Mm {
                         }
                     }
                 });
+                self.work.ptes_changed += changed;
             }
         }
         self.merge_range(start, end);
@@ -490,6 +564,7 @@ impl Mm {
                 };
                 if mergeable {
                     if let Some(b) = self.vmas.remove(&k) {
+                        self.work.vma_removes += 1;
                         if let Some(a) = self.vmas.get_mut(&p) {
                             a.end = b.end;
                         }
@@ -552,7 +627,9 @@ impl Mm {
     ) {
         let mut pages = Vec::new();
         let mut huge = false;
+        let mut zapped = 0;
         self.for_each_leaf(phys, start, end, |phys, pte_pa, pte, va| {
+            zapped += 1;
             phys.write_u64(pte_pa, 0);
             phys.pte_changed(pte_pa);
             if pte & PS != 0 {
@@ -566,6 +643,7 @@ impl Mm {
             }
             let _ = va;
         });
+        self.work.ptes_zapped += zapped;
         if !pages.is_empty() {
             g.note(start, end);
         }
@@ -589,6 +667,7 @@ impl Mm {
         let before = g.tables.len();
         self.free_in(phys, self.root.addr(), 4, 0, start, end, g);
         self.table_pages -= (g.tables.len() - before) as u64;
+        self.work.tables_freed += (g.tables.len() - before) as u64;
     }
 
     /// [`Mm::free_empty_tables`] below the table at `table` (level `level`, covering
@@ -686,6 +765,7 @@ impl Mm {
                 return Ok(Fault::Segv);
             };
             self.table_pages += created.len() as u64;
+            self.work.tables_allocated += created.len() as u64;
             phys.write_u64(epa, frame.addr() | vma.pte_flags());
             self.rss += 1;
             return Ok(Fault::Mapped);
@@ -708,6 +788,7 @@ impl Mm {
             }
         };
         self.table_pages += created.len() as u64;
+        self.work.tables_allocated += created.len() as u64;
         phys.write_u64(epa, frame.addr() | vma.pte_flags());
         self.rss += 1;
         Ok(Fault::Mapped)
@@ -742,6 +823,7 @@ impl Mm {
             return Ok(None);
         };
         self.table_pages += created.len() as u64;
+        self.work.tables_allocated += created.len() as u64;
         if phys.read_u64(epa) & P != 0 {
             return Ok(None); // a page table is already there: map 4 KiB pages
         }
@@ -833,6 +915,8 @@ impl Mm {
                 phys.write_u64(epa, cpte);
             }
             child.table_pages += created.len() as u64;
+            self.work.tables_allocated += created.len() as u64;
+            self.work.ptes_copied += 1;
             child.rss += if pte & PS != 0 { 512 } else { 1 };
         }
         Ok(child)

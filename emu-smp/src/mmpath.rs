@@ -14,7 +14,8 @@
 //!
 //! Pages come from, and go back to, per-CPU lists refilled and drained in batches under
 //! `zone->lock`; new anonymous pages reach the LRU through a per-CPU batch added under
-//! `lru_lock`, and freed pages leave it under `lru_lock` ([`Machine::free_pages`]).
+//! `lru_lock` when it fills or when munmap and madvise drain it (`lru_add_drain`), and
+//! freed pages leave it under `lru_lock` ([`Machine::free_pages`]).
 
 use crate::lock::{LockKey, LockMode};
 use crate::machine::{sig, Machine};
@@ -144,9 +145,15 @@ impl Machine {
                 Next::Lock(key, mode, KPath::Mm(Box::new(op)))
             }
             MmStep::Body => {
+                // find_vma (or, for a new mapping, the gap search) first.
+                self.charge(c, self.k.costs.vma_find);
                 let r = match op.call.clone() {
                     MmCall::Mmap(a) => Sys::Ret(self.mmap_call(c, tid, a)),
-                    MmCall::Munmap(a, l) => Sys::Ret(self.sys_munmap(c, tid, a, l)),
+                    MmCall::Munmap(a, l) => {
+                        // unmap_region drains this CPU's LRU batch before it zaps.
+                        self.lru_add_drain(c);
+                        Sys::Ret(self.sys_munmap(c, tid, a, l))
+                    }
                     MmCall::Mprotect(a, l, p) => Sys::Ret(self.sys_mprotect(c, tid, a, l, p)),
                     MmCall::Brk(w) => Sys::Ret(self.sys_brk(c, tid, w)),
                     MmCall::Mremap(a) => {
@@ -172,6 +179,8 @@ impl Machine {
                             }
                         }
                         self.probes.kstats.madvise_dontneed += 1;
+                        // zap_page_range_single drains this CPU's LRU batch first.
+                        self.lru_add_drain(c);
                         op.step = MmStep::Zap(start);
                         return Next::Then(KPath::Mm(Box::new(op)));
                     }
@@ -244,7 +253,7 @@ impl Machine {
         let Some(mmid) = self.k.tasks.get(&tid).map(|t| t.mm) else { return Next::Gone };
         match step {
             FaultStep::Start => {
-                self.charge(c, self.k.fault_fp);
+                self.charge(c, self.k.costs.fault_entry);
                 if crate::misc::is_vsyscall(pf.addr) {
                     return self.emulate_vsyscall(c, tid, pf);
                 }
@@ -277,7 +286,7 @@ impl Machine {
                     },
                 };
                 let key = ptl_of(&self.hw.mem.phys, mmid, mm.root.addr(), pf.addr);
-                self.charge(c, pages * self.k.zero_fp);
+                self.charge(c, self.k.costs.vma_find + pages * self.k.costs.page_zero);
                 match key {
                     Some(k) => {
                         Next::Lock(k, LockMode::Write, KPath::Fault(pf, FaultStep::Install(key)))
@@ -293,6 +302,8 @@ impl Machine {
                     pf.access == Access::Write,
                     pf.access == Access::Exec,
                 );
+                // The page-table pages the fault allocated.
+                self.settle_work(c, mmid);
                 let r = match res {
                     Ok(r) => r,
                     Err(e) => {
@@ -362,6 +373,23 @@ impl Machine {
         }
     }
 
+    /// Charges core `c` for the address-space work done on `mm` since the last
+    /// settlement (counted by [`crate::mm::Mm`] as it does the work): called before a
+    /// flush starts, so the work precedes the flush as in Linux, and after every kernel
+    /// step, so that each step pays for what it did.
+    pub(crate) fn settle_work(&mut self, c: usize, mm: u32) {
+        let Some(m) = self.k.mms.get_mut(&mm) else { return };
+        if m.work == m.settled {
+            return;
+        }
+        let done = m.work.since(&m.settled);
+        m.settled = m.work;
+        let cost = done.cost(&self.k.costs);
+        self.probes.kstats.mm_work.add(&done);
+        self.probes.kstats.mm_work_cycles += cost >> 8;
+        self.charge(c, cost);
+    }
+
     fn fault_unlock(&mut self, c: usize, mm: u32, ptl: Option<LockKey>) {
         if let Some(k) = ptl {
             self.unlock(c, k, LockMode::Write);
@@ -369,9 +397,12 @@ impl Machine {
         self.unlock(c, LockKey::MmapLock(mm), LockMode::Read);
     }
 
-    /// `n` new pages for core `c`: from its per-CPU list, refilled from the zone in
-    /// batches under zone->lock; anonymous pages join the LRU through the per-CPU batch.
-    fn alloc_pages(&mut self, c: usize, n: i64) {
+    /// A new folio of `n` pages for core `c`: from its per-CPU list, refilled from the
+    /// zone in batches under zone->lock; it joins the reverse map, and the LRU through the
+    /// per-CPU batch.
+    pub(crate) fn alloc_pages(&mut self, c: usize, n: i64) {
+        let k = self.k.costs;
+        self.charge(c, k.page_alloc + k.rmap_add + k.lru_add);
         self.k.cpus[c].pcp_pages -= n;
         while self.k.cpus[c].pcp_pages < 0 {
             self.lock_here(c, LockKey::Zone);
@@ -380,6 +411,16 @@ impl Machine {
         }
         self.k.cpus[c].lru_batch += 1;
         if self.k.cpus[c].lru_batch >= LRU_BATCH {
+            self.k.cpus[c].lru_batch = 0;
+            self.lock_here(c, LockKey::Lru);
+            self.unlock(c, LockKey::Lru, LockMode::Write);
+        }
+    }
+
+    /// lru_add_drain: the folios of this CPU's LRU batch join the LRU under lru_lock (no
+    /// lock when the batch is empty), as munmap and madvise do before they zap.
+    fn lru_add_drain(&mut self, c: usize) {
+        if self.k.cpus[c].lru_batch > 0 {
             self.k.cpus[c].lru_batch = 0;
             self.lock_here(c, LockKey::Lru);
             self.unlock(c, LockKey::Lru, LockMode::Write);

@@ -197,7 +197,13 @@ impl Machine {
             self.k.cpus[c].kstate = KState::User;
             return;
         };
+        let mm = self.k.tasks.get(&tid).map(|t| t.mm);
         let next = self.kernel_step(c, tid, path);
+        // The address-space work the step did and has not charged yet (fork's copies,
+        // exit's teardown).
+        if let Some(mm) = mm {
+            self.settle_work(c, mm);
+        }
         self.after_step(c, tid, next);
     }
 

@@ -159,12 +159,44 @@ pub struct IdleParams {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KernelParams {
-    /// System call entry plus exit.
+    /// System call entry plus exit, without mitigations.
     pub syscall_cycles: f64,
-    /// Page-fault exception entry, exit and fault handling (excluding page zeroing).
-    pub page_fault_cycles: f64,
+    /// What the profile's mitigations add to each kernel entry plus exit (system call or
+    /// page fault): PTI's CR3 switches on CPUs affected by Meltdown.
+    pub entry_mitigation_cycles: f64,
+    /// Page-fault exception entry, exit and dispatch to handle_mm_fault.
+    pub fault_entry_cycles: f64,
+    /// Finding the VMA of an address (the maple-tree walk of find_vma / vma_lookup).
+    pub vma_find_cycles: f64,
+    /// A new vm_area_struct allocated, filled and stored in the tree (a mapping that
+    /// merged with nothing; each side of __split_vma).
+    pub vma_alloc_cycles: f64,
+    /// A vm_area_struct erased from the tree and freed (merged away, or unmapped).
+    pub vma_remove_cycles: f64,
+    /// Clearing one present PTE in zap_pte_range.
+    pub pte_zap_cycles: f64,
+    /// Releasing the folio a zapped PTE mapped: rmap removal, reference drop, memcg
+    /// uncharge and the free (lru_lock and zone->lock are modelled apart).
+    pub folio_free_cycles: f64,
+    /// Rewriting one present PTE in change_protection (mprotect).
+    pub pte_change_cycles: f64,
+    /// Copying one present PTE into a child in copy_page_range (fork), with the
+    /// parent's write-protect, the folio reference and the rmap duplicate.
+    pub pte_copy_cycles: f64,
+    /// Allocating a page-table page (pte_alloc_one and the ctor), its clearing aside.
+    pub pt_alloc_cycles: f64,
+    /// Freeing a page-table page (the dtor, uncharge and free).
+    pub pt_free_cycles: f64,
+    /// Allocating one folio from the per-CPU lists (the zone refills under zone->lock
+    /// are modelled apart).
+    pub page_alloc_cycles: f64,
     /// Zeroing one 4 KiB page.
     pub page_zero_cycles: f64,
+    /// Adding a new anonymous folio to the reverse map (folio_add_new_anon_rmap).
+    pub rmap_add_cycles: f64,
+    /// Adding a folio to the per-CPU LRU batch (its drain under lru_lock is modelled
+    /// apart).
+    pub lru_add_cycles: f64,
     /// Throughput of copies between user and kernel space.
     pub copy_bytes_per_cycle: f64,
     /// Scheduler tick frequency (CONFIG_HZ).
@@ -179,6 +211,52 @@ pub struct KernelParams {
     pub flush_func_cycles: f64,
     /// Setting or clearing a bit of an mm_cpumask.
     pub mm_cpumask_op_cycles: f64,
+}
+
+/// The kernel-path costs of a profile in fixed-point cycles, ready to charge
+/// (see [`crate::mm::Work::cost`] and the steps of the kernel paths).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct KernelCosts {
+    pub syscall: u64,
+    pub fault_entry: u64,
+    pub vma_find: u64,
+    pub vma_alloc: u64,
+    pub vma_remove: u64,
+    pub pte_zap: u64,
+    pub folio_free: u64,
+    pub pte_change: u64,
+    pub pte_copy: u64,
+    pub pt_alloc: u64,
+    pub pt_free: u64,
+    pub page_alloc: u64,
+    pub page_zero: u64,
+    pub rmap_add: u64,
+    pub lru_add: u64,
+}
+
+impl KernelCosts {
+    /// The costs of `k`: a system call's and a fault's entry include the mitigations.
+    pub fn new(k: &KernelParams) -> Self {
+        let f = |c: f64| (c * 256.0).round().max(0.0) as u64;
+        KernelCosts {
+            syscall: f(k.syscall_cycles + k.entry_mitigation_cycles),
+            fault_entry: f(k.fault_entry_cycles + k.entry_mitigation_cycles),
+            vma_find: f(k.vma_find_cycles),
+            vma_alloc: f(k.vma_alloc_cycles),
+            vma_remove: f(k.vma_remove_cycles),
+            pte_zap: f(k.pte_zap_cycles),
+            folio_free: f(k.folio_free_cycles),
+            pte_change: f(k.pte_change_cycles),
+            pte_copy: f(k.pte_copy_cycles),
+            pt_alloc: f(k.pt_alloc_cycles),
+            pt_free: f(k.pt_free_cycles),
+            page_alloc: f(k.page_alloc_cycles),
+            page_zero: f(k.page_zero_cycles),
+            rmap_add: f(k.rmap_add_cycles),
+            lru_add: f(k.lru_add_cycles),
+        }
+    }
 }
 
 /// A machine profile.
@@ -206,8 +284,51 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// Loads a built-in profile by name, or a TOML file by path.
-    pub fn load(name_or_path: &str) -> Result<Profile, ProfileError> {
+    /// Loads a built-in profile by name, or a TOML file by path, with parameters
+    /// overridden by `+KEY=VALUE` suffixes (`zen3+mmu.invlpgb_receive_cycles=200`), so
+    /// that a sweep can vary any parameter through its list of profiles.
+    pub fn load(spec: &str) -> Result<Profile, ProfileError> {
+        if std::path::Path::new(spec).exists() || !spec.contains('+') {
+            return Profile::load_base(spec);
+        }
+        let mut parts = spec.split('+');
+        let base = Profile::load_base(parts.next().unwrap_or(""))?;
+        let bad = |key: &str, why: String| ProfileError::Value {
+            path: spec.into(),
+            key: key.into(),
+            why,
+        };
+        let mut doc = toml::Value::try_from(&base).map_err(|e| bad("", e.to_string()))?;
+        for o in parts {
+            let Some((key, text)) = o.split_once('=') else {
+                return Err(bad(o, "an override is KEY=VALUE".into()));
+            };
+            let mut slot = &mut doc;
+            for name in key.split('.') {
+                slot = slot
+                    .get_mut(name)
+                    .ok_or_else(|| bad(key, "no such parameter in the profile".into()))?;
+            }
+            let parsed: toml::Table = toml::from_str(&format!("v = {text}"))
+                .or_else(|_| toml::from_str(&format!("v = {:?}", text)))
+                .map_err(|e| bad(key, e.to_string()))?;
+            let mut v = parsed.get("v").cloned().unwrap_or(toml::Value::Boolean(false));
+            if let (toml::Value::Float(_), toml::Value::Integer(i)) = (&*slot, &v) {
+                v = toml::Value::Float(*i as f64);
+            }
+            if std::mem::discriminant(&*slot) != std::mem::discriminant(&v) {
+                return Err(bad(key, format!("`{text}` is not of the type {}", slot.type_str())));
+            }
+            *slot = v;
+        }
+        let p: Profile = doc
+            .try_into()
+            .map_err(|e| ProfileError::Parse { path: spec.into(), source: Box::new(e) })?;
+        p.validate(spec)?;
+        Ok(p)
+    }
+
+    fn load_base(name_or_path: &str) -> Result<Profile, ProfileError> {
         if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
             return Profile::parse(text, name_or_path);
         }
@@ -294,13 +415,30 @@ impl Profile {
             ("mmu.cr3_write_cycles", self.mmu.cr3_write_cycles),
             ("mmu.invlpgb_cycles", self.mmu.invlpgb_cycles),
             ("mmu.tlbsync_cycles", self.mmu.tlbsync_cycles),
+            ("mmu.invlpgb_hop_cycles", self.mmu.invlpgb_hop_cycles),
+            ("mmu.invlpgb_ccx_cycles", self.mmu.invlpgb_ccx_cycles),
+            ("mmu.invlpgb_socket_cycles", self.mmu.invlpgb_socket_cycles),
+            ("mmu.invlpgb_receive_cycles", self.mmu.invlpgb_receive_cycles),
             ("cache.memory_latency_cycles", c.memory_latency_cycles),
             ("cache.transfer_same_llc_cycles", c.transfer_same_llc_cycles),
             ("cache.transfer_same_socket_cycles", c.transfer_same_socket_cycles),
             ("cache.transfer_cross_socket_cycles", c.transfer_cross_socket_cycles),
             ("kernel.syscall_cycles", self.kernel.syscall_cycles),
-            ("kernel.page_fault_cycles", self.kernel.page_fault_cycles),
+            ("kernel.entry_mitigation_cycles", self.kernel.entry_mitigation_cycles),
+            ("kernel.fault_entry_cycles", self.kernel.fault_entry_cycles),
+            ("kernel.vma_find_cycles", self.kernel.vma_find_cycles),
+            ("kernel.vma_alloc_cycles", self.kernel.vma_alloc_cycles),
+            ("kernel.vma_remove_cycles", self.kernel.vma_remove_cycles),
+            ("kernel.pte_zap_cycles", self.kernel.pte_zap_cycles),
+            ("kernel.folio_free_cycles", self.kernel.folio_free_cycles),
+            ("kernel.pte_change_cycles", self.kernel.pte_change_cycles),
+            ("kernel.pte_copy_cycles", self.kernel.pte_copy_cycles),
+            ("kernel.pt_alloc_cycles", self.kernel.pt_alloc_cycles),
+            ("kernel.pt_free_cycles", self.kernel.pt_free_cycles),
+            ("kernel.page_alloc_cycles", self.kernel.page_alloc_cycles),
             ("kernel.page_zero_cycles", self.kernel.page_zero_cycles),
+            ("kernel.rmap_add_cycles", self.kernel.rmap_add_cycles),
+            ("kernel.lru_add_cycles", self.kernel.lru_add_cycles),
         ] {
             if !(0.0..=1e7).contains(&v) {
                 return bad(key, format!("{v} is out of range 0..=1e7"));
@@ -632,6 +770,23 @@ mod tests {
         let e = Profile::parse(&text, "t").unwrap_err().to_string();
         assert!(e.contains("at most 64"), "{e}");
         assert!(matches!(Profile::load("nope"), Err(ProfileError::Unknown(..))));
+    }
+
+    #[test]
+    fn overrides_set_one_parameter_and_are_checked() {
+        let base = Profile::load("zen3").unwrap();
+        let p = Profile::load("zen3+mmu.invlpgb_receive_cycles=250+kernel.hz=1000").unwrap();
+        assert_eq!(p.mmu.invlpgb_receive_cycles, 250.0);
+        assert_eq!(p.kernel.hz, 1000);
+        let mut q = p.clone();
+        q.mmu.invlpgb_receive_cycles = base.mmu.invlpgb_receive_cycles;
+        q.kernel.hz = base.kernel.hz;
+        assert_eq!(q, base, "nothing else changed");
+        let err = |spec: &str| Profile::load(spec).unwrap_err().to_string();
+        assert!(err("zen3+mmu.nope=1").contains("mmu.nope"), "{}", err("zen3+mmu.nope=1"));
+        assert!(err("zen3+kernel.hz=fast").contains("not of the type integer"));
+        assert!(err("zen3+kernel.hz=5").contains("kernel.hz"), "{}", err("zen3+kernel.hz=5"));
+        assert!(err("zen3+mmu").contains("KEY=VALUE"));
     }
 
     #[test]

@@ -308,6 +308,8 @@ impl Machine {
     pub(crate) fn leave_idle(&mut self, k: usize) {
         if let Some(idle) = self.hw.cpus[k].idle.take() {
             let now = self.hw.cpus[k].time_fp;
+            // Broadcast invalidations processed while idle cost nothing.
+            self.hw.mem.take_tlb_busy(k, now, false);
             let length = now.saturating_sub(idle.since_fp) >> 8;
             self.probes.cpus[k].idle_cycles += length;
             let history = &mut self.hw.cpus[k].idle_history;

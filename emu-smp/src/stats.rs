@@ -82,6 +82,10 @@ pub struct KernelStats {
     pub shootdowns: u64,
     /// Global ASIDs handed out (INVLPGB transport).
     pub global_asids: u64,
+    /// Address-space work the kernel paths did (VMAs, PTEs, page-table pages).
+    pub mm_work: crate::mm::Work,
+    /// Cycles charged for that work.
+    pub mm_work_cycles: u64,
 }
 
 /// One flush_tlb_mm_range call.

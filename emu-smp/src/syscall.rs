@@ -175,7 +175,7 @@ impl Machine {
     /// The system call the task on core `c` made: its entry, then the call. Calls that
     /// flush TLBs wait for the acks before returning (see [`crate::path`]).
     pub(crate) fn syscall(&mut self, c: usize, tid: u32) -> Next {
-        self.charge(c, self.k.syscall_fp);
+        self.charge(c, self.k.costs.syscall);
         let Some(t) = self.k.tasks.get(&tid) else { return Next::Gone };
         let g = &t.cpu.gpr;
         let nr = g[0];
@@ -205,7 +205,7 @@ impl Machine {
     /// EDI and EBP, zero-extended. The calls whose ia32 form is the 64-bit one with 32-bit
     /// arguments are made; others are ENOSYS with a warning.
     pub(crate) fn syscall_ia32(&mut self, c: usize, tid: u32) -> Next {
-        self.charge(c, self.k.syscall_fp);
+        self.charge(c, self.k.costs.syscall);
         let Some(t) = self.k.tasks.get(&tid) else { return Next::Gone };
         let g = &t.cpu.gpr;
         let nr32 = g[0] as u32;
@@ -1463,6 +1463,7 @@ impl Machine {
             }
         }
         mm.table_pages += created.len() as u64;
+        mm.work.tables_allocated += created.len() as u64;
         let mut v = vma.clone();
         v.start = dest;
         v.end = dest + new_len;

@@ -434,6 +434,8 @@ impl Machine {
         reason: Reason,
         free: Vec<emu_mmu::Pfn>,
     ) {
+        // The work that made the flush necessary comes first.
+        self.settle_work(c, mm);
         let t0 = self.now(c);
         let Some(m) = self.k.mms.get_mut(&mm) else {
             for p in free {
@@ -443,6 +445,13 @@ impl Machine {
         };
         m.ctx.tlb_gen += 1;
         let new_tlb_gen = m.ctx.tlb_gen;
+        // inc_mm_tlb_gen, a locked increment of the mm's tlb_gen; get_flush_tlb_info
+        // fills this CPU's flush_tlb_info.
+        use crate::kdata::KObj;
+        let lines = crate::machine::fp(self.profile.insn.locked)
+            + self.kline_access(c, KObj::MmTlbGen(mm), true)
+            + self.kline_access(c, KObj::FlushInfo(c), true);
+        self.charge(c, lines);
         let (start, end) = if end != FLUSH_ALL && (end - start) >> stride_shift > FLUSH_CEILING {
             (0, FLUSH_ALL)
         } else {
@@ -489,7 +498,8 @@ impl Machine {
     pub(crate) fn flush_complete(&mut self, c: usize, f: InFlight) {
         match f.kind {
             FlightKind::Broadcast => {
-                let cost = self.hw.mem.tlbsync(c);
+                let now = self.now(c);
+                let cost = self.hw.mem.tlbsync(c, now);
                 self.charge(c, cost);
             }
             FlightKind::Ipi => self.consider_global_asid(c, f.info.mm),
@@ -532,15 +542,11 @@ impl Machine {
         // The remote reads of the scan: the mask's line, then should_flush_tlb's
         // per_cpu reads of each other candidate's is_lazy and, when it is not lazy, its
         // loaded_mm (lines their CPUs write at every switch).
-        use crate::kdata::KObj;
-        let mut scan = self.kline_access(c, KObj::MmCpumask(info.mm), false);
-        if !everyone {
-            for t in mask.iter().filter(|&t| t != c) {
-                scan += self.kline_access(c, KObj::TlbStateShared(t), false);
-                if !self.k.cpus[t].tlb.is_lazy {
-                    scan += self.kline_access(c, KObj::TlbState(t), false);
-                }
-            }
+        let cpus = &self.k.cpus;
+        let lines = scan_lines(c, info.mm, mask, everyone, |t| cpus[t].tlb.is_lazy);
+        let mut scan = 0;
+        for obj in lines {
+            scan += self.kline_access(c, obj, false);
         }
         self.charge(c, scan);
         let targets = self.k.strategy.broken.reached(targets, c);
@@ -578,6 +584,13 @@ impl Machine {
         let base = crate::machine::fp(self.profile.kernel.flush_func_cycles);
         self.charge(c, base);
         let loaded = self.k.cpus[c].tlb.loaded_mm;
+        // The request (the initiator's flush_tlb_info) and the loaded mm's tlb_gen.
+        use crate::kdata::KObj;
+        let mut lines = self.kline_access(c, KObj::FlushInfo(f.initiator), false);
+        if loaded != INIT_MM {
+            lines += self.kline_access(c, KObj::MmTlbGen(loaded), false);
+        }
+        self.charge(c, lines);
         if f.mm == loaded && self.mm_needs_global_asid(loaded, self.k.cpus[c].tlb.loaded_mm_asid) {
             self.switch_mm_irqs_off(c, loaded);
         }
@@ -649,19 +662,24 @@ impl Machine {
             })
             .unwrap_or(0);
         if active > 3 {
-            self.use_global_asid(mm);
+            self.use_global_asid(c, mm);
         }
     }
 
     /// use_global_asid / allocate_global_asid: next free ASID above the dynamic range.
-    fn use_global_asid(&mut self, mm: u32) {
+    fn use_global_asid(&mut self, c: usize, mm: u32) {
         if self.k.mms.get(&mm).is_some_and(|m| m.ctx.global_asid != 0) {
             return;
         }
         if self.k.last_global_asid >= MAX_ASID_AVAILABLE - 1 {
             // reset_global_asid_space: a full broadcast flush makes freed ASIDs reusable.
-            let cost = self.hw.mem.invlpgb(0, &Flush::AllNonGlobal);
-            self.charge(0, cost);
+            // invlpgb_flush_all_nonglobals: INVLPGB, then TLBSYNC.
+            let now = self.now(c);
+            let cost = self.hw.mem.invlpgb(c, &Flush::AllNonGlobal, now);
+            self.charge(c, cost);
+            let now = self.now(c);
+            let cost = self.hw.mem.tlbsync(c, now);
+            self.charge(c, cost);
             for a in std::mem::take(&mut self.k.global_asid_freed) {
                 self.k.global_asid_used.remove(&a);
             }
@@ -707,7 +725,8 @@ impl Machine {
         let max = u64::from(self.profile.cpu.invlpgb_max_pages.max(1));
         let mut ops = 0;
         if info.end == FLUSH_ALL {
-            let cost = self.hw.mem.invlpgb(c, &Flush::Pcid(pcid));
+            let now = self.now(c);
+            let cost = self.hw.mem.invlpgb(c, &Flush::Pcid(pcid), now);
             self.charge(c, cost);
             ops += 1;
         } else {
@@ -725,7 +744,8 @@ impl Machine {
                     globals: false,
                     final_only: false,
                 };
-                let cost = self.hw.mem.invlpgb(c, &f);
+                let now = self.now(c);
+                let cost = self.hw.mem.invlpgb(c, &f, now);
                 self.charge(c, cost);
                 ops += 1;
                 addr += nr << info.stride_shift;
@@ -759,9 +779,47 @@ impl Machine {
     }
 }
 
+/// The lines the scan of native_flush_tlb_multi reads on CPU `c`: the mm_cpumask's, then
+/// (unless every CPU of the mask is flushed anyway) should_flush_tlb's per_cpu reads of
+/// each other candidate's is_lazy and, when it is not lazy, its loaded_mm.
+pub(crate) fn scan_lines(
+    c: usize,
+    mm: u32,
+    mask: &CpuMask,
+    everyone: bool,
+    lazy: impl Fn(usize) -> bool,
+) -> Vec<crate::kdata::KObj> {
+    use crate::kdata::KObj;
+    let mut lines = vec![KObj::MmCpumask(mm)];
+    if !everyone {
+        for t in mask.iter().filter(|&t| t != c) {
+            lines.push(KObj::TlbStateShared(t));
+            if !lazy(t) {
+                lines.push(KObj::TlbState(t));
+            }
+        }
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scan_reads_more_lines_for_each_candidate_that_is_not_lazy() {
+        let mut mask = CpuMask::new(8);
+        for k in 0..8 {
+            mask.set(k);
+        }
+        let n = |not_lazy: usize| scan_lines(0, 3, &mask, false, |t| t > not_lazy).len();
+        // The mask, then each of the 7 others' is_lazy, then loaded_mm of the non-lazy.
+        assert_eq!(n(0), 1 + 7);
+        assert_eq!(n(3), 1 + 7 + 3);
+        assert_eq!(n(7), 1 + 7 + 7);
+        // Freed page tables flush everyone: no per-CPU reads.
+        assert_eq!(scan_lines(0, 3, &mask, true, |_| false).len(), 1);
+    }
 
     #[test]
     fn jiffies_start_five_minutes_before_the_wrap_at_a_seeded_phase() {
