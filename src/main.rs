@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 mod check;
 mod sweep;
+mod validate;
 
 /// Exit code of emu itself failing to run the guest (bad input, unsupported program).
 const EXIT_INPUT: u8 = 1;
@@ -63,6 +64,9 @@ enum Cmd {
         #[command(subcommand)]
         what: check::CheckCmd,
     },
+    /// Run guest programs that reproduce published end-to-end measurements and print
+    /// emu's figures beside the published ones.
+    Validate(validate::ValidateArgs),
     /// Compare two runs (`emu run --stats` files or sweep point files) side by side.
     Compare {
         /// Baseline.
@@ -180,6 +184,13 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Check { what } => check::check(what),
+        Cmd::Validate(a) => match validate::validate(&a) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("emu: {e:#}");
+                ExitCode::from(EXIT_INPUT)
+            }
+        },
         Cmd::Report { dir } => report_result(reports::report(&dir)),
         Cmd::Merge { out, dirs } => report_result(reports::merge(&out, &dirs)),
         Cmd::Compare { a, b } => match reports::compare(&a, &b) {

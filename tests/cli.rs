@@ -532,3 +532,25 @@ int main(void) {
     assert_eq!(String::from_utf8_lossy(&o.stdout), "osxsave 0\n", "{}", show(&o));
     assert_eq!(o.status.code(), Some(128 + 4), "SIGILL: {}", show(&o));
 }
+
+/// The validation command on its smallest configuration: every experiment runs and its
+/// row carries the published figure, emu's figure and their ratio.
+#[test]
+fn validate_quick_reproduces_each_published_experiment() {
+    let out = scratch("validate").join("table.md");
+    let o = emu().args(["validate", "--quick", "--out"]).arg(&out).output().expect("run");
+    assert!(o.status.success(), "{}", show(&o));
+    let table = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(std::fs::read_to_string(&out).expect("table written"), table);
+    let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| will-it-scale")).collect();
+    assert_eq!(rows.len(), 3, "{table}");
+    for r in rows {
+        let cells: Vec<&str> = r.split('|').map(str::trim).collect();
+        let ratio: f64 = cells[6].parse().expect("a ratio");
+        let emu: f64 = cells[5].replace(',', "").parse().expect("emu's figure");
+        assert!(emu > 0.0 && ratio > 0.0, "{r}");
+    }
+    // The same run twice gives the same figures (simulated time only).
+    let again = emu().args(["validate", "--quick"]).output().expect("run");
+    assert_eq!(String::from_utf8_lossy(&again.stdout), table);
+}
