@@ -226,6 +226,16 @@ pub struct CpuKernel {
     pub pcp_pages: i64,
     /// New pages in this CPU's LRU batch.
     pub lru_batch: u32,
+    /// The `active_mm` of the context running here (or last run, until the next context
+    /// switch): a user task's own mm, or the mm a kernel thread borrows (lazy TLB).
+    /// Distinct from `tlb.loaded_mm`, which leave_mm and flushes change behind it.
+    pub active_mm: u32,
+    /// That context is a user task (false: a kernel thread, the idle task, or a task
+    /// past exit_mm).
+    pub user_ctx: bool,
+    /// The kernel thread here holds an mm_count reference on `active_mm`
+    /// (mmgrab_lazy_tlb under `--lazy-mm refcount`).
+    pub lazy_ref: bool,
 }
 
 /// The hardware: CPUs (clocks, local APICs, idle states), the memory system and the
@@ -296,6 +306,7 @@ pub struct Probes {
     /// Per-CPU counters.
     pub(crate) cpus: Vec<CoreStats>,
     pub(crate) kstats: KernelStats,
+    pub(crate) lazy_mm: crate::lazymm::LazyMmStats,
     pub(crate) records: crate::records::Records,
     pub(crate) cpumask_samples: crate::records::Samples<(u64, u32, u32)>,
     /// Oracle violations: all counted, the first [`VIOLATIONS_KEPT`] kept.
@@ -502,6 +513,7 @@ impl Machine {
         let probes = Probes {
             cpus: vec![CoreStats::default(); cfg.cores],
             kstats: KernelStats::default(),
+            lazy_mm: crate::lazymm::LazyMmStats::default(),
             records: crate::records::Records::new(&cfg.records)
                 .map_err(|e| SimError::Load(format!("cannot write the shootdown records: {e}")))?,
             cpumask_samples: Default::default(),
