@@ -716,3 +716,45 @@ fn the_oracle_catches_an_mm_freed_under_a_lazy_cpu() {
     assert_eq!(v["violations"][0]["kind"], "lazy-mm-uaf");
     assert!(lazy(&v, "uaf") > 0);
 }
+
+#[test]
+fn kworkers_take_busy_cpus_from_user_to_kernel_and_back() {
+    // The skylake-sp profile with vmstat_update every half millisecond instead of every
+    // second, so that a short run sees it.
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("emu-smp/profiles/skylake-sp.toml");
+    let text = std::fs::read_to_string(src).expect("profile");
+    assert!(text.contains("\nvm_stat_interval_ms = 1000.0"));
+    let text = text.replace("\nvm_stat_interval_ms = 1000.0", "\nvm_stat_interval_ms = 0.5");
+    let profile = scratch("kworker-profile").join("fast-vmstat.toml");
+    std::fs::write(&profile, text).expect("write profile");
+    let profile = profile.to_str().expect("utf-8 path");
+    for policy in ["refcount", "shootdown-all"] {
+        let args = [
+            "--profile",
+            profile,
+            "--cores",
+            "4",
+            "--lazy-mm",
+            policy,
+            "mmap_churn",
+            "4",
+            "4",
+            "100",
+        ];
+        let (_, v) = run_stats("kworker", &args);
+        assert_eq!(total(&v, "oracle_violations"), 0, "{args:?}: {}", v["violations"]);
+        let runs = lazy(&v, "kworker_runs");
+        assert!(runs > 0, "{args:?}: no kworker ran");
+        assert!(lazy(&v, "user_to_kernel") >= runs);
+        if policy == "refcount" {
+            // Each run takes a lazy reference and drops it.
+            assert!(lazy(&v, "lazy_grabs") >= runs);
+        } else {
+            assert_eq!(lazy(&v, "lazy_grabs"), 0);
+            assert!(lazy(&v, "lazy_drop_barriers") >= runs);
+        }
+    }
+    // At the default interval (1 s), a run of a few milliseconds sees none.
+    let (_, v) = run_stats("kworker-default", &["--cores", "4", "mmap_churn", "4", "4", "40"]);
+    assert_eq!(lazy(&v, "kworker_runs"), 0);
+}

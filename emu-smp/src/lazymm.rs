@@ -41,6 +41,9 @@ pub struct LazyMmStats {
     pub user_to_kernel: u64,
     /// Context switches from a kernel thread to a user task.
     pub kernel_to_user: u64,
+    /// Runs of a busy CPU's kworker between two stretches of its user task
+    /// (user -> kernel -> user without idle; kthread.rs).
+    pub kworker_runs: u64,
     /// Lazy references taken (mmgrab_lazy_tlb under `refcount`).
     pub lazy_grabs: u64,
     /// Lazy drops that were only a full barrier (no reference kept: smp_mb).

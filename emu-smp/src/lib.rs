@@ -13,6 +13,7 @@ mod fs;
 mod fswrite;
 mod itimer;
 mod kdata;
+mod kthread;
 mod lazymm;
 mod loader;
 mod lock;

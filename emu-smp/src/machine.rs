@@ -236,6 +236,8 @@ pub struct CpuKernel {
     /// The kernel thread here holds an mm_count reference on `active_mm`
     /// (mmgrab_lazy_tlb under `--lazy-mm refcount`).
     pub lazy_ref: bool,
+    /// When this CPU's kworker next has deferrable work (0: not queued yet).
+    pub next_kwork_fp: u64,
 }
 
 /// The hardware: CPUs (clocks, local APICs, idle states), the memory system and the
@@ -899,6 +901,9 @@ impl Machine {
             self.preempt(c, tid);
             return false;
         }
+        // A kworker whose work came due while the task was in the kernel runs first.
+        self.kworker_run_if_due(c);
+        let Some(t) = self.k.tasks.get(&tid) else { return false };
         // Signals that became pending while the task was elsewhere (in a syscall,
         // blocked, on its runqueue, or running when another CPU sent them).
         if t.pending & !t.sigmask != 0 {

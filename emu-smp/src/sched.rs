@@ -338,6 +338,9 @@ impl Machine {
         self.probes.cpus[k].ticks += 1;
         let now = self.now(k);
         self.k.cpus[k].next_tick_fp = (now / self.tick_fp() + 1) * self.tick_fp();
+        // Deferrable per-CPU work whose time has come (kthread.rs).
+        self.kworker_tick(k);
+        let now = self.now(k);
         // Load balance: a waiting task may run on an idle CPU it is allowed on.
         if let Some(&tid) = self.k.cpus[k].runq.front() {
             let idle = (0..self.hw.cpus.len()).find(|&j| {
