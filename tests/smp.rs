@@ -603,8 +603,10 @@ fn lazy(v: &Value, key: &str) -> u64 {
 
 /// Workloads whose CPUs go idle on an mm that later dies: threads exiting one by one,
 /// and short-lived processes.
-const LAZY_WORKLOADS: [&[&str]; 4] = [
+const LAZY_WORKLOADS: [&[&str]; 6] = [
     &["fork_churn", "30", "2"],
+    &["exit_churn", "12", "3", "4"],
+    &["pingpong_threads", "2", "200"],
     &["lazy_mix", "2", "1", "1"],
     &["madvise_shared", "4", "8", "40"],
     &["mprotect_flip", "2", "2", "16", "30"],
@@ -757,4 +759,29 @@ fn kworkers_take_busy_cpus_from_user_to_kernel_and_back() {
     // At the default interval (1 s), a run of a few milliseconds sees none.
     let (_, v) = run_stats("kworker-default", &["--cores", "4", "mmap_churn", "4", "4", "40"]);
     assert_eq!(lazy(&v, "kworker_runs"), 0);
+}
+
+#[test]
+fn ping_pong_threads_bounce_mm_count_only_under_refcount() {
+    let run = |policy: &str| {
+        let args = ["--cores", "4", "--lazy-mm", policy, "pingpong_threads", "2", "300"];
+        let (out, v) = run_stats("pingpong", &args);
+        assert_eq!(out, "pingpong_threads pairs=2 rounds=300: round trips=600 checksum=67260\n");
+        assert_eq!(total(&v, "oracle_violations"), 0, "{policy}: {}", v["violations"]);
+        v
+    };
+    let r = run("refcount");
+    // Every round trip takes each of the four CPUs from user to idle and back.
+    let switches = lazy(&r, "user_to_kernel");
+    assert!(switches >= 4 * 300, "{switches} user -> kernel switches");
+    let atomics = lazy(&r, "mm_count_atomics");
+    assert!(atomics >= 2 * switches - 4, "{atomics} atomics for {switches} lazy round trips");
+    // The line moves between the CPUs: most atomics pay a transfer.
+    assert!(lazy(&r, "mm_count_transfer_cycles") > 30 * atomics);
+    let s = run("shootdown-all");
+    assert_eq!(lazy(&s, "user_to_kernel"), switches, "the same switches");
+    assert_eq!(lazy(&s, "mm_count_atomics"), lazy(&s, "exit_mmaps"), "only mmput's mmdrop");
+    // A barrier where refcount drops: at the switches back to user tasks (also after
+    // exiting threads), except on CPUs still lazy at the end.
+    assert!(lazy(&s, "lazy_drop_barriers") + 4 >= switches);
 }
