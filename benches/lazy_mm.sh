@@ -30,7 +30,7 @@ for n in $cores_list; do
         best=999999
         for _ in $(seq "$reps"); do
             best=$(min "$best" "$(wall "$emu" run --cores "$n" --lazy-mm "$p" --stats "$stats" \
-                pingpong_threads $((n / 2)) "$rounds")")
+                pingpong_threads "$n" "$rounds")")
         done
         python3 - "$stats" "$n" "$p" "$best" <<'PY'
 import json, sys

@@ -606,7 +606,7 @@ fn lazy(v: &Value, key: &str) -> u64 {
 const LAZY_WORKLOADS: [&[&str]; 6] = [
     &["fork_churn", "30", "2"],
     &["exit_churn", "12", "3", "4"],
-    &["pingpong_threads", "2", "200"],
+    &["pingpong_threads", "4", "200"],
     &["lazy_mix", "2", "1", "1"],
     &["madvise_shared", "4", "8", "40"],
     &["mprotect_flip", "2", "2", "16", "30"],
@@ -764,7 +764,7 @@ fn kworkers_take_busy_cpus_from_user_to_kernel_and_back() {
 #[test]
 fn ping_pong_threads_bounce_mm_count_only_under_refcount() {
     let run = |policy: &str| {
-        let args = ["--cores", "4", "--lazy-mm", policy, "pingpong_threads", "2", "300"];
+        let args = ["--cores", "4", "--lazy-mm", policy, "pingpong_threads", "4", "300"];
         let (out, v) = run_stats("pingpong", &args);
         assert_eq!(out, "pingpong_threads pairs=2 rounds=300: round trips=600 checksum=67260\n");
         assert_eq!(total(&v, "oracle_violations"), 0, "{policy}: {}", v["violations"]);

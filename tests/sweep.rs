@@ -569,7 +569,7 @@ fn a_report_killed_while_plotting_leaves_no_partial_plot() {
 fn a_lazy_mm_sweep_compares_the_policies_over_core_counts() {
     let dir = scratch("sweep-lazy");
     let o = emu()
-        .args(["sweep", "--workload", "pingpong_threads 1 100", "--cores", "2,4"])
+        .args(["sweep", "--workload", "pingpong_threads 2 100", "--cores", "2,4"])
         .args(["--cpumask", "lazy", "--flush", "ipi", "--profile", "skylake-sp"])
         .args(["--lazy-mm", "refcount,shootdown-all", "--out"])
         .arg(&dir)

@@ -403,6 +403,11 @@ mod tests {
         assert!(other.command().contains("--flush ipi --lazy-mm shootdown --seed"));
         assert!(!dflt.command().contains("--lazy-mm"));
         assert!(SweepSpec::from_toml("lazy_mm = []").is_err());
+        // The shipped lazy-mm comparison parses and spans every policy.
+        let shipped = SweepSpec::from_toml(include_str!("../../benches/lazy_mm_sweep.toml"))
+            .expect("benches/lazy_mm_sweep.toml");
+        assert_eq!(shipped.lazy_mm.len(), 4);
+        assert_eq!(shipped.points().len(), 2 * 2 * 4 * 6);
     }
 
     #[test]

@@ -1,11 +1,13 @@
 // emu-cflags: -pthread
 // emu-desc: will-it-scale context_switch1 in threads mode: pairs of threads of one process bounce a byte over two pipes, each thread pinned to its own CPU, so every round trip takes each CPU from user to idle and back: lazy-TLB mm references on one mm from many CPUs (mm_count contention under --lazy-mm refcount)
-// emu-args: 2 2000
+// emu-args: 4 2000
 //
-// Usage: pingpong_threads PAIRS ROUNDS
+// Usage: pingpong_threads THREADS ROUNDS
 //
-// Pair p has threads 2p (the pinger) and 2p+1 (the ponger), pinned to CPUs 2p and 2p+1
-// modulo the number of CPUs the process may use. The pinger writes a byte to the first
+// THREADS (rounded up to an even number) make THREADS/2 pairs. Pair p has threads 2p
+// (the pinger) and 2p+1 (the ponger), pinned to CPUs 2p and 2p+1 modulo the number of
+// CPUs the process may use, so `pingpong_threads {cores}` in a sweep puts one thread on
+// each CPU. The pinger writes a byte to the first
 // pipe and reads it back from the second; the ponger reads from the first and writes to
 // the second; ROUNDS round trips each. Prints the round trips done and a checksum of
 // the bytes, which do not depend on timing.
@@ -56,7 +58,8 @@ static void *ponger(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    int pairs = argc > 1 ? atoi(argv[1]) : 2;
+    int threads = argc > 1 ? atoi(argv[1]) : 4;
+    int pairs = (threads + 1) / 2;
     int rounds = argc > 2 ? atoi(argv[2]) : 2000;
     if (pairs < 1) pairs = 1;
     if (rounds < 1) rounds = 1;
