@@ -110,7 +110,7 @@ fn every_diff_program_matches_native_under_the_zen3_profile() {
 #[test]
 fn every_diff_program_matches_native_under_every_lazy_mm_policy() {
     // The default (refcount) runs in every test above.
-    for policy in ["shootdown", "shootdown-all", "shootdown-active"] {
+    for policy in ["shootdown", "shootdown-all", "shootdown-active", "hazard-pointer"] {
         run_all_with(|_| true, 4, "skylake-sp", &["--lazy-mm", policy]);
     }
 }

@@ -647,7 +647,7 @@ fn refcount_frees_an_mm_exactly_when_its_last_lazy_user_leaves() {
 #[test]
 fn shootdowns_reach_every_cpu_borrowing_the_mm_unless_the_cpumask_lost_it() {
     for w in LAZY_WORKLOADS {
-        for policy in ["shootdown-all", "shootdown-active"] {
+        for policy in ["shootdown-all", "shootdown-active", "hazard-pointer"] {
             let mut args = vec!["--cores", "4", "--lazy-mm", policy];
             args.extend_from_slice(w);
             let (_, v) = run_stats("lazy-shootdown", &args);
@@ -664,7 +664,10 @@ fn shootdowns_reach_every_cpu_borrowing_the_mm_unless_the_cpumask_lost_it() {
             if policy == "shootdown-all" {
                 assert_eq!(lazy(&v, "shootdown_calls"), 4 * lazy(&v, "final_mmdrops"));
             } else {
+                // Every other CPU's published word (or hazard-pointer slot) is read.
                 assert_eq!(lazy(&v, "published_reads"), 3 * lazy(&v, "final_mmdrops"));
+                // Only the matches are called.
+                assert_eq!(lazy(&v, "shootdown_calls"), lazy(&v, "lazy_users_at_final_mmdrop"));
             }
         }
     }

@@ -127,6 +127,12 @@ impl Machine {
         self.queue_calls(c, targets, CallFn::ShootLazy(mm))
     }
 
+    /// The hazard-pointer scan's smp_call_function_single(do_check_lazy_tlb, wait=1) to
+    /// CPU `t`: a call that only looks (the model's CPUs were shot already).
+    pub(crate) fn hazard_check_ipi(&mut self, c: usize, t: usize) -> (u32, u32) {
+        self.queue_calls(c, &[t], CallFn::Barrier)
+    }
+
     /// The cross-CPU calls of smp_call_function_many_cond from CPU `c`: a csd running
     /// `func` on each target's queue and an ack slot for it, then the IPIs to the
     /// targets whose queue was empty. Returns the ICR writes and the IPIs sent.

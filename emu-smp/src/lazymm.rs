@@ -125,8 +125,12 @@ impl Machine {
             return;
         }
         if self.k.strategy.lazy_mm.publishes_lazy_mm() {
-            // this_cpu_write of the published lazy mm.
-            let cost = self.kline_access(k, KObj::LazyMm(k), true);
+            // this_cpu_write of the published lazy mm (and, for a hazard pointer, the
+            // full barrier that orders it before the mm's use).
+            let mut cost = self.kline_access(k, KObj::LazyMm(k), true);
+            if self.k.strategy.lazy_mm.publish_barrier() {
+                cost += fp(self.profile.insn.locked);
+            }
             self.charge(k, cost);
         }
         if self.k.strategy.lazy_mm.refcounts() && !self.k.strategy.broken.skips_lazy_refs() {
@@ -263,18 +267,21 @@ impl Machine {
 
     /// cleanup_lazy_tlbs, the start of __mmdrop on CPU `c`: under the shootdown
     /// policies, do_shoot_lazy_tlb on the CPUs that may still borrow `mm`, locally at
-    /// once and remotely by cross-CPU calls whose acks the step's end waits for.
-    pub(crate) fn cleanup_lazy_tlbs(&mut self, c: usize, mm: u32) {
+    /// once and remotely by cross-CPU calls whose acks the step's end waits for. True
+    /// when the hazard-pointer scan is to follow, one step per match
+    /// ([`Machine::hazard_scan`]).
+    pub(crate) fn cleanup_lazy_tlbs(&mut self, c: usize, mm: u32) -> bool {
         let n = self.hw.cpus.len();
         self.probes.lazy_mm.lazy_users_at_final_mmdrop += self.lazy_users(mm);
         let targets: Vec<usize> = match self.k.strategy.lazy_mm.cleanup() {
-            LazyCleanup::Nothing => return,
+            LazyCleanup::Nothing => return false,
+            LazyCleanup::HazardScan => return true,
             LazyCleanup::AllCpus => (0..n).collect(),
             LazyCleanup::Cpumask => {
                 // on_each_cpu_mask reads mm_cpumask(mm).
                 let cost = self.kline_access(c, KObj::MmCpumask(mm), false);
                 self.charge(c, cost);
-                let Some(m) = self.k.mms.get(&mm) else { return };
+                let Some(m) = self.k.mms.get(&mm) else { return false };
                 (0..n).filter(|&t| m.ctx.cpumask.test(t)).collect()
             }
             LazyCleanup::PublishedLazyMm => {
@@ -301,6 +308,47 @@ impl Machine {
             let (_, ipis) = self.shoot_lazy_ipis(c, &remote, mm);
             self.probes.lazy_mm.shootdown_ipis += u64::from(ipis);
         }
+        false
+    }
+
+    /// One step of hazptr_scan on CPU `c` for `mm` (the hazard-pointer policy): after a
+    /// match's do_shoot_lazy_tlb (`check`), the do_check_lazy_tlb call to it; otherwise
+    /// the slots from CPU `from` on are read until one holds `mm` (a match on `c` itself
+    /// is shot at once), whose do_shoot_lazy_tlb call the step's end waits for. Returns
+    /// where the scan goes on (the next CPU, and whether a check is due), or None when
+    /// every slot has been read.
+    pub(crate) fn hazard_scan(
+        &mut self,
+        c: usize,
+        mm: u32,
+        from: usize,
+        check: bool,
+    ) -> Option<(usize, bool)> {
+        if check {
+            // smp_call_function_single(do_check_lazy_tlb, wait): a call that only looks.
+            let (_, ipis) = self.hazard_check_ipi(c, from - 1);
+            self.probes.lazy_mm.shootdown_ipis += u64::from(ipis);
+            return Some((from, false));
+        }
+        for t in from..self.hw.cpus.len() {
+            if t != c {
+                let cost = self.kline_access(c, KObj::LazyMm(t), false);
+                self.charge(c, cost);
+                self.probes.lazy_mm.published_reads += 1;
+            }
+            let cpu = &self.k.cpus[t];
+            if cpu.user_ctx || cpu.active_mm != mm {
+                continue;
+            }
+            if t == c {
+                self.do_shoot_lazy_tlb(c, mm);
+                continue;
+            }
+            let (_, ipis) = self.shoot_lazy_ipis(c, &[t], mm);
+            self.probes.lazy_mm.shootdown_ipis += u64::from(ipis);
+            return Some((t + 1, true));
+        }
+        None
     }
 
     /// do_shoot_lazy_tlb on CPU `k`: a kernel thread borrowing `mm` switches to init_mm.

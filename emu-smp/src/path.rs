@@ -57,6 +57,18 @@ pub enum ExitStep {
         /// The address space torn down.
         mm: u32,
     },
+    /// The hazard-pointer policy's hazptr_scan, one step per match (lazymm.rs
+    /// `hazard_scan`).
+    HazardScan {
+        /// The address space.
+        mm: u32,
+        /// When __mmdrop began (1/256 cycles).
+        since_fp: u64,
+        /// The next CPU whose slot to read.
+        from: u32,
+        /// The previous step shot CPU `from - 1`; its check call is due.
+        check: bool,
+    },
     /// The rest of __mmdrop: the PGD, the context and the mm_struct are freed.
     FreeMm {
         /// The address space.

@@ -307,8 +307,20 @@ impl Machine {
                     return Next::Then(KPath::Exit(ExitStep::Finish));
                 }
                 let since_fp = self.now(c);
-                self.cleanup_lazy_tlbs(c, mm);
+                if self.cleanup_lazy_tlbs(c, mm) {
+                    let scan = ExitStep::HazardScan { mm, since_fp, from: 0, check: false };
+                    return Next::Then(KPath::Exit(scan));
+                }
                 Next::Then(KPath::Exit(ExitStep::FreeMm { mm, since_fp }))
+            }
+            ExitStep::HazardScan { mm, since_fp, from, check } => {
+                match self.hazard_scan(c, mm, from as usize, check) {
+                    Some((from, check)) => {
+                        let from = from as u32;
+                        Next::Then(KPath::Exit(ExitStep::HazardScan { mm, since_fp, from, check }))
+                    }
+                    None => Next::Then(KPath::Exit(ExitStep::FreeMm { mm, since_fp })),
+                }
             }
             ExitStep::FreeMm { mm, since_fp } => {
                 let cleanup = self.now(c).saturating_sub(since_fp) >> 8;

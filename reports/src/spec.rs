@@ -406,8 +406,8 @@ mod tests {
         // The shipped lazy-mm comparison parses and spans every policy.
         let shipped = SweepSpec::from_toml(include_str!("../../benches/lazy_mm_sweep.toml"))
             .expect("benches/lazy_mm_sweep.toml");
-        assert_eq!(shipped.lazy_mm.len(), 4);
-        assert_eq!(shipped.points().len(), 2 * 2 * 4 * 6);
+        assert_eq!(shipped.lazy_mm.len(), 5);
+        assert_eq!(shipped.points().len(), 2 * 2 * 5 * 6);
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub enum LazyMmPolicy {
     ShootdownAll,
     /// Shootdown to the CPUs whose published per-CPU lazy mm is the mm (read remotely).
     ShootdownActive,
+    /// One hazard-pointer slot per CPU for its lazy mm; __mmdrop scans the slots and
+    /// shoots each match with single calls.
+    HazardPointer,
 }
 
 impl Axis for LazyMmPolicy {
@@ -54,6 +57,12 @@ impl Axis for LazyMmPolicy {
             what: "as shootdown, but each CPU publishes the mm it borrows in a per-CPU word; __mmdrop reads every CPU's word and IPIs only those that match",
             source: "kernel/fork.c cleanup_lazy_tlbs comment (publish per-CPU active_mm); Andy Lutomirski, \"x86/mm: Lightweight lazy mm refcounting\" (2020)",
         },
+        Value {
+            value: LazyMmPolicy::HazardPointer,
+            name: "hazard-pointer",
+            what: "a hazard-pointer slot per CPU holds the mm it borrows (a store and a full barrier at the switch to a kernel thread); __mmdrop scans every slot and, CPU by CPU, waits for a do_shoot_lazy_tlb and a do_check_lazy_tlb call to each match",
+            source: "Mathieu Desnoyers, \"sched+mm: Use hazard pointers to track lazy active mm existence\" (RFC v3 4/4, 2024-10-08: hazptr_scan, remove_lazy_mm_hp)",
+        },
     ];
 }
 
@@ -71,13 +80,20 @@ impl LazyMmPolicy {
             LazyMmPolicy::Shootdown => LazyCleanup::Cpumask,
             LazyMmPolicy::ShootdownAll => LazyCleanup::AllCpus,
             LazyMmPolicy::ShootdownActive => LazyCleanup::PublishedLazyMm,
+            LazyMmPolicy::HazardPointer => LazyCleanup::HazardScan,
         }
     }
 
     /// Each CPU publishes the mm it borrows lazily in a per-CPU word (written at the
     /// switch to a kernel thread and back).
     pub fn publishes_lazy_mm(self) -> bool {
-        self == LazyMmPolicy::ShootdownActive
+        matches!(self, LazyMmPolicy::ShootdownActive | LazyMmPolicy::HazardPointer)
+    }
+
+    /// Publishing is a hazard-pointer acquisition: the store is followed by a full
+    /// barrier before the mm may be used.
+    pub fn publish_barrier(self) -> bool {
+        self == LazyMmPolicy::HazardPointer
     }
 }
 
@@ -92,4 +108,7 @@ pub enum LazyCleanup {
     AllCpus,
     /// The CPUs whose published lazy mm is this mm (one remote read per CPU).
     PublishedLazyMm,
+    /// hazptr_scan: every CPU's slot in turn; each match gets a single call waited for
+    /// (do_shoot_lazy_tlb), then another (do_check_lazy_tlb), before the scan goes on.
+    HazardScan,
 }
