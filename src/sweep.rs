@@ -32,6 +32,9 @@ pub struct SweepArgs {
     /// Flush transports, comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "ipi,invlpgb")]
     flush: Vec<String>,
+    /// Lazy-TLB mm reference policies, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "POLICY,...")]
+    lazy_mm: Vec<String>,
     /// Machine profiles, comma-separated (names or TOML paths).
     #[arg(long, value_delimiter = ',', value_name = "PROFILE,...")]
     profile: Vec<String>,
@@ -87,6 +90,9 @@ impl SweepArgs {
         }
         if !self.flush.is_empty() {
             s.flush = self.flush.clone();
+        }
+        if !self.lazy_mm.is_empty() {
+            s.lazy_mm = self.lazy_mm.clone();
         }
         if !self.profile.is_empty() {
             s.profiles = self.profile.clone();
@@ -154,6 +160,7 @@ fn point_strategy(p: &Point) -> Result<emu_smp::Strategy, emu_smp::strategy::Str
     let mut s = emu_smp::Strategy::default();
     s.set("cpumask", &p.cpumask)?;
     s.set("flush", &p.flush)?;
+    s.set("lazy-mm", &p.lazy_mm)?;
     Ok(s)
 }
 

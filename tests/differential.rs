@@ -8,7 +8,12 @@ use common::*;
 use std::process::Command;
 use std::sync::Mutex;
 
-fn compare(p: &workloads::Program, cores: usize, profile: &str) -> Result<(), String> {
+fn compare(
+    p: &workloads::Program,
+    cores: usize,
+    profile: &str,
+    extra: &[&str],
+) -> Result<(), String> {
     let setup = |cmd: &mut Command| {
         cmd.args(p.default_args)
             .env("EMU_TEST_VAR", "hello")
@@ -19,7 +24,7 @@ fn compare(p: &workloads::Program, cores: usize, profile: &str) -> Result<(), St
     setup(&mut native);
     let n = run_with_stdin(native, p.stdin.as_bytes());
     let mut e = emu();
-    e.args(["run", "--profile", profile, "--cores", &cores.to_string()]).arg(p.path);
+    e.args(["run", "--profile", profile, "--cores", &cores.to_string()]).args(extra).arg(p.path);
     setup(&mut e);
     let g = run_with_stdin(e, p.stdin.as_bytes());
     if n.stdout == g.stdout && n.stderr == g.stderr && n.status.code() == g.status.code() {
@@ -45,6 +50,15 @@ fn compare(p: &workloads::Program, cores: usize, profile: &str) -> Result<(), St
 }
 
 fn run_all(filter: impl Fn(&workloads::Program) -> bool, cores: usize, profile: &str) {
+    run_all_with(filter, cores, profile, &[]);
+}
+
+fn run_all_with(
+    filter: impl Fn(&workloads::Program) -> bool,
+    cores: usize,
+    profile: &str,
+    extra: &[&str],
+) {
     let progs: Vec<&workloads::Program> = workloads::programs()
         .iter()
         .filter(|p| p.kind == workloads::Kind::Diff && filter(p))
@@ -56,7 +70,7 @@ fn run_all(filter: impl Fn(&workloads::Program) -> bool, cores: usize, profile: 
         for _ in 0..2 {
             s.spawn(|| loop {
                 let Some(p) = queue.lock().map(|mut q| q.pop()).ok().flatten() else { break };
-                if let Err(e) = compare(p, cores, profile) {
+                if let Err(e) = compare(p, cores, profile, extra) {
                     if let Ok(mut f) = failures.lock() {
                         f.push(e);
                     }
@@ -91,6 +105,14 @@ fn every_diff_program_matches_native_on_eight_cores() {
 #[test]
 fn every_diff_program_matches_native_under_the_zen3_profile() {
     run_all(|_| true, 1, "zen3");
+}
+
+#[test]
+fn every_diff_program_matches_native_under_every_lazy_mm_policy() {
+    // The default (refcount) runs in every test above.
+    for policy in ["shootdown", "shootdown-all", "shootdown-active", "hazard-pointer"] {
+        run_all_with(|_| true, 4, "skylake-sp", &["--lazy-mm", policy]);
+    }
 }
 
 #[test]

@@ -596,3 +596,201 @@ fn a_woken_task_preempts_a_busy_cpu() {
     let ns = total(&v, "simulated_ns");
     assert!(ns < 20_000_000, "{ns} ns");
 }
+
+fn lazy(v: &Value, key: &str) -> u64 {
+    v["lazy_mm"][key].as_u64().unwrap_or_else(|| panic!("lazy_mm.{key} missing"))
+}
+
+/// Workloads whose CPUs go idle on an mm that later dies: threads exiting one by one,
+/// and short-lived processes.
+const LAZY_WORKLOADS: [&[&str]; 6] = [
+    &["fork_churn", "30", "2"],
+    &["exit_churn", "12", "3", "4"],
+    &["pingpong_threads", "4", "200"],
+    &["lazy_mix", "2", "1", "1"],
+    &["madvise_shared", "4", "8", "40"],
+    &["mprotect_flip", "2", "2", "16", "30"],
+];
+
+#[test]
+fn refcount_frees_an_mm_exactly_when_its_last_lazy_user_leaves() {
+    for w in LAZY_WORKLOADS {
+        for profile in ["skylake-sp", "zen3"] {
+            let mut args = vec!["--profile", profile, "--cores", "4", "--lazy-mm", "refcount"];
+            args.extend_from_slice(w);
+            // The debug build checks, at every grab and drop, that mm_count is the lazy
+            // references plus the users' one (a mismatch panics: the run fails).
+            let (_, v) = run_stats("lazy-refcount", &args);
+            assert_eq!(total(&v, "oracle_violations"), 0, "{args:?}: {}", v["violations"]);
+            let grabs = lazy(&v, "lazy_grabs");
+            assert!(grabs > 0, "{args:?}: no CPU went lazy");
+            // The exiting task's own CPU holds a lazy reference, so the last drop is
+            // always a lazy one, in finish_task_switch, and no CPU borrows the mm then.
+            assert_eq!(lazy(&v, "final_mmdrops"), lazy(&v, "final_mmdrops_in_switch"), "{args:?}");
+            assert_eq!(lazy(&v, "lazy_users_at_final_mmdrop"), 0, "{args:?}");
+            assert_eq!(lazy(&v, "shootdown_calls"), 0, "{args:?}");
+            assert_eq!(
+                lazy(&v, "exit_mmaps"),
+                lazy(&v, "final_mmdrops") + lazy(&v, "held_at_end"),
+                "{args:?}: a torn-down mm is freed or still held"
+            );
+            // Atomics: every grab, every drop but those still held at the end (at most
+            // one per CPU), and mmput's mmdrop per exit_mmap.
+            let atomics = lazy(&v, "mm_count_atomics");
+            let all = 2 * grabs + lazy(&v, "exit_mmaps");
+            assert!((all - 4..=all).contains(&atomics), "{args:?}: {atomics} atomics, {all}");
+            assert!(lazy(&v, "mm_count_atomic_cycles") >= lazy(&v, "mm_count_transfer_cycles"));
+            if w[0] == "fork_churn" {
+                // Single-threaded processes: a grab per switch from a user task to idle
+                // and one per exit_mm; the exiting task's switch to idle passes its
+                // reference on (kernel -> kernel) without another.
+                assert_eq!(grabs, lazy(&v, "user_to_kernel") + lazy(&v, "exit_mmaps"), "{args:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn shootdowns_reach_every_cpu_borrowing_the_mm_unless_the_cpumask_lost_it() {
+    for w in LAZY_WORKLOADS {
+        for policy in ["shootdown-all", "shootdown-active", "hazard-pointer"] {
+            let mut args = vec!["--cores", "4", "--lazy-mm", policy];
+            args.extend_from_slice(w);
+            let (_, v) = run_stats("lazy-shootdown", &args);
+            assert_eq!(total(&v, "oracle_violations"), 0, "{args:?}: {}", v["violations"]);
+            assert_eq!(lazy(&v, "lazy_grabs"), 0, "{args:?}");
+            assert_eq!(lazy(&v, "mm_count_atomics"), lazy(&v, "exit_mmaps"), "{args:?}");
+            assert_eq!(lazy(&v, "held_at_end"), 0, "{args:?}: no lazy reference holds an mm");
+            assert!(lazy(&v, "lazy_users_at_final_mmdrop") > 0, "{args:?}");
+            assert_eq!(
+                lazy(&v, "shootdown_switches"),
+                lazy(&v, "lazy_users_at_final_mmdrop"),
+                "{args:?}: every CPU borrowing the mm switched to init_mm"
+            );
+            if policy == "shootdown-all" {
+                assert_eq!(lazy(&v, "shootdown_calls"), 4 * lazy(&v, "final_mmdrops"));
+            } else {
+                // Every other CPU's published word (or hazard-pointer slot) is read.
+                assert_eq!(lazy(&v, "published_reads"), 3 * lazy(&v, "final_mmdrops"));
+                // Only the matches are called.
+                assert_eq!(lazy(&v, "shootdown_calls"), lazy(&v, "lazy_users_at_final_mmdrop"));
+            }
+        }
+    }
+    // Over x86's mm_cpumask the shootdown misses CPUs that left the mm for init_mm
+    // (leave_mm before C6, or a flush that freed page tables while they were lazy) and
+    // whose bit a later flush cleared, while their idle task still borrows the mm
+    // (../shared/AXES.md §2.3); a mask that is never trimmed keeps them.
+    let (_, v) = run_stats(
+        "lazy-x86",
+        &[
+            "--profile",
+            "skylake-sp",
+            "--cores",
+            "4",
+            "--lazy-mm",
+            "shootdown",
+            "madvise_shared",
+            "4",
+            "8",
+            "40",
+        ],
+    );
+    assert!(lazy(&v, "uaf") > 0, "the x86 hazard did not show");
+    assert!(lazy(&v, "shootdown_switches") < lazy(&v, "lazy_users_at_final_mmdrop"));
+    assert_eq!(v["violations"][0]["kind"], "lazy-mm-uaf");
+    let (_, v) = run_stats(
+        "lazy-sticky",
+        &[
+            "--cores",
+            "4",
+            "--cpumask",
+            "sticky",
+            "--lazy-mm",
+            "shootdown",
+            "madvise_shared",
+            "4",
+            "8",
+            "40",
+        ],
+    );
+    assert_eq!(total(&v, "oracle_violations"), 0, "{}", v["violations"]);
+}
+
+#[test]
+fn the_oracle_catches_an_mm_freed_under_a_lazy_cpu() {
+    let (_, v) = run_stats(
+        "lazy-broken",
+        &["--cores", "2", "--broken", "no-lazy-ref", "fork_churn", "5", "1"],
+    );
+    assert!(total(&v, "oracle_violations") > 0, "the oracle missed a freed lazy mm");
+    assert_eq!(v["violations"][0]["kind"], "lazy-mm-uaf");
+    assert!(lazy(&v, "uaf") > 0);
+}
+
+#[test]
+fn kworkers_take_busy_cpus_from_user_to_kernel_and_back() {
+    // The skylake-sp profile with vmstat_update every half millisecond instead of every
+    // second, so that a short run sees it.
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("emu-smp/profiles/skylake-sp.toml");
+    let text = std::fs::read_to_string(src).expect("profile");
+    assert!(text.contains("\nvm_stat_interval_ms = 1000.0"));
+    let text = text.replace("\nvm_stat_interval_ms = 1000.0", "\nvm_stat_interval_ms = 0.5");
+    let profile = scratch("kworker-profile").join("fast-vmstat.toml");
+    std::fs::write(&profile, text).expect("write profile");
+    let profile = profile.to_str().expect("utf-8 path");
+    for policy in ["refcount", "shootdown-all"] {
+        let args = [
+            "--profile",
+            profile,
+            "--cores",
+            "4",
+            "--lazy-mm",
+            policy,
+            "mmap_churn",
+            "4",
+            "4",
+            "100",
+        ];
+        let (_, v) = run_stats("kworker", &args);
+        assert_eq!(total(&v, "oracle_violations"), 0, "{args:?}: {}", v["violations"]);
+        let runs = lazy(&v, "kworker_runs");
+        assert!(runs > 0, "{args:?}: no kworker ran");
+        assert!(lazy(&v, "user_to_kernel") >= runs);
+        if policy == "refcount" {
+            // Each run takes a lazy reference and drops it.
+            assert!(lazy(&v, "lazy_grabs") >= runs);
+        } else {
+            assert_eq!(lazy(&v, "lazy_grabs"), 0);
+            assert!(lazy(&v, "lazy_drop_barriers") >= runs);
+        }
+    }
+    // At the default interval (1 s), a run of a few milliseconds sees none.
+    let (_, v) = run_stats("kworker-default", &["--cores", "4", "mmap_churn", "4", "4", "40"]);
+    assert_eq!(lazy(&v, "kworker_runs"), 0);
+}
+
+#[test]
+fn ping_pong_threads_bounce_mm_count_only_under_refcount() {
+    let run = |policy: &str| {
+        let args = ["--cores", "4", "--lazy-mm", policy, "pingpong_threads", "4", "300"];
+        let (out, v) = run_stats("pingpong", &args);
+        assert_eq!(out, "pingpong_threads pairs=2 rounds=300: round trips=600 checksum=67260\n");
+        assert_eq!(total(&v, "oracle_violations"), 0, "{policy}: {}", v["violations"]);
+        v
+    };
+    let r = run("refcount");
+    // Every round trip takes each of the four CPUs from user to idle and back.
+    let switches = lazy(&r, "user_to_kernel");
+    assert!(switches >= 4 * 300, "{switches} user -> kernel switches");
+    let atomics = lazy(&r, "mm_count_atomics");
+    assert!(atomics >= 2 * switches - 4, "{atomics} atomics for {switches} lazy round trips");
+    // The line moves between the CPUs: most atomics pay a transfer.
+    assert!(lazy(&r, "mm_count_transfer_cycles") > 30 * atomics);
+    let s = run("shootdown-all");
+    assert_eq!(lazy(&s, "user_to_kernel"), switches, "the same switches");
+    assert_eq!(lazy(&s, "mm_count_atomics"), lazy(&s, "exit_mmaps"), "only mmput's mmdrop");
+    // A barrier where refcount drops: at the switches back to user tasks (also after
+    // exiting threads), except on CPUs still lazy at the end.
+    assert!(lazy(&s, "lazy_drop_barriers") + 4 >= switches);
+}

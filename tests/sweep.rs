@@ -564,3 +564,42 @@ fn a_report_killed_while_plotting_leaves_no_partial_plot() {
         assert!(!name.starts_with('.'), "{name} left behind");
     }
 }
+
+#[test]
+fn a_lazy_mm_sweep_compares_the_policies_over_core_counts() {
+    let dir = scratch("sweep-lazy");
+    let o = emu()
+        .args(["sweep", "--workload", "pingpong_threads 2 100", "--cores", "2,4"])
+        .args(["--cpumask", "lazy", "--flush", "ipi", "--profile", "skylake-sp"])
+        .args(["--lazy-mm", "refcount,shootdown-all", "--out"])
+        .arg(&dir)
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .env_remove("SLURM_ARRAY_TASK_COUNT")
+        .output()
+        .expect("run emu sweep");
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let text = std::fs::read_to_string(dir.join("summary.csv")).expect("csv");
+    let header: Vec<&str> = text.lines().next().expect("header").split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    let rows: Vec<Vec<String>> =
+        text.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect();
+    assert_eq!(rows.len(), 4);
+    for r in &rows {
+        let atomics: f64 = r[col("atomics_per_switch")].parse().expect("number");
+        let ipis: f64 = r[col("lazy_ipis_per_mmdrop")].parse().expect("number");
+        let cores: f64 = r[col("cores")].parse().expect("cores");
+        match r[col("lazy_mm")].as_str() {
+            // Refcount: about two atomics per switch to and from idle, no IPIs.
+            "refcount" => assert!(atomics > 0.5 && ipis == 0.0, "{r:?}"),
+            // Shootdown-all: one IPI per other CPU at each exit, (almost) no atomics.
+            "shootdown-all" => assert!(atomics < 0.1 && ipis == cores - 1.0, "{r:?}"),
+            other => panic!("unexpected policy {other}"),
+        }
+        assert_eq!(r[col("lazy_mm_uaf")], "0");
+    }
+    let report = dir.join("report");
+    let html = std::fs::read_to_string(report.join("index.html")).expect("index.html");
+    assert!(html.contains("Lazy-TLB mm references"));
+    assert!(links(&html).iter().any(|l| l.starts_with("lazymm_") && l.ends_with(".png")));
+    check_plots(&report);
+}

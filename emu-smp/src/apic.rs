@@ -9,12 +9,23 @@ use crate::machine::{fp, AckSlot, AckWait, KState, Machine};
 use crate::profile::ApicMode;
 use crate::tlbflush::FlushInfo;
 
-/// A queued cross-CPU function call (`call_single_data`): a flush request, or
-/// membarrier's barrier (`ipi_mb`, which does nothing but order memory).
+/// The function a cross-CPU call runs.
+#[derive(Clone, Copy, Debug)]
+pub enum CallFn {
+    /// flush_tlb_func with this request.
+    Flush(FlushInfo),
+    /// membarrier's `ipi_mb`, which does nothing but order memory.
+    Barrier,
+    /// cleanup_lazy_tlbs's `do_shoot_lazy_tlb` for this mm.
+    ShootLazy(u32),
+}
+
+/// A queued cross-CPU function call (`call_single_data`): a flush request,
+/// membarrier's barrier, or a lazy-mm shootdown.
 #[derive(Clone, Copy, Debug)]
 pub struct Csd {
-    /// The flush to run (None: a membarrier call).
-    pub info: Option<FlushInfo>,
+    /// The function to run.
+    pub func: CallFn,
     /// The CPU that queued it.
     pub initiator: usize,
     /// Index of its slot in the initiator's [`AckSlot`]s.
@@ -96,7 +107,7 @@ impl Machine {
     /// x2APIC cluster). The calls get ack slots on CPU `c`, which waits for them when
     /// its kernel step ends.
     pub(crate) fn smp_call_function_many(&mut self, c: usize, targets: &[usize], info: &FlushInfo) {
-        let (icr_writes, ipis) = self.queue_calls(c, targets, Some(*info));
+        let (icr_writes, ipis) = self.queue_calls(c, targets, CallFn::Flush(*info));
         let rec = self.probes.records.get_mut(info.record);
         rec.icr_writes += icr_writes;
         rec.ipis_sent += ipis;
@@ -106,14 +117,26 @@ impl Machine {
     /// flush's calls, one IPI per target whose queue was empty; CPU `c` waits for the
     /// acks when its kernel step ends.
     pub(crate) fn membarrier_ipis(&mut self, c: usize, targets: &[usize]) {
-        self.queue_calls(c, targets, None);
+        self.queue_calls(c, targets, CallFn::Barrier);
     }
 
-    /// The cross-CPU calls of smp_call_function_many_cond from CPU `c`: a csd with `info`
-    /// (a flush, or none for membarrier's empty function) on each target's queue and an
-    /// ack slot for it, then the IPIs to the targets whose queue was empty. Returns the
-    /// ICR writes and the IPIs sent.
-    fn queue_calls(&mut self, c: usize, targets: &[usize], info: Option<FlushInfo>) -> (u32, u32) {
+    /// cleanup_lazy_tlbs's on_each_cpu_mask(do_shoot_lazy_tlb, wait=1) to the other
+    /// CPUs `targets`, queued like a flush's calls; CPU `c` waits for the acks when its
+    /// kernel step ends. Returns the ICR writes and the IPIs sent.
+    pub(crate) fn shoot_lazy_ipis(&mut self, c: usize, targets: &[usize], mm: u32) -> (u32, u32) {
+        self.queue_calls(c, targets, CallFn::ShootLazy(mm))
+    }
+
+    /// The hazard-pointer scan's smp_call_function_single(do_check_lazy_tlb, wait=1) to
+    /// CPU `t`: a call that only looks (the model's CPUs were shot already).
+    pub(crate) fn hazard_check_ipi(&mut self, c: usize, t: usize) -> (u32, u32) {
+        self.queue_calls(c, &[t], CallFn::Barrier)
+    }
+
+    /// The cross-CPU calls of smp_call_function_many_cond from CPU `c`: a csd running
+    /// `func` on each target's queue and an ack slot for it, then the IPIs to the
+    /// targets whose queue was empty. Returns the ICR writes and the IPIs sent.
+    fn queue_calls(&mut self, c: usize, targets: &[usize], func: CallFn) -> (u32, u32) {
         let mut need_ipi = Vec::new();
         for &t in targets {
             let slot = self.k.cpus[c].ack_slots.len();
@@ -126,7 +149,7 @@ impl Machine {
                 need_ipi.push(t);
             }
             let wait_from_fp = self.now(c);
-            self.k.cpus[t].callq.push_back(Csd { info, initiator: c, slot, wait_from_fp });
+            self.k.cpus[t].callq.push_back(Csd { func, initiator: c, slot, wait_from_fp });
         }
         let icr = fp(self.profile.apic.icr_write_cycles);
         let writes = icr_writes(self.profile.apic.mode, self.profile.apic.cluster_size, &need_ipi);
@@ -166,44 +189,55 @@ impl Machine {
             self.probes.cpus[k].ipis_received += 1;
             let mut handled: smallvec::SmallVec<[(usize, u64); 4]> = smallvec::SmallVec::new();
             let mut barriers = 0;
+            // Lazy-mm shootdowns served: their own cycles.
+            let mut shot: smallvec::SmallVec<[u64; 2]> = smallvec::SmallVec::new();
             while let Some(csd) = self.k.cpus[k].callq.pop_front() {
                 let before = self.now(k);
                 // The csd (and the queue head) were written by the initiator.
                 let miss = self.hw.mem.caches.transfer_fp(csd.initiator, k);
                 self.charge(k, fp(self.profile.apic.call_function_cycles) + miss);
-                if let Some(info) = &csd.info {
-                    // From the initiator's wait to the handler: IPI delivery, and any
-                    // wait for a receiver that was asleep or handling something else.
-                    let r = self.probes.records.get_mut(info.record);
-                    r.ipi_delivery_cycles =
-                        r.ipi_delivery_cycles.max(t0.saturating_sub(csd.wait_from_fp) >> 8);
-                    self.flush_tlb_func(k, info);
-                } else {
-                    barriers += 1;
+                match &csd.func {
+                    CallFn::Flush(info) => {
+                        // From the initiator's wait to the handler: IPI delivery, and any
+                        // wait for a receiver that was asleep or handling something else.
+                        let r = self.probes.records.get_mut(info.record);
+                        r.ipi_delivery_cycles =
+                            r.ipi_delivery_cycles.max(t0.saturating_sub(csd.wait_from_fp) >> 8);
+                        self.flush_tlb_func(k, info);
+                    }
+                    CallFn::Barrier => barriers += 1,
+                    CallFn::ShootLazy(mm) => self.do_shoot_lazy_tlb(k, *mm),
                 }
                 // csd_unlock: the release store to the initiator's csd line.
                 let now = self.now(k);
                 self.ack(csd.initiator, csd.slot, now);
-                if let Some(info) = &csd.info {
-                    handled.push((info.record, now - before));
+                match &csd.func {
+                    CallFn::Flush(info) => handled.push((info.record, now - before)),
+                    CallFn::ShootLazy(_) => shot.push(now - before),
+                    CallFn::Barrier => {}
                 }
             }
             self.charge(k, fp(self.profile.apic.irq_exit_cycles));
             let t1 = self.now(k);
             // The interrupt's entry and exit are shared by the calls it served.
-            let shared =
-                (t1 - t0 - handled.iter().map(|h| h.1).sum::<u64>()) / handled.len().max(1) as u64;
+            let own: u64 = handled.iter().map(|h| h.1).sum::<u64>() + shot.iter().sum::<u64>();
+            let shared = (t1 - t0 - own) / (handled.len() + shot.len()).max(1) as u64;
             for &(rec, own) in &handled {
                 let r = self.probes.records.get_mut(rec);
                 r.victim_cycles += (own + shared) >> 8;
                 r.victims += 1;
+            }
+            for &own in &shot {
+                self.probes.lazy_mm.shootdown_victim_cycles += (own + shared) >> 8;
             }
             self.probes.cpus[k].irq_cycles += (t1 - t0) >> 8;
             if let KState::Acks(w) = &mut self.k.cpus[k].kstate {
                 w.irqs.push((t0, t1));
             }
             if self.probes.trace.is_some() {
-                let name = if handled.is_empty() && barriers > 0 {
+                let name = if !shot.is_empty() && handled.is_empty() {
+                    "lazy mm shootdown IPI".to_string()
+                } else if handled.is_empty() && barriers > 0 {
                     "membarrier IPI".to_string()
                 } else if handled.is_empty() {
                     "reschedule IPI".to_string()

@@ -5,14 +5,17 @@
 //! and LRU locks) are reserved at boot, as Linux allocates them; an `mm_struct` frame is
 //! allocated with its address space.
 //!
-//! An `mm_struct` frame holds the line of `mmap_lock` and the line of its cpumask
-//! (`cpu_bitmap`, at the end of Linux's mm_struct). Linux keeps a page-table page's
-//! split lock in its `struct page`; a full memmap would cost 1/64 of guest memory in
-//! host memory, so the model folds the `struct page`s of an mm's page tables onto the 62
-//! lines that follow: two tables whose frame numbers agree modulo 62 share a line (their
-//! locks stay distinct; only the cache model sees one line). Each CPU's `cpu_tlbstate`
-//! (loaded_mm) and `cpu_tlbstate_shared` (is_lazy) are lines of their own, as Linux's
-//! per-CPU areas put them.
+//! An `mm_struct` frame holds the line of `mmap_lock` (and `mm_users`), the line of its
+//! cpumask (`cpu_bitmap`, at the end of Linux's mm_struct) and the line of `mm_count`
+//! (which Linux keeps on a cache line of its own, `____cacheline_aligned_in_smp` in
+//! include/linux/mm_types.h, because lazy-TLB references bounce it). Linux keeps a
+//! page-table page's split lock in its `struct page`; a full memmap would cost 1/64 of
+//! guest memory in host memory, so the model folds the `struct page`s of an mm's page
+//! tables onto the 61 lines that follow: two tables whose frame numbers agree modulo 61
+//! share a line (their locks stay distinct; only the cache model sees one line). Each
+//! CPU's `cpu_tlbstate` (loaded_mm) and `cpu_tlbstate_shared` (is_lazy) are lines of
+//! their own, as Linux's per-CPU areas put them, and so is the per-CPU word in which the
+//! `shootdown-active` lazy-mm policy publishes the mm a CPU borrows.
 
 use emu_mmu::{Pfn, PhysMem};
 
@@ -45,6 +48,10 @@ pub enum KObj {
     /// A CPU's per-CPU `flush_tlb_info`, filled by get_flush_tlb_info when it initiates
     /// a flush and read by the CPUs that run flush_tlb_func for it.
     FlushInfo(usize),
+    /// The `mm_count` word of an address space (its own line).
+    MmCount(u32),
+    /// A CPU's published lazy mm (`--lazy-mm shootdown-active`).
+    LazyMm(usize),
 }
 
 /// The frames holding kernel objects, by (kind, frame index within the kind).
@@ -78,10 +85,12 @@ impl KernelData {
             KObj::MmStruct(mm) => (0, u64::from(mm), 0),
             KObj::MmCpumask(mm) => (0, u64::from(mm), 1),
             KObj::MmTlbGen(mm) => (0, u64::from(mm), 2),
-            KObj::PageTable(mm, pfn) => (0, u64::from(mm), 3 + pfn % (PER_FRAME - 3)),
+            KObj::MmCount(mm) => (0, u64::from(mm), 3),
+            KObj::PageTable(mm, pfn) => (0, u64::from(mm), 4 + pfn % (PER_FRAME - 4)),
             KObj::TlbState(cpu) => (5, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
             KObj::TlbStateShared(cpu) => (6, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
             KObj::FlushInfo(cpu) => (7, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
+            KObj::LazyMm(cpu) => (8, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
             KObj::Rq(cpu) => (2, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
             KObj::FutexBucket(b) => (3, u64::from(b) / PER_FRAME, u64::from(b) % PER_FRAME),
             KObj::Global(n) => (4, 0, u64::from(n) % PER_FRAME),
@@ -118,22 +127,30 @@ mod tests {
         let mm = k.line(&mut phys, KObj::MmStruct(2));
         let mask = k.line(&mut phys, KObj::MmCpumask(2));
         let gen = k.line(&mut phys, KObj::MmTlbGen(2));
-        // The cpumask and tlb_gen share the mm_struct's frame, not its line, nor a page
-        // table's.
+        let count = k.line(&mut phys, KObj::MmCount(2));
+        // The cpumask, tlb_gen and mm_count share the mm_struct's frame, not its line,
+        // nor a page table's.
         assert_eq!(mask, mm + LINE);
         assert_eq!(gen, mm + 2 * LINE);
+        assert_eq!(count, mm + 3 * LINE);
         for pfn in 0..200 {
             let pt = k.line(&mut phys, KObj::PageTable(2, pfn));
-            assert!(pt != mask && pt != mm && pt != gen, "{pfn}");
+            assert!(pt != mask && pt != mm && pt != gen && pt != count, "{pfn}");
         }
         let mut lines: Vec<u64> = (0..4)
             .flat_map(|c| {
-                [KObj::TlbState(c), KObj::TlbStateShared(c), KObj::Rq(c), KObj::FlushInfo(c)]
+                [
+                    KObj::TlbState(c),
+                    KObj::TlbStateShared(c),
+                    KObj::Rq(c),
+                    KObj::FlushInfo(c),
+                    KObj::LazyMm(c),
+                ]
             })
             .map(|o| k.line(&mut phys, o))
             .collect();
         lines.sort_unstable();
         lines.dedup();
-        assert_eq!(lines.len(), 16, "one line per CPU and object");
+        assert_eq!(lines.len(), 20, "one line per CPU and object");
     }
 }

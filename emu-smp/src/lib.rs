@@ -15,6 +15,8 @@ mod fs;
 mod fswrite;
 mod itimer;
 mod kdata;
+mod kthread;
+mod lazymm;
 mod loader;
 mod lock;
 mod machine;
@@ -41,12 +43,13 @@ mod trace;
 mod vdso;
 
 pub use config::{ConfigError, RunConfig, MAX_CORES};
+pub use lazymm::LazyMmStats;
 pub use machine::{Machine, Outcome, SimError};
 pub use mm::Thp;
 pub use profile::{Profile, ProfileError};
 pub use records::RecordSink;
 pub use stats::{LatencySummary, RunStats, ShootdownRecord, SCHEMA_VERSION};
-pub use strategy::{Axis, BrokenPolicy, CpumaskPolicy, FlushTransport, Strategy};
+pub use strategy::{Axis, BrokenPolicy, CpumaskPolicy, FlushTransport, LazyMmPolicy, Strategy};
 pub use trace::Trace;
 
 /// The result of a run.

@@ -226,6 +226,18 @@ pub struct CpuKernel {
     pub pcp_pages: i64,
     /// New pages in this CPU's LRU batch.
     pub lru_batch: u32,
+    /// The `active_mm` of the context running here (or last run, until the next context
+    /// switch): a user task's own mm, or the mm a kernel thread borrows (lazy TLB).
+    /// Distinct from `tlb.loaded_mm`, which leave_mm and flushes change behind it.
+    pub active_mm: u32,
+    /// That context is a user task (false: a kernel thread, the idle task, or a task
+    /// past exit_mm).
+    pub user_ctx: bool,
+    /// The kernel thread here holds an mm_count reference on `active_mm`
+    /// (mmgrab_lazy_tlb under `--lazy-mm refcount`).
+    pub lazy_ref: bool,
+    /// When this CPU's kworker next has deferrable work (0: not queued yet).
+    pub next_kwork_fp: u64,
 }
 
 /// The hardware: CPUs (clocks, local APICs, idle states), the memory system and the
@@ -295,6 +307,7 @@ pub struct Probes {
     /// Per-CPU counters.
     pub(crate) cpus: Vec<CoreStats>,
     pub(crate) kstats: KernelStats,
+    pub(crate) lazy_mm: crate::lazymm::LazyMmStats,
     pub(crate) records: crate::records::Records,
     pub(crate) cpumask_samples: crate::records::Samples<(u64, u32, u32)>,
     /// Oracle violations: all counted, the first [`VIOLATIONS_KEPT`] kept.
@@ -499,6 +512,7 @@ impl Machine {
         let probes = Probes {
             cpus: vec![CoreStats::default(); cfg.cores],
             kstats: KernelStats::default(),
+            lazy_mm: crate::lazymm::LazyMmStats::default(),
             records: crate::records::Records::new(&cfg.records)
                 .map_err(|e| SimError::Load(format!("cannot write the shootdown records: {e}")))?,
             cpumask_samples: Default::default(),
@@ -893,6 +907,9 @@ impl Machine {
             self.preempt(c, tid);
             return false;
         }
+        // A kworker whose work came due while the task was in the kernel runs first.
+        self.kworker_run_if_due(c);
+        let Some(t) = self.k.tasks.get(&tid) else { return false };
         // Signals that became pending while the task was elsewhere (in a syscall,
         // blocked, on its runqueue, or running when another CPU sent them).
         if t.pending & !t.sigmask != 0 {

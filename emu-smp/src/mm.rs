@@ -324,6 +324,14 @@ pub struct Mm {
     pub work: Work,
     /// The part of `work` already charged to a CPU.
     pub settled: Work,
+    /// `mm_users`: the tasks using the address space (kernel/fork.c mmget, mmput).
+    pub users: u32,
+    /// `mm_count`: references to the mm_struct itself, one standing for all the users
+    /// and, under `--lazy-mm refcount`, one per CPU borrowing it lazily (mmgrab_lazy_tlb).
+    pub count: u32,
+    /// When exit_mmap tore it down: from then on only lazy references keep its
+    /// mm_struct and PGD (1/256 cycles, the tearing CPU's clock).
+    pub exited_fp: Option<u64>,
 }
 
 impl Mm {
@@ -352,6 +360,9 @@ impl Mm {
             membarrier: 0,
             work: Work::default(),
             settled: Work::default(),
+            users: 1,
+            count: 1,
+            exited_fp: None,
         })
     }
 
@@ -922,14 +933,14 @@ impl Mm {
         Ok(child)
     }
 
-    /// Tears the whole address space down into `g` (exit_mmap). The PML4 is freed too.
+    /// Tears the whole address space down into `g` (exit_mmap). The PML4 is not freed here.
     pub fn teardown(&mut self, phys: &mut PhysMem, g: &mut Gather) {
         let vmas: Vec<(u64, u64)> = self.vmas.values().map(|v| (v.start, v.end)).collect();
         self.vmas.clear();
         for (s, e) in vmas {
             self.zap(phys, s, e, true, g);
         }
-        g.tables.push(self.root);
+        // The PGD stays: __mmdrop frees it (mm_free_pgd) with the mm_struct.
     }
 }
 

@@ -44,17 +44,41 @@ pub enum KPath {
     SigWait(Box<crate::signal::SigWaitOp>),
 }
 
-/// The steps of do_exit (kernel/exit.c).
+/// The steps of do_exit (kernel/exit.c) and of the mm references it drops
+/// (kernel/fork.c mmput, mmdrop, __mmdrop; lazymm.rs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitStep {
-    /// mm_release, exit_mm, and exit_mmap's teardown and flush when this was the last user.
+    /// mm_release, exit_mm (the task runs on as a kernel thread borrowing its mm), mmput,
+    /// and exit_mmap's teardown and flush when this was the last user.
     Start,
-    /// After the teardown flush: the mm is freed if this task tore it down, the task
-    /// becomes a zombie and, if it was the last of its thread group, the group dies.
-    Finish {
-        /// The address space this task tore down.
-        dead_mm: Option<u32>,
+    /// After the teardown flush: mmput's mmdrop, and when it was the last reference,
+    /// __mmdrop's cleanup_lazy_tlbs (whose IPIs the step's end waits for).
+    Mmdrop {
+        /// The address space torn down.
+        mm: u32,
     },
+    /// The hazard-pointer policy's hazptr_scan, one step per match (lazymm.rs
+    /// `hazard_scan`).
+    HazardScan {
+        /// The address space.
+        mm: u32,
+        /// When __mmdrop began (1/256 cycles).
+        since_fp: u64,
+        /// The next CPU whose slot to read.
+        from: u32,
+        /// The previous step shot CPU `from - 1`; its check call is due.
+        check: bool,
+    },
+    /// The rest of __mmdrop: the PGD, the context and the mm_struct are freed.
+    FreeMm {
+        /// The address space.
+        mm: u32,
+        /// When __mmdrop began (1/256 cycles).
+        since_fp: u64,
+    },
+    /// The task becomes a zombie and, if it was the last of its thread group, the
+    /// group dies.
+    Finish,
 }
 
 /// What a step asks for next.

@@ -138,6 +138,10 @@ impl Machine {
         };
         let at = self.now(c);
         self.k.tasks.insert(new, child);
+        if flags & cl::VM != 0 {
+            // copy_mm with CLONE_VM: mmget.
+            self.mm_users_rmw(c, mm, true);
+        }
         if flags & cl::THREAD == 0 {
             self.inherit_rlimits(tid, new);
         }
@@ -268,42 +272,63 @@ impl Machine {
         match step {
             ExitStep::Start => {
                 self.release_thread(c, tid);
-                // exit_mm: the task drops its mm and the CPU keeps it loaded lazily; the
-                // last user tears the address space down (exit_mmap), flushing every CPU
-                // of its mask, lazy ones included, since page tables are freed.
+                // exit_mm: the task drops its mm and runs on as a kernel thread borrowing
+                // it (a lazy reference under --lazy-mm refcount); mmput then drops its
+                // user, and the last user tears the address space down (exit_mmap),
+                // flushing every CPU of its mask, lazy ones included, since page tables
+                // are freed.
                 let Some(mm) =
                     self.k.tasks.get_mut(&tid).map(|t| std::mem::replace(&mut t.mm, INIT_MM))
                 else {
                     return Next::Gone;
                 };
-                self.enter_lazy_tlb(c);
-                let users = self.k.tasks.values().filter(|t| t.mm == mm).count();
-                if users > 0 || mm == INIT_MM || !self.k.mms.contains_key(&mm) {
-                    return Next::Then(KPath::Exit(ExitStep::Finish { dead_mm: None }));
+                self.exit_mm(c, mm);
+                if mm == INIT_MM || !self.k.mms.contains_key(&mm) {
+                    return Next::Then(KPath::Exit(ExitStep::Finish));
+                }
+                if !self.mm_users_rmw(c, mm, false) {
+                    return Next::Then(KPath::Exit(ExitStep::Finish));
                 }
                 let mut g = Gather::default();
                 if let Some(m) = self.k.mms.get_mut(&mm) {
                     m.teardown(&mut self.hw.mem.phys, &mut g);
                 }
+                self.note_exit_mmap(c, mm);
                 let mut free = g.pages;
                 free.extend(g.tables);
                 self.flush_and_free(c, mm, 0, FLUSH_ALL, 12, true, Reason::Exit, free);
-                Next::Then(KPath::Exit(ExitStep::Finish { dead_mm: Some(mm) }))
+                Next::Then(KPath::Exit(ExitStep::Mmdrop { mm }))
             }
-            ExitStep::Finish { dead_mm } => {
-                if let Some(mm) = dead_mm {
-                    // No CPU may keep the dead mm's page tables loaded.
-                    for k in 0..self.hw.cpus.len() {
-                        if self.k.cpus[k].tlb.loaded_mm == mm {
-                            self.switch_mm_irqs_off(k, INIT_MM);
-                        }
-                    }
-                    self.free_global_asid(mm);
-                    // Its page tables, root included, went with the teardown flush.
-                    self.k.mms.remove(&mm);
-                    self.k.kdata.free_mm(&mut self.hw.mem.phys, mm);
-                    self.k.locks.forget_mm(mm);
+            ExitStep::Mmdrop { mm } => {
+                // mmput's mmdrop: the users' reference. The last one runs __mmdrop:
+                // cleanup_lazy_tlbs (the shootdown policies' IPIs, waited for), then the
+                // frees.
+                if !self.mmdrop(c, mm) {
+                    return Next::Then(KPath::Exit(ExitStep::Finish));
                 }
+                let since_fp = self.now(c);
+                if self.cleanup_lazy_tlbs(c, mm) {
+                    let scan = ExitStep::HazardScan { mm, since_fp, from: 0, check: false };
+                    return Next::Then(KPath::Exit(scan));
+                }
+                Next::Then(KPath::Exit(ExitStep::FreeMm { mm, since_fp }))
+            }
+            ExitStep::HazardScan { mm, since_fp, from, check } => {
+                match self.hazard_scan(c, mm, from as usize, check) {
+                    Some((from, check)) => {
+                        let from = from as u32;
+                        Next::Then(KPath::Exit(ExitStep::HazardScan { mm, since_fp, from, check }))
+                    }
+                    None => Next::Then(KPath::Exit(ExitStep::FreeMm { mm, since_fp })),
+                }
+            }
+            ExitStep::FreeMm { mm, since_fp } => {
+                let cleanup = self.now(c).saturating_sub(since_fp) >> 8;
+                self.probes.lazy_mm.cleanup_cycles += cleanup;
+                self.free_mm_struct(c, mm);
+                Next::Then(KPath::Exit(ExitStep::Finish))
+            }
+            ExitStep::Finish => {
                 self.task_dead(c, tid);
                 Next::Gone
             }

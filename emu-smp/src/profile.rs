@@ -211,6 +211,11 @@ pub struct KernelParams {
     pub flush_func_cycles: f64,
     /// Setting or clearing a bit of an mm_cpumask.
     pub mm_cpumask_op_cycles: f64,
+    /// How often a busy CPU's kworker runs its deferrable per-CPU work (vmstat_update,
+    /// every `sysctl_stat_interval`), in milliseconds; 0: never.
+    pub vm_stat_interval_ms: f64,
+    /// The kworker's work item (vmstat_update: refresh_cpu_vm_stats).
+    pub kworker_work_cycles: f64,
 }
 
 /// The kernel-path costs of a profile in fixed-point cycles, ready to charge
@@ -466,6 +471,8 @@ impl Profile {
             ("kernel.wakeup_cycles", k.wakeup_cycles),
             ("kernel.flush_func_cycles", k.flush_func_cycles),
             ("kernel.mm_cpumask_op_cycles", k.mm_cpumask_op_cycles),
+            ("kernel.vm_stat_interval_ms", k.vm_stat_interval_ms),
+            ("kernel.kworker_work_cycles", k.kworker_work_cycles),
             ("apic.icr_write_cycles", a.icr_write_cycles),
             ("apic.delivery_cross_socket_cycles", a.delivery_cross_socket_cycles),
             ("apic.irq_entry_cycles", a.irq_entry_cycles),

@@ -188,7 +188,8 @@ impl Machine {
             self.probes.cpus[k].migrations_in += 1;
         }
         self.charge(k, fp(self.profile.kernel.context_switch_cycles));
-        self.switch_mm_irqs_off(k, mm);
+        // context_switch: the mm, lazily borrowed or not (lazymm.rs).
+        self.context_switch_mm(k, mm);
         if self.k.cpus[k].next_tick_fp <= now {
             self.k.cpus[k].next_tick_fp = (now / self.tick_fp() + 1) * self.tick_fp();
         }
@@ -287,7 +288,8 @@ impl Machine {
         if self.hw.cpus[k].idle.is_some() {
             return;
         }
-        self.enter_lazy_tlb(k);
+        // The switch to the idle task: a kernel thread, borrowing the mm (lazymm.rs).
+        self.context_switch_mm(k, crate::machine::INIT_MM);
         let now = self.hw.cpus[k].time_fp;
         let to_timer = self.next_timer().map_or(u64::MAX, |w| w.saturating_sub(now)) >> 8;
         let typical = typical_interval(&self.hw.cpus[k].idle_history, self.profile.ghz());
@@ -338,6 +340,9 @@ impl Machine {
         self.probes.cpus[k].ticks += 1;
         let now = self.now(k);
         self.k.cpus[k].next_tick_fp = (now / self.tick_fp() + 1) * self.tick_fp();
+        // Deferrable per-CPU work whose time has come (kthread.rs).
+        self.kworker_tick(k);
+        let now = self.now(k);
         // Load balance: a waiting task may run on an idle CPU it is allowed on.
         if let Some(&tid) = self.k.cpus[k].runq.front() {
             let idle = (0..self.hw.cpus.len()).find(|&j| {

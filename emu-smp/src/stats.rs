@@ -145,7 +145,8 @@ pub struct Violation {
     pub core: usize,
     /// The virtual address.
     pub address: u64,
-    /// "tlb" or "psc".
+    /// "tlb" or "psc" (a stale translation used), or "lazy-mm-uaf" (a CPU using an mm
+    /// that __mmdrop freed; `address` is then the mm's id).
     pub kind: &'static str,
     /// Simulated time.
     pub time_ns: u64,
@@ -284,6 +285,8 @@ pub struct RunInfo {
     pub cpumask: &'static str,
     /// `--flush`.
     pub flush: &'static str,
+    /// `--lazy-mm`.
+    pub lazy_mm: &'static str,
     /// Test-only breakage, if any.
     pub broken: Option<&'static str>,
     /// Coherence oracle bookkeeping on.
@@ -324,6 +327,9 @@ pub struct RunStats {
     pub per_core: Vec<CoreReport>,
     /// Kernel-model counters.
     pub kernel: KernelStats,
+    /// Lazy-TLB mm references: mm_count atomics, context-switch kinds, final mmdrops,
+    /// their shootdowns, how long torn-down mms stay held.
+    pub lazy_mm: crate::lazymm::LazyMmStats,
     /// Decoded-code cache counters.
     pub code_cache: CodeCacheReport,
     /// Kernel locks by class: acquisitions, contentions, wait and hold cycles, sleeps.
@@ -390,6 +396,7 @@ impl RunStats {
                 seed: m.seed,
                 cpumask: st.cpumask.name(),
                 flush: st.flush.name(),
+                lazy_mm: st.lazy_mm.name(),
                 broken: (st.broken != crate::strategy::BrokenPolicy::None)
                     .then(|| st.broken.name()),
                 oracle: m.probes.oracle,
@@ -416,6 +423,10 @@ impl RunStats {
             violations: m.probes.violations.clone(),
             per_core,
             kernel: m.probes.kstats.clone(),
+            lazy_mm: crate::lazymm::LazyMmStats {
+                held_at_end: m.lazy_mm_held(),
+                ..m.probes.lazy_mm.clone()
+            },
             code_cache: CodeCacheReport {
                 blocks_decoded: cs.blocks_decoded,
                 insns_decoded: cs.insns_decoded,

@@ -97,6 +97,47 @@ pub fn page(
             );
         }
     }
+    let lazy_axis =
+        spec.lazy_mm.len() > 1 || points.iter().any(|p| p.lazy_mm != crate::spec::DEFAULT_LAZY_MM);
+    if lazy_axis {
+        h.push_str(
+            "<h2>Lazy-TLB mm references</h2><table><tr><th class=\"l\">workload</th>\
+            <th class=\"l\">profile</th><th class=\"l\">strategy</th><th>CPUs</th>\
+            <th>context switches per ms</th><th>mm_count atomics per switch</th>\
+            <th>transfer cycles per atomic</th><th>final mmdrops</th>\
+            <th>shootdown IPIs per mmdrop</th><th>victim cycles per mmdrop</th>\
+            <th>cycles held after exit</th><th>lazy-mm-uaf</th></tr>",
+        );
+        for p in points {
+            let Some(s) = results.get(&p.id()).and_then(|r| r.summary.as_ref()) else { continue };
+            let per_ms = if s.simulated_ns == 0 {
+                0.0
+            } else {
+                s.context_switches as f64 * 1e6 / s.simulated_ns as f64
+            };
+            let _ = write!(
+                h,
+                "<tr><td class=\"l\">{} {}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>\
+                 <td>{}</td><td>{:.1}</td><td>{:.3}</td><td>{:.1}</td><td>{}</td><td>{:.2}</td>\
+                 <td>{:.0}</td><td>{:.0}</td><td{}>{}</td></tr>",
+                esc(&p.workload),
+                esc(&p.args.join(" ")),
+                esc(&p.profile),
+                esc(&p.strategy()),
+                p.cores,
+                per_ms,
+                s.atomics_per_switch,
+                s.mm_count_transfer_cycles,
+                s.final_mmdrops,
+                s.lazy_ipis_per_mmdrop,
+                s.lazy_victim_cycles_per_mmdrop,
+                s.lazy_held_cycles,
+                if s.lazy_mm_uaf > 0 { " class=\"bad\"" } else { "" },
+                s.lazy_mm_uaf
+            );
+        }
+        h.push_str("</table>");
+    }
     h.push_str(
         "<h2>All points</h2><table><tr><th class=\"l\">workload</th><th class=\"l\">profile</th>\
         <th class=\"l\">strategy</th><th>CPUs</th><th>seed</th><th>remote shootdowns</th>\

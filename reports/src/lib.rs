@@ -493,6 +493,19 @@ pub fn compare(a: &Path, b: &Path) -> Result<String> {
         ("refills / sd", sa.refills, sb.refills),
         ("refill cycles / sd", sa.refill_cycles, sb.refill_cycles),
         ("oracle violations", sa.oracle_violations as f64, sb.oracle_violations as f64),
+        ("context switches", sa.context_switches as f64, sb.context_switches as f64),
+        ("mm_count atomics", sa.mm_count_atomics as f64, sb.mm_count_atomics as f64),
+        ("  per context switch", sa.atomics_per_switch, sb.atomics_per_switch),
+        ("  transfer cycles each", sa.mm_count_transfer_cycles, sb.mm_count_transfer_cycles),
+        ("final mmdrops", sa.final_mmdrops as f64, sb.final_mmdrops as f64),
+        ("lazy IPIs / mmdrop", sa.lazy_ipis_per_mmdrop, sb.lazy_ipis_per_mmdrop),
+        (
+            "lazy victim cyc / mmdrop",
+            sa.lazy_victim_cycles_per_mmdrop,
+            sb.lazy_victim_cycles_per_mmdrop,
+        ),
+        ("mm held after exit (cyc)", sa.lazy_held_cycles, sb.lazy_held_cycles),
+        ("lazy-mm-uaf", sa.lazy_mm_uaf as f64, sb.lazy_mm_uaf as f64),
     ];
     let mut out = format!("A: {} ({wa})\nB: {} ({wb})\n\n", a.display(), b.display());
     out.push_str(&format!("{:<24} {:>16} {:>16} {:>9}\n", "", "A", "B", "B/A"));

@@ -178,13 +178,36 @@ pub fn render_all(dir: &Path, results: &[&PointFile]) -> anyhow::Result<Vec<Plot
                     emit(
                         d,
                         s,
-                        &IpisVsCores {
+                        &PanelsVsCores {
                             g: &g,
                             title: format!("{name}: flush targets and IPIs per shootdown"),
+                            panels: IPI_PANELS,
                         },
                     )
                 },
             )?;
+            // The lazy-mm figures, when the sweep varies the policy.
+            let lazy_axis = g
+                .series
+                .iter()
+                .any(|s| s.points.iter().any(|r| r.point.lazy_mm != crate::spec::DEFAULT_LAZY_MM));
+            if lazy_axis {
+                add(
+                    "lazymm",
+                    format!("{name}: context switches, mm_count atomics and lazy-mm IPIs vs CPUs"),
+                    &|d, s| {
+                        emit(
+                            d,
+                            s,
+                            &PanelsVsCores {
+                                g: &g,
+                                title: format!("{name}: lazy-TLB mm references"),
+                                panels: LAZY_PANELS,
+                            },
+                        )
+                    },
+                )?;
+            }
         }
         let n = g.max_cores;
         add("cdf", format!("{name}: latency CDF at {n} CPUs"), &|d, s| {
@@ -398,32 +421,50 @@ impl LatencyVsCores<'_> {
     }
 }
 
-struct IpisVsCores<'a> {
+/// Picks one figure of a point's summary.
+type Pick = fn(&crate::summary::Summary) -> f64;
+
+/// Side-by-side panels of per-point figures vs CPUs, one line per strategy.
+struct PanelsVsCores<'a> {
     g: &'a Group<'a>,
     title: String,
+    /// (caption, y-axis description, the figure) of each panel.
+    panels: &'static [(&'static str, &'static str, Pick)],
 }
 
-impl Figure for IpisVsCores<'_> {
+/// Flush targets and IPIs per shootdown.
+const IPI_PANELS: &[(&str, &str, Pick)] = &[
+    ("remote CPUs a flush was queued for", "targets per shootdown", |m| m.targets_per_shootdown),
+    ("IPIs sent (a CPU with calls queued already gets none)", "IPIs per shootdown", |m| {
+        m.ipis_per_shootdown
+    }),
+];
+
+/// Lazy-TLB mm references: switch rate, mm_count atomics per switch, IPIs per exit.
+const LAZY_PANELS: &[(&str, &str, Pick)] = &[
+    ("context switches per simulated second", "switches per second", |m| {
+        if m.simulated_ns == 0 {
+            0.0
+        } else {
+            m.context_switches as f64 * 1e9 / m.simulated_ns as f64
+        }
+    }),
+    ("mm_count atomics per context switch", "atomics per switch", |m| m.atomics_per_switch),
+    ("lazy-mm shootdown IPIs per final mmdrop (exit)", "IPIs per exit", |m| m.lazy_ipis_per_mmdrop),
+];
+
+impl Figure for PanelsVsCores<'_> {
     fn size(&self) -> (u32, u32) {
-        (1500, 650)
+        (750 * self.panels.len().max(1) as u32, 650)
     }
 
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult {
         area.fill(&WHITE).map_err(err)?;
         let (top, body) = area.split_vertically(45);
         top.titled(&self.title, ("sans-serif", 22)).map_err(err)?;
-        let halves = body.split_evenly((1, 2));
+        let parts = body.split_evenly((1, self.panels.len().max(1)));
         let xmax = (self.g.max_cores as f64).max(2.0);
-        type Pick = fn(&crate::summary::Summary) -> f64;
-        let panels: [(&str, &str, Pick); 2] = [
-            ("remote CPUs a flush was queued for", "targets per shootdown", |m| {
-                m.targets_per_shootdown
-            }),
-            ("IPIs sent (a CPU with calls queued already gets none)", "IPIs per shootdown", |m| {
-                m.ipis_per_shootdown
-            }),
-        ];
-        for ((caption, ydesc, pick), pa) in panels.iter().zip(halves.iter()) {
+        for ((caption, ydesc, pick), pa) in self.panels.iter().zip(parts.iter()) {
             let ymax = self
                 .g
                 .series
@@ -445,7 +486,9 @@ impl Figure for IpisVsCores<'_> {
                 .y_desc(*ydesc)
                 .x_label_formatter(&|x| format!("{}", x.round() as u64))
                 .y_label_formatter(&|y| {
-                    if y.fract() == 0.0 {
+                    if y.abs() >= 1e4 {
+                        compact(*y)
+                    } else if y.fract() == 0.0 {
                         format!("{y:.0}")
                     } else {
                         format!("{y:.1}")

@@ -45,6 +45,9 @@ pub struct SweepSpec {
     pub cpumask: Vec<String>,
     /// Flush transports.
     pub flush: Vec<String>,
+    /// Lazy-TLB mm reference policies (`--lazy-mm`).
+    #[serde(default = "default_lazy_mm")]
+    pub lazy_mm: Vec<String>,
     /// Core counts.
     pub cores: Vec<usize>,
     /// Seeds.
@@ -59,6 +62,21 @@ pub struct SweepSpec {
 
 fn yes() -> bool {
     true
+}
+
+/// `emu run`'s default `--lazy-mm`.
+pub const DEFAULT_LAZY_MM: &str = "refcount";
+
+fn default_lazy_mm() -> Vec<String> {
+    vec![DEFAULT_LAZY_MM.into()]
+}
+
+fn default_lazy_mm_one() -> String {
+    DEFAULT_LAZY_MM.into()
+}
+
+fn is_default_lazy_mm(s: &str) -> bool {
+    s == DEFAULT_LAZY_MM
 }
 
 /// `emu run`'s default guest memory.
@@ -81,6 +99,7 @@ impl Default for SweepSpec {
             profiles: vec!["skylake-sp".into(), "zen3".into()],
             cpumask: ["lazy", "lazy-notrim", "eager", "sticky", "all"].map(String::from).to_vec(),
             flush: vec!["ipi".into(), "invlpgb".into()],
+            lazy_mm: default_lazy_mm(),
             cores: vec![1, 2, 4, 8, 16, 32],
             seeds: vec![1],
             oracle: true,
@@ -99,6 +118,7 @@ impl SweepSpec {
             profiles: Option<Vec<String>>,
             cpumask: Option<Vec<String>>,
             flush: Option<Vec<String>>,
+            lazy_mm: Option<Vec<String>>,
             cores: Option<Vec<usize>>,
             seeds: Option<Vec<u64>>,
             oracle: Option<bool>,
@@ -111,6 +131,7 @@ impl SweepSpec {
             profiles: p.profiles.unwrap_or(d.profiles),
             cpumask: p.cpumask.unwrap_or(d.cpumask),
             flush: p.flush.unwrap_or(d.flush),
+            lazy_mm: p.lazy_mm.unwrap_or(d.lazy_mm),
             cores: p.cores.unwrap_or(d.cores),
             seeds: p.seeds.unwrap_or(d.seeds),
             oracle: p.oracle.unwrap_or(d.oracle),
@@ -127,6 +148,7 @@ impl SweepSpec {
             ("profiles", self.profiles.is_empty()),
             ("cpumask", self.cpumask.is_empty()),
             ("flush", self.flush.is_empty()),
+            ("lazy_mm", self.lazy_mm.is_empty()),
             ("cores", self.cores.is_empty()),
             ("seeds", self.seeds.is_empty()),
         ];
@@ -146,35 +168,41 @@ impl SweepSpec {
     }
 
     /// Every point of the grid, in a fixed order (workload, profile, cpumask, flush,
-    /// cores, seed), duplicates removed.
+    /// lazy-mm, cores, seed), duplicates removed.
     pub fn points(&self) -> Vec<Point> {
         let mut out: Vec<Point> = Vec::new();
+        let combos: Vec<(&String, &String, &String)> = self
+            .cpumask
+            .iter()
+            .flat_map(|c| {
+                self.flush.iter().flat_map(move |f| self.lazy_mm.iter().map(move |l| (c, f, l)))
+            })
+            .collect();
         for w in &self.workloads {
             for profile in &self.profiles {
-                for cpumask in &self.cpumask {
-                    for flush in &self.flush {
-                        for &cores in &self.cores {
-                            for &seed in &self.seeds {
-                                let args = w
-                                    .args
-                                    .iter()
-                                    .map(|a| a.replace("{cores}", &cores.to_string()))
-                                    .collect();
-                                let p = Point {
-                                    workload: w.name.clone(),
-                                    label: w.label(),
-                                    args,
-                                    profile: profile.clone(),
-                                    cpumask: cpumask.clone(),
-                                    flush: flush.clone(),
-                                    cores,
-                                    seed,
-                                    oracle: self.oracle,
-                                    memory_mib: self.memory_mib,
-                                };
-                                if !out.contains(&p) {
-                                    out.push(p);
-                                }
+                for &(cpumask, flush, lazy_mm) in &combos {
+                    for &cores in &self.cores {
+                        for &seed in &self.seeds {
+                            let args = w
+                                .args
+                                .iter()
+                                .map(|a| a.replace("{cores}", &cores.to_string()))
+                                .collect();
+                            let p = Point {
+                                workload: w.name.clone(),
+                                label: w.label(),
+                                args,
+                                profile: profile.clone(),
+                                cpumask: cpumask.clone(),
+                                flush: flush.clone(),
+                                lazy_mm: lazy_mm.clone(),
+                                cores,
+                                seed,
+                                oracle: self.oracle,
+                                memory_mib: self.memory_mib,
+                            };
+                            if !out.contains(&p) {
+                                out.push(p);
                             }
                         }
                     }
@@ -201,6 +229,10 @@ pub struct Point {
     pub cpumask: String,
     /// Flush transport.
     pub flush: String,
+    /// Lazy-TLB mm reference policy (left out of the identifier's hash when it is the
+    /// default, so that points of older sweeps keep their identifiers).
+    #[serde(default = "default_lazy_mm_one", skip_serializing_if = "is_default_lazy_mm")]
+    pub lazy_mm: String,
     /// Core count.
     pub cores: usize,
     /// Seed.
@@ -231,12 +263,17 @@ impl Point {
             .file_stem()
             .map_or_else(|| self.profile.clone(), |s| s.to_string_lossy().into_owned());
         let canonical = serde_json::to_string(self).unwrap_or_default();
+        let flush = if is_default_lazy_mm(&self.lazy_mm) {
+            file_safe(&self.flush)
+        } else {
+            format!("{}_{}", file_safe(&self.flush), file_safe(&self.lazy_mm))
+        };
         format!(
             "{}_{}_{}_{}_c{}_s{}_{:08x}",
             file_safe(&self.workload),
             file_safe(&profile),
             file_safe(&self.cpumask),
-            file_safe(&self.flush),
+            flush,
             self.cores,
             self.seed,
             fnv1a(canonical.as_bytes())
@@ -245,17 +282,26 @@ impl Point {
 
     /// Strategy label used in plots and tables.
     pub fn strategy(&self) -> String {
-        format!("{}/{}", self.cpumask, self.flush)
+        if is_default_lazy_mm(&self.lazy_mm) {
+            format!("{}/{}", self.cpumask, self.flush)
+        } else {
+            format!("{}/{}/{}", self.cpumask, self.flush, self.lazy_mm)
+        }
     }
 
     /// The `emu run` command that reproduces this point.
     pub fn command(&self) -> String {
         let mut c = format!(
-            "emu run --no-env --profile {} --cores {} --cpumask {} --flush {} --seed {}{}{} --stats {}.json {}",
+            "emu run --no-env --profile {} --cores {} --cpumask {} --flush {}{} --seed {}{}{} --stats {}.json {}",
             shell_word(&self.profile),
             self.cores,
             shell_word(&self.cpumask),
             shell_word(&self.flush),
+            if is_default_lazy_mm(&self.lazy_mm) {
+                String::new()
+            } else {
+                format!(" --lazy-mm {}", shell_word(&self.lazy_mm))
+            },
             self.seed,
             if self.oracle { "" } else { " --oracle off" },
             if self.memory_mib == DEFAULT_MEMORY_MIB {
@@ -333,6 +379,35 @@ mod tests {
         assert!(
             p.command().contains("--cores 8") && p.command().ends_with("madvise_shared 8 16 1000")
         );
+    }
+
+    #[test]
+    fn the_lazy_mm_axis_keeps_default_points_as_they_were() {
+        let s = SweepSpec::from_toml(
+            "cores = [4]\ncpumask = [\"lazy\"]\nflush = [\"ipi\"]\nlazy_mm = [\"refcount\", \"shootdown\"]\n",
+        )
+        .expect("spec");
+        let pts = s.points();
+        assert_eq!(pts.len(), 4, "two profiles, two policies");
+        let (dflt, other) = (&pts[0], &pts[1]);
+        assert_eq!((dflt.lazy_mm.as_str(), other.lazy_mm.as_str()), ("refcount", "shootdown"));
+        // The default is not serialized: the hash, and so the identifier, of a point is
+        // what it was before the axis existed.
+        let canonical = serde_json::to_string(dflt).expect("json");
+        assert!(!canonical.contains("lazy_mm"), "{canonical}");
+        let back: Point = serde_json::from_str(&canonical).expect("parse");
+        assert_eq!(&back, dflt);
+        assert!(dflt.id().starts_with("madvise_shared_skylake-sp_lazy_ipi_c4_s1_"));
+        assert!(other.id().starts_with("madvise_shared_skylake-sp_lazy_ipi_shootdown_c4_s1_"));
+        assert_eq!(other.strategy(), "lazy/ipi/shootdown");
+        assert!(other.command().contains("--flush ipi --lazy-mm shootdown --seed"));
+        assert!(!dflt.command().contains("--lazy-mm"));
+        assert!(SweepSpec::from_toml("lazy_mm = []").is_err());
+        // The shipped lazy-mm comparison parses and spans every policy.
+        let shipped = SweepSpec::from_toml(include_str!("../../benches/lazy_mm_sweep.toml"))
+            .expect("benches/lazy_mm_sweep.toml");
+        assert_eq!(shipped.lazy_mm.len(), 5);
+        assert_eq!(shipped.points().len(), 2 * 2 * 5 * 6);
     }
 
     #[test]

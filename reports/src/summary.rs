@@ -95,6 +95,34 @@ pub struct Summary {
     pub refills: f64,
     /// Those walks at the run's mean walk cost, cycles per shootdown.
     pub refill_cycles: f64,
+    /// Context switches, all CPUs.
+    #[serde(default)]
+    pub context_switches: u64,
+    /// Locked RMWs on mm_count lines (lazy references, mmput's mmdrop).
+    #[serde(default)]
+    pub mm_count_atomics: u64,
+    /// Those atomics per context switch.
+    #[serde(default)]
+    pub atomics_per_switch: f64,
+    /// Their cycles spent on the line's transfers, per atomic.
+    #[serde(default)]
+    pub mm_count_transfer_cycles: f64,
+    /// Final mmdrops (__mmdrop).
+    #[serde(default)]
+    pub final_mmdrops: u64,
+    /// Lazy-mm shootdown IPIs per final mmdrop.
+    #[serde(default)]
+    pub lazy_ipis_per_mmdrop: f64,
+    /// Cycles their handlers took from the remote CPUs, per final mmdrop.
+    #[serde(default)]
+    pub lazy_victim_cycles_per_mmdrop: f64,
+    /// Cycles a torn-down mm's mm_struct and PGD stayed held by lazy references, mean
+    /// over the ones freed.
+    #[serde(default)]
+    pub lazy_held_cycles: f64,
+    /// CPUs found using a freed mm (oracle kind lazy-mm-uaf).
+    #[serde(default)]
+    pub lazy_mm_uaf: u64,
 }
 
 fn u(v: &Value) -> u64 {
@@ -141,6 +169,11 @@ impl Summary {
         let ack_wait_cycles = per(ack_sum);
         let ipi_delivery_cycles = per(delivery_sum).min(ack_wait_cycles);
         let refills = per(refills);
+        let lz = &stats["lazy_mm"];
+        let switches: u64 = cores.iter().map(|c| u(&c["context_switches"])).sum();
+        let atomics = u(&lz["mm_count_atomics"]);
+        let mmdrops = u(&lz["final_mmdrops"]);
+        let ratio = |x: f64, n: u64| if n == 0 { 0.0 } else { x / n as f64 };
         Summary {
             instructions: u(&t["instructions"]),
             cycles: u(&t["cycles"]),
@@ -163,6 +196,15 @@ impl Summary {
             victim_cycles: per(victim),
             refills,
             refill_cycles: refills * walk_cost,
+            context_switches: switches,
+            mm_count_atomics: atomics,
+            atomics_per_switch: ratio(atomics as f64, switches),
+            mm_count_transfer_cycles: ratio(f(&lz["mm_count_transfer_cycles"]), atomics),
+            final_mmdrops: mmdrops,
+            lazy_ipis_per_mmdrop: ratio(f(&lz["shootdown_ipis"]), mmdrops),
+            lazy_victim_cycles_per_mmdrop: ratio(f(&lz["shootdown_victim_cycles"]), mmdrops),
+            lazy_held_cycles: ratio(f(&lz["held_after_exit_cycles_total"]), mmdrops),
+            lazy_mm_uaf: u(&lz["uaf"]),
         }
     }
 }
@@ -199,7 +241,7 @@ pub fn reduce(mut stats: Value, keep_records: bool) -> Value {
 }
 
 /// The CSV header of `summary.csv`.
-pub const CSV_HEADER: [&str; 34] = [
+pub const CSV_HEADER: [&str; 44] = [
     "id",
     "workload",
     "args",
@@ -234,6 +276,16 @@ pub const CSV_HEADER: [&str; 34] = [
     "command",
     "oracle",
     "guest_output_bytes",
+    "lazy_mm",
+    "context_switches",
+    "mm_count_atomics",
+    "atomics_per_switch",
+    "mm_count_transfer_cycles",
+    "final_mmdrops",
+    "lazy_ipis_per_mmdrop",
+    "lazy_victim_cycles_per_mmdrop",
+    "lazy_held_cycles",
+    "lazy_mm_uaf",
 ];
 
 /// Writes `summary.csv`: one row per point, in the sweep's order. A point without a
@@ -263,7 +315,7 @@ pub fn write_csv(
             error,
         ];
         let s = r.and_then(|r| r.summary.clone());
-        match s {
+        match &s {
             Some(s) => row.extend([
                 s.instructions.to_string(),
                 s.cycles.to_string(),
@@ -292,6 +344,21 @@ pub fn write_csv(
         row.push(p.command());
         row.push(p.oracle.to_string());
         row.push(r.map_or(0, |r| r.guest_stdout.len()).to_string());
+        row.push(p.lazy_mm.clone());
+        match &s {
+            Some(s) => row.extend([
+                s.context_switches.to_string(),
+                s.mm_count_atomics.to_string(),
+                format!("{:.3}", s.atomics_per_switch),
+                format!("{:.1}", s.mm_count_transfer_cycles),
+                s.final_mmdrops.to_string(),
+                format!("{:.3}", s.lazy_ipis_per_mmdrop),
+                format!("{:.1}", s.lazy_victim_cycles_per_mmdrop),
+                format!("{:.1}", s.lazy_held_cycles),
+                s.lazy_mm_uaf.to_string(),
+            ]),
+            None => row.extend(std::iter::repeat_n(String::new(), 9)),
+        }
         w.write_record(&row)?;
     }
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?;
@@ -319,6 +386,31 @@ mod tests {
             ],
             "cpumask_weight": (0..5000).map(|i| json!([i, 1, i % 4])).collect::<Vec<_>>()
         })
+    }
+
+    #[test]
+    fn lazy_mm_figures_are_per_switch_and_per_final_mmdrop() {
+        let st = json!({
+            "totals": {"instructions": 1, "cycles": 10, "simulated_ns": 5, "shootdowns": 0,
+                       "ipis_sent": 0, "invlpgb": 0, "oracle_violations": 2},
+            "shootdown_latency_cycles": {"count": 0, "mean": 0.0},
+            "per_core": [{"context_switches": 6}, {"context_switches": 4}],
+            "lazy_mm": {"mm_count_atomics": 25, "mm_count_transfer_cycles": 500,
+                        "final_mmdrops": 2, "shootdown_ipis": 6,
+                        "shootdown_victim_cycles": 3000, "held_after_exit_cycles_total": 800,
+                        "uaf": 2}
+        });
+        let s = Summary::of(&st);
+        assert_eq!((s.context_switches, s.mm_count_atomics, s.final_mmdrops), (10, 25, 2));
+        assert!((s.atomics_per_switch - 2.5).abs() < 1e-9);
+        assert!((s.mm_count_transfer_cycles - 20.0).abs() < 1e-9);
+        assert!((s.lazy_ipis_per_mmdrop - 3.0).abs() < 1e-9);
+        assert!((s.lazy_victim_cycles_per_mmdrop - 1500.0).abs() < 1e-9);
+        assert!((s.lazy_held_cycles - 400.0).abs() < 1e-9);
+        assert_eq!(s.lazy_mm_uaf, 2);
+        // Statistics from before the section: zeros.
+        let old = Summary::of(&json!({"totals": {}, "per_core": []}));
+        assert_eq!((old.mm_count_atomics, old.atomics_per_switch), (0, 0.0));
     }
 
     #[test]

@@ -11,6 +11,10 @@ pub enum BrokenPolicy {
     None,
     /// Omit the highest-numbered target of every flush IPI round.
     DropTarget,
+    /// Lazy CPUs take no mm_count reference and nothing shoots them down: the mm is
+    /// freed while CPUs still borrow it (CONFIG_MMU_LAZY_TLB_REFCOUNT=n without
+    /// the shootdown, which arch/Kconfig forbids).
+    NoLazyRef,
 }
 
 impl Axis for BrokenPolicy {
@@ -26,10 +30,21 @@ impl Axis for BrokenPolicy {
             what: "test only: omits one target of every flush, so stale TLB entries survive",
             source: "oracle test of this project",
         },
+        Value {
+            value: BrokenPolicy::NoLazyRef,
+            name: "no-lazy-ref",
+            what: "test only: lazy CPUs hold no mm_count reference and are not shot down, so __mmdrop frees mms they still use",
+            source: "oracle test of this project (arch/Kconfig MMU_LAZY_TLB_REFCOUNT's requirement broken)",
+        },
     ];
 }
 
 impl BrokenPolicy {
+    /// mmgrab_lazy_tlb takes no reference even where the lazy-mm policy says it must.
+    pub fn skips_lazy_refs(self) -> bool {
+        self == BrokenPolicy::NoLazyRef
+    }
+
     /// Of the CPUs a flush IPIs (`targets`, in order, the initiator `me` among them or
     /// not), the ones it actually reaches.
     pub fn reached(self, mut targets: Vec<usize>, me: usize) -> Vec<usize> {
