@@ -596,3 +596,21 @@ fn a_woken_task_preempts_a_busy_cpu() {
     let ns = total(&v, "simulated_ns");
     assert!(ns < 20_000_000, "{ns} ns");
 }
+
+#[test]
+fn rseq_ids_are_written_as_linux_writes_them() {
+    // glibc registers rseq at start-up; the kernel writes cpu_id_start and cpu_id at the
+    // return to user mode after registration and after every migration, and a forked
+    // child keeps the registration. The auxiliary vector carries Linux 6.18's rseq
+    // feature size and alignment.
+    let g = guest("rseq_ids");
+    let g = g.to_str().expect("utf-8 path");
+    for cores in ["4", "8"] {
+        let (out, v) = run_stats(&format!("rseq-ids-{cores}"), &["--cores", cores, g]);
+        assert!(out.starts_with("AT_RSEQ_FEATURE_SIZE 28 AT_RSEQ_ALIGN 32\nregistered: yes\n"));
+        assert!(out.contains("migrations: checked\n"), "{out}");
+        assert!(!out.contains("FAIL cpu"), "{cores} cores: {out}");
+        assert!(out.contains("fork: child registered\n"), "{cores} cores: {out}");
+        assert!(v["kernel"]["rseq_updates"].as_u64().unwrap_or(0) >= 8, "{cores} cores");
+    }
+}

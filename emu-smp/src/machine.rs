@@ -446,6 +446,7 @@ impl Machine {
             exit_status: 0,
             exit_signal: sig::SIGCHLD,
             rseq: None,
+            rseq_notify: false,
             affinity: vec![true; cfg.cores],
             last_cpu: 0,
             comm: comm.chars().take(15).collect(),
@@ -893,14 +894,17 @@ impl Machine {
             self.deliver_pending(c, tid);
             let still =
                 self.k.cpus[c].current == Some(tid) && self.k.cpus[c].kstate == KState::User;
-            return still
+            if !(still
                 && self.outcome.is_none()
-                && self.k.tasks.get(&tid).is_some_and(|t| t.exit.is_none());
-        }
-        if t.syscall_nr.is_some() || t.saved_sigmask.is_some() {
+                && self.k.tasks.get(&tid).is_some_and(|t| t.exit.is_none()))
+            {
+                return false;
+            }
+        } else if t.syscall_nr.is_some() || t.saved_sigmask.is_some() {
             self.no_signal_return(tid);
         }
-        true
+        // resume_user_mode_work after the signals: rseq's ids, when they are due.
+        self.rseq_notify_resume(c, tid)
     }
 
     /// Attaches time and strategy to the stale-translation uses the MMU saw.

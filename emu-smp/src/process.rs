@@ -122,7 +122,12 @@ impl Machine {
             trap: parent.trap,
             exit_status: 0,
             exit_signal,
-            rseq: None,
+            // rseq_fork (kernel/rseq.c): a child sharing the address space starts
+            // unregistered; a forked process keeps the registration (its copy of the
+            // area is at the same address) and has its ids written at its first return
+            // to user mode.
+            rseq: if flags & cl::VM != 0 { None } else { parent.rseq },
+            rseq_notify: flags & cl::VM == 0 && parent.rseq.is_some(),
             affinity: parent.affinity.clone(),
             last_cpu: c,
             comm: parent.comm.clone(),

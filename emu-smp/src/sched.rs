@@ -192,8 +192,11 @@ impl Machine {
         if self.k.cpus[k].next_tick_fp <= now {
             self.k.cpus[k].next_tick_fp = (now / self.tick_fp() + 1) * self.tick_fp();
         }
+        // rseq_migrate (__set_task_cpu): the ids are rewritten at the return to user.
         if migrated {
-            self.rseq_update(k, tid);
+            if let Some(t) = self.k.tasks.get_mut(&tid) {
+                t.rseq_notify |= t.rseq.is_some();
+            }
         }
         self.trace_task_begin(k, tid);
         if self.k.cpus[k].kstate == KState::Ready {

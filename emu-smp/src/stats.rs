@@ -82,6 +82,9 @@ pub struct KernelStats {
     pub shootdowns: u64,
     /// Global ASIDs handed out (INVLPGB transport).
     pub global_asids: u64,
+    /// Writes of a task's rseq ids at its return to user mode
+    /// (__rseq_handle_notify_resume).
+    pub rseq_updates: u64,
 }
 
 /// One flush_tlb_mm_range call.

@@ -279,6 +279,10 @@ pub struct Task {
     pub exit_signal: u32,
     /// rseq registration: (address, length, signature).
     pub rseq: Option<(u64, u32, u32)>,
+    /// The rseq ids must be written at the next return to user mode (TIF_NOTIFY_RESUME
+    /// set by rseq_set_notify_resume: after registration, a migration, or a schedule
+    /// that changed the task's CID; handled as __rseq_handle_notify_resume does).
+    pub rseq_notify: bool,
     /// Allowed CPUs.
     pub affinity: Vec<bool>,
     /// CPU the task last ran on.
