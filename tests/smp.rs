@@ -614,3 +614,46 @@ fn rseq_ids_are_written_as_linux_writes_them() {
         assert!(v["kernel"]["rseq_updates"].as_u64().unwrap_or(0) >= 8, "{cores} cores");
     }
 }
+
+#[test]
+fn mm_cids_are_unique_and_in_range_for_every_variant() {
+    // The pool grows past max_cids (per-CPU mode) and shrinks below pcpu_thrs (back to
+    // per-task) while threads pinned to distinct CPUs read their rseq mm_cid: every
+    // variant keeps them distinct and below the number of CPUs, and the mm_cid oracle
+    // stays silent; the counters show both switches and the fixup walks.
+    let g = guest("rseq_ids");
+    let g = g.to_str().expect("utf-8 path");
+    for cores in ["4", "8"] {
+        for v in ["afm", "afm+p1", "afm+p1p2", "fixed", "current", "off"] {
+            let (out, s) =
+                run_stats(&format!("mm-cid-{cores}-{v}"), &["--cores", cores, "--mm-cid", v, g]);
+            assert!(out.ends_with("fails: 0\n"), "{cores} cores, {v}: {out}");
+            assert_eq!(total(&s, "oracle_violations"), 0, "{cores} cores, {v}");
+            assert_eq!(s["config"]["mm_cid"], v);
+            let c = &s["mm_cid"];
+            let n = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("mm_cid.{k}"));
+            if v == "off" {
+                assert_eq!(n("bitmap_ops"), 0);
+            } else {
+                assert!(n("to_percpu") >= 1 && n("to_pertask") >= 1, "{cores} {v}: {c}");
+                assert!(n("fixups") >= 2 && n("fixup_cycles_max") > 0, "{cores} {v}: {c}");
+                assert!(n("fast_path") > 0 && n("bitmap_ops") > 0, "{cores} {v}: {c}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_mm_cid_oracle_catches_a_broken_allocator() {
+    // Test-only `--broken mm-cid-reuse`: mm_get_cid hands out CID 0 without taking its
+    // bit, so two threads running at once share it; the oracle records that, and the
+    // guest sees it too.
+    let g = guest("rseq_ids");
+    let g = g.to_str().expect("utf-8 path");
+    let (out, s) = run_stats("mm-cid-broken", &["--cores", "4", "--broken", "mm-cid-reuse", g]);
+    assert!(!out.ends_with("fails: 0\n"), "{out}");
+    assert!(total(&s, "oracle_violations") > 0);
+    let v = &s["violations"][0];
+    assert_eq!(v["kind"], "mm_cid");
+    assert!(v["detail"].as_str().is_some_and(|d| d.contains("share CID")), "{v}");
+}

@@ -40,6 +40,8 @@ pub enum KObj {
     TlbState(usize),
     /// A CPU's `cpu_tlbstate_shared` (its is_lazy).
     TlbStateShared(usize),
+    /// A CPU's `mm_cid.pcpu` slot of an address space (a per-CPU allocation).
+    MmCidPcpu(u32, usize),
 }
 
 /// The frames holding kernel objects, by (kind, frame index within the kind).
@@ -77,6 +79,9 @@ impl KernelData {
             KObj::Rq(cpu) => (2, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
             KObj::FutexBucket(b) => (3, u64::from(b) / PER_FRAME, u64::from(b) % PER_FRAME),
             KObj::Global(n) => (4, 0, u64::from(n) % PER_FRAME),
+            KObj::MmCidPcpu(mm, cpu) => {
+                (7, (u64::from(mm) << 16) | cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME)
+            }
         };
         let frame = match self.frames.get(&(kind, idx)) {
             Some(f) => *f,
@@ -91,10 +96,17 @@ impl KernelData {
         frame.addr() + line * LINE
     }
 
-    /// Frees the `mm_struct` of a dead address space.
-    pub fn free_mm(&mut self, phys: &mut PhysMem, mm: u32) {
+    /// Frees the `mm_struct` of a dead address space and its per-CPU mm_cid slots
+    /// (on a machine of `cpus` CPUs), in a fixed order.
+    pub fn free_mm(&mut self, phys: &mut PhysMem, mm: u32, cpus: usize) {
         if let Some(f) = self.frames.remove(&(0, u64::from(mm))) {
             phys.put(f);
+        }
+        for c in (0..cpus).step_by(PER_FRAME as usize) {
+            if let Some(f) = self.frames.remove(&(7, (u64::from(mm) << 16) | c as u64 / PER_FRAME))
+            {
+                phys.put(f);
+            }
         }
     }
 }

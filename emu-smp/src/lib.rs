@@ -5,6 +5,7 @@
 #![allow(clippy::cast_possible_truncation)]
 
 mod apic;
+mod cidsched;
 mod config;
 mod cpumask;
 mod fdtypes;
@@ -18,6 +19,7 @@ mod lock;
 mod machine;
 mod misc;
 mod mm;
+mod mmcid;
 mod mmpath;
 mod path;
 mod poll;

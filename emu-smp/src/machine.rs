@@ -66,6 +66,16 @@ pub enum SimError {
     /// Guest physical memory is exhausted while the kernel needed a page.
     #[error("{0}")]
     OutOfMemory(String),
+    /// No concurrency ID was free where `mm_get_cid` spins holding its runqueue lock.
+    #[error("mm_cid stall: CPU {cpu} found no free CID for task {tid} and would spin holding its runqueue lock ({state})")]
+    MmCidStall {
+        /// The CPU.
+        cpu: usize,
+        /// The task being scheduled in.
+        tid: u32,
+        /// The mm's CID state.
+        state: String,
+    },
     /// emu itself failed (a panic in the simulation): a bug, not the guest's doing.
     #[error("internal error in emu (a bug, please report it): {0}")]
     Internal(String),
@@ -301,6 +311,8 @@ pub struct Probes {
     /// Oracle violations: all counted, the first [`VIOLATIONS_KEPT`] kept.
     pub(crate) violations: Vec<Violation>,
     pub(crate) violation_count: u64,
+    /// Per-mm concurrency ID counters.
+    pub(crate) mm_cid: crate::mmcid::MmCidStats,
     /// Coherence-oracle bookkeeping on.
     pub(crate) oracle: bool,
     pub(crate) trace: Option<Trace>,
@@ -447,6 +459,8 @@ impl Machine {
             exit_signal: sig::SIGCHLD,
             rseq: None,
             rseq_notify: false,
+            mm_cid: Default::default(),
+            cid_mm: 0,
             affinity: vec![true; cfg.cores],
             last_cpu: 0,
             comm: comm.chars().take(15).collect(),
@@ -508,6 +522,7 @@ impl Machine {
             cpumask_samples: Default::default(),
             violations: Vec::new(),
             violation_count: 0,
+            mm_cid: Default::default(),
             oracle: cfg.oracle,
             trace: cfg.trace.then(Trace::default),
             late_events: 0,
@@ -533,6 +548,7 @@ impl Machine {
         m.k.fdtables.insert(1, fds);
         m.k.sighands.insert(1, vec![SigAction::default(); 65]);
         m.k.tasks.insert(pid, task);
+        m.mm_cid_fork(0, None, pid);
         // Every core starts idle in init_mm.
         let kernel_root = m.k.mms.get(&INIT_MM).map_or(0, |m| m.root.addr());
         for c in 0..cfg.cores {
@@ -921,6 +937,7 @@ impl Machine {
                 kind: u.kind,
                 time_ns: ns,
                 strategy: self.k.strategy.label(),
+                detail: None,
             });
         }
     }

@@ -259,6 +259,8 @@ pub struct Mm {
     packed_from: u64,
     /// membarrier registrations (`mm->membarrier_state`, MEMBARRIER_STATE_* bits).
     pub membarrier: u32,
+    /// Its concurrency IDs (`mm->mm_cid` and `mm_cidmask`).
+    pub cid: crate::mmcid::MmCid,
 }
 
 impl Mm {
@@ -285,6 +287,7 @@ impl Mm {
             thp: Thp::default(),
             packed_from: MMAP_BASE,
             membarrier: 0,
+            cid: crate::mmcid::MmCid::new(ncpus),
         })
     }
 

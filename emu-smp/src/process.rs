@@ -128,6 +128,8 @@ impl Machine {
             // to user mode.
             rseq: if flags & cl::VM != 0 { None } else { parent.rseq },
             rseq_notify: flags & cl::VM == 0 && parent.rseq.is_some(),
+            mm_cid: Default::default(),
+            cid_mm: 0,
             affinity: parent.affinity.clone(),
             last_cpu: c,
             comm: parent.comm.clone(),
@@ -156,6 +158,8 @@ impl Machine {
             self.poke_mm(mm, ctid, &new.to_le_bytes());
         }
         self.probes.kstats.clones += 1;
+        // sched_post_fork -> sched_mm_cid_fork (under the mm's mm_cid mutex).
+        self.mm_cid_fork(c, (flags & cl::VM != 0).then_some(tid), new);
         self.charge(c, crate::machine::fp(self.profile.kernel.wakeup_cycles));
         self.enqueue(new, at, c);
         if flags & cl::VFORK != 0 {
@@ -273,6 +277,7 @@ impl Machine {
         match step {
             ExitStep::Start => {
                 self.release_thread(c, tid);
+                self.mm_cid_exit(c, tid);
                 // exit_mm: the task drops its mm and the CPU keeps it loaded lazily; the
                 // last user tears the address space down (exit_mmap), flushing every CPU
                 // of its mask, lazy ones included, since page tables are freed.
@@ -306,7 +311,7 @@ impl Machine {
                     self.free_global_asid(mm);
                     // Its page tables, root included, went with the teardown flush.
                     self.k.mms.remove(&mm);
-                    self.k.kdata.free_mm(&mut self.hw.mem.phys, mm);
+                    self.k.kdata.free_mm(&mut self.hw.mem.phys, mm, self.hw.cpus.len());
                     self.k.locks.forget_mm(mm);
                 }
                 self.task_dead(c, tid);
@@ -840,6 +845,7 @@ impl Machine {
                 }
                 // Not a zombie: deschedule keeps it, then it is placed anew.
                 self.trace_task_end(k, tid);
+                self.mm_cid_schedout(k, tid);
                 self.k.cpus[k].current = None;
                 self.k.cpus[k].kstate = KState::User;
                 self.hw.cpus[k].time_fp = self.hw.cpus[k].time_fp.max(at);

@@ -179,6 +179,10 @@ pub struct KernelParams {
     pub flush_func_cycles: f64,
     /// Setting or clearing a bit of an mm_cpumask.
     pub mm_cpumask_op_cycles: f64,
+    /// A test-and-set or clear of an mm_cidmask bit, cache-line transfers aside.
+    pub mm_cid_bitmap_op_cycles: f64,
+    /// One element of an mm_cid fixup walk (a task or a CPU, its runqueue lock taken).
+    pub mm_cid_fixup_visit_cycles: f64,
 }
 
 /// A machine profile.
@@ -328,6 +332,8 @@ impl Profile {
             ("kernel.wakeup_cycles", k.wakeup_cycles),
             ("kernel.flush_func_cycles", k.flush_func_cycles),
             ("kernel.mm_cpumask_op_cycles", k.mm_cpumask_op_cycles),
+            ("kernel.mm_cid_bitmap_op_cycles", k.mm_cid_bitmap_op_cycles),
+            ("kernel.mm_cid_fixup_visit_cycles", k.mm_cid_fixup_visit_cycles),
             ("apic.icr_write_cycles", a.icr_write_cycles),
             ("apic.delivery_cross_socket_cycles", a.delivery_cross_socket_cycles),
             ("apic.irq_entry_cycles", a.irq_entry_cycles),

@@ -189,6 +189,8 @@ impl Machine {
         }
         self.charge(k, fp(self.profile.kernel.context_switch_cycles));
         self.switch_mm_irqs_off(k, mm);
+        // mm_cid_switch_to: after the mm switch, under the runqueue lock.
+        self.mm_cid_schedin(k, tid);
         if self.k.cpus[k].next_tick_fp <= now {
             self.k.cpus[k].next_tick_fp = (now / self.tick_fp() + 1) * self.tick_fp();
         }
@@ -215,6 +217,7 @@ impl Machine {
             }
             let t = self.now(k);
             self.trace_task_end(k, tid);
+            self.mm_cid_schedout(k, tid);
             self.k.cpus[k].current = None;
             self.k.cpus[k].kstate = KState::User;
             self.hw.cpus[k].time_fp = self.hw.cpus[k].time_fp.max(t);
@@ -230,6 +233,7 @@ impl Machine {
             t.state = State::Runnable;
         }
         self.trace_task_end(k, tid);
+        self.mm_cid_schedout(k, tid);
         let t = self.now(k);
         self.k.cpus[k].current = None;
         self.k.cpus[k].kstate = KState::User;

@@ -144,12 +144,16 @@ pub struct Violation {
     pub core: usize,
     /// The virtual address.
     pub address: u64,
-    /// "tlb" or "psc".
+    /// "tlb" or "psc" (a stale translation), or "mm_cid" (two tasks of one mm on CPUs
+    /// with one CID, or a CID at or above the number of CPUs; `address` is the mm).
     pub kind: &'static str,
     /// Simulated time.
     pub time_ns: u64,
     /// The strategy that allowed it.
     pub strategy: String,
+    /// What was wrong, when the kind needs saying (mm_cid: which tasks, which CID).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Summary of a latency distribution (cycles).
@@ -283,6 +287,8 @@ pub struct RunInfo {
     pub cpumask: &'static str,
     /// `--flush`.
     pub flush: &'static str,
+    /// `--mm-cid`.
+    pub mm_cid: &'static str,
     /// Test-only breakage, if any.
     pub broken: Option<&'static str>,
     /// Coherence oracle bookkeeping on.
@@ -323,6 +329,9 @@ pub struct RunStats {
     pub per_core: Vec<CoreReport>,
     /// Kernel-model counters.
     pub kernel: KernelStats,
+    /// Per-mm concurrency IDs: bitmap operations, schedule-in paths, mode switches,
+    /// TRANSIT drops, fixup walks and their cycles.
+    pub mm_cid: crate::mmcid::MmCidStats,
     /// Decoded-code cache counters.
     pub code_cache: CodeCacheReport,
     /// Kernel locks by class: acquisitions, contentions, wait and hold cycles, sleeps.
@@ -389,6 +398,7 @@ impl RunStats {
                 seed: m.seed,
                 cpumask: st.cpumask.name(),
                 flush: st.flush.name(),
+                mm_cid: st.mm_cid.name(),
                 broken: (st.broken != crate::strategy::BrokenPolicy::None)
                     .then(|| st.broken.name()),
                 oracle: m.probes.oracle,
@@ -415,6 +425,7 @@ impl RunStats {
             violations: m.probes.violations.clone(),
             per_core,
             kernel: m.probes.kstats.clone(),
+            mm_cid: m.probes.mm_cid,
             code_cache: CodeCacheReport {
                 blocks_decoded: cs.blocks_decoded,
                 insns_decoded: cs.insns_decoded,

@@ -1794,7 +1794,7 @@ impl Machine {
             return true;
         }
         let Some((addr, _, _)) = t.rseq else { return true };
-        let cid = self.mm_cid(tid);
+        let cid = self.mm_cid(tid, c);
         let b = rseq_ids(c as u32, 0, cid);
         if self.write_user(c, tid, addr, &b[..8]).is_err()
             || self.write_user(c, tid, addr + 20, &b[20..28]).is_err()
@@ -1804,16 +1804,6 @@ impl Machine {
         }
         self.probes.kstats.rseq_updates += 1;
         true
-    }
-
-    /// The concurrency id of a task (dense per-mm thread index).
-    pub(crate) fn mm_cid(&self, tid: u32) -> u32 {
-        let Some(t) = self.k.tasks.get(&tid) else { return 0 };
-        self.k
-            .tasks
-            .values()
-            .filter(|o| o.mm == t.mm && o.tid < tid && o.state != State::Zombie)
-            .count() as u32
     }
 
     /// getrandom(2) (drivers/char/random.c): the seeded generator's bytes, written a
@@ -1972,8 +1962,9 @@ impl Machine {
             return -EINVAL;
         }
         if let Some(t) = self.k.tasks.get_mut(&target) {
-            t.affinity = aff;
+            t.affinity = aff.clone();
         }
+        self.mm_cid_affinity(target, &aff);
         self.migrate_if_needed(c, target);
         0
     }

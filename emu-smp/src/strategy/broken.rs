@@ -1,4 +1,5 @@
-//! Axis `broken`: deliberately wrong behaviour, for testing the coherence oracle.
+//! Axis `broken`: deliberately wrong behaviour, for testing the oracles (coherence,
+//! mm_cid).
 
 use super::{Axis, Value};
 use serde::Serialize;
@@ -11,6 +12,8 @@ pub enum BrokenPolicy {
     None,
     /// Omit the highest-numbered target of every flush IPI round.
     DropTarget,
+    /// mm_get_cid hands out the lowest CID below max_cids without testing its bit.
+    MmCidReuse,
 }
 
 impl Axis for BrokenPolicy {
@@ -25,6 +28,12 @@ impl Axis for BrokenPolicy {
             name: "drop-target",
             what: "test only: omits one target of every flush, so stale TLB entries survive",
             source: "oracle test of this project",
+        },
+        Value {
+            value: BrokenPolicy::MmCidReuse,
+            name: "mm-cid-reuse",
+            what: "test only: mm_get_cid hands out CID 0 without test-and-set, so tasks share CIDs",
+            source: "mm_cid oracle test of this project",
         },
     ];
 }

@@ -9,10 +9,12 @@
 mod broken;
 mod cpumask;
 mod flush;
+mod mmcid;
 
 pub use broken::BrokenPolicy;
 pub use cpumask::CpumaskPolicy;
 pub use flush::FlushTransport;
+pub use mmcid::MmCidVariant;
 
 /// A value of an axis, declared once.
 #[derive(Clone, Copy, Debug)]
@@ -151,7 +153,7 @@ macro_rules! axes {
     };
 }
 
-axes!(cpumask: CpumaskPolicy, flush: FlushTransport, broken: BrokenPolicy);
+axes!(cpumask: CpumaskPolicy, flush: FlushTransport, mm_cid: MmCidVariant, broken: BrokenPolicy);
 
 impl Strategy {
     /// `axis=value` pairs of the non-default, non-hidden axes and of the main two, as
@@ -179,7 +181,10 @@ mod tests {
             assert!(s.names().contains(&(info.axis, info.name)));
         }
         let names: Vec<_> = Strategy::default().names();
-        assert_eq!(names, vec![("cpumask", "lazy"), ("flush", "ipi"), ("broken", "none")]);
+        assert_eq!(
+            names,
+            vec![("cpumask", "lazy"), ("flush", "ipi"), ("mm-cid", "current"), ("broken", "none")]
+        );
         assert!(Strategy::default().set("cpumask", "lazier").is_err());
         assert!(Strategy::default().set("nope", "lazy").is_err());
         assert_eq!(Strategy::default().label(), "cpumask=lazy flush=ipi");
