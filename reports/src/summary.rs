@@ -95,6 +95,24 @@ pub struct Summary {
     pub refills: f64,
     /// Those walks at the run's mean walk cost, cycles per shootdown.
     pub refill_cycles: f64,
+    /// mm_cid: atomic operations on the CID bitmaps.
+    #[serde(default)]
+    pub mm_cid_bitmap_ops: u64,
+    /// mm_cid: schedule-ins that took a fast path.
+    #[serde(default)]
+    pub mm_cid_fast_path: u64,
+    /// mm_cid: schedule-ins that took a slow path.
+    #[serde(default)]
+    pub mm_cid_slow_path: u64,
+    /// mm_cid: mode switches, both directions.
+    #[serde(default)]
+    pub mm_cid_mode_switches: u64,
+    /// mm_cid: TRANSIT CIDs released at schedule-out.
+    #[serde(default)]
+    pub mm_cid_transit_drops: u64,
+    /// mm_cid: cycles of the longest fixup walk.
+    #[serde(default)]
+    pub mm_cid_fixup_cycles_max: u64,
 }
 
 fn u(v: &Value) -> u64 {
@@ -163,6 +181,13 @@ impl Summary {
             victim_cycles: per(victim),
             refills,
             refill_cycles: refills * walk_cost,
+            mm_cid_bitmap_ops: u(&stats["mm_cid"]["bitmap_ops"]),
+            mm_cid_fast_path: u(&stats["mm_cid"]["fast_path"]),
+            mm_cid_slow_path: u(&stats["mm_cid"]["slow_path"]),
+            mm_cid_mode_switches: u(&stats["mm_cid"]["to_percpu"])
+                + u(&stats["mm_cid"]["to_pertask"]),
+            mm_cid_transit_drops: u(&stats["mm_cid"]["transit_drops"]),
+            mm_cid_fixup_cycles_max: u(&stats["mm_cid"]["fixup_cycles_max"]),
         }
     }
 }
@@ -199,7 +224,7 @@ pub fn reduce(mut stats: Value, keep_records: bool) -> Value {
 }
 
 /// The CSV header of `summary.csv`.
-pub const CSV_HEADER: [&str; 34] = [
+pub const CSV_HEADER: [&str; 40] = [
     "id",
     "workload",
     "args",
@@ -234,6 +259,12 @@ pub const CSV_HEADER: [&str; 34] = [
     "command",
     "oracle",
     "guest_output_bytes",
+    "mm_cid_bitmap_ops",
+    "mm_cid_fast_path",
+    "mm_cid_slow_path",
+    "mm_cid_mode_switches",
+    "mm_cid_transit_drops",
+    "mm_cid_fixup_cycles_max",
 ];
 
 /// Writes `summary.csv`: one row per point, in the sweep's order. A point without a
@@ -263,7 +294,7 @@ pub fn write_csv(
             error,
         ];
         let s = r.and_then(|r| r.summary.clone());
-        match s {
+        match s.clone() {
             Some(s) => row.extend([
                 s.instructions.to_string(),
                 s.cycles.to_string(),
@@ -292,6 +323,17 @@ pub fn write_csv(
         row.push(p.command());
         row.push(p.oracle.to_string());
         row.push(r.map_or(0, |r| r.guest_stdout.len()).to_string());
+        match s {
+            Some(s) => row.extend([
+                s.mm_cid_bitmap_ops.to_string(),
+                s.mm_cid_fast_path.to_string(),
+                s.mm_cid_slow_path.to_string(),
+                s.mm_cid_mode_switches.to_string(),
+                s.mm_cid_transit_drops.to_string(),
+                s.mm_cid_fixup_cycles_max.to_string(),
+            ]),
+            None => row.extend(std::iter::repeat_n(String::new(), 6)),
+        }
         w.write_record(&row)?;
     }
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?;
@@ -343,6 +385,18 @@ mod tests {
             "refills": 6, "ack_wait_cycles": 2000, "ipi_delivery_cycles": 1200});
         let (a, b) = (Summary::of(&stats()), Summary::of(&st));
         assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    }
+
+    #[test]
+    fn the_mm_cid_section_is_summarised_and_absent_means_zero() {
+        assert_eq!(Summary::of(&stats()).mm_cid_bitmap_ops, 0);
+        let mut st = stats();
+        st["mm_cid"] = json!({"bitmap_ops": 42, "fast_path": 52, "slow_path": 25,
+            "to_percpu": 2, "to_pertask": 1, "transit_drops": 3, "fixup_cycles_max": 1200});
+        let s = Summary::of(&st);
+        assert_eq!((s.mm_cid_bitmap_ops, s.mm_cid_fast_path, s.mm_cid_slow_path), (42, 52, 25));
+        assert_eq!((s.mm_cid_mode_switches, s.mm_cid_transit_drops), (3, 3));
+        assert_eq!(s.mm_cid_fixup_cycles_max, 1200);
     }
 
     #[test]
