@@ -657,3 +657,33 @@ fn the_mm_cid_oracle_catches_a_broken_allocator() {
     assert_eq!(v["kind"], "mm_cid");
     assert!(v["detail"].as_str().is_some_and(|d| d.contains("share CID")), "{v}");
 }
+
+#[test]
+fn the_cid_pool_crosses_the_thresholds_both_ways() {
+    // The catalogue's thread pool resizes through 0, N-1, N+1, 2N and N/2 workers: on 4
+    // and 8 CPUs every variant switches to per-CPU CIDs and back at least twice, its
+    // threads never read a CID out of range and the oracle finds no shared one. Patch 4
+    // keeps the settled TRANSIT CIDs that the first-merged code drops.
+    let p = workloads::programs()
+        .iter()
+        .find(|p| p.name == "cid_pool" && p.libc == workloads::Libc::Glibc)
+        .expect("cid_pool built");
+    for cores in ["4", "8"] {
+        for v in ["afm", "afm+p1", "afm+p1p2", "fixed", "current"] {
+            let (out, s) = run_stats(
+                &format!("cid-pool-{cores}-{v}"),
+                &["--cores", cores, "--mm-cid", v, p.path, "10", "300"],
+            );
+            assert!(out.contains("reads done, out of range 0"), "{cores} {v}: {out}");
+            assert_eq!(total(&s, "oracle_violations"), 0, "{cores} {v}");
+            let c = &s["mm_cid"];
+            let n = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("mm_cid.{k}"));
+            assert!(n("to_percpu") >= 2 && n("to_pertask") >= 2, "{cores} {v}: {c}");
+            if v == "fixed" || v == "current" {
+                assert!(n("transit_kept") >= 1 && n("transit_drops") == 0, "{cores} {v}: {c}");
+            } else {
+                assert!(n("transit_drops") >= 1 && n("transit_kept") == 0, "{cores} {v}: {c}");
+            }
+        }
+    }
+}
