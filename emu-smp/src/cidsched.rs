@@ -9,11 +9,36 @@
 //! with one CID, or a CID at or above the number of possible CPUs, is a violation.
 
 use crate::kdata::KObj;
-use crate::machine::{fp, SimError};
-use crate::mmcid::{self, Peer, TaskCid};
+use crate::lock::{LockKey, LockMode};
+use crate::machine::{fp, KState, SimError};
+use crate::mmcid::{self, Peer, TaskCid, Walk};
+use crate::path::{KPath, Next};
 use crate::stats::Violation;
 use crate::strategy::{BrokenPolicy, MmCidVariant};
 use crate::task::State;
+
+/// A fork's fixup walk in progress (the forking task's kernel path).
+#[derive(Clone, Debug)]
+pub struct CidWalk {
+    /// The address space.
+    mm: u32,
+    /// The new task, runnable once the walk ends.
+    child: u32,
+    /// Task-to-CPU (the targets are tasks) or CPU-to-task (the targets are CPUs).
+    to_cpus: bool,
+    /// Tasks or CPUs to visit, in the walk's order.
+    targets: Vec<u32>,
+    /// The next to visit.
+    next: usize,
+    /// The runqueue lock taken for it after waiting, if any.
+    held: Option<usize>,
+    /// The walk has got to element `next` (its cost is paid; the lock comes next).
+    reached: bool,
+    /// When the walk began.
+    start_fp: u64,
+    /// The fork was a vfork: the parent sleeps until the child execs or exits.
+    pub(crate) vfork: bool,
+}
 
 impl crate::machine::Machine {
     fn cid_variant(&self) -> MmCidVariant {
@@ -69,24 +94,28 @@ impl crate::machine::Machine {
     }
 
     /// `sched_mm_cid_fork` for `child`, created on core `c` by `parent` (None when the
-    /// child has an mm of its own: it is its first user).
-    pub(crate) fn mm_cid_fork(&mut self, c: usize, parent: Option<u32>, child: u32) {
+    /// child has an mm of its own: it is its first user). When the mode changes, the
+    /// fixup walk is left to do, as the forking task's kernel path (`CidWalk`): the
+    /// child becomes runnable when it ends. Returns that walk.
+    pub(crate) fn mm_cid_fork(
+        &mut self,
+        c: usize,
+        parent: Option<u32>,
+        child: u32,
+    ) -> Option<CidWalk> {
         let v = self.cid_variant();
         if !v.enabled() {
-            return;
+            return None;
         }
-        let Some(t) = self.k.tasks.get(&child) else { return };
+        let t = self.k.tasks.get(&child)?;
         let (mm, aff) = (t.mm, t.affinity.clone());
-        let mut peers = self.cid_peers(mm, &[child, parent.unwrap_or(child)]);
         let mut pc = parent.and_then(|p| self.k.tasks.get(&p)).map(|t| t.mm_cid);
         let mut cc = TaskCid::default();
         let ops = self.probes.mm_cid.bitmap_ops;
-        let visits = self.probes.mm_cid.fixup_visits;
         let broken = self.cid_broken();
-        let Some(m) = self.k.mms.get_mut(&mm) else { return };
+        let m = self.k.mms.get_mut(&mm)?;
         m.cid.allow(&aff);
-        let st = &mut self.probes.mm_cid;
-        let r = m.cid.fork(v, c, pc.as_mut(), &mut cc, &mut peers, st, broken);
+        let r = m.cid.fork_begin(v, c, pc.as_mut(), &mut cc, &mut self.probes.mm_cid, broken);
         if let (Some(p), Some(pcid)) = (parent, pc) {
             if let Some(t) = self.k.tasks.get_mut(&p) {
                 t.rseq_notify |= t.mm_cid.cid != pcid.cid && t.rseq.is_some();
@@ -97,12 +126,171 @@ impl crate::machine::Machine {
             t.mm_cid = cc;
             t.cid_mm = mm;
         }
-        self.cid_write_back(&peers);
         self.charge_cid_ops(c, mm, ops);
-        self.charge_fixup(c, visits);
-        if r.is_err() {
-            self.cid_stall(c, mm, child);
+        let walk = match r {
+            Ok(w) => w,
+            Err(mmcid::NoCid) => {
+                self.cid_stall(c, mm, child);
+                return None;
+            }
+        };
+        let targets: Vec<u32> = match walk {
+            Walk::None => return None,
+            Walk::TasksToCpus => self
+                .cid_peers(mm, &[child, parent.unwrap_or(child)])
+                .iter()
+                .map(|p| p.tid)
+                .collect(),
+            Walk::CpusToTasks => (0..self.hw.cpus.len() as u32).collect(),
+        };
+        Some(CidWalk {
+            mm,
+            child,
+            to_cpus: walk == Walk::TasksToCpus,
+            targets,
+            next: 0,
+            held: None,
+            reached: false,
+            start_fp: self.now(c),
+            vfork: false,
+        })
+    }
+
+    /// One step of a fork's fixup walk on core `c` (task `tid` forking): the next task
+    /// or CPU under its runqueue lock (task_rq_lock or raw_spin_rq_lock). A lock held
+    /// across steps (a CPU spinning in mm_get_cid holds its own) is waited for, spinning,
+    /// before the step; a task that moved meanwhile is looked up again.
+    pub(crate) fn cid_walk_step(&mut self, c: usize, tid: u32, mut w: CidWalk) -> Next {
+        if let Some(j) = w.held.take() {
+            let done = self.cid_visit(c, &w, j);
+            self.unlock(c, LockKey::Rq(j), LockMode::Write);
+            if done {
+                w.next += 1;
+                w.reached = false;
+            }
+            return Next::Then(KPath::CidWalk(Box::new(w)));
         }
+        let Some(&target) = w.targets.get(w.next) else {
+            return self.cid_walk_end(c, tid, w);
+        };
+        if !w.reached {
+            // Getting to the element (the list walk, task_rq_lock's loads): other CPUs
+            // run meanwhile, and may schedule the mm's tasks in the new mode.
+            w.reached = true;
+            let cycles = self.profile.kernel.mm_cid_fixup_visit_cycles;
+            self.charge(c, fp(cycles));
+            return Next::Then(KPath::CidWalk(Box::new(w)));
+        }
+        let j = if w.to_cpus { self.task_rq(target) } else { target as usize };
+        if self.k.locks.busy(LockKey::Rq(j)) {
+            w.held = Some(j);
+            return Next::Lock(LockKey::Rq(j), LockMode::Write, KPath::CidWalk(Box::new(w)));
+        }
+        self.lock_here(c, LockKey::Rq(j));
+        if self.cid_visit(c, &w, j) {
+            w.next += 1;
+            w.reached = false;
+        }
+        self.unlock(c, LockKey::Rq(j), LockMode::Write);
+        Next::Then(KPath::CidWalk(Box::new(w)))
+    }
+
+    /// The runqueue a task belongs to: the CPU it runs on or is queued on, else the last
+    /// it ran on.
+    fn task_rq(&self, tid: u32) -> usize {
+        let Some(t) = self.k.tasks.get(&tid) else { return 0 };
+        if let State::Running(k) = t.state {
+            return k;
+        }
+        (0..self.hw.cpus.len()).find(|&k| self.k.cpus[k].runq.contains(&tid)).unwrap_or(t.last_cpu)
+    }
+
+    /// Visits walk element `w.next` holding runqueue lock `j`; false when the task is
+    /// no longer on that runqueue (task_rq_lock then tries again).
+    fn cid_visit(&mut self, c: usize, w: &CidWalk, j: usize) -> bool {
+        let v = self.cid_variant();
+        let ops = self.probes.mm_cid.bitmap_ops;
+        let Some(&target) = w.targets.get(w.next) else { return true };
+        let mm = w.mm;
+
+        if w.to_cpus {
+            if self.task_rq(target) != j {
+                return false;
+            }
+            let Some(t) = self.k.tasks.get(&target) else { return true };
+            let running = matches!(t.state, State::Running(k) if k == j)
+                && self.k.cpus[j].current == Some(target);
+            let mut tc = t.mm_cid;
+            if t.mm == mm {
+                if let Some(m) = self.k.mms.get_mut(&mm) {
+                    m.cid.fixup_task_to_cpu(
+                        v,
+                        &mut tc,
+                        running.then_some(j),
+                        &mut self.probes.mm_cid,
+                    );
+                }
+            }
+            self.cid_set(target, tc);
+        } else {
+            let curr = self.k.cpus[j]
+                .current
+                .filter(|t| self.k.tasks.get(t).is_some_and(|t| t.mm == mm && t.mm_cid.active));
+            let mut tc = curr.and_then(|t| self.k.tasks.get(&t)).map(|t| t.mm_cid);
+            if let Some(m) = self.k.mms.get_mut(&mm) {
+                m.cid.fixup_cpu_to_task(v, j, tc.as_mut(), &mut self.probes.mm_cid);
+            }
+            if let (Some(t), Some(tc)) = (curr, tc) {
+                self.cid_set(t, tc);
+            }
+        }
+        self.charge_cid_ops(c, mm, ops);
+        if self.probes.mm_cid.bitmap_ops > ops {
+            self.cid_retry_spinners(c, mm);
+        }
+        true
+    }
+
+    fn cid_set(&mut self, tid: u32, tc: TaskCid) {
+        if let Some(t) = self.k.tasks.get_mut(&tid) {
+            t.rseq_notify |= t.mm_cid.cid != tc.cid && t.rseq.is_some();
+            t.mm_cid = tc;
+        }
+    }
+
+    /// The end of the walk: the transition completes (`mm_cid_complete_transit`), a
+    /// switch back gives the child its CID, the child becomes runnable and the fork
+    /// returns its id.
+    fn cid_walk_end(&mut self, c: usize, tid: u32, w: CidWalk) -> Next {
+        let broken = self.cid_broken();
+        let mut cc = self.k.tasks.get(&w.child).map(|t| t.mm_cid).unwrap_or_default();
+        let ops = self.probes.mm_cid.bitmap_ops;
+        let mut r = Ok(());
+        if let Some(m) = self.k.mms.get_mut(&w.mm) {
+            m.cid.complete_transit();
+            if !w.to_cpus {
+                r = m.cid.fork_end(&mut cc, &mut self.probes.mm_cid, broken);
+            }
+        }
+        self.cid_set(w.child, cc);
+        self.charge_cid_ops(c, w.mm, ops);
+        let took = (self.now(c) - w.start_fp) >> 8;
+        let st = &mut self.probes.mm_cid;
+        st.fixup_cycles_total += took;
+        st.fixup_cycles_max = st.fixup_cycles_max.max(took);
+        if r.is_err() {
+            self.cid_stall(c, w.mm, w.child);
+            return Next::Gone;
+        }
+        let at = self.now(c);
+        self.enqueue(w.child, at, c);
+        if let Some(t) = self.k.tasks.get_mut(&tid) {
+            t.cpu.gpr[0] = u64::from(w.child);
+        }
+        if w.vfork {
+            return Next::Block(crate::task::Wait::Vfork(w.child));
+        }
+        self.user_or_gone(c, tid)
     }
 
     /// `mm_update_cpus_allowed` after `tid`'s affinity became `aff`: a widened
@@ -139,6 +327,9 @@ impl crate::machine::Machine {
         self.cid_write_back(&peers);
         self.charge_cid_ops(c, mm, ops);
         self.charge_fixup(c, visits);
+        if self.probes.mm_cid.bitmap_ops > ops {
+            self.cid_retry_spinners(c, mm);
+        }
     }
 
     fn charge_fixup(&mut self, c: usize, visits_before: u64) {
@@ -180,8 +371,113 @@ impl crate::machine::Machine {
                 }
                 self.check_cids(k, mm);
             }
-            Err(mmcid::NoCid) => self.cid_stall(k, mm, tid),
+            Err(mmcid::NoCid) => {
+                // mm_get_cid spins with the runqueue lock still held (and interrupts
+                // off): the lock stays taken until a CID is free.
+                let ready = self.k.cpus[k].kstate == KState::Ready;
+                self.lock_here(k, LockKey::Rq(k));
+                let since_fp = self.now(k);
+                self.k.cpus[k].kstate = KState::CidSpin { mm, since_fp, ready };
+                self.k.cid_spinners += 1;
+                self.touch(k);
+            }
         }
+    }
+
+    /// A CID of `mm` was released by core `c`: CPUs spinning in mm_get_cid for it try
+    /// again (lowest CPU first), and one that gets a CID finishes its schedule-in,
+    /// releases its runqueue lock and goes on.
+    pub(crate) fn cid_retry_spinners(&mut self, c: usize, mm: u32) {
+        if self.k.cid_spinners == 0 {
+            return;
+        }
+        let v = self.cid_variant();
+        let broken = self.cid_broken();
+        let at = self.now(c);
+        for j in 0..self.hw.cpus.len() {
+            let KState::CidSpin { mm: m, ready, .. } = self.k.cpus[j].kstate else { continue };
+            let Some(tid) = self.k.cpus[j].current else { continue };
+            if m != mm || !self.k.mms.get(&mm).is_some_and(|m| m.cid.has_free_bit()) {
+                continue;
+            }
+            let Some(mut tc) = self.k.tasks.get(&tid).map(|t| t.mm_cid) else { continue };
+            let Some(mc) = self.k.mms.get_mut(&mm) else { continue };
+            if mc.cid.schedin(v, j, &mut tc, &mut self.probes.mm_cid, broken).is_err() {
+                continue;
+            }
+            self.advance(j, at);
+            self.k.cid_spinners -= 1;
+            self.k.cpus[j].kstate = if ready { KState::Ready } else { KState::User };
+            if let Some(t) = self.k.tasks.get_mut(&tid) {
+                t.mm_cid = tc;
+                t.rseq_notify |= t.rseq.is_some();
+            }
+            self.unlock(j, LockKey::Rq(j), LockMode::Write);
+            self.touch(j);
+            self.check_cids(j, mm);
+        }
+    }
+
+    /// The hard-lockup watchdog, before the event at `t` runs: a CPU that has spun in
+    /// mm_get_cid for the threshold, or spins while nothing else can happen, ends the
+    /// run with the CID state. True when it fired.
+    pub(crate) fn cid_watchdog(&mut self, t: u64) -> bool {
+        let thresh = self.fp_of_ns((self.profile.kernel.watchdog_thresh_ms * 1e6) as u64);
+        let mut first = u64::MAX;
+        let mut cpus = Vec::new();
+        let mut mm = 0;
+        for j in 0..self.hw.cpus.len() {
+            if let KState::CidSpin { mm: m, since_fp, .. } = self.k.cpus[j].kstate {
+                first = first.min(since_fp);
+                mm = m;
+                let tid = self.k.cpus[j].current.unwrap_or(0);
+                cpus.push(format!("CPU {j} (task {tid})"));
+            }
+        }
+        if first == u64::MAX || (t != u64::MAX && t < first.saturating_add(thresh)) {
+            return false;
+        }
+        let now = if t == u64::MAX { first.saturating_add(thresh) } else { t };
+        let waiting: Vec<String> = (0..self.hw.cpus.len())
+            .filter_map(|j| match self.k.cpus[j].kstate {
+                KState::Spin { key, .. } => Some(format!("CPU {j} spins on {key:?}")),
+                _ => None,
+            })
+            .collect();
+        let walk = self
+            .k
+            .tasks
+            .values()
+            .find_map(|t| match &t.kpath {
+                Some(KPath::CidWalk(w)) if w.mm == mm => {
+                    Some(format!("task {}'s fixup walk at {} of {:?}", t.tid, w.next, w.targets))
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| "no fixup walk".into());
+        let state = self.k.mms.get(&mm).map(|m| m.cid.describe()).unwrap_or_default();
+        let tasks: Vec<String> = self
+            .k
+            .tasks
+            .values()
+            .filter(|t| t.mm == mm && t.mm_cid.active)
+            .map(|t| format!("{}:{}", t.tid, mmcid::fmt_cid(t.mm_cid.cid)))
+            .collect();
+        let spun_ns = self.ns_of(now.saturating_sub(first));
+        self.fail(SimError::MmCidLivelock {
+            cpus: cpus.join(", "),
+            spun_ns,
+            state: format!(
+                "{state}; tasks [{}]; {walk}; {}",
+                tasks.join(", "),
+                if waiting.is_empty() {
+                    "no CPU waits on a lock".into()
+                } else {
+                    waiting.join(", ")
+                }
+            ),
+        });
+        true
     }
 
     /// `mm_cid_schedout` of `tid` leaving CPU `k`.
@@ -200,6 +496,9 @@ impl crate::machine::Machine {
             t.mm_cid = tc;
         }
         self.charge_cid_ops(k, mm, ops);
+        if self.probes.mm_cid.bitmap_ops > ops {
+            self.cid_retry_spinners(k, mm);
+        }
     }
 
     /// The CID rseq shows `tid` on CPU `c`.

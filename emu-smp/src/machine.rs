@@ -76,6 +76,17 @@ pub enum SimError {
         /// The mm's CID state.
         state: String,
     },
+    /// CPUs spun in `mm_get_cid` holding their runqueue locks with no progress for the
+    /// hard-lockup watchdog's threshold, or with nothing left that could free a CID.
+    #[error("mm_cid live lock: {cpus} spinning in mm_get_cid holding their runqueue locks for {spun_ns} ns ({state})")]
+    MmCidLivelock {
+        /// The spinning CPUs and their tasks.
+        cpus: String,
+        /// How long the first has spun.
+        spun_ns: u64,
+        /// The mm's CID state, the fixup walk's position and the CPUs waiting on locks.
+        state: String,
+    },
     /// emu itself failed (a panic in the simulation): a bug, not the guest's doing.
     #[error("internal error in emu (a bug, please report it): {0}")]
     Internal(String),
@@ -150,6 +161,16 @@ pub enum KState {
     },
     /// csd_lock_wait: waiting for the acks of the flushes in flight (interrupts on).
     Acks(AckWait),
+    /// Spinning in `mm_get_cid` (schedule-in of the current task, under this CPU's
+    /// runqueue lock, interrupts off) until a CID of address space `mm` is free.
+    CidSpin {
+        /// The address space.
+        mm: u32,
+        /// When the spinning began.
+        since_fp: u64,
+        /// The task resumes a kernel path (else it returns to user mode).
+        ready: bool,
+    },
 }
 
 /// A CPU polling the csd lines of its cross-CPU calls (csd_lock_wait), interrupts on.
@@ -256,6 +277,8 @@ pub struct Hardware {
 pub struct Kernel {
     /// Per-CPU state.
     pub(crate) cpus: Vec<CpuKernel>,
+    /// CPUs spinning in `mm_get_cid` (`KState::CidSpin`).
+    pub(crate) cid_spinners: usize,
     pub(crate) strategy: Strategy,
     pub(crate) tasks: BTreeMap<u32, Task>,
     /// Armed timers of blocked tasks: (expiry ns, tid). Entries of tasks woken
@@ -481,6 +504,7 @@ impl Machine {
         };
         let kernel = Kernel {
             cpus: vec![CpuKernel::default(); cfg.cores],
+            cid_spinners: 0,
             strategy: cfg.strategy,
             tasks: BTreeMap::new(),
             timers: Default::default(),
@@ -663,6 +687,8 @@ impl Machine {
             KState::Spin { irqs: true, .. } => irq.min(tick),
             KState::Spin { irqs: false, .. } => u64::MAX,
             KState::Acks(w) => irq.min(tick).min(w.done_fp.unwrap_or(u64::MAX)),
+            // Interrupts off: only a CID released elsewhere lets it go on.
+            KState::CidSpin { .. } => u64::MAX,
         }
     }
 
@@ -699,6 +725,9 @@ impl Machine {
             second = second.min(w);
         }
         let (t, k) = best;
+        if self.k.cid_spinners > 0 && self.cid_watchdog(t) {
+            return false;
+        }
         if t == u64::MAX {
             return false;
         }
@@ -732,6 +761,7 @@ impl Machine {
                 self.take_interrupts(k, t);
             }
             KState::Acks(_) => self.ack_wait_event(k, t),
+            KState::CidSpin { .. } => {}
         }
     }
 

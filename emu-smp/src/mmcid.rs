@@ -77,6 +77,17 @@ pub struct Peer {
     pub running_on: Option<usize>,
 }
 
+/// The fixup walk a fork leaves to do, one element per step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Walk {
+    /// No mode change.
+    None,
+    /// To per-CPU: `mm_cid_fixup_tasks_to_cpus` over the other users.
+    TasksToCpus,
+    /// Back to per-task: `mm_cid_fixup_cpus_to_tasks` over the CPUs, then the child's CID.
+    CpusToTasks,
+}
+
 /// No CID was free: `mm_get_cid` would spin here (holding the runqueue lock in
 /// schedule-in).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -347,6 +358,11 @@ impl MmCid {
         }
     }
 
+    /// Whether a bit is free (a spinning `mm_get_cid` would find it).
+    pub fn has_free_bit(&self) -> bool {
+        self.bitmap.iter().any(|&b| !b)
+    }
+
     /// Widens `mm_cpus_allowed` by an affinity; true if that grew it.
     pub fn allow(&mut self, affinity: &[bool]) -> bool {
         let mut grew = false;
@@ -360,7 +376,10 @@ impl MmCid {
     }
 
     /// `sched_mm_cid_fork` of `child` by a task running on `cpu` (`parent`, when the
-    /// child shares its mm), with the mm's other users `peers` (the child excluded).
+    /// child shares its mm), with the mm's other users `peers` (the child excluded),
+    /// its fixup walk included (as one step).
+    #[cfg(test)]
+    #[allow(clippy::too_many_arguments)]
     pub fn fork(
         &mut self,
         v: MmCidVariant,
@@ -371,6 +390,30 @@ impl MmCid {
         st: &mut MmCidStats,
         broken: bool,
     ) -> Result<(), NoCid> {
+        match self.fork_begin(v, cpu, parent, child, st, broken)? {
+            Walk::None => Ok(()),
+            Walk::TasksToCpus => {
+                self.fixup_tasks_to_cpus(v, peers, st);
+                Ok(())
+            }
+            Walk::CpusToTasks => {
+                self.fixup_cpus_to_tasks(v, peers, st);
+                self.fork_end(child, st, broken)
+            }
+        }
+    }
+
+    /// `sched_mm_cid_fork` up to its fixup walk: the user is added, the mode changes if
+    /// it must (the forking task converting its own CID); says which walk is left.
+    pub fn fork_begin(
+        &mut self,
+        v: MmCidVariant,
+        cpu: usize,
+        parent: Option<&mut TaskCid>,
+        child: &mut TaskCid,
+        st: &mut MmCidStats,
+        broken: bool,
+    ) -> Result<Walk, NoCid> {
         child.active = true;
         child.cid = UNSET;
         self.users += 1;
@@ -383,14 +426,15 @@ impl MmCid {
                     *p = child.cid;
                 }
             }
-            return Ok(());
+            return Ok(Walk::None);
         };
         if !changed {
             if !self.percpu {
                 child.cid = self.get_cid(st, broken)?;
             }
-            return Ok(());
+            return Ok(Walk::None);
         }
+        st.fixups += 1;
         if self.percpu {
             // transit_to_cpu (transfer_to_cpu as first merged) for the forking task.
             if on_task(parent.cid) {
@@ -400,12 +444,21 @@ impl MmCid {
                     *p = c;
                 }
             }
-            self.fixup_tasks_to_cpus(v, peers, st);
+            Ok(Walk::TasksToCpus)
         } else {
             self.exit_handover(v, cpu, parent, st);
-            self.fixup_cpus_to_tasks(v, peers, st);
-            child.cid = self.get_cid(st, broken)?;
+            Ok(Walk::CpusToTasks)
         }
+    }
+
+    /// The end of a fork whose walk went CPU-to-task: the child gets its CID.
+    pub fn fork_end(
+        &mut self,
+        child: &mut TaskCid,
+        st: &mut MmCidStats,
+        broken: bool,
+    ) -> Result<(), NoCid> {
+        child.cid = self.get_cid(st, broken)?;
         Ok(())
     }
 
@@ -452,6 +505,7 @@ impl MmCid {
         if !(self.update_max_cids(v, st) || self.deferred_switch(v, st)) || self.percpu {
             return;
         }
+        st.fixups += 1;
         self.exit_handover(v, cpu, t, st);
         self.fixup_cpus_to_tasks(v, peers, st);
     }
@@ -476,57 +530,85 @@ impl MmCid {
 
     /// `mm_cid_fixup_tasks_to_cpus`: every other user owning a task CID hands it to its
     /// CPU in transit if it runs, or drops it; then the transition completes.
+    #[cfg(test)]
     fn fixup_tasks_to_cpus(&mut self, v: MmCidVariant, peers: &mut [Peer], st: &mut MmCidStats) {
-        st.fixups += 1;
         for p in peers.iter_mut() {
-            st.fixup_visits += 1;
-            if !p.cid.active || !on_task(p.cid.cid) {
-                continue;
+            self.fixup_task_to_cpu(v, &mut p.cid, p.running_on, st);
+        }
+        self.complete_transit();
+    }
+
+    /// One task of `mm_cid_fixup_tasks_to_cpus`, under its runqueue lock: a task CID of
+    /// a task running on `running_on` goes to that CPU in transit (directly CPU-owned as
+    /// first merged); a sleeping task's goes back to the pool.
+    pub fn fixup_task_to_cpu(
+        &mut self,
+        v: MmCidVariant,
+        t: &mut TaskCid,
+        running_on: Option<usize>,
+        st: &mut MmCidStats,
+    ) {
+        st.fixup_visits += 1;
+        if !t.active || !on_task(t.cid) {
+            return;
+        }
+        match running_on {
+            Some(k) if k < self.pcpu.len() => {
+                let c = if v.p1() { t.cid | TRANSIT } else { t.cid | ONCPU };
+                t.cid = c;
+                self.pcpu[k] = c;
             }
-            match p.running_on {
-                Some(k) if k < self.pcpu.len() => {
-                    let c = if v.p1() { p.cid.cid | TRANSIT } else { p.cid.cid | ONCPU };
-                    p.cid.cid = c;
-                    self.pcpu[k] = c;
-                }
-                _ => {
-                    self.drop_bit(p.cid.cid, st);
-                    p.cid.cid = UNSET;
-                }
+            _ => {
+                self.drop_bit(t.cid, st);
+                t.cid = UNSET;
             }
         }
-        // mm_cid_complete_transit(ONCPU)
+    }
+
+    /// `mm_cid_complete_transit`: the walk is over, TRANSIT leaves the mode.
+    pub fn complete_transit(&mut self) {
         self.transit = false;
     }
 
     /// `mm_cid_fixup_cpus_to_tasks`: every CPU owning a CID hands it in transit to the
     /// mm's task it runs, or drops it; then the transition completes.
     fn fixup_cpus_to_tasks(&mut self, v: MmCidVariant, peers: &mut [Peer], st: &mut MmCidStats) {
-        st.fixups += 1;
         for k in 0..self.pcpu.len() {
-            st.fixup_visits += 1;
-            let pc = self.pcpu[k];
             let curr = peers.iter_mut().find(|p| p.running_on == Some(k) && p.cid.active);
-            if on_cpu(pc) {
-                match curr {
-                    Some(p) => {
-                        let c = value(pc) | TRANSIT;
-                        p.cid.cid = c;
-                        self.pcpu[k] = c;
-                    }
-                    None => {
-                        self.drop_bit(value(pc), st);
-                        self.pcpu[k] = UNSET;
-                    }
+            self.fixup_cpu_to_task(v, k, curr.map(|p| &mut p.cid), st);
+        }
+        self.complete_transit();
+    }
+
+    /// One CPU of `mm_cid_fixup_cpus_to_tasks`, under its runqueue lock (`curr`: the
+    /// mm's active task it runs, if any).
+    pub fn fixup_cpu_to_task(
+        &mut self,
+        v: MmCidVariant,
+        k: usize,
+        curr: Option<&mut TaskCid>,
+        st: &mut MmCidStats,
+    ) {
+        st.fixup_visits += 1;
+        let Some(&pc) = self.pcpu.get(k) else { return };
+        if on_cpu(pc) {
+            match curr {
+                Some(t) => {
+                    let c = value(pc) | TRANSIT;
+                    t.cid = c;
+                    self.pcpu[k] = c;
                 }
-            } else if let Some(p) = curr {
-                if v == MmCidVariant::Current && on_task(p.cid.cid) {
-                    p.cid.cid |= TRANSIT;
-                    self.pcpu[k] = p.cid.cid;
+                None => {
+                    self.drop_bit(value(pc), st);
+                    self.pcpu[k] = UNSET;
                 }
             }
+        } else if let Some(t) = curr {
+            if v == MmCidVariant::Current && on_task(t.cid) {
+                t.cid |= TRANSIT;
+                self.pcpu[k] = t.cid;
+            }
         }
-        self.transit = false;
     }
 
     /// An affinity change that widened `mm_cpus_allowed`: recompute the threshold and,
@@ -755,6 +837,43 @@ mod tests {
             let mut bits = m.bits();
             bits.retain(|b| !owned.contains(b));
             assert!(bits.is_empty(), "{v:?}: leaked {bits:?}: {}", m.describe());
+        }
+    }
+
+    #[test]
+    fn seed_001s_trace_spins_as_first_merged_and_not_with_patch_1() {
+        // AXES.md 3.5: T0..T3 own CIDs 0..3 on 4 CPUs; T0 forks T4 and the mode flips.
+        for v in [V::Afm, V::AfmP1] {
+            let mut st = MmCidStats::default();
+            let mut m = mm(4);
+            m.users = 4;
+            m.max_cids = 4;
+            m.bitmap = vec![true; 4];
+            let mut t0 = TaskCid { cid: 0, active: true };
+            let mut t1 = TaskCid { cid: 1, active: true };
+            let mut t4 = TaskCid::default();
+            let w = m.fork_begin(v, 0, Some(&mut t0), &mut t4, &mut st, false);
+            assert_eq!(w, Ok(Walk::TasksToCpus));
+            // Step 2: before the walk reaches T1, T1 schedules in on CPU 1.
+            m.schedin(v, 1, &mut t1, &mut st, false).expect("CPU 1 takes T1's CID");
+            // Step 3: T1 is preempted and moves to CPU 2.
+            m.schedout(v, 1, &mut t1, &mut st);
+            // Step 4: T1 schedules in on CPU 2.
+            let r = m.schedin(v, 2, &mut t1, &mut st, false);
+            if v == V::Afm {
+                assert_eq!(t1.cid, 1 | ONCPU);
+                assert_eq!(r, Err(NoCid), "spins holding rq 2: {}", m.describe());
+            } else {
+                assert_eq!(r, Ok(true), "{}", m.describe());
+                assert_eq!(t1.cid, 1 | TRANSIT, "bit 1 went back at schedout and came again");
+                // The walk skips T1 (not a task CID) and drops sleeping T2's.
+                let mut t2 = TaskCid { cid: 2, active: true };
+                m.fixup_task_to_cpu(v, &mut t1, Some(2), &mut st);
+                m.fixup_task_to_cpu(v, &mut t2, None, &mut st);
+                m.complete_transit();
+                assert_eq!((t1.cid, t2.cid), (1 | TRANSIT, UNSET));
+                assert!(m.has_free_bit());
+            }
         }
     }
 

@@ -158,9 +158,14 @@ impl Machine {
             self.poke_mm(mm, ctid, &new.to_le_bytes());
         }
         self.probes.kstats.clones += 1;
-        // sched_post_fork -> sched_mm_cid_fork (under the mm's mm_cid mutex).
-        self.mm_cid_fork(c, (flags & cl::VM != 0).then_some(tid), new);
+        // sched_post_fork -> sched_mm_cid_fork (under the mm's mm_cid mutex); a mode
+        // change leaves a fixup walk, after which the child becomes runnable.
+        let walk = self.mm_cid_fork(c, (flags & cl::VM != 0).then_some(tid), new);
         self.charge(c, crate::machine::fp(self.profile.kernel.wakeup_cycles));
+        if let Some(mut w) = walk {
+            w.vfork = flags & cl::VFORK != 0;
+            return Sys::Path(KPath::CidWalk(Box::new(w)));
+        }
         self.enqueue(new, at, c);
         if flags & cl::VFORK != 0 {
             if let Some(t) = self.k.tasks.get_mut(&tid) {
