@@ -11,7 +11,7 @@
 use crate::kdata::KObj;
 use crate::lock::{LockKey, LockMode};
 use crate::machine::{fp, KState, SimError};
-use crate::mmcid::{self, Peer, TaskCid, Walk};
+use crate::mmcid::{self, TaskCid, Walk};
 use crate::path::{KPath, Next};
 use crate::stats::Violation;
 use crate::strategy::{BrokenPolicy, MmCidVariant};
@@ -38,6 +38,8 @@ pub struct CidWalk {
     start_fp: u64,
     /// The fork was a vfork: the parent sleeps until the child execs or exits.
     pub(crate) vfork: bool,
+    /// The walk is an exit's (it goes on with do_exit); else a fork's.
+    exiting: bool,
 }
 
 impl crate::machine::Machine {
@@ -61,36 +63,18 @@ impl crate::machine::Machine {
 
     /// The mm's other users, as a fixup walk visits them: ascending thread ids
     /// (`for_other_threads`) before today's tree, the user list (newest first) today.
-    fn cid_peers(&self, mm: u32, except: &[u32]) -> Vec<Peer> {
-        let mut v: Vec<Peer> = self
+    fn cid_users(&self, mm: u32, except: &[u32]) -> Vec<u32> {
+        let mut v: Vec<u32> = self
             .k
             .tasks
             .values()
             .filter(|t| t.mm == mm && t.mm_cid.active && !except.contains(&t.tid))
-            .map(|t| Peer {
-                tid: t.tid,
-                cid: t.mm_cid,
-                running_on: match t.state {
-                    State::Running(k) if self.k.cpus[k].current == Some(t.tid) => Some(k),
-                    _ => None,
-                },
-            })
+            .map(|t| t.tid)
             .collect();
         if self.cid_variant() == MmCidVariant::Current {
             v.reverse();
         }
         v
-    }
-
-    fn cid_write_back(&mut self, peers: &[Peer]) {
-        for p in peers {
-            if let Some(t) = self.k.tasks.get_mut(&p.tid) {
-                if t.mm_cid.cid != p.cid.cid {
-                    t.rseq_notify |= t.rseq.is_some();
-                }
-                t.mm_cid = p.cid;
-            }
-        }
     }
 
     /// `sched_mm_cid_fork` for `child`, created on core `c` by `parent` (None when the
@@ -136,11 +120,7 @@ impl crate::machine::Machine {
         };
         let targets: Vec<u32> = match walk {
             Walk::None => return None,
-            Walk::TasksToCpus => self
-                .cid_peers(mm, &[child, parent.unwrap_or(child)])
-                .iter()
-                .map(|p| p.tid)
-                .collect(),
+            Walk::TasksToCpus => self.cid_users(mm, &[child, parent.unwrap_or(child)]),
             Walk::CpusToTasks => (0..self.hw.cpus.len() as u32).collect(),
         };
         Some(CidWalk {
@@ -153,10 +133,11 @@ impl crate::machine::Machine {
             reached: false,
             start_fp: self.now(c),
             vfork: false,
+            exiting: false,
         })
     }
 
-    /// One step of a fork's fixup walk on core `c` (task `tid` forking): the next task
+    /// One step of a fork's or exit's fixup walk on core `c` (task `tid` forking): the next task
     /// or CPU under its runqueue lock (task_rq_lock or raw_spin_rq_lock). A lock held
     /// across steps (a CPU spinning in mm_get_cid holds its own) is waited for, spinning,
     /// before the step; a task that moved meanwhile is looked up again.
@@ -262,6 +243,13 @@ impl crate::machine::Machine {
     /// switch back gives the child its CID, the child becomes runnable and the fork
     /// returns its id.
     fn cid_walk_end(&mut self, c: usize, tid: u32, w: CidWalk) -> Next {
+        if w.exiting {
+            if let Some(m) = self.k.mms.get_mut(&w.mm) {
+                m.cid.complete_transit();
+            }
+            self.note_walk(c, w.start_fp);
+            return Next::Then(KPath::Exit(crate::path::ExitStep::Start));
+        }
         let broken = self.cid_broken();
         let mut cc = self.k.tasks.get(&w.child).map(|t| t.mm_cid).unwrap_or_default();
         let ops = self.probes.mm_cid.bitmap_ops;
@@ -274,10 +262,7 @@ impl crate::machine::Machine {
         }
         self.cid_set(w.child, cc);
         self.charge_cid_ops(c, w.mm, ops);
-        let took = (self.now(c) - w.start_fp) >> 8;
-        let st = &mut self.probes.mm_cid;
-        st.fixup_cycles_total += took;
-        st.fixup_cycles_max = st.fixup_cycles_max.max(took);
+        self.note_walk(c, w.start_fp);
         if r.is_err() {
             self.cid_stall(c, w.mm, w.child);
             return Next::Gone;
@@ -308,39 +293,45 @@ impl crate::machine::Machine {
         }
     }
 
-    /// `sched_mm_cid_exit` for `tid`, exiting on core `c`.
-    pub(crate) fn mm_cid_exit(&mut self, c: usize, tid: u32) {
+    /// `sched_mm_cid_exit` for `tid`, exiting on core `c`: returns the fixup walk over
+    /// the CPUs a switch back leaves to do (as the exiting task's kernel path).
+    pub(crate) fn mm_cid_exit(&mut self, c: usize, tid: u32) -> Option<CidWalk> {
         let v = self.cid_variant();
-        let Some(t) = self.k.tasks.get(&tid) else { return };
+        let t = self.k.tasks.get(&tid)?;
         if !v.enabled() || !t.mm_cid.active {
-            return;
+            return None;
         }
         let (mm, mut tc) = (t.mm, t.mm_cid);
-        let mut peers = self.cid_peers(mm, &[tid]);
         let ops = self.probes.mm_cid.bitmap_ops;
-        let visits = self.probes.mm_cid.fixup_visits;
-        let Some(m) = self.k.mms.get_mut(&mm) else { return };
-        m.cid.exit(v, c, &mut tc, &mut peers, &mut self.probes.mm_cid);
+        let m = self.k.mms.get_mut(&mm)?;
+        let walk = m.cid.exit_begin(v, c, &mut tc, &mut self.probes.mm_cid);
         if let Some(t) = self.k.tasks.get_mut(&tid) {
             t.mm_cid = tc;
         }
-        self.cid_write_back(&peers);
         self.charge_cid_ops(c, mm, ops);
-        self.charge_fixup(c, visits);
         if self.probes.mm_cid.bitmap_ops > ops {
             self.cid_retry_spinners(c, mm);
         }
+        (walk == Walk::CpusToTasks).then(|| CidWalk {
+            mm,
+            child: 0,
+            to_cpus: false,
+            targets: (0..self.hw.cpus.len() as u32).collect(),
+            next: 0,
+            held: None,
+            reached: false,
+            start_fp: self.now(c),
+            vfork: false,
+            exiting: true,
+        })
     }
 
-    fn charge_fixup(&mut self, c: usize, visits_before: u64) {
-        let n = self.probes.mm_cid.fixup_visits - visits_before;
-        if n > 0 {
-            let cycles = n as f64 * self.profile.kernel.mm_cid_fixup_visit_cycles;
-            let st = &mut self.probes.mm_cid;
-            st.fixup_cycles_total += cycles as u64;
-            st.fixup_cycles_max = st.fixup_cycles_max.max(cycles as u64);
-            self.charge(c, fp(cycles));
-        }
+    /// Records the duration of a walk that began at `start_fp` and ends now on `c`.
+    fn note_walk(&mut self, c: usize, start_fp: u64) {
+        let took = self.now(c).saturating_sub(start_fp) >> 8;
+        let st = &mut self.probes.mm_cid;
+        st.fixup_cycles_total += took;
+        st.fixup_cycles_max = st.fixup_cycles_max.max(took);
     }
 
     /// `mm_cid_schedin` of `tid` on CPU `k` (from switch_to, after the mm switch, under

@@ -66,11 +66,10 @@ impl Default for TaskCid {
     }
 }
 
-/// Another task of the mm, as a fixup walk sees it.
+/// Another task of the mm, as the one-step walks of the unit tests see it.
+#[cfg(test)]
 #[derive(Clone, Copy, Debug)]
 pub struct Peer {
-    /// Its thread id (the machine's handle).
-    pub tid: u32,
     /// Its CID.
     pub cid: TaskCid,
     /// The CPU whose `rq->curr` it is, if any.
@@ -480,6 +479,7 @@ impl MmCid {
     }
 
     /// `sched_mm_cid_exit` of `t` (on `cpu`), with the mm's other users `peers`.
+    #[cfg(test)]
     pub fn exit(
         &mut self,
         v: MmCidVariant,
@@ -488,8 +488,23 @@ impl MmCid {
         peers: &mut [Peer],
         st: &mut MmCidStats,
     ) {
+        if self.exit_begin(v, cpu, t, st) == Walk::CpusToTasks {
+            self.fixup_cpus_to_tasks(v, peers, st);
+        }
+    }
+
+    /// `sched_mm_cid_exit` of `t` (on `cpu`) up to its fixup walk: the user is removed
+    /// and, on a switch back, this CPU's CID handed over or dropped; says which walk is
+    /// left (`Walk::CpusToTasks` or none).
+    pub fn exit_begin(
+        &mut self,
+        v: MmCidVariant,
+        cpu: usize,
+        t: &mut TaskCid,
+        st: &mut MmCidStats,
+    ) -> Walk {
         if !t.active {
-            return;
+            return Walk::None;
         }
         t.active = false;
         t.cid &= !TRANSIT;
@@ -500,14 +515,14 @@ impl MmCid {
         self.users = self.users.saturating_sub(1);
         if self.users == 0 {
             // The last user: nothing is left to convert; the CPUs' CIDs go with the mm.
-            return;
+            return Walk::None;
         }
         if !(self.update_max_cids(v, st) || self.deferred_switch(v, st)) || self.percpu {
-            return;
+            return Walk::None;
         }
         st.fixups += 1;
         self.exit_handover(v, cpu, t, st);
-        self.fixup_cpus_to_tasks(v, peers, st);
+        Walk::CpusToTasks
     }
 
     /// What an exit-initiated switch back does with its CPU's CID: hand it to the
@@ -572,6 +587,7 @@ impl MmCid {
 
     /// `mm_cid_fixup_cpus_to_tasks`: every CPU owning a CID hands it in transit to the
     /// mm's task it runs, or drops it; then the transition completes.
+    #[cfg(test)]
     fn fixup_cpus_to_tasks(&mut self, v: MmCidVariant, peers: &mut [Peer], st: &mut MmCidStats) {
         for k in 0..self.pcpu.len() {
             let curr = peers.iter_mut().find(|p| p.running_on == Some(k) && p.cid.active);
@@ -672,11 +688,8 @@ mod tests {
         m.fork(v, 0, None, &mut ts[0], &mut [], st, false).expect("first");
         for _ in 0..k {
             let mut child = TaskCid::default();
-            let mut peers: Vec<Peer> = ts[1..]
-                .iter()
-                .enumerate()
-                .map(|(i, t)| Peer { tid: i as u32 + 1, cid: *t, running_on: None })
-                .collect();
+            let mut peers: Vec<Peer> =
+                ts[1..].iter().map(|t| Peer { cid: *t, running_on: None }).collect();
             let (first, _) = ts.split_at_mut(1);
             m.fork(v, 0, Some(&mut first[0]), &mut child, &mut peers, st, false).expect("fork");
             for (i, p) in peers.iter().enumerate() {
@@ -721,7 +734,7 @@ mod tests {
             // A fifth user (T0 forks again; the others sleep and drop their CIDs).
             let mut t0 = TaskCid { cid: 0, active: true };
             let mut peers: Vec<Peer> = (1..4)
-                .map(|i| Peer { tid: i, cid: TaskCid { cid: i, active: true }, running_on: None })
+                .map(|i| Peer { cid: TaskCid { cid: i, active: true }, running_on: None })
                 .collect();
             let mut m = mm(4);
             m.users = 4;
@@ -811,11 +824,8 @@ mod tests {
             // Exits down to one user: the switch back happens below pcpu_thrs (2).
             for i in (1..5).rev() {
                 let (keep, gone) = ts.split_at_mut(i);
-                let mut peers: Vec<Peer> = keep
-                    .iter()
-                    .enumerate()
-                    .map(|(j, t)| Peer { tid: j as u32, cid: *t, running_on: None })
-                    .collect();
+                let mut peers: Vec<Peer> =
+                    keep.iter().map(|t| Peer { cid: *t, running_on: None }).collect();
                 m.exit(v, i % 4, &mut gone[0], &mut peers, &mut st);
                 // Its last schedule-out.
                 m.schedout(v, i % 4, &mut gone[0], &mut st);

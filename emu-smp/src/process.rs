@@ -281,8 +281,12 @@ impl Machine {
     pub(crate) fn do_exit(&mut self, c: usize, tid: u32, step: ExitStep) -> Next {
         match step {
             ExitStep::Start => {
+                // sched_mm_cid_exit; a switch back walks the CPUs first (and comes back
+                // here, the task no longer a user).
+                if let Some(w) = self.mm_cid_exit(c, tid) {
+                    return Next::Then(KPath::CidWalk(Box::new(w)));
+                }
                 self.release_thread(c, tid);
-                self.mm_cid_exit(c, tid);
                 // exit_mm: the task drops its mm and the CPU keeps it loaded lazily; the
                 // last user tears the address space down (exit_mmap), flushing every CPU
                 // of its mask, lazy ones included, since page tables are freed.
