@@ -527,7 +527,8 @@ impl crate::machine::Machine {
     }
 
     /// The mm_cid oracle after a schedule-in on CPU `k` of a task of `mm`: the CIDs of
-    /// that mm's tasks current on a CPU are distinct and below the number of CPUs.
+    /// that mm's tasks current on a CPU (past their schedule-in) are distinct and below
+    /// the number of CPUs.
     fn check_cids(&mut self, k: usize, mm: u32) {
         let n = self.hw.cpus.len() as u32;
         let mut seen: Vec<(u32, u32)> = Vec::new();
@@ -535,7 +536,8 @@ impl crate::machine::Machine {
         for (j, cpu) in self.k.cpus.iter().enumerate() {
             let Some(tid) = cpu.current else { continue };
             let Some(t) = self.k.tasks.get(&tid) else { continue };
-            if t.mm != mm || !t.mm_cid.active {
+            // A CPU still spinning in mm_get_cid has not given its task a CID yet.
+            if t.mm != mm || !t.mm_cid.active || matches!(cpu.kstate, KState::CidSpin { .. }) {
                 continue;
             }
             let v = mmcid::value(t.mm_cid.cid);
