@@ -80,7 +80,7 @@ impl KernelData {
             KObj::FutexBucket(b) => (3, u64::from(b) / PER_FRAME, u64::from(b) % PER_FRAME),
             KObj::Global(n) => (4, 0, u64::from(n) % PER_FRAME),
             KObj::MmCidPcpu(mm, cpu) => {
-                (7, (u64::from(mm) << 16) | cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME)
+                (7, (u64::from(mm) << 16) | (cpu as u64 / PER_FRAME), cpu as u64 % PER_FRAME)
             }
         };
         let frame = match self.frames.get(&(kind, idx)) {
@@ -103,7 +103,8 @@ impl KernelData {
             phys.put(f);
         }
         for c in (0..cpus).step_by(PER_FRAME as usize) {
-            if let Some(f) = self.frames.remove(&(7, (u64::from(mm) << 16) | c as u64 / PER_FRAME))
+            if let Some(f) =
+                self.frames.remove(&(7, (u64::from(mm) << 16) | (c as u64 / PER_FRAME)))
             {
                 phys.put(f);
             }
@@ -134,5 +135,22 @@ mod tests {
         lines.sort_unstable();
         lines.dedup();
         assert_eq!(lines.len(), 12, "one line per CPU and object");
+    }
+
+    #[test]
+    fn mm_cid_slots_are_a_line_per_cpu_and_go_with_the_mm() {
+        let mut phys = PhysMem::new(16);
+        let mut k = KernelData::boot(&mut phys, 70, 16);
+        let before = phys.allocated;
+        let mut lines: Vec<u64> =
+            (0..70).map(|c| k.line(&mut phys, KObj::MmCidPcpu(3, c))).collect();
+        let other = k.line(&mut phys, KObj::MmCidPcpu(4, 0));
+        assert!(!lines.contains(&other), "another mm's slots are its own");
+        lines.sort_unstable();
+        lines.dedup();
+        assert_eq!(lines.len(), 70);
+        assert_eq!(phys.allocated, before + 3, "two frames for mm 3's 70 CPUs, one for mm 4");
+        k.free_mm(&mut phys, 3, 70);
+        assert_eq!(phys.allocated, before + 1);
     }
 }

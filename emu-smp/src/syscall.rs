@@ -1767,9 +1767,9 @@ impl Machine {
             return -EBUSY;
         }
         let ok = if len == RSEQ_ORIG_SIZE {
-            addr % u64::from(RSEQ_ORIG_SIZE) == 0
+            addr.is_multiple_of(u64::from(RSEQ_ORIG_SIZE))
         } else {
-            len > RSEQ_ORIG_SIZE && addr % RSEQ_ALIGN == 0 && len >= RSEQ_FEATURE_SIZE
+            len > RSEQ_ORIG_SIZE && addr.is_multiple_of(RSEQ_ALIGN) && len >= RSEQ_FEATURE_SIZE
         };
         if !ok {
             return -EINVAL;
