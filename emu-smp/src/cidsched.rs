@@ -349,11 +349,13 @@ impl crate::machine::Machine {
         }
         let ops = self.probes.mm_cid.bitmap_ops;
         let broken = self.cid_broken();
+        let start = self.now(k);
         let Some(m) = self.k.mms.get_mut(&mm) else { return };
         let r = m.cid.schedin(v, k, &mut tc, &mut self.probes.mm_cid, broken);
         let slot = self.kline_access(k, KObj::MmCidPcpu(mm, k), true);
         self.charge(k, slot);
         self.charge_cid_ops(k, mm, ops);
+        self.probes.mm_cid.schedin_cycles += (self.now(k) - start) >> 8;
         match r {
             Ok(changed) => {
                 if let Some(t) = self.k.tasks.get_mut(&tid) {

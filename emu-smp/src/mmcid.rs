@@ -101,6 +101,9 @@ pub struct MmCidStats {
     pub fast_path: u64,
     /// Schedule-ins that took a slow path.
     pub slow_path: u64,
+    /// Cycles the schedule-ins took (the pcpu slot's line, bitmap operations and their
+    /// line transfers; a spin in mm_get_cid not included).
+    pub schedin_cycles: u64,
     /// Mode switches task-to-CPU.
     pub to_percpu: u64,
     /// Mode switches CPU-to-task.
@@ -416,7 +419,8 @@ impl MmCid {
         child.active = true;
         child.cid = UNSET;
         self.users += 1;
-        let changed = self.update_max_cids(v, st) || self.deferred_switch(v, st);
+        // (both run: a deferred switch the mode change made moot is dropped too)
+        let changed = self.update_max_cids(v, st) | self.deferred_switch(v, st);
         let Some(parent) = parent else {
             // The first user.
             if !self.percpu {
@@ -517,7 +521,8 @@ impl MmCid {
             // The last user: nothing is left to convert; the CPUs' CIDs go with the mm.
             return Walk::None;
         }
-        if !(self.update_max_cids(v, st) || self.deferred_switch(v, st)) || self.percpu {
+        let changed = self.update_max_cids(v, st) | self.deferred_switch(v, st);
+        if !changed || self.percpu {
             return Walk::None;
         }
         st.fixups += 1;
@@ -885,6 +890,54 @@ mod tests {
                 assert!(m.has_free_bit());
             }
         }
+    }
+
+    #[test]
+    fn a_widened_affinity_recomputes_the_thresholds_and_a_deferred_switch_runs_at_the_next_fork() {
+        // 8 possible CPUs, 4 allowed: max_cids 5, so 6 users go per-CPU with
+        // pcpu_thrs = max(min(4 - 1, 4), 1) = 3.
+        let v = V::Current;
+        let mut st = MmCidStats::default();
+        let mut m = MmCid::new(8);
+        m.allow(&[true, true, true, true, false, false, false, false]);
+        let ts = forked(&mut m, v, 5, &mut st);
+        assert!(m.percpu() && m.pcpu_thrs == 3 && m.max_cids == 5, "{}", m.describe());
+        let _ = ts;
+        // Two users leave by exit... (users 4, not below 3: still per-CPU).
+        let mut gone = TaskCid { cid: UNSET, active: true };
+        for _ in 0..2 {
+            gone.active = true;
+            m.exit(v, 1, &mut gone, &mut [], &mut st);
+        }
+        assert!(m.percpu() && m.users == 4);
+        // ...then every CPU is allowed: opt 4, pcpu_thrs min(4 - 1, 4) = 3 still; with
+        // 2 users below it the switch is deferred, and the next fork runs it.
+        gone.active = true;
+        m.exit(v, 1, &mut gone, &mut [], &mut st);
+        gone.active = true;
+        m.exit(v, 1, &mut gone, &mut [], &mut st);
+        assert!(!m.percpu(), "users 2 < 3 switched back at once: {}", m.describe());
+        // Affinity widening in per-CPU mode: 6 users on 4 allowed CPUs, then 8 allowed.
+        // The threshold is recomputed from min(users, allowed), so it never exceeds the
+        // users and nothing is deferred by the widening alone (as restated in AXES.md
+        // 3.2; Linux's mm_update_cpus_allowed was not read for this).
+        let mut m = MmCid::new(8);
+        m.allow(&[true, true, true, true, false, false, false, false]);
+        let _ = forked(&mut m, v, 5, &mut st);
+        assert!(m.allow(&[true; 8]));
+        m.affinity_widened(v);
+        assert_eq!((m.max_cids, m.pcpu_thrs), (7, 4), "{}", m.describe());
+        assert!(!m.update_deferred && m.percpu());
+        // A deferred switch pending when users are below the threshold runs at the next
+        // fork, which then walks the CPUs.
+        m.update_deferred = true;
+        m.users = 2;
+        m.pcpu_thrs = 4;
+        let mut parent = TaskCid { cid: ONCPU, active: true };
+        let mut child = TaskCid::default();
+        let w = m.fork_begin(v, 0, Some(&mut parent), &mut child, &mut st, false);
+        assert_eq!(w, Ok(Walk::CpusToTasks), "the fork runs the deferred switch");
+        assert!(!m.percpu() && !m.update_deferred);
     }
 
     #[test]

@@ -113,6 +113,9 @@ pub struct Summary {
     /// mm_cid: cycles of the longest fixup walk.
     #[serde(default)]
     pub mm_cid_fixup_cycles_max: u64,
+    /// mm_cid: mean cycles of a schedule-in (`mm_cid_schedin`).
+    #[serde(default)]
+    pub mm_cid_schedin_cycles: f64,
 }
 
 fn u(v: &Value) -> u64 {
@@ -188,6 +191,15 @@ impl Summary {
                 + u(&stats["mm_cid"]["to_pertask"]),
             mm_cid_transit_drops: u(&stats["mm_cid"]["transit_drops"]),
             mm_cid_fixup_cycles_max: u(&stats["mm_cid"]["fixup_cycles_max"]),
+            mm_cid_schedin_cycles: {
+                let m = &stats["mm_cid"];
+                let n = u(&m["fast_path"]) + u(&m["slow_path"]);
+                if n == 0 {
+                    0.0
+                } else {
+                    f(&m["schedin_cycles"]) / n as f64
+                }
+            },
         }
     }
 }
@@ -224,7 +236,7 @@ pub fn reduce(mut stats: Value, keep_records: bool) -> Value {
 }
 
 /// The CSV header of `summary.csv`.
-pub const CSV_HEADER: [&str; 40] = [
+pub const CSV_HEADER: [&str; 41] = [
     "id",
     "workload",
     "args",
@@ -265,6 +277,7 @@ pub const CSV_HEADER: [&str; 40] = [
     "mm_cid_mode_switches",
     "mm_cid_transit_drops",
     "mm_cid_fixup_cycles_max",
+    "mm_cid_schedin_cycles",
 ];
 
 /// Writes `summary.csv`: one row per point, in the sweep's order. A point without a
@@ -331,8 +344,9 @@ pub fn write_csv(
                 s.mm_cid_mode_switches.to_string(),
                 s.mm_cid_transit_drops.to_string(),
                 s.mm_cid_fixup_cycles_max.to_string(),
+                format!("{:.1}", s.mm_cid_schedin_cycles),
             ]),
-            None => row.extend(std::iter::repeat_n(String::new(), 6)),
+            None => row.extend(std::iter::repeat_n(String::new(), 7)),
         }
         w.write_record(&row)?;
     }
@@ -392,11 +406,13 @@ mod tests {
         assert_eq!(Summary::of(&stats()).mm_cid_bitmap_ops, 0);
         let mut st = stats();
         st["mm_cid"] = json!({"bitmap_ops": 42, "fast_path": 52, "slow_path": 25,
-            "to_percpu": 2, "to_pertask": 1, "transit_drops": 3, "fixup_cycles_max": 1200});
+            "to_percpu": 2, "to_pertask": 1, "transit_drops": 3, "fixup_cycles_max": 1200,
+            "schedin_cycles": 7700});
         let s = Summary::of(&st);
         assert_eq!((s.mm_cid_bitmap_ops, s.mm_cid_fast_path, s.mm_cid_slow_path), (42, 52, 25));
         assert_eq!((s.mm_cid_mode_switches, s.mm_cid_transit_drops), (3, 3));
         assert_eq!(s.mm_cid_fixup_cycles_max, 1200);
+        assert!((s.mm_cid_schedin_cycles - 100.0).abs() < 1e-9);
     }
 
     #[test]
