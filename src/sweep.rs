@@ -32,6 +32,9 @@ pub struct SweepArgs {
     /// Flush transports, comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "ipi,invlpgb")]
     flush: Vec<String>,
+    /// mm_cid variants, comma-separated (`emu list strategies`).
+    #[arg(long = "mm-cid", value_delimiter = ',', value_name = "VARIANT,...")]
+    mm_cid: Vec<String>,
     /// Machine profiles, comma-separated (names or TOML paths).
     #[arg(long, value_delimiter = ',', value_name = "PROFILE,...")]
     profile: Vec<String>,
@@ -87,6 +90,9 @@ impl SweepArgs {
         }
         if !self.flush.is_empty() {
             s.flush = self.flush.clone();
+        }
+        if !self.mm_cid.is_empty() {
+            s.mm_cid = self.mm_cid.clone();
         }
         if !self.profile.is_empty() {
             s.profiles = self.profile.clone();
@@ -154,6 +160,7 @@ fn point_strategy(p: &Point) -> Result<emu_smp::Strategy, emu_smp::strategy::Str
     let mut s = emu_smp::Strategy::default();
     s.set("cpumask", &p.cpumask)?;
     s.set("flush", &p.flush)?;
+    s.set("mm-cid", &p.mm_cid)?;
     Ok(s)
 }
 

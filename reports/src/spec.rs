@@ -45,6 +45,9 @@ pub struct SweepSpec {
     pub cpumask: Vec<String>,
     /// Flush transports.
     pub flush: Vec<String>,
+    /// mm_cid variants (`--mm-cid`).
+    #[serde(default = "default_mm_cid")]
+    pub mm_cid: Vec<String>,
     /// Core counts.
     pub cores: Vec<usize>,
     /// Seeds.
@@ -59,6 +62,21 @@ pub struct SweepSpec {
 
 fn yes() -> bool {
     true
+}
+
+/// `emu run`'s default `--mm-cid`.
+pub const DEFAULT_MM_CID: &str = "current";
+
+fn default_mm_cid() -> Vec<String> {
+    vec![DEFAULT_MM_CID.into()]
+}
+
+fn default_mm_cid_one() -> String {
+    DEFAULT_MM_CID.into()
+}
+
+fn is_default_mm_cid(s: &str) -> bool {
+    s == DEFAULT_MM_CID
 }
 
 /// `emu run`'s default guest memory.
@@ -81,6 +99,7 @@ impl Default for SweepSpec {
             profiles: vec!["skylake-sp".into(), "zen3".into()],
             cpumask: ["lazy", "lazy-notrim", "eager", "sticky", "all"].map(String::from).to_vec(),
             flush: vec!["ipi".into(), "invlpgb".into()],
+            mm_cid: default_mm_cid(),
             cores: vec![1, 2, 4, 8, 16, 32],
             seeds: vec![1],
             oracle: true,
@@ -99,6 +118,7 @@ impl SweepSpec {
             profiles: Option<Vec<String>>,
             cpumask: Option<Vec<String>>,
             flush: Option<Vec<String>>,
+            mm_cid: Option<Vec<String>>,
             cores: Option<Vec<usize>>,
             seeds: Option<Vec<u64>>,
             oracle: Option<bool>,
@@ -111,6 +131,7 @@ impl SweepSpec {
             profiles: p.profiles.unwrap_or(d.profiles),
             cpumask: p.cpumask.unwrap_or(d.cpumask),
             flush: p.flush.unwrap_or(d.flush),
+            mm_cid: p.mm_cid.unwrap_or(d.mm_cid),
             cores: p.cores.unwrap_or(d.cores),
             seeds: p.seeds.unwrap_or(d.seeds),
             oracle: p.oracle.unwrap_or(d.oracle),
@@ -127,6 +148,7 @@ impl SweepSpec {
             ("profiles", self.profiles.is_empty()),
             ("cpumask", self.cpumask.is_empty()),
             ("flush", self.flush.is_empty()),
+            ("mm_cid", self.mm_cid.is_empty()),
             ("cores", self.cores.is_empty()),
             ("seeds", self.seeds.is_empty()),
         ];
@@ -146,34 +168,37 @@ impl SweepSpec {
     }
 
     /// Every point of the grid, in a fixed order (workload, profile, cpumask, flush,
-    /// cores, seed), duplicates removed.
+    /// mm_cid, cores, seed), duplicates removed.
     pub fn points(&self) -> Vec<Point> {
         let mut out: Vec<Point> = Vec::new();
         for w in &self.workloads {
             for profile in &self.profiles {
                 for cpumask in &self.cpumask {
                     for flush in &self.flush {
-                        for &cores in &self.cores {
-                            for &seed in &self.seeds {
-                                let args = w
-                                    .args
-                                    .iter()
-                                    .map(|a| a.replace("{cores}", &cores.to_string()))
-                                    .collect();
-                                let p = Point {
-                                    workload: w.name.clone(),
-                                    label: w.label(),
-                                    args,
-                                    profile: profile.clone(),
-                                    cpumask: cpumask.clone(),
-                                    flush: flush.clone(),
-                                    cores,
-                                    seed,
-                                    oracle: self.oracle,
-                                    memory_mib: self.memory_mib,
-                                };
-                                if !out.contains(&p) {
-                                    out.push(p);
+                        for mm_cid in &self.mm_cid {
+                            for &cores in &self.cores {
+                                for &seed in &self.seeds {
+                                    let args = w
+                                        .args
+                                        .iter()
+                                        .map(|a| a.replace("{cores}", &cores.to_string()))
+                                        .collect();
+                                    let p = Point {
+                                        workload: w.name.clone(),
+                                        label: w.label(),
+                                        args,
+                                        profile: profile.clone(),
+                                        cpumask: cpumask.clone(),
+                                        flush: flush.clone(),
+                                        mm_cid: mm_cid.clone(),
+                                        cores,
+                                        seed,
+                                        oracle: self.oracle,
+                                        memory_mib: self.memory_mib,
+                                    };
+                                    if !out.contains(&p) {
+                                        out.push(p);
+                                    }
                                 }
                             }
                         }
@@ -201,6 +226,10 @@ pub struct Point {
     pub cpumask: String,
     /// Flush transport.
     pub flush: String,
+    /// mm_cid variant; left out of the serialized point when it is the default, so the
+    /// points (and ids) of sweeps from before the axis stay the same.
+    #[serde(default = "default_mm_cid_one", skip_serializing_if = "is_default_mm_cid")]
+    pub mm_cid: String,
     /// Core count.
     pub cores: usize,
     /// Seed.
@@ -231,12 +260,18 @@ impl Point {
             .file_stem()
             .map_or_else(|| self.profile.clone(), |s| s.to_string_lossy().into_owned());
         let canonical = serde_json::to_string(self).unwrap_or_default();
+        let mm_cid = if is_default_mm_cid(&self.mm_cid) {
+            String::new()
+        } else {
+            format!("_{}", file_safe(&self.mm_cid))
+        };
         format!(
-            "{}_{}_{}_{}_c{}_s{}_{:08x}",
+            "{}_{}_{}_{}{}_c{}_s{}_{:08x}",
             file_safe(&self.workload),
             file_safe(&profile),
             file_safe(&self.cpumask),
             file_safe(&self.flush),
+            mm_cid,
             self.cores,
             self.seed,
             fnv1a(canonical.as_bytes())
@@ -245,17 +280,26 @@ impl Point {
 
     /// Strategy label used in plots and tables.
     pub fn strategy(&self) -> String {
-        format!("{}/{}", self.cpumask, self.flush)
+        if is_default_mm_cid(&self.mm_cid) {
+            format!("{}/{}", self.cpumask, self.flush)
+        } else {
+            format!("{}/{}/{}", self.cpumask, self.flush, self.mm_cid)
+        }
     }
 
     /// The `emu run` command that reproduces this point.
     pub fn command(&self) -> String {
         let mut c = format!(
-            "emu run --no-env --profile {} --cores {} --cpumask {} --flush {} --seed {}{}{} --stats {}.json {}",
+            "emu run --no-env --profile {} --cores {} --cpumask {} --flush {}{} --seed {}{}{} --stats {}.json {}",
             shell_word(&self.profile),
             self.cores,
             shell_word(&self.cpumask),
             shell_word(&self.flush),
+            if is_default_mm_cid(&self.mm_cid) {
+                String::new()
+            } else {
+                format!(" --mm-cid {}", shell_word(&self.mm_cid))
+            },
             self.seed,
             if self.oracle { "" } else { " --oracle off" },
             if self.memory_mib == DEFAULT_MEMORY_MIB {
@@ -347,6 +391,29 @@ mod tests {
         assert!(SweepSpec::from_toml("cores = []").is_err());
         assert!(SweepSpec::from_toml("bogus = 1").is_err());
         assert!(SweepSpec::from_toml("cores = [0]").is_err());
+    }
+
+    #[test]
+    fn the_mm_cid_axis_names_non_default_points_only() {
+        let s = SweepSpec::from_toml(
+            "cores = [4]\nflush = [\"ipi\"]\ncpumask = [\"lazy\"]\nprofiles = [\"zen3\"]\n\
+             mm_cid = [\"current\", \"afm\"]\n[[workloads]]\nname = \"cid_pool\"\nargs = []\n",
+        )
+        .expect("parse");
+        let pts = s.points();
+        assert_eq!(pts.len(), 2);
+        // The default leaves ids, labels and commands as they were before the axis.
+        let json = serde_json::to_string(&pts[0]).expect("json");
+        assert!(!json.contains("mm_cid"), "{json}");
+        assert!(pts[0].id().starts_with("cid_pool_zen3_lazy_ipi_c4_s1_"), "{}", pts[0].id());
+        assert_eq!(pts[0].strategy(), "lazy/ipi");
+        assert!(!pts[0].command().contains("--mm-cid"));
+        assert!(pts[1].id().starts_with("cid_pool_zen3_lazy_ipi_afm_c4_s1_"), "{}", pts[1].id());
+        assert_eq!(pts[1].strategy(), "lazy/ipi/afm");
+        assert!(pts[1].command().contains(" --mm-cid afm --seed 1"), "{}", pts[1].command());
+        let back: Point = serde_json::from_str(&json).expect("old points read back");
+        assert_eq!(back.mm_cid, "current");
+        assert!(SweepSpec::from_toml("mm_cid = []").is_err());
     }
 
     #[test]

@@ -236,7 +236,7 @@ pub fn reduce(mut stats: Value, keep_records: bool) -> Value {
 }
 
 /// The CSV header of `summary.csv`.
-pub const CSV_HEADER: [&str; 41] = [
+pub const CSV_HEADER: [&str; 42] = [
     "id",
     "workload",
     "args",
@@ -278,6 +278,7 @@ pub const CSV_HEADER: [&str; 41] = [
     "mm_cid_transit_drops",
     "mm_cid_fixup_cycles_max",
     "mm_cid_schedin_cycles",
+    "mm_cid",
 ];
 
 /// Writes `summary.csv`: one row per point, in the sweep's order. A point without a
@@ -348,6 +349,7 @@ pub fn write_csv(
             ]),
             None => row.extend(std::iter::repeat_n(String::new(), 7)),
         }
+        row.push(p.mm_cid.clone());
         w.write_record(&row)?;
     }
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?;
