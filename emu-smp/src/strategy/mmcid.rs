@@ -31,7 +31,7 @@ impl Axis for MmCidVariant {
             value: MmCidVariant::Off,
             name: "off",
             what: "CONFIG_SCHED_MM_CID=n: rseq mm_cid is the CPU number, no bitmap",
-            source: "include/linux/rseq.h task_mm_cid fallback",
+            source: "include/linux/sched.h: task_mm_cid() is raw_smp_processor_id() without CONFIG_SCHED_MM_CID",
         },
         Value {
             value: MmCidVariant::Afm,
