@@ -742,3 +742,26 @@ fn the_first_merged_code_live_locks_as_seed_001_says_and_patch_1_does_not() {
         assert_eq!(total(&s, "oracle_violations"), 0, "{v}");
     }
 }
+
+#[test]
+fn mm_cid_runs_are_deterministic() {
+    // The same seed gives byte-identical statistics through mode switches and walks.
+    let p = workloads::programs()
+        .iter()
+        .find(|p| p.name == "cid_pool" && p.libc == workloads::Libc::Glibc)
+        .expect("cid_pool built");
+    let dir = scratch("cid-determinism");
+    let mut out = Vec::new();
+    for i in 0..2 {
+        let stats = dir.join(format!("s{i}.json"));
+        let o = emu()
+            .args(["run", "--cores", "4", "--seed", "3", "--mm-cid", "afm", "--stats"])
+            .arg(&stats)
+            .args([p.path, "6", "200"])
+            .output()
+            .expect("run");
+        assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+        out.push((o.stdout, std::fs::read(&stats).expect("stats written")));
+    }
+    assert!(out[0] == out[1], "two identical runs differ");
+}
