@@ -99,7 +99,7 @@ impl crate::machine::Machine {
         let broken = self.cid_broken();
         let m = self.k.mms.get_mut(&mm)?;
         m.cid.allow(&aff);
-        let r = m.cid.fork_begin(v, c, pc.as_mut(), &mut cc, &mut self.probes.mm_cid, broken);
+        let walk = m.cid.fork_begin(v, c, pc.as_mut(), &mut cc, &mut self.probes.mm_cid, broken);
         if let (Some(p), Some(pcid)) = (parent, pc) {
             if let Some(t) = self.k.tasks.get_mut(&p) {
                 t.rseq_notify |= t.mm_cid.cid != pcid.cid && t.rseq.is_some();
@@ -111,13 +111,6 @@ impl crate::machine::Machine {
             t.cid_mm = mm;
         }
         self.charge_cid_ops(c, mm, ops);
-        let walk = match r {
-            Ok(w) => w,
-            Err(mmcid::NoCid) => {
-                self.cid_stall(c, mm, child);
-                return None;
-            }
-        };
         let targets: Vec<u32> = match walk {
             Walk::None => return None,
             Walk::TasksToCpus => self.cid_users(mm, &[child, parent.unwrap_or(child)]),
@@ -253,20 +246,15 @@ impl crate::machine::Machine {
         let broken = self.cid_broken();
         let mut cc = self.k.tasks.get(&w.child).map(|t| t.mm_cid).unwrap_or_default();
         let ops = self.probes.mm_cid.bitmap_ops;
-        let mut r = Ok(());
         if let Some(m) = self.k.mms.get_mut(&w.mm) {
             m.cid.complete_transit();
             if !w.to_cpus {
-                r = m.cid.fork_end(&mut cc, &mut self.probes.mm_cid, broken);
+                m.cid.fork_end(&mut cc, &mut self.probes.mm_cid, broken);
             }
         }
         self.cid_set(w.child, cc);
         self.charge_cid_ops(c, w.mm, ops);
         self.note_walk(c, w.start_fp);
-        if r.is_err() {
-            self.cid_stall(c, w.mm, w.child);
-            return Next::Gone;
-        }
         let at = self.now(c);
         self.enqueue(w.child, at, c);
         if let Some(t) = self.k.tasks.get_mut(&tid) {
@@ -507,25 +495,6 @@ impl crate::machine::Machine {
         } else {
             v
         }
-    }
-
-    /// No CID was free where `mm_get_cid` would spin holding the runqueue lock: as the
-    /// walk that could free one runs atomically here, nothing can, and the run stops
-    /// with the CID state (Linux would hard-lock).
-    fn cid_stall(&mut self, k: usize, mm: u32, tid: u32) {
-        let state = self.k.mms.get(&mm).map(|m| m.cid.describe()).unwrap_or_default();
-        let tasks: Vec<String> = self
-            .k
-            .tasks
-            .values()
-            .filter(|t| t.mm == mm && t.mm_cid.active)
-            .map(|t| format!("{}:{}", t.tid, mmcid::fmt_cid(t.mm_cid.cid)))
-            .collect();
-        self.fail(SimError::MmCidStall {
-            cpu: k,
-            tid,
-            state: format!("{state}; tasks [{}]", tasks.join(", ")),
-        });
     }
 
     /// The mm_cid oracle after a schedule-in on CPU `k` of a task of `mm`: the CIDs of

@@ -66,16 +66,6 @@ pub enum SimError {
     /// Guest physical memory is exhausted while the kernel needed a page.
     #[error("{0}")]
     OutOfMemory(String),
-    /// No concurrency ID was free where `mm_get_cid` spins holding its runqueue lock.
-    #[error("mm_cid stall: CPU {cpu} found no free CID for task {tid} and would spin holding its runqueue lock ({state})")]
-    MmCidStall {
-        /// The CPU.
-        cpu: usize,
-        /// The task being scheduled in.
-        tid: u32,
-        /// The mm's CID state.
-        state: String,
-    },
     /// CPUs spun in `mm_get_cid` holding their runqueue locks with no progress for the
     /// hard-lockup watchdog's threshold, or with nothing left that could free a CID.
     #[error("mm_cid live lock: {cpus} spinning in mm_get_cid holding their runqueue locks for {spun_ns} ns ({state})")]

@@ -19,7 +19,7 @@
 //! atomic step here, so no schedule-in observes a transition half done; the live lock
 //! of seed 001, which needs a schedule-in between two steps of the walk, cannot happen
 //! in the emulator yet (emu-check finds it). An allocation that finds no free CID is
-//! reported to the caller (`NoCid`), which stops the run with the CID state.
+//! reported to the caller (`NoCid`): a schedule-in then spins (see cidsched.rs).
 
 use crate::strategy::MmCidVariant;
 use serde::Serialize;
@@ -391,22 +391,21 @@ impl MmCid {
         peers: &mut [Peer],
         st: &mut MmCidStats,
         broken: bool,
-    ) -> Result<(), NoCid> {
-        match self.fork_begin(v, cpu, parent, child, st, broken)? {
-            Walk::None => Ok(()),
-            Walk::TasksToCpus => {
-                self.fixup_tasks_to_cpus(v, peers, st);
-                Ok(())
-            }
+    ) {
+        match self.fork_begin(v, cpu, parent, child, st, broken) {
+            Walk::None => {}
+            Walk::TasksToCpus => self.fixup_tasks_to_cpus(v, peers, st),
             Walk::CpusToTasks => {
                 self.fixup_cpus_to_tasks(v, peers, st);
-                self.fork_end(child, st, broken)
+                self.fork_end(child, st, broken);
             }
         }
     }
 
     /// `sched_mm_cid_fork` up to its fixup walk: the user is added, the mode changes if
-    /// it must (the forking task converting its own CID); says which walk is left.
+    /// it must (the forking task converting its own CID); says which walk is left. A
+    /// child that finds no free CID in per-task mode stays without one and takes one at
+    /// its first schedule-in (where the spin is modelled); Linux spins in the fork.
     pub fn fork_begin(
         &mut self,
         v: MmCidVariant,
@@ -415,7 +414,7 @@ impl MmCid {
         child: &mut TaskCid,
         st: &mut MmCidStats,
         broken: bool,
-    ) -> Result<Walk, NoCid> {
+    ) -> Walk {
         child.active = true;
         child.cid = UNSET;
         self.users += 1;
@@ -424,18 +423,18 @@ impl MmCid {
         let Some(parent) = parent else {
             // The first user.
             if !self.percpu {
-                child.cid = self.get_cid(st, broken)?;
+                child.cid = self.get_cid(st, broken).unwrap_or(UNSET);
                 if let Some(p) = self.pcpu.get_mut(cpu) {
                     *p = child.cid;
                 }
             }
-            return Ok(Walk::None);
+            return Walk::None;
         };
         if !changed {
             if !self.percpu {
-                child.cid = self.get_cid(st, broken)?;
+                child.cid = self.get_cid(st, broken).unwrap_or(UNSET);
             }
-            return Ok(Walk::None);
+            return Walk::None;
         }
         st.fixups += 1;
         if self.percpu {
@@ -447,22 +446,17 @@ impl MmCid {
                     *p = c;
                 }
             }
-            Ok(Walk::TasksToCpus)
+            Walk::TasksToCpus
         } else {
             self.exit_handover(v, cpu, parent, st);
-            Ok(Walk::CpusToTasks)
+            Walk::CpusToTasks
         }
     }
 
-    /// The end of a fork whose walk went CPU-to-task: the child gets its CID.
-    pub fn fork_end(
-        &mut self,
-        child: &mut TaskCid,
-        st: &mut MmCidStats,
-        broken: bool,
-    ) -> Result<(), NoCid> {
-        child.cid = self.get_cid(st, broken)?;
-        Ok(())
+    /// The end of a fork whose walk went CPU-to-task: the child gets its CID (or, with
+    /// none free, at its first schedule-in).
+    pub fn fork_end(&mut self, child: &mut TaskCid, st: &mut MmCidStats, broken: bool) {
+        child.cid = self.get_cid(st, broken).unwrap_or(UNSET);
     }
 
     /// A switch back that an affinity change deferred, run by the fork or exit that
@@ -690,13 +684,13 @@ mod tests {
     /// Forks `k` threads from a first user on CPU 0; returns the tasks (0 = first).
     fn forked(m: &mut MmCid, v: V, k: usize, st: &mut MmCidStats) -> Vec<TaskCid> {
         let mut ts = vec![TaskCid::default()];
-        m.fork(v, 0, None, &mut ts[0], &mut [], st, false).expect("first");
+        m.fork(v, 0, None, &mut ts[0], &mut [], st, false);
         for _ in 0..k {
             let mut child = TaskCid::default();
             let mut peers: Vec<Peer> =
                 ts[1..].iter().map(|t| Peer { cid: *t, running_on: None }).collect();
             let (first, _) = ts.split_at_mut(1);
-            m.fork(v, 0, Some(&mut first[0]), &mut child, &mut peers, st, false).expect("fork");
+            m.fork(v, 0, Some(&mut first[0]), &mut child, &mut peers, st, false);
             for (i, p) in peers.iter().enumerate() {
                 ts[i + 1] = p.cid;
             }
@@ -748,7 +742,7 @@ mod tests {
                 m.bitmap[b] = true;
             }
             let mut child = TaskCid::default();
-            m.fork(v, 0, Some(&mut t0), &mut child, &mut peers, &mut st, false).expect("fork");
+            m.fork(v, 0, Some(&mut t0), &mut child, &mut peers, &mut st, false);
             assert!(m.percpu(), "{v:?}");
             assert_eq!(m.users, 5);
             assert_eq!(m.pcpu_thrs, 2);
@@ -868,7 +862,7 @@ mod tests {
             let mut t1 = TaskCid { cid: 1, active: true };
             let mut t4 = TaskCid::default();
             let w = m.fork_begin(v, 0, Some(&mut t0), &mut t4, &mut st, false);
-            assert_eq!(w, Ok(Walk::TasksToCpus));
+            assert_eq!(w, Walk::TasksToCpus);
             // Step 2: before the walk reaches T1, T1 schedules in on CPU 1.
             m.schedin(v, 1, &mut t1, &mut st, false).expect("CPU 1 takes T1's CID");
             // Step 3: T1 is preempted and moves to CPU 2.
@@ -936,7 +930,7 @@ mod tests {
         let mut parent = TaskCid { cid: ONCPU, active: true };
         let mut child = TaskCid::default();
         let w = m.fork_begin(v, 0, Some(&mut parent), &mut child, &mut st, false);
-        assert_eq!(w, Ok(Walk::CpusToTasks), "the fork runs the deferred switch");
+        assert_eq!(w, Walk::CpusToTasks, "the fork runs the deferred switch");
         assert!(!m.percpu() && !m.update_deferred);
     }
 
