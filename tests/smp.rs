@@ -741,6 +741,19 @@ fn the_first_merged_code_live_locks_as_seed_001_says_and_patch_1_does_not() {
         assert_eq!(out, "moves at least 20, bad reads 0\n", "{v}");
         assert_eq!(total(&s, "oracle_violations"), 0, "{v}");
     }
+    // With walks that long, exits on 8 CPUs find mm_cid.mutex held by another walk and
+    // wait for it; the pool still ends cleanly.
+    let p = workloads::programs()
+        .iter()
+        .find(|p| p.name == "cid_pool" && p.libc == workloads::Libc::Glibc)
+        .expect("cid_pool built");
+    let (out, s) = run_stats(
+        "cid-live-lock-pool",
+        &["--profile", profile, "--cores", "8", "--mm-cid", "current", p.path, "10", "300"],
+    );
+    assert!(out.contains("reads done, out of range 0"), "{out}");
+    assert_eq!(total(&s, "oracle_violations"), 0);
+    assert!(s["mm_cid"]["mutex_polls"].as_u64().unwrap_or(0) > 0, "{}", s["mm_cid"]);
 }
 
 #[test]

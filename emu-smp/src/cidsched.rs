@@ -40,6 +40,8 @@ pub struct CidWalk {
     pub(crate) vfork: bool,
     /// The walk is an exit's (it goes on with do_exit); else a fork's.
     exiting: bool,
+    /// A fork waiting for `mm_cid.mutex` before it registers the child (its parent).
+    pending: Option<u32>,
 }
 
 impl crate::machine::Machine {
@@ -93,6 +95,23 @@ impl crate::machine::Machine {
         }
         let t = self.k.tasks.get(&child)?;
         let (mm, aff) = (t.mm, t.affinity.clone());
+        if self.k.mms.get(&mm).is_some_and(|m| m.cid.walking) {
+            // mm_cid.mutex is held by another fork's or exit's walk: wait for it (the
+            // child stays invisible meanwhile).
+            return Some(CidWalk {
+                mm,
+                child,
+                to_cpus: false,
+                targets: Vec::new(),
+                next: 0,
+                held: None,
+                reached: false,
+                start_fp: self.now(c),
+                vfork: false,
+                exiting: false,
+                pending: parent,
+            });
+        }
         let mut pc = parent.and_then(|p| self.k.tasks.get(&p)).map(|t| t.mm_cid);
         let mut cc = TaskCid::default();
         let ops = self.probes.mm_cid.bitmap_ops;
@@ -116,6 +135,9 @@ impl crate::machine::Machine {
             Walk::TasksToCpus => self.cid_users(mm, &[child, parent.unwrap_or(child)]),
             Walk::CpusToTasks => (0..self.hw.cpus.len() as u32).collect(),
         };
+        if let Some(m) = self.k.mms.get_mut(&mm) {
+            m.cid.walking = true;
+        }
         Some(CidWalk {
             mm,
             child,
@@ -127,7 +149,21 @@ impl crate::machine::Machine {
             start_fp: self.now(c),
             vfork: false,
             exiting: false,
+            pending: None,
         })
+    }
+
+    /// Whether `mm_cid.mutex` of `tid`'s mm is taken by a walk, so that its exit must
+    /// wait; the wait is mutex_lock's optimistic spinning (the owner runs), one poll per
+    /// step.
+    pub(crate) fn cid_mutex_wait(&mut self, c: usize, tid: u32) -> bool {
+        let Some(t) = self.k.tasks.get(&tid) else { return false };
+        if !t.mm_cid.active || !self.k.mms.get(&t.mm).is_some_and(|m| m.cid.walking) {
+            return false;
+        }
+        self.charge(c, fp(self.profile.kernel.mutex_spin_poll_cycles));
+        self.probes.mm_cid.mutex_polls += 1;
+        true
     }
 
     /// One step of a fork's or exit's fixup walk on core `c` (task `tid` forking): the next task
@@ -135,6 +171,22 @@ impl crate::machine::Machine {
     /// across steps (a CPU spinning in mm_get_cid holds its own) is waited for, spinning,
     /// before the step; a task that moved meanwhile is looked up again.
     pub(crate) fn cid_walk_step(&mut self, c: usize, tid: u32, mut w: CidWalk) -> Next {
+        if let Some(parent) = w.pending {
+            // Waiting for mm_cid.mutex: spin on it while its owner walks, then register.
+            if self.k.mms.get(&w.mm).is_some_and(|m| m.cid.walking) {
+                self.charge(c, fp(self.profile.kernel.mutex_spin_poll_cycles));
+                self.probes.mm_cid.mutex_polls += 1;
+                return Next::Then(KPath::CidWalk(Box::new(w)));
+            }
+            let vfork = w.vfork;
+            return match self.mm_cid_fork(c, Some(parent), w.child) {
+                Some(mut nw) => {
+                    nw.vfork = vfork;
+                    Next::Then(KPath::CidWalk(Box::new(nw)))
+                }
+                None => self.cid_fork_done(c, tid, w.child, vfork),
+            };
+        }
         if let Some(j) = w.held.take() {
             let done = self.cid_visit(c, &w, j);
             self.unlock(c, LockKey::Rq(j), LockMode::Write);
@@ -236,6 +288,9 @@ impl crate::machine::Machine {
     /// switch back gives the child its CID, the child becomes runnable and the fork
     /// returns its id.
     fn cid_walk_end(&mut self, c: usize, tid: u32, w: CidWalk) -> Next {
+        if let Some(m) = self.k.mms.get_mut(&w.mm) {
+            m.cid.walking = false;
+        }
         if w.exiting {
             if let Some(m) = self.k.mms.get_mut(&w.mm) {
                 m.cid.complete_transit();
@@ -255,13 +310,19 @@ impl crate::machine::Machine {
         self.cid_set(w.child, cc);
         self.charge_cid_ops(c, w.mm, ops);
         self.note_walk(c, w.start_fp);
+        self.cid_fork_done(c, tid, w.child, w.vfork)
+    }
+
+    /// The end of a clone that registered its child after a wait or a walk: the child
+    /// becomes runnable and the clone returns its id.
+    fn cid_fork_done(&mut self, c: usize, tid: u32, child: u32, vfork: bool) -> Next {
         let at = self.now(c);
-        self.enqueue(w.child, at, c);
+        self.enqueue(child, at, c);
         if let Some(t) = self.k.tasks.get_mut(&tid) {
-            t.cpu.gpr[0] = u64::from(w.child);
+            t.cpu.gpr[0] = u64::from(child);
         }
-        if w.vfork {
-            return Next::Block(crate::task::Wait::Vfork(w.child));
+        if vfork {
+            return Next::Block(crate::task::Wait::Vfork(child));
         }
         self.user_or_gone(c, tid)
     }
@@ -300,6 +361,11 @@ impl crate::machine::Machine {
         if self.probes.mm_cid.bitmap_ops > ops {
             self.cid_retry_spinners(c, mm);
         }
+        if walk == Walk::CpusToTasks {
+            if let Some(m) = self.k.mms.get_mut(&mm) {
+                m.cid.walking = true;
+            }
+        }
         (walk == Walk::CpusToTasks).then(|| CidWalk {
             mm,
             child: 0,
@@ -311,6 +377,7 @@ impl crate::machine::Machine {
             start_fp: self.now(c),
             vfork: false,
             exiting: true,
+            pending: None,
         })
     }
 

@@ -122,6 +122,8 @@ pub struct MmCidStats {
     pub fixup_cycles_total: u64,
     /// Cycles of the longest fixup walk.
     pub fixup_cycles_max: u64,
+    /// Polls of a fork or exit waiting for `mm_cid.mutex` while another walks.
+    pub mutex_polls: u64,
 }
 
 /// The per-mm state (`struct mm_mm_cid` plus `mm_cidmask`).
@@ -145,6 +147,8 @@ pub struct MmCid {
     cpus_allowed: Vec<bool>,
     /// A widened affinity asked for a switch back (`update_deferred`).
     pub update_deferred: bool,
+    /// A fork or exit holds `mm_cid.mutex` across its fixup walk.
+    pub walking: bool,
 }
 
 impl MmCid {
@@ -161,6 +165,7 @@ impl MmCid {
             users: 0,
             cpus_allowed: vec![false; n],
             update_deferred: false,
+            walking: false,
         }
     }
 

@@ -281,8 +281,12 @@ impl Machine {
     pub(crate) fn do_exit(&mut self, c: usize, tid: u32, step: ExitStep) -> Next {
         match step {
             ExitStep::Start => {
-                // sched_mm_cid_exit; a switch back walks the CPUs first (and comes back
-                // here, the task no longer a user).
+                // sched_mm_cid_exit under mm_cid.mutex (waited for while another walk
+                // holds it); a switch back walks the CPUs first (and comes back here,
+                // the task no longer a user).
+                if self.cid_mutex_wait(c, tid) {
+                    return Next::Then(KPath::Exit(ExitStep::Start));
+                }
                 if let Some(w) = self.mm_cid_exit(c, tid) {
                     return Next::Then(KPath::CidWalk(Box::new(w)));
                 }
