@@ -35,6 +35,9 @@ pub struct SweepArgs {
     /// Lazy-TLB mm reference policies, comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "POLICY,...")]
     lazy_mm: Vec<String>,
+    /// mm_cid variants, comma-separated (`emu list strategies`).
+    #[arg(long = "mm-cid", value_delimiter = ',', value_name = "VARIANT,...")]
+    mm_cid: Vec<String>,
     /// Machine profiles, comma-separated (names or TOML paths).
     #[arg(long, value_delimiter = ',', value_name = "PROFILE,...")]
     profile: Vec<String>,
@@ -93,6 +96,9 @@ impl SweepArgs {
         }
         if !self.lazy_mm.is_empty() {
             s.lazy_mm = self.lazy_mm.clone();
+        }
+        if !self.mm_cid.is_empty() {
+            s.mm_cid = self.mm_cid.clone();
         }
         if !self.profile.is_empty() {
             s.profiles = self.profile.clone();
@@ -161,6 +167,7 @@ fn point_strategy(p: &Point) -> Result<emu_smp::Strategy, emu_smp::strategy::Str
     s.set("cpumask", &p.cpumask)?;
     s.set("flush", &p.flush)?;
     s.set("lazy-mm", &p.lazy_mm)?;
+    s.set("mm-cid", &p.mm_cid)?;
     Ok(s)
 }
 

@@ -794,3 +794,185 @@ fn ping_pong_threads_bounce_mm_count_only_under_refcount() {
     // exiting threads), except on CPUs still lazy at the end.
     assert!(lazy(&s, "lazy_drop_barriers") + 4 >= switches);
 }
+
+#[test]
+fn rseq_ids_are_written_as_linux_writes_them() {
+    // glibc registers rseq at start-up; the kernel writes cpu_id_start and cpu_id at the
+    // return to user mode after registration and after every migration, and a forked
+    // child keeps the registration. The auxiliary vector carries Linux 6.18's rseq
+    // feature size and alignment.
+    let g = guest("rseq_ids");
+    let g = g.to_str().expect("utf-8 path");
+    for cores in ["4", "8"] {
+        let (out, v) = run_stats(&format!("rseq-ids-{cores}"), &["--cores", cores, g]);
+        assert!(out.starts_with("AT_RSEQ_FEATURE_SIZE 28 AT_RSEQ_ALIGN 32\nregistered: yes\n"));
+        assert!(out.contains("migrations: checked\n"), "{out}");
+        assert!(!out.contains("FAIL cpu"), "{cores} cores: {out}");
+        assert!(out.contains("fork: child registered\n"), "{cores} cores: {out}");
+        assert!(v["kernel"]["rseq_updates"].as_u64().unwrap_or(0) >= 8, "{cores} cores");
+    }
+}
+
+#[test]
+fn mm_cids_are_unique_and_in_range_for_every_variant() {
+    // The pool grows past max_cids (per-CPU mode) and shrinks below pcpu_thrs (back to
+    // per-task) while threads pinned to distinct CPUs read their rseq mm_cid: every
+    // variant keeps them distinct and below the number of CPUs, and the mm_cid oracle
+    // stays silent; the counters show both switches and the fixup walks.
+    let g = guest("rseq_ids");
+    let g = g.to_str().expect("utf-8 path");
+    for cores in ["4", "8"] {
+        for v in ["afm", "afm+p1", "afm+p1p2", "fixed", "current", "off"] {
+            let (out, s) =
+                run_stats(&format!("mm-cid-{cores}-{v}"), &["--cores", cores, "--mm-cid", v, g]);
+            assert!(out.ends_with("fails: 0\n"), "{cores} cores, {v}: {out}");
+            assert_eq!(total(&s, "oracle_violations"), 0, "{cores} cores, {v}");
+            assert_eq!(s["config"]["mm_cid"], v);
+            let c = &s["mm_cid"];
+            let n = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("mm_cid.{k}"));
+            if v == "off" {
+                assert_eq!(n("bitmap_ops"), 0);
+            } else {
+                assert!(n("to_percpu") >= 1 && n("to_pertask") >= 1, "{cores} {v}: {c}");
+                assert!(n("fixups") >= 2 && n("fixup_cycles_max") > 0, "{cores} {v}: {c}");
+                assert!(n("fast_path") > 0 && n("bitmap_ops") > 0, "{cores} {v}: {c}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_mm_cid_oracle_catches_a_broken_allocator() {
+    // Test-only `--broken mm-cid-reuse`: mm_get_cid hands out CID 0 without taking its
+    // bit, so two threads running at once share it; the oracle records that, and the
+    // guest sees it too.
+    let g = guest("rseq_ids");
+    let g = g.to_str().expect("utf-8 path");
+    let (out, s) = run_stats("mm-cid-broken", &["--cores", "4", "--broken", "mm-cid-reuse", g]);
+    assert!(!out.ends_with("fails: 0\n"), "{out}");
+    assert!(total(&s, "oracle_violations") > 0);
+    let v = &s["violations"][0];
+    assert_eq!(v["kind"], "mm_cid");
+    assert!(v["detail"].as_str().is_some_and(|d| d.contains("share CID")), "{v}");
+}
+
+#[test]
+fn the_cid_pool_crosses_the_thresholds_both_ways() {
+    // The catalogue's thread pool resizes through 0, N-1, N+1, 2N and N/2 workers: on 4
+    // and 8 CPUs every variant switches to per-CPU CIDs and back at least twice, its
+    // threads never read a CID out of range and the oracle finds no shared one. Patch 4
+    // keeps the settled TRANSIT CIDs that the first-merged code always drops. The fixup
+    // walks are interleavable steps here, so no live lock must show up either (with
+    // these seeds).
+    let p = workloads::programs()
+        .iter()
+        .find(|p| p.name == "cid_pool" && p.libc == workloads::Libc::Glibc)
+        .expect("cid_pool built");
+    for cores in ["4", "8"] {
+        for v in ["afm", "afm+p1", "afm+p1p2", "fixed", "current"] {
+            let (out, s) = run_stats(
+                &format!("cid-pool-{cores}-{v}"),
+                &["--cores", cores, "--mm-cid", v, p.path, "10", "300"],
+            );
+            assert!(out.contains("reads done, out of range 0"), "{cores} {v}: {out}");
+            assert_eq!(total(&s, "oracle_violations"), 0, "{cores} {v}");
+            let c = &s["mm_cid"];
+            let n = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("mm_cid.{k}"));
+            assert!(n("to_percpu") >= 2 && n("to_pertask") >= 2, "{cores} {v}: {c}");
+            if v == "fixed" || v == "current" {
+                // (a schedule-out during the walk still drops: the transition is on)
+                assert!(n("transit_kept") >= 1, "{cores} {v}: {c}");
+            } else {
+                assert!(n("transit_drops") >= 1 && n("transit_kept") == 0, "{cores} {v}: {c}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_first_merged_code_live_locks_as_seed_001_says_and_patch_1_does_not() {
+    // AXES.md 3.5 on 4 CPUs: T0..T3 own CIDs 0..3, T1 moves between CPUs 1 and 2, T2 and
+    // T3 sleep, T0 starts a fifth thread. With a stress profile whose fixup walk takes
+    // 1 ms to reach each task (as tglx's thread-pool emulator stretches the window),
+    // the first-merged code hands T1's CID to one CPU, T1 moves and spins in mm_get_cid
+    // holding the other runqueue lock, and the walk spins on that lock: the watchdog
+    // reports the live lock with the CID state. Patch 1 (TRANSIT both ways) and today's
+    // tree get through.
+    let g = guest("cid_migrate");
+    let g = g.to_str().expect("utf-8 path");
+    let dir = scratch("cid-live-lock");
+    let base = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("emu-smp/profiles/skylake-sp.toml"),
+    )
+    .expect("profile");
+    let stress: String = base
+        .lines()
+        .map(|l| {
+            if l.starts_with("mm_cid_fixup_visit_cycles") {
+                "mm_cid_fixup_visit_cycles = 3000000.0".to_string()
+            } else if l.starts_with("watchdog_thresh_ms") {
+                "watchdog_thresh_ms = 50.0".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let profile = dir.join("slow-walk.toml");
+    std::fs::write(&profile, stress).expect("write profile");
+    let profile = profile.to_str().expect("utf-8 path");
+    let o = emu()
+        .args(["run", "--profile", profile, "--cores", "4", "--mm-cid", "afm", g, "20"])
+        .output()
+        .expect("run emu");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{}", show(&o));
+    assert!(err.contains("mm_cid live lock: CPU 1 (task 2) spinning in mm_get_cid"), "{err}");
+    assert!(err.contains("bitmap [0, 1, 2, 3]"), "{err}");
+    assert!(err.contains("fixup walk at 0 of [2, 3, 4]"), "{err}");
+    assert!(err.contains("spins on Rq(1)"), "{err}");
+    for v in ["afm+p1", "afm+p1p2", "fixed", "current"] {
+        let (out, s) = run_stats(
+            &format!("cid-live-lock-{v}"),
+            &["--profile", profile, "--cores", "4", "--mm-cid", v, g, "20"],
+        );
+        assert_eq!(out, "moves at least 20, bad reads 0\n", "{v}");
+        assert_eq!(total(&s, "oracle_violations"), 0, "{v}");
+    }
+    // With walks that long, exits on 8 CPUs find mm_cid.mutex held by another walk and
+    // wait for it; the pool still ends cleanly.
+    let p = workloads::programs()
+        .iter()
+        .find(|p| p.name == "cid_pool" && p.libc == workloads::Libc::Glibc)
+        .expect("cid_pool built");
+    let (out, s) = run_stats(
+        "cid-live-lock-pool",
+        &["--profile", profile, "--cores", "8", "--mm-cid", "current", p.path, "10", "300"],
+    );
+    assert!(out.contains("reads done, out of range 0"), "{out}");
+    assert_eq!(total(&s, "oracle_violations"), 0);
+    assert!(s["mm_cid"]["mutex_polls"].as_u64().unwrap_or(0) > 0, "{}", s["mm_cid"]);
+}
+
+#[test]
+fn mm_cid_runs_are_deterministic() {
+    // The same seed gives byte-identical statistics through mode switches and walks.
+    let p = workloads::programs()
+        .iter()
+        .find(|p| p.name == "cid_pool" && p.libc == workloads::Libc::Glibc)
+        .expect("cid_pool built");
+    let dir = scratch("cid-determinism");
+    let mut out = Vec::new();
+    for i in 0..2 {
+        let stats = dir.join(format!("s{i}.json"));
+        let o = emu()
+            .args(["run", "--cores", "4", "--seed", "3", "--mm-cid", "afm", "--stats"])
+            .arg(&stats)
+            .args([p.path, "6", "200"])
+            .output()
+            .expect("run");
+        assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+        out.push((o.stdout, std::fs::read(&stats).expect("stats written")));
+    }
+    assert!(out[0] == out[1], "two identical runs differ");
+}

@@ -52,6 +52,8 @@ pub enum KObj {
     MmCount(u32),
     /// A CPU's published lazy mm (`--lazy-mm shootdown-active`).
     LazyMm(usize),
+    /// A CPU's `mm_cid.pcpu` slot of an address space (a per-CPU allocation).
+    MmCidPcpu(u32, usize),
 }
 
 /// The frames holding kernel objects, by (kind, frame index within the kind).
@@ -94,6 +96,9 @@ impl KernelData {
             KObj::Rq(cpu) => (2, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
             KObj::FutexBucket(b) => (3, u64::from(b) / PER_FRAME, u64::from(b) % PER_FRAME),
             KObj::Global(n) => (4, 0, u64::from(n) % PER_FRAME),
+            KObj::MmCidPcpu(mm, cpu) => {
+                (7, (u64::from(mm) << 16) | (cpu as u64 / PER_FRAME), cpu as u64 % PER_FRAME)
+            }
         };
         let frame = match self.frames.get(&(kind, idx)) {
             Some(f) => *f,
@@ -108,10 +113,18 @@ impl KernelData {
         frame.addr() + line * LINE
     }
 
-    /// Frees the `mm_struct` of a dead address space.
-    pub fn free_mm(&mut self, phys: &mut PhysMem, mm: u32) {
+    /// Frees the `mm_struct` of a dead address space and its per-CPU mm_cid slots
+    /// (on a machine of `cpus` CPUs), in a fixed order.
+    pub fn free_mm(&mut self, phys: &mut PhysMem, mm: u32, cpus: usize) {
         if let Some(f) = self.frames.remove(&(0, u64::from(mm))) {
             phys.put(f);
+        }
+        for c in (0..cpus).step_by(PER_FRAME as usize) {
+            if let Some(f) =
+                self.frames.remove(&(7, (u64::from(mm) << 16) | (c as u64 / PER_FRAME)))
+            {
+                phys.put(f);
+            }
         }
     }
 }
@@ -152,5 +165,22 @@ mod tests {
         lines.sort_unstable();
         lines.dedup();
         assert_eq!(lines.len(), 20, "one line per CPU and object");
+    }
+
+    #[test]
+    fn mm_cid_slots_are_a_line_per_cpu_and_go_with_the_mm() {
+        let mut phys = PhysMem::new(16);
+        let mut k = KernelData::boot(&mut phys, 70, 16);
+        let before = phys.allocated;
+        let mut lines: Vec<u64> =
+            (0..70).map(|c| k.line(&mut phys, KObj::MmCidPcpu(3, c))).collect();
+        let other = k.line(&mut phys, KObj::MmCidPcpu(4, 0));
+        assert!(!lines.contains(&other), "another mm's slots are its own");
+        lines.sort_unstable();
+        lines.dedup();
+        assert_eq!(lines.len(), 70);
+        assert_eq!(phys.allocated, before + 3, "two frames for mm 3's 70 CPUs, one for mm 4");
+        k.free_mm(&mut phys, 3, 70);
+        assert_eq!(phys.allocated, before + 1);
     }
 }

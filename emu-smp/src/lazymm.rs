@@ -394,7 +394,7 @@ impl Machine {
         self.free_global_asid(mm);
         self.k.mms.remove(&mm);
         self.free_pages(c, vec![root]);
-        self.k.kdata.free_mm(&mut self.hw.mem.phys, mm);
+        self.k.kdata.free_mm(&mut self.hw.mem.phys, mm, self.hw.cpus.len());
         self.k.locks.forget_mm(mm);
     }
 
@@ -412,6 +412,7 @@ impl Machine {
             kind: "lazy-mm-uaf",
             time_ns,
             strategy: self.k.strategy.label(),
+            detail: None,
         });
     }
 

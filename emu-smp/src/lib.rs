@@ -5,6 +5,7 @@
 #![allow(clippy::cast_possible_truncation)]
 
 mod apic;
+mod cidsched;
 mod config;
 #[cfg(test)]
 mod cost_tests;
@@ -22,6 +23,7 @@ mod lock;
 mod machine;
 mod misc;
 mod mm;
+mod mmcid;
 mod mmpath;
 mod path;
 mod poll;

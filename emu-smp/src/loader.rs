@@ -138,6 +138,8 @@ mod at {
     pub const SECURE: u64 = 23;
     pub const RANDOM: u64 = 25;
     pub const HWCAP2: u64 = 26;
+    pub const RSEQ_FEATURE_SIZE: u64 = 27;
+    pub const RSEQ_ALIGN: u64 = 28;
     pub const EXECFN: u64 = 31;
     pub const SYSINFO_EHDR: u64 = 33;
     pub const MINSIGSTKSZ: u64 = 51;
@@ -871,6 +873,9 @@ fn build_stack(
         (at::HWCAP2, 0),
         (at::EXECFN, execfn_va),
         (at::PLATFORM, platform),
+        // CONFIG_RSEQ: after AT_EXECFD (none here), before AT_NULL.
+        (at::RSEQ_FEATURE_SIZE, u64::from(crate::syscall::RSEQ_FEATURE_SIZE)),
+        (at::RSEQ_ALIGN, crate::syscall::RSEQ_ALIGN),
         (at::NULL, 0),
     ];
     if let Some(v) = vdso {

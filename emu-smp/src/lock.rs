@@ -274,7 +274,6 @@ impl Locks {
     }
 
     /// True when `key` is held or waited for.
-    #[cfg(test)]
     pub fn busy(&self, key: LockKey) -> bool {
         self.locks
             .get(&key)

@@ -66,6 +66,17 @@ pub enum SimError {
     /// Guest physical memory is exhausted while the kernel needed a page.
     #[error("{0}")]
     OutOfMemory(String),
+    /// CPUs spun in `mm_get_cid` holding their runqueue locks with no progress for the
+    /// hard-lockup watchdog's threshold, or with nothing left that could free a CID.
+    #[error("mm_cid live lock: {cpus} spinning in mm_get_cid holding their runqueue locks for {spun_ns} ns ({state})")]
+    MmCidLivelock {
+        /// The spinning CPUs and their tasks.
+        cpus: String,
+        /// How long the first has spun.
+        spun_ns: u64,
+        /// The mm's CID state, the fixup walk's position and the CPUs waiting on locks.
+        state: String,
+    },
     /// emu itself failed (a panic in the simulation): a bug, not the guest's doing.
     #[error("internal error in emu (a bug, please report it): {0}")]
     Internal(String),
@@ -140,6 +151,16 @@ pub enum KState {
     },
     /// csd_lock_wait: waiting for the acks of the flushes in flight (interrupts on).
     Acks(AckWait),
+    /// Spinning in `mm_get_cid` (schedule-in of the current task, under this CPU's
+    /// runqueue lock, interrupts off) until a CID of address space `mm` is free.
+    CidSpin {
+        /// The address space.
+        mm: u32,
+        /// When the spinning began.
+        since_fp: u64,
+        /// The task resumes a kernel path (else it returns to user mode).
+        ready: bool,
+    },
 }
 
 /// A CPU polling the csd lines of its cross-CPU calls (csd_lock_wait), interrupts on.
@@ -258,6 +279,8 @@ pub struct Hardware {
 pub struct Kernel {
     /// Per-CPU state.
     pub(crate) cpus: Vec<CpuKernel>,
+    /// CPUs spinning in `mm_get_cid` (`KState::CidSpin`).
+    pub(crate) cid_spinners: usize,
     pub(crate) strategy: Strategy,
     pub(crate) tasks: BTreeMap<u32, Task>,
     /// Armed timers of blocked tasks: (expiry ns, tid). Entries of tasks woken
@@ -313,6 +336,8 @@ pub struct Probes {
     /// Oracle violations: all counted, the first [`VIOLATIONS_KEPT`] kept.
     pub(crate) violations: Vec<Violation>,
     pub(crate) violation_count: u64,
+    /// Per-mm concurrency ID counters.
+    pub(crate) mm_cid: crate::mmcid::MmCidStats,
     /// Coherence-oracle bookkeeping on.
     pub(crate) oracle: bool,
     pub(crate) trace: Option<Trace>,
@@ -458,6 +483,9 @@ impl Machine {
             exit_status: 0,
             exit_signal: sig::SIGCHLD,
             rseq: None,
+            rseq_notify: false,
+            mm_cid: Default::default(),
+            cid_mm: 0,
             affinity: vec![true; cfg.cores],
             last_cpu: 0,
             comm: comm.chars().take(15).collect(),
@@ -478,6 +506,7 @@ impl Machine {
         };
         let kernel = Kernel {
             cpus: vec![CpuKernel::default(); cfg.cores],
+            cid_spinners: 0,
             strategy: cfg.strategy,
             tasks: BTreeMap::new(),
             timers: Default::default(),
@@ -518,6 +547,7 @@ impl Machine {
             cpumask_samples: Default::default(),
             violations: Vec::new(),
             violation_count: 0,
+            mm_cid: Default::default(),
             oracle: cfg.oracle,
             trace: cfg.trace.then(Trace::default),
             late_events: 0,
@@ -543,6 +573,7 @@ impl Machine {
         m.k.fdtables.insert(1, fds);
         m.k.sighands.insert(1, vec![SigAction::default(); 65]);
         m.k.tasks.insert(pid, task);
+        m.mm_cid_fork(0, None, pid);
         // Every core starts idle in init_mm.
         let kernel_root = m.k.mms.get(&INIT_MM).map_or(0, |m| m.root.addr());
         for c in 0..cfg.cores {
@@ -657,6 +688,8 @@ impl Machine {
             KState::Spin { irqs: true, .. } => irq.min(tick),
             KState::Spin { irqs: false, .. } => u64::MAX,
             KState::Acks(w) => irq.min(tick).min(w.done_fp.unwrap_or(u64::MAX)),
+            // Interrupts off: only a CID released elsewhere lets it go on.
+            KState::CidSpin { .. } => u64::MAX,
         }
     }
 
@@ -693,6 +726,9 @@ impl Machine {
             second = second.min(w);
         }
         let (t, k) = best;
+        if self.k.cid_spinners > 0 && self.cid_watchdog(t) {
+            return false;
+        }
         if t == u64::MAX {
             return false;
         }
@@ -726,6 +762,7 @@ impl Machine {
                 self.take_interrupts(k, t);
             }
             KState::Acks(_) => self.ack_wait_event(k, t),
+            KState::CidSpin { .. } => {}
         }
     }
 
@@ -916,14 +953,17 @@ impl Machine {
             self.deliver_pending(c, tid);
             let still =
                 self.k.cpus[c].current == Some(tid) && self.k.cpus[c].kstate == KState::User;
-            return still
+            if !(still
                 && self.outcome.is_none()
-                && self.k.tasks.get(&tid).is_some_and(|t| t.exit.is_none());
-        }
-        if t.syscall_nr.is_some() || t.saved_sigmask.is_some() {
+                && self.k.tasks.get(&tid).is_some_and(|t| t.exit.is_none()))
+            {
+                return false;
+            }
+        } else if t.syscall_nr.is_some() || t.saved_sigmask.is_some() {
             self.no_signal_return(tid);
         }
-        true
+        // resume_user_mode_work after the signals: rseq's ids, when they are due.
+        self.rseq_notify_resume(c, tid)
     }
 
     /// Attaches time and strategy to the stale-translation uses the MMU saw.
@@ -940,6 +980,7 @@ impl Machine {
                 kind: u.kind,
                 time_ns: ns,
                 strategy: self.k.strategy.label(),
+                detail: None,
             });
         }
     }

@@ -332,6 +332,8 @@ pub struct Mm {
     /// When exit_mmap tore it down: from then on only lazy references keep its
     /// mm_struct and PGD (1/256 cycles, the tearing CPU's clock).
     pub exited_fp: Option<u64>,
+    /// Its concurrency IDs (`mm->mm_cid` and `mm_cidmask`).
+    pub cid: crate::mmcid::MmCid,
 }
 
 impl Mm {
@@ -363,6 +365,7 @@ impl Mm {
             users: 1,
             count: 1,
             exited_fp: None,
+            cid: crate::mmcid::MmCid::new(ncpus),
         })
     }
 

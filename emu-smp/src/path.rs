@@ -42,6 +42,8 @@ pub enum KPath {
     Waitid(Box<crate::process::WaitidOp>),
     /// rt_sigtimedwait after its sleep: dequeue, or time out, or EINTR.
     SigWait(Box<crate::signal::SigWaitOp>),
+    /// A fork's mm_cid fixup walk, one task or CPU per step.
+    CidWalk(Box<crate::cidsched::CidWalk>),
 }
 
 /// The steps of do_exit (kernel/exit.c) and of the mm references it drops
@@ -251,6 +253,7 @@ impl Machine {
             KPath::Poll(op) => self.poll_step(c, tid, *op),
             KPath::SigWait(op) => self.sigwait_step(c, tid, *op),
             KPath::Waitid(op) => self.waitid_step(c, tid, *op),
+            KPath::CidWalk(w) => self.cid_walk_step(c, tid, *w),
         }
     }
 

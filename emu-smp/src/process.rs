@@ -122,7 +122,14 @@ impl Machine {
             trap: parent.trap,
             exit_status: 0,
             exit_signal,
-            rseq: None,
+            // rseq_fork (kernel/rseq.c): a child sharing the address space starts
+            // unregistered; a forked process keeps the registration (its copy of the
+            // area is at the same address) and has its ids written at its first return
+            // to user mode.
+            rseq: if flags & cl::VM != 0 { None } else { parent.rseq },
+            rseq_notify: flags & cl::VM == 0 && parent.rseq.is_some(),
+            mm_cid: Default::default(),
+            cid_mm: 0,
             affinity: parent.affinity.clone(),
             last_cpu: c,
             comm: parent.comm.clone(),
@@ -155,7 +162,14 @@ impl Machine {
             self.poke_mm(mm, ctid, &new.to_le_bytes());
         }
         self.probes.kstats.clones += 1;
+        // sched_post_fork -> sched_mm_cid_fork (under the mm's mm_cid mutex); a mode
+        // change leaves a fixup walk, after which the child becomes runnable.
+        let walk = self.mm_cid_fork(c, (flags & cl::VM != 0).then_some(tid), new);
         self.charge(c, crate::machine::fp(self.profile.kernel.wakeup_cycles));
+        if let Some(mut w) = walk {
+            w.vfork = flags & cl::VFORK != 0;
+            return Sys::Path(KPath::CidWalk(Box::new(w)));
+        }
         self.enqueue(new, at, c);
         if flags & cl::VFORK != 0 {
             if let Some(t) = self.k.tasks.get_mut(&tid) {
@@ -271,6 +285,15 @@ impl Machine {
     pub(crate) fn do_exit(&mut self, c: usize, tid: u32, step: ExitStep) -> Next {
         match step {
             ExitStep::Start => {
+                // sched_mm_cid_exit under mm_cid.mutex (waited for while another walk
+                // holds it); a switch back walks the CPUs first (and comes back here,
+                // the task no longer a user).
+                if self.cid_mutex_wait(c, tid) {
+                    return Next::Then(KPath::Exit(ExitStep::Start));
+                }
+                if let Some(w) = self.mm_cid_exit(c, tid) {
+                    return Next::Then(KPath::CidWalk(Box::new(w)));
+                }
                 self.release_thread(c, tid);
                 // exit_mm: the task drops its mm and runs on as a kernel thread borrowing
                 // it (a lazy reference under --lazy-mm refcount); mmput then drops its
@@ -860,6 +883,7 @@ impl Machine {
                 }
                 // Not a zombie: deschedule keeps it, then it is placed anew.
                 self.trace_task_end(k, tid);
+                self.mm_cid_schedout(k, tid);
                 self.k.cpus[k].current = None;
                 self.k.cpus[k].kstate = KState::User;
                 self.hw.cpus[k].time_fp = self.hw.cpus[k].time_fp.max(at);

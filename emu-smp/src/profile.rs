@@ -216,6 +216,15 @@ pub struct KernelParams {
     pub vm_stat_interval_ms: f64,
     /// The kworker's work item (vmstat_update: refresh_cpu_vm_stats).
     pub kworker_work_cycles: f64,
+    /// A test-and-set or clear of an mm_cidmask bit, cache-line transfers aside.
+    pub mm_cid_bitmap_op_cycles: f64,
+    /// One element of an mm_cid fixup walk (a task or a CPU, its runqueue lock taken).
+    pub mm_cid_fixup_visit_cycles: f64,
+    /// One round of a mutex's optimistic spinning on a running owner (mm_cid.mutex).
+    pub mutex_spin_poll_cycles: f64,
+    /// The hard-lockup watchdog's threshold: a CPU spinning with interrupts off this
+    /// long is reported (here: a CPU spinning in mm_get_cid ends the run).
+    pub watchdog_thresh_ms: f64,
 }
 
 /// The kernel-path costs of a profile in fixed-point cycles, ready to charge
@@ -473,6 +482,10 @@ impl Profile {
             ("kernel.mm_cpumask_op_cycles", k.mm_cpumask_op_cycles),
             ("kernel.vm_stat_interval_ms", k.vm_stat_interval_ms),
             ("kernel.kworker_work_cycles", k.kworker_work_cycles),
+            ("kernel.mm_cid_bitmap_op_cycles", k.mm_cid_bitmap_op_cycles),
+            ("kernel.mm_cid_fixup_visit_cycles", k.mm_cid_fixup_visit_cycles),
+            ("kernel.watchdog_thresh_ms", k.watchdog_thresh_ms),
+            ("kernel.mutex_spin_poll_cycles", k.mutex_spin_poll_cycles),
             ("apic.icr_write_cycles", a.icr_write_cycles),
             ("apic.delivery_cross_socket_cycles", a.delivery_cross_socket_cycles),
             ("apic.irq_entry_cycles", a.irq_entry_cycles),

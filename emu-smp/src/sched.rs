@@ -190,11 +190,16 @@ impl Machine {
         self.charge(k, fp(self.profile.kernel.context_switch_cycles));
         // context_switch: the mm, lazily borrowed or not (lazymm.rs).
         self.context_switch_mm(k, mm);
+        // mm_cid_switch_to: after the mm switch, under the runqueue lock.
+        self.mm_cid_schedin(k, tid);
         if self.k.cpus[k].next_tick_fp <= now {
             self.k.cpus[k].next_tick_fp = (now / self.tick_fp() + 1) * self.tick_fp();
         }
+        // rseq_migrate (__set_task_cpu): the ids are rewritten at the return to user.
         if migrated {
-            self.rseq_update(k, tid);
+            if let Some(t) = self.k.tasks.get_mut(&tid) {
+                t.rseq_notify |= t.rseq.is_some();
+            }
         }
         self.trace_task_begin(k, tid);
         if self.k.cpus[k].kstate == KState::Ready {
@@ -213,6 +218,7 @@ impl Machine {
             }
             let t = self.now(k);
             self.trace_task_end(k, tid);
+            self.mm_cid_schedout(k, tid);
             self.k.cpus[k].current = None;
             self.k.cpus[k].kstate = KState::User;
             self.hw.cpus[k].time_fp = self.hw.cpus[k].time_fp.max(t);
@@ -228,6 +234,7 @@ impl Machine {
             t.state = State::Runnable;
         }
         self.trace_task_end(k, tid);
+        self.mm_cid_schedout(k, tid);
         let t = self.now(k);
         self.k.cpus[k].current = None;
         self.k.cpus[k].kstate = KState::User;

@@ -86,6 +86,9 @@ pub struct KernelStats {
     pub mm_work: crate::mm::Work,
     /// Cycles charged for that work.
     pub mm_work_cycles: u64,
+    /// Writes of a task's rseq ids at its return to user mode
+    /// (__rseq_handle_notify_resume).
+    pub rseq_updates: u64,
 }
 
 /// One flush_tlb_mm_range call.
@@ -145,13 +148,18 @@ pub struct Violation {
     pub core: usize,
     /// The virtual address.
     pub address: u64,
-    /// "tlb" or "psc" (a stale translation used), or "lazy-mm-uaf" (a CPU using an mm
-    /// that __mmdrop freed; `address` is then the mm's id).
+    /// "tlb" or "psc" (a stale translation used), "lazy-mm-uaf" (a CPU using an mm that
+    /// __mmdrop freed; `address` is then the mm's id), or "mm_cid" (two tasks of one mm
+    /// on CPUs with one CID, or a CID at or above the number of CPUs; `address` is the
+    /// mm).
     pub kind: &'static str,
     /// Simulated time.
     pub time_ns: u64,
     /// The strategy that allowed it.
     pub strategy: String,
+    /// What was wrong, when the kind needs saying (mm_cid: which tasks, which CID).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Summary of a latency distribution (cycles).
@@ -287,6 +295,8 @@ pub struct RunInfo {
     pub flush: &'static str,
     /// `--lazy-mm`.
     pub lazy_mm: &'static str,
+    /// `--mm-cid`.
+    pub mm_cid: &'static str,
     /// Test-only breakage, if any.
     pub broken: Option<&'static str>,
     /// Coherence oracle bookkeeping on.
@@ -330,6 +340,9 @@ pub struct RunStats {
     /// Lazy-TLB mm references: mm_count atomics, context-switch kinds, final mmdrops,
     /// their shootdowns, how long torn-down mms stay held.
     pub lazy_mm: crate::lazymm::LazyMmStats,
+    /// Per-mm concurrency IDs: bitmap operations, schedule-in paths, mode switches,
+    /// TRANSIT drops, fixup walks and their cycles.
+    pub mm_cid: crate::mmcid::MmCidStats,
     /// Decoded-code cache counters.
     pub code_cache: CodeCacheReport,
     /// Kernel locks by class: acquisitions, contentions, wait and hold cycles, sleeps.
@@ -397,6 +410,7 @@ impl RunStats {
                 cpumask: st.cpumask.name(),
                 flush: st.flush.name(),
                 lazy_mm: st.lazy_mm.name(),
+                mm_cid: st.mm_cid.name(),
                 broken: (st.broken != crate::strategy::BrokenPolicy::None)
                     .then(|| st.broken.name()),
                 oracle: m.probes.oracle,
@@ -427,6 +441,7 @@ impl RunStats {
                 held_at_end: m.lazy_mm_held(),
                 ..m.probes.lazy_mm.clone()
             },
+            mm_cid: m.probes.mm_cid,
             code_cache: CodeCacheReport {
                 blocks_decoded: cs.blocks_decoded,
                 insns_decoded: cs.insns_decoded,

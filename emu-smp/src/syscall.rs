@@ -1725,50 +1725,86 @@ impl Machine {
         }
     }
 
+    /// rseq(2) as kernel/rseq.c's sys_rseq checks it: unregistering needs the same
+    /// address, length and signature and resets the ids; registering needs a 32-byte
+    /// area aligned on 32 (or a longer one covering the feature size), and the ids are
+    /// written at the return to user mode (rseq_set_notify_resume).
     fn sys_rseq(&mut self, c: usize, tid: u32, addr: u64, len: u32, flags: u64, sig: u32) -> i64 {
-        if flags & 1 != 0 {
+        const FLAG_UNREGISTER: u64 = 1;
+        let Some(cur) = self.k.tasks.get(&tid).map(|t| t.rseq) else { return -ESRCH };
+        if flags & FLAG_UNREGISTER != 0 {
+            let Some((a, l, s)) = cur else { return -EINVAL };
+            if flags & !FLAG_UNREGISTER != 0 || a != addr || l != len {
+                return -EINVAL;
+            }
+            if s != sig {
+                return -EPERM;
+            }
+            // rseq_reset_rseq_cpu_node_id: cpu_id_start 0, cpu_id
+            // RSEQ_CPU_ID_UNINITIALIZED, node_id 0, mm_cid 0.
+            let mut b = [0u8; 8];
+            b[4..8].copy_from_slice(&RSEQ_CPU_ID_UNINITIALIZED.to_le_bytes());
+            if self.write_user(c, tid, addr, &b).is_err()
+                || self.write_user(c, tid, addr + 20, &[0u8; 8]).is_err()
+            {
+                return -EFAULT;
+            }
             if let Some(t) = self.k.tasks.get_mut(&tid) {
                 t.rseq = None;
+                t.rseq_notify = false;
             }
             return 0;
         }
-        if len < 32 || addr & 31 != 0 {
+        if flags != 0 {
             return -EINVAL;
         }
-        if let Some(t) = self.k.tasks.get_mut(&tid) {
-            if t.rseq.is_some() {
-                return -EBUSY;
+        if let Some((a, l, s)) = cur {
+            if a != addr || l != len {
+                return -EINVAL;
             }
-            t.rseq = Some((addr, len, sig));
+            if s != sig {
+                return -EPERM;
+            }
+            return -EBUSY;
         }
-        self.rseq_update(c, tid);
+        let ok = if len == RSEQ_ORIG_SIZE {
+            addr.is_multiple_of(u64::from(RSEQ_ORIG_SIZE))
+        } else {
+            len > RSEQ_ORIG_SIZE && addr.is_multiple_of(RSEQ_ALIGN) && len >= RSEQ_FEATURE_SIZE
+        };
+        if !ok {
+            return -EINVAL;
+        }
+        if addr.checked_add(u64::from(len)).is_none_or(|end| end > TASK_SIZE) {
+            return -EFAULT;
+        }
+        if let Some(t) = self.k.tasks.get_mut(&tid) {
+            t.rseq = Some((addr, len, sig));
+            t.rseq_notify = true;
+        }
         0
     }
 
-    /// Writes cpu_id_start, cpu_id, node_id and mm_cid of the task's rseq area.
-    pub(crate) fn rseq_update(&mut self, c: usize, tid: u32) {
-        let Some((addr, len, _)) = self.k.tasks.get(&tid).and_then(|t| t.rseq) else { return };
-        let cpu = c as u32;
-        let mut b = vec![0u8; 32.min(len as usize)];
-        b[0..4].copy_from_slice(&cpu.to_le_bytes());
-        b[4..8].copy_from_slice(&cpu.to_le_bytes());
-        // rseq_cs (8..16) and flags (16..20) are left zero; node_id 0; mm_cid.
-        let cid = self.mm_cid(tid);
-        b[24..28].copy_from_slice(&cid.to_le_bytes());
-        let _ = self.write_user(c, tid, addr, &b[..8]);
-        if len >= 32 {
-            let _ = self.write_user(c, tid, addr + 20, &b[20..28]);
+    /// __rseq_handle_notify_resume on core `c` for `tid` returning to user mode: when
+    /// its ids are due, writes cpu_id_start, cpu_id, node_id and mm_cid (the user
+    /// copies of rseq_update_cpu_node_id); an area that cannot be written kills the
+    /// process with SIGSEGV (force_sigsegv). True when the task goes on to user mode.
+    pub(crate) fn rseq_notify_resume(&mut self, c: usize, tid: u32) -> bool {
+        let Some(t) = self.k.tasks.get_mut(&tid) else { return false };
+        if !std::mem::take(&mut t.rseq_notify) {
+            return true;
         }
-    }
-
-    /// The concurrency id of a task (dense per-mm thread index).
-    pub(crate) fn mm_cid(&self, tid: u32) -> u32 {
-        let Some(t) = self.k.tasks.get(&tid) else { return 0 };
-        self.k
-            .tasks
-            .values()
-            .filter(|o| o.mm == t.mm && o.tid < tid && o.state != State::Zombie)
-            .count() as u32
+        let Some((addr, _, _)) = t.rseq else { return true };
+        let cid = self.mm_cid(tid, c);
+        let b = rseq_ids(c as u32, 0, cid);
+        if self.write_user(c, tid, addr, &b[..8]).is_err()
+            || self.write_user(c, tid, addr + 20, &b[20..28]).is_err()
+        {
+            self.kill_process(c, tid, crate::machine::sig::SIGSEGV, Some("rseq area".into()));
+            return false;
+        }
+        self.probes.kstats.rseq_updates += 1;
+        true
     }
 
     /// getrandom(2) (drivers/char/random.c): the seeded generator's bytes, written a
@@ -1927,8 +1963,9 @@ impl Machine {
             return -EINVAL;
         }
         if let Some(t) = self.k.tasks.get_mut(&target) {
-            t.affinity = aff;
+            t.affinity = aff.clone();
         }
+        self.mm_cid_affinity(target, &aff);
         self.migrate_if_needed(c, target);
         0
     }
@@ -2052,6 +2089,29 @@ impl Machine {
 const EBUSY: i64 = 16;
 
 /// The top of user space (TASK_SIZE_MAX with 4-level paging: 2^47 minus a page).
+/// rseq's original (and minimum) area size and alignment, ORIG_RSEQ_SIZE.
+pub(crate) const RSEQ_ORIG_SIZE: u32 = 32;
+/// AT_RSEQ_FEATURE_SIZE: offsetof(struct rseq, end) for the fields emu writes
+/// (cpu_id_start, cpu_id, rseq_cs, flags, node_id, mm_cid), as Linux 6.3 to 6.18 report
+/// it (fs/binfmt_elf.c create_elf_tables; include/uapi/linux/rseq.h).
+pub(crate) const RSEQ_FEATURE_SIZE: u32 = 28;
+/// AT_RSEQ_ALIGN: __alignof__(struct rseq), which is aligned(4 * sizeof(__u64)).
+pub(crate) const RSEQ_ALIGN: u64 = 32;
+/// RSEQ_CPU_ID_UNINITIALIZED (include/uapi/linux/rseq.h), cpu_id of an unregistered area.
+const RSEQ_CPU_ID_UNINITIALIZED: u32 = u32::MAX;
+
+/// The first 28 bytes of a struct rseq as __rseq_handle_notify_resume leaves them for a
+/// task on `cpu` of NUMA node `node` with concurrency id `cid` (rseq_cs and flags,
+/// bytes 8..20, are the user's and not written).
+pub(crate) fn rseq_ids(cpu: u32, node: u32, cid: u32) -> [u8; 28] {
+    let mut b = [0u8; 28];
+    b[0..4].copy_from_slice(&cpu.to_le_bytes());
+    b[4..8].copy_from_slice(&cpu.to_le_bytes());
+    b[20..24].copy_from_slice(&node.to_le_bytes());
+    b[24..28].copy_from_slice(&cid.to_le_bytes());
+    b
+}
+
 pub const TASK_SIZE: u64 = (1 << 47) - PAGE;
 /// vm.max_map_count's default (DEFAULT_MAX_MAP_COUNT: USHRT_MAX - 5).
 pub const MAX_MAP_COUNT: usize = 65_530;

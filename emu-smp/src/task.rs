@@ -279,6 +279,15 @@ pub struct Task {
     pub exit_signal: u32,
     /// rseq registration: (address, length, signature).
     pub rseq: Option<(u64, u32, u32)>,
+    /// The rseq ids must be written at the next return to user mode (TIF_NOTIFY_RESUME
+    /// set by rseq_set_notify_resume: after registration, a migration, or a schedule
+    /// that changed the task's CID; handled as __rseq_handle_notify_resume does).
+    pub rseq_notify: bool,
+    /// Its concurrency ID (`struct sched_mm_cid`).
+    pub mm_cid: crate::mmcid::TaskCid,
+    /// The mm whose CID `mm_cid` holds (an exiting task keeps one after it dropped its
+    /// mm, until its last schedule-out: as first merged, a switch back hands it one).
+    pub cid_mm: u32,
     /// Allowed CPUs.
     pub affinity: Vec<bool>,
     /// CPU the task last ran on.

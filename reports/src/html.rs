@@ -142,7 +142,8 @@ pub fn page(
         "<h2>All points</h2><table><tr><th class=\"l\">workload</th><th class=\"l\">profile</th>\
         <th class=\"l\">strategy</th><th>CPUs</th><th>seed</th><th>remote shootdowns</th>\
         <th>latency mean</th><th>p50</th><th>p99</th><th>targets/sd</th><th>IPIs/sd</th>\
-        <th>victim cycles/sd</th><th>refills/sd</th><th>oracle violations</th>\
+        <th>victim cycles/sd</th><th>refills/sd</th><th>CID bitmap ops</th>\
+        <th>CID fast path</th><th>CID schedin cycles</th><th>oracle violations</th>\
         <th class=\"l\">status</th><th class=\"l\">reproduce</th></tr>",
     );
     for p in points {
@@ -162,7 +163,7 @@ pub fn page(
             Some(s) => {
                 let _ = write!(
                     h,
-                    "<td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.0}</td><td>{:.2}</td><td{}>{}</td>",
+                    "<td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.0}</td><td>{:.2}</td><td>{}</td><td>{:.0}%</td><td>{:.0}</td><td{}>{}</td>",
                     s.remote_shootdowns,
                     s.latency_mean,
                     s.latency_p50,
@@ -171,11 +172,15 @@ pub fn page(
                     s.ipis_per_shootdown,
                     s.victim_cycles,
                     s.refills,
+                    s.mm_cid_bitmap_ops,
+                    100.0 * s.mm_cid_fast_path as f64
+                        / (s.mm_cid_fast_path + s.mm_cid_slow_path).max(1) as f64,
+                    s.mm_cid_schedin_cycles,
                     if s.oracle_violations > 0 { " class=\"bad\"" } else { "" },
                     s.oracle_violations
                 );
             }
-            None => h.push_str(&"<td></td>".repeat(9)),
+            None => h.push_str(&"<td></td>".repeat(12)),
         }
         let _ = write!(
             h,

@@ -48,6 +48,9 @@ pub struct SweepSpec {
     /// Lazy-TLB mm reference policies (`--lazy-mm`).
     #[serde(default = "default_lazy_mm")]
     pub lazy_mm: Vec<String>,
+    /// mm_cid variants (`--mm-cid`).
+    #[serde(default = "default_mm_cid")]
+    pub mm_cid: Vec<String>,
     /// Core counts.
     pub cores: Vec<usize>,
     /// Seeds.
@@ -79,6 +82,21 @@ fn is_default_lazy_mm(s: &str) -> bool {
     s == DEFAULT_LAZY_MM
 }
 
+/// `emu run`'s default `--mm-cid`.
+pub const DEFAULT_MM_CID: &str = "current";
+
+fn default_mm_cid() -> Vec<String> {
+    vec![DEFAULT_MM_CID.into()]
+}
+
+fn default_mm_cid_one() -> String {
+    DEFAULT_MM_CID.into()
+}
+
+fn is_default_mm_cid(s: &str) -> bool {
+    s == DEFAULT_MM_CID
+}
+
 /// `emu run`'s default guest memory.
 pub const DEFAULT_MEMORY_MIB: u64 = 4096;
 
@@ -100,6 +118,7 @@ impl Default for SweepSpec {
             cpumask: ["lazy", "lazy-notrim", "eager", "sticky", "all"].map(String::from).to_vec(),
             flush: vec!["ipi".into(), "invlpgb".into()],
             lazy_mm: default_lazy_mm(),
+            mm_cid: default_mm_cid(),
             cores: vec![1, 2, 4, 8, 16, 32],
             seeds: vec![1],
             oracle: true,
@@ -119,6 +138,7 @@ impl SweepSpec {
             cpumask: Option<Vec<String>>,
             flush: Option<Vec<String>>,
             lazy_mm: Option<Vec<String>>,
+            mm_cid: Option<Vec<String>>,
             cores: Option<Vec<usize>>,
             seeds: Option<Vec<u64>>,
             oracle: Option<bool>,
@@ -132,6 +152,7 @@ impl SweepSpec {
             cpumask: p.cpumask.unwrap_or(d.cpumask),
             flush: p.flush.unwrap_or(d.flush),
             lazy_mm: p.lazy_mm.unwrap_or(d.lazy_mm),
+            mm_cid: p.mm_cid.unwrap_or(d.mm_cid),
             cores: p.cores.unwrap_or(d.cores),
             seeds: p.seeds.unwrap_or(d.seeds),
             oracle: p.oracle.unwrap_or(d.oracle),
@@ -149,6 +170,7 @@ impl SweepSpec {
             ("cpumask", self.cpumask.is_empty()),
             ("flush", self.flush.is_empty()),
             ("lazy_mm", self.lazy_mm.is_empty()),
+            ("mm_cid", self.mm_cid.is_empty()),
             ("cores", self.cores.is_empty()),
             ("seeds", self.seeds.is_empty()),
         ];
@@ -168,19 +190,23 @@ impl SweepSpec {
     }
 
     /// Every point of the grid, in a fixed order (workload, profile, cpumask, flush,
-    /// lazy-mm, cores, seed), duplicates removed.
+    /// lazy-mm, mm_cid, cores, seed), duplicates removed.
     pub fn points(&self) -> Vec<Point> {
         let mut out: Vec<Point> = Vec::new();
-        let combos: Vec<(&String, &String, &String)> = self
+        let combos: Vec<(&String, &String, &String, &String)> = self
             .cpumask
             .iter()
             .flat_map(|c| {
-                self.flush.iter().flat_map(move |f| self.lazy_mm.iter().map(move |l| (c, f, l)))
+                self.flush.iter().flat_map(move |f| {
+                    self.lazy_mm
+                        .iter()
+                        .flat_map(move |l| self.mm_cid.iter().map(move |m| (c, f, l, m)))
+                })
             })
             .collect();
         for w in &self.workloads {
             for profile in &self.profiles {
-                for &(cpumask, flush, lazy_mm) in &combos {
+                for &(cpumask, flush, lazy_mm, mm_cid) in &combos {
                     for &cores in &self.cores {
                         for &seed in &self.seeds {
                             let args = w
@@ -196,6 +222,7 @@ impl SweepSpec {
                                 cpumask: cpumask.clone(),
                                 flush: flush.clone(),
                                 lazy_mm: lazy_mm.clone(),
+                                mm_cid: mm_cid.clone(),
                                 cores,
                                 seed,
                                 oracle: self.oracle,
@@ -233,6 +260,10 @@ pub struct Point {
     /// default, so that points of older sweeps keep their identifiers).
     #[serde(default = "default_lazy_mm_one", skip_serializing_if = "is_default_lazy_mm")]
     pub lazy_mm: String,
+    /// mm_cid variant; left out of the serialized point when it is the default, so the
+    /// points (and ids) of sweeps from before the axis stay the same.
+    #[serde(default = "default_mm_cid_one", skip_serializing_if = "is_default_mm_cid")]
+    pub mm_cid: String,
     /// Core count.
     pub cores: usize,
     /// Seed.
@@ -268,12 +299,18 @@ impl Point {
         } else {
             format!("{}_{}", file_safe(&self.flush), file_safe(&self.lazy_mm))
         };
+        let mm_cid = if is_default_mm_cid(&self.mm_cid) {
+            String::new()
+        } else {
+            format!("_{}", file_safe(&self.mm_cid))
+        };
         format!(
-            "{}_{}_{}_{}_c{}_s{}_{:08x}",
+            "{}_{}_{}_{}{}_c{}_s{}_{:08x}",
             file_safe(&self.workload),
             file_safe(&profile),
             file_safe(&self.cpumask),
             flush,
+            mm_cid,
             self.cores,
             self.seed,
             fnv1a(canonical.as_bytes())
@@ -282,11 +319,14 @@ impl Point {
 
     /// Strategy label used in plots and tables.
     pub fn strategy(&self) -> String {
-        if is_default_lazy_mm(&self.lazy_mm) {
-            format!("{}/{}", self.cpumask, self.flush)
-        } else {
-            format!("{}/{}/{}", self.cpumask, self.flush, self.lazy_mm)
+        let mut s = format!("{}/{}", self.cpumask, self.flush);
+        if !is_default_lazy_mm(&self.lazy_mm) {
+            s = format!("{s}/{}", self.lazy_mm);
         }
+        if !is_default_mm_cid(&self.mm_cid) {
+            s = format!("{s}/{}", self.mm_cid);
+        }
+        s
     }
 
     /// The `emu run` command that reproduces this point.
@@ -297,10 +337,15 @@ impl Point {
             self.cores,
             shell_word(&self.cpumask),
             shell_word(&self.flush),
-            if is_default_lazy_mm(&self.lazy_mm) {
-                String::new()
-            } else {
-                format!(" --lazy-mm {}", shell_word(&self.lazy_mm))
+            {
+                let mut extra = String::new();
+                if !is_default_lazy_mm(&self.lazy_mm) {
+                    extra += &format!(" --lazy-mm {}", shell_word(&self.lazy_mm));
+                }
+                if !is_default_mm_cid(&self.mm_cid) {
+                    extra += &format!(" --mm-cid {}", shell_word(&self.mm_cid));
+                }
+                extra
             },
             self.seed,
             if self.oracle { "" } else { " --oracle off" },
@@ -422,6 +467,29 @@ mod tests {
         assert!(SweepSpec::from_toml("cores = []").is_err());
         assert!(SweepSpec::from_toml("bogus = 1").is_err());
         assert!(SweepSpec::from_toml("cores = [0]").is_err());
+    }
+
+    #[test]
+    fn the_mm_cid_axis_names_non_default_points_only() {
+        let s = SweepSpec::from_toml(
+            "cores = [4]\nflush = [\"ipi\"]\ncpumask = [\"lazy\"]\nprofiles = [\"zen3\"]\n\
+             mm_cid = [\"current\", \"afm\"]\n[[workloads]]\nname = \"cid_pool\"\nargs = []\n",
+        )
+        .expect("parse");
+        let pts = s.points();
+        assert_eq!(pts.len(), 2);
+        // The default leaves ids, labels and commands as they were before the axis.
+        let json = serde_json::to_string(&pts[0]).expect("json");
+        assert!(!json.contains("mm_cid"), "{json}");
+        assert!(pts[0].id().starts_with("cid_pool_zen3_lazy_ipi_c4_s1_"), "{}", pts[0].id());
+        assert_eq!(pts[0].strategy(), "lazy/ipi");
+        assert!(!pts[0].command().contains("--mm-cid"));
+        assert!(pts[1].id().starts_with("cid_pool_zen3_lazy_ipi_afm_c4_s1_"), "{}", pts[1].id());
+        assert_eq!(pts[1].strategy(), "lazy/ipi/afm");
+        assert!(pts[1].command().contains(" --mm-cid afm --seed 1"), "{}", pts[1].command());
+        let back: Point = serde_json::from_str(&json).expect("old points read back");
+        assert_eq!(back.mm_cid, "current");
+        assert!(SweepSpec::from_toml("mm_cid = []").is_err());
     }
 
     #[test]

@@ -123,6 +123,27 @@ pub struct Summary {
     /// CPUs found using a freed mm (oracle kind lazy-mm-uaf).
     #[serde(default)]
     pub lazy_mm_uaf: u64,
+    /// mm_cid: atomic operations on the CID bitmaps.
+    #[serde(default)]
+    pub mm_cid_bitmap_ops: u64,
+    /// mm_cid: schedule-ins that took a fast path.
+    #[serde(default)]
+    pub mm_cid_fast_path: u64,
+    /// mm_cid: schedule-ins that took a slow path.
+    #[serde(default)]
+    pub mm_cid_slow_path: u64,
+    /// mm_cid: mode switches, both directions.
+    #[serde(default)]
+    pub mm_cid_mode_switches: u64,
+    /// mm_cid: TRANSIT CIDs released at schedule-out.
+    #[serde(default)]
+    pub mm_cid_transit_drops: u64,
+    /// mm_cid: cycles of the longest fixup walk.
+    #[serde(default)]
+    pub mm_cid_fixup_cycles_max: u64,
+    /// mm_cid: mean cycles of a schedule-in (`mm_cid_schedin`).
+    #[serde(default)]
+    pub mm_cid_schedin_cycles: f64,
 }
 
 fn u(v: &Value) -> u64 {
@@ -205,6 +226,22 @@ impl Summary {
             lazy_victim_cycles_per_mmdrop: ratio(f(&lz["shootdown_victim_cycles"]), mmdrops),
             lazy_held_cycles: ratio(f(&lz["held_after_exit_cycles_total"]), mmdrops),
             lazy_mm_uaf: u(&lz["uaf"]),
+            mm_cid_bitmap_ops: u(&stats["mm_cid"]["bitmap_ops"]),
+            mm_cid_fast_path: u(&stats["mm_cid"]["fast_path"]),
+            mm_cid_slow_path: u(&stats["mm_cid"]["slow_path"]),
+            mm_cid_mode_switches: u(&stats["mm_cid"]["to_percpu"])
+                + u(&stats["mm_cid"]["to_pertask"]),
+            mm_cid_transit_drops: u(&stats["mm_cid"]["transit_drops"]),
+            mm_cid_fixup_cycles_max: u(&stats["mm_cid"]["fixup_cycles_max"]),
+            mm_cid_schedin_cycles: {
+                let m = &stats["mm_cid"];
+                let n = u(&m["fast_path"]) + u(&m["slow_path"]);
+                if n == 0 {
+                    0.0
+                } else {
+                    f(&m["schedin_cycles"]) / n as f64
+                }
+            },
         }
     }
 }
@@ -241,7 +278,7 @@ pub fn reduce(mut stats: Value, keep_records: bool) -> Value {
 }
 
 /// The CSV header of `summary.csv`.
-pub const CSV_HEADER: [&str; 44] = [
+pub const CSV_HEADER: [&str; 52] = [
     "id",
     "workload",
     "args",
@@ -286,6 +323,14 @@ pub const CSV_HEADER: [&str; 44] = [
     "lazy_victim_cycles_per_mmdrop",
     "lazy_held_cycles",
     "lazy_mm_uaf",
+    "mm_cid_bitmap_ops",
+    "mm_cid_fast_path",
+    "mm_cid_slow_path",
+    "mm_cid_mode_switches",
+    "mm_cid_transit_drops",
+    "mm_cid_fixup_cycles_max",
+    "mm_cid_schedin_cycles",
+    "mm_cid",
 ];
 
 /// Writes `summary.csv`: one row per point, in the sweep's order. A point without a
@@ -359,6 +404,19 @@ pub fn write_csv(
             ]),
             None => row.extend(std::iter::repeat_n(String::new(), 9)),
         }
+        match s {
+            Some(s) => row.extend([
+                s.mm_cid_bitmap_ops.to_string(),
+                s.mm_cid_fast_path.to_string(),
+                s.mm_cid_slow_path.to_string(),
+                s.mm_cid_mode_switches.to_string(),
+                s.mm_cid_transit_drops.to_string(),
+                s.mm_cid_fixup_cycles_max.to_string(),
+                format!("{:.1}", s.mm_cid_schedin_cycles),
+            ]),
+            None => row.extend(std::iter::repeat_n(String::new(), 7)),
+        }
+        row.push(p.mm_cid.clone());
         w.write_record(&row)?;
     }
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?;
@@ -435,6 +493,20 @@ mod tests {
             "refills": 6, "ack_wait_cycles": 2000, "ipi_delivery_cycles": 1200});
         let (a, b) = (Summary::of(&stats()), Summary::of(&st));
         assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    }
+
+    #[test]
+    fn the_mm_cid_section_is_summarised_and_absent_means_zero() {
+        assert_eq!(Summary::of(&stats()).mm_cid_bitmap_ops, 0);
+        let mut st = stats();
+        st["mm_cid"] = json!({"bitmap_ops": 42, "fast_path": 52, "slow_path": 25,
+            "to_percpu": 2, "to_pertask": 1, "transit_drops": 3, "fixup_cycles_max": 1200,
+            "schedin_cycles": 7700});
+        let s = Summary::of(&st);
+        assert_eq!((s.mm_cid_bitmap_ops, s.mm_cid_fast_path, s.mm_cid_slow_path), (42, 52, 25));
+        assert_eq!((s.mm_cid_mode_switches, s.mm_cid_transit_drops), (3, 3));
+        assert_eq!(s.mm_cid_fixup_cycles_max, 1200);
+        assert!((s.mm_cid_schedin_cycles - 100.0).abs() < 1e-9);
     }
 
     #[test]

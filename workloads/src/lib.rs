@@ -255,8 +255,19 @@ mod tests {
             } else {
                 assert!(p.libc != Libc::GlibcPie, "{}: PIE only for diff programs", p.name);
             }
-            if musl_available() {
+            // A source may ask for glibc alone (`// emu-libc: glibc`, e.g. for glibc's
+            // rseq registration).
+            let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("c")
+                .join(p.kind.as_str())
+                .join(format!("{}.c", p.name));
+            let text = std::fs::read_to_string(&src).expect("the program's source");
+            let glibc_only = text.lines().any(|l| l.trim() == "// emu-libc: glibc");
+            if musl_available() && !glibc_only {
                 assert!(find(p.name, Libc::Musl).is_some(), "{} has no musl build", p.name);
+            }
+            if glibc_only {
+                assert!(find(p.name, Libc::Musl).is_none(), "{} is glibc-only", p.name);
             }
         }
     }

@@ -1,4 +1,5 @@
-//! Axis `broken`: deliberately wrong behaviour, for testing the coherence oracle.
+//! Axis `broken`: deliberately wrong behaviour, for testing the oracles (coherence,
+//! mm_cid).
 
 use super::{Axis, Value};
 use serde::Serialize;
@@ -15,6 +16,8 @@ pub enum BrokenPolicy {
     /// freed while CPUs still borrow it (CONFIG_MMU_LAZY_TLB_REFCOUNT=n without
     /// the shootdown, which arch/Kconfig forbids).
     NoLazyRef,
+    /// mm_get_cid hands out the lowest CID below max_cids without testing its bit.
+    MmCidReuse,
 }
 
 impl Axis for BrokenPolicy {
@@ -35,6 +38,12 @@ impl Axis for BrokenPolicy {
             name: "no-lazy-ref",
             what: "test only: lazy CPUs hold no mm_count reference and are not shot down, so __mmdrop frees mms they still use",
             source: "oracle test of this project (arch/Kconfig MMU_LAZY_TLB_REFCOUNT's requirement broken)",
+        },
+        Value {
+            value: BrokenPolicy::MmCidReuse,
+            name: "mm-cid-reuse",
+            what: "test only: mm_get_cid hands out CID 0 without test-and-set, so tasks share CIDs",
+            source: "mm_cid oracle test of this project",
         },
     ];
 }

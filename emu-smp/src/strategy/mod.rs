@@ -10,11 +10,13 @@ mod broken;
 mod cpumask;
 mod flush;
 mod lazymm;
+mod mmcid;
 
 pub use broken::BrokenPolicy;
 pub use cpumask::CpumaskPolicy;
 pub use flush::FlushTransport;
 pub use lazymm::{LazyCleanup, LazyMmPolicy};
+pub use mmcid::MmCidVariant;
 
 /// A value of an axis, declared once.
 #[derive(Clone, Copy, Debug)]
@@ -153,7 +155,13 @@ macro_rules! axes {
     };
 }
 
-axes!(cpumask: CpumaskPolicy, flush: FlushTransport, lazy_mm: LazyMmPolicy, broken: BrokenPolicy);
+axes!(
+    cpumask: CpumaskPolicy,
+    flush: FlushTransport,
+    lazy_mm: LazyMmPolicy,
+    mm_cid: MmCidVariant,
+    broken: BrokenPolicy
+);
 
 impl Strategy {
     /// `axis=value` pairs of the non-default, non-hidden axes and of the main two, as
@@ -187,6 +195,7 @@ mod tests {
                 ("cpumask", "lazy"),
                 ("flush", "ipi"),
                 ("lazy-mm", "refcount"),
+                ("mm-cid", "current"),
                 ("broken", "none")
             ]
         );

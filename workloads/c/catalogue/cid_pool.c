@@ -1,0 +1,102 @@
+// emu-desc: a thread pool whose size oscillates across the mm_cid thresholds (per-task while users <= CPUs, per-CPU above, back below pcpu_thrs): threads read their rseq mm_cid while yielding; mode switches, fixup walks, schedule-in fast and slow paths
+// emu-args: 10 300
+// emu-cflags: -pthread
+// emu-libc: glibc
+//
+// Usage: cid_pool ROUNDS ROUND_US
+//
+// Each round resizes the pool through 0, N-1, N+1, 2N and N/2 workers besides the main
+// thread (N the CPUs online), so the mm switches to per-CPU CIDs and back, then lets it run ROUND_US
+// microseconds. Every worker reads its rseq mm_cid in a loop, yielding between reads
+// and sleeping briefly every 8 reads (so threads schedule out and in, and move), and
+// checks each read is below N (the kernel's
+// promise; uniqueness among running threads is what emu's mm_cid oracle checks, since
+// a thread cannot tell a racing reader from a preempted one). Prints the reads, the
+// CIDs seen and any out-of-range read.
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* The kernel's struct rseq (glibc 2.36's copy has no mm_cid). */
+struct ids {
+    uint32_t cpu_id_start, cpu_id;
+    uint64_t rseq_cs;
+    uint32_t flags, node_id, mm_cid;
+} __attribute__((aligned(32)));
+extern const ptrdiff_t __rseq_offset;
+extern const unsigned int __rseq_size;
+
+#define MAXT 512
+
+static int ncpus;
+static volatile int stop[MAXT];
+static unsigned long long nreads[MAXT], bad[MAXT], seen_mask[MAXT];
+
+static volatile struct ids *area(void) {
+    char *tp;
+    __asm__ volatile("mov %%fs:0, %0" : "=r"(tp));
+    return (volatile struct ids *)(tp + __rseq_offset);
+}
+
+static void *worker(void *arg) {
+    int i = (int)(intptr_t)arg;
+    volatile struct ids *r = area();
+    while (!stop[i]) {
+        unsigned c = r->mm_cid;
+        nreads[i]++;
+        if (c >= (unsigned)ncpus) bad[i]++;
+        else if (c < 64) seen_mask[i] |= 1ull << c;
+        if (nreads[i] % 8 == 0) usleep(20);
+        else sched_yield();
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    int rounds = argc > 1 ? atoi(argv[1]) : 6;
+    int round_us = argc > 2 ? atoi(argv[2]) : 300;
+    ncpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (__rseq_size < 20) {
+        printf("cid_pool: rseq not registered\n");
+        return 1;
+    }
+    int sizes[] = {0, ncpus - 1, ncpus + 1, 2 * ncpus, ncpus / 2};
+    pthread_t t[MAXT];
+    int live = 0, next = 0;
+    int first[MAXT];
+    for (int round = 0; round < rounds; round++) {
+        int want = sizes[round % 5];
+        if (want > MAXT / 2) want = MAXT / 2;
+        /* Grow: start threads. Shrink: the oldest ones are told to stop and go. */
+        while (live < want && next < MAXT) {
+            first[live] = next;
+            pthread_create(&t[next], 0, worker, (void *)(intptr_t)next);
+            next++;
+            live++;
+        }
+        while (live > want) {
+            int i = first[0];
+            stop[i] = 1;
+            pthread_join(t[i], 0);
+            for (int j = 1; j < live; j++) first[j - 1] = first[j];
+            live--;
+        }
+        usleep(round_us);
+    }
+    for (int j = 0; j < live; j++) stop[first[j]] = 1;
+    for (int j = 0; j < live; j++) pthread_join(t[first[j]], 0);
+    unsigned long long total = 0, wrong = 0, mask = 0;
+    for (int i = 0; i < next; i++) {
+        total += nreads[i];
+        wrong += bad[i];
+        mask |= seen_mask[i];
+    }
+    printf("cid_pool rounds=%d threads=%d: reads %s, out of range %llu, CIDs seen %d\n", rounds,
+           next, total > 0 ? "done" : "none", wrong, __builtin_popcountll(mask));
+    return wrong != 0;
+}
