@@ -560,6 +560,38 @@ impl Directory {
             self.many.insert(line, SmallVec::from_slice(ids));
         }
     }
+
+    /// True when `line` lists two or more candidates: then no core holds it exclusively
+    /// (only a write makes a line exclusive, and a write leaves its writer the sole
+    /// candidate; every later reader joins the list).
+    fn shared_by_several(&self, line: u64) -> bool {
+        self.lines.get(line as usize).is_some_and(|d| d.count >= 2)
+    }
+
+    /// Adds core `c` to the candidates of `line` (which has some).
+    fn add(&mut self, line: u64, c: u16) {
+        let Some(d) = self.lines.get_mut(line as usize) else { return };
+        let n = d.count as usize;
+        if n <= INLINE_CANDIDATES {
+            if d.ids[..n].contains(&c) {
+                return;
+            }
+            if n < INLINE_CANDIDATES {
+                d.ids[n] = c;
+            } else {
+                let mut v: Sharers = SmallVec::from_slice(&d.ids);
+                v.push(c);
+                self.many.insert(line, v);
+            }
+            d.count += 1;
+        } else {
+            let v = self.many.entry(line).or_default();
+            if !v.contains(&c) {
+                v.push(c);
+                d.count = v.len() as u16;
+            }
+        }
+    }
 }
 
 /// The private caches of one core.
@@ -777,7 +809,15 @@ impl CacheSystem {
         let cu = c as u16;
         let mut others = Sharers::new();
         let mut owner = None;
-        if !self.dir.private_to(line, cu) {
+        let private = self.dir.private_to(line, cu);
+        if !private && !write && self.dir.shared_by_several(line) {
+            // A read of a line several cores share: nobody holds it exclusively, so
+            // there is no owner to find; the reader joins the candidates (stale ones are
+            // pruned by the next write, which checks each). This keeps a line read by
+            // every core (a flush request, an mm's tlb_gen) from costing a check of
+            // every sharer's L2 at each read.
+            self.dir.add(line, cu);
+        } else if !private {
             others = self.dir.candidates(line);
             others.retain(|o| {
                 *o != cu
