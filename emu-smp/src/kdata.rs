@@ -52,6 +52,12 @@ pub enum KObj {
     MmCount(u32),
     /// A CPU's published lazy mm (`--lazy-mm shootdown-active`).
     LazyMm(usize),
+    /// A CPU's lockless-walk tracker (`active_lockless_pt_walk_mm`, `--walker-sync
+    /// targeted`).
+    WalkerTracker(usize),
+    /// The `struct page` of data frame `pfn` (its refcount, which GUP-fast raises): the
+    /// vmemmap, 64 bytes per frame, so 64 frames' descriptors per page.
+    Folio(u64),
 }
 
 /// The frames holding kernel objects, by (kind, frame index within the kind).
@@ -91,6 +97,8 @@ impl KernelData {
             KObj::TlbStateShared(cpu) => (6, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
             KObj::FlushInfo(cpu) => (7, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
             KObj::LazyMm(cpu) => (8, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
+            KObj::WalkerTracker(cpu) => (9, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
+            KObj::Folio(pfn) => (10, pfn / PER_FRAME, pfn % PER_FRAME),
             KObj::Rq(cpu) => (2, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
             KObj::FutexBucket(b) => (3, u64::from(b) / PER_FRAME, u64::from(b) % PER_FRAME),
             KObj::Global(n) => (4, 0, u64::from(n) % PER_FRAME),

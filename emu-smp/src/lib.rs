@@ -41,6 +41,7 @@ mod task;
 pub mod tlbflush;
 mod trace;
 mod vdso;
+mod walker;
 
 pub use config::{ConfigError, RunConfig, MAX_CORES};
 pub use lazymm::LazyMmStats;

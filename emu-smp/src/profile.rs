@@ -216,6 +216,11 @@ pub struct KernelParams {
     pub vm_stat_interval_ms: f64,
     /// The kworker's work item (vmstat_update: refresh_cpu_vm_stats).
     pub kworker_work_cycles: f64,
+    /// local_irq_save or local_irq_restore (PUSHF/CLI, POPF), each.
+    pub irq_toggle_cycles: f64,
+    /// GUP-fast's per-page checks beyond its loads and atomics (pte_special,
+    /// gup_fast_folio_allowed, folio lookups).
+    pub gup_fast_checks_cycles: f64,
 }
 
 /// The kernel-path costs of a profile in fixed-point cycles, ready to charge
@@ -473,6 +478,8 @@ impl Profile {
             ("kernel.mm_cpumask_op_cycles", k.mm_cpumask_op_cycles),
             ("kernel.vm_stat_interval_ms", k.vm_stat_interval_ms),
             ("kernel.kworker_work_cycles", k.kworker_work_cycles),
+            ("kernel.irq_toggle_cycles", k.irq_toggle_cycles),
+            ("kernel.gup_fast_checks_cycles", k.gup_fast_checks_cycles),
             ("apic.icr_write_cycles", a.icr_write_cycles),
             ("apic.delivery_cross_socket_cycles", a.delivery_cross_socket_cycles),
             ("apic.irq_entry_cycles", a.irq_entry_cycles),

@@ -145,8 +145,9 @@ pub struct Violation {
     pub core: usize,
     /// The virtual address.
     pub address: u64,
-    /// "tlb" or "psc" (a stale translation used), or "lazy-mm-uaf" (a CPU using an mm
-    /// that __mmdrop freed; `address` is then the mm's id).
+    /// "tlb" or "psc" (a stale translation used), "lazy-mm-uaf" (a CPU using an mm
+    /// that __mmdrop freed; `address` is then the mm's id), or "walker-uaf" (a lockless
+    /// walk reading a page-table page retired after it read the pointer to it).
     pub kind: &'static str,
     /// Simulated time.
     pub time_ns: u64,
@@ -287,6 +288,8 @@ pub struct RunInfo {
     pub flush: &'static str,
     /// `--lazy-mm`.
     pub lazy_mm: &'static str,
+    /// `--walker-sync`.
+    pub walker_sync: &'static str,
     /// Test-only breakage, if any.
     pub broken: Option<&'static str>,
     /// Coherence oracle bookkeeping on.
@@ -330,6 +333,9 @@ pub struct RunStats {
     /// Lazy-TLB mm references: mm_count atomics, context-switch kinds, final mmdrops,
     /// their shootdowns, how long torn-down mms stay held.
     pub lazy_mm: crate::lazymm::LazyMmStats,
+    /// Lockless page-table walkers (GUP-fast) and the sync of page-table retirement
+    /// with them (`--walker-sync`).
+    pub walker_sync: crate::walker::WalkerSyncStats,
     /// Decoded-code cache counters.
     pub code_cache: CodeCacheReport,
     /// Kernel locks by class: acquisitions, contentions, wait and hold cycles, sleeps.
@@ -397,6 +403,7 @@ impl RunStats {
                 cpumask: st.cpumask.name(),
                 flush: st.flush.name(),
                 lazy_mm: st.lazy_mm.name(),
+                walker_sync: st.walker_sync.name(),
                 broken: (st.broken != crate::strategy::BrokenPolicy::None)
                     .then(|| st.broken.name()),
                 oracle: m.probes.oracle,
@@ -427,6 +434,7 @@ impl RunStats {
                 held_at_end: m.lazy_mm_held(),
                 ..m.probes.lazy_mm.clone()
             },
+            walker_sync: m.probes.walker_sync.clone(),
             code_cache: CodeCacheReport {
                 blocks_decoded: cs.blocks_decoded,
                 insns_decoded: cs.insns_decoded,

@@ -10,11 +10,13 @@ mod broken;
 mod cpumask;
 mod flush;
 mod lazymm;
+mod walkersync;
 
 pub use broken::BrokenPolicy;
 pub use cpumask::CpumaskPolicy;
 pub use flush::FlushTransport;
 pub use lazymm::{LazyCleanup, LazyMmPolicy};
+pub use walkersync::{SyncAction, WalkerSync};
 
 /// A value of an axis, declared once.
 #[derive(Clone, Copy, Debug)]
@@ -153,7 +155,13 @@ macro_rules! axes {
     };
 }
 
-axes!(cpumask: CpumaskPolicy, flush: FlushTransport, lazy_mm: LazyMmPolicy, broken: BrokenPolicy);
+axes!(
+    cpumask: CpumaskPolicy,
+    flush: FlushTransport,
+    lazy_mm: LazyMmPolicy,
+    walker_sync: WalkerSync,
+    broken: BrokenPolicy
+);
 
 impl Strategy {
     /// `axis=value` pairs of the non-default, non-hidden axes and of the main two, as
@@ -187,6 +195,7 @@ mod tests {
                 ("cpumask", "lazy"),
                 ("flush", "ipi"),
                 ("lazy-mm", "refcount"),
+                ("walker-sync", "implied"),
                 ("broken", "none")
             ]
         );
