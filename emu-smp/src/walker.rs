@@ -92,7 +92,10 @@ pub struct SyncFree {
 pub struct WalkerSyncStats {
     /// GUP-fast walks (shared futex operations).
     pub gup_fast_walks: u64,
-    /// Of those, walks that fell back to the slow path (non-present or read-only leaf, a
+    /// Of those, walks that returned the page (a folio reference taken and kept past
+    /// the re-checks).
+    pub gup_fast_pages: u64,
+    /// Walks that fell back to the slow path (non-present or read-only leaf, a
     /// re-check that failed, or a retired table).
     pub gup_fast_fallbacks: u64,
     /// Cycles from local_irq_save to local_irq_restore, summed.
@@ -253,6 +256,21 @@ impl Machine {
             *s = None;
         }
         self.charge(c, fp(self.profile.kernel.irq_toggle_cycles));
+        if ok {
+            // The page the walk referenced is the one the page tables map.
+            let mapped = self
+                .k
+                .tasks
+                .get(&tid)
+                .and_then(|t| self.k.mms.get(&t.mm))
+                .and_then(|m| emu_mmu::PageTables::leaf(&self.hw.mem.phys, m.root, w.uaddr));
+            let want = mapped.map(|l| {
+                let span = (1u64 << (12 + 9 * (u32::from(l.size.leaf_level()) - 1))) - 1;
+                ((l.pte & pte::ADDR) + (w.uaddr & span & !0xfff)) >> 12
+            });
+            debug_assert_eq!(want, Some(w.folio), "GUP-fast's page for {:#x}", w.uaddr);
+            self.probes.walker_sync.gup_fast_pages += 1;
+        }
         let spent = (self.now(c).saturating_sub(w.start_fp)) >> 8;
         let s = &mut self.probes.walker_sync;
         s.gup_fast_walks += 1;
