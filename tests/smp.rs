@@ -823,7 +823,7 @@ fn gup_race(cores: &str, flush: &str, sync: &str, rounds: &str) -> (String, Valu
 
 #[test]
 fn walker_sync_oracle_matrix_only_none_under_a_global_asid_lets_a_walker_read_a_freed_table() {
-    for sync in ["implied", "broadcast", "targeted", "none"] {
+    for sync in ["linux", "rcu", "implied", "broadcast", "targeted", "none"] {
         for (flush, rounds) in [("ipi", "300"), ("invlpgb", "2500")] {
             let (out, v) = gup_race("5", flush, sync, rounds);
             assert_eq!(out, format!("gup_race rounds={rounds} sum={}\n", race_sum(rounds)));
@@ -840,6 +840,13 @@ fn walker_sync_oracle_matrix_only_none_under_a_global_asid_lets_a_walker_read_a_
                 assert_eq!(walker(&v, "walker_uaf"), bad);
             } else {
                 assert_eq!(bad, 0, "{sync}/{flush}: {}", v["violations"]);
+            }
+            if sync == "rcu" || sync == "linux" {
+                // call_rcu: no IPI, the tables wait for grace periods.
+                assert_eq!(walker(&v, "cpus_interrupted"), 0, "{sync}/{flush}");
+                assert!(walker(&v, "grace_periods") > 0, "{sync}/{flush}");
+                assert!(walker(&v, "rcu_held_tables_max") > 0, "{sync}/{flush}");
+                assert!(walker(&v, "grace_period_cycles_max") > 0, "{sync}/{flush}");
             }
             if sync == "implied" || sync == "none" {
                 // Native IPI flushes with freed tables already waited for every walker.

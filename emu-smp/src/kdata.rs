@@ -23,6 +23,8 @@ use emu_mmu::{Pfn, PhysMem};
 const LINE: u64 = 64;
 /// Lines per frame.
 const PER_FRAME: u64 = 4096 / LINE;
+/// Pages of folio descriptors (vmemmap) the model keeps.
+const FOLIO_FRAMES: u64 = 16;
 
 /// A kernel object with a line of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +58,8 @@ pub enum KObj {
     /// targeted`).
     WalkerTracker(usize),
     /// The `struct page` of data frame `pfn` (its refcount, which GUP-fast raises): the
-    /// vmemmap, 64 bytes per frame, so 64 frames' descriptors per page.
+    /// vmemmap, 64 bytes per frame, so 64 frames' descriptors per page; the model folds
+    /// them onto [`FOLIO_FRAMES`] pages (frames 4 MiB apart share a line).
     Folio(u64),
 }
 
@@ -77,6 +80,12 @@ impl KernelData {
             k.line(phys, KObj::TlbState(c));
             k.line(phys, KObj::TlbStateShared(c));
             k.line(phys, KObj::FlushInfo(c));
+            k.line(phys, KObj::WalkerTracker(c));
+        }
+        // The folio descriptors GUP-fast references, reserved at boot so that a frame
+        // the guest freed is not reused for them behind a stale translation.
+        for f in 0..FOLIO_FRAMES {
+            k.line(phys, KObj::Folio(f * PER_FRAME));
         }
         for b in (0..buckets).step_by(PER_FRAME as usize) {
             k.line(phys, KObj::FutexBucket(b));
@@ -98,7 +107,7 @@ impl KernelData {
             KObj::FlushInfo(cpu) => (7, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
             KObj::LazyMm(cpu) => (8, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
             KObj::WalkerTracker(cpu) => (9, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
-            KObj::Folio(pfn) => (10, pfn / PER_FRAME, pfn % PER_FRAME),
+            KObj::Folio(pfn) => (10, (pfn / PER_FRAME) % FOLIO_FRAMES, pfn % PER_FRAME),
             KObj::Rq(cpu) => (2, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
             KObj::FutexBucket(b) => (3, u64::from(b) / PER_FRAME, u64::from(b) % PER_FRAME),
             KObj::Global(n) => (4, 0, u64::from(n) % PER_FRAME),

@@ -28,6 +28,7 @@ mod poll;
 mod process;
 mod procfs;
 pub mod profile;
+mod rcu;
 pub mod records;
 mod rlimit;
 mod rng;

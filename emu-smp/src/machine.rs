@@ -303,6 +303,8 @@ pub struct Kernel {
     pub(crate) global_asid_freed: Vec<u16>,
     /// Lockless walkers: page-table generations and per-CPU walk trackers.
     pub(crate) walker: crate::walker::Walkers,
+    /// The RCU grace-period machine (table freeing under `--walker-sync rcu`).
+    pub(crate) rcu: crate::rcu::Rcu,
 }
 
 /// What the run measures and checks: counters, shootdown records, cpumask samples, the
@@ -514,6 +516,7 @@ impl Machine {
             global_asid_used: BTreeSet::new(),
             global_asid_freed: Vec::new(),
             walker: crate::walker::Walkers::new(cfg.cores),
+            rcu: Default::default(),
         };
         let probes = Probes {
             cpus: vec![CoreStats::default(); cfg.cores],

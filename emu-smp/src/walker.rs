@@ -119,6 +119,18 @@ pub struct WalkerSyncStats {
     pub initiator_cycles_max: u64,
     /// Tracker lines read by the targeted scans.
     pub tracker_reads: u64,
+    /// Grace periods started (`rcu`, `linux`).
+    pub grace_periods: u64,
+    /// Their lengths, summed, and the longest (cycles).
+    pub grace_period_cycles: u64,
+    /// The longest grace period (cycles).
+    pub grace_period_cycles_max: u64,
+    /// RCU callbacks run (table batches freed after their grace period).
+    pub rcu_callbacks: u64,
+    /// Cycles from call_rcu to the callback freeing the tables, summed.
+    pub rcu_callback_wait_cycles: u64,
+    /// Page-table pages queued for RCU and not yet freed: the high-water mark.
+    pub rcu_held_tables_max: u64,
     /// Walker reads of a table retired after the walk read its pointer (oracle kind
     /// `walker-uaf`).
     pub walker_uaf: u64,
@@ -296,6 +308,10 @@ impl Machine {
         let t0 = self.now(c);
         let targets: Vec<usize> = match self.k.strategy.walker_sync.after_flush(ipid_all) {
             SyncAction::Free => Vec::new(),
+            SyncAction::Rcu => {
+                self.call_rcu_tables(c, tables);
+                return;
+            }
             SyncAction::Broadcast => (0..self.hw.cpus.len()).filter(|&t| t != c).collect(),
             SyncAction::Targeted => {
                 // tlb_remove_table_sync_mm: smp_mb, then every online CPU's tracker.
@@ -343,7 +359,7 @@ impl Machine {
     }
 
     /// Page-table frames retired: their generation moves on, then they are freed.
-    fn free_tables(&mut self, c: usize, tables: Vec<emu_mmu::Pfn>) {
+    pub(crate) fn free_tables(&mut self, c: usize, tables: Vec<emu_mmu::Pfn>) {
         for p in &tables {
             self.k.walker.retire(p.0);
         }

@@ -195,7 +195,7 @@ mod tests {
                 ("cpumask", "lazy"),
                 ("flush", "ipi"),
                 ("lazy-mm", "refcount"),
-                ("walker-sync", "implied"),
+                ("walker-sync", "linux"),
                 ("broken", "none")
             ]
         );

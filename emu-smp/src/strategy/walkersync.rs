@@ -8,9 +8,10 @@
 //! complete while a walker of the mm has interrupts off; a broadcast invalidation
 //! (INVLPGB for an mm with a global ASID) sends no IPI and holds no walker back.
 //!
-//! `linux` (what x86 does today: `MMU_GATHER_RCU_TABLE_FREE`, freeing through
-//! `call_rcu`) needs the grace-period machine, which is not modelled yet, so the axis
-//! does not offer it; its default is `implied`.
+//! `linux` is what x86 does today: `MMU_GATHER_RCU_TABLE_FREE`, the tables of
+//! munmap/brk/mremap/exit batches freed through `call_rcu` (rcu.rs); every retire point
+//! emu has is of that kind (THP collapse and hugetlb unshare, which use the broadcast
+//! upstream, are not modelled).
 
 use super::{Axis, Value};
 use serde::Serialize;
@@ -19,6 +20,10 @@ use serde::Serialize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WalkerSync {
+    /// What x86 does today: `rcu` at every retire point emu has.
+    Linux,
+    /// Free through call_rcu: the tables stay allocated until a grace period ends.
+    Rcu,
     /// Extra sync only when the flush did not interrupt every CPU that could walk.
     Implied,
     /// IPI every other online CPU with an empty function and wait, then free.
@@ -32,8 +37,20 @@ pub enum WalkerSync {
 impl Axis for WalkerSync {
     const AXIS: &'static str = "walker-sync";
     const ABOUT: &'static str = "sync of page-table retirement with lockless walkers (GUP-fast)";
-    const DEFAULT: Self = WalkerSync::Implied;
+    const DEFAULT: Self = WalkerSync::Linux;
     const VALUES: &'static [Value<Self>] = &[
+        Value {
+            value: WalkerSync::Linux,
+            name: "linux",
+            what: "upstream x86 today: MMU_GATHER_RCU_TABLE_FREE is selected unconditionally, so the page tables of munmap/brk/mremap/exit batches are freed by call_rcu after the TLB flush (the flush IPI is not relied on); the same as `rcu` at every retire point emu models (THP collapse and hugetlb unshare, which use tlb_remove_table_sync_one upstream, are not modelled)",
+            source: "mm/mmu_gather.c tlb_remove_table, tlb_remove_table_rcu, tlb_remove_table_free; arch/x86/Kconfig select MMU_GATHER_RCU_TABLE_FREE (unconditional since Rik van Riel's INVLPGB series, 2025; before, `if PARAVIRT`); ../shared/AXES.md §1.3",
+        },
+        Value {
+            value: WalkerSync::Rcu,
+            name: "rcu",
+            what: "after the flush, call_rcu: the tables stay allocated until every CPU has passed a quiescent state (context switch, idle, a user-mode tick; idle CPUs reported by the first force-quiescent-state scan), then RCU callback processing frees them at a later tick or switch; the freer never waits",
+            source: "kernel/rcu/tree.c (rcu_init_geometry: jiffies_till_first_fqs = RCU_JIFFIES_TILL_FORCE_QS + nr_cpu_ids / RCU_JIFFIES_FQS_DIV, rcu_sched_clock_irq's user-mode quiescent state, rcu_note_context_switch); mm/mmu_gather.c tlb_remove_table_rcu",
+        },
         Value {
             value: WalkerSync::Implied,
             name: "implied",
@@ -70,6 +87,8 @@ pub enum SyncAction {
     Broadcast,
     /// Scan the trackers and IPI the walkers of the mm.
     Targeted,
+    /// call_rcu: free after a grace period, without waiting.
+    Rcu,
 }
 
 impl WalkerSync {
@@ -86,6 +105,7 @@ impl WalkerSync {
             WalkerSync::Implied if flush_ipid_all => SyncAction::Free,
             WalkerSync::Implied | WalkerSync::Broadcast => SyncAction::Broadcast,
             WalkerSync::Targeted => SyncAction::Targeted,
+            WalkerSync::Linux | WalkerSync::Rcu => SyncAction::Rcu,
         }
     }
 }
@@ -101,6 +121,7 @@ mod tests {
         assert_eq!(WalkerSync::Broadcast.after_flush(true), SyncAction::Broadcast);
         assert_eq!(WalkerSync::Targeted.after_flush(true), SyncAction::Targeted);
         assert_eq!(WalkerSync::None.after_flush(false), SyncAction::Free);
+        assert_eq!(WalkerSync::Linux.after_flush(true), SyncAction::Rcu);
         assert!(WalkerSync::Targeted.tracks_walkers() && !WalkerSync::Broadcast.tracks_walkers());
     }
 }
