@@ -54,7 +54,7 @@ impl Axis for WalkerSync {
         Value {
             value: WalkerSync::Implied,
             name: "implied",
-            what: "decided per flush: no extra sync when the freed_tables flush went out as IPIs to the whole mm_cpumask (a walker with interrupts off holds its ack back); otherwise (a global ASID's INVLPGB, no IPI) fall back to broadcast. This is bare-metal x86 before MMU_GATHER_RCU_TABLE_FREE became unconditional (it relied on the flush IPI), made safe under INVLPGB. x86 today frees through RCU (`linux`), which emu does not model yet",
+            what: "decided per flush: no extra sync when the freed_tables flush went out as IPIs to the whole mm_cpumask (a walker with interrupts off holds its ack back); otherwise (a global ASID's INVLPGB, no IPI) fall back to broadcast. This is bare-metal x86 before MMU_GATHER_RCU_TABLE_FREE became unconditional (it relied on the flush IPI), made safe under INVLPGB. x86 today frees through RCU (`linux`)",
             source: "Lance Yang, \"skip redundant sync IPIs when TLB flush sent them\" v5-v10 (tlb_table_flush_implies_ipi_broadcast, 2026); arch/x86/mm/tlb.c native_flush_tlb_multi (freed_tables IPIs lazy CPUs too); arch/x86/Kconfig MMU_GATHER_RCU_TABLE_FREE (once `if PARAVIRT`, unconditional since Rik van Riel's INVLPGB series, 2025)",
         },
         Value {
