@@ -122,3 +122,11 @@ fn musl_and_glibc_are_both_built() {
         assert!(workloads::find("printf", libc).is_some(), "printf not built for {libc}");
     }
 }
+
+#[test]
+fn every_diff_program_matches_native_under_every_walker_sync_policy() {
+    // The default (implied) runs in every test above; shared futexes run GUP-fast.
+    for policy in ["broadcast", "targeted", "none"] {
+        run_all_with(|_| true, 4, "zen3", &["--walker-sync", policy]);
+    }
+}

@@ -976,3 +976,93 @@ fn mm_cid_runs_are_deterministic() {
     }
     assert!(out[0] == out[1], "two identical runs differ");
 }
+
+fn walker(v: &Value, key: &str) -> u64 {
+    v["walker_sync"][key].as_u64().unwrap_or_else(|| panic!("walker_sync.{key} missing"))
+}
+
+/// gup_race on zen3 under seed 4, whose mm gets a global ASID a few jiffies in (see
+/// `invlpgb_gives_busy_mms_a_global_asid_and_sends_no_flush_ipis`).
+fn gup_race(cores: &str, flush: &str, sync: &str, rounds: &str) -> (String, Value) {
+    let args = [
+        "--profile",
+        "zen3",
+        "--cores",
+        cores,
+        "--seed",
+        "4",
+        "--flush",
+        flush,
+        "--walker-sync",
+        sync,
+        "gup_race",
+        "4",
+        "8",
+        rounds,
+    ];
+    run_stats(&format!("gup-race-{cores}-{flush}-{sync}-{rounds}"), &args)
+}
+
+#[test]
+fn walker_sync_oracle_matrix_only_none_under_a_global_asid_lets_a_walker_read_a_freed_table() {
+    for sync in ["linux", "rcu", "implied", "broadcast", "targeted", "none"] {
+        for (flush, rounds) in [("ipi", "300"), ("invlpgb", "2500")] {
+            let (out, v) = gup_race("5", flush, sync, rounds);
+            assert_eq!(out, format!("gup_race rounds={rounds} sum={}\n", race_sum(rounds)));
+            let retired = walker(&v, "retire_events");
+            assert!(retired > 300, "{sync}/{flush}: {retired} retire events");
+            // Walks reach the region's page: GUP-fast returned it (debug builds check
+            // that it is the page the tables map) or found it unmapped.
+            assert!(walker(&v, "gup_fast_pages") > 1000, "{sync}/{flush}: {}", v["walker_sync"]);
+            assert!(walker(&v, "gup_fast_fallbacks") > 1000, "{sync}/{flush}");
+            let bad = total(&v, "oracle_violations");
+            if sync == "none" && flush == "invlpgb" {
+                assert!(bad > 0, "none under INVLPGB with a global ASID: no walker-uaf");
+                assert_eq!(v["violations"][0]["kind"], "walker-uaf");
+                assert_eq!(walker(&v, "walker_uaf"), bad);
+            } else {
+                assert_eq!(bad, 0, "{sync}/{flush}: {}", v["violations"]);
+            }
+            if sync == "rcu" || sync == "linux" {
+                // call_rcu: no IPI, the tables wait for grace periods.
+                assert_eq!(walker(&v, "cpus_interrupted"), 0, "{sync}/{flush}");
+                assert!(walker(&v, "grace_periods") > 0, "{sync}/{flush}");
+                assert!(walker(&v, "rcu_held_tables_max") > 0, "{sync}/{flush}");
+                assert!(walker(&v, "grace_period_cycles_max") > 0, "{sync}/{flush}");
+            }
+            if sync == "implied" || sync == "none" {
+                // Native IPI flushes with freed tables already waited for every walker.
+                if flush == "ipi" || sync == "none" {
+                    assert_eq!(walker(&v, "syncs"), 0, "{sync}/{flush}");
+                } else {
+                    assert!(walker(&v, "syncs") > 0, "implied never fell back under INVLPGB");
+                }
+            }
+        }
+    }
+}
+
+/// The sum gup_race prints: pages 0-7 of each round hold (round + page) as a byte.
+fn race_sum(rounds: &str) -> u64 {
+    let r: u64 = rounds.parse().expect("rounds");
+    (0..r).flat_map(|r| (0..8).map(move |k| (r + k) % 256)).sum()
+}
+
+#[test]
+fn broadcast_interrupts_every_other_cpu_and_targeted_only_the_walkers() {
+    // Six CPUs, five threads: one CPU idles.
+    let (_, b) = gup_race("6", "ipi", "broadcast", "200");
+    let events = walker(&b, "retire_events");
+    assert_eq!(walker(&b, "syncs"), events);
+    assert_eq!(walker(&b, "cpus_interrupted"), 5 * events, "every online CPU but the caller");
+    assert!(walker(&b, "idle_interrupted") > 0, "broadcast woke no idle CPU");
+    assert_eq!(walker(&b, "tracker_cycles"), 0);
+
+    let (_, t) = gup_race("6", "ipi", "targeted", "200");
+    let events = walker(&t, "retire_events");
+    assert_eq!(walker(&t, "tracker_reads"), 5 * events, "every other CPU's tracker read");
+    assert!(walker(&t, "cpus_interrupted") <= 4 * events, "only the four walkers");
+    assert_eq!(walker(&t, "idle_interrupted"), 0, "an idle CPU walks nothing");
+    assert!(walker(&t, "tracker_cycles") > 0, "GUP-fast paid nothing for its tracker");
+    assert_eq!(total(&t, "oracle_violations"), 0);
+}

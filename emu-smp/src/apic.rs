@@ -18,6 +18,8 @@ pub enum CallFn {
     Barrier,
     /// cleanup_lazy_tlbs's `do_shoot_lazy_tlb` for this mm.
     ShootLazy(u32),
+    /// tlb_remove_table_smp_sync: nothing; the walker sync needs only the ack.
+    WalkerSync,
 }
 
 /// A queued cross-CPU function call (`call_single_data`): a flush request,
@@ -133,6 +135,12 @@ impl Machine {
         self.queue_calls(c, &[t], CallFn::Barrier)
     }
 
+    /// A walker sync's smp_call_function(tlb_remove_table_smp_sync, wait=1) to
+    /// `targets`; CPU `c` waits for the acks when its kernel step ends.
+    pub(crate) fn walker_sync_ipis(&mut self, c: usize, targets: &[usize]) -> (u32, u32) {
+        self.queue_calls(c, targets, CallFn::WalkerSync)
+    }
+
     /// The cross-CPU calls of smp_call_function_many_cond from CPU `c`: a csd running
     /// `func` on each target's queue and an ack slot for it, then the IPIs to the
     /// targets whose queue was empty. Returns the ICR writes and the IPIs sent.
@@ -205,7 +213,7 @@ impl Machine {
                             r.ipi_delivery_cycles.max(t0.saturating_sub(csd.wait_from_fp) >> 8);
                         self.flush_tlb_func(k, info);
                     }
-                    CallFn::Barrier => barriers += 1,
+                    CallFn::Barrier | CallFn::WalkerSync => barriers += 1,
                     CallFn::ShootLazy(mm) => self.do_shoot_lazy_tlb(k, *mm),
                 }
                 // csd_unlock: the release store to the initiator's csd line.
@@ -214,7 +222,7 @@ impl Machine {
                 match &csd.func {
                     CallFn::Flush(info) => handled.push((info.record, now - before)),
                     CallFn::ShootLazy(_) => shot.push(now - before),
-                    CallFn::Barrier => {}
+                    CallFn::Barrier | CallFn::WalkerSync => {}
                 }
             }
             self.charge(k, fp(self.profile.apic.irq_exit_cycles));
@@ -320,12 +328,18 @@ impl Machine {
         self.trace_span(c, "wait for flush acks", start, t);
         self.k.cpus[c].ack_slots.clear();
         self.k.cpus[c].kstate = KState::Ready;
+        let synced = std::mem::take(&mut self.k.cpus[c].sync_free);
         for f in std::mem::take(&mut self.k.cpus[c].inflight) {
             let r = self.probes.records.get_mut(f.info.record);
             r.ack_wait_cycles += waited;
             // Delivery is the part of the wait before the slowest handler began.
             r.ipi_delivery_cycles = r.ipi_delivery_cycles.min(r.ack_wait_cycles);
             self.flush_complete(c, f);
+        }
+        self.sync_frees_done(c, synced);
+        // A completed flush that freed page tables may have started a walker sync.
+        if !self.k.cpus[c].ack_slots.is_empty() {
+            self.begin_ack_wait(c);
         }
     }
 }

@@ -23,6 +23,8 @@ use emu_mmu::{Pfn, PhysMem};
 const LINE: u64 = 64;
 /// Lines per frame.
 const PER_FRAME: u64 = 4096 / LINE;
+/// Pages of folio descriptors (vmemmap) the model keeps.
+const FOLIO_FRAMES: u64 = 16;
 
 /// A kernel object with a line of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +56,18 @@ pub enum KObj {
     LazyMm(usize),
     /// A CPU's `mm_cid.pcpu` slot of an address space (a per-CPU allocation).
     MmCidPcpu(u32, usize),
+    /// A CPU's lockless-walk tracker (`active_lockless_pt_walk_mm`, `--walker-sync
+    /// targeted`).
+    WalkerTracker(usize),
+    /// The `struct page` of data frame `pfn` (its refcount, which GUP-fast raises): the
+    /// vmemmap, 64 bytes per frame, so 64 frames' descriptors per page; the model folds
+    /// them onto [`FOLIO_FRAMES`] pages (frames 4 MiB apart share a line).
+    Folio(u64),
 }
+
+/// The kind of the frames holding mm_cid per-CPU slots (a kind of their own: the other
+/// per-CPU objects' kinds index frames by CPU alone).
+const MM_CID_PCPU_KIND: u8 = 11;
 
 /// The frames holding kernel objects, by (kind, frame index within the kind).
 #[derive(Debug, Default)]
@@ -73,6 +86,12 @@ impl KernelData {
             k.line(phys, KObj::TlbState(c));
             k.line(phys, KObj::TlbStateShared(c));
             k.line(phys, KObj::FlushInfo(c));
+            k.line(phys, KObj::WalkerTracker(c));
+        }
+        // The folio descriptors GUP-fast references, reserved at boot so that a frame
+        // the guest freed is not reused for them behind a stale translation.
+        for f in 0..FOLIO_FRAMES {
+            k.line(phys, KObj::Folio(f * PER_FRAME));
         }
         for b in (0..buckets).step_by(PER_FRAME as usize) {
             k.line(phys, KObj::FutexBucket(b));
@@ -93,12 +112,16 @@ impl KernelData {
             KObj::TlbStateShared(cpu) => (6, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
             KObj::FlushInfo(cpu) => (7, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
             KObj::LazyMm(cpu) => (8, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
+            KObj::WalkerTracker(cpu) => (9, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
+            KObj::Folio(pfn) => (10, (pfn / PER_FRAME) % FOLIO_FRAMES, pfn % PER_FRAME),
             KObj::Rq(cpu) => (2, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
             KObj::FutexBucket(b) => (3, u64::from(b) / PER_FRAME, u64::from(b) % PER_FRAME),
             KObj::Global(n) => (4, 0, u64::from(n) % PER_FRAME),
-            KObj::MmCidPcpu(mm, cpu) => {
-                (7, (u64::from(mm) << 16) | (cpu as u64 / PER_FRAME), cpu as u64 % PER_FRAME)
-            }
+            KObj::MmCidPcpu(mm, cpu) => (
+                MM_CID_PCPU_KIND,
+                (u64::from(mm) << 16) | (cpu as u64 / PER_FRAME),
+                cpu as u64 % PER_FRAME,
+            ),
         };
         let frame = match self.frames.get(&(kind, idx)) {
             Some(f) => *f,
@@ -120,8 +143,9 @@ impl KernelData {
             phys.put(f);
         }
         for c in (0..cpus).step_by(PER_FRAME as usize) {
-            if let Some(f) =
-                self.frames.remove(&(7, (u64::from(mm) << 16) | (c as u64 / PER_FRAME)))
+            if let Some(f) = self
+                .frames
+                .remove(&(MM_CID_PCPU_KIND, (u64::from(mm) << 16) | (c as u64 / PER_FRAME)))
             {
                 phys.put(f);
             }

@@ -86,6 +86,8 @@ impl Machine {
     /// The mm half of a context switch on CPU `k` to a task whose mm is `next`
     /// (INIT_MM: a kernel thread), before the task runs.
     pub(crate) fn context_switch_mm(&mut self, k: usize, next: u32) {
+        // rcu_note_context_switch: a quiescent state.
+        self.rcu_qs(k);
         let cpu = &self.k.cpus[k];
         let (prev_user, prev_active) = (cpu.user_ctx, cpu.active_mm);
         if next == INIT_MM {

@@ -30,6 +30,7 @@ mod poll;
 mod process;
 mod procfs;
 pub mod profile;
+mod rcu;
 pub mod records;
 mod rlimit;
 mod rng;
@@ -43,6 +44,7 @@ mod task;
 pub mod tlbflush;
 mod trace;
 mod vdso;
+mod walker;
 
 pub use config::{ConfigError, RunConfig, MAX_CORES};
 pub use lazymm::LazyMmStats;

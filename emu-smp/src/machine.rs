@@ -259,6 +259,8 @@ pub struct CpuKernel {
     pub lazy_ref: bool,
     /// When this CPU's kworker next has deferrable work (0: not queued yet).
     pub next_kwork_fp: u64,
+    /// Page tables waiting for this CPU's walker-sync IPIs to be acked.
+    pub sync_free: Vec<crate::walker::SyncFree>,
 }
 
 /// The hardware: CPUs (clocks, local APICs, idle states), the memory system and the
@@ -322,6 +324,10 @@ pub struct Kernel {
     pub(crate) last_global_asid: u16,
     pub(crate) global_asid_used: BTreeSet<u16>,
     pub(crate) global_asid_freed: Vec<u16>,
+    /// Lockless walkers: page-table generations and per-CPU walk trackers.
+    pub(crate) walker: crate::walker::Walkers,
+    /// The RCU grace-period machine (table freeing under `--walker-sync rcu`).
+    pub(crate) rcu: crate::rcu::Rcu,
 }
 
 /// What the run measures and checks: counters, shootdown records, cpumask samples, the
@@ -331,6 +337,7 @@ pub struct Probes {
     pub(crate) cpus: Vec<CoreStats>,
     pub(crate) kstats: KernelStats,
     pub(crate) lazy_mm: crate::lazymm::LazyMmStats,
+    pub(crate) walker_sync: crate::walker::WalkerSyncStats,
     pub(crate) records: crate::records::Records,
     pub(crate) cpumask_samples: crate::records::Samples<(u64, u32, u32)>,
     /// Oracle violations: all counted, the first [`VIOLATIONS_KEPT`] kept.
@@ -537,11 +544,14 @@ impl Machine {
             last_global_asid: crate::tlbflush::TLB_NR_DYN_ASIDS,
             global_asid_used: BTreeSet::new(),
             global_asid_freed: Vec::new(),
+            walker: crate::walker::Walkers::new(cfg.cores),
+            rcu: Default::default(),
         };
         let probes = Probes {
             cpus: vec![CoreStats::default(); cfg.cores],
             kstats: KernelStats::default(),
             lazy_mm: crate::lazymm::LazyMmStats::default(),
+            walker_sync: Default::default(),
             records: crate::records::Records::new(&cfg.records)
                 .map_err(|e| SimError::Load(format!("cannot write the shootdown records: {e}")))?,
             cpumask_samples: Default::default(),
@@ -990,14 +1000,12 @@ impl Machine {
     /// reach them until then).
     pub(crate) fn finish_gather(&mut self, c: usize, mmid: u32, g: Gather, reason: Reason) {
         let (empty, freed) = (g.is_empty(), g.freed_tables());
-        let mut free = g.pages;
-        free.extend(g.tables);
         if empty {
-            self.free_pages(c, free);
+            self.free_pages(c, g.pages);
             return;
         }
         let stride = if g.huge { 21 } else { 12 };
-        self.flush_and_free(c, mmid, g.start, g.end, stride, freed, reason, free);
+        self.flush_and_free(c, mmid, g.start, g.end, stride, freed, reason, (g.pages, g.tables));
     }
 
     /// flush_tlb_mm: the whole address space, from core `c`.

@@ -44,6 +44,8 @@ pub enum KPath {
     SigWait(Box<crate::signal::SigWaitOp>),
     /// A fork's mm_cid fixup walk, one task or CPU per step.
     CidWalk(Box<crate::cidsched::CidWalk>),
+    /// GUP-fast for a shared futex, interrupts off (walker.rs).
+    Gup(Box<crate::walker::GupWalk>),
 }
 
 /// The steps of do_exit (kernel/exit.c) and of the mm references it drops
@@ -214,8 +216,13 @@ impl Machine {
         let t = self.now(c);
         self.hw.cpus[c].committed_fp = t;
         let Some(tid) = self.k.cpus[c].current else { return };
-        // Every path of the model runs with interrupts enabled between its steps.
-        self.take_interrupts(c, t);
+        // Every path of the model runs with interrupts enabled between its steps, but
+        // GUP-fast, which keeps them off from its first step to its last.
+        let irqs_off =
+            self.k.tasks.get(&tid).is_some_and(|t| matches!(t.kpath, Some(KPath::Gup(_))));
+        if !irqs_off {
+            self.take_interrupts(c, t);
+        }
         if self.k.cpus[c].current != Some(tid) || self.k.cpus[c].kstate != KState::Ready {
             return;
         }
@@ -254,6 +261,7 @@ impl Machine {
             KPath::SigWait(op) => self.sigwait_step(c, tid, *op),
             KPath::Waitid(op) => self.waitid_step(c, tid, *op),
             KPath::CidWalk(w) => self.cid_walk_step(c, tid, *w),
+            KPath::Gup(w) => self.gup_step(c, tid, *w),
         }
     }
 

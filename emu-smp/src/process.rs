@@ -317,8 +317,7 @@ impl Machine {
                     m.teardown(&mut self.hw.mem.phys, &mut g);
                 }
                 self.note_exit_mmap(c, mm);
-                let mut free = g.pages;
-                free.extend(g.tables);
+                let free = (g.pages, g.tables);
                 self.flush_and_free(c, mm, 0, FLUSH_ALL, 12, true, Reason::Exit, free);
                 Next::Then(KPath::Exit(ExitStep::Mmdrop { mm }))
             }
@@ -673,8 +672,22 @@ impl Machine {
         Some((0, base | (uaddr & 0xfff)))
     }
 
-    /// futex(2).
+    /// futex(2). An operation without FUTEX_PRIVATE_FLAG first runs GUP-fast on
+    /// `uaddr` (get_futex_key), as a path of its own (walker.rs); the operation goes on
+    /// when the walk ends.
     pub(crate) fn sys_futex(&mut self, c: usize, tid: u32, a: [u64; 6]) -> Sys {
+        let (op, cmd) = (a[1] as u32, a[1] as u32 & 127);
+        let keyed = matches!(cmd, 0 | 1 | 3 | 4 | 5 | 9 | 10);
+        if op & 128 == 0 && keyed && a[0] & 3 == 0 {
+            if let Some(p) = self.gup_fast_path(tid, a) {
+                return Sys::Path(p);
+            }
+        }
+        self.sys_futex_keyed(c, tid, a)
+    }
+
+    /// futex(2) once its GUP-fast, if any, is done.
+    pub(crate) fn sys_futex_keyed(&mut self, c: usize, tid: u32, a: [u64; 6]) -> Sys {
         let (uaddr, op, val, timeout, uaddr2, val3) =
             (a[0], a[1] as u32, a[2] as u32, a[3], a[4], a[5] as u32);
         let private = op & 128 != 0;

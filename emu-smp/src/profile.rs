@@ -225,6 +225,11 @@ pub struct KernelParams {
     /// The hard-lockup watchdog's threshold: a CPU spinning with interrupts off this
     /// long is reported (here: a CPU spinning in mm_get_cid ends the run).
     pub watchdog_thresh_ms: f64,
+    /// local_irq_save or local_irq_restore (PUSHF/CLI, POPF), each.
+    pub irq_toggle_cycles: f64,
+    /// GUP-fast's per-page checks beyond its loads and atomics (pte_special,
+    /// gup_fast_folio_allowed, folio lookups).
+    pub gup_fast_checks_cycles: f64,
 }
 
 /// The kernel-path costs of a profile in fixed-point cycles, ready to charge
@@ -486,6 +491,8 @@ impl Profile {
             ("kernel.mm_cid_fixup_visit_cycles", k.mm_cid_fixup_visit_cycles),
             ("kernel.watchdog_thresh_ms", k.watchdog_thresh_ms),
             ("kernel.mutex_spin_poll_cycles", k.mutex_spin_poll_cycles),
+            ("kernel.irq_toggle_cycles", k.irq_toggle_cycles),
+            ("kernel.gup_fast_checks_cycles", k.gup_fast_checks_cycles),
             ("apic.icr_write_cycles", a.icr_write_cycles),
             ("apic.delivery_cross_socket_cycles", a.delivery_cross_socket_cycles),
             ("apic.irq_entry_cycles", a.irq_entry_cycles),

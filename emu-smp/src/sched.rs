@@ -347,6 +347,10 @@ impl Machine {
         self.probes.cpus[k].ticks += 1;
         let now = self.now(k);
         self.k.cpus[k].next_tick_fp = (now / self.tick_fp() + 1) * self.tick_fp();
+        // rcu_sched_clock_irq: a tick taken in user mode is a quiescent state.
+        if self.k.cpus[k].kstate == KState::User {
+            self.rcu_qs(k);
+        }
         // Deferrable per-CPU work whose time has come (kthread.rs).
         self.kworker_tick(k);
         let now = self.now(k);

@@ -149,9 +149,10 @@ pub struct Violation {
     /// The virtual address.
     pub address: u64,
     /// "tlb" or "psc" (a stale translation used), "lazy-mm-uaf" (a CPU using an mm that
-    /// __mmdrop freed; `address` is then the mm's id), or "mm_cid" (two tasks of one mm
-    /// on CPUs with one CID, or a CID at or above the number of CPUs; `address` is the
-    /// mm).
+    /// __mmdrop freed; `address` is then the mm's id), "mm_cid" (two tasks of one mm on
+    /// CPUs with one CID, or a CID at or above the number of CPUs; `address` is the mm),
+    /// or "walker-uaf" (a lockless walk reading a page-table page retired after it read
+    /// the pointer to it).
     pub kind: &'static str,
     /// Simulated time.
     pub time_ns: u64,
@@ -297,6 +298,8 @@ pub struct RunInfo {
     pub lazy_mm: &'static str,
     /// `--mm-cid`.
     pub mm_cid: &'static str,
+    /// `--walker-sync`.
+    pub walker_sync: &'static str,
     /// Test-only breakage, if any.
     pub broken: Option<&'static str>,
     /// Coherence oracle bookkeeping on.
@@ -343,6 +346,9 @@ pub struct RunStats {
     /// Per-mm concurrency IDs: bitmap operations, schedule-in paths, mode switches,
     /// TRANSIT drops, fixup walks and their cycles.
     pub mm_cid: crate::mmcid::MmCidStats,
+    /// Lockless page-table walkers (GUP-fast) and the sync of page-table retirement
+    /// with them (`--walker-sync`).
+    pub walker_sync: crate::walker::WalkerSyncStats,
     /// Decoded-code cache counters.
     pub code_cache: CodeCacheReport,
     /// Kernel locks by class: acquisitions, contentions, wait and hold cycles, sleeps.
@@ -411,6 +417,7 @@ impl RunStats {
                 flush: st.flush.name(),
                 lazy_mm: st.lazy_mm.name(),
                 mm_cid: st.mm_cid.name(),
+                walker_sync: st.walker_sync.name(),
                 broken: (st.broken != crate::strategy::BrokenPolicy::None)
                     .then(|| st.broken.name()),
                 oracle: m.probes.oracle,
@@ -442,6 +449,7 @@ impl RunStats {
                 ..m.probes.lazy_mm.clone()
             },
             mm_cid: m.probes.mm_cid,
+            walker_sync: m.probes.walker_sync.clone(),
             code_cache: CodeCacheReport {
                 blocks_decoded: cs.blocks_decoded,
                 insns_decoded: cs.insns_decoded,

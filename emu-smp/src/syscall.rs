@@ -186,6 +186,11 @@ impl Machine {
             t.syscall_nr = Some(nr);
         }
         let r = self.dispatch(c, tid, nr, a);
+        self.sys_next(c, tid, r)
+    }
+
+    /// What a system call's result asks of its path.
+    pub(crate) fn sys_next(&mut self, c: usize, tid: u32, r: Sys) -> Next {
         match r {
             Sys::Ret(v) => {
                 if let Some(t) = self.k.tasks.get_mut(&tid) {

@@ -189,6 +189,8 @@ pub struct InFlight {
     pub change_gen: u64,
     /// Frames to release once it completes.
     pub free: Vec<emu_mmu::Pfn>,
+    /// Page-table frames to retire once it completes (after the walker sync).
+    pub tables: Vec<emu_mmu::Pfn>,
 }
 
 /// Why a flush happened (for records and traces).
@@ -417,7 +419,8 @@ impl Machine {
         freed_tables: bool,
         reason: Reason,
     ) {
-        self.flush_and_free(c, mm, start, end, stride_shift, freed_tables, reason, Vec::new());
+        let none = (Vec::new(), Vec::new());
+        self.flush_and_free(c, mm, start, end, stride_shift, freed_tables, reason, none);
     }
 
     /// [`Machine::flush_tlb_mm_range`], then release `free` (pages and page tables that
@@ -432,13 +435,17 @@ impl Machine {
         stride_shift: u32,
         freed_tables: bool,
         reason: Reason,
-        free: Vec<emu_mmu::Pfn>,
+        (free, tables): (Vec<emu_mmu::Pfn>, Vec<emu_mmu::Pfn>),
     ) {
         // The work that made the flush necessary comes first.
         self.settle_work(c, mm);
         let t0 = self.now(c);
         let Some(m) = self.k.mms.get_mut(&mm) else {
             for p in free {
+                self.hw.mem.phys.put(p);
+            }
+            for p in tables {
+                self.k.walker.retire(p.0);
                 self.hw.mem.phys.put(p);
             }
             return;
@@ -485,7 +492,7 @@ impl Machine {
         } else if self.k.cpus[c].tlb.loaded_mm == mm {
             self.flush_tlb_func(c, &info);
         }
-        let f = InFlight { info, t0_fp: t0, kind, change_gen, free };
+        let f = InFlight { info, t0_fp: t0, kind, change_gen, free, tables };
         if self.k.cpus[c].ack_slots.len() == first_slot {
             self.flush_complete(c, f);
         } else {
@@ -509,6 +516,13 @@ impl Machine {
         self.end_shootdown(f.info.record, t1 - f.t0_fp);
         self.oracle_check_after_flush(&f.info, f.change_gen);
         self.free_pages(c, f.free);
+        if !f.tables.is_empty() {
+            // Every CPU that could be walking the mm took the flush's IPI (a CPU alone
+            // in the mask sent none: no other CPU runs the mm), unless it went out as a
+            // broadcast invalidation.
+            let ipid_all = f.kind != FlightKind::Broadcast;
+            self.retire_tables(c, f.info.mm, f.tables, ipid_all);
+        }
     }
 
     /// should_trim_cpumask: true at most once a second per mm (lazy policy only).

@@ -11,12 +11,14 @@ mod cpumask;
 mod flush;
 mod lazymm;
 mod mmcid;
+mod walkersync;
 
 pub use broken::BrokenPolicy;
 pub use cpumask::CpumaskPolicy;
 pub use flush::FlushTransport;
 pub use lazymm::{LazyCleanup, LazyMmPolicy};
 pub use mmcid::MmCidVariant;
+pub use walkersync::{SyncAction, WalkerSync};
 
 /// A value of an axis, declared once.
 #[derive(Clone, Copy, Debug)]
@@ -160,6 +162,7 @@ axes!(
     flush: FlushTransport,
     lazy_mm: LazyMmPolicy,
     mm_cid: MmCidVariant,
+    walker_sync: WalkerSync,
     broken: BrokenPolicy
 );
 
@@ -196,6 +199,7 @@ mod tests {
                 ("flush", "ipi"),
                 ("lazy-mm", "refcount"),
                 ("mm-cid", "current"),
+                ("walker-sync", "linux"),
                 ("broken", "none")
             ]
         );

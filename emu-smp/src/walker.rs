@@ -1,0 +1,369 @@
+//! Lockless page-table walkers and the retirement of page-table pages (seed 002,
+//! ../shared/AXES.md §1).
+//!
+//! GUP-fast (mm/gup.c `gup_fast_fallback` → `gup_fast` → `gup_fast_pgd_range` and the
+//! per-level `gup_fast_*_range`) walks `current->mm` with local interrupts disabled and
+//! no lock: one kernel step per table read (PGD, PUD, PMD, PTE) charged through the
+//! cache model, the folio reference as a locked RMW on the folio's `struct page` line
+//! (`try_grab_folio_fast`), then one step re-reading the PMD and the PTE (the pairing
+//! with `pmdp_collapse_flush`). A non-present entry, a missing permission or a changed
+//! entry ends the walk with nothing, and the caller falls back to the slow path. The
+//! steps run with interrupts off: the core takes no IPI and no tick until the walk
+//! ends (path.rs `run_kernel`), so a flush IPI to it waits, which is what makes the
+//! IPI a sync.
+//!
+//! Shared futexes reach it as Linux does (kernel/futex/core.c `get_futex_key`: any
+//! futex operation without FUTEX_PRIVATE_FLAG walks, whatever the mapping), before the
+//! existing key lookup; the slow path is that lookup, untimed.
+//!
+//! Retirement: every page-table page carries a generation, bumped when the page is
+//! freed (after the flush of its mmu_gather and the `--walker-sync` strategy's sync).
+//! A walk remembers the generation of each table when it read the pointer to it; a
+//! later read of that table under another generation is the oracle kind `walker-uaf`.
+
+use crate::kdata::KObj;
+use crate::machine::{fp, Machine};
+use crate::path::{KPath, Next};
+use crate::strategy::SyncAction;
+use emu_mmu::pte;
+use serde::Serialize;
+
+/// A GUP-fast walk in progress (one page, as get_futex_key asks).
+#[derive(Clone, Debug)]
+pub struct GupWalk {
+    /// The futex call's arguments, for its continuation.
+    pub args: [u64; 6],
+    /// The address walked.
+    pub uaddr: u64,
+    /// The level of the table read next (4 = PGD ... 1 = PTE table), or 0 when the
+    /// leaf was found and the re-checks are next.
+    pub level: u8,
+    /// The frame of the table read next.
+    pub table: u64,
+    /// Its generation when the pointer to it was read.
+    pub gen: u32,
+    /// The PMD entry read: (its address, its value, its table, the table's generation).
+    pub pmd: Option<(u64, u64, u64, u32)>,
+    /// The leaf entry read (PTE, or a huge PMD/PUD): (address, value, table, generation).
+    pub leaf: Option<(u64, u64, u64, u32)>,
+    /// The folio referenced.
+    pub folio: u64,
+    /// When the walk began (interrupts off), 1/256 cycles.
+    pub start_fp: u64,
+}
+
+/// Host-side state of the walkers: table generations and which CPUs walk which mm.
+#[derive(Debug, Default)]
+pub struct Walkers {
+    /// Generation of each page-table frame that was ever retired (absent: 0).
+    gens: rustc_hash::FxHashMap<u64, u32>,
+    /// The mm each CPU's tracker holds (`--walker-sync targeted`), or its walk's mm.
+    pub walking: Vec<Option<u32>>,
+}
+
+impl Walkers {
+    /// No walks on `cpus` CPUs, no table retired yet.
+    pub fn new(cpus: usize) -> Self {
+        Walkers { gens: Default::default(), walking: vec![None; cpus] }
+    }
+
+    /// Generation of page-table frame `pfn`.
+    pub fn gen(&self, pfn: u64) -> u32 {
+        self.gens.get(&pfn).copied().unwrap_or(0)
+    }
+
+    /// Frame `pfn` is retired (freed or reused).
+    pub fn retire(&mut self, pfn: u64) {
+        *self.gens.entry(pfn).or_insert(0) += 1;
+    }
+}
+
+/// Page-table frames waiting for a walker sync's acks before they are freed.
+#[derive(Clone, Debug)]
+pub struct SyncFree {
+    /// The frames.
+    pub tables: Vec<emu_mmu::Pfn>,
+    /// When the sync began (1/256 cycles).
+    pub t0_fp: u64,
+}
+
+/// The `walker_sync` section of the statistics.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct WalkerSyncStats {
+    /// GUP-fast walks (shared futex operations).
+    pub gup_fast_walks: u64,
+    /// Of those, walks that returned the page (a folio reference taken and kept past
+    /// the re-checks).
+    pub gup_fast_pages: u64,
+    /// Walks that fell back to the slow path (non-present or read-only leaf, a
+    /// re-check that failed, or a retired table).
+    pub gup_fast_fallbacks: u64,
+    /// Cycles from local_irq_save to local_irq_restore, summed.
+    pub gup_fast_cycles: u64,
+    /// Of those, the tracker's xchg and release store (`targeted`), summed.
+    pub tracker_cycles: u64,
+    /// Retire events: flushes completed with page tables to free.
+    pub retire_events: u64,
+    /// Page-table pages retired.
+    pub tables_retired: u64,
+    /// Retire events that sent sync IPIs.
+    pub syncs: u64,
+    /// CPUs interrupted by sync IPIs, summed over events.
+    pub cpus_interrupted: u64,
+    /// Of those, CPUs found idle (woken by the sync).
+    pub idle_interrupted: u64,
+    /// Initiator cycles from the flush's completion to the free, summed (the sync's
+    /// IPIs and wait, the tracker scan).
+    pub initiator_cycles: u64,
+    /// The largest of those.
+    pub initiator_cycles_max: u64,
+    /// Tracker lines read by the targeted scans.
+    pub tracker_reads: u64,
+    /// Grace periods started (`rcu`, `linux`).
+    pub grace_periods: u64,
+    /// Their lengths, summed, and the longest (cycles).
+    pub grace_period_cycles: u64,
+    /// The longest grace period (cycles).
+    pub grace_period_cycles_max: u64,
+    /// RCU callbacks run (table batches freed after their grace period).
+    pub rcu_callbacks: u64,
+    /// Cycles from call_rcu to the callback freeing the tables, summed.
+    pub rcu_callback_wait_cycles: u64,
+    /// Page-table pages queued for RCU and not yet freed: the high-water mark.
+    pub rcu_held_tables_max: u64,
+    /// Walker reads of a table retired after the walk read its pointer (oracle kind
+    /// `walker-uaf`).
+    pub walker_uaf: u64,
+}
+
+impl Machine {
+    /// Starts GUP-fast for futex `args` on core `c`: the path's first step reads the
+    /// PGD entry (gup_fast_fallback, FOLL_WRITE, one page).
+    pub(crate) fn gup_fast_path(&self, tid: u32, args: [u64; 6]) -> Option<KPath> {
+        let mm = self.k.tasks.get(&tid)?.mm;
+        let root = self.k.mms.get(&mm)?.root;
+        let table = root.0;
+        Some(KPath::Gup(Box::new(GupWalk {
+            args,
+            uaddr: args[0],
+            level: 4,
+            table,
+            gen: self.k.walker.gen(table),
+            pmd: None,
+            leaf: None,
+            folio: 0,
+            start_fp: 0,
+        })))
+    }
+
+    /// One step of a GUP-fast walk on core `c` (interrupts off throughout).
+    pub(crate) fn gup_step(&mut self, c: usize, tid: u32, mut w: GupWalk) -> Next {
+        let mm = self.k.tasks.get(&tid).map_or(0, |t| t.mm);
+        if w.level == 4 && w.start_fp == 0 {
+            // local_irq_save, then (targeted) pt_walk_lockless_start: xchg of the mm
+            // into this CPU's tracker, a full barrier on x86.
+            w.start_fp = self.now(c).max(1);
+            self.charge(c, fp(self.profile.kernel.irq_toggle_cycles));
+            if self.k.strategy.walker_sync.tracks_walkers() {
+                let x = fp(self.profile.insn.locked)
+                    + self.kline_access(c, KObj::WalkerTracker(c), true);
+                self.charge(c, x);
+                self.probes.walker_sync.tracker_cycles += x >> 8;
+            }
+            if let Some(s) = self.k.walker.walking.get_mut(c) {
+                *s = Some(mm);
+            }
+        }
+        if w.level == 0 {
+            // The re-checks: PMD, then PTE; either changed drops the reference.
+            let mut same = true;
+            for (pa, val, table, gen) in [w.pmd, w.leaf].into_iter().flatten() {
+                if !self.walker_read_ok(c, table, gen, w.uaddr) {
+                    same = false;
+                    break;
+                }
+                let cost = self.hw.mem.caches.access(c, pa, false);
+                self.charge(c, cost);
+                if self.hw.mem.phys.read_u64(pa) != val {
+                    same = false;
+                }
+            }
+            // get_futex_key is done with the page (put_page), or the re-check failed
+            // and gup_put_folio drops it: a second locked RMW on the folio line.
+            let put =
+                fp(self.profile.insn.locked) + self.kline_access(c, KObj::Folio(w.folio), true);
+            self.charge(c, put);
+            return self.gup_end(c, tid, &w, same);
+        }
+        if !self.walker_read_ok(c, w.table, w.gen, w.uaddr) {
+            return self.gup_end(c, tid, &w, false);
+        }
+        let shift = 12 + 9 * (u32::from(w.level) - 1);
+        let pa = (w.table << 12) + ((w.uaddr >> shift) & 511) * 8;
+        let cost = self.hw.mem.caches.access(c, pa, false);
+        self.charge(c, cost);
+        let e = self.hw.mem.phys.read_u64(pa);
+        if e & pte::P == 0 {
+            return self.gup_end(c, tid, &w, false);
+        }
+        let leaf = w.level == 1 || (w.level <= 3 && e & pte::PS != 0);
+        if !leaf {
+            if w.level == 2 {
+                w.pmd = Some((pa, e, w.table, w.gen));
+            }
+            w.table = (e & pte::ADDR) >> 12;
+            w.gen = self.k.walker.gen(w.table);
+            w.level -= 1;
+            return Next::Then(KPath::Gup(Box::new(w)));
+        }
+        // gup_fast_pte_range's checks: user, writable (FOLL_WRITE), not special; then
+        // try_grab_folio_fast's locked increment of the folio's refcount.
+        self.charge(c, fp(self.profile.kernel.gup_fast_checks_cycles));
+        if e & pte::US == 0 || e & pte::RW == 0 {
+            return self.gup_end(c, tid, &w, false);
+        }
+        let span = (1u64 << shift) - 1;
+        w.folio = ((e & pte::ADDR) + (w.uaddr & span & !0xfff)) >> 12;
+        let grab = fp(self.profile.insn.locked) + self.kline_access(c, KObj::Folio(w.folio), true);
+        self.charge(c, grab);
+        w.leaf = Some((pa, e, w.table, w.gen));
+        if w.level >= 2 {
+            // A huge leaf: the PMD re-check is the leaf's.
+            w.pmd = None;
+        }
+        w.level = 0;
+        Next::Then(KPath::Gup(Box::new(w)))
+    }
+
+    /// The walk reads table `table`, whose pointer it read under generation `gen`: a
+    /// retired table is a `walker-uaf` (the walk then gives up).
+    fn walker_read_ok(&mut self, c: usize, table: u64, gen: u32, va: u64) -> bool {
+        if self.k.walker.gen(table) == gen {
+            return true;
+        }
+        self.probes.walker_sync.walker_uaf += 1;
+        self.probes.violation_count += 1;
+        if self.probes.violations.len() < crate::machine::VIOLATIONS_KEPT {
+            let time_ns = self.ns_of(self.now(c));
+            self.probes.violations.push(crate::stats::Violation {
+                core: c,
+                address: va,
+                kind: "walker-uaf",
+                time_ns,
+                strategy: self.k.strategy.label(),
+                detail: None,
+            });
+        }
+        false
+    }
+
+    /// The walk ends (pt_walk_lockless_end's release store, local_irq_restore) and the
+    /// futex call goes on with its key lookup.
+    fn gup_end(&mut self, c: usize, tid: u32, w: &GupWalk, ok: bool) -> Next {
+        if self.k.strategy.walker_sync.tracks_walkers() {
+            let x = self.kline_access(c, KObj::WalkerTracker(c), true);
+            self.charge(c, x);
+            self.probes.walker_sync.tracker_cycles += x >> 8;
+        }
+        if let Some(s) = self.k.walker.walking.get_mut(c) {
+            *s = None;
+        }
+        self.charge(c, fp(self.profile.kernel.irq_toggle_cycles));
+        if ok {
+            // The page the walk referenced is the one the page tables map.
+            let mapped = self
+                .k
+                .tasks
+                .get(&tid)
+                .and_then(|t| self.k.mms.get(&t.mm))
+                .and_then(|m| emu_mmu::PageTables::leaf(&self.hw.mem.phys, m.root, w.uaddr));
+            let want = mapped.map(|l| {
+                let span = (1u64 << (12 + 9 * (u32::from(l.size.leaf_level()) - 1))) - 1;
+                ((l.pte & pte::ADDR) + (w.uaddr & span & !0xfff)) >> 12
+            });
+            debug_assert_eq!(want, Some(w.folio), "GUP-fast's page for {:#x}", w.uaddr);
+            self.probes.walker_sync.gup_fast_pages += 1;
+        }
+        let spent = (self.now(c).saturating_sub(w.start_fp)) >> 8;
+        let s = &mut self.probes.walker_sync;
+        s.gup_fast_walks += 1;
+        s.gup_fast_fallbacks += u64::from(!ok);
+        s.gup_fast_cycles += spent;
+        let r = self.sys_futex_keyed(c, tid, w.args);
+        self.sys_next(c, tid, r)
+    }
+
+    /// A flush that freed the page tables `tables` of `mm` completed on core `c`;
+    /// `ipid_all` says it reached every CPU of the mm's cpumask through IPIs it waited
+    /// for. The strategy's sync, then the free (now, or when the sync's acks are in).
+    pub(crate) fn retire_tables(
+        &mut self,
+        c: usize,
+        mm: u32,
+        tables: Vec<emu_mmu::Pfn>,
+        ipid_all: bool,
+    ) {
+        let s = &mut self.probes.walker_sync;
+        s.retire_events += 1;
+        s.tables_retired += tables.len() as u64;
+        let t0 = self.now(c);
+        let targets: Vec<usize> = match self.k.strategy.walker_sync.after_flush(ipid_all) {
+            SyncAction::Free => Vec::new(),
+            SyncAction::Rcu => {
+                self.call_rcu_tables(c, tables);
+                return;
+            }
+            SyncAction::Broadcast => (0..self.hw.cpus.len()).filter(|&t| t != c).collect(),
+            SyncAction::Targeted => {
+                // tlb_remove_table_sync_mm: smp_mb, then every online CPU's tracker.
+                self.charge(c, fp(self.profile.insn.locked));
+                let mut v = Vec::new();
+                for t in (0..self.hw.cpus.len()).filter(|&t| t != c) {
+                    let x = self.kline_access(c, KObj::WalkerTracker(t), false);
+                    self.charge(c, x);
+                    self.probes.walker_sync.tracker_reads += 1;
+                    if self.k.walker.walking.get(t).copied().flatten() == Some(mm) {
+                        v.push(t);
+                    }
+                }
+                v
+            }
+        };
+        if targets.is_empty() {
+            let spent = (self.now(c) - t0) >> 8;
+            self.note_sync_latency(spent);
+            self.free_tables(c, tables);
+            return;
+        }
+        let idle = targets.iter().filter(|&&t| self.k.cpus[t].current.is_none()).count();
+        let s = &mut self.probes.walker_sync;
+        s.syncs += 1;
+        s.cpus_interrupted += targets.len() as u64;
+        s.idle_interrupted += idle as u64;
+        self.walker_sync_ipis(c, &targets);
+        self.k.cpus[c].sync_free.push(SyncFree { tables, t0_fp: t0 });
+    }
+
+    /// The sync waits of core `c` are over: free their tables.
+    pub(crate) fn sync_frees_done(&mut self, c: usize, done: Vec<SyncFree>) {
+        for f in done {
+            let spent = (self.now(c).saturating_sub(f.t0_fp)) >> 8;
+            self.note_sync_latency(spent);
+            self.free_tables(c, f.tables);
+        }
+    }
+
+    fn note_sync_latency(&mut self, cycles: u64) {
+        let s = &mut self.probes.walker_sync;
+        s.initiator_cycles += cycles;
+        s.initiator_cycles_max = s.initiator_cycles_max.max(cycles);
+    }
+
+    /// Page-table frames retired: their generation moves on, then they are freed.
+    pub(crate) fn free_tables(&mut self, c: usize, tables: Vec<emu_mmu::Pfn>) {
+        for p in &tables {
+            self.k.walker.retire(p.0);
+        }
+        self.free_pages(c, tables);
+    }
+}
