@@ -236,17 +236,7 @@ impl Machine {
                 Sys::Ret(-ENOSYS)
             }
         };
-        match r {
-            Sys::Ret(v) => {
-                if let Some(t) = self.k.tasks.get_mut(&tid) {
-                    t.cpu.gpr[0] = v as u64;
-                }
-                self.user_or_gone(c, tid)
-            }
-            Sys::Block(w) => Next::Block(w),
-            Sys::Done => self.user_or_gone(c, tid),
-            Sys::Path(p) => Next::Then(p),
-        }
+        self.sys_next(c, tid, r)
     }
 
     fn warn_once(&mut self, key: u64, msg: String) {
