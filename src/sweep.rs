@@ -38,6 +38,9 @@ pub struct SweepArgs {
     /// mm_cid variants, comma-separated (`emu list strategies`).
     #[arg(long = "mm-cid", value_delimiter = ',', value_name = "VARIANT,...")]
     mm_cid: Vec<String>,
+    /// Walker synchronisation strategies, comma-separated (`emu list strategies`).
+    #[arg(long = "walker-sync", value_delimiter = ',', value_name = "STRATEGY,...")]
+    walker_sync: Vec<String>,
     /// Machine profiles, comma-separated (names or TOML paths).
     #[arg(long, value_delimiter = ',', value_name = "PROFILE,...")]
     profile: Vec<String>,
@@ -69,6 +72,9 @@ pub struct SweepArgs {
 }
 
 impl SweepArgs {
+    /// The sweep: the spec file's (or the default one), with the command line's values
+    /// in place of the spec's on every grid. `--workload` makes it one grid: the extra
+    /// grids are studies of workloads of their own.
     fn spec(&self) -> Result<SweepSpec> {
         let mut s = match &self.spec {
             Some(p) => {
@@ -84,35 +90,31 @@ impl SweepArgs {
                 .iter()
                 .map(|w| WorkloadSpec::parse(w).with_context(|| format!("bad --workload `{w}`")))
                 .collect::<Result<_>>()?;
+            s.grids.clear();
         }
-        if !self.cores.is_empty() {
-            s.cores = self.cores.clone();
+        // An option given replaces the value of the main grid and of every extra one.
+        macro_rules! everywhere {
+            ($given:expr, $field:ident, $value:expr) => {
+                if $given {
+                    s.$field = $value;
+                    for g in &mut s.grids {
+                        g.$field = None;
+                    }
+                }
+            };
         }
-        if !self.cpumask.is_empty() {
-            s.cpumask = self.cpumask.clone();
-        }
-        if !self.flush.is_empty() {
-            s.flush = self.flush.clone();
-        }
-        if !self.lazy_mm.is_empty() {
-            s.lazy_mm = self.lazy_mm.clone();
-        }
-        if !self.mm_cid.is_empty() {
-            s.mm_cid = self.mm_cid.clone();
-        }
-        if !self.profile.is_empty() {
-            s.profiles = self.profile.clone();
-        }
-        if !self.seed.is_empty() {
-            s.seeds = self.seed.clone();
-        }
-        if let Some(o) = &self.oracle {
-            s.oracle = o == "on";
-        }
-        if let Some(m) = self.memory {
-            s.memory_mib = m;
-        }
+        everywhere!(!self.cores.is_empty(), cores, self.cores.clone());
+        everywhere!(!self.cpumask.is_empty(), cpumask, self.cpumask.clone());
+        everywhere!(!self.flush.is_empty(), flush, self.flush.clone());
+        everywhere!(!self.lazy_mm.is_empty(), lazy_mm, self.lazy_mm.clone());
+        everywhere!(!self.mm_cid.is_empty(), mm_cid, self.mm_cid.clone());
+        everywhere!(!self.walker_sync.is_empty(), walker_sync, self.walker_sync.clone());
+        everywhere!(!self.profile.is_empty(), profiles, self.profile.clone());
+        everywhere!(!self.seed.is_empty(), seeds, self.seed.clone());
+        everywhere!(self.oracle.is_some(), oracle, self.oracle.as_deref() == Some("on"));
+        everywhere!(self.memory.is_some(), memory_mib, self.memory.unwrap_or_default());
         s.check()?;
+        check_strategies(&s)?;
         Ok(s)
     }
 
@@ -161,6 +163,25 @@ fn runnable(p: &Point) -> Result<(), String> {
     Ok(())
 }
 
+/// Rejects a spec naming a strategy that does not exist, whichever grid names it: a
+/// typo would otherwise only skip its points.
+fn check_strategies(s: &SweepSpec) -> Result<()> {
+    for (field, axis) in [
+        ("cpumask", "cpumask"),
+        ("flush", "flush"),
+        ("lazy_mm", "lazy-mm"),
+        ("mm_cid", "mm-cid"),
+        ("walker_sync", "walker-sync"),
+    ] {
+        for v in s.axis_values(field) {
+            emu_smp::Strategy::default()
+                .set(axis, &v)
+                .with_context(|| format!("the sweep's `{field}` list"))?;
+        }
+    }
+    Ok(())
+}
+
 /// The strategy of a point.
 fn point_strategy(p: &Point) -> Result<emu_smp::Strategy, emu_smp::strategy::StrategyError> {
     let mut s = emu_smp::Strategy::default();
@@ -168,6 +189,7 @@ fn point_strategy(p: &Point) -> Result<emu_smp::Strategy, emu_smp::strategy::Str
     s.set("flush", &p.flush)?;
     s.set("lazy-mm", &p.lazy_mm)?;
     s.set("mm-cid", &p.mm_cid)?;
+    s.set("walker-sync", &p.walker_sync)?;
     Ok(s)
 }
 

@@ -138,6 +138,11 @@ pub fn page(
         }
         h.push_str("</table>");
     }
+    let walker_axis = spec.resolved_grids().iter().any(|g| g.walker_sync.len() > 1)
+        || points.iter().any(|p| p.walker_sync != crate::spec::DEFAULT_WALKER_SYNC);
+    if walker_axis {
+        walker_sync_table(&mut h, points, results);
+    }
     h.push_str(
         "<h2>All points</h2><table><tr><th class=\"l\">workload</th><th class=\"l\">profile</th>\
         <th class=\"l\">strategy</th><th>CPUs</th><th>seed</th><th>remote shootdowns</th>\
@@ -195,4 +200,61 @@ pub fn page(
         (for example <code>cargo run --release --</code>).</p></body></html>\n",
     );
     h
+}
+
+/// The walker-sync table: per point of each workload and profile that varies the
+/// strategy, what freeing page tables cost the unmapping CPU and the others, what
+/// GUP-fast walks cost, and the RCU grace periods.
+fn walker_sync_table(h: &mut String, points: &[Point], results: &BTreeMap<String, PointFile>) {
+    let varied = |p: &Point| {
+        points.iter().any(|q| {
+            q.label == p.label
+                && q.profile == p.profile
+                && q.walker_sync != crate::spec::DEFAULT_WALKER_SYNC
+        })
+    };
+    h.push_str(
+        "<h2>Page-table walker synchronisation</h2><p>A retire event is a flush that \
+        completed with page tables to free; its cost is the initiator's cycles from the \
+        flush's completion to the free (sync IPIs and their wait, or the tracker scan). \
+        Tables freed through RCU cost the initiator nothing there and wait for a grace \
+        period instead.</p><table><tr><th class=\"l\">workload</th>\
+        <th class=\"l\">profile</th><th class=\"l\">strategy</th><th>CPUs</th>\
+        <th>retire events</th><th>tables retired</th><th>cycles per retire event</th>\
+        <th>most cycles</th><th>CPUs interrupted per event</th><th>idle ones woken</th>\
+        <th>GUP-fast walks</th><th>cycles per walk</th><th>tracker cycles per walk</th>\
+        <th>grace periods</th><th>mean grace period</th><th>longest</th>\
+        <th>RCU-held tables, most</th><th>walker-uaf</th></tr>",
+    );
+    for p in points.iter().filter(|p| varied(p)) {
+        let Some(s) = results.get(&p.id()).and_then(|r| r.summary.as_ref()) else { continue };
+        let _ = write!(
+            h,
+            "<tr><td class=\"l\">{} {}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{:.2}</td>\
+             <td>{:.2}</td><td>{}</td><td>{:.0}</td><td>{:.1}</td><td>{}</td><td>{:.0}</td>\
+             <td>{}</td><td>{}</td><td{}>{}</td></tr>",
+            esc(&p.workload),
+            esc(&p.args.join(" ")),
+            esc(&p.profile),
+            esc(&p.strategy()),
+            p.cores,
+            s.walker_retire_events,
+            s.walker_tables_retired,
+            s.walker_cost_per_retire,
+            s.walker_cost_max,
+            s.walker_interrupted_per_retire,
+            s.walker_idle_woken_per_retire,
+            s.gup_fast_walks,
+            s.gup_fast_cycles_per_walk,
+            s.walker_tracker_cycles_per_walk,
+            s.grace_periods,
+            s.grace_period_cycles_mean,
+            s.grace_period_cycles_max,
+            s.rcu_held_tables_max,
+            if s.walker_uaf > 0 { " class=\"bad\"" } else { "" },
+            s.walker_uaf
+        );
+    }
+    h.push_str("</table>");
 }

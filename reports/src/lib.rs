@@ -452,12 +452,14 @@ pub fn load_summary(path: &Path) -> Result<(String, Summary)> {
     if v.get("schema_version").is_some() {
         let c = &v["config"];
         let what = format!(
-            "{} on {} cores, {}, cpumask={} flush={}",
+            "{} on {} cores, {}, cpumask={} flush={}{}",
             c["argv"].as_array().and_then(|a| a.first()).and_then(Value::as_str).unwrap_or("?"),
             c["cores"],
             c["profile"].as_str().unwrap_or("?"),
             c["cpumask"].as_str().unwrap_or("?"),
-            c["flush"].as_str().unwrap_or("?")
+            c["flush"].as_str().unwrap_or("?"),
+            // Statistics from before the axis have no walker_sync.
+            c["walker_sync"].as_str().map(|w| format!(" walker-sync={w}")).unwrap_or_default()
         );
         return Ok((what, Summary::of(&v)));
     }
@@ -506,6 +508,26 @@ pub fn compare(a: &Path, b: &Path) -> Result<String> {
         ),
         ("mm held after exit (cyc)", sa.lazy_held_cycles, sb.lazy_held_cycles),
         ("lazy-mm-uaf", sa.lazy_mm_uaf as f64, sb.lazy_mm_uaf as f64),
+        ("table retire events", sa.walker_retire_events as f64, sb.walker_retire_events as f64),
+        ("  sync cycles each", sa.walker_cost_per_retire, sb.walker_cost_per_retire),
+        (
+            "  CPUs interrupted each",
+            sa.walker_interrupted_per_retire,
+            sb.walker_interrupted_per_retire,
+        ),
+        ("    idle ones woken", sa.walker_idle_woken_per_retire, sb.walker_idle_woken_per_retire),
+        ("GUP-fast walks", sa.gup_fast_walks as f64, sb.gup_fast_walks as f64),
+        ("  cycles each", sa.gup_fast_cycles_per_walk, sb.gup_fast_cycles_per_walk),
+        (
+            "  tracker cycles each",
+            sa.walker_tracker_cycles_per_walk,
+            sb.walker_tracker_cycles_per_walk,
+        ),
+        ("grace periods", sa.grace_periods as f64, sb.grace_periods as f64),
+        ("  mean length (cyc)", sa.grace_period_cycles_mean, sb.grace_period_cycles_mean),
+        ("  longest (cyc)", sa.grace_period_cycles_max as f64, sb.grace_period_cycles_max as f64),
+        ("RCU-held tables, most", sa.rcu_held_tables_max as f64, sb.rcu_held_tables_max as f64),
+        ("walker-uaf", sa.walker_uaf as f64, sb.walker_uaf as f64),
     ];
     let mut out = format!("A: {} ({wa})\nB: {} ({wb})\n\n", a.display(), b.display());
     out.push_str(&format!("{:<24} {:>16} {:>16} {:>9}\n", "", "A", "B", "B/A"));

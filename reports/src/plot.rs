@@ -208,6 +208,30 @@ pub fn render_all(dir: &Path, results: &[&PointFile]) -> anyhow::Result<Vec<Plot
                     },
                 )?;
             }
+            // The walker-sync figures, when the sweep varies the strategy.
+            let walker_axis = g.series.iter().any(|s| {
+                s.points.iter().any(|r| r.point.walker_sync != crate::spec::DEFAULT_WALKER_SYNC)
+            });
+            if walker_axis {
+                add(
+                    "walkersync",
+                    format!(
+                        "{name}: page-table retire cost, CPUs interrupted, GUP-fast cost and \
+                         grace periods vs CPUs"
+                    ),
+                    &|d, s| {
+                        emit(
+                            d,
+                            s,
+                            &PanelsVsCores {
+                                g: &g,
+                                title: format!("{name}: page-table walker synchronisation"),
+                                panels: WALKER_PANELS,
+                            },
+                        )
+                    },
+                )?;
+            }
         }
         let n = g.max_cores;
         add("cdf", format!("{name}: latency CDF at {n} CPUs"), &|d, s| {
@@ -453,16 +477,44 @@ const LAZY_PANELS: &[(&str, &str, Pick)] = &[
     ("lazy-mm shootdown IPIs per final mmdrop (exit)", "IPIs per exit", |m| m.lazy_ipis_per_mmdrop),
 ];
 
+/// Page-table walker synchronisation: the unmapping CPU's cost and the CPUs it
+/// interrupts per retire event, the cost of a GUP-fast walk, the RCU grace periods.
+const WALKER_PANELS: &[(&str, &str, Pick)] = &[
+    ("initiator cycles per page-table retire event", "cycles per retire event", |m| {
+        m.walker_cost_per_retire
+    }),
+    ("CPUs interrupted per retire event", "CPUs per retire event", |m| {
+        m.walker_interrupted_per_retire
+    }),
+    ("cycles per GUP-fast walk (interrupts off)", "cycles per walk", |m| {
+        m.gup_fast_cycles_per_walk
+    }),
+    ("RCU grace periods", "grace periods", |m| m.grace_periods as f64),
+];
+
+impl PanelsVsCores<'_> {
+    /// Rows and columns: one row of up to three panels, two rows beyond.
+    fn layout(&self) -> (usize, usize) {
+        let n = self.panels.len().max(1);
+        if n <= 3 {
+            (1, n)
+        } else {
+            (2, n.div_ceil(2))
+        }
+    }
+}
+
 impl Figure for PanelsVsCores<'_> {
     fn size(&self) -> (u32, u32) {
-        (750 * self.panels.len().max(1) as u32, 650)
+        let (rows, cols) = self.layout();
+        (750 * cols as u32, 45 + 605 * rows as u32)
     }
 
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult {
         area.fill(&WHITE).map_err(err)?;
         let (top, body) = area.split_vertically(45);
         top.titled(&self.title, ("sans-serif", 22)).map_err(err)?;
-        let parts = body.split_evenly((1, self.panels.len().max(1)));
+        let parts = body.split_evenly(self.layout());
         let xmax = (self.g.max_cores as f64).max(2.0);
         for ((caption, ydesc, pick), pa) in self.panels.iter().zip(parts.iter()) {
             let ymax = self

@@ -1,5 +1,6 @@
 //! Sweep specifications (a grid of workloads x profiles x strategies x core counts x
-//! seeds), their expansion into points with stable identifiers, and sharding.
+//! seeds, plus optional extra grids that override some of its fields), their expansion
+//! into points with stable identifiers, and sharding.
 
 use serde::{Deserialize, Serialize};
 
@@ -32,7 +33,9 @@ impl WorkloadSpec {
     }
 }
 
-/// The grid a sweep runs. Every combination is a point; combinations a profile cannot
+/// The grids a sweep runs: the main grid (the spec's own fields) and the extra ones in
+/// `grids`. Every combination of a grid is a point; the sweep's points are the union
+/// of its grids' (in grid order, duplicates removed). Combinations a profile cannot
 /// run (INVLPGB on a CPU without it) are skipped.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,6 +54,9 @@ pub struct SweepSpec {
     /// mm_cid variants (`--mm-cid`).
     #[serde(default = "default_mm_cid")]
     pub mm_cid: Vec<String>,
+    /// Walker synchronisation strategies (`--walker-sync`).
+    #[serde(default = "default_walker_sync")]
+    pub walker_sync: Vec<String>,
     /// Core counts.
     pub cores: Vec<usize>,
     /// Seeds.
@@ -61,6 +67,51 @@ pub struct SweepSpec {
     /// Guest physical memory of every run, MiB.
     #[serde(default = "default_memory")]
     pub memory_mib: u64,
+    /// Extra grids, each the main grid with the fields it names replaced (`[[grids]]`
+    /// in TOML). Left out of the serialized spec when there are none, so the manifests
+    /// of one-grid sweeps are what they were before extra grids existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grids: Vec<GridSpec>,
+}
+
+/// An extra grid of a sweep: the fields it names replace the main grid's, the others
+/// are the main grid's.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridSpec {
+    /// Workloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workloads: Option<Vec<WorkloadSpec>>,
+    /// Machine profiles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profiles: Option<Vec<String>>,
+    /// mm_cpumask policies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpumask: Option<Vec<String>>,
+    /// Flush transports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flush: Option<Vec<String>>,
+    /// Lazy-TLB mm reference policies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lazy_mm: Option<Vec<String>>,
+    /// mm_cid variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mm_cid: Option<Vec<String>>,
+    /// Walker synchronisation strategies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub walker_sync: Option<Vec<String>>,
+    /// Core counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cores: Option<Vec<usize>>,
+    /// Seeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seeds: Option<Vec<u64>>,
+    /// Coherence-oracle bookkeeping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oracle: Option<bool>,
+    /// Guest memory, MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
 }
 
 fn yes() -> bool {
@@ -97,6 +148,21 @@ fn is_default_mm_cid(s: &str) -> bool {
     s == DEFAULT_MM_CID
 }
 
+/// `emu run`'s default `--walker-sync` (`linux`: x86 frees page tables through RCU).
+pub const DEFAULT_WALKER_SYNC: &str = "linux";
+
+fn default_walker_sync() -> Vec<String> {
+    vec![DEFAULT_WALKER_SYNC.into()]
+}
+
+fn default_walker_sync_one() -> String {
+    DEFAULT_WALKER_SYNC.into()
+}
+
+fn is_default_walker_sync(s: &str) -> bool {
+    s == DEFAULT_WALKER_SYNC
+}
+
 /// `emu run`'s default guest memory.
 pub const DEFAULT_MEMORY_MIB: u64 = 4096;
 
@@ -107,7 +173,8 @@ fn default_memory() -> u64 {
 impl Default for SweepSpec {
     /// The embedded default sweep: the shared-region shootdown workload, one thread per
     /// core, at 1 to 32 cores, every cpumask policy and flush transport, on both
-    /// built-in profiles.
+    /// built-in profiles; and a second grid, [`SweepSpec::walker_sync_grid`], comparing
+    /// the page-table walker synchronisation strategies over core counts.
     fn default() -> Self {
         SweepSpec {
             workloads: vec![WorkloadSpec {
@@ -119,16 +186,45 @@ impl Default for SweepSpec {
             flush: vec!["ipi".into(), "invlpgb".into()],
             lazy_mm: default_lazy_mm(),
             mm_cid: default_mm_cid(),
+            walker_sync: default_walker_sync(),
             cores: vec![1, 2, 4, 8, 16, 32],
             seeds: vec![1],
             oracle: true,
             memory_mib: DEFAULT_MEMORY_MIB,
+            grids: vec![SweepSpec::walker_sync_grid()],
         }
     }
 }
 
 impl SweepSpec {
-    /// Reads a TOML spec; fields it leaves out keep their default values.
+    /// The default sweep's second grid: `gup_race` (one GUP-fast walker thread per core
+    /// racing a thread that maps, touches and unmaps a region, retiring its page tables
+    /// each round) under each walker synchronisation strategy at 2 to 32 cores on zen3.
+    /// `linux` is left out: it is `rcu`. IPIs only: INVLPGB goes to an mm once it has a
+    /// global ASID, which consider_global_asid grants when the flushing task's pid
+    /// matches the jiffy counter (mod 32, up to 128 ms at HZ 250), and `gup_race 4 8
+    /// 1000` (19 ms simulated) ran without one, so its INVLPGB points would repeat the
+    /// IPI ones.
+    pub fn walker_sync_grid() -> GridSpec {
+        GridSpec {
+            workloads: Some(vec![WorkloadSpec {
+                name: "gup_race".into(),
+                args: vec!["{cores}".into(), "8".into(), "300".into()],
+            }]),
+            profiles: Some(vec!["zen3".into()]),
+            cpumask: Some(vec!["lazy".into()]),
+            flush: Some(vec!["ipi".into()]),
+            walker_sync: Some(
+                ["broadcast", "targeted", "rcu", "implied", "none"].map(String::from).to_vec(),
+            ),
+            cores: Some(vec![2, 4, 8, 16, 32]),
+            ..GridSpec::default()
+        }
+    }
+
+    /// Reads a TOML spec; fields it leaves out keep their default values, except
+    /// `grids`: a file has the extra grids it lists (none when it lists none), so that
+    /// a spec written for one grid stays one grid.
     pub fn from_toml(text: &str) -> anyhow::Result<Self> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -139,10 +235,13 @@ impl SweepSpec {
             flush: Option<Vec<String>>,
             lazy_mm: Option<Vec<String>>,
             mm_cid: Option<Vec<String>>,
+            walker_sync: Option<Vec<String>>,
             cores: Option<Vec<usize>>,
             seeds: Option<Vec<u64>>,
             oracle: Option<bool>,
             memory_mib: Option<u64>,
+            #[serde(default)]
+            grids: Vec<GridSpec>,
         }
         let p: Partial = toml::from_str(text)?;
         let d = SweepSpec::default();
@@ -153,17 +252,80 @@ impl SweepSpec {
             flush: p.flush.unwrap_or(d.flush),
             lazy_mm: p.lazy_mm.unwrap_or(d.lazy_mm),
             mm_cid: p.mm_cid.unwrap_or(d.mm_cid),
+            walker_sync: p.walker_sync.unwrap_or(d.walker_sync),
             cores: p.cores.unwrap_or(d.cores),
             seeds: p.seeds.unwrap_or(d.seeds),
             oracle: p.oracle.unwrap_or(d.oracle),
             memory_mib: p.memory_mib.unwrap_or(d.memory_mib),
+            grids: p.grids,
         };
         spec.check()?;
         Ok(spec)
     }
 
-    /// Rejects empty axes and zero core counts.
+    /// Every grid resolved to a one-grid spec: the main grid, then each extra grid with
+    /// the main grid's values for the fields it leaves out.
+    pub fn resolved_grids(&self) -> Vec<SweepSpec> {
+        let main = SweepSpec { grids: Vec::new(), ..self.clone() };
+        let mut out = vec![main.clone()];
+        for g in &self.grids {
+            let m = main.clone();
+            out.push(SweepSpec {
+                workloads: g.workloads.clone().unwrap_or(m.workloads),
+                profiles: g.profiles.clone().unwrap_or(m.profiles),
+                cpumask: g.cpumask.clone().unwrap_or(m.cpumask),
+                flush: g.flush.clone().unwrap_or(m.flush),
+                lazy_mm: g.lazy_mm.clone().unwrap_or(m.lazy_mm),
+                mm_cid: g.mm_cid.clone().unwrap_or(m.mm_cid),
+                walker_sync: g.walker_sync.clone().unwrap_or(m.walker_sync),
+                cores: g.cores.clone().unwrap_or(m.cores),
+                seeds: g.seeds.clone().unwrap_or(m.seeds),
+                oracle: g.oracle.unwrap_or(m.oracle),
+                memory_mib: g.memory_mib.unwrap_or(m.memory_mib),
+                grids: Vec::new(),
+            });
+        }
+        out
+    }
+
+    /// Every value of every grid on one strategy axis (`cpumask`, `flush`, `lazy_mm`,
+    /// `mm_cid`, `walker_sync`), each once, for checking them against the strategies.
+    pub fn axis_values(&self, axis: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for g in self.resolved_grids() {
+            let values = match axis {
+                "cpumask" => g.cpumask,
+                "flush" => g.flush,
+                "lazy_mm" => g.lazy_mm,
+                "mm_cid" => g.mm_cid,
+                "walker_sync" => g.walker_sync,
+                _ => Vec::new(),
+            };
+            for v in values {
+                if !out.contains(&v) {
+                    out.push(v);
+                }
+            }
+        }
+        out
+    }
+
+    /// Rejects empty axes and zero core counts, in the main grid and every extra one.
     pub fn check(&self) -> anyhow::Result<()> {
+        for (i, g) in self.resolved_grids().iter().enumerate() {
+            g.check_one().map_err(|e| {
+                if i == 0 {
+                    e
+                } else {
+                    anyhow::anyhow!("grid {} (of `grids`, from 1): {e}", i)
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// [`SweepSpec::check`] for one resolved grid.
+    fn check_one(&self) -> anyhow::Result<()> {
         let empty = [
             ("workloads", self.workloads.is_empty()),
             ("profiles", self.profiles.is_empty()),
@@ -171,6 +333,7 @@ impl SweepSpec {
             ("flush", self.flush.is_empty()),
             ("lazy_mm", self.lazy_mm.is_empty()),
             ("mm_cid", self.mm_cid.is_empty()),
+            ("walker_sync", self.walker_sync.is_empty()),
             ("cores", self.cores.is_empty()),
             ("seeds", self.seeds.is_empty()),
         ];
@@ -189,24 +352,35 @@ impl SweepSpec {
         Ok(())
     }
 
-    /// Every point of the grid, in a fixed order (workload, profile, cpumask, flush,
-    /// lazy-mm, mm_cid, cores, seed), duplicates removed.
+    /// Every point of every grid, grid by grid, each in a fixed order (workload,
+    /// profile, cpumask, flush, lazy-mm, mm_cid, walker-sync, cores, seed), duplicates
+    /// removed.
     pub fn points(&self) -> Vec<Point> {
         let mut out: Vec<Point> = Vec::new();
-        let combos: Vec<(&String, &String, &String, &String)> = self
+        for g in self.resolved_grids() {
+            g.grid_points(&mut out);
+        }
+        out
+    }
+
+    /// Appends the points of this spec's main grid that `out` does not hold yet.
+    fn grid_points(&self, out: &mut Vec<Point>) {
+        let combos: Vec<(&String, &String, &String, &String, &String)> = self
             .cpumask
             .iter()
             .flat_map(|c| {
                 self.flush.iter().flat_map(move |f| {
-                    self.lazy_mm
-                        .iter()
-                        .flat_map(move |l| self.mm_cid.iter().map(move |m| (c, f, l, m)))
+                    self.lazy_mm.iter().flat_map(move |l| {
+                        self.mm_cid.iter().flat_map(move |m| {
+                            self.walker_sync.iter().map(move |w| (c, f, l, m, w))
+                        })
+                    })
                 })
             })
             .collect();
         for w in &self.workloads {
             for profile in &self.profiles {
-                for &(cpumask, flush, lazy_mm, mm_cid) in &combos {
+                for &(cpumask, flush, lazy_mm, mm_cid, walker_sync) in &combos {
                     for &cores in &self.cores {
                         for &seed in &self.seeds {
                             let args = w
@@ -223,6 +397,7 @@ impl SweepSpec {
                                 flush: flush.clone(),
                                 lazy_mm: lazy_mm.clone(),
                                 mm_cid: mm_cid.clone(),
+                                walker_sync: walker_sync.clone(),
                                 cores,
                                 seed,
                                 oracle: self.oracle,
@@ -236,7 +411,6 @@ impl SweepSpec {
                 }
             }
         }
-        out
     }
 }
 
@@ -264,6 +438,10 @@ pub struct Point {
     /// points (and ids) of sweeps from before the axis stay the same.
     #[serde(default = "default_mm_cid_one", skip_serializing_if = "is_default_mm_cid")]
     pub mm_cid: String,
+    /// Walker synchronisation strategy; left out of the serialized point when it is the
+    /// default, so the points (and ids) of sweeps from before the axis stay the same.
+    #[serde(default = "default_walker_sync_one", skip_serializing_if = "is_default_walker_sync")]
+    pub walker_sync: String,
     /// Core count.
     pub cores: usize,
     /// Seed.
@@ -299,11 +477,14 @@ impl Point {
         } else {
             format!("{}_{}", file_safe(&self.flush), file_safe(&self.lazy_mm))
         };
-        let mm_cid = if is_default_mm_cid(&self.mm_cid) {
+        let mut mm_cid = if is_default_mm_cid(&self.mm_cid) {
             String::new()
         } else {
             format!("_{}", file_safe(&self.mm_cid))
         };
+        if !is_default_walker_sync(&self.walker_sync) {
+            mm_cid += &format!("_walker-{}", file_safe(&self.walker_sync));
+        }
         format!(
             "{}_{}_{}_{}{}_c{}_s{}_{:08x}",
             file_safe(&self.workload),
@@ -326,6 +507,9 @@ impl Point {
         if !is_default_mm_cid(&self.mm_cid) {
             s = format!("{s}/{}", self.mm_cid);
         }
+        if !is_default_walker_sync(&self.walker_sync) {
+            s = format!("{s}/walker-{}", self.walker_sync);
+        }
         s
     }
 
@@ -344,6 +528,9 @@ impl Point {
                 }
                 if !is_default_mm_cid(&self.mm_cid) {
                     extra += &format!(" --mm-cid {}", shell_word(&self.mm_cid));
+                }
+                if !is_default_walker_sync(&self.walker_sync) {
+                    extra += &format!(" --walker-sync {}", shell_word(&self.walker_sync));
                 }
                 extra
             },
@@ -413,7 +600,8 @@ mod tests {
     fn default_grid_and_ids() {
         let s = SweepSpec::default();
         let pts = s.points();
-        assert_eq!(pts.len(), 2 * 5 * 2 * 6);
+        // The shootdown grid, then the walker-sync one (5 strategies, 5 core counts).
+        assert_eq!(pts.len(), 2 * 5 * 2 * 6 + 5 * 5);
         let ids: std::collections::BTreeSet<String> = pts.iter().map(Point::id).collect();
         assert_eq!(ids.len(), pts.len(), "identifiers collide");
         let p = &pts[3];
@@ -424,6 +612,85 @@ mod tests {
         assert!(
             p.command().contains("--cores 8") && p.command().ends_with("madvise_shared 8 16 1000")
         );
+    }
+
+    #[test]
+    fn the_default_sweeps_first_grid_keeps_its_points_and_ids() {
+        let pts = SweepSpec::default().points();
+        // The identifier this point had before the walker-sync axis and extra grids
+        // (`emu sweep --dry-run` of the tree before them).
+        assert_eq!(pts[3].id(), "madvise_shared_skylake-sp_lazy_ipi_c8_s1_93d3a3bf");
+        let main = SweepSpec { grids: Vec::new(), ..SweepSpec::default() };
+        assert_eq!(pts[..120], main.points()[..]);
+        assert!(pts[..120].iter().all(|p| p.walker_sync == DEFAULT_WALKER_SYNC));
+        // A one-grid spec serializes as before: no `grids`, and points without
+        // `walker_sync`.
+        let json = serde_json::to_string(&main).expect("json");
+        assert!(!json.contains("grids"), "{json}");
+        assert!(!serde_json::to_string(&pts[0]).expect("json").contains("walker_sync"));
+        let gup = &pts[120..];
+        assert!(gup.iter().all(|p| p.workload == "gup_race" && p.profile == "zen3"));
+        let strategies: std::collections::BTreeSet<&str> =
+            gup.iter().map(|p| p.walker_sync.as_str()).collect();
+        assert_eq!(
+            strategies.into_iter().collect::<Vec<_>>(),
+            ["broadcast", "implied", "none", "rcu", "targeted"]
+        );
+        assert_eq!(gup[0].args[0], gup[0].cores.to_string());
+    }
+
+    #[test]
+    fn extra_grids_override_what_they_name_and_union_their_points() {
+        let s = SweepSpec::from_toml(
+            "cores = [2, 4]\nflush = [\"ipi\"]\ncpumask = [\"lazy\"]\nprofiles = [\"zen3\"]\n\
+             [[workloads]]\nname = \"hello\"\n\
+             [[grids]]\nwalker_sync = [\"rcu\", \"broadcast\"]\ncores = [4, 8]\n\
+             [[grids.workloads]]\nname = \"gup_race\"\nargs = [\"{cores}\", \"8\", \"5\"]\n\
+             [[grids]]\ncores = [2]\n",
+        )
+        .expect("parse");
+        assert_eq!(s.grids.len(), 2);
+        let g = s.resolved_grids();
+        assert_eq!((g[1].flush.clone(), g[1].cores.clone()), (vec!["ipi".into()], vec![4, 8]));
+        let pts = s.points();
+        // hello at 2 and 4 cores; gup_race at 4 and 8 under two strategies; the third
+        // grid's only point (hello at 2 cores) is the first grid's and counted once.
+        assert_eq!(pts.len(), 2 + 2 * 2);
+        assert_eq!(pts[2].id().split("_c").next(), Some("gup_race_zen3_lazy_ipi_walker-rcu"));
+        assert_eq!(pts[2].strategy(), "lazy/ipi/walker-rcu");
+        assert!(pts[2].command().contains(" --walker-sync rcu --seed 1"), "{}", pts[2].command());
+        assert!(pts[3].command().ends_with("gup_race 8 8 5"), "{}", pts[3].command());
+        // The spec round-trips through TOML (the manifest and the report print it).
+        let text = toml::to_string(&s).expect("toml");
+        assert_eq!(SweepSpec::from_toml(&text).expect("reparse"), s);
+        // A file without `grids` has none, whatever the default sweep has.
+        assert!(SweepSpec::from_toml("cores = [2]").expect("parse").grids.is_empty());
+    }
+
+    #[test]
+    fn the_walker_sync_axis_expands_and_bad_grids_are_refused() {
+        let s = SweepSpec::from_toml(
+            "cores = [4]\nflush = [\"ipi\"]\ncpumask = [\"lazy\"]\nprofiles = [\"zen3\"]\n\
+             walker_sync = [\"linux\", \"targeted\", \"none\"]\n",
+        )
+        .expect("parse");
+        let pts = s.points();
+        assert_eq!(pts.len(), 3);
+        assert!(pts[0].id().starts_with("madvise_shared_zen3_lazy_ipi_c4_s1_"), "{}", pts[0].id());
+        assert!(!pts[0].command().contains("--walker-sync"));
+        assert!(pts[1].id().starts_with("madvise_shared_zen3_lazy_ipi_walker-targeted_c4_"));
+        assert_eq!(s.axis_values("walker_sync"), ["linux", "targeted", "none"]);
+        let err = |text: &str| format!("{:#}", SweepSpec::from_toml(text).expect_err(text));
+        assert_eq!(err("walker_sync = []"), "the sweep's `walker_sync` list is empty");
+        assert_eq!(
+            err("[[grids]]\ncores = [0]"),
+            "grid 1 (of `grids`, from 1): a core count of 0 in the sweep"
+        );
+        assert_eq!(
+            err("[[grids]]\nwalker_sync = []\n[[grids]]\nseeds = []"),
+            "grid 1 (of `grids`, from 1): the sweep's `walker_sync` list is empty"
+        );
+        assert!(err("[[grids]]\nwalker = [\"rcu\"]").contains("unknown field `walker`"));
     }
 
     #[test]

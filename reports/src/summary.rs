@@ -144,6 +144,49 @@ pub struct Summary {
     /// mm_cid: mean cycles of a schedule-in (`mm_cid_schedin`).
     #[serde(default)]
     pub mm_cid_schedin_cycles: f64,
+    /// Walker sync: retire events (flushes completed with page tables to free).
+    #[serde(default)]
+    pub walker_retire_events: u64,
+    /// Walker sync: page-table pages retired.
+    #[serde(default)]
+    pub walker_tables_retired: u64,
+    /// Walker sync: initiator cycles from the flush's completion to the free (sync
+    /// IPIs and their wait, the tracker scan), per retire event.
+    #[serde(default)]
+    pub walker_cost_per_retire: f64,
+    /// Walker sync: the largest of those, cycles.
+    #[serde(default)]
+    pub walker_cost_max: u64,
+    /// Walker sync: CPUs interrupted by sync IPIs, per retire event.
+    #[serde(default)]
+    pub walker_interrupted_per_retire: f64,
+    /// Walker sync: of those, idle CPUs woken, per retire event.
+    #[serde(default)]
+    pub walker_idle_woken_per_retire: f64,
+    /// GUP-fast walks (shared futex operations).
+    #[serde(default)]
+    pub gup_fast_walks: u64,
+    /// Cycles from local_irq_save to local_irq_restore, per GUP-fast walk.
+    #[serde(default)]
+    pub gup_fast_cycles_per_walk: f64,
+    /// Of those, the walker tracker's stores (`targeted`), per walk.
+    #[serde(default)]
+    pub walker_tracker_cycles_per_walk: f64,
+    /// RCU grace periods started (`rcu`, `linux`).
+    #[serde(default)]
+    pub grace_periods: u64,
+    /// Their mean length, cycles.
+    #[serde(default)]
+    pub grace_period_cycles_mean: f64,
+    /// The longest, cycles.
+    #[serde(default)]
+    pub grace_period_cycles_max: u64,
+    /// Page-table pages waiting for a grace period: the high-water mark.
+    #[serde(default)]
+    pub rcu_held_tables_max: u64,
+    /// Walker reads of a retired table (oracle kind walker-uaf).
+    #[serde(default)]
+    pub walker_uaf: u64,
 }
 
 fn u(v: &Value) -> u64 {
@@ -195,6 +238,10 @@ impl Summary {
         let atomics = u(&lz["mm_count_atomics"]);
         let mmdrops = u(&lz["final_mmdrops"]);
         let ratio = |x: f64, n: u64| if n == 0 { 0.0 } else { x / n as f64 };
+        let ws = &stats["walker_sync"];
+        let retires = u(&ws["retire_events"]);
+        let gups = u(&ws["gup_fast_walks"]);
+        let gps = u(&ws["grace_periods"]);
         Summary {
             instructions: u(&t["instructions"]),
             cycles: u(&t["cycles"]),
@@ -242,6 +289,20 @@ impl Summary {
                     f(&m["schedin_cycles"]) / n as f64
                 }
             },
+            walker_retire_events: retires,
+            walker_tables_retired: u(&ws["tables_retired"]),
+            walker_cost_per_retire: ratio(f(&ws["initiator_cycles"]), retires),
+            walker_cost_max: u(&ws["initiator_cycles_max"]),
+            walker_interrupted_per_retire: ratio(f(&ws["cpus_interrupted"]), retires),
+            walker_idle_woken_per_retire: ratio(f(&ws["idle_interrupted"]), retires),
+            gup_fast_walks: gups,
+            gup_fast_cycles_per_walk: ratio(f(&ws["gup_fast_cycles"]), gups),
+            walker_tracker_cycles_per_walk: ratio(f(&ws["tracker_cycles"]), gups),
+            grace_periods: gps,
+            grace_period_cycles_mean: ratio(f(&ws["grace_period_cycles"]), gps),
+            grace_period_cycles_max: u(&ws["grace_period_cycles_max"]),
+            rcu_held_tables_max: u(&ws["rcu_held_tables_max"]),
+            walker_uaf: u(&ws["walker_uaf"]),
         }
     }
 }
@@ -278,7 +339,7 @@ pub fn reduce(mut stats: Value, keep_records: bool) -> Value {
 }
 
 /// The CSV header of `summary.csv`.
-pub const CSV_HEADER: [&str; 52] = [
+pub const CSV_HEADER: [&str; 67] = [
     "id",
     "workload",
     "args",
@@ -331,6 +392,21 @@ pub const CSV_HEADER: [&str; 52] = [
     "mm_cid_fixup_cycles_max",
     "mm_cid_schedin_cycles",
     "mm_cid",
+    "walker_sync",
+    "walker_retire_events",
+    "walker_tables_retired",
+    "walker_cost_per_retire",
+    "walker_cost_max",
+    "walker_interrupted_per_retire",
+    "walker_idle_woken_per_retire",
+    "gup_fast_walks",
+    "gup_fast_cycles_per_walk",
+    "walker_tracker_cycles_per_walk",
+    "grace_periods",
+    "grace_period_cycles_mean",
+    "grace_period_cycles_max",
+    "rcu_held_tables_max",
+    "walker_uaf",
 ];
 
 /// Writes `summary.csv`: one row per point, in the sweep's order. A point without a
@@ -404,7 +480,7 @@ pub fn write_csv(
             ]),
             None => row.extend(std::iter::repeat_n(String::new(), 9)),
         }
-        match s {
+        match &s {
             Some(s) => row.extend([
                 s.mm_cid_bitmap_ops.to_string(),
                 s.mm_cid_fast_path.to_string(),
@@ -417,6 +493,26 @@ pub fn write_csv(
             None => row.extend(std::iter::repeat_n(String::new(), 7)),
         }
         row.push(p.mm_cid.clone());
+        row.push(p.walker_sync.clone());
+        match s {
+            Some(s) => row.extend([
+                s.walker_retire_events.to_string(),
+                s.walker_tables_retired.to_string(),
+                format!("{:.1}", s.walker_cost_per_retire),
+                s.walker_cost_max.to_string(),
+                format!("{:.3}", s.walker_interrupted_per_retire),
+                format!("{:.3}", s.walker_idle_woken_per_retire),
+                s.gup_fast_walks.to_string(),
+                format!("{:.1}", s.gup_fast_cycles_per_walk),
+                format!("{:.1}", s.walker_tracker_cycles_per_walk),
+                s.grace_periods.to_string(),
+                format!("{:.1}", s.grace_period_cycles_mean),
+                s.grace_period_cycles_max.to_string(),
+                s.rcu_held_tables_max.to_string(),
+                s.walker_uaf.to_string(),
+            ]),
+            None => row.extend(std::iter::repeat_n(String::new(), 14)),
+        }
         w.write_record(&row)?;
     }
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?;
@@ -507,6 +603,30 @@ mod tests {
         assert_eq!((s.mm_cid_mode_switches, s.mm_cid_transit_drops), (3, 3));
         assert_eq!(s.mm_cid_fixup_cycles_max, 1200);
         assert!((s.mm_cid_schedin_cycles - 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_walker_sync_section_is_per_retire_event_and_per_walk() {
+        assert_eq!(Summary::of(&stats()).walker_retire_events, 0);
+        let mut st = stats();
+        st["walker_sync"] = json!({"gup_fast_walks": 40, "gup_fast_cycles": 12000,
+            "tracker_cycles": 2000, "retire_events": 10, "tables_retired": 20,
+            "cpus_interrupted": 30, "idle_interrupted": 5, "initiator_cycles": 25000,
+            "initiator_cycles_max": 4000, "grace_periods": 4, "grace_period_cycles": 10000,
+            "grace_period_cycles_max": 3500, "rcu_held_tables_max": 6, "walker_uaf": 1});
+        let s = Summary::of(&st);
+        assert_eq!(
+            (s.walker_retire_events, s.walker_tables_retired, s.walker_cost_max),
+            (10, 20, 4000)
+        );
+        assert!((s.walker_cost_per_retire - 2500.0).abs() < 1e-9);
+        assert!((s.walker_interrupted_per_retire - 3.0).abs() < 1e-9);
+        assert!((s.walker_idle_woken_per_retire - 0.5).abs() < 1e-9);
+        assert!((s.gup_fast_cycles_per_walk - 300.0).abs() < 1e-9);
+        assert!((s.walker_tracker_cycles_per_walk - 50.0).abs() < 1e-9);
+        assert!((s.grace_period_cycles_mean - 2500.0).abs() < 1e-9);
+        assert_eq!((s.grace_periods, s.grace_period_cycles_max), (4, 3500));
+        assert_eq!((s.rcu_held_tables_max, s.walker_uaf), (6, 1));
     }
 
     #[test]
