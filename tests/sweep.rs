@@ -603,3 +603,60 @@ fn a_lazy_mm_sweep_compares_the_policies_over_core_counts() {
     assert!(links(&html).iter().any(|l| l.starts_with("lazymm_") && l.ends_with(".png")));
     check_plots(&report);
 }
+
+#[test]
+fn a_walker_sync_sweep_writes_the_walker_columns() {
+    let dir = scratch("sweep-walker");
+    let o = emu()
+        .args(["sweep", "--workload", "gup_race 2 8 20", "--cores", "2", "--cpumask", "lazy"])
+        .args(["--flush", "ipi", "--profile", "zen3", "--walker-sync", "broadcast,rcu", "--out"])
+        .arg(&dir)
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .env_remove("SLURM_ARRAY_TASK_COUNT")
+        .output()
+        .expect("run emu sweep");
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let text = std::fs::read_to_string(dir.join("summary.csv")).expect("csv");
+    let header: Vec<&str> = text.lines().next().expect("header").split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    let rows: Vec<Vec<String>> =
+        text.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect();
+    // --workload makes a one-grid sweep: the default sweep's extra grid is not run.
+    assert_eq!(rows.len(), 2);
+    let num = |r: &[String], c: &str| -> f64 { r[col(c)].parse().expect(c) };
+    for r in &rows {
+        assert!(num(r, "walker_retire_events") > 0.0 && num(r, "gup_fast_walks") > 0.0, "{r:?}");
+        assert!(num(r, "gup_fast_cycles_per_walk") > 0.0, "{r:?}");
+        assert_eq!(r[col("walker_uaf")], "0");
+        match r[col("walker_sync")].as_str() {
+            // Every other CPU (one here) interrupted at each retire event.
+            "broadcast" => {
+                assert_eq!(num(r, "walker_interrupted_per_retire"), 1.0, "{r:?}");
+                assert!(num(r, "walker_cost_per_retire") > 0.0, "{r:?}");
+                assert_eq!(num(r, "grace_periods"), 0.0, "{r:?}");
+            }
+            // The freer never waits; the tables wait for a grace period.
+            "rcu" => {
+                assert_eq!(num(r, "walker_interrupted_per_retire"), 0.0, "{r:?}");
+                assert_eq!(num(r, "walker_cost_per_retire"), 0.0, "{r:?}");
+                assert!(num(r, "grace_periods") > 0.0 && num(r, "rcu_held_tables_max") > 0.0);
+            }
+            other => panic!("unexpected strategy {other}"),
+        }
+    }
+    let html = std::fs::read_to_string(dir.join("report/index.html")).expect("index.html");
+    assert!(html.contains("Page-table walker synchronisation"));
+    // A strategy that does not exist is refused before anything runs.
+    let o = emu()
+        .args(["sweep", "--walker-sync", "bogus", "--dry-run", "--out"])
+        .arg(scratch("sweep-walker-bad"))
+        .output()
+        .expect("sweep");
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("the sweep's `walker_sync` list: unknown --walker-sync `bogus`"),
+        "{}",
+        show(&o)
+    );
+}

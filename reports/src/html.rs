@@ -218,7 +218,8 @@ fn walker_sync_table(h: &mut String, points: &[Point], results: &BTreeMap<String
         completed with page tables to free; its cost is the initiator's cycles from the \
         flush's completion to the free (sync IPIs and their wait, or the tracker scan). \
         Tables freed through RCU cost the initiator nothing there and wait for a grace \
-        period instead.</p><table><tr><th class=\"l\">workload</th>\
+        period instead (a grace period still running when the run ended counts as zero \
+        in the mean).</p><table><tr><th class=\"l\">workload</th>\
         <th class=\"l\">profile</th><th class=\"l\">strategy</th><th>CPUs</th>\
         <th>retire events</th><th>tables retired</th><th>cycles per retire event</th>\
         <th>most cycles</th><th>CPUs interrupted per event</th><th>idle ones woken</th>\

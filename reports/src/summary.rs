@@ -175,7 +175,9 @@ pub struct Summary {
     /// RCU grace periods started (`rcu`, `linux`).
     #[serde(default)]
     pub grace_periods: u64,
-    /// Their mean length, cycles.
+    /// The lengths of those that ended, summed, per grace period started (cycles): the
+    /// mean length, except that a grace period still running when the run ended counts
+    /// as zero (the statistics count the started ones only).
     #[serde(default)]
     pub grace_period_cycles_mean: f64,
     /// The longest, cycles.
