@@ -1,5 +1,6 @@
 //! `reports`: what emu does with many runs. A sweep is a grid of points (workload x
-//! profile x strategy x core count x seed, see [`spec`]) kept in a directory:
+//! profile x strategy x core count x seed, see [`spec`]), or the union of several such
+//! grids, kept in a directory:
 //!
 //! ```text
 //! DIR/manifest.json      the spec and every point of the full sweep (and the shard)
