@@ -660,3 +660,29 @@ fn a_walker_sync_sweep_writes_the_walker_columns() {
         show(&o)
     );
 }
+
+#[test]
+fn command_line_axes_apply_to_every_grid_of_the_default_sweep() {
+    let dry = |extra: &[&str]| -> Vec<String> {
+        let o = emu()
+            .args(["sweep", "--dry-run", "--out"])
+            .arg(scratch("sweep-grids-dry"))
+            .args(extra)
+            .env_remove("SLURM_ARRAY_TASK_ID")
+            .env_remove("SLURM_ARRAY_TASK_COUNT")
+            .output()
+            .expect("sweep --dry-run");
+        assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+        String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect()
+    };
+    // The default sweep's walker-sync grid: five strategies at five core counts.
+    let all = dry(&[]);
+    let gup = |lines: &[String]| lines.iter().filter(|l| l.starts_with("gup_race_")).count();
+    assert_eq!(gup(&all), 25);
+    // --cores replaces the core counts of both grids.
+    let two = dry(&["--cores", "2"]);
+    assert_eq!(gup(&two), 5);
+    assert!(two.iter().filter(|l| !l.starts_with("skipped")).all(|l| l.contains("_c2_s1_")));
+    // --workload makes one grid.
+    assert_eq!(gup(&dry(&["--workload", "hello", "--cores", "1"])), 0);
+}
