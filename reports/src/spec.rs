@@ -691,6 +691,11 @@ mod tests {
             "grid 1 (of `grids`, from 1): the sweep's `walker_sync` list is empty"
         );
         assert!(err("[[grids]]\nwalker = [\"rcu\"]").contains("unknown field `walker`"));
+        // The shipped INVLPGB comparison parses and spans every strategy but linux.
+        let shipped = SweepSpec::from_toml(include_str!("../../benches/walker_sync_invlpgb.toml"))
+            .expect("benches/walker_sync_invlpgb.toml");
+        assert_eq!(shipped.walker_sync.len(), 5);
+        assert_eq!(shipped.points().len(), 5 * 2 * 2);
     }
 
     #[test]
