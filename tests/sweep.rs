@@ -675,13 +675,15 @@ fn command_line_axes_apply_to_every_grid_of_the_default_sweep() {
         assert_eq!(o.status.code(), Some(0), "{}", show(&o));
         String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect()
     };
-    // The default sweep's walker-sync grid: five strategies at five core counts.
+    // The default sweep's walker-sync grids: five strategies at five core counts with
+    // IPIs, at two with INVLPGB.
     let all = dry(&[]);
     let gup = |lines: &[String]| lines.iter().filter(|l| l.starts_with("gup_race_")).count();
-    assert_eq!(gup(&all), 25);
-    // --cores replaces the core counts of both grids.
-    let two = dry(&["--cores", "2"]);
-    assert_eq!(gup(&two), 5);
+    assert_eq!(gup(&all), 25 + 10);
+    // --cores and --flush replace the core counts and transports of every grid (the
+    // two gup_race grids still differ in their rounds).
+    let two = dry(&["--cores", "2", "--flush", "ipi"]);
+    assert_eq!(gup(&two), 5 + 5);
     assert!(two.iter().filter(|l| !l.starts_with("skipped")).all(|l| l.contains("_c2_s1_")));
     // --workload makes one grid.
     assert_eq!(gup(&dry(&["--workload", "hello", "--cores", "1"])), 0);

@@ -173,8 +173,8 @@ fn default_memory() -> u64 {
 impl Default for SweepSpec {
     /// The embedded default sweep: the shared-region shootdown workload, one thread per
     /// core, at 1 to 32 cores, every cpumask policy and flush transport, on both
-    /// built-in profiles; and a second grid, [`SweepSpec::walker_sync_grid`], comparing
-    /// the page-table walker synchronisation strategies over core counts.
+    /// built-in profiles; and two more, [`SweepSpec::walker_sync_grids`], comparing the
+    /// page-table walker synchronisation strategies over core counts.
     fn default() -> Self {
         SweepSpec {
             workloads: vec![WorkloadSpec {
@@ -191,35 +191,51 @@ impl Default for SweepSpec {
             seeds: vec![1],
             oracle: true,
             memory_mib: DEFAULT_MEMORY_MIB,
-            grids: vec![SweepSpec::walker_sync_grid()],
+            grids: SweepSpec::walker_sync_grids(),
         }
     }
 }
 
 impl SweepSpec {
-    /// The default sweep's second grid: `gup_race` (one GUP-fast walker thread per core
-    /// racing a thread that maps, touches and unmaps a region, retiring its page tables
-    /// each round) under each walker synchronisation strategy at 2 to 32 cores on zen3.
-    /// `linux` is left out: it is `rcu`. IPIs only: INVLPGB goes to an mm once it has a
-    /// global ASID, which consider_global_asid grants when the flushing task's pid
-    /// matches the jiffy counter (mod 32, up to 128 ms at HZ 250), and `gup_race 4 8
-    /// 1000` (19 ms simulated) ran without one, so its INVLPGB points would repeat the
-    /// IPI ones.
-    pub fn walker_sync_grid() -> GridSpec {
-        GridSpec {
-            workloads: Some(vec![WorkloadSpec {
+    /// The default sweep's walker-sync grids: `gup_race` (one GUP-fast walker thread per
+    /// core racing a thread that maps, touches and unmaps a region, retiring its page
+    /// tables each round) under each walker synchronisation strategy on zen3 (`linux` is
+    /// left out: it is `rcu`). First with IPIs, 300 rounds at 2 to 32 cores. Then with
+    /// INVLPGB, which goes to an mm only once it has a global ASID: consider_global_asid
+    /// grants one to an mm active on more than 3 CPUs when the flushing task's pid
+    /// matches the jiffy counter (mod 32, up to 128 ms at HZ 250). `gup_race 4 8 1000`
+    /// (19 ms simulated) ran without one, `gup_race 4 8 10000` (about 200 ms) sent
+    /// INVLPGBs for most of its rounds, and at 2 CPUs none is ever sent; so 10,000
+    /// rounds at 4 and 8 CPUs (about 10 and 25 s of host time a point).
+    pub fn walker_sync_grids() -> Vec<GridSpec> {
+        let gup_race = |rounds: &str| {
+            Some(vec![WorkloadSpec {
                 name: "gup_race".into(),
-                args: vec!["{cores}".into(), "8".into(), "300".into()],
-            }]),
+                args: vec!["{cores}".into(), "8".into(), rounds.into()],
+            }])
+        };
+        let grid = GridSpec {
             profiles: Some(vec!["zen3".into()]),
             cpumask: Some(vec!["lazy".into()]),
-            flush: Some(vec!["ipi".into()]),
             walker_sync: Some(
                 ["broadcast", "targeted", "rcu", "implied", "none"].map(String::from).to_vec(),
             ),
-            cores: Some(vec![2, 4, 8, 16, 32]),
             ..GridSpec::default()
-        }
+        };
+        vec![
+            GridSpec {
+                workloads: gup_race("300"),
+                flush: Some(vec!["ipi".into()]),
+                cores: Some(vec![2, 4, 8, 16, 32]),
+                ..grid.clone()
+            },
+            GridSpec {
+                workloads: gup_race("10000"),
+                flush: Some(vec!["invlpgb".into()]),
+                cores: Some(vec![4, 8]),
+                ..grid
+            },
+        ]
     }
 
     /// Reads a TOML spec; fields it leaves out keep their default values, except
@@ -600,8 +616,9 @@ mod tests {
     fn default_grid_and_ids() {
         let s = SweepSpec::default();
         let pts = s.points();
-        // The shootdown grid, then the walker-sync one (5 strategies, 5 core counts).
-        assert_eq!(pts.len(), 2 * 5 * 2 * 6 + 5 * 5);
+        // The shootdown grid, then the walker-sync ones (5 strategies at 5 core counts
+        // with IPIs, at 2 with INVLPGB).
+        assert_eq!(pts.len(), 2 * 5 * 2 * 6 + 5 * 5 + 5 * 2);
         let ids: std::collections::BTreeSet<String> = pts.iter().map(Point::id).collect();
         assert_eq!(ids.len(), pts.len(), "identifiers collide");
         let p = &pts[3];
@@ -637,6 +654,9 @@ mod tests {
             ["broadcast", "implied", "none", "rcu", "targeted"]
         );
         assert_eq!(gup[0].args[0], gup[0].cores.to_string());
+        let invlpgb: Vec<&Point> = gup.iter().filter(|p| p.flush == "invlpgb").collect();
+        assert_eq!(invlpgb.len(), 10);
+        assert!(invlpgb.iter().all(|p| p.cores >= 4 && p.args[2] == "10000"));
     }
 
     #[test]
