@@ -206,7 +206,8 @@ impl SweepSpec {
     /// matches the jiffy counter (mod 32, up to 128 ms at HZ 250). `gup_race 4 8 1000`
     /// (19 ms simulated) ran without one, `gup_race 4 8 10000` (about 200 ms) sent
     /// INVLPGBs for most of its rounds, and at 2 CPUs none is ever sent; so 10,000
-    /// rounds at 4 and 8 CPUs (about 10 and 25 s of host time a point).
+    /// rounds at 4 and 8 CPUs (the 10 points took 112 s of host CPU time, a loaded
+    /// machine).
     pub fn walker_sync_grids() -> Vec<GridSpec> {
         let gup_race = |rounds: &str| {
             Some(vec![WorkloadSpec {
