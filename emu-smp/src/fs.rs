@@ -159,6 +159,9 @@ pub struct PipeBuf {
     pub off: usize,
     /// The unread bytes.
     pub data: std::collections::VecDeque<u8>,
+    /// A later write may append to it (`pipe_buf_can_merge`: a page of the pipe's
+    /// own, not a user page vmsplice put there).
+    pub merge: bool,
 }
 
 /// Pages in a pipe's ring (PIPE_DEF_BUFFERS: 64 KiB of capacity).
@@ -806,7 +809,7 @@ fn pipe_write(
     let chars = buf.len() % PIPE_PAGE;
     if chars != 0 {
         if let Some(last) = pipe.bufs.back_mut() {
-            if last.off + last.data.len() + chars <= PIPE_PAGE {
+            if last.merge && last.off + last.data.len() + chars <= PIPE_PAGE {
                 last.data.extend(&buf[..chars]);
                 done = chars;
             }
@@ -814,8 +817,11 @@ fn pipe_write(
     }
     while done < buf.len() && !pipe.is_full() {
         let k = (buf.len() - done).min(PIPE_PAGE);
-        pipe.bufs
-            .push_back(PipeBuf { off: 0, data: buf[done..done + k].iter().copied().collect() });
+        pipe.bufs.push_back(PipeBuf {
+            off: 0,
+            data: buf[done..done + k].iter().copied().collect(),
+            merge: true,
+        });
         done += k;
     }
     if done == 0 && !nonblock {

@@ -36,6 +36,7 @@ mod rlimit;
 mod rng;
 mod sched;
 mod signal;
+mod splice;
 mod stats;
 pub mod strategy;
 mod syscall;
