@@ -732,6 +732,11 @@ impl Machine {
             }
             return self.sys_next(c, tid, Sys::Ret(-EFAULT));
         }
+        if k.read_only && self.anon_page(tid, addr) {
+            // get_futex_key: a read-only anonymous page never changes, so it makes no
+            // futex: EFAULT.
+            return self.sys_next(c, tid, Sys::Ret(-EFAULT));
+        }
         k.at += 1;
         k.read_only = false;
         match k.keys.get(k.at) {
@@ -752,6 +757,19 @@ impl Machine {
                 self.sys_next(c, tid, r)
             }
         }
+    }
+
+    /// `PageAnon` of the page at `va`, as emu knows it: a page of a private anonymous
+    /// mapping. (A private file mapping's page that was written before the mapping
+    /// became read-only is anonymous in Linux too; emu does not tell those apart and
+    /// keys them as file pages.)
+    fn anon_page(&self, tid: u32, va: u64) -> bool {
+        self.k
+            .tasks
+            .get(&tid)
+            .and_then(|t| self.k.mms.get(&t.mm))
+            .and_then(|m| m.find(va))
+            .is_some_and(|v| !v.shared && matches!(v.backing, crate::mm::Backing::Anon))
     }
 
     /// futex(2) once its GUP-fast, if any, is done.

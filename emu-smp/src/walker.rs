@@ -312,7 +312,7 @@ impl Machine {
         // try_grab_folio_fast's locked add on the folio's refcount (one for every page
         // a huge leaf gives; a pin adds GUP_PIN_COUNTING_BIAS per page, the same RMW).
         self.charge(c, fp(self.profile.kernel.gup_fast_checks_cycles));
-        if e & pte::US == 0 || (w.flags.write && e & pte::RW == 0) {
+        if e & pte::US == 0 || (w.flags.write && e & pte::RW == 0) || self.protnone(tid, addr) {
             return self.gup_end(c, tid, w);
         }
         let span = 1u64 << shift;
@@ -397,6 +397,20 @@ impl Machine {
             GupCont::Futex(k) => self.futex_key_walked(c, tid, *k, !w.pages.is_empty()),
             GupCont::Vmsplice(op) => self.vmsplice_walked(c, tid, *op, w.pages.len() as u32),
         }
+    }
+
+    /// `pte_protnone`: the page at `va` is in a PROT_NONE mapping. Linux's entry says
+    /// so itself (_PAGE_PROTNONE, _PAGE_PRESENT clear); emu's page tables keep such an
+    /// entry present (mm.rs `protect` changes only RW and NX), so the walk asks the
+    /// VMA instead, untimed, as a stand-in for that bit.
+    fn protnone(&self, tid: u32, va: u64) -> bool {
+        let rwx = crate::mm::PROT_READ | crate::mm::PROT_WRITE | crate::mm::PROT_EXEC;
+        self.k
+            .tasks
+            .get(&tid)
+            .and_then(|t| self.k.mms.get(&t.mm))
+            .and_then(|m| m.find(va))
+            .is_some_and(|v| v.prot & rwx == 0)
     }
 
     /// Slow GUP's verdict on the page at `va` for task `tid` (mm/gup.c
