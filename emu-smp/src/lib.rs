@@ -10,6 +10,7 @@ mod config;
 #[cfg(test)]
 mod cost_tests;
 mod cpumask;
+mod direct;
 mod fdtypes;
 mod filelock;
 mod fs;

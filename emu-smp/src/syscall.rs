@@ -251,6 +251,7 @@ impl Machine {
         let r = match n {
             // access_ok: a buffer that wraps or leaves user space faults.
             READ | PREAD64 | WRITE if !access_ok(a[1], a[2]) => -EFAULT,
+            READ | PREAD64 if let Some(r) = self.sys_read_direct(c, tid, n, a) => return r,
             READ => return self.sys_read(c, tid, a[0] as i32, a[1], a[2], None),
             PREAD64 => return self.sys_read(c, tid, a[0] as i32, a[1], a[2], Some(a[3])),
             WRITE => return self.sys_write(c, tid, a[0] as i32, a[1], a[2]),
@@ -942,11 +943,27 @@ impl Machine {
                         // Devices, fifos and sockets of the host: emu writes none.
                         return -EACCES;
                     }
-                    Object::Host { file: f, path: hp, dir: None }
+                    // do_dentry_open: O_DIRECT needs FMODE_CAN_ODIRECT, which the
+                    // host's file system says (direct.rs).
+                    let direct = if flags & crate::fs::O_DIRECT != 0 {
+                        match crate::fs::DirectFile::open(&hp) {
+                            Ok(d) => Some(d),
+                            Err(e) => return -e,
+                        }
+                    } else {
+                        None
+                    };
+                    Object::Host { file: f, path: hp, dir: None, direct }
                 }
                 Err(e) => return -crate::fs::io_errno(&e),
             },
         };
+        // Devices and the files emu synthesizes (/proc, /sys) cannot do direct I/O.
+        if flags & crate::fs::O_DIRECT != 0
+            && matches!(obj, Object::Dev(_) | Object::Synthetic { .. })
+        {
+            return -EINVAL;
+        }
         let id = self.k.files.create(obj, flags & !0o2000000);
         self.install_fd(tid, id, cloexec, 0)
     }

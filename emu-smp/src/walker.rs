@@ -12,9 +12,19 @@
 //! ends (path.rs `run_kernel`), so a flush IPI to it waits, which is what makes the
 //! IPI a sync.
 //!
-//! Shared futexes reach it as Linux does (kernel/futex/core.c `get_futex_key`: any
-//! futex operation without FUTEX_PRIVATE_FLAG walks, whatever the mapping), before the
-//! existing key lookup; the slow path is that lookup, untimed.
+//! A call asks for `nr` consecutive pages and walks them page by page, going on from
+//! the table pointers it holds (the nested loops of `gup_fast_pgd_range`); a huge
+//! leaf gives every page of its range at once with one reference add
+//! (`gup_fast_pmd_leaf`). The first page it cannot take ends the walk, and the
+//! caller's slow path (`__gup_longterm_locked`, untimed: `gup_slow_ok`) gets the
+//! rest. FOLL_WRITE makes a read-only leaf such a page; FOLL_PIN adds the two reads
+//! of `mm->write_protect_seq`. What runs after the walk is a `GupCont`:
+//! - shared futexes, as Linux (kernel/futex/core.c `get_futex_key`: any operation
+//!   without FUTEX_PRIVATE_FLAG walks, whatever the mapping), one call per key, two
+//!   for FUTEX_WAKE_OP and the requeues (process.rs);
+//! - vmsplice into a pipe, up to 16 pages per call (splice.rs);
+//! - O_DIRECT reads of host files on block file systems, pins of up to 256 pages per
+//!   call (direct.rs).
 //!
 //! Retirement: every page-table page carries a generation, bumped when the page is
 //! freed (after the flush of its mmu_gather and the `--walker-sync` strategy's sync).
@@ -46,6 +56,8 @@ pub enum GupCont {
     Futex(Box<crate::process::FutexKeys>),
     /// iov_iter_get_pages2 for vmsplice into a pipe (splice.rs).
     Vmsplice(Box<crate::splice::VmspliceOp>),
+    /// pin_user_pages_fast for an O_DIRECT read (direct.rs).
+    DirectRead(Box<crate::direct::DirectRead>),
 }
 
 /// One GUP-fast call in progress (mm/gup.c `gup_fast`): `nr` consecutive pages from
@@ -133,7 +145,8 @@ pub struct SyncFree {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct WalkerSyncStats {
     /// GUP-fast calls (the keys of shared futex operations, vmsplice's chunks of up
-    /// to 16 pages), each one walk with interrupts off.
+    /// to 16 pages, O_DIRECT reads' pins of up to 256), each one walk with interrupts
+    /// off.
     pub gup_fast_walks: u64,
     /// Pages the walks returned (a folio reference taken and kept past the
     /// re-checks). A futex key asks for one page, so for futexes alone this is the
@@ -269,6 +282,21 @@ impl Machine {
                 return self.gup_end(c, tid, w);
             }
             let (first, n) = w.leaf_pages;
+            if cfg!(debug_assertions) {
+                // Each page taken is the one the page tables map (now: a later step
+                // of a longer walk may find it unmapped, and keeps its reference).
+                let root = self.k.mms.get(&mm).map(|m| m.root);
+                for i in 0..u64::from(n) {
+                    let va = addr + (i << 12);
+                    let want = root
+                        .and_then(|r| emu_mmu::PageTables::leaf(&self.hw.mem.phys, r, va))
+                        .map(|l| {
+                            let span = 1u64 << level_shift(l.size.leaf_level());
+                            ((l.pte & pte::ADDR) + (va & (span - 1) & !0xfff)) >> 12
+                        });
+                    debug_assert_eq!(want, Some(first + i), "GUP-fast's page for {va:#x}");
+                }
+            }
             w.pages.extend((0..u64::from(n)).map(|i| first + i));
             if w.pages.len() as u32 >= w.nr {
                 return self.gup_end(c, tid, w);
@@ -374,20 +402,6 @@ impl Machine {
             let x = self.kline_access(c, KObj::MmStruct(mm), false);
             self.charge(c, x);
         }
-        // Every page the walk took is the one the page tables map.
-        if cfg!(debug_assertions) {
-            let root = self.k.mms.get(&mm).map(|m| m.root);
-            for (i, &pfn) in w.pages.iter().enumerate() {
-                let va = w.start + ((i as u64) << 12);
-                let want = root
-                    .and_then(|r| emu_mmu::PageTables::leaf(&self.hw.mem.phys, r, va))
-                    .map(|l| {
-                        let span = 1u64 << level_shift(l.size.leaf_level());
-                        ((l.pte & pte::ADDR) + (va & (span - 1) & !0xfff)) >> 12
-                    });
-                debug_assert_eq!(want, Some(pfn), "GUP-fast's page for {va:#x}");
-            }
-        }
         let s = &mut self.probes.walker_sync;
         s.gup_fast_walks += 1;
         s.gup_fast_pages += w.pages.len() as u64;
@@ -396,6 +410,7 @@ impl Machine {
         match w.cont {
             GupCont::Futex(k) => self.futex_key_walked(c, tid, *k, !w.pages.is_empty()),
             GupCont::Vmsplice(op) => self.vmsplice_walked(c, tid, *op, w.pages.len() as u32),
+            GupCont::DirectRead(op) => self.direct_walked(c, tid, *op, w.pages.len() as u32),
         }
     }
 
