@@ -1107,3 +1107,36 @@ fn vmsplice_walks_sixteen_pages_a_call_and_stops_at_a_protnone_page() {
     assert!(walker(&v, "gup_fast_pages") > walks, "multi-page walks");
     assert!(walker(&v, "gup_fast_fallbacks") >= 3, "PROT_NONE and unmapped pages");
 }
+
+#[test]
+fn vmsplice_walkers_race_the_frees_as_futex_walkers_do() {
+    // gup_race's walkers vmsplice the region's first byte (one-page GUP-fast walks):
+    // under a global ASID with no sync they read freed tables; x86's RCU freeing
+    // (`linux`) keeps them safe.
+    for (sync, bad) in [("none", true), ("linux", false)] {
+        let args = [
+            "--profile",
+            "zen3",
+            "--cores",
+            "5",
+            "--seed",
+            "4",
+            "--flush",
+            "invlpgb",
+            "--walker-sync",
+            sync,
+            "gup_race",
+            "4",
+            "8",
+            "2500",
+            "vmsplice",
+        ];
+        let (out, v) = run_stats(&format!("gup-race-vmsplice-{sync}"), &args);
+        assert_eq!(out, format!("gup_race rounds=2500 sum={}\n", race_sum("2500")));
+        assert!(walker(&v, "gup_fast_pages") > 1000, "{sync}: {}", v["walker_sync"]);
+        assert!(walker(&v, "gup_fast_fallbacks") > 1000, "{sync}");
+        let uaf = walker(&v, "walker_uaf");
+        assert_eq!(uaf > 0, bad, "{sync}: {uaf} walker-uaf");
+        assert_eq!(total(&v, "oracle_violations"), uaf);
+    }
+}
