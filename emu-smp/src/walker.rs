@@ -236,7 +236,7 @@ impl Machine {
                 // raw_read_seqcount(&mm->write_protect_seq), before interrupts go off.
                 // No emu fork copies page tables while another thread runs (a fork is
                 // one step), so the count is never odd and never moves.
-                let x = self.kline_access(c, KObj::MmStruct(mm), false);
+                let x = self.kline_access(c, KObj::MmWriteProtectSeq(mm), false);
                 self.charge(c, x);
             }
             // local_irq_save, then (targeted) pt_walk_lockless_start: xchg of the mm
@@ -399,7 +399,7 @@ impl Machine {
         let mm = self.k.tasks.get(&tid).map_or(0, |t| t.mm);
         if w.flags.pin {
             // read_seqcount_retry(&mm->write_protect_seq): unchanged (see gup_step).
-            let x = self.kline_access(c, KObj::MmStruct(mm), false);
+            let x = self.kline_access(c, KObj::MmWriteProtectSeq(mm), false);
             self.charge(c, x);
         }
         let s = &mut self.probes.walker_sync;
