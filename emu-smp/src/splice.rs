@@ -240,8 +240,7 @@ impl Machine {
     ) -> Sys {
         let mut op = VmspliceOp { pipe, segs: segs.to_vec(), seg: 0, off: 0, total: 0 };
         let mut fault = false;
-        loop {
-            let Some(p) = self.k.files.pipes.get(&pipe) else { break };
+        while let Some(p) = self.k.files.pipes.get(&pipe) {
             let Some(front) = p.bufs.front() else {
                 if p.writers == 0 || op.total > 0 {
                     break;
