@@ -723,6 +723,15 @@ impl Machine {
     ) -> Next {
         let (addr, write) = k.keys[k.at];
         let found = got || self.gup_slow_ok(tid, addr, !k.read_only);
+        if found && !got {
+            // Slow GUP faults the page in (faultin_page, a write fault for FOLL_WRITE:
+            // the word written back as it was, within this step); the key of a shared
+            // mapping is its page.
+            let mut word = [0u8; 4];
+            if self.read_user(c, tid, addr, &mut word).is_ok() && !k.read_only {
+                let _ = self.write_user(c, tid, addr, &word);
+            }
+        }
         if !found {
             if !k.read_only && !write {
                 k.read_only = true;

@@ -1,4 +1,4 @@
-// emu-desc: the GUP-fast callers one by one, N times each, for counting walks: shared FUTEX_WAKE_OP and FUTEX_CMP_REQUEUE (two keys, two walks), FUTEX_WAKE on a read-only page (the FOLL_WRITE walk fails, get_futex_key retries read-only), FUTEX_WAKE_OP whose second word is read-only (EFAULT, no retry), their private forms (no walk), vmsplice of three pages into a pipe (one walk) and of four pages across a 2 MiB boundary, the upper ones in a MADV_HUGEPAGE range (one walk), read back
+// emu-desc: the GUP-fast callers one by one, N times each, for counting walks: shared FUTEX_WAKE_OP and FUTEX_CMP_REQUEUE (two keys, two walks), FUTEX_WAKE on a read-only page (the FOLL_WRITE walk fails, get_futex_key retries read-only), FUTEX_WAKE_OP whose second word is read-only (EFAULT, no retry), their private forms (no walk), vmsplice of three pages into a pipe (one walk) and of four pages across a 2 MiB boundary, the upper ones in a MADV_HUGEPAGE range (one walk), read back; FUTEX_WAKE on a shared page never touched (slow GUP faults it in)
 // emu-args: 10
 //
 // Usage: gup_calls N
@@ -96,5 +96,13 @@ int main(int argc, char **argv) {
         }
     }
     printf("vmsplice across 2 MiB %ld bytes, %ld pages differ\n", got, bad);
+
+    // A shared page never touched: the first walk finds nothing, slow GUP faults the
+    // page in, the other walks find it.
+    uint32_t *sh = mmap(0, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (sh == MAP_FAILED) return 1;
+    sum = 0;
+    for (int i = 0; i < n; i++) sum += futex(sh, FUTEX_WAKE, 1, 0, 0, 0);
+    printf("wake untouched shared page %ld\n", sum);
     return 0;
 }
