@@ -130,3 +130,52 @@ fn every_diff_program_matches_native_under_every_walker_sync_policy() {
         run_all_with(|_| true, 4, "zen3", &["--walker-sync", policy]);
     }
 }
+
+#[test]
+fn odirect_reads_of_a_host_file_match_native() {
+    // diff/odirect.c given a host file: emu reads it through an O_DIRECT host
+    // descriptor (so the file system's alignment rules are the host's) and, where that
+    // file system does block direct I/O, pins the guest's pages with GUP-fast first.
+    let dir = scratch("odirect");
+    let data = dir.join("data.bin");
+    let bytes: Vec<u8> =
+        (0..2_200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    std::fs::write(&data, &bytes).expect("data file");
+    for libc in [workloads::Libc::Glibc, workloads::Libc::Musl] {
+        let p = workloads::find("odirect", libc).expect("odirect built");
+        let n = Command::new(p.path).arg(&data).output().expect("run natively");
+        let stats = dir.join("stats.json");
+        let g = emu()
+            .args(["run", "--cores", "2", "--stats"])
+            .arg(&stats)
+            .arg("--allow-read")
+            .arg(&data)
+            .arg(p.path)
+            .arg(&data)
+            .output()
+            .expect("run emu");
+        assert!(
+            n.stdout == g.stdout && n.status.code() == g.status.code(),
+            "{libc}: native {}\nemu {}",
+            show(&n),
+            show(&g)
+        );
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&stats).expect("stats")).expect("JSON");
+        let pins = v["walker_sync"]["gup_fast_walks"].as_u64().unwrap_or(0);
+        // Block file systems pin; tmpfs buffers O_DIRECT reads.
+        let dio = String::from_utf8_lossy(&n.stdout).contains("8 KiB at 0  ") && !on_tmpfs(&data);
+        // Nine pin calls: seven reads, the read-only buffer's, and 1 MiB + 512 in two.
+        assert_eq!(pins, if dio { 9 } else { 0 }, "{libc}: {}", v["walker_sync"]);
+    }
+}
+
+/// Whether `p` lies on tmpfs (statfs's f_type is TMPFS_MAGIC).
+fn on_tmpfs(p: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else { return false };
+    // SAFETY: `c` is a valid C string and `st` a statfs buffer the call fills.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type == 0x0102_1994 }
+}

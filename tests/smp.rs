@@ -1066,3 +1066,79 @@ fn broadcast_interrupts_every_other_cpu_and_targeted_only_the_walkers() {
     assert!(walker(&t, "tracker_cycles") > 0, "GUP-fast paid nothing for its tracker");
     assert_eq!(total(&t, "oracle_violations"), 0);
 }
+
+#[test]
+fn second_futex_keys_and_vmsplice_pages_each_walk_gup_fast() {
+    // gup_calls 10 (diff/gup_calls.c): per round, WAKE_OP and CMP_REQUEUE walk both
+    // keys (4 walks, 4 pages); FUTEX_WAKE on a read-only page walks twice (FOLL_WRITE,
+    // then the read-only retry: 1 page, 1 fallback); WAKE_OP with a read-only second
+    // word walks twice and stops at EFAULT (1 page, 1 fallback); private calls walk
+    // nothing; vmsplice of 3 pages is one walk of 3 pages, of 4 pages across a 2 MiB
+    // boundary one walk of 4; FUTEX_WAKE on an untouched shared page finds it on every
+    // walk but the first. Debug builds check every page against the page tables,
+    // with 4 KiB pages and with a huge page above the boundary.
+    let p = workloads::programs()
+        .iter()
+        .find(|p| p.name == "gup_calls" && p.libc == workloads::Libc::Glibc)
+        .expect("gup_calls built");
+    for thp in ["never", "always"] {
+        let args = ["--cores", "2", "--thp", thp, p.path, "10"];
+        let (out, v) = run_stats(&format!("gup-calls-{thp}"), &args);
+        assert!(out.contains("wake read-only shared -140\n"), "{out}");
+        assert!(out.contains("vmsplice across 2 MiB 163840 bytes, 0 pages differ\n"), "{out}");
+        assert!(out.contains("wake untouched shared page 0\n"), "{out}");
+        assert_eq!(walker(&v, "gup_fast_walks"), 110, "{thp}: {}", v["walker_sync"]);
+        assert_eq!(walker(&v, "gup_fast_pages"), 139, "{thp}");
+        assert_eq!(walker(&v, "gup_fast_fallbacks"), 21, "{thp}");
+        assert_eq!(total(&v, "oracle_violations"), 0);
+    }
+}
+
+#[test]
+fn vmsplice_walks_sixteen_pages_a_call_and_stops_at_a_protnone_page() {
+    // diff/vmsplice.c's walks: its calls into pipes each take at most 16 pages per
+    // GUP-fast call; a page that cannot be taken (PROT_NONE, unmapped) is a fallback.
+    let p = workloads::programs()
+        .iter()
+        .find(|p| p.name == "vmsplice" && p.libc == workloads::Libc::Glibc)
+        .expect("vmsplice built");
+    let (out, v) = run_stats("vmsplice-walks", &["--cores", "2", p.path]);
+    assert!(out.contains("64 KiB from offset 100                   65436 ok\n"), "{out}");
+    let walks = walker(&v, "gup_fast_walks");
+    assert!(walks >= 40, "{}", v["walker_sync"]);
+    assert!(walker(&v, "gup_fast_pages") > walks, "multi-page walks");
+    assert!(walker(&v, "gup_fast_fallbacks") >= 3, "PROT_NONE and unmapped pages");
+}
+
+#[test]
+fn vmsplice_walkers_race_the_frees_as_futex_walkers_do() {
+    // gup_race's walkers vmsplice the region's first byte (one-page GUP-fast walks):
+    // under a global ASID with no sync they read freed tables; x86's RCU freeing
+    // (`linux`) keeps them safe.
+    for (sync, bad) in [("none", true), ("linux", false)] {
+        let args = [
+            "--profile",
+            "zen3",
+            "--cores",
+            "5",
+            "--seed",
+            "4",
+            "--flush",
+            "invlpgb",
+            "--walker-sync",
+            sync,
+            "gup_race",
+            "4",
+            "8",
+            "2500",
+            "vmsplice",
+        ];
+        let (out, v) = run_stats(&format!("gup-race-vmsplice-{sync}"), &args);
+        assert_eq!(out, format!("gup_race rounds=2500 sum={}\n", race_sum("2500")));
+        assert!(walker(&v, "gup_fast_pages") > 1000, "{sync}: {}", v["walker_sync"]);
+        assert!(walker(&v, "gup_fast_fallbacks") > 1000, "{sync}");
+        let uaf = walker(&v, "walker_uaf");
+        assert_eq!(uaf > 0, bad, "{sync}: {uaf} walker-uaf");
+        assert_eq!(total(&v, "oracle_violations"), uaf);
+    }
+}

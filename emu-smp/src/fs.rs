@@ -75,6 +75,8 @@ pub enum Object {
         path: PathBuf,
         /// Directory entries for getdents64, listed on first use.
         dir: Option<Vec<(u64, u8, Vec<u8>)>>,
+        /// The same file opened with O_DIRECT, when the guest opened it so.
+        direct: Option<DirectFile>,
     },
     /// Generated contents (/proc/self/status and friends).
     Synthetic {
@@ -96,6 +98,46 @@ pub enum Object {
     /// An epoll instance ([`crate::poll`]).
     Epoll(u32),
 }
+
+/// A host file the guest opened with O_DIRECT (direct.rs). The host kernel accepted
+/// O_DIRECT for it (do_dentry_open's FMODE_CAN_ODIRECT), and emu's reads of it go
+/// through this second descriptor, so the host kernel's own direct-I/O checks decide
+/// what the guest's read returns.
+#[derive(Debug)]
+pub struct DirectFile {
+    /// The host file, opened with O_DIRECT.
+    pub file: std::fs::File,
+    /// Its file system does block direct I/O (statx reports STATX_DIOALIGN: ext4,
+    /// xfs, btrfs), which pins the user's pages. Without it (tmpfs since 6.6) an
+    /// O_DIRECT read is a buffered one.
+    pub pins: bool,
+}
+
+impl DirectFile {
+    /// Opens `path` again with O_DIRECT; the host's error (EINVAL: the file cannot do
+    /// direct I/O) is the guest's.
+    pub fn open(path: &Path) -> Result<DirectFile, i64> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(O_DIRECT as i32)
+            .open(path)
+            .map_err(|e| io_errno(&e))?;
+        let pins = rustix::fs::statx(
+            &file,
+            "",
+            rustix::fs::AtFlags::EMPTY_PATH,
+            rustix::fs::StatxFlags::DIOALIGN,
+        )
+        .is_ok_and(|x| {
+            x.stx_mask & rustix::fs::StatxFlags::DIOALIGN.bits() != 0 && x.stx_dio_offset_align != 0
+        });
+        Ok(DirectFile { file, pins })
+    }
+}
+
+/// O_DIRECT.
+pub const O_DIRECT: u32 = 0o40000;
 
 /// An open file description (shared by dup'ed descriptors and across fork).
 #[derive(Debug)]
@@ -159,7 +201,14 @@ pub struct PipeBuf {
     pub off: usize,
     /// The unread bytes.
     pub data: std::collections::VecDeque<u8>,
+    /// A later write may append to it (`pipe_buf_can_merge`: a page of the pipe's
+    /// own, not a user page vmsplice put there).
+    pub merge: bool,
 }
+
+/// The most one host read of an O_DIRECT file asks for (a multiple of every
+/// alignment a file system asks of direct I/O).
+pub const DIRECT_CHUNK: u64 = 1 << 20;
 
 /// Pages in a pipe's ring (PIPE_DEF_BUFFERS: 64 KiB of capacity).
 pub const PIPE_BUFFERS: usize = 16;
@@ -490,6 +539,63 @@ impl Files {
         self.allow_read.iter().any(|a| p.starts_with(a))
     }
 
+    /// A read of `len` bytes at `at` (or the file position) of a host file opened
+    /// with O_DIRECT, into a host buffer placed like the guest's `guest` within its
+    /// page, so that the host kernel's checks of memory alignment, length and offset
+    /// are those a native read would meet. In chunks of [`DIRECT_CHUNK`], the first
+    /// carrying the remainder (a misaligned length fails before anything is read).
+    /// None: not such a description. Else the bytes, whether the file system pins
+    /// pages, or -errno. The position does not move (the caller's, once the pages
+    /// are pinned).
+    pub fn read_direct(
+        &mut self,
+        id: u32,
+        guest: u64,
+        len: u64,
+        at: Option<u64>,
+    ) -> Option<Result<(Vec<u8>, bool), i64>> {
+        let d = self.descs.get(&id)?;
+        let Object::Host { direct: Some(df), .. } = &d.obj else { return None };
+        if d.flags & O_DIRECT == 0 || d.flags & 3 == 1 {
+            return None;
+        }
+        let pos = at.unwrap_or(d.pos);
+        // pread64: a negative offset.
+        if pos > i64::MAX as u64 {
+            return Some(Err(EINVAL));
+        }
+        let mut out = Vec::new();
+        let mut done = 0u64;
+        let mut host = vec![0u8; (DIRECT_CHUNK + 8192) as usize];
+        while done < len {
+            let rem = (len - done) % DIRECT_CHUNK;
+            let n = if done == 0 && rem != 0 { rem } else { DIRECT_CHUNK.min(len - done) };
+            // The host buffer starts where the guest's next byte sits in its page.
+            let want = (guest.wrapping_add(done) & 0xfff) as usize;
+            let skew = (want + 4096 - (host.as_ptr() as usize & 0xfff)) & 0xfff;
+            let buf = &mut host[skew..skew + n as usize];
+            match df.file.read_at(buf, pos + done) {
+                Ok(k) => {
+                    out.extend_from_slice(&buf[..k]);
+                    done += k as u64;
+                    if (k as u64) < n {
+                        break;
+                    }
+                }
+                Err(e) if done == 0 => return Some(Err(io_errno(&e))),
+                Err(_) => break,
+            }
+        }
+        Some(Ok((out, df.pins)))
+    }
+
+    /// Moves the file position of description `id` by `n` bytes.
+    pub fn advance(&mut self, id: u32, n: u64) {
+        if let Some(d) = self.descs.get_mut(&id) {
+            d.pos += n;
+        }
+    }
+
     /// Reads from a description into `buf`. Returns bytes read or -errno; `Err(())`
     /// means the read would block (empty pipe with writers).
     pub fn read(
@@ -806,7 +912,7 @@ fn pipe_write(
     let chars = buf.len() % PIPE_PAGE;
     if chars != 0 {
         if let Some(last) = pipe.bufs.back_mut() {
-            if last.off + last.data.len() + chars <= PIPE_PAGE {
+            if last.merge && last.off + last.data.len() + chars <= PIPE_PAGE {
                 last.data.extend(&buf[..chars]);
                 done = chars;
             }
@@ -814,8 +920,11 @@ fn pipe_write(
     }
     while done < buf.len() && !pipe.is_full() {
         let k = (buf.len() - done).min(PIPE_PAGE);
-        pipe.bufs
-            .push_back(PipeBuf { off: 0, data: buf[done..done + k].iter().copied().collect() });
+        pipe.bufs.push_back(PipeBuf {
+            off: 0,
+            data: buf[done..done + k].iter().copied().collect(),
+            merge: true,
+        });
         done += k;
     }
     if done == 0 && !nonblock {

@@ -59,6 +59,10 @@ pub enum KObj {
     /// A CPU's lockless-walk tracker (`active_lockless_pt_walk_mm`, `--walker-sync
     /// targeted`).
     WalkerTracker(usize),
+    /// The `write_protect_seq` of an address space (in its mm_struct, on a line apart
+    /// from `mmap_lock`'s), which FOLL_PIN's GUP-fast reads before and after its walk.
+    /// Its frames hold 64 address spaces' lines each.
+    MmWriteProtectSeq(u32),
     /// The `struct page` of data frame `pfn` (its refcount, which GUP-fast raises): the
     /// vmemmap, 64 bytes per frame, so 64 frames' descriptors per page; the model folds
     /// them onto [`FOLIO_FRAMES`] pages (frames 4 MiB apart share a line).
@@ -68,6 +72,8 @@ pub enum KObj {
 /// The kind of the frames holding mm_cid per-CPU slots (a kind of their own: the other
 /// per-CPU objects' kinds index frames by CPU alone).
 const MM_CID_PCPU_KIND: u8 = 11;
+/// The kind of the frames holding `write_protect_seq` lines.
+const MM_WP_SEQ_KIND: u8 = 12;
 
 /// The frames holding kernel objects, by (kind, frame index within the kind).
 #[derive(Debug, Default)]
@@ -117,6 +123,9 @@ impl KernelData {
             KObj::Rq(cpu) => (2, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
             KObj::FutexBucket(b) => (3, u64::from(b) / PER_FRAME, u64::from(b) % PER_FRAME),
             KObj::Global(n) => (4, 0, u64::from(n) % PER_FRAME),
+            KObj::MmWriteProtectSeq(mm) => {
+                (MM_WP_SEQ_KIND, u64::from(mm) / PER_FRAME, u64::from(mm) % PER_FRAME)
+            }
             KObj::MmCidPcpu(mm, cpu) => (
                 MM_CID_PCPU_KIND,
                 (u64::from(mm) << 16) | (cpu as u64 / PER_FRAME),

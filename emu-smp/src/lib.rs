@@ -10,6 +10,7 @@ mod config;
 #[cfg(test)]
 mod cost_tests;
 mod cpumask;
+mod direct;
 mod fdtypes;
 mod filelock;
 mod fs;
@@ -36,6 +37,7 @@ mod rlimit;
 mod rng;
 mod sched;
 mod signal;
+mod splice;
 mod stats;
 pub mod strategy;
 mod syscall;

@@ -10,6 +10,7 @@ use crate::syscall::{le64, Sys, EPOCH_S};
 use crate::task::{ExitCause, State, Task, Wait};
 use crate::task::{SigFields, SigInfo};
 use crate::tlbflush::{Reason, FLUSH_ALL};
+use crate::walker::{GupCont, GupFlags};
 
 /// clone(2) flags.
 #[allow(missing_docs)]
@@ -672,18 +673,112 @@ impl Machine {
         Some((0, base | (uaddr & 0xfff)))
     }
 
-    /// futex(2). An operation without FUTEX_PRIVATE_FLAG first runs GUP-fast on
-    /// `uaddr` (get_futex_key), as a path of its own (walker.rs); the operation goes on
-    /// when the walk ends.
+    /// futex(2). An operation without FUTEX_PRIVATE_FLAG first looks up its keys
+    /// with GUP-fast (get_futex_key), each a path of its own (walker.rs); the
+    /// operation goes on when the last walk ends.
     pub(crate) fn sys_futex(&mut self, c: usize, tid: u32, a: [u64; 6]) -> Sys {
-        let (op, cmd) = (a[1] as u32, a[1] as u32 & 127);
-        let keyed = matches!(cmd, 0 | 1 | 3 | 4 | 5 | 9 | 10);
-        if op & 128 == 0 && keyed && a[0] & 3 == 0 {
-            if let Some(p) = self.gup_fast_path(tid, a) {
-                return Sys::Path(p);
+        let (op, cmd, uaddr, uaddr2) = (a[1] as u32, a[1] as u32 & 127, a[0], a[4]);
+        if op & 128 == 0 && uaddr & 3 == 0 {
+            // The keys each operation looks up, in order, and whether FUTEX_WRITE
+            // (kernel/futex/waitwake.c futex_wake, futex_wait_setup, futex_wake_op;
+            // requeue.c futex_requeue), once its own argument checks have passed.
+            let keys = match cmd {
+                0 | 1 => vec![(uaddr, false)],
+                9 | 10 if a[5] as u32 != 0 => vec![(uaddr, false)],
+                3 | 4 if (a[2] as u32 as i32) >= 0 && (a[3] as u32 as i32) >= 0 => {
+                    vec![(uaddr, false), (uaddr2, false)]
+                }
+                5 => vec![(uaddr, false), (uaddr2, true)],
+                _ => Vec::new(),
+            };
+            if !keys.is_empty() {
+                let k = FutexKeys { args: a, keys, at: 0, read_only: false };
+                if let Some(p) = self.futex_key_walk(tid, k) {
+                    return Sys::Path(p);
+                }
             }
         }
         self.sys_futex_keyed(c, tid, a)
+    }
+
+    /// The GUP-fast call of get_futex_key for key `k.at`: FOLL_WRITE first, without
+    /// it for the read-only retry.
+    fn futex_key_walk(&self, tid: u32, k: FutexKeys) -> Option<crate::path::KPath> {
+        let (addr, _) = *k.keys.get(k.at)?;
+        let flags = GupFlags { write: !k.read_only, pin: false };
+        self.gup_fast_path(tid, addr, 1, flags, GupCont::Futex(Box::new(k)))
+    }
+
+    /// A futex key's GUP-fast call ended, with its page (`got`) or without. Without
+    /// it, get_user_pages_fast's slow path decides: it gets the page (faulting it in)
+    /// or fails with EFAULT, and get_futex_key then tries again without FOLL_WRITE
+    /// when the operation only reads the futex (FUTEX_READ). Then the next key, or
+    /// the operation itself.
+    pub(crate) fn futex_key_walked(
+        &mut self,
+        c: usize,
+        tid: u32,
+        mut k: FutexKeys,
+        got: bool,
+    ) -> Next {
+        let (addr, write) = k.keys[k.at];
+        let found = got || self.gup_slow_ok(tid, addr, !k.read_only);
+        if found && !got {
+            // Slow GUP faults the page in (faultin_page, a write fault for FOLL_WRITE:
+            // the word written back as it was, within this step); the key of a shared
+            // mapping is its page.
+            let mut word = [0u8; 4];
+            if self.read_user(c, tid, addr, &mut word).is_ok() && !k.read_only {
+                let _ = self.write_user(c, tid, addr, &word);
+            }
+        }
+        if !found {
+            if !k.read_only && !write {
+                k.read_only = true;
+                if let Some(p) = self.futex_key_walk(tid, k) {
+                    return Next::Then(p);
+                }
+            }
+            return self.sys_next(c, tid, Sys::Ret(-EFAULT));
+        }
+        if k.read_only && self.anon_page(tid, addr) {
+            // get_futex_key: a read-only anonymous page never changes, so it makes no
+            // futex: EFAULT.
+            return self.sys_next(c, tid, Sys::Ret(-EFAULT));
+        }
+        k.at += 1;
+        k.read_only = false;
+        match k.keys.get(k.at) {
+            // get_futex_key's own check of the second address.
+            Some(&(a2, _)) if a2 & 3 != 0 => self.sys_next(c, tid, Sys::Ret(-EINVAL)),
+            Some(_) => {
+                let a = k.args;
+                match self.futex_key_walk(tid, k) {
+                    Some(p) => Next::Then(p),
+                    None => {
+                        let r = self.sys_futex_keyed(c, tid, a);
+                        self.sys_next(c, tid, r)
+                    }
+                }
+            }
+            None => {
+                let r = self.sys_futex_keyed(c, tid, k.args);
+                self.sys_next(c, tid, r)
+            }
+        }
+    }
+
+    /// `PageAnon` of the page at `va`, as emu knows it: a page of a private anonymous
+    /// mapping. (A private file mapping's page that was written before the mapping
+    /// became read-only is anonymous in Linux too; emu does not tell those apart and
+    /// keys them as file pages.)
+    fn anon_page(&self, tid: u32, va: u64) -> bool {
+        self.k
+            .tasks
+            .get(&tid)
+            .and_then(|t| self.k.mms.get(&t.mm))
+            .and_then(|m| m.find(va))
+            .is_some_and(|v| !v.shared && matches!(v.backing, crate::mm::Backing::Anon))
     }
 
     /// futex(2) once its GUP-fast, if any, is done.
@@ -694,6 +789,14 @@ impl Machine {
         let realtime = op & 256 != 0;
         let cmd = op & 127;
         if uaddr & 3 != 0 {
+            return Sys::Ret(-EINVAL);
+        }
+        // futex_requeue's counts are ints; get_futex_key of the second address checks
+        // its alignment before anything is read or written.
+        if matches!(cmd, 3 | 4) && ((val as i32) < 0 || (timeout as u32 as i32) < 0) {
+            return Sys::Ret(-EINVAL);
+        }
+        if matches!(cmd, 3..=5) && uaddr2 & 3 != 0 {
             return Sys::Ret(-EINVAL);
         }
         let now_fp = self.k.tasks.get(&tid).map_or(0, |t| t.cpu.time_fp);
@@ -1054,6 +1157,22 @@ const WCONTINUED: u32 = 8;
 const WNOWAIT: u32 = 0x0100_0000;
 
 /// A waitid in progress.
+/// A shared futex operation looking up its keys (get_futex_key), one GUP-fast call
+/// each (two for a key whose FOLL_WRITE walk and slow path failed and that the
+/// operation only reads).
+#[derive(Clone, Debug)]
+pub struct FutexKeys {
+    /// The system call's arguments.
+    pub args: [u64; 6],
+    /// The addresses to look up, in order, and whether the operation writes the
+    /// futex (FUTEX_WRITE: no read-only retry).
+    pub keys: Vec<(u64, bool)>,
+    /// The key being looked up.
+    pub at: usize,
+    /// The walk under way is the read-only retry.
+    pub read_only: bool,
+}
+
 #[derive(Clone, Debug)]
 pub struct WaitidOp {
     /// The child it waits for (-1: any, 0: none can match).

@@ -149,6 +149,7 @@ pub mod nr {
     pub const TIMER_GETOVERRUN: u64 = 225;
     pub const TIMER_DELETE: u64 = 226;
     pub const WAITID: u64 = 247;
+    pub const VMSPLICE: u64 = 278;
 }
 
 /// The argument holding the sigset size of rt_sigsuspend, rt_sigpending and
@@ -250,6 +251,7 @@ impl Machine {
         let r = match n {
             // access_ok: a buffer that wraps or leaves user space faults.
             READ | PREAD64 | WRITE if !access_ok(a[1], a[2]) => -EFAULT,
+            READ | PREAD64 if let Some(r) = self.sys_read_direct(c, tid, n, a) => return r,
             READ => return self.sys_read(c, tid, a[0] as i32, a[1], a[2], None),
             PREAD64 => return self.sys_read(c, tid, a[0] as i32, a[1], a[2], Some(a[3])),
             WRITE => return self.sys_write(c, tid, a[0] as i32, a[1], a[2]),
@@ -257,6 +259,7 @@ impl Machine {
             WRITEV => return self.sys_writev(c, tid, a[0] as i32, a[1], a[2]),
             PWRITE64 => self.sys_pwrite64(c, tid, a),
             SENDFILE => return self.sys_sendfile(c, tid, a[0] as i32, a[1] as i32, a[2], a[3]),
+            VMSPLICE => return self.sys_vmsplice(c, tid, a),
             OPEN => self.sys_openat(c, tid, -100, a[0], a[1] as u32),
             OPENAT => self.sys_openat(c, tid, a[0] as i32, a[1], a[2] as u32),
             CLOSE => self.sys_close(c, tid, a[0] as i32),
@@ -771,7 +774,13 @@ impl Machine {
         }
     }
 
-    fn iovecs(&mut self, c: usize, tid: u32, iov: u64, cnt: u64) -> Result<Vec<(u64, u64)>, i64> {
+    pub(crate) fn iovecs(
+        &mut self,
+        c: usize,
+        tid: u32,
+        iov: u64,
+        cnt: u64,
+    ) -> Result<Vec<(u64, u64)>, i64> {
         if cnt > 1024 {
             return Err(EINVAL);
         }
@@ -934,11 +943,27 @@ impl Machine {
                         // Devices, fifos and sockets of the host: emu writes none.
                         return -EACCES;
                     }
-                    Object::Host { file: f, path: hp, dir: None }
+                    // do_dentry_open: O_DIRECT needs FMODE_CAN_ODIRECT, which the
+                    // host's file system says (direct.rs).
+                    let direct = if flags & crate::fs::O_DIRECT != 0 {
+                        match crate::fs::DirectFile::open(&hp) {
+                            Ok(d) => Some(d),
+                            Err(e) => return -e,
+                        }
+                    } else {
+                        None
+                    };
+                    Object::Host { file: f, path: hp, dir: None, direct }
                 }
                 Err(e) => return -crate::fs::io_errno(&e),
             },
         };
+        // Devices and the files emu synthesizes (/proc, /sys) cannot do direct I/O.
+        if flags & crate::fs::O_DIRECT != 0
+            && matches!(obj, Object::Dev(_) | Object::Synthetic { .. })
+        {
+            return -EINVAL;
+        }
         let id = self.k.files.create(obj, flags & !0o2000000);
         self.install_fd(tid, id, cloexec, 0)
     }
@@ -2113,7 +2138,7 @@ pub const MAX_MAP_COUNT: usize = 65_530;
 
 /// The most one read or write transfers (rw_verify_area's MAX_RW_COUNT: INT_MAX rounded
 /// down to a page).
-const MAX_RW_COUNT: u64 = 0x7fff_f000;
+pub(crate) const MAX_RW_COUNT: u64 = 0x7fff_f000;
 /// The host buffer read(2) and write(2) copy through, a chunk at a time.
 const RW_CHUNK: u64 = 1 << 20;
 

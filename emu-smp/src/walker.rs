@@ -12,9 +12,19 @@
 //! ends (path.rs `run_kernel`), so a flush IPI to it waits, which is what makes the
 //! IPI a sync.
 //!
-//! Shared futexes reach it as Linux does (kernel/futex/core.c `get_futex_key`: any
-//! futex operation without FUTEX_PRIVATE_FLAG walks, whatever the mapping), before the
-//! existing key lookup; the slow path is that lookup, untimed.
+//! A call asks for `nr` consecutive pages and walks them page by page, going on from
+//! the table pointers it holds (the nested loops of `gup_fast_pgd_range`); a huge
+//! leaf gives every page of its range at once with one reference add
+//! (`gup_fast_pmd_leaf`). The first page it cannot take ends the walk, and the
+//! caller's slow path (`__gup_longterm_locked`, untimed: `gup_slow_ok`) gets the
+//! rest. FOLL_WRITE makes a read-only leaf such a page; FOLL_PIN adds the two reads
+//! of `mm->write_protect_seq`. What runs after the walk is a `GupCont`:
+//! - shared futexes, as Linux (kernel/futex/core.c `get_futex_key`: any operation
+//!   without FUTEX_PRIVATE_FLAG walks, whatever the mapping), one call per key, two
+//!   for FUTEX_WAKE_OP and the requeues (process.rs);
+//! - vmsplice into a pipe, up to 16 pages per call (splice.rs);
+//! - O_DIRECT reads of host files on block file systems, pins of up to 256 pages per
+//!   call (direct.rs).
 //!
 //! Retirement: every page-table page carries a generation, bumped when the page is
 //! freed (after the flush of its mmu_gather and the `--walker-sync` strategy's sync).
@@ -28,13 +38,41 @@ use crate::strategy::SyncAction;
 use emu_mmu::pte;
 use serde::Serialize;
 
-/// A GUP-fast walk in progress (one page, as get_futex_key asks).
+/// What a GUP-fast call asks for: the `gup_flags` emu models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GupFlags {
+    /// FOLL_WRITE: the caller will write the pages; a read-only leaf stops the walk.
+    pub write: bool,
+    /// FOLL_PIN (pin_user_pages_fast) rather than FOLL_GET (get_user_pages_fast): the
+    /// walk reads `mm->write_protect_seq` before and after, and the reference is
+    /// GUP_PIN_COUNTING_BIAS (the same locked add on the folio's refcount).
+    pub pin: bool,
+}
+
+/// What runs when a GUP-fast call ends, with the pages it returned.
+#[derive(Clone, Debug)]
+pub enum GupCont {
+    /// get_futex_key for a futex without FUTEX_PRIVATE_FLAG (process.rs).
+    Futex(Box<crate::process::FutexKeys>),
+    /// iov_iter_get_pages2 for vmsplice into a pipe (splice.rs).
+    Vmsplice(Box<crate::splice::VmspliceOp>),
+    /// pin_user_pages_fast for an O_DIRECT read (direct.rs).
+    DirectRead(Box<crate::direct::DirectRead>),
+}
+
+/// One GUP-fast call in progress (mm/gup.c `gup_fast`): `nr` consecutive pages from
+/// `start`, taken page by page until one cannot be; the caller's slow path gets the
+/// rest.
 #[derive(Clone, Debug)]
 pub struct GupWalk {
-    /// The futex call's arguments, for its continuation.
-    pub args: [u64; 6],
-    /// The address walked.
-    pub uaddr: u64,
+    /// What runs after the walk.
+    pub cont: GupCont,
+    /// The first page's address (page-aligned).
+    pub start: u64,
+    /// Pages asked for.
+    pub nr: u32,
+    /// FOLL_WRITE, FOLL_PIN.
+    pub flags: GupFlags,
     /// The level of the table read next (4 = PGD ... 1 = PTE table), or 0 when the
     /// leaf was found and the re-checks are next.
     pub level: u8,
@@ -42,14 +80,30 @@ pub struct GupWalk {
     pub table: u64,
     /// Its generation when the pointer to it was read.
     pub gen: u32,
+    /// The table the walk holds a pointer to at each level (index = level), with its
+    /// generation when the pointer was read: the next page resumes from these, as
+    /// gup_fast_pgd_range's nested loops do.
+    pub tables: [(u64, u32); 5],
     /// The PMD entry read: (its address, its value, its table, the table's generation).
     pub pmd: Option<(u64, u64, u64, u32)>,
     /// The leaf entry read (PTE, or a huge PMD/PUD): (address, value, table, generation).
     pub leaf: Option<(u64, u64, u64, u32)>,
-    /// The folio referenced.
+    /// The folio referenced for the current leaf (its head frame: the refcount's line).
     pub folio: u64,
+    /// The first page the current leaf gives, and how many (a huge leaf gives every
+    /// page of the range it maps, one reference add for all, as gup_fast_pmd_leaf).
+    pub leaf_pages: (u64, u32),
+    /// The pages taken so far (frames), in address order.
+    pub pages: Vec<u64>,
     /// When the walk began (interrupts off), 1/256 cycles.
     pub start_fp: u64,
+}
+
+impl GupWalk {
+    /// The address of the page the walk is at.
+    fn addr(&self) -> u64 {
+        self.start + ((self.pages.len() as u64) << 12)
+    }
 }
 
 /// Host-side state of the walkers: table generations and which CPUs walk which mm.
@@ -90,13 +144,17 @@ pub struct SyncFree {
 /// The `walker_sync` section of the statistics.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct WalkerSyncStats {
-    /// GUP-fast walks (shared futex operations).
+    /// GUP-fast calls (the keys of shared futex operations, vmsplice's chunks of up
+    /// to 16 pages, O_DIRECT reads' pins of up to 256), each one walk with interrupts
+    /// off.
     pub gup_fast_walks: u64,
-    /// Of those, walks that returned the page (a folio reference taken and kept past
-    /// the re-checks).
+    /// Pages the walks returned (a folio reference taken and kept past the
+    /// re-checks). A futex key asks for one page, so for futexes alone this is the
+    /// number of walks that found their page.
     pub gup_fast_pages: u64,
-    /// Walks that fell back to the slow path (non-present or read-only leaf, a
-    /// re-check that failed, or a retired table).
+    /// Walks that did not return every page asked for and left the rest to the slow
+    /// path (non-present or read-only leaf, a re-check that failed, or a retired
+    /// table).
     pub gup_fast_fallbacks: u64,
     /// Cycles from local_irq_save to local_irq_restore, summed.
     pub gup_fast_cycles: u64,
@@ -137,21 +195,35 @@ pub struct WalkerSyncStats {
 }
 
 impl Machine {
-    /// Starts GUP-fast for futex `args` on core `c`: the path's first step reads the
-    /// PGD entry (gup_fast_fallback, FOLL_WRITE, one page).
-    pub(crate) fn gup_fast_path(&self, tid: u32, args: [u64; 6]) -> Option<KPath> {
+    /// Starts a GUP-fast call of task `tid` (gup_fast_fallback → gup_fast): `nr`
+    /// pages from the page holding `addr`, then `cont`. The path's first step reads
+    /// the PGD entry. None when the task has no address space.
+    pub(crate) fn gup_fast_path(
+        &self,
+        tid: u32,
+        addr: u64,
+        nr: u32,
+        flags: GupFlags,
+        cont: GupCont,
+    ) -> Option<KPath> {
         let mm = self.k.tasks.get(&tid)?.mm;
-        let root = self.k.mms.get(&mm)?.root;
-        let table = root.0;
+        let table = self.k.mms.get(&mm)?.root.0;
+        let gen = self.k.walker.gen(table);
+        debug_assert!(nr > 0, "a GUP-fast call asks for at least one page");
         Some(KPath::Gup(Box::new(GupWalk {
-            args,
-            uaddr: args[0],
+            cont,
+            start: addr & !0xfff,
+            nr,
+            flags,
             level: 4,
             table,
-            gen: self.k.walker.gen(table),
+            gen,
+            tables: [(0, 0), (0, 0), (0, 0), (0, 0), (table, gen)],
             pmd: None,
             leaf: None,
             folio: 0,
+            leaf_pages: (0, 0),
+            pages: Vec::new(),
             start_fp: 0,
         })))
     }
@@ -159,7 +231,14 @@ impl Machine {
     /// One step of a GUP-fast walk on core `c` (interrupts off throughout).
     pub(crate) fn gup_step(&mut self, c: usize, tid: u32, mut w: GupWalk) -> Next {
         let mm = self.k.tasks.get(&tid).map_or(0, |t| t.mm);
-        if w.level == 4 && w.start_fp == 0 {
+        if w.start_fp == 0 {
+            if w.flags.pin {
+                // raw_read_seqcount(&mm->write_protect_seq), before interrupts go off.
+                // No emu fork copies page tables while another thread runs (a fork is
+                // one step), so the count is never odd and never moves.
+                let x = self.kline_access(c, KObj::MmWriteProtectSeq(mm), false);
+                self.charge(c, x);
+            }
             // local_irq_save, then (targeted) pt_walk_lockless_start: xchg of the mm
             // into this CPU's tracker, a full barrier on x86.
             w.start_fp = self.now(c).max(1);
@@ -174,11 +253,12 @@ impl Machine {
                 *s = Some(mm);
             }
         }
+        let addr = w.addr();
         if w.level == 0 {
             // The re-checks: PMD, then PTE; either changed drops the reference.
             let mut same = true;
             for (pa, val, table, gen) in [w.pmd, w.leaf].into_iter().flatten() {
-                if !self.walker_read_ok(c, table, gen, w.uaddr) {
+                if !self.walker_read_ok(c, table, gen, addr) {
                     same = false;
                     break;
                 }
@@ -188,23 +268,63 @@ impl Machine {
                     same = false;
                 }
             }
-            // get_futex_key is done with the page (put_page), or the re-check failed
-            // and gup_put_folio drops it: a second locked RMW on the folio line.
-            let put =
-                fp(self.profile.insn.locked) + self.kline_access(c, KObj::Folio(w.folio), true);
-            self.charge(c, put);
-            return self.gup_end(c, tid, &w, same);
+            let futex = matches!(w.cont, GupCont::Futex(_));
+            if !same || futex {
+                // A failed re-check: gup_put_folio drops the reference. A futex key:
+                // get_futex_key is done with its page at once (put_page, right after
+                // local_irq_restore; charged here). Either is a second locked RMW on
+                // the folio line.
+                let put =
+                    fp(self.profile.insn.locked) + self.kline_access(c, KObj::Folio(w.folio), true);
+                self.charge(c, put);
+            }
+            if !same {
+                return self.gup_end(c, tid, w);
+            }
+            let (first, n) = w.leaf_pages;
+            if cfg!(debug_assertions) {
+                // Each page taken is the one the page tables map (now: a later step
+                // of a longer walk may find it unmapped, and keeps its reference).
+                let root = self.k.mms.get(&mm).map(|m| m.root);
+                for i in 0..u64::from(n) {
+                    let va = addr + (i << 12);
+                    let want = root
+                        .and_then(|r| emu_mmu::PageTables::leaf(&self.hw.mem.phys, r, va))
+                        .map(|l| {
+                            let span = 1u64 << level_shift(l.size.leaf_level());
+                            ((l.pte & pte::ADDR) + (va & (span - 1) & !0xfff)) >> 12
+                        });
+                    debug_assert_eq!(want, Some(first + i), "GUP-fast's page for {va:#x}");
+                }
+            }
+            w.pages.extend((0..u64::from(n)).map(|i| first + i));
+            if w.pages.len() as u32 >= w.nr {
+                return self.gup_end(c, tid, w);
+            }
+            // The next page: the loops of gup_fast_pgd_range go on from the highest
+            // level whose index changed, with the table pointers they hold.
+            let next = w.addr();
+            let level = (1..=4u8)
+                .rev()
+                .find(|&l| level_index(addr, l) != level_index(next, l))
+                .unwrap_or(1);
+            w.level = level;
+            (w.table, w.gen) = w.tables[usize::from(level)];
+            w.pmd = None;
+            w.leaf = None;
+            return Next::Then(KPath::Gup(Box::new(w)));
         }
-        if !self.walker_read_ok(c, w.table, w.gen, w.uaddr) {
-            return self.gup_end(c, tid, &w, false);
+        if !self.walker_read_ok(c, w.table, w.gen, addr) {
+            return self.gup_end(c, tid, w);
         }
-        let shift = 12 + 9 * (u32::from(w.level) - 1);
-        let pa = (w.table << 12) + ((w.uaddr >> shift) & 511) * 8;
+        w.tables[usize::from(w.level)] = (w.table, w.gen);
+        let shift = level_shift(w.level);
+        let pa = (w.table << 12) + level_index(addr, w.level) * 8;
         let cost = self.hw.mem.caches.access(c, pa, false);
         self.charge(c, cost);
         let e = self.hw.mem.phys.read_u64(pa);
         if e & pte::P == 0 {
-            return self.gup_end(c, tid, &w, false);
+            return self.gup_end(c, tid, w);
         }
         let leaf = w.level == 1 || (w.level <= 3 && e & pte::PS != 0);
         if !leaf {
@@ -217,13 +337,19 @@ impl Machine {
             return Next::Then(KPath::Gup(Box::new(w)));
         }
         // gup_fast_pte_range's checks: user, writable (FOLL_WRITE), not special; then
-        // try_grab_folio_fast's locked increment of the folio's refcount.
+        // try_grab_folio_fast's locked add on the folio's refcount (one for every page
+        // a huge leaf gives; a pin adds GUP_PIN_COUNTING_BIAS per page, the same RMW).
         self.charge(c, fp(self.profile.kernel.gup_fast_checks_cycles));
-        if e & pte::US == 0 || e & pte::RW == 0 {
-            return self.gup_end(c, tid, &w, false);
+        if e & pte::US == 0 || (w.flags.write && e & pte::RW == 0) || self.protnone(tid, addr) {
+            return self.gup_end(c, tid, w);
         }
-        let span = (1u64 << shift) - 1;
-        w.folio = ((e & pte::ADDR) + (w.uaddr & span & !0xfff)) >> 12;
+        let span = 1u64 << shift;
+        let head = (e & pte::ADDR) >> 12;
+        let first = head + ((addr & (span - 1)) >> 12);
+        let in_leaf = ((span - (addr & (span - 1))) >> 12) as u32;
+        let want = w.nr - w.pages.len() as u32;
+        w.leaf_pages = (first, want.min(in_leaf));
+        w.folio = head;
         let grab = fp(self.profile.insn.locked) + self.kline_access(c, KObj::Folio(w.folio), true);
         self.charge(c, grab);
         w.leaf = Some((pa, e, w.table, w.gen));
@@ -257,9 +383,9 @@ impl Machine {
         false
     }
 
-    /// The walk ends (pt_walk_lockless_end's release store, local_irq_restore) and the
-    /// futex call goes on with its key lookup.
-    fn gup_end(&mut self, c: usize, tid: u32, w: &GupWalk, ok: bool) -> Next {
+    /// The walk ends (pt_walk_lockless_end's release store, local_irq_restore, and
+    /// for a pin the seqcount's re-read) and its caller goes on with the pages.
+    fn gup_end(&mut self, c: usize, tid: u32, w: GupWalk) -> Next {
         if self.k.strategy.walker_sync.tracks_walkers() {
             let x = self.kline_access(c, KObj::WalkerTracker(c), true);
             self.charge(c, x);
@@ -269,28 +395,51 @@ impl Machine {
             *s = None;
         }
         self.charge(c, fp(self.profile.kernel.irq_toggle_cycles));
-        if ok {
-            // The page the walk referenced is the one the page tables map.
-            let mapped = self
-                .k
-                .tasks
-                .get(&tid)
-                .and_then(|t| self.k.mms.get(&t.mm))
-                .and_then(|m| emu_mmu::PageTables::leaf(&self.hw.mem.phys, m.root, w.uaddr));
-            let want = mapped.map(|l| {
-                let span = (1u64 << (12 + 9 * (u32::from(l.size.leaf_level()) - 1))) - 1;
-                ((l.pte & pte::ADDR) + (w.uaddr & span & !0xfff)) >> 12
-            });
-            debug_assert_eq!(want, Some(w.folio), "GUP-fast's page for {:#x}", w.uaddr);
-            self.probes.walker_sync.gup_fast_pages += 1;
-        }
         let spent = (self.now(c).saturating_sub(w.start_fp)) >> 8;
+        let mm = self.k.tasks.get(&tid).map_or(0, |t| t.mm);
+        if w.flags.pin {
+            // read_seqcount_retry(&mm->write_protect_seq): unchanged (see gup_step).
+            let x = self.kline_access(c, KObj::MmWriteProtectSeq(mm), false);
+            self.charge(c, x);
+        }
         let s = &mut self.probes.walker_sync;
         s.gup_fast_walks += 1;
-        s.gup_fast_fallbacks += u64::from(!ok);
+        s.gup_fast_pages += w.pages.len() as u64;
+        s.gup_fast_fallbacks += u64::from((w.pages.len() as u32) < w.nr);
         s.gup_fast_cycles += spent;
-        let r = self.sys_futex_keyed(c, tid, w.args);
-        self.sys_next(c, tid, r)
+        match w.cont {
+            GupCont::Futex(k) => self.futex_key_walked(c, tid, *k, !w.pages.is_empty()),
+            GupCont::Vmsplice(op) => self.vmsplice_walked(c, tid, *op, w.pages.len() as u32),
+            GupCont::DirectRead(op) => self.direct_walked(c, tid, *op, w.pages.len() as u32),
+        }
+    }
+
+    /// `pte_protnone`: the page at `va` is in a PROT_NONE mapping. Linux's entry says
+    /// so itself (_PAGE_PROTNONE, _PAGE_PRESENT clear); emu's page tables keep such an
+    /// entry present (mm.rs `protect` changes only RW and NX), so the walk asks the
+    /// VMA instead, untimed, as a stand-in for that bit.
+    fn protnone(&self, tid: u32, va: u64) -> bool {
+        let rwx = crate::mm::PROT_READ | crate::mm::PROT_WRITE | crate::mm::PROT_EXEC;
+        self.k
+            .tasks
+            .get(&tid)
+            .and_then(|t| self.k.mms.get(&t.mm))
+            .and_then(|m| m.find(va))
+            .is_some_and(|v| v.prot & rwx == 0)
+    }
+
+    /// Slow GUP's verdict on the page at `va` for task `tid` (mm/gup.c
+    /// `__get_user_pages` → `check_vma_flags`): a VMA must hold it and allow the
+    /// access (VM_WRITE for FOLL_WRITE, VM_READ otherwise); the fault it may take to
+    /// map the page is the caller's copy's. Untimed, as every slow path here.
+    pub(crate) fn gup_slow_ok(&self, tid: u32, va: u64, write: bool) -> bool {
+        let want = if write { crate::mm::PROT_WRITE } else { crate::mm::PROT_READ };
+        self.k
+            .tasks
+            .get(&tid)
+            .and_then(|t| self.k.mms.get(&t.mm))
+            .and_then(|m| m.find(va))
+            .is_some_and(|v| v.prot & want != 0)
     }
 
     /// A flush that freed the page tables `tables` of `mm` completed on core `c`;
@@ -366,4 +515,14 @@ impl Machine {
         }
         self.free_pages(c, tables);
     }
+}
+
+/// The bit position of the range one entry of a level-`level` table maps.
+fn level_shift(level: u8) -> u32 {
+    12 + 9 * (u32::from(level) - 1)
+}
+
+/// The index of `va`'s entry in its level-`level` table.
+fn level_index(va: u64, level: u8) -> u64 {
+    (va >> level_shift(level)) & 511
 }
