@@ -1,6 +1,4 @@
-// A shared anonymous mapping is one shmem object: pages first touched after a fork are
-// the same pages in parent and child, and MADV_DONTNEED drops only the mapping, not
-// the contents (mm/shmem.c shmem_zero_setup).
+// emu-desc: MAP_SHARED|MAP_ANONYMOUS is one shmem object (mm/shmem.c shmem_zero_setup): pages first touched after a fork are the same in parent and child, MADV_DONTNEED keeps their contents; a private anonymous page is not shared
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
