@@ -1,8 +1,8 @@
 // emu-cflags: -pthread
-// emu-desc: seed 002's race: W walker threads call futex(FUTEX_WAKE) without FUTEX_PRIVATE_FLAG on a word inside a 2 MiB-aligned region (each call a GUP-fast walk of the region's page tables, interrupts off) while the main thread maps the region, touches P pages and unmaps it N times (its PTE and PMD tables retired each time): the cost and safety of --walker-sync
+// emu-desc: seed 002's race: W walker threads call futex(FUTEX_WAKE) without FUTEX_PRIVATE_FLAG on a word inside a 2 MiB-aligned region (each call a GUP-fast walk of the region's page tables, interrupts off) while the main thread maps the region, touches P pages and unmaps it N times (its PTE and PMD tables retired each time; MODE collapse: touches P pages and collapses them with MADV_COLLAPSE, reusing the PTE table, then drops them with MADV_DONTNEED), with B bystander processes spinning and sleeping: the cost and safety of --walker-sync
 // emu-args: 4 8 300
 //
-// Usage: gup_race WALKERS PAGES ROUNDS
+// Usage: gup_race WALKERS PAGES ROUNDS [unmap|collapse [BYSTANDERS]]
 //
 // The region is at a fixed 2 MiB-aligned address alone in its 1 GiB (so munmap frees
 // the PTE table and the PMD table above it). A walker's futex call finds the region
@@ -10,13 +10,24 @@
 // slow path says EFAULT); no call has waiters, so each returns 0 or -EFAULT. Prints the
 // rounds done and a checksum of what the main thread read back, which do not depend
 // on timing.
+//
+// Mode collapse (retire point E2 of ../shared/AXES.md §1.3): the region stays mapped;
+// each round touches P pages (a PTE table), collapses the region into one 2 MiB page
+// with madvise(MADV_COLLAPSE) (pmdp_collapse_flush, then the walker sync for the PTE
+// table it reuses), checks the contents and drops the huge page with MADV_DONTNEED.
+//
+// Bystanders are processes of their own (another mm, so never walkers of this one)
+// that spin for a while and sleep for a while until told to stop: victims for sync IPIs
+// sent to every CPU, and CPUs that go idle and come back.
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define PAGE 4096
@@ -24,7 +35,20 @@
 #define REGION (2UL << 20)
 #define BASE ((char *)0x7e0000000000UL)
 
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+
 static volatile int stop;
+
+static void bystander(volatile int *quit) {
+    while (!*quit) {
+        for (volatile int i = 0; i < 20000; i++) {
+        }
+        usleep(200);
+    }
+    _exit(0);
+}
 
 static void *walker(void *arg) {
     (void)arg;
@@ -39,9 +63,29 @@ int main(int argc, char **argv) {
     int walkers = argc > 1 ? atoi(argv[1]) : 4;
     int pages = argc > 2 ? atoi(argv[2]) : 8;
     int rounds = argc > 3 ? atoi(argv[3]) : 300;
-    if (walkers < 0 || walkers > 256 || pages < 1 || pages > 512 || rounds < 0) {
-        fprintf(stderr, "usage: gup_race WALKERS PAGES ROUNDS\n");
+    int collapse = argc > 4 && strcmp(argv[4], "collapse") == 0;
+    int bystanders = argc > 5 ? atoi(argv[5]) : 0;
+    if (walkers < 0 || walkers > 256 || pages < 1 || pages > 512 || rounds < 0 ||
+        (argc > 4 && !collapse && strcmp(argv[4], "unmap") != 0) || bystanders < 0 ||
+        bystanders > 256) {
+        fprintf(stderr, "usage: gup_race WALKERS PAGES ROUNDS [unmap|collapse [BYSTANDERS]]\n");
         return 2;
+    }
+    volatile int *quit = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (quit == MAP_FAILED) {
+        perror("mmap");
+        return 1;
+    }
+    pid_t *by = calloc((size_t)bystanders + 1, sizeof *by);
+    for (int i = 0; i < bystanders; i++) {
+        by[i] = fork();
+        if (by[i] < 0) {
+            perror("fork");
+            return 1;
+        }
+        if (by[i] == 0) {
+            bystander(quit);
+        }
     }
     pthread_t *t = calloc((size_t)walkers + 1, sizeof *t);
     for (int i = 0; i < walkers; i++) {
@@ -49,6 +93,31 @@ int main(int argc, char **argv) {
     }
     unsigned long sum = 0;
     int done = 0;
+    if (collapse) {
+        char *p = mmap(BASE, REGION, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        if (p == MAP_FAILED) {
+            perror("mmap");
+            return 1;
+        }
+        for (int r = 0; r < rounds; r++) {
+            for (int k = 0; k < pages; k++) {
+                p[(size_t)k * PAGE] = (char)(r + k);
+            }
+            if (madvise(p, REGION, MADV_COLLAPSE) != 0) {
+                perror("madvise(MADV_COLLAPSE)");
+                return 1;
+            }
+            for (int k = 0; k < pages; k++) {
+                sum += (unsigned char)p[(size_t)k * PAGE];
+            }
+            // The rest of the huge page reads as zeroes.
+            sum += (unsigned char)p[REGION - 1];
+            madvise(p, REGION, MADV_DONTNEED);
+            done++;
+        }
+        rounds = 0;
+    }
     for (int r = 0; r < rounds; r++) {
         char *p = mmap(BASE, REGION, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
@@ -69,6 +138,14 @@ int main(int argc, char **argv) {
     for (int i = 0; i < walkers; i++) {
         pthread_join(t[i], NULL);
     }
-    printf("gup_race rounds=%d sum=%lu\n", done, sum);
+    *quit = 1;
+    for (int i = 0; i < bystanders; i++) {
+        waitpid(by[i], NULL, 0);
+    }
+    if (collapse) {
+        printf("gup_race mode=collapse rounds=%d sum=%lu\n", done, sum);
+    } else {
+        printf("gup_race rounds=%d sum=%lu\n", done, sum);
+    }
     return 0;
 }
