@@ -1131,6 +1131,8 @@ fn vmsplice_walkers_race_the_frees_as_futex_walkers_do() {
             "4",
             "8",
             "2500",
+            "unmap",
+            "0",
             "vmsplice",
         ];
         let (out, v) = run_stats(&format!("gup-race-vmsplice-{sync}"), &args);

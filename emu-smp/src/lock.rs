@@ -280,6 +280,11 @@ impl Locks {
             .is_some_and(|s| s.writer.is_some() || s.readers > 0 || !s.waiters.is_empty())
     }
 
+    /// True when `core` holds a spinning lock (preemption is off there).
+    pub fn holds_spinlock(&self, core: usize) -> bool {
+        self.locks.iter().any(|(k, s)| !k.sleeps() && s.writer.is_some_and(|(c, _)| c == core))
+    }
+
     /// Forgets the locks of a dead address space (its mmap_lock and page-table locks).
     /// They must be free.
     pub fn forget_mm(&mut self, mm: u32) {

@@ -261,6 +261,9 @@ pub struct CpuKernel {
     pub next_kwork_fp: u64,
     /// Page tables waiting for this CPU's walker-sync IPIs to be acked.
     pub sync_free: Vec<crate::walker::SyncFree>,
+    /// Reused page tables whose walker sync is this CPU's task's synchronize_rcu (its
+    /// path's next step sleeps in it).
+    pub sync_rcu: Vec<emu_mmu::Pfn>,
 }
 
 /// The hardware: CPUs (clocks, local APICs, idle states), the memory system and the
@@ -724,6 +727,14 @@ impl Machine {
                 second = e;
             }
         }
+        if let Some(f) = self.rcu_next_fqs() {
+            // The GP kthread's FQS scan: before the cores and timers due at that time.
+            if f <= best.0 && self.next_timer().is_none_or(|w| f <= w) {
+                self.rcu_fqs(f);
+                return true;
+            }
+            second = second.min(f);
+        }
         if let Some(w) = self.next_timer() {
             if w <= best.0 {
                 if self.fire_timers(w) == 0 {
@@ -853,7 +864,7 @@ impl Machine {
         let waker = self.k.tasks.get(&tid).map_or(0, |t| t.last_cpu);
         if let Some(t) = self.k.tasks.get_mut(&tid) {
             if matches!(t.state, State::Blocked(_)) {
-                if !matches!(t.state, State::Blocked(Wait::Io | Wait::Lock(_))) {
+                if !matches!(t.state, State::Blocked(Wait::Io | Wait::Lock(_) | Wait::Rcu { .. })) {
                     t.cpu.gpr[0] = ret as u64;
                 }
                 t.state = State::Runnable;

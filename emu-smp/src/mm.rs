@@ -296,6 +296,26 @@ impl Work {
     }
 }
 
+/// What [`Mm::collapse_scan`] found at a 2 MiB range (mm/khugepaged.c `enum scan_result`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CollapseScan {
+    /// No PTE table there (SCAN_PMD_NULL).
+    PmdNull,
+    /// Already one huge page (SCAN_PMD_MAPPED).
+    PmdMapped,
+    /// A page with references beyond its mapping (SCAN_PAGE_COUNT).
+    PageCount,
+    /// No writable PTE (SCAN_PAGE_RO).
+    PageRo,
+    /// Collapsible: the PMD entry's address and the PTE table it points at.
+    Ok {
+        /// Physical address of the PMD entry.
+        pmd_pa: u64,
+        /// The PTE table.
+        table: Pfn,
+    },
+}
+
 /// A process address space.
 pub struct Mm {
     /// PML4 frame.
@@ -469,6 +489,88 @@ impl Mm {
         }
         phys.write_u64(leaf.pte_pa, pt.addr() | pte::TABLE_FLAGS);
         Ok(())
+    }
+
+    /// hpage_collapse_scan_pmd (mm/khugepaged.c) for MADV_COLLAPSE of the 2 MiB at
+    /// `base`, in a VMA that allows it: what is mapped there and whether it can become
+    /// one huge page. The rules of a collapse that is not khugepaged's: any number of
+    /// empty PTEs, shared pages allowed by the count but not pages with extra
+    /// references (a frame shared copy-on-write with a child), and at least one
+    /// writable PTE.
+    pub fn collapse_scan(&self, phys: &PhysMem, base: u64) -> CollapseScan {
+        let Some(pmd_table) = emu_mmu::table_at(phys, self.root.addr(), base, 2) else {
+            return CollapseScan::PmdNull;
+        };
+        let pmd_pa = pmd_table + 8 * pte::index(base, 2);
+        let pmd = phys.read_u64(pmd_pa);
+        if pmd & P == 0 {
+            return CollapseScan::PmdNull;
+        }
+        if pmd & PS != 0 {
+            return CollapseScan::PmdMapped;
+        }
+        let table = pmd & ADDR;
+        let mut writable = false;
+        for k in 0..512 {
+            let e = phys.read_u64(table + 8 * k);
+            if e & P == 0 {
+                continue;
+            }
+            if phys.refs(Pfn((e & ADDR) >> 12)) != 1 {
+                return CollapseScan::PageCount;
+            }
+            writable |= e & RW != 0;
+        }
+        if !writable {
+            return CollapseScan::PageRo;
+        }
+        CollapseScan::Ok { pmd_pa, table: Pfn(table >> 12) }
+    }
+
+    /// pmdp_collapse_flush's clear: the PMD at `pmd_pa` no longer points at PTE table
+    /// `table`, whose entries are returned (the copy reads them after the flush and
+    /// the walker sync; the table itself is then retired). Cached copies of the PMD and
+    /// of every PTE under it are stale from here.
+    pub fn collapse_clear_pmd(&mut self, phys: &mut PhysMem, pmd_pa: u64, table: Pfn) -> Vec<u64> {
+        phys.write_u64(pmd_pa, 0);
+        phys.pte_changed(pmd_pa);
+        let ptes: Vec<u64> = (0..512).map(|k| phys.read_u64(table.addr() + 8 * k)).collect();
+        for (k, e) in ptes.iter().enumerate() {
+            if e & P != 0 {
+                phys.pte_changed(table.addr() + 8 * k as u64);
+            }
+        }
+        self.table_pages -= 1;
+        self.work.tables_freed += 1;
+        ptes
+    }
+
+    /// __collapse_huge_page_copy and set_pmd_at: the pages `ptes` mapped are copied into
+    /// the 2 MiB frame starting at `frame` (empty PTEs become zeroes), the PMD at
+    /// `pmd_pa` maps it with the VMA's protection, and the small frames are returned to
+    /// be freed.
+    pub fn collapse_install(
+        &mut self,
+        phys: &mut PhysMem,
+        base: u64,
+        pmd_pa: u64,
+        ptes: &[u64],
+        frame: Pfn,
+    ) -> Vec<Pfn> {
+        let mut old = Vec::new();
+        for (k, e) in ptes.iter().enumerate() {
+            let dst = Pfn(frame.0 + k as u64);
+            if e & P != 0 {
+                let src = Pfn((e & ADDR) >> 12);
+                phys.copy_frame(src, dst);
+                old.push(src);
+            }
+        }
+        let flags = self.find(base).map_or(P | US | RW | NX, |v| v.pte_flags());
+        phys.write_u64(pmd_pa, frame.addr() | flags | PS);
+        self.work.ptes_zapped += old.len() as u64;
+        self.rss = self.rss + 512 - old.len() as u64;
+        old
     }
 
     /// Splits huge mappings straddling the edges of `[start, end)`.

@@ -52,6 +52,8 @@ pub enum MmCall {
     Mremap([u64; 5]),
     /// madvise(MADV_DONTNEED or MADV_FREE) of `[start, end)`.
     Dontneed(u64, u64),
+    /// madvise(MADV_COLLAPSE) of `[start, end)`.
+    Collapse(u64, u64),
     /// fork, clone or clone3 making a new address space (the syscall number and its
     /// arguments).
     Fork(u64, [u64; 6]),
@@ -74,8 +76,33 @@ pub enum MmStep {
     ZapLocked(u64, LockKey),
     /// madvise: the whole range is zapped; flush it.
     Flush,
+    /// MADV_COLLAPSE: scan the next 2 MiB range and start its collapse.
+    CollapseNext(Box<Collapse>),
+    /// MADV_COLLAPSE: pmdp_collapse_flush and the walker sync are done; copy.
+    CollapseCopy(Box<Collapse>),
     /// The flush completed: release mmap_lock and return.
     Unlock(SysResult),
+}
+
+/// An madvise(MADV_COLLAPSE) in progress (mm/madvise.c `madvise_walk_vmas` calling
+/// mm/khugepaged.c `madvise_collapse` once per VMA).
+#[derive(Clone, Debug, Default)]
+pub struct Collapse {
+    /// Per VMA met, in order: the 2 MiB ranges of it inside the call's range, or the
+    /// errno of a VMA that cannot hold a THP (hugepage_vma_check).
+    vmas: std::collections::VecDeque<Result<Vec<u64>, i64>>,
+    /// A hole in the range: -ENOMEM at the end.
+    unmapped: bool,
+    /// The current VMA's ranges collapsed or already huge, and how many it has.
+    thps: usize,
+    want: usize,
+    /// The errno of the current VMA's last failed range (madvise_collapse_errno).
+    last_fail: i64,
+    /// The range being collapsed: its base, PMD entry, the PTEs of its detached table,
+    /// the new 2 MiB frame.
+    cur: Option<(u64, u64, Vec<u64>, Pfn)>,
+    /// Tables waiting for this task's synchronize_rcu, and when it began.
+    rcu: Option<(Vec<Pfn>, u64)>,
 }
 
 /// The result an [`MmCall`] returns with.
@@ -121,6 +148,8 @@ impl MmOp {
 
     fn mode(&self) -> LockMode {
         match self.call {
+            // MADV_COLLAPSE scans under the read lock and takes the write lock to
+            // collapse (collapse_huge_page); here it holds the write lock throughout.
             MmCall::Dontneed(..) => LockMode::Read,
             _ => LockMode::Write,
         }
@@ -164,6 +193,15 @@ impl Machine {
                         Sys::Ret(self.shmat_call(c, tid, id, addr, flg))
                     }
                     MmCall::Shmdt(addr) => Sys::Ret(self.shmdt_call(c, tid, addr)),
+                    MmCall::Collapse(start, end) => {
+                        let Some(mm) = self.k.mms.get(&op.mm) else { return Next::Gone };
+                        let col = collapse_plan(mm, start, end);
+                        // madvise_collapse: lru_add_drain_all (here this CPU's batch).
+                        self.lru_add_drain(c);
+                        self.probes.kstats.madvise_collapse += 1;
+                        op.step = MmStep::CollapseNext(Box::new(col));
+                        return Next::Then(KPath::Mm(Box::new(op)));
+                    }
                     MmCall::Dontneed(start, end) => {
                         // Every page of the range must be mapped.
                         let Some(mm) = self.k.mms.get(&op.mm) else { return Next::Gone };
@@ -227,6 +265,8 @@ impl Machine {
                 op.step = MmStep::Unlock(SysResult::Ret(0));
                 Next::Then(KPath::Mm(Box::new(op)))
             }
+            MmStep::CollapseNext(col) => self.collapse_next(c, op, col),
+            MmStep::CollapseCopy(col) => self.collapse_copy(c, tid, op, col),
             MmStep::Unlock(r) => {
                 self.unlock(c, LockKey::MmapLock(op.mm), op.mode());
                 match r {
@@ -240,6 +280,117 @@ impl Machine {
                 }
             }
         }
+    }
+
+    /// MADV_COLLAPSE's next 2 MiB range: hpage_collapse_scan_pmd (the PTE table's lines
+    /// read through the caches), then collapse_huge_page up to its flush: the 2 MiB
+    /// folio allocated, the PMD cleared and flushed with `freed_tables`
+    /// (pmdp_collapse_flush); the flush's completion runs the walker sync for a reused
+    /// table (tlb_remove_table_sync_one upstream, `--walker-sync` here).
+    fn collapse_next(&mut self, c: usize, mut op: MmOp, mut col: Box<Collapse>) -> Next {
+        use crate::fs::errno::{EAGAIN, EINVAL, ENOMEM};
+        use crate::mm::CollapseScan;
+        let done = |mut op: MmOp, r: i64| {
+            op.step = MmStep::Unlock(SysResult::Ret(r));
+            Next::Then(KPath::Mm(Box::new(op)))
+        };
+        let base = loop {
+            match col.vmas.front_mut() {
+                None => return done(op, if col.unmapped { -ENOMEM } else { 0 }),
+                Some(Err(e)) => {
+                    let e = *e;
+                    return done(op, -e);
+                }
+                Some(Ok(bases)) if bases.is_empty() => {
+                    // madvise_collapse's verdict for this VMA.
+                    if col.thps < col.want {
+                        return done(op, -col.last_fail);
+                    }
+                    col.vmas.pop_front();
+                    let next = match col.vmas.front() {
+                        Some(Ok(b)) => b.len(),
+                        _ => 0,
+                    };
+                    (col.thps, col.want, col.last_fail) = (0, next, EINVAL);
+                }
+                Some(Ok(bases)) => break bases.remove(0),
+            }
+        };
+        // hugepage_vma_revalidate, then the scan of the PMD and its 512 PTEs.
+        self.charge(c, self.k.costs.vma_find);
+        let Some(mm) = self.k.mms.get(&op.mm) else { return Next::Gone };
+        let scan = mm.collapse_scan(&self.hw.mem.phys, base);
+        if let CollapseScan::Ok { table, .. } = scan {
+            for line in 0..64 {
+                let cost = self.hw.mem.caches.access(c, table.addr() + 64 * line, false);
+                self.charge(c, cost);
+            }
+        }
+        let (pmd_pa, table) = match scan {
+            CollapseScan::PmdMapped => {
+                col.thps += 1;
+                op.step = MmStep::CollapseNext(col);
+                return Next::Then(KPath::Mm(Box::new(op)));
+            }
+            CollapseScan::PmdNull | CollapseScan::PageRo | CollapseScan::PageCount => {
+                col.last_fail = if scan == CollapseScan::PageCount { EAGAIN } else { EINVAL };
+                op.step = MmStep::CollapseNext(col);
+                return Next::Then(KPath::Mm(Box::new(op)));
+            }
+            CollapseScan::Ok { pmd_pa, table } => (pmd_pa, table),
+        };
+        // alloc_charge_folio: SCAN_ALLOC_HUGE_PAGE_FAIL ends the call with -ENOMEM.
+        let Ok(frame) = self.hw.mem.phys.alloc_huge() else { return done(op, -ENOMEM) };
+        self.alloc_pages(c, 512);
+        let Some(mm) = self.k.mms.get_mut(&op.mm) else { return Next::Gone };
+        let ptes = mm.collapse_clear_pmd(&mut self.hw.mem.phys, pmd_pa, table);
+        let end = base + (1 << 21);
+        self.flush_and_free(
+            c,
+            op.mm,
+            base,
+            end,
+            12,
+            true,
+            Reason::Collapse,
+            (Vec::new(), vec![table]),
+        );
+        col.cur = Some((base, pmd_pa, ptes, frame));
+        op.step = MmStep::CollapseCopy(col);
+        Next::Then(KPath::Mm(Box::new(op)))
+    }
+
+    /// MADV_COLLAPSE after the flush: under `--walker-sync rcu` the reused table waits
+    /// for this task's synchronize_rcu (it sleeps holding mmap_lock); then
+    /// __collapse_huge_page_copy copies (or clears) every 4 KiB of the folio, the old
+    /// pages are freed and the huge PMD set.
+    fn collapse_copy(&mut self, c: usize, tid: u32, mut op: MmOp, mut col: Box<Collapse>) -> Next {
+        let pending = std::mem::take(&mut self.k.cpus[c].sync_rcu);
+        if !pending.is_empty() {
+            let now = self.now(c);
+            col.rcu = Some((pending, now));
+            self.synchronize_rcu(c, tid);
+            op.step = MmStep::CollapseCopy(col);
+            if let Some(t) = self.k.tasks.get_mut(&tid) {
+                t.kpath = Some(KPath::Mm(Box::new(op)));
+            }
+            return Next::Block(Wait::Rcu { since_fp: now });
+        }
+        if let Some((tables, since)) = col.rcu.take() {
+            let spent = self.now(c).saturating_sub(since) >> 8;
+            self.note_sync_latency(spent);
+            self.free_tables(c, tables);
+        }
+        let Some((base, pmd_pa, ptes, frame)) = col.cur.take() else { return Next::Gone };
+        self.charge(c, 512 * self.k.costs.page_zero);
+        let Some(mm) = self.k.mms.get_mut(&op.mm) else { return Next::Gone };
+        let old = mm.collapse_install(&mut self.hw.mem.phys, base, pmd_pa, &ptes, frame);
+        self.settle_work(c, op.mm);
+        self.free_pages(c, old);
+        self.probes.kstats.thp_collapsed += 1;
+        col.thps += 1;
+        op.step = MmStep::CollapseNext(col);
+        Next::Then(KPath::Mm(Box::new(op)))
     }
 
     /// One step of a page fault raised by a user access on core `c`.
@@ -460,6 +611,38 @@ impl Machine {
             _ => self.sys_clone(c, tid, 17, 0, 0, 0, 0, None),
         }
     }
+}
+
+/// What MADV_COLLAPSE of `[start, end)` will do: for each VMA met, its 2 MiB ranges
+/// inside the call's range (madvise_collapse's hstart..hend), or -EINVAL for a VMA
+/// hugepage_vma_check refuses (MADV_NOHUGEPAGE; file and shared memory, whose collapse
+/// emu does not model). The sysfs THP mode does not apply to MADV_COLLAPSE.
+fn collapse_plan(mm: &crate::mm::Mm, start: u64, end: u64) -> Collapse {
+    const HUGE: u64 = 1 << 21;
+    let mut col = Collapse::default();
+    let mut a = start;
+    while a < end {
+        let Some(v) = mm.find(a) else {
+            col.unmapped = true;
+            a = mm.vmas.range(a..).next().map_or(end, |(k, _)| *k);
+            continue;
+        };
+        let (lo, hi) = (a.max(v.start), end.min(v.end));
+        let anon = matches!(v.backing, crate::mm::Backing::Anon) && !v.shared;
+        if v.nohugepage || !anon {
+            col.vmas.push_back(Err(crate::fs::errno::EINVAL));
+            break;
+        }
+        let (hs, he) = ((lo + HUGE - 1) & !(HUGE - 1), hi & !(HUGE - 1));
+        col.vmas.push_back(Ok((hs..he.max(hs)).step_by(HUGE as usize).collect()));
+        a = v.end;
+    }
+    col.want = match col.vmas.front() {
+        Some(Ok(b)) => b.len(),
+        _ => 0,
+    };
+    col.last_fail = crate::fs::errno::EINVAL;
+    col
 }
 
 /// The end of the part of `[at, end)` one page table covers.

@@ -1144,7 +1144,7 @@ impl Machine {
             Wait::Signal => -ERESTARTNOHAND,
             // Their kernel paths look again and decide.
             Wait::Poll { .. } | Wait::Sigtimedwait { .. } => -EINTR,
-            Wait::Lock(_) | Wait::Vfork(_) => return,
+            Wait::Lock(_) | Wait::Rcu { .. } | Wait::Vfork(_) => return,
         };
         self.wake(tid, ret, at);
     }

@@ -201,6 +201,9 @@ pub struct KernelParams {
     pub copy_bytes_per_cycle: f64,
     /// Scheduler tick frequency (CONFIG_HZ).
     pub hz: u32,
+    /// Preemptible RCU (CONFIG_PREEMPT_RCU): a tick taken in the kernel with preemption
+    /// enabled (no spinlock held) is a quiescent state, not only one taken in user mode.
+    pub preempt_rcu: bool,
     /// One scheduler tick interrupt.
     pub tick_cycles: f64,
     /// A context switch, excluding the address-space switch.

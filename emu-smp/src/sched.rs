@@ -350,6 +350,8 @@ impl Machine {
         // rcu_sched_clock_irq: a tick taken in user mode is a quiescent state.
         if self.k.cpus[k].kstate == KState::User {
             self.rcu_qs(k);
+        } else {
+            self.rcu_tick_kernel(k);
         }
         // Deferrable per-CPU work whose time has come (kthread.rs).
         self.kworker_tick(k);

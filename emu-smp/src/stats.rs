@@ -70,6 +70,10 @@ pub struct KernelStats {
     pub munmaps: u64,
     /// madvise(DONTNEED/FREE) calls.
     pub madvise_dontneed: u64,
+    /// madvise(MADV_COLLAPSE) calls.
+    pub madvise_collapse: u64,
+    /// 2 MiB ranges they collapsed into a huge page.
+    pub thp_collapsed: u64,
     /// fork-style clones (new address space).
     pub forks: u64,
     /// clone calls of any kind.

@@ -342,6 +342,10 @@ impl Machine {
                 Ok(Some(end)) if a[2] == 4 || a[2] == 8 => {
                     return self.mm_path(tid, MmCall::Dontneed(a[0], end));
                 }
+                // MADV_COLLAPSE.
+                Ok(Some(end)) if a[2] == 25 => {
+                    return self.mm_path(tid, MmCall::Collapse(a[0], end));
+                }
                 Ok(Some(_)) => self.sys_madvise(c, tid, a[0], a[1], a[2]),
             },
             MREMAP => match check_mremap(a[0], a[1], a[2], a[3], a[4]) {
@@ -1241,7 +1245,14 @@ impl Machine {
         if len == 0 || len > (1 << 46) {
             return -ENOMEM;
         }
-        let backing = if flags & MAP_ANON != 0 {
+        let backing = if flags & MAP_ANON != 0 && flags & MAP_SHARED != 0 {
+            // shmem_zero_setup: a shared anonymous mapping is an unlinked shmem file of
+            // its length, so a page first touched after a fork is still the same page in
+            // parent and child.
+            let shm = crate::fdtypes::Shm::with_size(len);
+            let data = crate::mm::Source::Shm(std::rc::Rc::new(std::cell::RefCell::new(shm)));
+            Backing::Image { data, va: 0, off: 0, len }
+        } else if flags & MAP_ANON != 0 {
             Backing::Anon
         } else {
             let Some(id) = self.fd(tid, fd) else { return -EBADF };

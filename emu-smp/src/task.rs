@@ -57,6 +57,12 @@ pub enum Wait {
     Vfork(u32),
     /// Asleep on a sleeping lock (rw-semaphore) inside a kernel path, uninterruptibly.
     Lock(crate::lock::LockKey),
+    /// In synchronize_rcu inside a kernel path (wait_rcu_gp), uninterruptibly, since
+    /// this time (1/256 cycles).
+    Rcu {
+        /// When the wait began.
+        since_fp: u64,
+    },
     /// In poll, select or epoll_wait (fs/select.c, fs/eventpoll.c): asleep on the wait
     /// queues of the files it polls until one of them reports a matching event, its
     /// timeout expires or a signal arrives; its kernel path then looks again.
@@ -72,13 +78,13 @@ impl Wait {
     /// True when a kill (a fatal signal, exit_group) ends the wait early: every wait but
     /// a lock's.
     pub fn interruptible(&self) -> bool {
-        !matches!(self, Wait::Lock(_))
+        !matches!(self, Wait::Lock(_) | Wait::Rcu { .. })
     }
 
     /// True when a signal with a handler ends the wait (TASK_INTERRUPTIBLE sleeps): a
     /// vfork parent sleeps killable only (wait_for_vfork_done).
     pub fn signal_interruptible(&self) -> bool {
-        !matches!(self, Wait::Lock(_) | Wait::Vfork(_))
+        !matches!(self, Wait::Lock(_) | Wait::Rcu { .. } | Wait::Vfork(_))
     }
 
     /// The timer of the wait (simulated ns), if it has one.

@@ -191,6 +191,9 @@ pub struct InFlight {
     pub free: Vec<emu_mmu::Pfn>,
     /// Page-table frames to retire once it completes (after the walker sync).
     pub tables: Vec<emu_mmu::Pfn>,
+    /// The tables are reused, not freed (a THP collapse): a sync that would be RCU
+    /// must be synchronous.
+    pub reuse: bool,
 }
 
 /// Why a flush happened (for records and traces).
@@ -215,6 +218,9 @@ pub enum Reason {
     Fork,
     /// Address-space teardown at exit.
     Exit,
+    /// madvise(MADV_COLLAPSE): `pmdp_collapse_flush` of the PMD whose PTE table the
+    /// collapse reuses (deposits).
+    Collapse,
 }
 
 /// tlb:tlb_flush reasons (include/linux/mm_types.h `enum tlb_flush_reason`).
@@ -492,7 +498,8 @@ impl Machine {
         } else if self.k.cpus[c].tlb.loaded_mm == mm {
             self.flush_tlb_func(c, &info);
         }
-        let f = InFlight { info, t0_fp: t0, kind, change_gen, free, tables };
+        let reuse = reason == Reason::Collapse;
+        let f = InFlight { info, t0_fp: t0, kind, change_gen, free, tables, reuse };
         if self.k.cpus[c].ack_slots.len() == first_slot {
             self.flush_complete(c, f);
         } else {
@@ -521,7 +528,7 @@ impl Machine {
             // in the mask sent none: no other CPU runs the mm), unless it went out as a
             // broadcast invalidation.
             let ipid_all = f.kind != FlightKind::Broadcast;
-            self.retire_tables(c, f.info.mm, f.tables, ipid_all);
+            self.retire_tables(c, f.info.mm, f.tables, ipid_all, f.reuse);
         }
     }
 

@@ -179,6 +179,10 @@ pub struct WalkerSyncStats {
     pub tracker_reads: u64,
     /// Grace periods started (`rcu`, `linux`).
     pub grace_periods: u64,
+    /// Of those, grace periods that ended (their lengths are summed below).
+    pub grace_periods_ended: u64,
+    /// Force-quiescent-state scans run by the GP kthread.
+    pub rcu_fqs_scans: u64,
     /// Their lengths, summed, and the longest (cycles).
     pub grace_period_cycles: u64,
     /// The longest grace period (cycles).
@@ -189,6 +193,15 @@ pub struct WalkerSyncStats {
     pub rcu_callback_wait_cycles: u64,
     /// Page-table pages queued for RCU and not yet freed: the high-water mark.
     pub rcu_held_tables_max: u64,
+    /// synchronize_rcu calls (a reused table's sync under `rcu`).
+    pub synchronize_rcu: u64,
+    /// Cycles their callers slept, summed.
+    pub synchronize_rcu_cycles: u64,
+    /// The longest such sleep (cycles).
+    pub synchronize_rcu_cycles_max: u64,
+    /// Quiescent states reported at a kernel-mode tick because the grace period was old
+    /// enough to ask for an urgent one.
+    pub rcu_urgent_qs: u64,
     /// Walker reads of a table retired after the walk read its pointer (oracle kind
     /// `walker-uaf`).
     pub walker_uaf: u64,
@@ -444,22 +457,32 @@ impl Machine {
 
     /// A flush that freed the page tables `tables` of `mm` completed on core `c`;
     /// `ipid_all` says it reached every CPU of the mm's cpumask through IPIs it waited
-    /// for. The strategy's sync, then the free (now, or when the sync's acks are in).
+    /// for, `reuse` that the tables are reused (a THP collapse) rather than freed. The
+    /// strategy's sync, then the free (now, when the sync's acks are in, after a grace
+    /// period, or after the caller's synchronize_rcu). A reused table is freed too: emu's
+    /// huge pages allocate a PTE table when split instead of keeping a deposited one,
+    /// and a walker holding the old pointer is as wrong either way.
     pub(crate) fn retire_tables(
         &mut self,
         c: usize,
         mm: u32,
         tables: Vec<emu_mmu::Pfn>,
         ipid_all: bool,
+        reuse: bool,
     ) {
         let s = &mut self.probes.walker_sync;
         s.retire_events += 1;
         s.tables_retired += tables.len() as u64;
         let t0 = self.now(c);
-        let targets: Vec<usize> = match self.k.strategy.walker_sync.after_flush(ipid_all) {
+        let targets: Vec<usize> = match self.k.strategy.walker_sync.after_flush(ipid_all, reuse) {
             SyncAction::Free => Vec::new(),
             SyncAction::Rcu => {
                 self.call_rcu_tables(c, tables);
+                return;
+            }
+            SyncAction::SyncRcu => {
+                // The caller's next step sleeps in synchronize_rcu, then retires them.
+                self.k.cpus[c].sync_rcu.extend(tables);
                 return;
             }
             SyncAction::Broadcast => (0..self.hw.cpus.len()).filter(|&t| t != c).collect(),
@@ -502,7 +525,7 @@ impl Machine {
         }
     }
 
-    fn note_sync_latency(&mut self, cycles: u64) {
+    pub(crate) fn note_sync_latency(&mut self, cycles: u64) {
         let s = &mut self.probes.walker_sync;
         s.initiator_cycles += cycles;
         s.initiator_cycles_max = s.initiator_cycles_max.max(cycles);

@@ -89,6 +89,8 @@ pub enum SyncAction {
     Targeted,
     /// call_rcu: free after a grace period, without waiting.
     Rcu,
+    /// synchronize_rcu: the caller sleeps until a grace period has passed, then reuses.
+    SyncRcu,
 }
 
 impl WalkerSync {
@@ -98,13 +100,18 @@ impl WalkerSync {
     }
 
     /// What to do once a flush with freed tables completed; `flush_ipid_all` says the
-    /// flush reached every CPU of the mm's cpumask through an IPI it waited for.
-    pub fn after_flush(self, flush_ipid_all: bool) -> SyncAction {
+    /// flush reached every CPU of the mm's cpumask through an IPI it waited for, `reuse`
+    /// that the table is reused rather than freed (a THP collapse deposits it), which
+    /// RCU freeing cannot cover: `rcu` then waits in synchronize_rcu, and `linux` uses
+    /// tlb_remove_table_sync_one's broadcast.
+    pub fn after_flush(self, flush_ipid_all: bool, reuse: bool) -> SyncAction {
         match self {
             WalkerSync::None => SyncAction::Free,
             WalkerSync::Implied if flush_ipid_all => SyncAction::Free,
             WalkerSync::Implied | WalkerSync::Broadcast => SyncAction::Broadcast,
             WalkerSync::Targeted => SyncAction::Targeted,
+            WalkerSync::Linux if reuse => SyncAction::Broadcast,
+            WalkerSync::Rcu if reuse => SyncAction::SyncRcu,
             WalkerSync::Linux | WalkerSync::Rcu => SyncAction::Rcu,
         }
     }
@@ -116,12 +123,18 @@ mod tests {
 
     #[test]
     fn implied_syncs_only_when_the_flush_did_not_ipi_everyone() {
-        assert_eq!(WalkerSync::Implied.after_flush(true), SyncAction::Free);
-        assert_eq!(WalkerSync::Implied.after_flush(false), SyncAction::Broadcast);
-        assert_eq!(WalkerSync::Broadcast.after_flush(true), SyncAction::Broadcast);
-        assert_eq!(WalkerSync::Targeted.after_flush(true), SyncAction::Targeted);
-        assert_eq!(WalkerSync::None.after_flush(false), SyncAction::Free);
-        assert_eq!(WalkerSync::Linux.after_flush(true), SyncAction::Rcu);
+        for reuse in [false, true] {
+            assert_eq!(WalkerSync::Implied.after_flush(true, reuse), SyncAction::Free);
+            assert_eq!(WalkerSync::Implied.after_flush(false, reuse), SyncAction::Broadcast);
+            assert_eq!(WalkerSync::Broadcast.after_flush(true, reuse), SyncAction::Broadcast);
+            assert_eq!(WalkerSync::Targeted.after_flush(true, reuse), SyncAction::Targeted);
+            assert_eq!(WalkerSync::None.after_flush(false, reuse), SyncAction::Free);
+        }
+        assert_eq!(WalkerSync::Linux.after_flush(true, false), SyncAction::Rcu);
+        assert_eq!(WalkerSync::Rcu.after_flush(false, false), SyncAction::Rcu);
+        // A reused table (THP collapse): x86 broadcasts; RCU must wait synchronously.
+        assert_eq!(WalkerSync::Linux.after_flush(true, true), SyncAction::Broadcast);
+        assert_eq!(WalkerSync::Rcu.after_flush(true, true), SyncAction::SyncRcu);
         assert!(WalkerSync::Targeted.tracks_walkers() && !WalkerSync::Broadcast.tracks_walkers());
     }
 }
