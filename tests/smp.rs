@@ -1042,6 +1042,68 @@ fn walker_sync_oracle_matrix_only_none_under_a_global_asid_lets_a_walker_read_a_
     }
 }
 
+#[test]
+fn thp_collapse_syncs_its_reused_table_as_each_strategy_says() {
+    // gup_race's collapse mode: every round MADV_COLLAPSEs the region the walkers walk
+    // (retire point E2: the PTE table is reused, so RCU freeing cannot cover it).
+    for sync in ["linux", "rcu", "implied", "broadcast", "targeted", "none"] {
+        // Under rcu every round sleeps a grace period (milliseconds): fewer rounds.
+        let invlpgb_rounds = if sync == "rcu" { "30" } else { "400" };
+        for (flush, rounds) in [("ipi", "40"), ("invlpgb", invlpgb_rounds)] {
+            let args = [
+                "--profile",
+                "zen3",
+                "--cores",
+                "5",
+                "--seed",
+                "4",
+                "--flush",
+                flush,
+                "--walker-sync",
+                sync,
+                "gup_race",
+                "4",
+                "8",
+                rounds,
+                "collapse",
+            ];
+            let (out, v) = run_stats(&format!("gup-collapse-{flush}-{sync}"), &args);
+            let want = format!("gup_race mode=collapse rounds={rounds} sum={}\n", race_sum(rounds));
+            assert_eq!(out, want);
+            let n: u64 = rounds.parse().unwrap();
+            assert_eq!(v["kernel"]["thp_collapsed"].as_u64(), Some(n), "{sync}/{flush}");
+            let bad = total(&v, "oracle_violations");
+            if sync == "none" && flush == "invlpgb" {
+                assert!(bad > 0, "none under INVLPGB: no walker read the reused table");
+                assert_eq!(walker(&v, "walker_uaf"), bad);
+            } else {
+                assert_eq!(bad, 0, "{sync}/{flush}: {}", v["violations"]);
+            }
+            let syncs = walker(&v, "syncs");
+            match sync {
+                // tlb_remove_table_sync_one after every collapse.
+                "linux" | "broadcast" => {
+                    assert!(syncs >= n, "{sync}/{flush}: {syncs} syncs");
+                    assert_eq!(walker(&v, "synchronize_rcu"), 0);
+                }
+                // synchronize_rcu after every collapse, no IPI.
+                "rcu" => {
+                    assert_eq!(walker(&v, "synchronize_rcu"), n, "{flush}");
+                    assert_eq!(walker(&v, "cpus_interrupted"), 0, "{flush}");
+                    assert!(walker(&v, "synchronize_rcu_cycles_max") > 0);
+                    assert!(walker(&v, "grace_periods_ended") >= n);
+                }
+                // The freed_tables flush's IPIs already waited for the walkers; INVLPGB's
+                // broadcast did not.
+                "implied" if flush == "ipi" => assert_eq!(syncs, 0),
+                "implied" => assert!(syncs > 0, "implied never fell back under INVLPGB"),
+                "none" => assert_eq!(syncs, 0),
+                _ => {}
+            }
+        }
+    }
+}
+
 /// The sum gup_race prints: pages 0-7 of each round hold (round + page) as a byte.
 fn race_sum(rounds: &str) -> u64 {
     let r: u64 = rounds.parse().expect("rounds");

@@ -303,10 +303,6 @@ pub enum CollapseScan {
     PmdNull,
     /// Already one huge page (SCAN_PMD_MAPPED).
     PmdMapped,
-    /// A page with references beyond its mapping (SCAN_PAGE_COUNT).
-    PageCount,
-    /// No writable PTE (SCAN_PAGE_RO).
-    PageRo,
     /// Collapsible: the PMD entry's address and the PTE table it points at.
     Ok {
         /// Physical address of the PMD entry.
@@ -493,10 +489,11 @@ impl Mm {
 
     /// hpage_collapse_scan_pmd (mm/khugepaged.c) for MADV_COLLAPSE of the 2 MiB at
     /// `base`, in a VMA that allows it: what is mapped there and whether it can become
-    /// one huge page. The rules of a collapse that is not khugepaged's: any number of
-    /// empty PTEs, shared pages allowed by the count but not pages with extra
-    /// references (a frame shared copy-on-write with a child), and at least one
-    /// writable PTE.
+    /// one huge page. A collapse that is not khugepaged's takes any number of empty or
+    /// zero-page PTEs and of pages shared with other processes, and (since 6.18,
+    /// Dev Jain's "allow collapse of anonymous regions without writable PTEs") no
+    /// writable PTE is needed; emu tracks no references beyond the mappings (GUP pins
+    /// are not held), so no page is refused for its count.
     pub fn collapse_scan(&self, phys: &PhysMem, base: u64) -> CollapseScan {
         let Some(pmd_table) = emu_mmu::table_at(phys, self.root.addr(), base, 2) else {
             return CollapseScan::PmdNull;
@@ -509,22 +506,7 @@ impl Mm {
         if pmd & PS != 0 {
             return CollapseScan::PmdMapped;
         }
-        let table = pmd & ADDR;
-        let mut writable = false;
-        for k in 0..512 {
-            let e = phys.read_u64(table + 8 * k);
-            if e & P == 0 {
-                continue;
-            }
-            if phys.refs(Pfn((e & ADDR) >> 12)) != 1 {
-                return CollapseScan::PageCount;
-            }
-            writable |= e & RW != 0;
-        }
-        if !writable {
-            return CollapseScan::PageRo;
-        }
-        CollapseScan::Ok { pmd_pa, table: Pfn(table >> 12) }
+        CollapseScan::Ok { pmd_pa, table: Pfn((pmd & ADDR) >> 12) }
     }
 
     /// pmdp_collapse_flush's clear: the PMD at `pmd_pa` no longer points at PTE table

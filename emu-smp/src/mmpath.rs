@@ -288,7 +288,7 @@ impl Machine {
     /// (pmdp_collapse_flush); the flush's completion runs the walker sync for a reused
     /// table (tlb_remove_table_sync_one upstream, `--walker-sync` here).
     fn collapse_next(&mut self, c: usize, mut op: MmOp, mut col: Box<Collapse>) -> Next {
-        use crate::fs::errno::{EAGAIN, EINVAL, ENOMEM};
+        use crate::fs::errno::{EINVAL, ENOMEM};
         use crate::mm::CollapseScan;
         let done = |mut op: MmOp, r: i64| {
             op.step = MmStep::Unlock(SysResult::Ret(r));
@@ -332,8 +332,8 @@ impl Machine {
                 op.step = MmStep::CollapseNext(col);
                 return Next::Then(KPath::Mm(Box::new(op)));
             }
-            CollapseScan::PmdNull | CollapseScan::PageRo | CollapseScan::PageCount => {
-                col.last_fail = if scan == CollapseScan::PageCount { EAGAIN } else { EINVAL };
+            CollapseScan::PmdNull => {
+                col.last_fail = EINVAL;
                 op.step = MmStep::CollapseNext(col);
                 return Next::Then(KPath::Mm(Box::new(op)));
             }
@@ -615,8 +615,10 @@ impl Machine {
 
 /// What MADV_COLLAPSE of `[start, end)` will do: for each VMA met, its 2 MiB ranges
 /// inside the call's range (madvise_collapse's hstart..hend), or -EINVAL for a VMA
-/// hugepage_vma_check refuses (MADV_NOHUGEPAGE; file and shared memory, whose collapse
-/// emu does not model). The sysfs THP mode does not apply to MADV_COLLAPSE.
+/// thp_vma_allowable_order refuses (MADV_NOHUGEPAGE). The sysfs THP mode does not
+/// apply to MADV_COLLAPSE. File and shared-memory collapse (collapse_file, retire point
+/// E3) is not modelled: such a VMA with a whole 2 MiB in the range is -EINVAL here
+/// (Linux would collapse shmem); one without is 0, as in Linux.
 fn collapse_plan(mm: &crate::mm::Mm, start: u64, end: u64) -> Collapse {
     const HUGE: u64 = 1 << 21;
     let mut col = Collapse::default();
@@ -629,11 +631,11 @@ fn collapse_plan(mm: &crate::mm::Mm, start: u64, end: u64) -> Collapse {
         };
         let (lo, hi) = (a.max(v.start), end.min(v.end));
         let anon = matches!(v.backing, crate::mm::Backing::Anon) && !v.shared;
-        if v.nohugepage || !anon {
+        let (hs, he) = ((lo + HUGE - 1) & !(HUGE - 1), hi & !(HUGE - 1));
+        if v.nohugepage || (!anon && hs < he) {
             col.vmas.push_back(Err(crate::fs::errno::EINVAL));
             break;
         }
-        let (hs, he) = ((lo + HUGE - 1) & !(HUGE - 1), hi & !(HUGE - 1));
         col.vmas.push_back(Ok((hs..he.max(hs)).step_by(HUGE as usize).collect()));
         a = v.end;
     }

@@ -207,7 +207,11 @@ impl SweepSpec {
     /// (19 ms simulated) ran without one, `gup_race 4 8 10000` (about 200 ms) sent
     /// INVLPGBs for most of its rounds, and at 2 CPUs none is ever sent; so 10,000
     /// rounds at 4 and 8 CPUs (the 10 points took 112 s of host CPU time, a loaded
-    /// machine).
+    /// machine). Last, THP collapse with IPIs (`gup_race ... collapse`: each round
+    /// MADV_COLLAPSEs the walked region, retire point E2, whose PTE table is reused), 30
+    /// rounds at 2 to 16 CPUs, `linux` included: there it is tlb_remove_table_sync_one's
+    /// broadcast, and `rcu` sleeps a grace period per collapse (the 16-CPU rcu point
+    /// took 10 s of host time).
     pub fn walker_sync_grids() -> Vec<GridSpec> {
         let gup_race = |rounds: &str| {
             Some(vec![WorkloadSpec {
@@ -234,6 +238,20 @@ impl SweepSpec {
                 workloads: gup_race("10000"),
                 flush: Some(vec!["invlpgb".into()]),
                 cores: Some(vec![4, 8]),
+                ..grid.clone()
+            },
+            GridSpec {
+                workloads: Some(vec![WorkloadSpec {
+                    name: "gup_race".into(),
+                    args: ["{cores}", "8", "30", "collapse"].map(String::from).to_vec(),
+                }]),
+                flush: Some(vec!["ipi".into()]),
+                cores: Some(vec![2, 4, 8, 16]),
+                walker_sync: Some(
+                    ["linux", "broadcast", "targeted", "rcu", "implied", "none"]
+                        .map(String::from)
+                        .to_vec(),
+                ),
                 ..grid
             },
         ]
@@ -618,8 +636,8 @@ mod tests {
         let s = SweepSpec::default();
         let pts = s.points();
         // The shootdown grid, then the walker-sync ones (5 strategies at 5 core counts
-        // with IPIs, at 2 with INVLPGB).
-        assert_eq!(pts.len(), 2 * 5 * 2 * 6 + 5 * 5 + 5 * 2);
+        // with IPIs, at 2 with INVLPGB; THP collapse: 6 at 4).
+        assert_eq!(pts.len(), 2 * 5 * 2 * 6 + 5 * 5 + 5 * 2 + 6 * 4);
         let ids: std::collections::BTreeSet<String> = pts.iter().map(Point::id).collect();
         assert_eq!(ids.len(), pts.len(), "identifiers collide");
         let p = &pts[3];
@@ -652,8 +670,12 @@ mod tests {
             gup.iter().map(|p| p.walker_sync.as_str()).collect();
         assert_eq!(
             strategies.into_iter().collect::<Vec<_>>(),
-            ["broadcast", "implied", "none", "rcu", "targeted"]
+            ["broadcast", "implied", "linux", "none", "rcu", "targeted"]
         );
+        let collapse: Vec<&Point> = gup.iter().filter(|p| p.args.len() == 4).collect();
+        assert_eq!(collapse.len(), 24);
+        assert!(collapse.iter().all(|p| p.args[3] == "collapse" && p.flush == "ipi"));
+        assert!(gup.iter().all(|p| p.walker_sync != "linux" || p.args.len() == 4));
         assert_eq!(gup[0].args[0], gup[0].cores.to_string());
         let invlpgb: Vec<&Point> = gup.iter().filter(|p| p.flush == "invlpgb").collect();
         assert_eq!(invlpgb.len(), 10);
