@@ -215,11 +215,11 @@ fn walker_sync_table(h: &mut String, points: &[Point], results: &BTreeMap<String
     };
     h.push_str(
         "<h2>Page-table walker synchronisation</h2><p>A retire event is a flush that \
-        completed with page tables to free; its cost is the initiator's cycles from the \
-        flush's completion to the free (sync IPIs and their wait, or the tracker scan). \
-        Tables freed through RCU cost the initiator nothing there and wait for a grace \
-        period instead (a grace period still running when the run ended counts as zero \
-        in the mean).</p><table><tr><th class=\"l\">workload</th>\
+        completed with page tables to free or reuse; its cost is the initiator's cycles \
+        from the flush's completion to the free (sync IPIs and their wait, the tracker \
+        scan, or a THP collapse's synchronize_rcu sleep). Tables freed through RCU cost \
+        the initiator nothing there and wait for a grace period instead (the mean is over \
+        the grace periods that ended).</p><table><tr><th class=\"l\">workload</th>\
         <th class=\"l\">profile</th><th class=\"l\">strategy</th><th>CPUs</th>\
         <th>retire events</th><th>tables retired</th><th>cycles per retire event</th>\
         <th>most cycles</th><th>CPUs interrupted per event</th><th>idle ones woken</th>\

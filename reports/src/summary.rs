@@ -175,9 +175,7 @@ pub struct Summary {
     /// RCU grace periods started (`rcu`, `linux`).
     #[serde(default)]
     pub grace_periods: u64,
-    /// The lengths of those that ended, summed, per grace period started (cycles): the
-    /// mean length, except that a grace period still running when the run ended counts
-    /// as zero (the statistics count the started ones only).
+    /// The mean length of the grace periods that ended (cycles).
     #[serde(default)]
     pub grace_period_cycles_mean: f64,
     /// The longest, cycles.
@@ -301,7 +299,12 @@ impl Summary {
             gup_fast_cycles_per_walk: ratio(f(&ws["gup_fast_cycles"]), gups),
             walker_tracker_cycles_per_walk: ratio(f(&ws["tracker_cycles"]), gups),
             grace_periods: gps,
-            grace_period_cycles_mean: ratio(f(&ws["grace_period_cycles"]), gps),
+            // Over the grace periods that ended (statistics from before that counter:
+            // over those started).
+            grace_period_cycles_mean: ratio(
+                f(&ws["grace_period_cycles"]),
+                ws.get("grace_periods_ended").map_or(gps, u),
+            ),
             grace_period_cycles_max: u(&ws["grace_period_cycles_max"]),
             rcu_held_tables_max: u(&ws["rcu_held_tables_max"]),
             walker_uaf: u(&ws["walker_uaf"]),
@@ -614,7 +617,8 @@ mod tests {
         st["walker_sync"] = json!({"gup_fast_walks": 40, "gup_fast_cycles": 12000,
             "tracker_cycles": 2000, "retire_events": 10, "tables_retired": 20,
             "cpus_interrupted": 30, "idle_interrupted": 5, "initiator_cycles": 25000,
-            "initiator_cycles_max": 4000, "grace_periods": 4, "grace_period_cycles": 10000,
+            "initiator_cycles_max": 4000, "grace_periods": 5, "grace_periods_ended": 4,
+            "grace_period_cycles": 10000,
             "grace_period_cycles_max": 3500, "rcu_held_tables_max": 6, "walker_uaf": 1});
         let s = Summary::of(&st);
         assert_eq!(
@@ -627,7 +631,7 @@ mod tests {
         assert!((s.gup_fast_cycles_per_walk - 300.0).abs() < 1e-9);
         assert!((s.walker_tracker_cycles_per_walk - 50.0).abs() < 1e-9);
         assert!((s.grace_period_cycles_mean - 2500.0).abs() < 1e-9);
-        assert_eq!((s.grace_periods, s.grace_period_cycles_max), (4, 3500));
+        assert_eq!((s.grace_periods, s.grace_period_cycles_max), (5, 3500));
         assert_eq!((s.rcu_held_tables_max, s.walker_uaf), (6, 1));
     }
 
