@@ -9,9 +9,9 @@
 //! (INVLPGB for an mm with a global ASID) sends no IPI and holds no walker back.
 //!
 //! `linux` is what x86 does today: `MMU_GATHER_RCU_TABLE_FREE`, the tables of
-//! munmap/brk/mremap/exit batches freed through `call_rcu` (rcu.rs); every retire point
-//! emu has is of that kind (THP collapse and hugetlb unshare, which use the broadcast
-//! upstream, are not modelled).
+//! munmap/brk/mremap/exit batches freed through `call_rcu` (rcu.rs), and the PTE table a
+//! THP collapse reuses synced with tlb_remove_table_sync_one's broadcast (hugetlb PMD
+//! unsharing, the other reuse, is not modelled).
 
 use super::{Axis, Value};
 use serde::Serialize;
@@ -20,9 +20,10 @@ use serde::Serialize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WalkerSync {
-    /// What x86 does today: `rcu` at every retire point emu has.
+    /// What x86 does today: `rcu` for freed tables, `broadcast` for a reused one.
     Linux,
-    /// Free through call_rcu: the tables stay allocated until a grace period ends.
+    /// Free through call_rcu: the tables stay allocated until a grace period ends; a
+    /// reused table waits in synchronize_rcu.
     Rcu,
     /// Extra sync only when the flush did not interrupt every CPU that could walk.
     Implied,
@@ -42,14 +43,14 @@ impl Axis for WalkerSync {
         Value {
             value: WalkerSync::Linux,
             name: "linux",
-            what: "upstream x86 today: MMU_GATHER_RCU_TABLE_FREE is selected unconditionally, so the page tables of munmap/brk/mremap/exit batches are freed by call_rcu after the TLB flush (the flush IPI is not relied on); the same as `rcu` at every retire point emu models (THP collapse and hugetlb unshare, which use tlb_remove_table_sync_one upstream, are not modelled)",
-            source: "mm/mmu_gather.c tlb_remove_table, tlb_remove_table_rcu, tlb_remove_table_free; arch/x86/Kconfig select MMU_GATHER_RCU_TABLE_FREE (unconditional since Rik van Riel's INVLPGB series, 2025; before, `if PARAVIRT`); ../shared/AXES.md §1.3",
+            what: "upstream x86 today: MMU_GATHER_RCU_TABLE_FREE is selected unconditionally, so the page tables of munmap/brk/mremap/exit batches are freed by call_rcu after the TLB flush (the flush IPI is not relied on), as `rcu`; the PTE table a THP collapse (MADV_COLLAPSE) reuses is synced with tlb_remove_table_sync_one, as `broadcast`",
+            source: "mm/mmu_gather.c tlb_remove_table, tlb_remove_table_rcu, tlb_remove_table_free, tlb_remove_table_sync_one; mm/khugepaged.c collapse_huge_page; arch/x86/Kconfig select MMU_GATHER_RCU_TABLE_FREE (unconditional since Rik van Riel's INVLPGB series, 2025; before, `if PARAVIRT`); ../shared/AXES.md §1.3",
         },
         Value {
             value: WalkerSync::Rcu,
             name: "rcu",
-            what: "after the flush, call_rcu: the tables stay allocated until every CPU has passed a quiescent state (context switch, idle, a user-mode tick; idle CPUs reported by the first force-quiescent-state scan), then RCU callback processing frees them at a later tick or switch; the freer never waits",
-            source: "kernel/rcu/tree.c (rcu_init_geometry: jiffies_till_first_fqs = RCU_JIFFIES_TILL_FORCE_QS + nr_cpu_ids / RCU_JIFFIES_FQS_DIV, rcu_sched_clock_irq's user-mode quiescent state, rcu_note_context_switch); mm/mmu_gather.c tlb_remove_table_rcu",
+            what: "after the flush, call_rcu: the tables stay allocated until every CPU has passed a quiescent state (context switch, idle, a user-mode tick, a kernel-mode tick under preemptible RCU; idle CPUs reported by the GP kthread's force-quiescent-state scans), then RCU callback processing on the freeing CPU frees them at its next tick or switch; the freer never waits. A THP collapse's reused PTE table instead waits in synchronize_rcu: the collapsing task sleeps a grace period (PeterZ's 'replace table_sync_one() with rcu_sync()' in seed 002's review)",
+            source: "kernel/rcu/tree.c (rcu_init_geometry: jiffies_till_first_fqs = RCU_JIFFIES_TILL_FORCE_QS + nr_cpu_ids / RCU_JIFFIES_FQS_DIV, rcu_sched_clock_irq, rcu_note_context_switch, synchronize_rcu, rcu_normal_wake_from_gp); kernel/rcu/tree_plugin.h rcu_flavor_sched_clock_irq; mm/mmu_gather.c tlb_remove_table_rcu",
         },
         Value {
             value: WalkerSync::Implied,
