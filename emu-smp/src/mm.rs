@@ -146,8 +146,15 @@ pub struct Vma {
 }
 
 impl Vma {
+    /// The PTE flags of a page of this VMA. A PROT_NONE page stays present for the
+    /// kernel's bookkeeping but loses its user bit, so every user access faults with a
+    /// protection error as a `pte_protnone` entry does (x86's _PAGE_PROTNONE clears the
+    /// present bit instead).
     fn pte_flags(&self) -> u64 {
-        let mut f = P | US;
+        let mut f = P;
+        if self.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
+            f |= US;
+        }
         if self.prot & PROT_WRITE != 0 {
             f |= RW;
         }
@@ -619,16 +626,19 @@ impl Mm {
                 let mut changed = 0;
                 self.for_each_leaf(phys, s, e, |phys, pte_pa, pte, _| {
                     changed += 1;
-                    let mut new = (pte & !(RW | NX)) | (flags & (RW | NX));
+                    let mut new = (pte & !(RW | NX | US)) | (flags & (RW | NX | US));
                     // A shared-by-fork page stays read-only until its COW is broken.
                     if pte & SW_COW != 0 && !shared {
                         new &= !RW;
                     }
                     if new != pte {
                         phys.write_u64(pte_pa, new);
-                        // Write access removed or execute-disable added: cached copies grant
+                        // Write or user access removed, or execute-disable added: cached copies grant
                         // more than the entry now does.
-                        if (pte & RW != 0 && new & RW == 0) || (pte & NX == 0 && new & NX != 0) {
+                        if (pte & RW != 0 && new & RW == 0)
+                            || (pte & NX == 0 && new & NX != 0)
+                            || (pte & US != 0 && new & US == 0)
+                        {
                             phys.pte_changed(pte_pa);
                         }
                     }
