@@ -494,6 +494,7 @@ impl Machine {
             exit_signal: sig::SIGCHLD,
             rseq: None,
             rseq_notify: false,
+            rseq_event: false,
             mm_cid: Default::default(),
             cid_mm: 0,
             affinity: vec![true; cfg.cores],

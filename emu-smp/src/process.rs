@@ -129,6 +129,7 @@ impl Machine {
             // to user mode.
             rseq: if flags & cl::VM != 0 { None } else { parent.rseq },
             rseq_notify: flags & cl::VM == 0 && parent.rseq.is_some(),
+            rseq_event: false,
             mm_cid: Default::default(),
             cid_mm: 0,
             affinity: parent.affinity.clone(),

@@ -197,9 +197,7 @@ impl Machine {
         }
         // rseq_migrate (__set_task_cpu): the ids are rewritten at the return to user.
         if migrated {
-            if let Some(t) = self.k.tasks.get_mut(&tid) {
-                t.rseq_notify |= t.rseq.is_some();
-            }
+            self.rseq_event(tid);
         }
         self.trace_task_begin(k, tid);
         if self.k.cpus[k].kstate == KState::Ready {
@@ -219,6 +217,8 @@ impl Machine {
             let t = self.now(k);
             self.trace_task_end(k, tid);
             self.mm_cid_schedout(k, tid);
+            // prepare_task_switch: rseq_preempt(prev).
+            self.rseq_event(tid);
             self.k.cpus[k].current = None;
             self.k.cpus[k].kstate = KState::User;
             self.hw.cpus[k].time_fp = self.hw.cpus[k].time_fp.max(t);
@@ -235,6 +235,7 @@ impl Machine {
         }
         self.trace_task_end(k, tid);
         self.mm_cid_schedout(k, tid);
+        self.rseq_event(tid);
         let t = self.now(k);
         self.k.cpus[k].current = None;
         self.k.cpus[k].kstate = KState::User;

@@ -213,6 +213,11 @@ impl Machine {
                 }
                 _ => {
                     self.restart_syscall(tid, Some(act.flags));
+                    // handle_signal: rseq_signal_deliver before the frame is built, so an
+                    // interrupted critical section's frame resumes at its abort handler.
+                    if !self.rseq_signal_deliver(c, tid) {
+                        return;
+                    }
                     if !self.deliver_signal(c, tid, &info) {
                         return;
                     }

@@ -93,6 +93,8 @@ pub struct KernelStats {
     /// Writes of a task's rseq ids at its return to user mode
     /// (__rseq_handle_notify_resume).
     pub rseq_updates: u64,
+    /// rseq critical sections aborted (rseq_ip_fixup moved the task to abort_ip).
+    pub rseq_aborts: u64,
 }
 
 /// One flush_tlb_mm_range call.

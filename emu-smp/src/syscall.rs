@@ -1825,7 +1825,43 @@ impl Machine {
         if !std::mem::take(&mut t.rseq_notify) {
             return true;
         }
-        let Some((addr, _, _)) = t.rseq else { return true };
+        self.rseq_handle(c, tid)
+    }
+
+    /// rseq_preempt / rseq_migrate: an event for `tid`'s critical section, handled at
+    /// its next return to user mode.
+    pub(crate) fn rseq_event(&mut self, tid: u32) {
+        if let Some(t) = self.k.tasks.get_mut(&tid) {
+            if t.rseq.is_some() {
+                t.rseq_event = true;
+                t.rseq_notify = true;
+            }
+        }
+    }
+
+    /// rseq_signal_deliver: a signal is being delivered to `tid` on core `c`, so the
+    /// critical section it is in (if any) aborts before the handler's frame is built.
+    /// False when the task's rseq state was bad and the process was killed.
+    pub(crate) fn rseq_signal_deliver(&mut self, c: usize, tid: u32) -> bool {
+        let Some(t) = self.k.tasks.get_mut(&tid) else { return false };
+        if t.rseq.is_none() {
+            return true;
+        }
+        t.rseq_event = true;
+        t.rseq_notify = false;
+        self.rseq_handle(c, tid)
+    }
+
+    /// __rseq_handle_notify_resume: the critical-section fixup, then the ids; an error
+    /// is force_sigsegv.
+    fn rseq_handle(&mut self, c: usize, tid: u32) -> bool {
+        let Some((addr, _, sig)) = self.k.tasks.get(&tid).and_then(|t| t.rseq) else {
+            return true;
+        };
+        if self.rseq_ip_fixup(c, tid, addr, sig).is_err() {
+            self.kill_process(c, tid, crate::machine::sig::SIGSEGV, Some("rseq_cs".into()));
+            return false;
+        }
         let cid = self.mm_cid(tid, c);
         let b = rseq_ids(c as u32, 0, cid);
         if self.write_user(c, tid, addr, &b[..8]).is_err()
@@ -1836,6 +1872,64 @@ impl Machine {
         }
         self.probes.kstats.rseq_updates += 1;
         true
+    }
+
+    /// rseq_ip_fixup (kernel/rseq.c) for `tid`, whose area is at `addr` and signature
+    /// `sig`: rseq_get_rseq_cs reads and checks the descriptor `rseq_cs` points at
+    /// (version 0, the range below TASK_SIZE, abort_ip outside it and preceded by the
+    /// signature); an IP outside the range clears `rseq_cs`; inside it, with an event
+    /// since (rseq_need_restart, which also refuses any flags), `rseq_cs` is cleared and
+    /// the task resumes at abort_ip. Err: the task's state is bad (SIGSEGV).
+    fn rseq_ip_fixup(&mut self, c: usize, tid: u32, addr: u64, sig: u32) -> Result<(), ()> {
+        let mut b = [0u8; 8];
+        self.read_user(c, tid, addr + 8, &mut b)?;
+        let ptr = u64::from_le_bytes(b);
+        if ptr == 0 {
+            return Ok(());
+        }
+        if ptr >= TASK_SIZE {
+            return Err(());
+        }
+        let mut d = [0u8; 32];
+        self.read_user(c, tid, ptr, &mut d)?;
+        let w = |k: usize| u64::from_le_bytes(d[k..k + 8].try_into().unwrap_or_default());
+        let (version, flags) = (
+            u32::from_le_bytes([d[0], d[1], d[2], d[3]]),
+            u32::from_le_bytes([d[4], d[5], d[6], d[7]]),
+        );
+        let (start, post, abort) = (w(8), w(16), w(24));
+        if version > 0 || start >= TASK_SIZE || start.wrapping_add(post) >= TASK_SIZE {
+            return Err(());
+        }
+        // The abort handler lies outside the critical section.
+        if abort.wrapping_sub(start) < post {
+            return Err(());
+        }
+        let mut s = [0u8; 4];
+        self.read_user(c, tid, abort.wrapping_sub(4), &mut s)?;
+        if u32::from_le_bytes(s) != sig {
+            return Err(());
+        }
+        let ip = self.k.tasks.get(&tid).map_or(0, |t| t.cpu.rip);
+        if ip.wrapping_sub(start) >= post {
+            return self.write_user(c, tid, addr + 8, &[0; 8]);
+        }
+        // rseq_need_restart: flags of the descriptor or of the area are refused.
+        let mut f = [0u8; 4];
+        self.read_user(c, tid, addr + 16, &mut f)?;
+        if flags != 0 || u32::from_le_bytes(f) != 0 {
+            return Err(());
+        }
+        let Some(t) = self.k.tasks.get_mut(&tid) else { return Err(()) };
+        if !std::mem::take(&mut t.rseq_event) {
+            return Ok(());
+        }
+        self.write_user(c, tid, addr + 8, &[0; 8])?;
+        if let Some(t) = self.k.tasks.get_mut(&tid) {
+            t.cpu.rip = abort;
+        }
+        self.probes.kstats.rseq_aborts += 1;
+        Ok(())
     }
 
     /// getrandom(2) (drivers/char/random.c): the seeded generator's bytes, written a

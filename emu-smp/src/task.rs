@@ -286,9 +286,13 @@ pub struct Task {
     /// rseq registration: (address, length, signature).
     pub rseq: Option<(u64, u32, u32)>,
     /// The rseq ids must be written at the next return to user mode (TIF_NOTIFY_RESUME
-    /// set by rseq_set_notify_resume: after registration, a migration, or a schedule
-    /// that changed the task's CID; handled as __rseq_handle_notify_resume does).
+    /// set by rseq_set_notify_resume: after registration, a preemption or other
+    /// schedule-out, a migration, or a schedule that changed the task's CID; handled as
+    /// __rseq_handle_notify_resume does).
     pub rseq_notify: bool,
+    /// rseq_event_mask is not empty: the task was scheduled out, migrated or is getting
+    /// a signal since a critical section last looked, so one it is in must abort.
+    pub rseq_event: bool,
     /// Its concurrency ID (`struct sched_mm_cid`).
     pub mm_cid: crate::mmcid::TaskCid,
     /// The mm whose CID `mm_cid` holds (an exiting task keeps one after it dropped its
