@@ -676,14 +676,14 @@ fn command_line_axes_apply_to_every_grid_of_the_default_sweep() {
         String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect()
     };
     // The default sweep's walker-sync grids: five strategies at five core counts with
-    // IPIs, at two with INVLPGB.
+    // IPIs, at two with INVLPGB; THP collapse: six at four.
     let all = dry(&[]);
     let gup = |lines: &[String]| lines.iter().filter(|l| l.starts_with("gup_race_")).count();
-    assert_eq!(gup(&all), 25 + 10);
+    assert_eq!(gup(&all), 25 + 10 + 24);
     // --cores and --flush replace the core counts and transports of every grid (the
-    // two gup_race grids still differ in their rounds).
+    // gup_race grids still differ in their arguments).
     let two = dry(&["--cores", "2", "--flush", "ipi"]);
-    assert_eq!(gup(&two), 5 + 5);
+    assert_eq!(gup(&two), 5 + 5 + 6);
     assert!(two.iter().filter(|l| !l.starts_with("skipped")).all(|l| l.contains("_c2_s1_")));
     // --workload makes one grid.
     assert_eq!(gup(&dry(&["--workload", "hello", "--cores", "1"])), 0);
