@@ -985,7 +985,20 @@ impl Machine {
             self.no_signal_return(tid);
         }
         // resume_user_mode_work after the signals: rseq's ids, when they are due.
-        self.rseq_notify_resume(c, tid)
+        if !self.rseq_notify_resume(c, tid) {
+            return false;
+        }
+        // A kernel write to user memory here (a signal frame, the rseq ids) that broke a
+        // copy-on-write page started a flush: its acks are waited for, as in the fault
+        // the write took, before the task goes on in user mode.
+        if !self.k.cpus[c].inflight.is_empty() || !self.k.cpus[c].ack_slots.is_empty() {
+            if let Some(t) = self.k.tasks.get_mut(&tid) {
+                t.kpath = Some(crate::path::KPath::Return);
+            }
+            self.begin_ack_wait(c);
+            return false;
+        }
+        true
     }
 
     /// Attaches time and strategy to the stale-translation uses the MMU saw.
