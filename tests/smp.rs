@@ -28,6 +28,14 @@ fn guest(name: &str) -> PathBuf {
     out
 }
 
+/// The glibc build of catalogue or differential program `name`.
+fn glibc_program(name: &str) -> &'static workloads::Program {
+    workloads::programs()
+        .iter()
+        .find(|p| p.name == name && p.libc == workloads::Libc::Glibc)
+        .unwrap_or_else(|| panic!("{name} built"))
+}
+
 /// Runs emu with `args`, returning stdout and the parsed statistics.
 fn run_stats(name: &str, args: &[&str]) -> (String, Value) {
     let dir = scratch(name);
@@ -587,10 +595,7 @@ fn a_woken_task_preempts_a_busy_cpu() {
     // pages: each wake-up of the joiner preempts the spinner, so 200 threads take
     // milliseconds of simulated time, not a tick each (the build before wake-up
     // preemption took 1.6 s).
-    let p = workloads::programs()
-        .iter()
-        .find(|p| p.name == "create_join" && p.libc == workloads::Libc::Glibc)
-        .expect("create_join built");
+    let p = glibc_program("create_join");
     let (out, v) = run_stats("create-join-1", &["--cores", "1", p.path, "200"]);
     assert_eq!(out, "create_join threads=200: sum=19900 spinner ran=yes\n");
     let ns = total(&v, "simulated_ns");
@@ -864,10 +869,7 @@ fn the_cid_pool_crosses_the_thresholds_both_ways() {
     // keeps the settled TRANSIT CIDs that the first-merged code always drops. The fixup
     // walks are interleavable steps here, so no live lock must show up either (with
     // these seeds).
-    let p = workloads::programs()
-        .iter()
-        .find(|p| p.name == "cid_pool" && p.libc == workloads::Libc::Glibc)
-        .expect("cid_pool built");
+    let p = glibc_program("cid_pool");
     for cores in ["4", "8"] {
         for v in ["afm", "afm+p1", "afm+p1p2", "fixed", "current"] {
             let (out, s) = run_stats(
@@ -941,10 +943,7 @@ fn the_first_merged_code_live_locks_as_seed_001_says_and_patch_1_does_not() {
     }
     // With walks that long, exits on 8 CPUs find mm_cid.mutex held by another walk and
     // wait for it; the pool still ends cleanly.
-    let p = workloads::programs()
-        .iter()
-        .find(|p| p.name == "cid_pool" && p.libc == workloads::Libc::Glibc)
-        .expect("cid_pool built");
+    let p = glibc_program("cid_pool");
     let (out, s) = run_stats(
         "cid-live-lock-pool",
         &["--profile", profile, "--cores", "8", "--mm-cid", "current", p.path, "10", "300"],
@@ -957,10 +956,7 @@ fn the_first_merged_code_live_locks_as_seed_001_says_and_patch_1_does_not() {
 #[test]
 fn mm_cid_runs_are_deterministic() {
     // The same seed gives byte-identical statistics through mode switches and walks.
-    let p = workloads::programs()
-        .iter()
-        .find(|p| p.name == "cid_pool" && p.libc == workloads::Libc::Glibc)
-        .expect("cid_pool built");
+    let p = glibc_program("cid_pool");
     let dir = scratch("cid-determinism");
     let mut out = Vec::new();
     for i in 0..2 {
@@ -1139,10 +1135,7 @@ fn second_futex_keys_and_vmsplice_pages_each_walk_gup_fast() {
     // boundary one walk of 4; FUTEX_WAKE on an untouched shared page finds it on every
     // walk but the first. Debug builds check every page against the page tables,
     // with 4 KiB pages and with a huge page above the boundary.
-    let p = workloads::programs()
-        .iter()
-        .find(|p| p.name == "gup_calls" && p.libc == workloads::Libc::Glibc)
-        .expect("gup_calls built");
+    let p = glibc_program("gup_calls");
     for thp in ["never", "always"] {
         let args = ["--cores", "2", "--thp", thp, p.path, "10"];
         let (out, v) = run_stats(&format!("gup-calls-{thp}"), &args);
@@ -1160,10 +1153,7 @@ fn second_futex_keys_and_vmsplice_pages_each_walk_gup_fast() {
 fn vmsplice_walks_sixteen_pages_a_call_and_stops_at_a_protnone_page() {
     // diff/vmsplice.c's walks: its calls into pipes each take at most 16 pages per
     // GUP-fast call; a page that cannot be taken (PROT_NONE, unmapped) is a fallback.
-    let p = workloads::programs()
-        .iter()
-        .find(|p| p.name == "vmsplice" && p.libc == workloads::Libc::Glibc)
-        .expect("vmsplice built");
+    let p = glibc_program("vmsplice");
     let (out, v) = run_stats("vmsplice-walks", &["--cores", "2", p.path]);
     assert!(out.contains("64 KiB from offset 100                   65436 ok\n"), "{out}");
     let walks = walker(&v, "gup_fast_walks");
