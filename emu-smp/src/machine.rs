@@ -731,8 +731,11 @@ impl Machine {
         if let Some(f) = self.rcu_next_fqs() {
             // The GP kthread's FQS scan: before the cores and timers due at that time.
             if f <= best.0 && self.next_timer().is_none_or(|w| f <= w) {
-                self.rcu_fqs(f);
-                return true;
+                let reported = self.rcu_fqs(f);
+                // With no core and no timer left to act, a scan that reports nobody
+                // would be followed by the same scan forever: the grace period waits
+                // for CPUs that will never pass a quiescent state.
+                return reported || best.0 != u64::MAX || self.next_timer().is_some();
             }
             second = second.min(f);
         }

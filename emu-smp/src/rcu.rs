@@ -158,22 +158,25 @@ impl Machine {
     /// The FQS scan due at `at` (rcu_gp_fqs → force_qs_rnp with rcu_watching_snap_recheck):
     /// every CPU still owed that has been idle since the scan time at the latest is in
     /// an extended quiescent state and is reported; the next scan is
-    /// `jiffies_till_next_fqs` later.
-    pub(crate) fn rcu_fqs(&mut self, at: u64) {
+    /// `jiffies_till_next_fqs` later. True when it reported a CPU.
+    pub(crate) fn rcu_fqs(&mut self, at: u64) -> bool {
         let step = self.rcu_fqs_jiffies() * self.tick_fp();
-        let Some(gp) = &mut self.k.rcu.gp else { return };
+        let Some(gp) = &mut self.k.rcu.gp else { return false };
         let s = gp.next_fqs;
         gp.next_fqs = s + step;
+        let mut reported = false;
         for (j, w) in gp.need.iter_mut().enumerate() {
             let idle = self.k.cpus[j].current.is_none()
                 && self.hw.cpus[j].idle.as_ref().is_some_and(|i| i.since_fp <= s);
             if *w && idle {
                 *w = false;
                 gp.end_at = gp.end_at.max(s);
+                reported = true;
             }
         }
         self.probes.walker_sync.rcu_fqs_scans += 1;
         self.rcu_check_end(at.max(s));
+        reported
     }
 
     /// CPU `k` passes a quiescent state at its local time: a context switch, or a tick
