@@ -138,6 +138,13 @@ fn groups<'a>(results: &[&'a PointFile]) -> Vec<Group<'a>> {
             s.points.sort_by_key(|r| (r.point.cores, r.point.seed));
             s.points.dedup_by_key(|r| r.point.cores);
         }
+        // In a group that compares walker-sync strategies the default one is named too.
+        let default = |r: &&PointFile| r.point.walker_sync == crate::spec::DEFAULT_WALKER_SYNC;
+        if g.series.iter().any(|s| !s.points.iter().all(default)) {
+            for s in g.series.iter_mut().filter(|s| s.points.iter().all(default)) {
+                s.label = format!("{}/walker-{}", s.label, crate::spec::DEFAULT_WALKER_SYNC);
+            }
+        }
     }
     out
 }
