@@ -978,25 +978,25 @@ fn walker(v: &Value, key: &str) -> u64 {
 }
 
 /// gup_race on zen3 under seed 4, whose mm gets a global ASID a few jiffies in (see
-/// `invlpgb_gives_busy_mms_a_global_asid_and_sends_no_flush_ipis`).
+/// `invlpgb_gives_busy_mms_a_global_asid_and_sends_no_flush_ipis`), with four walkers,
+/// eight pages, `rounds` rounds and the optional arguments `extra`.
+fn gup_race_with(
+    cores: &str,
+    flush: &str,
+    sync: &str,
+    rounds: &str,
+    extra: &[&str],
+) -> (String, Value) {
+    let mut args = vec!["--profile", "zen3", "--cores", cores, "--seed", "4", "--flush", flush];
+    args.extend(["--walker-sync", sync, "gup_race", "4", "8", rounds]);
+    args.extend(extra);
+    let name = format!("gup-race-{cores}-{flush}-{sync}-{rounds}-{}", extra.join("-"));
+    run_stats(&name, &args)
+}
+
+/// [`gup_race_with`] in its default mode (unmap, futex walkers, no bystanders).
 fn gup_race(cores: &str, flush: &str, sync: &str, rounds: &str) -> (String, Value) {
-    let args = [
-        "--profile",
-        "zen3",
-        "--cores",
-        cores,
-        "--seed",
-        "4",
-        "--flush",
-        flush,
-        "--walker-sync",
-        sync,
-        "gup_race",
-        "4",
-        "8",
-        rounds,
-    ];
-    run_stats(&format!("gup-race-{cores}-{flush}-{sync}-{rounds}"), &args)
+    gup_race_with(cores, flush, sync, rounds, &[])
 }
 
 #[test]
@@ -1046,24 +1046,7 @@ fn thp_collapse_syncs_its_reused_table_as_each_strategy_says() {
         // Under rcu every round sleeps a grace period (milliseconds): fewer rounds.
         let invlpgb_rounds = if sync == "rcu" { "30" } else { "400" };
         for (flush, rounds) in [("ipi", "40"), ("invlpgb", invlpgb_rounds)] {
-            let args = [
-                "--profile",
-                "zen3",
-                "--cores",
-                "5",
-                "--seed",
-                "4",
-                "--flush",
-                flush,
-                "--walker-sync",
-                sync,
-                "gup_race",
-                "4",
-                "8",
-                rounds,
-                "collapse",
-            ];
-            let (out, v) = run_stats(&format!("gup-collapse-{flush}-{sync}"), &args);
+            let (out, v) = gup_race_with("5", flush, sync, rounds, &["collapse"]);
             let want = format!("gup_race mode=collapse rounds={rounds} sum={}\n", race_sum(rounds));
             assert_eq!(out, want);
             let n: u64 = rounds.parse().unwrap();
@@ -1168,26 +1151,7 @@ fn vmsplice_walkers_race_the_frees_as_futex_walkers_do() {
     // under a global ASID with no sync they read freed tables; x86's RCU freeing
     // (`linux`) keeps them safe.
     for (sync, bad) in [("none", true), ("linux", false)] {
-        let args = [
-            "--profile",
-            "zen3",
-            "--cores",
-            "5",
-            "--seed",
-            "4",
-            "--flush",
-            "invlpgb",
-            "--walker-sync",
-            sync,
-            "gup_race",
-            "4",
-            "8",
-            "2500",
-            "unmap",
-            "0",
-            "vmsplice",
-        ];
-        let (out, v) = run_stats(&format!("gup-race-vmsplice-{sync}"), &args);
+        let (out, v) = gup_race_with("5", "invlpgb", sync, "2500", &["unmap", "0", "vmsplice"]);
         assert_eq!(out, format!("gup_race rounds=2500 sum={}\n", race_sum("2500")));
         assert!(walker(&v, "gup_fast_pages") > 1000, "{sync}: {}", v["walker_sync"]);
         assert!(walker(&v, "gup_fast_fallbacks") > 1000, "{sync}");
