@@ -731,7 +731,7 @@ impl Machine {
         if let Some(f) = self.rcu_next_fqs() {
             // The GP kthread's FQS scan: before the cores and timers due at that time.
             if f <= best.0 && self.next_timer().is_none_or(|w| f <= w) {
-                let reported = self.rcu_fqs(f);
+                let reported = self.rcu_fqs();
                 // With no core and no timer left to act, a scan that reports nobody
                 // would be followed by the same scan forever: the grace period waits
                 // for CPUs that will never pass a quiescent state.

@@ -155,11 +155,11 @@ impl Machine {
         self.k.rcu.gp.as_ref().map(|g| g.next_fqs)
     }
 
-    /// The FQS scan due at `at` (rcu_gp_fqs → force_qs_rnp with rcu_watching_snap_recheck):
+    /// The FQS scan now due (rcu_gp_fqs → force_qs_rnp with rcu_watching_snap_recheck):
     /// every CPU still owed that has been idle since the scan time at the latest is in
     /// an extended quiescent state and is reported; the next scan is
     /// `jiffies_till_next_fqs` later. True when it reported a CPU.
-    pub(crate) fn rcu_fqs(&mut self, at: u64) -> bool {
+    pub(crate) fn rcu_fqs(&mut self) -> bool {
         let step = self.rcu_fqs_jiffies() * self.tick_fp();
         let Some(gp) = &mut self.k.rcu.gp else { return false };
         let s = gp.next_fqs;
@@ -175,7 +175,7 @@ impl Machine {
             }
         }
         self.probes.walker_sync.rcu_fqs_scans += 1;
-        self.rcu_check_end(at.max(s));
+        self.rcu_check_end();
         reported
     }
 
@@ -194,7 +194,7 @@ impl Machine {
                     }
                 }
             }
-            self.rcu_check_end(now);
+            self.rcu_check_end();
         }
         self.rcu_run_callbacks(k);
     }
@@ -222,7 +222,7 @@ impl Machine {
 
     /// The grace period ends once no CPU owes a quiescent state, at the latest report;
     /// the next one starts if callbacks wait.
-    fn rcu_check_end(&mut self, _now: u64) {
+    fn rcu_check_end(&mut self) {
         let Some(gp) = &self.k.rcu.gp else { return };
         if gp.need.iter().any(|&w| w) {
             return;
