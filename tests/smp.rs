@@ -891,6 +891,36 @@ fn the_cid_pool_crosses_the_thresholds_both_ways() {
     }
 }
 
+/// skylake-sp with a fixup walk that takes 1 ms to reach each task (as tglx's
+/// thread-pool emulator stretches the window) and a 50 ms watchdog, written once.
+fn slow_walk_profile() -> PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        let dir = scratch("cid-slow-walk");
+        let base = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("emu-smp/profiles/skylake-sp.toml"),
+        )
+        .expect("profile");
+        let stress: String = base
+            .lines()
+            .map(|l| {
+                if l.starts_with("mm_cid_fixup_visit_cycles") {
+                    "mm_cid_fixup_visit_cycles = 3000000.0".to_string()
+                } else if l.starts_with("watchdog_thresh_ms") {
+                    "watchdog_thresh_ms = 50.0".to_string()
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let profile = dir.join("slow-walk.toml");
+        std::fs::write(&profile, stress).expect("write profile");
+        profile
+    })
+    .clone()
+}
+
 #[test]
 fn the_first_merged_code_live_locks_as_seed_001_says_and_patch_1_does_not() {
     // AXES.md 3.5 on 4 CPUs: T0..T3 own CIDs 0..3, T1 moves between CPUs 1 and 2, T2 and
@@ -902,26 +932,7 @@ fn the_first_merged_code_live_locks_as_seed_001_says_and_patch_1_does_not() {
     // tree get through.
     let g = guest("cid_migrate");
     let g = g.to_str().expect("utf-8 path");
-    let dir = scratch("cid-live-lock");
-    let base = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("emu-smp/profiles/skylake-sp.toml"),
-    )
-    .expect("profile");
-    let stress: String = base
-        .lines()
-        .map(|l| {
-            if l.starts_with("mm_cid_fixup_visit_cycles") {
-                "mm_cid_fixup_visit_cycles = 3000000.0".to_string()
-            } else if l.starts_with("watchdog_thresh_ms") {
-                "watchdog_thresh_ms = 50.0".to_string()
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let profile = dir.join("slow-walk.toml");
-    std::fs::write(&profile, stress).expect("write profile");
+    let profile = slow_walk_profile();
     let profile = profile.to_str().expect("utf-8 path");
     let o = emu()
         .args(["run", "--profile", profile, "--cores", "4", "--mm-cid", "afm", g, "20"])
@@ -951,6 +962,55 @@ fn the_first_merged_code_live_locks_as_seed_001_says_and_patch_1_does_not() {
     assert!(out.contains("reads done, out of range 0"), "{out}");
     assert_eq!(total(&s, "oracle_violations"), 0);
     assert!(s["mm_cid"]["mutex_polls"].as_u64().unwrap_or(0) > 0, "{}", s["mm_cid"]);
+}
+
+#[test]
+fn a_preemptible_kernel_preempts_a_fixup_walk_and_an_exit_sleeps_on_its_mutex() {
+    // The seed-001 scenario with a CPU-bound process sharing CPU 0 with the forking main
+    // thread, and a thread that exits 1 ms in, with the slow-walk profile. Under
+    // `--preempt voluntary` the walk runs to its end; under `full` a tick preempts it
+    // between two tasks (seed 001: "fully preemptible except for the short runqueue lock
+    // held sections"), mm_cid.mutex stays held, and the exiting thread, finding the owner
+    // off its CPU, sleeps on the mutex instead of spinning. Patch 1 keeps the CIDs
+    // consistent throughout.
+    let g = guest("cid_migrate");
+    let g = g.to_str().expect("utf-8 path");
+    let profile = slow_walk_profile();
+    let profile = profile.to_str().expect("utf-8 path");
+    for v in ["afm+p1", "current"] {
+        for (p, preempted) in [("voluntary", false), ("full", true)] {
+            let (out, s) = run_stats(
+                &format!("cid-preempt-{v}-{p}"),
+                &[
+                    "--profile",
+                    profile,
+                    "--cores",
+                    "4",
+                    "--mm-cid",
+                    v,
+                    "--preempt",
+                    p,
+                    g,
+                    "20",
+                    "hog",
+                ],
+            );
+            assert_eq!(out, "moves at least 20, bad reads 0\n", "{v} {p}");
+            assert_eq!(total(&s, "oracle_violations"), 0, "{v} {p}");
+            let c = &s["mm_cid"];
+            let n = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("mm_cid.{k}"));
+            assert_eq!(n("walks_preempted") > 0, preempted, "{v} {p}: {c}");
+            assert_eq!(n("mutex_sleeps") > 0, preempted, "{v} {p}: {c}");
+            let kernel: u64 = s["per_core"]
+                .as_array()
+                .expect("per_core")
+                .iter()
+                .map(|c| c["kernel_preemptions"].as_u64().expect("kernel_preemptions"))
+                .sum();
+            assert_eq!(kernel > 0, preempted, "{v} {p}");
+            assert_eq!(s["config"]["preempt"], p, "{v} {p}");
+        }
+    }
 }
 
 #[test]

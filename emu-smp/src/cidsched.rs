@@ -17,6 +17,17 @@ use crate::stats::Violation;
 use crate::strategy::{BrokenPolicy, MmCidVariant};
 use crate::task::State;
 
+/// What a task that wants `mm_cid.mutex` does ([`crate::machine::Machine::cid_mutex_contend`]).
+#[derive(Debug)]
+pub(crate) enum MutexWait {
+    /// Nobody else holds it.
+    Free,
+    /// Its owner runs: spin one poll.
+    Spin,
+    /// Its owner is off CPU: sleep with this wait.
+    Sleep(crate::task::Wait),
+}
+
 /// A fork's fixup walk in progress (the forking task's kernel path).
 #[derive(Clone, Debug)]
 pub struct CidWalk {
@@ -42,6 +53,36 @@ pub struct CidWalk {
     exiting: bool,
     /// A fork waiting for `mm_cid.mutex` before it registers the child (its parent).
     pending: Option<u32>,
+    /// A fork in per-task mode whose child found no free CID: mm_get_cid spins (under
+    /// mm_cid.lock, the mutex held) until one is free.
+    need_cid: bool,
+}
+
+impl CidWalk {
+    /// A preemption point: not while mm_get_cid spins for a child (under mm_cid.lock,
+    /// a raw spinlock, when the mode did not change).
+    pub(crate) fn preemptible(&self) -> bool {
+        !self.need_cid
+    }
+
+    /// A walk of `mm` for `child` (0 for an exit) with nothing to visit, begun at
+    /// `start_fp`.
+    fn new(mm: u32, child: u32, start_fp: u64) -> CidWalk {
+        CidWalk {
+            mm,
+            child,
+            to_cpus: false,
+            targets: Vec::new(),
+            next: 0,
+            held: None,
+            reached: false,
+            start_fp,
+            vfork: false,
+            exiting: false,
+            pending: None,
+            need_cid: false,
+        }
+    }
 }
 
 impl crate::machine::Machine {
@@ -95,22 +136,10 @@ impl crate::machine::Machine {
         }
         let t = self.k.tasks.get(&child)?;
         let (mm, aff) = (t.mm, t.affinity.clone());
-        if self.k.mms.get(&mm).is_some_and(|m| m.cid.walking) {
+        if self.k.mms.get(&mm).is_some_and(|m| m.cid.walker.is_some()) {
             // mm_cid.mutex is held by another fork's or exit's walk: wait for it (the
             // child stays invisible meanwhile).
-            return Some(CidWalk {
-                mm,
-                child,
-                to_cpus: false,
-                targets: Vec::new(),
-                next: 0,
-                held: None,
-                reached: false,
-                start_fp: self.now(c),
-                vfork: false,
-                exiting: false,
-                pending: parent,
-            });
+            return Some(CidWalk { pending: parent, ..CidWalk::new(mm, child, self.now(c)) });
         }
         let mut pc = parent.and_then(|p| self.k.tasks.get(&p)).map(|t| t.mm_cid);
         let mut cc = TaskCid::default();
@@ -130,40 +159,94 @@ impl crate::machine::Machine {
             t.cid_mm = mm;
         }
         self.charge_cid_ops(c, mm, ops);
+        if walk == Walk::None {
+            let spin = !broken
+                && cc.active
+                && cc.cid == mmcid::UNSET
+                && self.k.mms.get(&mm).is_some_and(|m| !m.cid.percpu());
+            if !spin {
+                return None;
+            }
+            // Per-task mode and no free bit: mm_get_cid spins for the child, the mutex
+            // held.
+            if let Some(m) = self.k.mms.get_mut(&mm) {
+                m.cid.walker = Some(parent.unwrap_or(child));
+            }
+            return Some(CidWalk { need_cid: true, ..CidWalk::new(mm, child, self.now(c)) });
+        }
         let targets: Vec<u32> = match walk {
             Walk::None => return None,
             Walk::TasksToCpus => self.cid_users(mm, &[child, parent.unwrap_or(child)]),
             Walk::CpusToTasks => (0..self.hw.cpus.len() as u32).collect(),
         };
         if let Some(m) = self.k.mms.get_mut(&mm) {
-            m.cid.walking = true;
+            m.cid.walker = Some(parent.unwrap_or(child));
         }
         Some(CidWalk {
-            mm,
-            child,
             to_cpus: walk == Walk::TasksToCpus,
             targets,
-            next: 0,
-            held: None,
-            reached: false,
-            start_fp: self.now(c),
-            vfork: false,
-            exiting: false,
-            pending: None,
+            ..CidWalk::new(mm, child, self.now(c))
         })
     }
 
-    /// Whether `mm_cid.mutex` of `tid`'s mm is taken by a walk, so that its exit must
-    /// wait; the wait is mutex_lock's optimistic spinning (the owner runs), one poll per
-    /// step.
-    pub(crate) fn cid_mutex_wait(&mut self, c: usize, tid: u32) -> bool {
-        let Some(t) = self.k.tasks.get(&tid) else { return false };
-        if !t.mm_cid.active || !self.k.mms.get(&t.mm).is_some_and(|m| m.cid.walking) {
-            return false;
+    /// Whether `tid`, on core `c`, must wait for `mm_cid.mutex` of `mm`, held by another
+    /// fork's or exit's walk (kernel/locking/mutex.c `__mutex_lock_common`): while the
+    /// owner runs, the waiter spins on it (mutex_optimistic_spin), one poll per step;
+    /// once the owner is off its CPU (preempted in its walk, `--preempt full` or `lazy`),
+    /// the waiter sleeps uninterruptibly until the owner releases it
+    /// ([`Self::cid_mutex_unlock`]).
+    pub(crate) fn cid_mutex_contend(&mut self, c: usize, tid: u32, mm: u32) -> MutexWait {
+        let Some(owner) = self.k.mms.get(&mm).and_then(|m| m.cid.walker) else {
+            return MutexWait::Free;
+        };
+        if owner == tid {
+            return MutexWait::Free;
         }
-        self.charge(c, fp(self.profile.kernel.mutex_spin_poll_cycles));
-        self.probes.mm_cid.mutex_polls += 1;
-        true
+        let running =
+            self.k.tasks.get(&owner).is_some_and(|t| matches!(t.state, State::Running(_)));
+        if running {
+            self.charge(c, fp(self.profile.kernel.mutex_spin_poll_cycles));
+            self.probes.mm_cid.mutex_polls += 1;
+            return MutexWait::Spin;
+        }
+        self.probes.mm_cid.mutex_sleeps += 1;
+        MutexWait::Sleep(crate::task::Wait::CidMutex { mm, since_fp: self.now(c) })
+    }
+
+    /// `tid`'s exit must wait for `mm_cid.mutex` before sched_mm_cid_exit
+    /// ([`Self::cid_mutex_contend`]); a task that is no user of its mm's CIDs does not.
+    pub(crate) fn cid_mutex_wait(&mut self, c: usize, tid: u32) -> MutexWait {
+        let Some(t) = self.k.tasks.get(&tid) else { return MutexWait::Free };
+        if !t.mm_cid.active {
+            return MutexWait::Free;
+        }
+        let mm = t.mm;
+        self.cid_mutex_contend(c, tid, mm)
+    }
+
+    /// mutex_unlock of `mm`'s `mm_cid.mutex` by core `c`: the first task that went to sleep
+    /// on it is woken (a spinning waiter may take it first, as optimistic spinners may).
+    fn cid_mutex_unlock(&mut self, c: usize, mm: u32) {
+        use crate::task::Wait;
+        if let Some(m) = self.k.mms.get_mut(&mm) {
+            m.cid.walker = None;
+        }
+        let first = self
+            .k
+            .tasks
+            .values()
+            .filter_map(|t| match t.state {
+                State::Blocked(Wait::CidMutex { mm: m, since_fp }) if m == mm => {
+                    Some((since_fp, t.tid))
+                }
+                _ => None,
+            })
+            .min();
+        if let Some((_, tid)) = first {
+            self.charge(c, fp(self.profile.kernel.wakeup_cycles));
+            let at = self.now(c);
+            self.wake(tid, 0, at);
+        }
     }
 
     /// One step of a fork's or exit's fixup walk on core `c` (task `tid` forking): the next task
@@ -172,11 +255,16 @@ impl crate::machine::Machine {
     /// before the step; a task that moved meanwhile is looked up again.
     pub(crate) fn cid_walk_step(&mut self, c: usize, tid: u32, mut w: CidWalk) -> Next {
         if let Some(parent) = w.pending {
-            // Waiting for mm_cid.mutex: spin on it while its owner walks, then register.
-            if self.k.mms.get(&w.mm).is_some_and(|m| m.cid.walking) {
-                self.charge(c, fp(self.profile.kernel.mutex_spin_poll_cycles));
-                self.probes.mm_cid.mutex_polls += 1;
-                return Next::Then(KPath::CidWalk(Box::new(w)));
+            // Waiting for mm_cid.mutex while its owner walks, then register.
+            match self.cid_mutex_contend(c, tid, w.mm) {
+                MutexWait::Free => {}
+                MutexWait::Spin => return Next::Then(KPath::CidWalk(Box::new(w))),
+                MutexWait::Sleep(wait) => {
+                    if let Some(t) = self.k.tasks.get_mut(&tid) {
+                        t.kpath = Some(KPath::CidWalk(Box::new(w)));
+                    }
+                    return Next::Block(wait);
+                }
             }
             let vfork = w.vfork;
             return match self.mm_cid_fork(c, Some(parent), w.child) {
@@ -186,6 +274,9 @@ impl crate::machine::Machine {
                 }
                 None => self.cid_fork_done(c, tid, w.child, vfork),
             };
+        }
+        if w.need_cid {
+            return self.cid_fork_spin(c, tid, w);
         }
         if let Some(j) = w.held.take() {
             let done = self.cid_visit(c, &w, j);
@@ -288,28 +379,47 @@ impl crate::machine::Machine {
     /// switch back gives the child its CID, the child becomes runnable and the fork
     /// returns its id.
     fn cid_walk_end(&mut self, c: usize, tid: u32, w: CidWalk) -> Next {
-        if let Some(m) = self.k.mms.get_mut(&w.mm) {
-            m.cid.walking = false;
-        }
         if w.exiting {
             if let Some(m) = self.k.mms.get_mut(&w.mm) {
                 m.cid.complete_transit();
             }
+            self.cid_mutex_unlock(c, w.mm);
             self.note_walk(c, w.start_fp);
             return Next::Then(KPath::Exit(crate::path::ExitStep::Start));
         }
+        if let Some(m) = self.k.mms.get_mut(&w.mm) {
+            m.cid.complete_transit();
+        }
+        self.note_walk(c, w.start_fp);
+        if w.to_cpus {
+            self.cid_mutex_unlock(c, w.mm);
+            return self.cid_fork_done(c, tid, w.child, w.vfork);
+        }
+        // A switch back: the child's CID comes from mm_get_cid, the mutex still held.
+        let mut w = w;
+        w.need_cid = true;
+        self.cid_fork_spin(c, tid, w)
+    }
+
+    /// mm_get_cid for a fork's child in per-task mode, on core `c`, `mm_cid.mutex` held:
+    /// with a bit free the child takes it, the mutex is released and the fork ends;
+    /// otherwise the core spins until a CID is released (`KState::CidSpin`), and tries
+    /// again.
+    fn cid_fork_spin(&mut self, c: usize, tid: u32, w: CidWalk) -> Next {
         let broken = self.cid_broken();
         let mut cc = self.k.tasks.get(&w.child).map(|t| t.mm_cid).unwrap_or_default();
         let ops = self.probes.mm_cid.bitmap_ops;
         if let Some(m) = self.k.mms.get_mut(&w.mm) {
-            m.cid.complete_transit();
-            if !w.to_cpus {
-                m.cid.fork_end(&mut cc, &mut self.probes.mm_cid, broken);
-            }
+            m.cid.fork_end(&mut cc, &mut self.probes.mm_cid, broken);
+        }
+        self.charge_cid_ops(c, w.mm, ops);
+        if cc.cid == mmcid::UNSET && cc.active && !broken {
+            self.probes.mm_cid.fork_spins += 1;
+            let mm = w.mm;
+            return Next::CidSpin(mm, KPath::CidWalk(Box::new(w)));
         }
         self.cid_set(w.child, cc);
-        self.charge_cid_ops(c, w.mm, ops);
-        self.note_walk(c, w.start_fp);
+        self.cid_mutex_unlock(c, w.mm);
         self.cid_fork_done(c, tid, w.child, w.vfork)
     }
 
@@ -363,21 +473,13 @@ impl crate::machine::Machine {
         }
         if walk == Walk::CpusToTasks {
             if let Some(m) = self.k.mms.get_mut(&mm) {
-                m.cid.walking = true;
+                m.cid.walker = Some(tid);
             }
         }
         (walk == Walk::CpusToTasks).then(|| CidWalk {
-            mm,
-            child: 0,
-            to_cpus: false,
             targets: (0..self.hw.cpus.len() as u32).collect(),
-            next: 0,
-            held: None,
-            reached: false,
-            start_fp: self.now(c),
-            vfork: false,
             exiting: true,
-            pending: None,
+            ..CidWalk::new(mm, 0, self.now(c))
         })
     }
 
@@ -425,7 +527,7 @@ impl crate::machine::Machine {
                 let ready = self.k.cpus[k].kstate == KState::Ready;
                 self.lock_here(k, LockKey::Rq(k));
                 let since_fp = self.now(k);
-                self.k.cpus[k].kstate = KState::CidSpin { mm, since_fp, ready };
+                self.k.cpus[k].kstate = KState::CidSpin { mm, since_fp, ready, fork: false };
                 self.k.cid_spinners += 1;
                 self.touch(k);
             }
@@ -443,9 +545,19 @@ impl crate::machine::Machine {
         let broken = self.cid_broken();
         let at = self.now(c);
         for j in 0..self.hw.cpus.len() {
-            let KState::CidSpin { mm: m, ready, .. } = self.k.cpus[j].kstate else { continue };
+            let KState::CidSpin { mm: m, ready, fork, .. } = self.k.cpus[j].kstate else {
+                continue;
+            };
             let Some(tid) = self.k.cpus[j].current else { continue };
             if m != mm || !self.k.mms.get(&mm).is_some_and(|m| m.cid.has_free_bit()) {
+                continue;
+            }
+            if fork {
+                // The fork's next step takes the bit (or spins again if another took it).
+                self.advance(j, at);
+                self.k.cid_spinners -= 1;
+                self.k.cpus[j].kstate = KState::Ready;
+                self.touch(j);
                 continue;
             }
             let Some(mut tc) = self.k.tasks.get(&tid).map(|t| t.mm_cid) else { continue };

@@ -151,8 +151,9 @@ pub enum KState {
     },
     /// csd_lock_wait: waiting for the acks of the flushes in flight (interrupts on).
     Acks(AckWait),
-    /// Spinning in `mm_get_cid` (schedule-in of the current task, under this CPU's
-    /// runqueue lock, interrupts off) until a CID of address space `mm` is free.
+    /// Spinning in `mm_get_cid` until a CID of address space `mm` is free: in the
+    /// schedule-in of the current task, under this CPU's runqueue lock, interrupts off;
+    /// or (`fork`) in sched_mm_cid_fork for the new task, under mm_cid.lock.
     CidSpin {
         /// The address space.
         mm: u32,
@@ -160,6 +161,8 @@ pub enum KState {
         since_fp: u64,
         /// The task resumes a kernel path (else it returns to user mode).
         ready: bool,
+        /// A fork's allocation for its child: its path's next step takes the CID.
+        fork: bool,
     },
 }
 
@@ -227,6 +230,9 @@ pub struct CpuKernel {
     pub need_resched: bool,
     /// A reschedule IPI is on its way: it sets `need_resched` when it arrives.
     pub resched_ipi: bool,
+    /// Under `--preempt lazy`, a tick found `need_resched` (TIF_NEED_RESCHED_LAZY) still
+    /// set and upgraded it: the kernel path running here may now be preempted.
+    pub resched_forced: bool,
     /// When the current task's runtime was last accounted (exec_start).
     pub exec_start_fp: u64,
     /// The fair runqueue's min_vruntime: its average when it has no entity.
@@ -868,7 +874,12 @@ impl Machine {
         let waker = self.k.tasks.get(&tid).map_or(0, |t| t.last_cpu);
         if let Some(t) = self.k.tasks.get_mut(&tid) {
             if matches!(t.state, State::Blocked(_)) {
-                if !matches!(t.state, State::Blocked(Wait::Io | Wait::Lock(_) | Wait::Rcu { .. })) {
+                if !matches!(
+                    t.state,
+                    State::Blocked(
+                        Wait::Io | Wait::Lock(_) | Wait::Rcu { .. } | Wait::CidMutex { .. }
+                    )
+                ) {
                     t.cpu.gpr[0] = ret as u64;
                 }
                 t.state = State::Runnable;
@@ -965,6 +976,7 @@ impl Machine {
             self.migrate_if_needed(c, tid);
             return false;
         }
+        self.k.cpus[c].resched_forced = false;
         if std::mem::take(&mut self.k.cpus[c].need_resched) && !self.k.cpus[c].runq.is_empty() {
             self.preempt(c, tid);
             return false;

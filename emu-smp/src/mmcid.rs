@@ -124,6 +124,14 @@ pub struct MmCidStats {
     pub fixup_cycles_max: u64,
     /// Polls of a fork or exit waiting for `mm_cid.mutex` while another walks.
     pub mutex_polls: u64,
+    /// Forks and exits that slept on `mm_cid.mutex` because its owner was off its CPU.
+    pub mutex_sleeps: u64,
+    /// Forks whose child found no free CID in per-task mode: the forking CPU spun in
+    /// mm_get_cid (counted once per attempt).
+    pub fork_spins: u64,
+    /// Fixup walks preempted between two elements (`--preempt full` or `lazy`): the
+    /// transition stays half done, mm_cid.mutex held, until the walker runs again.
+    pub walks_preempted: u64,
 }
 
 /// The per-mm state (`struct mm_mm_cid` plus `mm_cidmask`).
@@ -147,8 +155,8 @@ pub struct MmCid {
     cpus_allowed: Vec<bool>,
     /// A widened affinity asked for a switch back (`update_deferred`).
     pub update_deferred: bool,
-    /// A fork or exit holds `mm_cid.mutex` across its fixup walk.
-    pub walking: bool,
+    /// The task whose fork or exit holds `mm_cid.mutex` across its fixup walk.
+    pub walker: Option<u32>,
 }
 
 impl MmCid {
@@ -165,7 +173,7 @@ impl MmCid {
             users: 0,
             cpus_allowed: vec![false; n],
             update_deferred: false,
-            walking: false,
+            walker: None,
         }
     }
 

@@ -98,6 +98,9 @@ pub enum Next {
     Block(Wait),
     /// The task left this core (it exited, yielded, or was moved).
     Gone,
+    /// Spin in mm_get_cid until a CID of this address space is free (a fork's, under
+    /// mm_cid.lock), then run the continuation.
+    CidSpin(u32, KPath),
 }
 
 /// The cache model as the lock unit sees it: a locked instruction on the lock line.
@@ -230,6 +233,22 @@ impl Machine {
             self.k.cpus[c].kstate = KState::User;
             return;
         };
+        if self.kernel_preemption(c, &path) {
+            let walk = matches!(path, KPath::CidWalk(_));
+            // preempt_schedule_irq: the task goes back to its runqueue in the middle of
+            // its path and resumes it where it stopped when it runs again.
+            if let Some(t) = self.k.tasks.get_mut(&tid) {
+                t.kpath = Some(path);
+            }
+            self.probes.cpus[c].kernel_preemptions += 1;
+            if walk {
+                self.probes.mm_cid.walks_preempted += 1;
+            }
+            self.trace_instant(c, || "preempted in the kernel".into());
+            self.trace_kernel_end(c);
+            self.preempt(c, tid);
+            return;
+        }
         let mm = self.k.tasks.get(&tid).map(|t| t.mm);
         let next = self.kernel_step(c, tid, path);
         // The address-space work the step did and has not charged yet (fork's copies,
@@ -238,6 +257,29 @@ impl Machine {
             self.settle_work(c, mm);
         }
         self.after_step(c, tid, next);
+    }
+
+    /// Whether core `c`'s kernel path, about to run `path`'s next step, is preempted
+    /// here: the preemption model lets a pending reschedule preempt kernel code
+    /// (`--preempt`), another task waits, and the path is at a preemption point: no
+    /// spinlock held (preempt_count is zero), interrupts on (not GUP-fast), not waiting
+    /// for acks (a separate state), and not past do_exit's start (emu resumes only an
+    /// exit that has not yet dropped its mm).
+    fn kernel_preemption(&self, c: usize, path: &KPath) -> bool {
+        let cpu = &self.k.cpus[c];
+        if !cpu.need_resched
+            || cpu.runq.is_empty()
+            || !self.k.strategy.preempt.preempts_kernel(cpu.resched_forced)
+        {
+            return false;
+        }
+        let point = match path {
+            KPath::Gup(_) | KPath::Return | KPath::Block(_) => false,
+            KPath::Exit(step) => *step == ExitStep::Start,
+            KPath::CidWalk(w) => w.preemptible(),
+            _ => true,
+        };
+        point && !self.k.locks.holds_spinlock(c)
     }
 
     /// One step of `path`.
@@ -275,7 +317,7 @@ impl Machine {
                 Next::Then(p) => p,
                 Next::User => KPath::Return,
                 Next::Block(w) => KPath::Block(w),
-                Next::Lock(..) | Next::Gone => {
+                Next::Lock(..) | Next::Gone | Next::CidSpin(..) => {
                     // A step that flushes ends before it takes a lock or leaves the CPU.
                     debug_assert!(false, "a kernel step flushed and then {next:?}");
                     KPath::Return
@@ -307,6 +349,14 @@ impl Machine {
             }
             Next::Block(w) => self.block(c, tid, w),
             Next::Gone => self.trace_kernel_end(c),
+            Next::CidSpin(mm, p) => {
+                if let Some(t) = self.k.tasks.get_mut(&tid) {
+                    t.kpath = Some(p);
+                }
+                let since_fp = self.now(c);
+                self.k.cpus[c].kstate = KState::CidSpin { mm, since_fp, ready: true, fork: true };
+                self.k.cid_spinners += 1;
+            }
         }
     }
 

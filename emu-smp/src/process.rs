@@ -290,8 +290,17 @@ impl Machine {
                 // sched_mm_cid_exit under mm_cid.mutex (waited for while another walk
                 // holds it); a switch back walks the CPUs first (and comes back here,
                 // the task no longer a user).
-                if self.cid_mutex_wait(c, tid) {
-                    return Next::Then(KPath::Exit(ExitStep::Start));
+                match self.cid_mutex_wait(c, tid) {
+                    crate::cidsched::MutexWait::Free => {}
+                    crate::cidsched::MutexWait::Spin => {
+                        return Next::Then(KPath::Exit(ExitStep::Start));
+                    }
+                    crate::cidsched::MutexWait::Sleep(w) => {
+                        if let Some(t) = self.k.tasks.get_mut(&tid) {
+                            t.kpath = Some(KPath::Exit(ExitStep::Start));
+                        }
+                        return Next::Block(w);
+                    }
                 }
                 if let Some(w) = self.mm_cid_exit(c, tid) {
                     return Next::Then(KPath::CidWalk(Box::new(w)));
@@ -1145,7 +1154,7 @@ impl Machine {
             Wait::Signal => -ERESTARTNOHAND,
             // Their kernel paths look again and decide.
             Wait::Poll { .. } | Wait::Sigtimedwait { .. } => -EINTR,
-            Wait::Lock(_) | Wait::Rcu { .. } | Wait::Vfork(_) => return,
+            Wait::Lock(_) | Wait::Rcu { .. } | Wait::CidMutex { .. } | Wait::Vfork(_) => return,
         };
         self.wake(tid, ret, at);
     }

@@ -181,6 +181,7 @@ impl Machine {
         self.k.cpus[k].exec_start_fp = now;
         self.k.cpus[k].need_resched = false;
         self.k.cpus[k].resched_ipi = false;
+        self.k.cpus[k].resched_forced = false;
         // A task that slept inside a kernel path resumes it; others return to user mode.
         self.k.cpus[k].kstate = if t.kpath.is_some() { KState::Ready } else { KState::User };
         self.probes.cpus[k].context_switches += 1;
@@ -341,13 +342,19 @@ impl Machine {
 
     /// The scheduler tick on busy CPU `k`: pushing a waiting task to an idle CPU, and
     /// preemption when the running task's slice is used up and others wait
-    /// (task_tick_fair, update_deadline): at once in user mode, at the next return to
-    /// user mode in the kernel (which is not preemptible).
+    /// (task_tick_fair, update_deadline): at once in user mode; in the kernel, at the
+    /// next return to user mode, or at the path's next preemption point when the
+    /// preemption model allows (`--preempt`, path.rs `kernel_preemption`).
     pub(crate) fn tick(&mut self, k: usize) {
         self.charge(k, fp(self.profile.kernel.tick_cycles));
         self.probes.cpus[k].ticks += 1;
         let now = self.now(k);
         self.k.cpus[k].next_tick_fp = (now / self.tick_fp() + 1) * self.tick_fp();
+        // sched_tick under PREEMPT_LAZY: a lazy reschedule still pending a tick later
+        // becomes a forced one (resched_curr), which preempts kernel code too.
+        if self.k.strategy.preempt.tick_upgrades() && self.k.cpus[k].need_resched {
+            self.k.cpus[k].resched_forced = true;
+        }
         // rcu_sched_clock_irq: a tick taken in user mode is a quiescent state.
         if self.k.cpus[k].kstate == KState::User {
             self.rcu_qs(k);

@@ -27,6 +27,8 @@ pub struct CoreStats {
     pub preemptions: u64,
     /// Wake-ups of a task that was to preempt this core's running one.
     pub wakeup_preemptions: u64,
+    /// Tasks preempted in the middle of a kernel path (`--preempt full` or `lazy`).
+    pub kernel_preemptions: u64,
     /// sched_yield calls.
     pub yields: u64,
     /// Scheduler ticks.
@@ -306,6 +308,8 @@ pub struct RunInfo {
     pub mm_cid: &'static str,
     /// `--walker-sync`.
     pub walker_sync: &'static str,
+    /// `--preempt`.
+    pub preempt: &'static str,
     /// Test-only breakage, if any.
     pub broken: Option<&'static str>,
     /// Coherence oracle bookkeeping on.
@@ -424,6 +428,7 @@ impl RunStats {
                 lazy_mm: st.lazy_mm.name(),
                 mm_cid: st.mm_cid.name(),
                 walker_sync: st.walker_sync.name(),
+                preempt: st.preempt.name(),
                 broken: (st.broken != crate::strategy::BrokenPolicy::None)
                     .then(|| st.broken.name()),
                 oracle: m.probes.oracle,

@@ -63,6 +63,14 @@ pub enum Wait {
         /// When the wait began.
         since_fp: u64,
     },
+    /// In mutex_lock of an mm's `mm_cid.mutex` (a fork's registration or an exit),
+    /// uninterruptibly, since this time (1/256 cycles), its owner off CPU mid-walk.
+    CidMutex {
+        /// The address space.
+        mm: u32,
+        /// When the wait began (the first sleeper is woken first).
+        since_fp: u64,
+    },
     /// In poll, select or epoll_wait (fs/select.c, fs/eventpoll.c): asleep on the wait
     /// queues of the files it polls until one of them reports a matching event, its
     /// timeout expires or a signal arrives; its kernel path then looks again.
@@ -78,13 +86,13 @@ impl Wait {
     /// True when a kill (a fatal signal, exit_group) ends the wait early: every wait but
     /// a lock's.
     pub fn interruptible(&self) -> bool {
-        !matches!(self, Wait::Lock(_) | Wait::Rcu { .. })
+        !matches!(self, Wait::Lock(_) | Wait::Rcu { .. } | Wait::CidMutex { .. })
     }
 
     /// True when a signal with a handler ends the wait (TASK_INTERRUPTIBLE sleeps): a
     /// vfork parent sleeps killable only (wait_for_vfork_done).
     pub fn signal_interruptible(&self) -> bool {
-        !matches!(self, Wait::Lock(_) | Wait::Rcu { .. } | Wait::Vfork(_))
+        !matches!(self, Wait::Lock(_) | Wait::Rcu { .. } | Wait::CidMutex { .. } | Wait::Vfork(_))
     }
 
     /// The timer of the wait (simulated ns), if it has one.

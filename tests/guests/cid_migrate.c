@@ -4,12 +4,20 @@
  * main thread starts one more thread: the mm switches to per-CPU CIDs and the fork's
  * fixup walk starts with worker 1. As first merged, worker 1 can hand its CID to one
  * CPU, move, and spin in mm_get_cid on the next (holding that runqueue lock) while the
- * walk waits for the same lock. Prints the moves and bad rseq reads. */
+ * walk waits for the same lock. Prints the moves and bad rseq reads.
+ *
+ * With a second argument `hog`, a CPU-bound process shares CPU 0 with the main thread
+ * (so that a preemptible kernel can preempt the fork's walk at a tick), and the last
+ * sleeper instead leaves after 1 ms (so that its exit wants mm_cid.mutex while the
+ * walk holds it). */
 #include "guest.h"
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 struct ids {
@@ -47,6 +55,12 @@ static void *sleeper(void *arg) {
     return 0;
 }
 
+static void *leaver(void *arg) {
+    (void)arg;
+    usleep(1000);
+    return 0;
+}
+
 static void *extra(void *arg) {
     (void)arg;
     return 0;
@@ -54,20 +68,29 @@ static void *extra(void *arg) {
 
 int main(int argc, char **argv) {
     moves = argc > 1 ? atoi(argv[1]) : 20;
+    int hog = argc > 2 && strcmp(argv[2], "hog") == 0;
     ncpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (ncpus < 3 || ncpus > 60 || pipe(pipefd)) return 1;
     pin(0);
+    pid_t hog_pid = hog ? fork() : -1;
+    if (hog_pid == 0)
+        for (;;) __asm__ volatile("");
     pthread_t t[64];
     pthread_create(&t[1], 0, mover, 0);
-    for (int i = 2; i < ncpus; i++) pthread_create(&t[i], 0, sleeper, 0);
+    for (int i = 2; i < ncpus; i++)
+        pthread_create(&t[i], 0, hog && i == ncpus - 1 ? leaver : sleeper, 0);
     usleep(200);
     /* One more user than CPUs: the switch to per-CPU CIDs while worker 1 moves. */
     pthread_create(&t[ncpus], 0, extra, 0);
     usleep(5000);
     stop = 1;
-    for (int i = 2; i < ncpus; i++)
+    for (int i = 2; i < ncpus - hog; i++)
         if (write(pipefd[1], "x", 1) != 1) bad++;
     for (int i = 1; i <= ncpus; i++) pthread_join(t[i], 0);
+    if (hog_pid > 0) {
+        kill(hog_pid, SIGKILL);
+        waitpid(hog_pid, 0, 0);
+    }
     printf("moves at least %d, bad reads %d\n", moves, bad);
     return 0;
 }

@@ -11,6 +11,7 @@ mod cpumask;
 mod flush;
 mod lazymm;
 mod mmcid;
+mod preempt;
 mod walkersync;
 
 pub use broken::BrokenPolicy;
@@ -18,6 +19,7 @@ pub use cpumask::CpumaskPolicy;
 pub use flush::FlushTransport;
 pub use lazymm::{LazyCleanup, LazyMmPolicy};
 pub use mmcid::MmCidVariant;
+pub use preempt::Preemption;
 pub use walkersync::{SyncAction, WalkerSync};
 
 /// A value of an axis, declared once.
@@ -163,6 +165,7 @@ axes!(
     lazy_mm: LazyMmPolicy,
     mm_cid: MmCidVariant,
     walker_sync: WalkerSync,
+    preempt: Preemption,
     broken: BrokenPolicy
 );
 
@@ -200,6 +203,7 @@ mod tests {
                 ("lazy-mm", "refcount"),
                 ("mm-cid", "current"),
                 ("walker-sync", "linux"),
+                ("preempt", "voluntary"),
                 ("broken", "none")
             ]
         );
