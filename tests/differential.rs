@@ -132,13 +132,6 @@ fn every_diff_program_matches_native_under_every_walker_sync_policy() {
 }
 
 #[test]
-fn every_diff_program_matches_native_under_a_preemptible_kernel() {
-    // Under --preempt full a wake-up or a tick preempts kernel paths between their steps
-    // (two cores, so that tasks share CPUs); each resumes where it stopped.
-    run_all_with(|_| true, 2, "skylake-sp", &["--preempt", "full"]);
-}
-
-#[test]
 fn odirect_reads_of_a_host_file_match_native() {
     // diff/odirect.c given a host file: emu reads it through an O_DIRECT host
     // descriptor (so the file system's alignment rules are the host's) and, where that

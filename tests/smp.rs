@@ -1014,6 +1014,36 @@ fn a_preemptible_kernel_preempts_a_fixup_walk_and_an_exit_sleeps_on_its_mutex() 
 }
 
 #[test]
+fn kernel_paths_preempted_under_full_preemption_resume_where_they_stopped() {
+    // On two CPUs, wake-ups preempt kernel paths under --preempt full (exits at do_exit's
+    // start, system calls between steps); each resumes where it stopped, so the guests
+    // print what they print under the non-preemptible default, with no stale
+    // translation used.
+    for (w, must) in [("lazy_mix", true), ("exit_churn", true), ("pingpong_threads", false)] {
+        let runs: Vec<(String, Value)> = ["voluntary", "full"]
+            .iter()
+            .map(|p| run_stats(&format!("preempt-{w}-{p}"), &["--cores", "2", "--preempt", p, w]))
+            .collect();
+        assert_eq!(runs[0].0, runs[1].0, "{w}");
+        let kernel = |s: &Value| -> u64 {
+            s["per_core"]
+                .as_array()
+                .expect("per_core")
+                .iter()
+                .map(|c| c["kernel_preemptions"].as_u64().expect("kernel_preemptions"))
+                .sum()
+        };
+        assert_eq!(kernel(&runs[0].1), 0, "{w}");
+        if must {
+            assert!(kernel(&runs[1].1) > 0, "{w}");
+        }
+        for (_, s) in &runs {
+            assert_eq!(total(s, "oracle_violations"), 0, "{w}");
+        }
+    }
+}
+
+#[test]
 fn mm_cid_runs_are_deterministic() {
     // The same seed gives byte-identical statistics through mode switches and walks.
     let p = glibc_program("cid_pool");
