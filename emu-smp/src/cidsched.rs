@@ -224,14 +224,17 @@ impl crate::machine::Machine {
         self.cid_mutex_contend(c, tid, mm)
     }
 
-    /// mutex_unlock of `mm`'s `mm_cid.mutex` by core `c`: the first task that went to sleep
-    /// on it is woken (a spinning waiter may take it first, as optimistic spinners may).
+    /// mutex_unlock of `mm`'s `mm_cid.mutex` by core `c`: the tasks asleep on it are
+    /// woken, first sleeper first, and each looks again. (Linux wakes the first waiter
+    /// and hands the lock on at each unlock; in emu only a walk holds the mutex across
+    /// steps, so a woken fork or exit with no walk to do never unlocks, and waking one
+    /// alone could leave the others asleep.)
     fn cid_mutex_unlock(&mut self, c: usize, mm: u32) {
         use crate::task::Wait;
         if let Some(m) = self.k.mms.get_mut(&mm) {
             m.cid.walker = None;
         }
-        let first = self
+        let mut sleepers: Vec<(u64, u32)> = self
             .k
             .tasks
             .values()
@@ -241,8 +244,9 @@ impl crate::machine::Machine {
                 }
                 _ => None,
             })
-            .min();
-        if let Some((_, tid)) = first {
+            .collect();
+        sleepers.sort_unstable();
+        for (_, tid) in sleepers {
             self.charge(c, fp(self.profile.kernel.wakeup_cycles));
             let at = self.now(c);
             self.wake(tid, 0, at);

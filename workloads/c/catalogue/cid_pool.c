@@ -3,7 +3,7 @@
 // emu-cflags: -pthread
 // emu-libc: glibc
 //
-// Usage: cid_pool ROUNDS ROUND_US
+// Usage: cid_pool ROUNDS ROUND_US [busy]
 //
 // Each round resizes the pool through 0, N-1, N+1, 2N and N/2 workers besides the main
 // thread (N the CPUs online), so the mm switches to per-CPU CIDs and back, then lets it run ROUND_US
@@ -13,13 +13,21 @@
 // promise; uniqueness among running threads is what emu's mm_cid oracle checks, since
 // a thread cannot tell a racing reader from a preempted one). Prints the reads, the
 // CIDs seen and any out-of-range read.
+//
+// With `busy`, the main thread (which forks the workers and so runs the fixup walks) is
+// pinned to CPU 0 and shares it with another process that computes ~10 us and sleeps
+// 40 us in a loop, as on a busy machine: its wake-ups can preempt a walk under a
+// preemptible kernel (`--preempt full`). It is killed at the end.
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <signal.h>
 #include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* The kernel's struct rseq (glibc 2.36's copy has no mm_cid). */
@@ -31,7 +39,7 @@ struct ids {
 extern const ptrdiff_t __rseq_offset;
 extern const unsigned int __rseq_size;
 
-#define MAXT 512
+#define MAXT 20000
 
 static int ncpus;
 static volatile int stop[MAXT];
@@ -66,12 +74,26 @@ int main(int argc, char **argv) {
         return 1;
     }
     int sizes[] = {0, ncpus - 1, ncpus + 1, 2 * ncpus, ncpus / 2};
+    pid_t busy = -1;
+    if (argc > 3 && strcmp(argv[3], "busy") == 0) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(0, &one);
+        sched_setaffinity(0, sizeof one, &one);
+        busy = fork();
+        if (busy == 0)
+            for (;;) {
+                for (volatile int k = 0; k < 20000; k++) {
+                }
+                usleep(40);
+            }
+    }
     pthread_t t[MAXT];
     int live = 0, next = 0;
     int first[MAXT];
     for (int round = 0; round < rounds; round++) {
         int want = sizes[round % 5];
-        if (want > MAXT / 2) want = MAXT / 2;
+        if (want > 256) want = 256;
         /* Grow: start threads. Shrink: the oldest ones are told to stop and go. */
         while (live < want && next < MAXT) {
             first[live] = next;
@@ -90,6 +112,10 @@ int main(int argc, char **argv) {
     }
     for (int j = 0; j < live; j++) stop[first[j]] = 1;
     for (int j = 0; j < live; j++) pthread_join(t[first[j]], 0);
+    if (busy > 0) {
+        kill(busy, SIGKILL);
+        waitpid(busy, 0, 0);
+    }
     unsigned long long total = 0, wrong = 0, mask = 0;
     for (int i = 0; i < next; i++) {
         total += nreads[i];
