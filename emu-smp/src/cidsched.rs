@@ -42,6 +42,9 @@ pub struct CidWalk {
     exiting: bool,
     /// A fork waiting for `mm_cid.mutex` before it registers the child (its parent).
     pending: Option<u32>,
+    /// Where an exit's walk goes on: None for do_exit, else execve's path
+    /// (`sched_mm_cid_before_execve` is an exit from the old mm).
+    pub(crate) resume: Option<Box<KPath>>,
 }
 
 impl crate::machine::Machine {
@@ -109,6 +112,7 @@ impl crate::machine::Machine {
                 start_fp: self.now(c),
                 vfork: false,
                 exiting: false,
+                resume: None,
                 pending: parent,
             });
         }
@@ -149,6 +153,7 @@ impl crate::machine::Machine {
             start_fp: self.now(c),
             vfork: false,
             exiting: false,
+            resume: None,
             pending: None,
         })
     }
@@ -296,7 +301,7 @@ impl crate::machine::Machine {
                 m.cid.complete_transit();
             }
             self.note_walk(c, w.start_fp);
-            return Next::Then(KPath::Exit(crate::path::ExitStep::Start));
+            return Next::Then(w.resume.map_or(KPath::Exit(crate::path::ExitStep::Start), |p| *p));
         }
         let broken = self.cid_broken();
         let mut cc = self.k.tasks.get(&w.child).map(|t| t.mm_cid).unwrap_or_default();
@@ -377,6 +382,7 @@ impl crate::machine::Machine {
             start_fp: self.now(c),
             vfork: false,
             exiting: true,
+            resume: None,
             pending: None,
         })
     }

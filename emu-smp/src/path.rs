@@ -46,6 +46,8 @@ pub enum KPath {
     CidWalk(Box<crate::cidsched::CidWalk>),
     /// GUP-fast for a shared futex, interrupts off (walker.rs).
     Gup(Box<crate::walker::GupWalk>),
+    /// execve past its checks: de_thread, exec_mmap and the new image's setup (exec.rs).
+    Exec(Box<crate::exec::ExecOp>),
 }
 
 /// The steps of do_exit (kernel/exit.c) and of the mm references it drops
@@ -262,6 +264,7 @@ impl Machine {
             KPath::Waitid(op) => self.waitid_step(c, tid, *op),
             KPath::CidWalk(w) => self.cid_walk_step(c, tid, *w),
             KPath::Gup(w) => self.gup_step(c, tid, *w),
+            KPath::Exec(op) => self.exec_step(c, tid, *op),
         }
     }
 
