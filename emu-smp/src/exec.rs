@@ -43,7 +43,7 @@ use crate::path::{ExitStep, KPath, Next};
 use crate::syscall::Sys;
 use crate::task::{ExitCause, State, Wait};
 use crate::tlbflush::{Reason, FLUSH_ALL};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The first id of an address space built by execve.
@@ -113,6 +113,9 @@ impl From<i64> for Refused {
 struct ExecFile {
     /// Its host path.
     host: PathBuf,
+    /// Its bytes, when they are already at hand (/proc/self/exe: the mm's exe_file,
+    /// opened without a path lookup).
+    image: Option<Arc<[u8]>>,
 }
 
 /// The errno number of a name the loader gives.
@@ -298,7 +301,7 @@ impl Machine {
         let mut interp = filename.clone();
         let mut rewrites = 0;
         loop {
-            let head = self.exec_head(c, &file.host)?;
+            let head = self.exec_head(c, &file)?;
             let Some(script) = parse_shebang(&head) else { break };
             let (i_name, i_arg) = script?;
             if inaccessible {
@@ -332,15 +335,20 @@ impl Machine {
         }
 
         // The ELF file, whole.
-        let size = std::fs::metadata(&file.host).map_err(|e| crate::fs::io_errno(&e))?.len();
-        if size > MAX_IMAGE_BYTES {
-            return Err(Refused::Stop(SimError::Load(format!(
-                "execve of {}: the file is {size} bytes, more than emu reads ({MAX_IMAGE_BYTES})",
-                file.host.display()
-            ))));
-        }
-        let image: Arc<[u8]> =
-            std::fs::read(&file.host).map_err(|e| crate::fs::io_errno(&e))?.into();
+        let image: Arc<[u8]> = match file.image.clone() {
+            Some(i) => i,
+            None => {
+                let meta = std::fs::metadata(&file.host).map_err(|e| crate::fs::io_errno(&e))?;
+                if meta.len() > MAX_IMAGE_BYTES {
+                    return Err(Refused::Stop(SimError::Load(format!(
+                        "execve of {}: the file is {} bytes, more than emu reads ({MAX_IMAGE_BYTES})",
+                        file.host.display(),
+                        meta.len()
+                    ))));
+                }
+                std::fs::read(&file.host).map_err(|e| crate::fs::io_errno(&e))?.into()
+            }
+        };
 
         // bprm_mm_init and the loader: the new address space.
         let oom = |e: emu_mmu::OutOfMemory| Refused::Stop(SimError::OutOfMemory(e.to_string()));
@@ -355,7 +363,7 @@ impl Machine {
         let r = loader::load(
             &mut mm,
             &mut self.hw.mem.phys,
-            image,
+            image.clone(),
             &args,
             &env,
             &filename,
@@ -388,7 +396,7 @@ impl Machine {
                 });
             }
         };
-        mm.exe = Some(Arc::new(ExeFile { path: host, argv: args }));
+        mm.exe = Some(Arc::new(ExeFile { path: host, argv: args, image }));
         let id = self.k.next_exec_mm;
         self.k.next_exec_mm = self.k.next_exec_mm.wrapping_add(1).max(FIRST_EXEC_MM);
         self.k.mms.insert(id, mm);
@@ -438,9 +446,17 @@ impl Machine {
             }
         } else {
             let s = String::from_utf8(name.to_vec()).map_err(|_| ENOENT)?;
-            let abs = if s == "/proc/self/exe" {
-                self.exe_path_of(tid)
-            } else if s.starts_with('/') {
+            if s == "/proc/self/exe" {
+                // The running program's file itself (proc_exe_link: no lookup of its
+                // path, so the sandbox's rules for paths do not apply).
+                let mm = self.k.mms.get(&self.mm_of(tid)).and_then(|m| m.exe.clone());
+                let (path, image) = match mm {
+                    Some(e) => (e.path.clone(), e.image.clone()),
+                    None => (self.k.exe_path.clone(), self.k.program.clone()),
+                };
+                return Ok(ExecFile { host: PathBuf::from(path), image: Some(image) });
+            }
+            let abs = if s.starts_with('/') {
                 s
             } else if dirfd == AT_FDCWD {
                 let cwd = std::env::current_dir().map_err(|_| ENOENT)?;
@@ -475,7 +491,7 @@ impl Machine {
         if rustix::fs::access(&host, rustix::fs::Access::EXEC_OK).is_err() {
             return Err(EACCES.into());
         }
-        Ok(ExecFile { host })
+        Ok(ExecFile { host, image: None })
     }
 
     /// count(): the pointers of an argv or envp array up to its NULL (a NULL array is
@@ -531,10 +547,16 @@ impl Machine {
     }
 
     /// prepare_binprm: the file's first BINPRM_BUF_SIZE bytes, zero padded.
-    fn exec_head(&mut self, c: usize, host: &Path) -> Result<[u8; BINPRM_BUF_SIZE], Refused> {
+    fn exec_head(&mut self, c: usize, file: &ExecFile) -> Result<[u8; BINPRM_BUF_SIZE], Refused> {
         use std::io::Read;
         let mut head = [0u8; BINPRM_BUF_SIZE];
-        let f = std::fs::File::open(host).map_err(|e| crate::fs::io_errno(&e))?;
+        if let Some(image) = &file.image {
+            let n = image.len().min(BINPRM_BUF_SIZE);
+            head[..n].copy_from_slice(&image[..n]);
+            self.charge_copy(c, BINPRM_BUF_SIZE);
+            return Ok(head);
+        }
+        let f = std::fs::File::open(&file.host).map_err(|e| crate::fs::io_errno(&e))?;
         let mut n = 0;
         let mut r = f.take(BINPRM_BUF_SIZE as u64);
         loop {

@@ -311,6 +311,8 @@ pub struct Kernel {
     /// it left behind are gone too.
     pub(crate) init_exit: Option<Outcome>,
     pub(crate) exe_path: String,
+    /// The first program's bytes (what its /proc/self/exe opens).
+    pub(crate) program: std::sync::Arc<[u8]>,
     pub(crate) argv: Vec<Vec<u8>>,
     pub(crate) uid: u32,
     pub(crate) gid: u32,
@@ -537,6 +539,7 @@ impl Machine {
             init_pid: pid,
             init_exit: None,
             exe_path: cfg.exe_path.clone(),
+            program: cfg.program.clone(),
             argv: cfg.argv.clone(),
             uid: cfg.uid,
             gid: cfg.gid,

@@ -370,6 +370,8 @@ pub struct ExeFile {
     pub path: String,
     /// Its argument strings.
     pub argv: Vec<Vec<u8>>,
+    /// Its bytes (what /proc/self/exe opens).
+    pub image: std::sync::Arc<[u8]>,
 }
 
 impl Mm {
