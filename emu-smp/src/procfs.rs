@@ -71,6 +71,11 @@ impl Machine {
                 }
                 v
             }
+            // The task's name (comm_show): execve sets it, prctl(PR_SET_NAME) too.
+            "/proc/self/comm" => {
+                let comm = self.k.tasks.get(&tid).map(|t| t.comm.clone()).unwrap_or_default();
+                format!("{comm}\n").into_bytes()
+            }
             "/proc/self/stat" => {
                 let t = self.k.tasks.get(&tid);
                 let (pid, ppid, comm) =

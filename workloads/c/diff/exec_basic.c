@@ -33,6 +33,13 @@ static void show_args(const char *who, int argc, char **argv) {
     char comm[17] = {0};
     prctl(PR_GET_NAME, comm);
     printf("  comm=[%s]\n", comm);
+    char pc[64] = {0};
+    FILE *f = fopen("/proc/self/comm", "r");
+    if (f) {
+        if (!fgets(pc, sizeof pc, f)) pc[0] = 0;
+        fclose(f);
+    }
+    printf("  /proc/self/comm=[%s]\n", strtok(pc, "\n") ? pc : "");
     fflush(stdout);
 }
 
