@@ -255,7 +255,7 @@ impl Machine {
             f
         };
         // comm: the file name's last component; for a descriptor's own file, its name
-        // (the dentry's, as Linux since 6.14 sets it).
+        // (the dentry's, as Linux 6.18 sets it: checked natively, not "N" of /dev/fd/N).
         let comm_src = if name.is_empty() {
             file.host.file_name().map(|n| n.as_encoded_bytes().to_vec()).unwrap_or_default()
         } else {

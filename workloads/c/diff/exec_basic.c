@@ -109,6 +109,10 @@ int main(int argc, char **argv) {
         return child(argc - 1, argv);
     }
     if (strcmp(argv[1], "script-arg") == 0) return from_script(argc, argv);
+    if (strcmp(argv[1], "fdexec") == 0) {
+        show_args("fdexec", argc, argv);
+        return 0;
+    }
     if (strcmp(argv[1], "vchild") == 0) {
         printf("vfork child runs: %s\n", argv[2]);
         return 7;
@@ -176,6 +180,19 @@ int main(int argc, char **argv) {
     int st = 0;
     waitpid(v, &st, 0);
     printf("vfork parent resumed; child exit %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    fflush(stdout);
+
+    /* execveat of a descriptor (AT_EMPTY_PATH): AT_EXECFN is /dev/fd/N, the name the
+       file's own. */
+    pid_t f = fork();
+    if (f == 0) {
+        int sfd = open(self, O_RDONLY);
+        char *fargv[] = {"fdexec", "fdexec", NULL};
+        syscall(SYS_execveat, sfd, "", fargv, environ, AT_EMPTY_PATH);
+        _exit(127);
+    }
+    waitpid(f, &st, 0);
+    printf("execveat child exit %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 
     /* What survives. */
     int cl = open(dir, O_RDONLY | O_CLOEXEC);
