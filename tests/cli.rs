@@ -554,3 +554,73 @@ fn validate_quick_reproduces_each_published_experiment() {
     let again = emu().args(["validate", "--quick"]).output().expect("run");
     assert_eq!(String::from_utf8_lossy(&again.stdout), table);
 }
+
+/// An execve of an ELF file that fails after the point of no return kills the process
+/// with SIGSEGV, as natively; one refused before it returns its errno to the caller.
+/// busybox sh runs them and reports what it saw.
+#[test]
+fn execve_of_a_refused_elf_file_is_linux_s_error_or_sigsegv() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("exec-refused");
+    let (hello, loads) = musl_hello();
+    let last = *loads.last().expect("a PT_LOAD");
+    let vaddr = get_u64(&hello, last + 16);
+    let mut files: Vec<(&str, Vec<u8>)> = vec![("hello", hello.clone())];
+    let mut b = hello.clone();
+    put_u64(&mut b, last + 40, 0u64.wrapping_sub(vaddr + 5)); // p_memsz: end wraps
+    files.push(("wrap", b));
+    let mut b = hello.clone();
+    put_u64(&mut b, last + 32, get_u64(&hello, last + 40) + 1); // p_filesz > p_memsz
+    files.push(("filesz", b));
+    let mut b = hello.clone();
+    put_u64(&mut b, 24, 1 << 63); // e_entry
+    files.push(("entry", b));
+    let mut b = hello.clone();
+    b[54] = 32; // e_phentsize: ENOEXEC before the point of no return
+    files.push(("phentsize", b));
+    for (name, bytes) in &files {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    // exec from a C program: the shells would run an ENOEXEC file as a script.
+    let src = r#"#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        fflush(stdout);
+        pid_t p = fork();
+        if (p == 0) {
+            char *av[] = {argv[i], NULL};
+            execv(argv[i], av);
+            printf("%s: execve: %s\n", argv[i], strerror(errno));
+            return 100;
+        }
+        int st;
+        waitpid(p, &st, 0);
+        if (WIFSIGNALED(st)) printf("%s: killed by signal %d\n", argv[i], WTERMSIG(st));
+        else printf("%s: exit %d\n", argv[i], WEXITSTATUS(st));
+    }
+    return 0;
+}
+"#;
+    let runner = build_c(&dir, "runner", src, &[]);
+    let names: Vec<String> = files.iter().map(|(n, _)| format!("./{n}")).collect();
+    let n = std::process::Command::new(&runner).args(&names).current_dir(&dir).output();
+    let n = n.expect("run natively");
+    let e = emu()
+        .args(["run", "--allow-read"])
+        .arg(&dir)
+        .arg(&runner)
+        .args(&names)
+        .current_dir(&dir)
+        .output()
+        .expect("emu");
+    assert_eq!((&n.stdout, n.status.code()), (&e.stdout, e.status.code()), "{}", show(&e));
+    let out = String::from_utf8_lossy(&e.stdout);
+    assert!(out.contains("./wrap: killed by signal 11"), "{out}");
+    assert!(out.contains("./phentsize: execve: Exec format error"), "{out}");
+}

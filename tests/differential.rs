@@ -179,3 +179,99 @@ fn on_tmpfs(p: &std::path::Path) -> bool {
     // SAFETY: as above.
     unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type == 0x0102_1994 }
 }
+
+/// The files diff/exec_basic.c execs, in a scratch directory of their own for `prog`
+/// (its `#!` scripts name `prog` as their interpreter).
+fn exec_scratch(prog: &std::path::Path, tag: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let dir = scratch(&format!("exec-{tag}"));
+    let file = |name: &str, body: String, mode: u32| {
+        let p = dir.join(name);
+        std::fs::write(&p, body).expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    let prog = prog.display();
+    let d = dir.display();
+    file("noexec.txt", "hi\n".into(), 0o644);
+    file("text", "echo hi\n".into(), 0o755);
+    file("empty", String::new(), 0o755);
+    file("noint", format!("#!{d}/nointerp\n"), 0o755);
+    file("emptyint", "#!\n".into(), 0o755);
+    file("script", format!("#!{prog} script-arg\n"), 0o755);
+    file("nest1", format!("#!{prog} script-arg\n"), 0o755);
+    for k in 2..=6 {
+        file(&format!("nest{k}"), format!("#!{d}/nest{}\n", k - 1), 0o755);
+    }
+    symlink("loop2", dir.join("loop")).expect("symlink");
+    symlink("loop", dir.join("loop2")).expect("symlink");
+    symlink(format!("{prog}"), dir.join("link")).expect("symlink");
+    dir
+}
+
+#[test]
+fn exec_programs_match_native() {
+    // diff/exec_basic.c and diff/exec_thread.c given their scratch directory, with
+    // the program and the directory readable (execve opens them as open does).
+    let mut failures = Vec::new();
+    for name in ["exec_basic", "exec_thread"] {
+        for libc in [workloads::Libc::Glibc, workloads::Libc::GlibcPie, workloads::Libc::Musl] {
+            let Some(p) = workloads::find(name, libc) else { continue };
+            let prog = std::fs::canonicalize(p.path).expect("program path");
+            let dir = exec_scratch(&prog, &format!("{name}-{libc}"));
+            let n = Command::new(&prog).arg(&dir).env("GLIBC_TUNABLES", GLIBC_TUNABLES).output();
+            let n = n.expect("run natively");
+            for (cores, lazy) in
+                [(1, "refcount"), (4, "refcount"), (4, "shootdown"), (2, "hazard-pointer")]
+            {
+                let g = emu()
+                    .args(["run", "--cores", &cores.to_string(), "--lazy-mm", lazy])
+                    .args(["--mm-cid", "current", "--allow-read"])
+                    .arg(&dir)
+                    .arg("--allow-read")
+                    .arg(&prog)
+                    .arg(&prog)
+                    .arg(&dir)
+                    .env("GLIBC_TUNABLES", GLIBC_TUNABLES)
+                    .output()
+                    .expect("run emu");
+                if n.stdout != g.stdout
+                    || n.stderr != g.stderr
+                    || n.status.code() != g.status.code()
+                {
+                    failures.push(format!(
+                        "{name} {libc} on {cores} cores, --lazy-mm {lazy}\nnative: {}\nemu: {}",
+                        show(&n),
+                        show(&g)
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn an_exec_loop_stops_at_the_instruction_limit() {
+    // A program that execs itself for ever: each exec frees the old address space, and
+    // --max-insns ends the run.
+    let dir = scratch("exec-loop");
+    let src = r#"
+#include <unistd.h>
+#include <stdlib.h>
+int main(int argc, char **argv) {
+    (void)argc;
+    char *av[] = {argv[0], NULL};
+    execv("/proc/self/exe", av);
+    return 1;
+}
+"#;
+    let prog = common::build_c(&dir, "loop", src, &[]);
+    let g = emu()
+        .args(["run", "--max-insns", "3000000", "--allow-read"])
+        .arg(&prog)
+        .arg(&prog)
+        .output()
+        .expect("run emu");
+    let err = String::from_utf8_lossy(&g.stderr);
+    assert!(err.contains("instruction limit"), "{}", show(&g));
+}

@@ -1250,3 +1250,48 @@ fn vmsplice_walkers_race_the_frees_as_futex_walkers_do() {
         assert_eq!(total(&v, "oracle_violations"), uaf);
     }
 }
+
+#[test]
+fn execve_tears_the_old_address_space_down_through_the_exit_path() {
+    // diff/exec_thread.c: a non-leader thread execs (the two other threads are killed
+    // first, so its mmput is the last and exit_mmap runs), then the new program's leader
+    // execs with two threads running, then it exits: three address spaces torn down,
+    // each freed or still held lazily at the end, under every lazy-mm policy (`shootdown`
+    // over a sticky mask: over x86's it shows the hazard of
+    // `shootdowns_reach_every_cpu_borrowing_the_mm_unless_the_cpumask_lost_it`).
+    let p = glibc_program("exec_thread");
+    let prog = std::fs::canonicalize(p.path).expect("program path");
+    let prog = prog.to_str().expect("UTF-8 path");
+    for (policy, cpumask) in [
+        ("refcount", "lazy"),
+        ("shootdown", "sticky"),
+        ("shootdown-all", "lazy"),
+        ("shootdown-active", "lazy"),
+        ("hazard-pointer", "lazy"),
+    ] {
+        let args = [
+            "--cores",
+            "4",
+            "--cpumask",
+            cpumask,
+            "--lazy-mm",
+            policy,
+            "--oracle",
+            "on",
+            "--allow-read",
+            prog,
+            prog,
+            "x",
+        ];
+        let (out, v) = run_stats("exec-teardown", &args);
+        assert!(out.ends_with("from-leader: same pid 1, tid is pid 1, threads 1\n"), "{out}");
+        assert_eq!(total(&v, "oracle_violations"), 0, "{policy}: {}", v["violations"]);
+        assert_eq!(lazy(&v, "exit_mmaps"), 3, "{policy}");
+        assert_eq!(
+            lazy(&v, "exit_mmaps"),
+            lazy(&v, "final_mmdrops") + lazy(&v, "held_at_end"),
+            "{policy}: a torn-down mm is freed or still held"
+        );
+        assert_eq!(v["kernel"]["syscall_counts"]["59"].as_u64(), Some(2), "{policy}");
+    }
+}

@@ -65,7 +65,8 @@ fn compare_with_path(
     }
 }
 
-/// A shell script using builtins only (emu runs one program: no execve of others):
+/// A shell script using builtins only (programs run by a shell are in
+/// `shells_run_programs`):
 /// functions, command substitution, subshells and their exit status, pipelines of
 /// builtins, loops, case, traps, a background job and wait (zsh renices it), stdin.
 /// No here-documents: zsh and mksh write them to files in /tmp, which emu's sandbox
@@ -115,6 +116,82 @@ fn debian_static_shells() {
                 compare(&dir, &program("/bin/sash", "apt-get install sash")?, &["s.sash"], b"")
             })
         }),
+    ]);
+}
+
+/// What the shells of `shells_run_programs` run: static programs (a copy of busybox in
+/// `bin/`, the only directory of PATH) found in PATH and by path, a pipeline of two of
+/// them, a `#!` script, a missing command, and the `exec` builtin last.
+const EXEC_SCRIPT: &str = r#"echo start
+busybox echo found in PATH
+./bin/busybox echo by a relative path
+busybox echo one two | busybox tr a-z A-Z
+busybox printf '%s\n' c b a | busybox sort | busybox head -n 2
+./hello.sh first 'second arg'
+busybox false; echo "false gives $?"
+no-such-command 2>/dev/null; echo "missing gives $?"
+x=$(busybox basename /a/b/c.txt .txt); echo "substituted $x"
+exec busybox echo exec replaces the shell
+echo not reached
+"#;
+
+/// A scratch directory for `shells_run_programs`: `bin/busybox`, `hello.sh` (a
+/// `#!` script run by that busybox's sh) and the script `s.sh`.
+fn exec_dir(tag: &str, script: &str) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch(&format!("tp-exec-{tag}"));
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
+    let busybox = program("/bin/busybox", "apt-get install busybox-static")?;
+    std::fs::copy(&busybox, bin.join("busybox")).map_err(|e| e.to_string())?;
+    let hello = format!(
+        "#!{}/busybox sh
+echo \"hello.sh: $# args: $1 / $2\"
+busybox uname -s
+",
+        bin.display()
+    );
+    std::fs::write(dir.join("hello.sh"), hello).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(dir.join("hello.sh"), std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("s.sh"), script).map_err(|e| e.to_string())?;
+    Ok(dir)
+}
+
+#[test]
+fn shells_run_programs() {
+    let sh = |tag: &str, prog: &str, how: &str| -> Result<(), String> {
+        let dir = exec_dir(tag, EXEC_SCRIPT)?;
+        let path = format!("{}/bin", dir.display());
+        compare_with_path(&dir, &program(prog, how)?, &["s.sh"], b"", &path)?;
+        // The shell given a command line: one program, then `exec`.
+        let cmd = "busybox echo via -c; exec busybox echo exec'd";
+        compare_with_path(&dir, &program(prog, how)?, &["-c", cmd], b"", &path)
+    };
+    let sash = || -> Result<(), String> {
+        // sash runs what is not one of its built-in commands by fork and exec.
+        let script = "echo from sash\nbusybox echo busybox from sash\n./hello.sh x y\n-echo done\n";
+        let dir = exec_dir("sash", script)?;
+        let path = format!("{}/bin", dir.display());
+        compare_with_path(
+            &dir,
+            &program("/bin/sash", "apt-get install sash")?,
+            &["s.sh"],
+            b"",
+            &path,
+        )
+    };
+    check(vec![
+        ("bash", sh("bash", "/bin/bash-static", "apt-get install bash-static")),
+        ("busybox sh", {
+            let dir = exec_dir("busybox", EXEC_SCRIPT);
+            dir.and_then(|dir| {
+                let path = format!("{}/bin", dir.display());
+                let bb = dir.join("bin/busybox");
+                compare_with_path(&dir, &bb, &["sh", "s.sh"], b"", &path)
+            })
+        }),
+        ("sash", sash()),
     ]);
 }
 

@@ -56,6 +56,9 @@ pub struct CidWalk {
     /// A fork in per-task mode whose child found no free CID: mm_get_cid spins (under
     /// mm_cid.lock, the mutex held) until one is free.
     need_cid: bool,
+    /// Where an exit's walk goes on: None for do_exit, else execve's path
+    /// (`sched_mm_cid_before_execve` is an exit from the old mm).
+    pub(crate) resume: Option<Box<KPath>>,
 }
 
 impl CidWalk {
@@ -81,6 +84,7 @@ impl CidWalk {
             exiting: false,
             pending: None,
             need_cid: false,
+            resume: None,
         }
     }
 }
@@ -213,8 +217,9 @@ impl crate::machine::Machine {
         MutexWait::Sleep(crate::task::Wait::CidMutex { mm, since_fp: self.now(c) })
     }
 
-    /// `tid`'s exit must wait for `mm_cid.mutex` before sched_mm_cid_exit
-    /// ([`Self::cid_mutex_contend`]); a task that is no user of its mm's CIDs does not.
+    /// Before sched_mm_cid_exit (do_exit's, or execve's for its old mm), `tid` waits for
+    /// `mm_cid.mutex` ([`Self::cid_mutex_contend`]); a task that is no user of its mm's
+    /// CIDs does not.
     pub(crate) fn cid_mutex_wait(&mut self, c: usize, tid: u32) -> MutexWait {
         let Some(t) = self.k.tasks.get(&tid) else { return MutexWait::Free };
         if !t.mm_cid.active {
@@ -222,6 +227,20 @@ impl crate::machine::Machine {
         }
         let mm = t.mm;
         self.cid_mutex_contend(c, tid, mm)
+    }
+
+    /// What a step of `tid` returns while it waits for `mm_cid.mutex` as `w` says (not
+    /// `Free`), its path going on at `cont` afterwards: one more poll, or a sleep.
+    pub(crate) fn cid_mutex_park(&mut self, tid: u32, w: MutexWait, cont: KPath) -> Next {
+        match w {
+            MutexWait::Sleep(wait) => {
+                if let Some(t) = self.k.tasks.get_mut(&tid) {
+                    t.kpath = Some(cont);
+                }
+                Next::Block(wait)
+            }
+            MutexWait::Free | MutexWait::Spin => Next::Then(cont),
+        }
     }
 
     /// mutex_unlock of `mm`'s `mm_cid.mutex` by core `c`: the tasks asleep on it are
@@ -260,15 +279,9 @@ impl crate::machine::Machine {
     pub(crate) fn cid_walk_step(&mut self, c: usize, tid: u32, mut w: CidWalk) -> Next {
         if let Some(parent) = w.pending {
             // Waiting for mm_cid.mutex while its owner walks, then register.
-            match self.cid_mutex_contend(c, tid, w.mm) {
-                MutexWait::Free => {}
-                MutexWait::Spin => return Next::Then(KPath::CidWalk(Box::new(w))),
-                MutexWait::Sleep(wait) => {
-                    if let Some(t) = self.k.tasks.get_mut(&tid) {
-                        t.kpath = Some(KPath::CidWalk(Box::new(w)));
-                    }
-                    return Next::Block(wait);
-                }
+            let wait = self.cid_mutex_contend(c, tid, w.mm);
+            if !matches!(wait, MutexWait::Free) {
+                return self.cid_mutex_park(tid, wait, KPath::CidWalk(Box::new(w)));
             }
             let vfork = w.vfork;
             return match self.mm_cid_fork(c, Some(parent), w.child) {
@@ -389,7 +402,7 @@ impl crate::machine::Machine {
             }
             self.cid_mutex_unlock(c, w.mm);
             self.note_walk(c, w.start_fp);
-            return Next::Then(KPath::Exit(crate::path::ExitStep::Start));
+            return Next::Then(w.resume.map_or(KPath::Exit(crate::path::ExitStep::Start), |p| *p));
         }
         if let Some(m) = self.k.mms.get_mut(&w.mm) {
             m.cid.complete_transit();

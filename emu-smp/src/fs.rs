@@ -489,7 +489,8 @@ impl Files {
             | "/proc/cpuinfo"
             | "/proc/mounts"
             | "/proc/self/mounts"
-            | "/proc/self/cmdline" => {
+            | "/proc/self/cmdline"
+            | "/proc/self/comm" => {
                 return Ok(Resolved::Synthetic(path.to_string()));
             }
             _ => {}

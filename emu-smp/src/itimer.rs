@@ -337,6 +337,13 @@ impl Machine {
         self.k.ptimers.remove(&tgid);
     }
 
+    /// execve's exit_itimers: the POSIX timers go; alarm and the itimers stay.
+    pub(crate) fn exec_itimers(&mut self, tgid: u32) {
+        if let Some(p) = self.k.ptimers.get_mut(&tgid) {
+            p.timers.retain(|id, _| ITIMER_IDS.contains(id));
+        }
+    }
+
     fn itimer_entry(&mut self, tgid: u32, which: usize) {
         let signo = [sig::SIGALRM, sig::SIGVTALRM, sig::SIGPROF][which];
         let p = self.k.ptimers.entry(tgid).or_default();

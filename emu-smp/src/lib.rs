@@ -11,6 +11,7 @@ mod config;
 mod cost_tests;
 mod cpumask;
 mod direct;
+mod exec;
 mod fdtypes;
 mod filelock;
 mod fs;

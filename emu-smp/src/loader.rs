@@ -46,7 +46,7 @@ const MAX_PHDRS_BYTES: u64 = 65536;
 /// PATH_MAX, the longest PT_INTERP.
 const PATH_MAX: u64 = 4096;
 /// MAX_ARG_STRLEN: the longest argument or environment string, NUL included.
-const MAX_ARG_STRLEN: usize = 32 * 4096;
+pub(crate) const MAX_ARG_STRLEN: usize = 32 * 4096;
 /// ARG_MAX: 32 pages of strings are allowed whatever the stack limit.
 const ARG_MAX: u64 = 32 * 4096;
 /// _STK_LIM: the default RLIMIT_STACK.
@@ -642,7 +642,7 @@ pub fn load(
     hwcap: u32,
     rng: &mut SimRng,
 ) -> Result<Loaded, LoadError> {
-    check_args(argv, envp)?;
+    check_args(argv, envp, execfn)?;
     let eh = Ehdr::parse(&image)?;
     if eh.e_type != ET_EXEC && eh.e_type != ET_DYN {
         return Err(malformed(
@@ -780,14 +780,20 @@ fn mm_set_brk(mm: &mut Mm, brk: u64) {
     mm.brk = brk;
 }
 
+/// The bytes the argument and environment strings, the file name and the pointers to
+/// the strings may take (`bprm_stack_limits`): the smaller of 3/4 of _STK_LIM and 1/4 of
+/// the stack limit, but at least ARG_MAX.
+pub(crate) fn arg_limit() -> u64 {
+    (STK_LIM / 4 * 3).min(STACK_LIMIT / 4).max(ARG_MAX)
+}
+
 /// `bprm_stack_limits` and `copy_strings`: each string at most MAX_ARG_STRLEN, all of
-/// them with their pointers within a quarter of the stack limit (at least ARG_MAX).
-fn check_args(argv: &[Vec<u8>], envp: &[Vec<u8>]) -> Result<(), LoadError> {
-    // The smaller of 3/4 of _STK_LIM and 1/4 of the stack limit, but at least ARG_MAX.
-    let limit = (STK_LIM / 4 * 3).min(STACK_LIMIT / 4);
-    let limit = limit.max(ARG_MAX);
+/// them (the file name `execfn`, copied first, included) with their pointers within
+/// [`arg_limit`].
+fn check_args(argv: &[Vec<u8>], envp: &[Vec<u8>], execfn: &[u8]) -> Result<(), LoadError> {
+    let limit = arg_limit();
     let ptrs = 8 * (argv.len().max(1) as u64 + envp.len() as u64);
-    let mut total = ptrs;
+    let mut total = ptrs + execfn.len() as u64 + 1;
     for s in argv.iter().chain(envp) {
         if s.len() + 1 > MAX_ARG_STRLEN {
             return Err(LoadError::TooBig(format!(

@@ -309,11 +309,16 @@ pub struct Kernel {
     pub(crate) rng: SimRng,
     pub(crate) next_id: u32,
     pub(crate) next_ctx_id: u64,
+    /// The id of the next address space an execve builds (a range of its own: the ids
+    /// of forked address spaces are their first tasks' ids).
+    pub(crate) next_exec_mm: u32,
     pub(crate) init_pid: u32,
     /// How the first process ended, once it has: the run's outcome when the processes
     /// it left behind are gone too.
     pub(crate) init_exit: Option<Outcome>,
     pub(crate) exe_path: String,
+    /// The first program's bytes (what its /proc/self/exe opens).
+    pub(crate) program: std::sync::Arc<[u8]>,
     pub(crate) argv: Vec<Vec<u8>>,
     pub(crate) uid: u32,
     pub(crate) gid: u32,
@@ -536,9 +541,11 @@ impl Machine {
             rng,
             next_id: pid + 1,
             next_ctx_id: 3,
+            next_exec_mm: crate::exec::FIRST_EXEC_MM,
             init_pid: pid,
             init_exit: None,
             exe_path: cfg.exe_path.clone(),
+            program: cfg.program.clone(),
             argv: cfg.argv.clone(),
             uid: cfg.uid,
             gid: cfg.gid,
@@ -1137,7 +1144,7 @@ impl Machine {
         Ok(())
     }
 
-    fn charge_copy(&mut self, c: usize, n: usize) {
+    pub(crate) fn charge_copy(&mut self, c: usize, n: usize) {
         let cost = fp(n as f64 / self.k.copy_bpc);
         self.charge(c, cost);
     }

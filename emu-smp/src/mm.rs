@@ -357,6 +357,21 @@ pub struct Mm {
     pub exited_fp: Option<u64>,
     /// Its concurrency IDs (`mm->mm_cid` and `mm_cidmask`).
     pub cid: crate::mmcid::MmCid,
+    /// The program an execve loaded into it (`mm->exe_file` and the argument area):
+    /// None for the program emu started and the address spaces forked from it.
+    pub exe: Option<std::sync::Arc<ExeFile>>,
+}
+
+/// The program of an address space, as /proc/self/exe, /proc/self/cmdline and
+/// /proc/self/maps show it.
+#[derive(Debug)]
+pub struct ExeFile {
+    /// The host path of the executable (the interpreter's, for a script).
+    pub path: String,
+    /// Its argument strings.
+    pub argv: Vec<Vec<u8>>,
+    /// Its bytes (what /proc/self/exe opens).
+    pub image: std::sync::Arc<[u8]>,
 }
 
 impl Mm {
@@ -389,6 +404,7 @@ impl Mm {
             count: 1,
             exited_fp: None,
             cid: crate::mmcid::MmCid::new(ncpus),
+            exe: None,
         })
     }
 
@@ -993,6 +1009,7 @@ impl Mm {
         child.brk = self.brk;
         // dup_mm copies the mm, registrations included.
         child.membarrier = self.membarrier;
+        child.exe = self.exe.clone();
         let mut leaves = Vec::new();
         for v in self.vmas.values() {
             let shared = v.shared;

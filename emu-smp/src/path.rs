@@ -46,6 +46,8 @@ pub enum KPath {
     CidWalk(Box<crate::cidsched::CidWalk>),
     /// GUP-fast for a shared futex, interrupts off (walker.rs).
     Gup(Box<crate::walker::GupWalk>),
+    /// execve past its checks: de_thread, exec_mmap and the new image's setup (exec.rs).
+    Exec(Box<crate::exec::ExecOp>),
 }
 
 /// The steps of do_exit (kernel/exit.c) and of the mm references it drops
@@ -274,7 +276,9 @@ impl Machine {
             return false;
         }
         let point = match path {
-            KPath::Gup(_) | KPath::Return | KPath::Block(_) => false,
+            // (execve is preemptible in Linux outside exec_mmap's critical section; emu
+            // runs its steps through without a preemption point.)
+            KPath::Gup(_) | KPath::Return | KPath::Block(_) | KPath::Exec(_) => false,
             KPath::Exit(step) => *step == ExitStep::Start,
             KPath::CidWalk(w) => w.preemptible(),
             _ => true,
@@ -304,6 +308,7 @@ impl Machine {
             KPath::Waitid(op) => self.waitid_step(c, tid, *op),
             KPath::CidWalk(w) => self.cid_walk_step(c, tid, *w),
             KPath::Gup(w) => self.gup_step(c, tid, *w),
+            KPath::Exec(op) => self.exec_step(c, tid, *op),
         }
     }
 

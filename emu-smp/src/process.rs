@@ -225,7 +225,7 @@ impl Machine {
     }
 
     /// mm_release: CLONE_CHILD_CLEARTID handling.
-    fn release_thread(&mut self, c: usize, tid: u32) {
+    pub(crate) fn release_thread(&mut self, c: usize, tid: u32) {
         let Some(t) = self.k.tasks.get(&tid) else { return };
         let (ctid, mm) = (t.clear_child_tid, t.mm);
         if ctid != 0 {
@@ -290,17 +290,9 @@ impl Machine {
                 // sched_mm_cid_exit under mm_cid.mutex (waited for while another walk
                 // holds it); a switch back walks the CPUs first (and comes back here,
                 // the task no longer a user).
-                match self.cid_mutex_wait(c, tid) {
-                    crate::cidsched::MutexWait::Free => {}
-                    crate::cidsched::MutexWait::Spin => {
-                        return Next::Then(KPath::Exit(ExitStep::Start));
-                    }
-                    crate::cidsched::MutexWait::Sleep(w) => {
-                        if let Some(t) = self.k.tasks.get_mut(&tid) {
-                            t.kpath = Some(KPath::Exit(ExitStep::Start));
-                        }
-                        return Next::Block(w);
-                    }
+                let wait = self.cid_mutex_wait(c, tid);
+                if !matches!(wait, crate::cidsched::MutexWait::Free) {
+                    return self.cid_mutex_park(tid, wait, KPath::Exit(ExitStep::Start));
                 }
                 if let Some(w) = self.mm_cid_exit(c, tid) {
                     return Next::Then(KPath::CidWalk(Box::new(w)));
@@ -332,39 +324,52 @@ impl Machine {
                 self.flush_and_free(c, mm, 0, FLUSH_ALL, 12, true, Reason::Exit, free);
                 Next::Then(KPath::Exit(ExitStep::Mmdrop { mm }))
             }
+            s @ (ExitStep::Mmdrop { .. }
+            | ExitStep::HazardScan { .. }
+            | ExitStep::FreeMm { .. }) => {
+                Next::Then(KPath::Exit(self.mmput_step(c, s).unwrap_or(ExitStep::Finish)))
+            }
+            ExitStep::Finish => {
+                self.task_dead(c, tid);
+                Next::Gone
+            }
+        }
+    }
+
+    /// One step of mmput's end after exit_mmap (do_exit's, and execve's for the old mm):
+    /// `Mmdrop`, `HazardScan` or `FreeMm`. Returns the next such step, or None when the
+    /// mm reference is dropped (and the mm freed if it was the last).
+    pub(crate) fn mmput_step(&mut self, c: usize, step: ExitStep) -> Option<ExitStep> {
+        match step {
             ExitStep::Mmdrop { mm } => {
                 // mmput's mmdrop: the users' reference. The last one runs __mmdrop:
                 // cleanup_lazy_tlbs (the shootdown policies' IPIs, waited for), then the
                 // frees.
                 if !self.mmdrop(c, mm) {
-                    return Next::Then(KPath::Exit(ExitStep::Finish));
+                    return None;
                 }
                 let since_fp = self.now(c);
                 if self.cleanup_lazy_tlbs(c, mm) {
-                    let scan = ExitStep::HazardScan { mm, since_fp, from: 0, check: false };
-                    return Next::Then(KPath::Exit(scan));
+                    return Some(ExitStep::HazardScan { mm, since_fp, from: 0, check: false });
                 }
-                Next::Then(KPath::Exit(ExitStep::FreeMm { mm, since_fp }))
+                Some(ExitStep::FreeMm { mm, since_fp })
             }
             ExitStep::HazardScan { mm, since_fp, from, check } => {
                 match self.hazard_scan(c, mm, from as usize, check) {
                     Some((from, check)) => {
                         let from = from as u32;
-                        Next::Then(KPath::Exit(ExitStep::HazardScan { mm, since_fp, from, check }))
+                        Some(ExitStep::HazardScan { mm, since_fp, from, check })
                     }
-                    None => Next::Then(KPath::Exit(ExitStep::FreeMm { mm, since_fp })),
+                    None => Some(ExitStep::FreeMm { mm, since_fp }),
                 }
             }
             ExitStep::FreeMm { mm, since_fp } => {
                 let cleanup = self.now(c).saturating_sub(since_fp) >> 8;
                 self.probes.lazy_mm.cleanup_cycles += cleanup;
                 self.free_mm_struct(c, mm);
-                Next::Then(KPath::Exit(ExitStep::Finish))
+                None
             }
-            ExitStep::Finish => {
-                self.task_dead(c, tid);
-                Next::Gone
-            }
+            ExitStep::Start | ExitStep::Finish => None,
         }
     }
 
@@ -401,6 +406,8 @@ impl Machine {
             if tid != tgid {
                 self.k.tasks.remove(&tid);
             }
+            // de_thread's wait: an execve goes on once it is the group's last thread.
+            self.exec_dethread_wake(tgid, at);
             return;
         }
         // The whole group is gone.
@@ -1154,7 +1161,11 @@ impl Machine {
             Wait::Signal => -ERESTARTNOHAND,
             // Their kernel paths look again and decide.
             Wait::Poll { .. } | Wait::Sigtimedwait { .. } => -EINTR,
-            Wait::Lock(_) | Wait::Rcu { .. } | Wait::CidMutex { .. } | Wait::Vfork(_) => return,
+            Wait::Lock(_)
+            | Wait::Rcu { .. }
+            | Wait::CidMutex { .. }
+            | Wait::Vfork(_)
+            | Wait::Exec => return,
         };
         self.wake(tid, ret, at);
     }

@@ -64,11 +64,17 @@ impl Machine {
             }
             "/proc/self/cmdline" => {
                 let mut v = Vec::new();
-                for a in &self.k.argv {
+                let exe = self.k.mms.get(&self.mm_of(tid)).and_then(|m| m.exe.clone());
+                for a in exe.as_ref().map_or(&self.k.argv, |e| &e.argv) {
                     v.extend_from_slice(a);
                     v.push(0);
                 }
                 v
+            }
+            // The task's name (comm_show): execve sets it, prctl(PR_SET_NAME) too.
+            "/proc/self/comm" => {
+                let comm = self.k.tasks.get(&tid).map(|t| t.comm.clone()).unwrap_or_default();
+                format!("{comm}\n").into_bytes()
             }
             "/proc/self/stat" => {
                 let t = self.k.tasks.get(&tid);
@@ -135,7 +141,7 @@ impl Machine {
                 VmaKind::Stack => "[stack]",
                 VmaKind::Heap => "[heap]",
                 VmaKind::Vdso => "[vdso]",
-                VmaKind::Image => self.k.exe_path.as_str(),
+                VmaKind::Image => mm.exe.as_ref().map_or(self.k.exe_path.as_str(), |e| &e.path),
                 VmaKind::Anon => "",
             };
             let _ = writeln!(

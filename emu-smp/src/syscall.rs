@@ -66,6 +66,7 @@ pub mod nr {
     pub const FORK: u64 = 57;
     pub const VFORK: u64 = 58;
     pub const EXECVE: u64 = 59;
+    pub const EXECVEAT: u64 = 322;
     pub const EXIT: u64 = 60;
     pub const WAIT4: u64 = 61;
     pub const KILL: u64 = 62;
@@ -558,9 +559,11 @@ impl Machine {
                 )
             }
             WAITID => return self.sys_waitid(c, tid, a),
-            EXECVE => {
-                self.warn_once(n, "execve is not supported; returning ENOSYS".into());
-                -ENOSYS
+            EXECVE => return self.sys_execve(c, tid, crate::exec::AT_FDCWD, a[0], a[1], a[2], 0),
+            // execveat(dirfd, pathname, argv, envp, flags): dirfd and flags are ints.
+            EXECVEAT => {
+                let (dirfd, flags) = (a[0] as i32, u64::from(a[4] as u32));
+                return self.sys_execve(c, tid, dirfd, a[1], a[2], a[3], flags);
             }
             crate::fdtypes::sysno::SELECT => return self.sys_select(c, tid, a),
             crate::fdtypes::sysno::EPOLL_CREATE => self.sys_epoll_create(tid, a[0], false),
@@ -1174,7 +1177,7 @@ impl Machine {
             Err(e) => return -e,
         };
         let target = if path == b"/proc/self/exe" {
-            self.k.exe_path.clone().into_bytes()
+            self.exe_path_of(tid).into_bytes()
         } else {
             let abs = match self.abs_path(c, tid, -100, p) {
                 Ok(a) => a,

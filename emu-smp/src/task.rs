@@ -53,8 +53,11 @@ pub enum Wait {
         /// The mask before the call (`real_blocked`), restored when it returns.
         real_blocked: u64,
     },
-    /// A vfork parent waiting for its child to exit.
+    /// A vfork parent waiting for its child to exit or exec.
     Vfork(u32),
+    /// execve's de_thread (fs/exec.c): killably asleep until every other thread of the
+    /// group has exited; its kernel path then goes on.
+    Exec,
     /// Asleep on a sleeping lock (rw-semaphore) inside a kernel path, uninterruptibly.
     Lock(crate::lock::LockKey),
     /// In synchronize_rcu inside a kernel path (wait_rcu_gp), uninterruptibly, since
@@ -90,9 +93,12 @@ impl Wait {
     }
 
     /// True when a signal with a handler ends the wait (TASK_INTERRUPTIBLE sleeps): a
-    /// vfork parent sleeps killable only (wait_for_vfork_done).
+    /// vfork parent sleeps killable only (wait_for_vfork_done), and so does de_thread.
     pub fn signal_interruptible(&self) -> bool {
-        !matches!(self, Wait::Lock(_) | Wait::Rcu { .. } | Wait::CidMutex { .. } | Wait::Vfork(_))
+        !matches!(
+            self,
+            Wait::Lock(_) | Wait::Rcu { .. } | Wait::CidMutex { .. } | Wait::Vfork(_) | Wait::Exec
+        )
     }
 
     /// The timer of the wait (simulated ns), if it has one.

@@ -216,7 +216,8 @@ pub enum Reason {
     Cow,
     /// fork write-protecting the parent.
     Fork,
-    /// Address-space teardown at exit.
+    /// Address-space teardown (exit_mmap: at exit, and of the old address space at
+    /// execve).
     Exit,
     /// madvise(MADV_COLLAPSE): `pmdp_collapse_flush` of the PMD whose PTE table the
     /// collapse reuses (deposits).
