@@ -37,7 +37,7 @@
 use crate::fs::errno::*;
 use crate::fs::{Object, Resolved};
 use crate::loader::{self, LoadError};
-use crate::machine::{sig, KState, Machine, SimError, INIT_MM};
+use crate::machine::{sig, Machine, SimError, INIT_MM};
 use crate::mm::{ExeFile, Gather, Mm};
 use crate::path::{ExitStep, KPath, Next};
 use crate::syscall::Sys;
@@ -617,7 +617,8 @@ impl Machine {
                 if !others.is_empty() {
                     // zap_other_threads: each gets SIGKILL and exits at its next return
                     // to user mode; the caller sleeps until the last is gone.
-                    self.zap_other_threads(c, &others);
+                    let cause = ExitCause { status: sig::SIGKILL as i32, signaled: true };
+                    self.zap_threads(c, &others, cause);
                     if let Some(t) = self.k.tasks.get_mut(&tid) {
                         t.kpath = Some(KPath::Exec(Box::new(op)));
                     }
@@ -698,27 +699,6 @@ impl Machine {
                 Next::Then(KPath::Exec(Box::new(op)))
             }
             ExecStep::Setup => self.exec_setup(c, tid, op),
-        }
-    }
-
-    /// de_thread's zap_other_threads for `others`: each exits at its next return to user
-    /// mode; sleepers are woken for it, threads running user code elsewhere get a
-    /// reschedule IPI.
-    fn zap_other_threads(&mut self, c: usize, others: &[u32]) {
-        let at = self.now(c);
-        let cause = ExitCause { status: sig::SIGKILL as i32, signaled: true };
-        for &m in others {
-            let Some(t) = self.k.tasks.get_mut(&m) else { continue };
-            if t.exit.is_none() {
-                t.exit = Some(cause);
-            }
-            match t.state.clone() {
-                State::Blocked(w) if w.interruptible() => self.wake(m, -EINTR, at),
-                State::Running(k) if k != c && self.k.cpus[k].kstate == KState::User => {
-                    self.send_reschedule(c, k);
-                }
-                _ => {}
-            }
         }
     }
 

@@ -269,10 +269,20 @@ impl Machine {
             .filter(|t| t.tgid == tgid && t.state != State::Zombie && t.exit.is_none())
             .map(|t| t.tid)
             .collect();
+        self.zap_threads(c, &members, cause);
+    }
+
+    /// zap_other_threads for `members`: each that is not already exiting exits with
+    /// `cause` at its next return to user mode; sleepers are woken for it (interruptible
+    /// ones), threads running user code on other CPUs get a reschedule IPI, threads in the
+    /// kernel finish their path first.
+    pub(crate) fn zap_threads(&mut self, c: usize, members: &[u32], cause: ExitCause) {
         let at = self.now(c);
-        for m in members {
+        for &m in members {
             let Some(t) = self.k.tasks.get_mut(&m) else { continue };
-            t.exit = Some(cause);
+            if t.exit.is_none() {
+                t.exit = Some(cause);
+            }
             match t.state.clone() {
                 State::Blocked(w) if w.interruptible() => self.wake(m, -EINTR, at),
                 State::Running(k) if k != c && self.k.cpus[k].kstate == KState::User => {
