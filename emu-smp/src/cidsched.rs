@@ -530,6 +530,10 @@ impl crate::machine::Machine {
         self.charge(k, slot);
         self.charge_cid_ops(k, mm, ops);
         self.probes.mm_cid.schedin_cycles += (self.now(k) - start) >> 8;
+        if r.is_ok() && self.probes.mm_cid.bitmap_ops > ops {
+            // A slow path that dropped a CID (the CPU's or the task's) may free a spinner.
+            self.cid_retry_spinners(k, mm);
+        }
         match r {
             Ok(changed) => {
                 if let Some(t) = self.k.tasks.get_mut(&tid) {

@@ -283,7 +283,9 @@ impl Machine {
             KPath::CidWalk(w) => w.preemptible(),
             _ => true,
         };
-        point && !self.k.locks.holds_spinlock(c)
+        // (A THP collapse's reused table waits on this CPU's list between the flush and
+        // its next step: no preemption point there.)
+        point && !self.k.locks.holds_spinlock(c) && cpu.sync_rcu.is_empty()
     }
 
     /// One step of `path`.
@@ -365,10 +367,14 @@ impl Machine {
         }
     }
 
-    /// The task on core `c` sleeps with wait `w`; the CPU schedules.
+    /// The task on core `c` sleeps with wait `w`; the CPU schedules. A task being killed
+    /// (a zap reached it in the kernel) that goes into an interruptible sleep is woken at
+    /// once, as signal_pending_state keeps it from sleeping in Linux; it exits on its way
+    /// out.
     pub(crate) fn block(&mut self, c: usize, tid: u32, w: Wait) {
         self.trace_instant(c, || format!("sleep: {w:?}"));
         self.trace_kernel_end(c);
+        let killed = w.interruptible() && self.k.tasks.get(&tid).is_some_and(|t| t.exit.is_some());
         if let Some(t) = self.k.tasks.get_mut(&tid) {
             if w == Wait::Io {
                 // Restart the system call when woken.
@@ -382,6 +388,10 @@ impl Machine {
         }
         self.k.cpus[c].kstate = KState::User;
         self.deschedule(c);
+        if killed {
+            let at = self.now(c);
+            self.wake(tid, -crate::fs::errno::EINTR, at);
+        }
     }
 
     /// An exception raised by a user instruction: the signal Linux sends for it, with

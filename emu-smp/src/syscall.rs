@@ -534,6 +534,14 @@ impl Machine {
             PAUSE => return Sys::Block(Wait::Signal),
             MEMBARRIER => return self.sys_membarrier(c, tid, a),
             FUTEX => return self.sys_futex(c, tid, a),
+            // copy_process: a caller being killed (a zap of exit_group or de_thread
+            // reached it in the kernel) creates nothing: -ERESTARTNOINTR, and it exits on
+            // its way out.
+            CLONE | CLONE3 | FORK | VFORK
+                if self.k.tasks.get(&tid).is_some_and(|t| t.exit.is_some()) =>
+            {
+                -crate::signal::restart::ERESTARTNOINTR
+            }
             CLONE if a[0] & crate::process::cl::VM == 0 => {
                 return self.mm_path(tid, MmCall::Fork(n, a))
             }
