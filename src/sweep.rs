@@ -41,6 +41,9 @@ pub struct SweepArgs {
     /// Walker synchronisation strategies, comma-separated (`emu list strategies`).
     #[arg(long = "walker-sync", value_delimiter = ',', value_name = "STRATEGY,...")]
     walker_sync: Vec<String>,
+    /// Preemption models, comma-separated (`emu list strategies`).
+    #[arg(long, value_delimiter = ',', value_name = "MODEL,...")]
+    preempt: Vec<String>,
     /// Machine profiles, comma-separated (names or TOML paths).
     #[arg(long, value_delimiter = ',', value_name = "PROFILE,...")]
     profile: Vec<String>,
@@ -109,6 +112,7 @@ impl SweepArgs {
         everywhere!(!self.lazy_mm.is_empty(), lazy_mm, self.lazy_mm.clone());
         everywhere!(!self.mm_cid.is_empty(), mm_cid, self.mm_cid.clone());
         everywhere!(!self.walker_sync.is_empty(), walker_sync, self.walker_sync.clone());
+        everywhere!(!self.preempt.is_empty(), preempt, self.preempt.clone());
         everywhere!(!self.profile.is_empty(), profiles, self.profile.clone());
         everywhere!(!self.seed.is_empty(), seeds, self.seed.clone());
         everywhere!(self.oracle.is_some(), oracle, self.oracle.as_deref() == Some("on"));
@@ -172,6 +176,7 @@ fn check_strategies(s: &SweepSpec) -> Result<()> {
         ("lazy_mm", "lazy-mm"),
         ("mm_cid", "mm-cid"),
         ("walker_sync", "walker-sync"),
+        ("preempt", "preempt"),
     ] {
         for v in s.axis_values(field) {
             emu_smp::Strategy::default()
@@ -190,6 +195,7 @@ fn point_strategy(p: &Point) -> Result<emu_smp::Strategy, emu_smp::strategy::Str
     s.set("lazy-mm", &p.lazy_mm)?;
     s.set("mm-cid", &p.mm_cid)?;
     s.set("walker-sync", &p.walker_sync)?;
+    s.set("preempt", &p.preempt)?;
     Ok(s)
 }
 

@@ -57,6 +57,10 @@ pub struct SweepSpec {
     /// Walker synchronisation strategies (`--walker-sync`).
     #[serde(default = "default_walker_sync")]
     pub walker_sync: Vec<String>,
+    /// Preemption models (`--preempt`); left out of the serialized spec when it is the
+    /// default alone, so the manifests of sweeps from before the axis stay the same.
+    #[serde(default = "default_preempt", skip_serializing_if = "is_default_preempt_list")]
+    pub preempt: Vec<String>,
     /// Core counts.
     pub cores: Vec<usize>,
     /// Seeds.
@@ -100,6 +104,9 @@ pub struct GridSpec {
     /// Walker synchronisation strategies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub walker_sync: Option<Vec<String>>,
+    /// Preemption models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preempt: Option<Vec<String>>,
     /// Core counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cores: Option<Vec<usize>>,
@@ -163,6 +170,25 @@ fn is_default_walker_sync(s: &str) -> bool {
     s == DEFAULT_WALKER_SYNC
 }
 
+/// `emu run`'s default `--preempt` (`voluntary`: kernel paths are not preempted).
+pub const DEFAULT_PREEMPT: &str = "voluntary";
+
+fn default_preempt() -> Vec<String> {
+    vec![DEFAULT_PREEMPT.into()]
+}
+
+fn default_preempt_one() -> String {
+    DEFAULT_PREEMPT.into()
+}
+
+fn is_default_preempt(s: &str) -> bool {
+    s == DEFAULT_PREEMPT
+}
+
+fn is_default_preempt_list(v: &[String]) -> bool {
+    v.len() == 1 && is_default_preempt(&v[0])
+}
+
 /// `emu run`'s default guest memory.
 pub const DEFAULT_MEMORY_MIB: u64 = 4096;
 
@@ -187,6 +213,7 @@ impl Default for SweepSpec {
             lazy_mm: default_lazy_mm(),
             mm_cid: default_mm_cid(),
             walker_sync: default_walker_sync(),
+            preempt: default_preempt(),
             cores: vec![1, 2, 4, 8, 16, 32],
             seeds: vec![1],
             oracle: true,
@@ -271,6 +298,7 @@ impl SweepSpec {
             lazy_mm: Option<Vec<String>>,
             mm_cid: Option<Vec<String>>,
             walker_sync: Option<Vec<String>>,
+            preempt: Option<Vec<String>>,
             cores: Option<Vec<usize>>,
             seeds: Option<Vec<u64>>,
             oracle: Option<bool>,
@@ -288,6 +316,7 @@ impl SweepSpec {
             lazy_mm: p.lazy_mm.unwrap_or(d.lazy_mm),
             mm_cid: p.mm_cid.unwrap_or(d.mm_cid),
             walker_sync: p.walker_sync.unwrap_or(d.walker_sync),
+            preempt: p.preempt.unwrap_or(d.preempt),
             cores: p.cores.unwrap_or(d.cores),
             seeds: p.seeds.unwrap_or(d.seeds),
             oracle: p.oracle.unwrap_or(d.oracle),
@@ -313,6 +342,7 @@ impl SweepSpec {
                 lazy_mm: g.lazy_mm.clone().unwrap_or(m.lazy_mm),
                 mm_cid: g.mm_cid.clone().unwrap_or(m.mm_cid),
                 walker_sync: g.walker_sync.clone().unwrap_or(m.walker_sync),
+                preempt: g.preempt.clone().unwrap_or(m.preempt),
                 cores: g.cores.clone().unwrap_or(m.cores),
                 seeds: g.seeds.clone().unwrap_or(m.seeds),
                 oracle: g.oracle.unwrap_or(m.oracle),
@@ -324,7 +354,8 @@ impl SweepSpec {
     }
 
     /// Every value of every grid on one strategy axis (`cpumask`, `flush`, `lazy_mm`,
-    /// `mm_cid`, `walker_sync`), each once, for checking them against the strategies.
+    /// `mm_cid`, `walker_sync`, `preempt`), each once, for checking them against the
+    /// strategies.
     pub fn axis_values(&self, axis: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for g in self.resolved_grids() {
@@ -334,6 +365,7 @@ impl SweepSpec {
                 "lazy_mm" => g.lazy_mm,
                 "mm_cid" => g.mm_cid,
                 "walker_sync" => g.walker_sync,
+                "preempt" => g.preempt,
                 _ => Vec::new(),
             };
             for v in values {
@@ -369,6 +401,7 @@ impl SweepSpec {
             ("lazy_mm", self.lazy_mm.is_empty()),
             ("mm_cid", self.mm_cid.is_empty()),
             ("walker_sync", self.walker_sync.is_empty()),
+            ("preempt", self.preempt.is_empty()),
             ("cores", self.cores.is_empty()),
             ("seeds", self.seeds.is_empty()),
         ];
@@ -388,7 +421,7 @@ impl SweepSpec {
     }
 
     /// Every point of every grid, grid by grid, each in a fixed order (workload,
-    /// profile, cpumask, flush, lazy-mm, mm_cid, walker-sync, cores, seed), duplicates
+    /// profile, cpumask, flush, lazy-mm, mm_cid, walker-sync, preempt, cores, seed), duplicates
     /// removed.
     pub fn points(&self) -> Vec<Point> {
         let mut out: Vec<Point> = Vec::new();
@@ -400,14 +433,17 @@ impl SweepSpec {
 
     /// Appends the points of this spec's main grid that `out` does not hold yet.
     fn grid_points(&self, out: &mut Vec<Point>) {
-        let combos: Vec<(&String, &String, &String, &String, &String)> = self
+        type Combo<'a> = (&'a String, &'a String, &'a String, &'a String, &'a String, &'a String);
+        let combos: Vec<Combo> = self
             .cpumask
             .iter()
             .flat_map(|c| {
                 self.flush.iter().flat_map(move |f| {
                     self.lazy_mm.iter().flat_map(move |l| {
                         self.mm_cid.iter().flat_map(move |m| {
-                            self.walker_sync.iter().map(move |w| (c, f, l, m, w))
+                            self.walker_sync.iter().flat_map(move |w| {
+                                self.preempt.iter().map(move |r| (c, f, l, m, w, r))
+                            })
                         })
                     })
                 })
@@ -415,7 +451,7 @@ impl SweepSpec {
             .collect();
         for w in &self.workloads {
             for profile in &self.profiles {
-                for &(cpumask, flush, lazy_mm, mm_cid, walker_sync) in &combos {
+                for &(cpumask, flush, lazy_mm, mm_cid, walker_sync, preempt) in &combos {
                     for &cores in &self.cores {
                         for &seed in &self.seeds {
                             let args = w
@@ -433,6 +469,7 @@ impl SweepSpec {
                                 lazy_mm: lazy_mm.clone(),
                                 mm_cid: mm_cid.clone(),
                                 walker_sync: walker_sync.clone(),
+                                preempt: preempt.clone(),
                                 cores,
                                 seed,
                                 oracle: self.oracle,
@@ -477,6 +514,10 @@ pub struct Point {
     /// default, so the points (and ids) of sweeps from before the axis stay the same.
     #[serde(default = "default_walker_sync_one", skip_serializing_if = "is_default_walker_sync")]
     pub walker_sync: String,
+    /// Preemption model; left out of the serialized point when it is the default, so the
+    /// points (and ids) of sweeps from before the axis stay the same.
+    #[serde(default = "default_preempt_one", skip_serializing_if = "is_default_preempt")]
+    pub preempt: String,
     /// Core count.
     pub cores: usize,
     /// Seed.
@@ -520,6 +561,9 @@ impl Point {
         if !is_default_walker_sync(&self.walker_sync) {
             mm_cid += &format!("_walker-{}", file_safe(&self.walker_sync));
         }
+        if !is_default_preempt(&self.preempt) {
+            mm_cid += &format!("_preempt-{}", file_safe(&self.preempt));
+        }
         format!(
             "{}_{}_{}_{}{}_c{}_s{}_{:08x}",
             file_safe(&self.workload),
@@ -545,6 +589,9 @@ impl Point {
         if !is_default_walker_sync(&self.walker_sync) {
             s = format!("{s}/walker-{}", self.walker_sync);
         }
+        if !is_default_preempt(&self.preempt) {
+            s = format!("{s}/preempt-{}", self.preempt);
+        }
         s
     }
 
@@ -566,6 +613,9 @@ impl Point {
                 }
                 if !is_default_walker_sync(&self.walker_sync) {
                     extra += &format!(" --walker-sync {}", shell_word(&self.walker_sync));
+                }
+                if !is_default_preempt(&self.preempt) {
+                    extra += &format!(" --preempt {}", shell_word(&self.preempt));
                 }
                 extra
             },
@@ -768,6 +818,31 @@ mod tests {
             .expect("benches/lazy_mm_sweep.toml");
         assert_eq!(shipped.lazy_mm.len(), 5);
         assert_eq!(shipped.points().len(), 2 * 2 * 5 * 6);
+    }
+
+    #[test]
+    fn the_preemption_model_is_an_axis_whose_default_keeps_ids_and_manifests() {
+        let s = SweepSpec::from_toml(
+            "profiles = [\"zen3\"]\ncpumask = [\"lazy\"]\nflush = [\"ipi\"]\ncores = [4]\nseeds = [1]\n\
+             mm_cid = [\"afm\"]\npreempt = [\"voluntary\", \"full\"]\n[[workloads]]\nname = \"cid_pool\"\n\
+             args = [\"100\", \"130\", \"busy\"]\n",
+        )
+        .expect("parse");
+        let pts = s.points();
+        assert_eq!(pts.len(), 2);
+        let (dflt, full) = (&pts[0], &pts[1]);
+        let canonical = serde_json::to_string(dflt).expect("json");
+        assert!(!canonical.contains("preempt"), "{canonical}");
+        assert!(dflt.id().starts_with("cid_pool_zen3_lazy_ipi_afm_c4_s1_"), "{}", dflt.id());
+        assert!(full.id().starts_with("cid_pool_zen3_lazy_ipi_afm_preempt-full_c4_s1_"));
+        assert_eq!(full.strategy(), "lazy/ipi/afm/preempt-full");
+        assert!(full.command().contains(" --preempt full "), "{}", full.command());
+        assert!(!dflt.command().contains("--preempt"));
+        // A spec that leaves the axis at its default serializes as before it existed.
+        let text = toml::to_string(&SweepSpec::default()).expect("toml");
+        assert!(!text.contains("preempt"), "{text}");
+        assert_eq!(s.axis_values("preempt"), vec!["voluntary", "full"]);
+        assert!(SweepSpec::from_toml("preempt = []").is_err());
     }
 
     #[test]

@@ -187,6 +187,12 @@ pub struct Summary {
     /// Walker reads of a retired table (oracle kind walker-uaf).
     #[serde(default)]
     pub walker_uaf: u64,
+    /// Kernel paths preempted between two steps (`--preempt full` or `lazy`).
+    #[serde(default)]
+    pub kernel_preemptions: u64,
+    /// mm_cid fixup walks preempted.
+    #[serde(default)]
+    pub mm_cid_walks_preempted: u64,
 }
 
 fn u(v: &Value) -> u64 {
@@ -308,6 +314,8 @@ impl Summary {
             grace_period_cycles_max: u(&ws["grace_period_cycles_max"]),
             rcu_held_tables_max: u(&ws["rcu_held_tables_max"]),
             walker_uaf: u(&ws["walker_uaf"]),
+            kernel_preemptions: cores.iter().map(|c| u(&c["kernel_preemptions"])).sum(),
+            mm_cid_walks_preempted: u(&stats["mm_cid"]["walks_preempted"]),
         }
     }
 }
@@ -344,7 +352,7 @@ pub fn reduce(mut stats: Value, keep_records: bool) -> Value {
 }
 
 /// The CSV header of `summary.csv`.
-pub const CSV_HEADER: [&str; 67] = [
+pub const CSV_HEADER: [&str; 70] = [
     "id",
     "workload",
     "args",
@@ -412,6 +420,9 @@ pub const CSV_HEADER: [&str; 67] = [
     "grace_period_cycles_max",
     "rcu_held_tables_max",
     "walker_uaf",
+    "preempt",
+    "kernel_preemptions",
+    "mm_cid_walks_preempted",
 ];
 
 /// Writes `summary.csv`: one row per point, in the sweep's order. A point without a
@@ -499,7 +510,7 @@ pub fn write_csv(
         }
         row.push(p.mm_cid.clone());
         row.push(p.walker_sync.clone());
-        match s {
+        match &s {
             Some(s) => row.extend([
                 s.walker_retire_events.to_string(),
                 s.walker_tables_retired.to_string(),
@@ -517,6 +528,13 @@ pub fn write_csv(
                 s.walker_uaf.to_string(),
             ]),
             None => row.extend(std::iter::repeat_n(String::new(), 14)),
+        }
+        row.push(p.preempt.clone());
+        match s {
+            Some(s) => {
+                row.extend([s.kernel_preemptions.to_string(), s.mm_cid_walks_preempted.to_string()])
+            }
+            None => row.extend(std::iter::repeat_n(String::new(), 2)),
         }
         w.write_record(&row)?;
     }
