@@ -1,4 +1,12 @@
-# Helpers the benchmark scripts source.
+# Helpers the benchmark scripts source (after setting `root` to the checkout).
+
+# release_emu: the path of this tree's release build of emu (exits with a hint when
+# there is none).
+release_emu() {
+    local e=$root/target/release/emu
+    [ -x "$e" ] || { echo "run cargo build --release first" >&2; exit 1; }
+    echo "$e"
+}
 
 # old_build REV: builds emu at REV in a git worktree under ${TMPDIR:-/tmp} (made once)
 # and prints the binary's path.

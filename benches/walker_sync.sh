@@ -19,10 +19,9 @@ strategies=${3:-broadcast targeted rcu implied none}
 cores_list=${4:-4 8 16 32 64}
 root=$(git rev-parse --show-toplevel)
 cd "$root"
-emu=$root/target/release/emu
-[ -x "$emu" ] || { echo "run cargo build --release first" >&2; exit 1; }
 # shellcheck source=benches/lib.sh
 . "$root/benches/lib.sh"
+emu=$(release_emu)
 stats=$(mktemp)
 trap 'rm -f "$stats"' EXIT
 

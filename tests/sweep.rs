@@ -39,6 +39,25 @@ fn sweep(out: &Path, extra: &[&str]) -> Output {
         .expect("run emu sweep")
 }
 
+/// Runs `emu sweep ARGS --out DIR` (no Slurm array in sight), which must succeed, and
+/// returns summary.csv's header and rows, split into fields.
+fn sweep_table(dir: &Path, args: &[&str]) -> (Vec<String>, Vec<Vec<String>>) {
+    let o = emu()
+        .arg("sweep")
+        .args(args)
+        .arg("--out")
+        .arg(dir)
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .env_remove("SLURM_ARRAY_TASK_COUNT")
+        .output()
+        .expect("run emu sweep");
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let text = std::fs::read_to_string(dir.join("summary.csv")).expect("csv");
+    let mut lines = text.lines().map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>());
+    let header = lines.next().expect("header");
+    (header, lines.collect())
+}
+
 fn csv_rows(dir: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(dir.join("summary.csv")).expect("summary.csv");
     text.lines().skip(1).map(str::to_string).collect()
@@ -568,21 +587,15 @@ fn a_report_killed_while_plotting_leaves_no_partial_plot() {
 #[test]
 fn a_lazy_mm_sweep_compares_the_policies_over_core_counts() {
     let dir = scratch("sweep-lazy");
-    let o = emu()
-        .args(["sweep", "--workload", "pingpong_threads 2 100", "--cores", "2,4"])
-        .args(["--cpumask", "lazy", "--flush", "ipi", "--profile", "skylake-sp"])
-        .args(["--lazy-mm", "refcount,shootdown-all", "--out"])
-        .arg(&dir)
-        .env_remove("SLURM_ARRAY_TASK_ID")
-        .env_remove("SLURM_ARRAY_TASK_COUNT")
-        .output()
-        .expect("run emu sweep");
-    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
-    let text = std::fs::read_to_string(dir.join("summary.csv")).expect("csv");
-    let header: Vec<&str> = text.lines().next().expect("header").split(',').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
-    let rows: Vec<Vec<String>> =
-        text.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect();
+    let (header, rows) = sweep_table(
+        &dir,
+        &["--workload", "pingpong_threads 2 100", "--cores", "2,4", "--cpumask", "lazy"]
+            .into_iter()
+            .chain(["--flush", "ipi", "--profile", "skylake-sp"])
+            .chain(["--lazy-mm", "refcount,shootdown-all"])
+            .collect::<Vec<_>>(),
+    );
+    let col = |name: &str| header.iter().position(|h| h == name).expect(name);
     assert_eq!(rows.len(), 4);
     for r in &rows {
         let atomics: f64 = r[col("atomics_per_switch")].parse().expect("number");
@@ -607,20 +620,14 @@ fn a_lazy_mm_sweep_compares_the_policies_over_core_counts() {
 #[test]
 fn a_walker_sync_sweep_writes_the_walker_columns() {
     let dir = scratch("sweep-walker");
-    let o = emu()
-        .args(["sweep", "--workload", "gup_race 2 8 20", "--cores", "2", "--cpumask", "lazy"])
-        .args(["--flush", "ipi", "--profile", "zen3", "--walker-sync", "broadcast,rcu", "--out"])
-        .arg(&dir)
-        .env_remove("SLURM_ARRAY_TASK_ID")
-        .env_remove("SLURM_ARRAY_TASK_COUNT")
-        .output()
-        .expect("run emu sweep");
-    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
-    let text = std::fs::read_to_string(dir.join("summary.csv")).expect("csv");
-    let header: Vec<&str> = text.lines().next().expect("header").split(',').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
-    let rows: Vec<Vec<String>> =
-        text.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect();
+    let (header, rows) = sweep_table(
+        &dir,
+        &["--workload", "gup_race 2 8 20", "--cores", "2", "--cpumask", "lazy", "--flush"]
+            .into_iter()
+            .chain(["ipi", "--profile", "zen3", "--walker-sync", "broadcast,rcu"])
+            .collect::<Vec<_>>(),
+    );
+    let col = |name: &str| header.iter().position(|h| h == name).expect(name);
     // --workload makes a one-grid sweep: the default sweep's extra grid is not run.
     assert_eq!(rows.len(), 2);
     let num = |r: &[String], c: &str| -> f64 { r[col(c)].parse().expect(c) };
@@ -659,6 +666,34 @@ fn a_walker_sync_sweep_writes_the_walker_columns() {
         "{}",
         show(&o)
     );
+}
+
+#[test]
+fn a_preemption_sweep_writes_the_preempt_columns() {
+    // cid_pool with its busy neighbour on CPU 0: under full preemption kernel paths, and
+    // some of the fork's fixup walks, are preempted; under voluntary none is.
+    let dir = scratch("sweep-preempt");
+    let (header, rows) = sweep_table(
+        &dir,
+        &["--workload", "cid_pool 200 130 busy", "--cores", "4", "--cpumask", "lazy"]
+            .into_iter()
+            .chain(["--flush", "ipi", "--profile", "skylake-sp", "--mm-cid", "afm"])
+            .chain(["--preempt", "voluntary,full"])
+            .collect::<Vec<_>>(),
+    );
+    let col = |name: &str| header.iter().position(|h| h == name).expect(name);
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        let n = |c: &str| -> u64 { r[col(c)].parse().expect(c) };
+        match r[col("preempt")].as_str() {
+            "voluntary" => {
+                assert_eq!((n("kernel_preemptions"), n("mm_cid_walks_preempted")), (0, 0))
+            }
+            "full" => assert!(n("kernel_preemptions") > 0 && n("mm_cid_walks_preempted") > 0),
+            other => panic!("unexpected model {other}"),
+        }
+        assert!(r[col("id")].contains("_afm_"), "{r:?}");
+    }
 }
 
 #[test]
