@@ -258,7 +258,14 @@ fn run_point(p: &Point, keep_records: bool) -> PointFile {
                         report.map(|r| format!(": {r}")).unwrap_or_default()
                     ));
                 }
-                Outcome::Error(e) => file.error = Some(format!("simulation stopped: {e}")),
+                Outcome::Error(e) => {
+                    // A live lock is a finding about the strategy, counted apart from
+                    // runs that failed.
+                    if matches!(e, emu_smp::SimError::MmCidLivelock { .. }) {
+                        file.status = "livelock".into();
+                    }
+                    file.error = Some(format!("simulation stopped: {e}"));
+                }
             }
         }
     }
@@ -300,7 +307,7 @@ pub fn sweep(a: &SweepArgs) -> Result<bool> {
     let mut todo: Vec<&Point> = Vec::new();
     for p in &mine {
         match reports::stored_point(&a.out, &p.id()) {
-            reports::Stored::Trusted(r) if r.ok() => {}
+            reports::Stored::Trusted(r) if r.finished() => {}
             reports::Stored::Untrusted(why) => {
                 eprintln!(
                     "emu sweep: {} {why}: recomputing it",
@@ -330,15 +337,22 @@ pub fn sweep(a: &SweepArgs) -> Result<bool> {
         .progress_chars("=> "),
     );
     let failed = AtomicUsize::new(0);
+    let livelocked = AtomicUsize::new(0);
     let t0 = Instant::now();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build().context("thread pool")?;
     let stored: Result<()> = pool.install(|| {
         todo.par_iter().try_for_each(|p| {
             let r = run_point(p, a.keep_records);
             if !r.ok() {
-                failed.fetch_add(1, Ordering::Relaxed);
+                let what = if r.finished() {
+                    livelocked.fetch_add(1, Ordering::Relaxed);
+                    "live-locked"
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    "failed"
+                };
                 let msg =
-                    format!("emu sweep: {} failed: {}", r.id, r.error.as_deref().unwrap_or(""));
+                    format!("emu sweep: {} {what}: {}", r.id, r.error.as_deref().unwrap_or(""));
                 // The bar swallows println when it is hidden (stderr not a terminal,
                 // as under a batch scheduler).
                 if bar.is_hidden() {
@@ -356,8 +370,9 @@ pub fn sweep(a: &SweepArgs) -> Result<bool> {
     stored?;
     let secs = t0.elapsed().as_secs_f64();
     let failed = failed.into_inner();
+    let livelocked = livelocked.into_inner();
     eprintln!(
-        "emu sweep: ran {} points in {secs:.1} s ({:.1} points per minute), {failed} failed",
+        "emu sweep: ran {} points in {secs:.1} s ({:.1} points per minute), {failed} failed, {livelocked} live-locked",
         todo.len(),
         if secs > 0.0 { todo.len() as f64 * 60.0 / secs } else { 0.0 }
     );

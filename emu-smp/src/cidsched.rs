@@ -521,6 +521,9 @@ impl crate::machine::Machine {
         if !tc.active {
             return;
         }
+        if self.cid_walk_ahead_of(mm, tid) {
+            self.probes.mm_cid.walk_overtaken += 1;
+        }
         let ops = self.probes.mm_cid.bitmap_ops;
         let broken = self.cid_broken();
         let start = self.now(k);
@@ -548,11 +551,24 @@ impl crate::machine::Machine {
                 let ready = self.k.cpus[k].kstate == KState::Ready;
                 self.lock_here(k, LockKey::Rq(k));
                 let since_fp = self.now(k);
+                self.probes.mm_cid.schedin_spins += 1;
                 self.k.cpus[k].kstate = KState::CidSpin { mm, since_fp, ready, fork: false };
                 self.k.cid_spinners += 1;
                 self.touch(k);
             }
         }
+    }
+
+    /// Whether a task-to-CPU fixup walk of `mm` is under way and has not yet reached
+    /// task `tid`.
+    fn cid_walk_ahead_of(&self, mm: u32, tid: u32) -> bool {
+        let Some(walker) = self.k.mms.get(&mm).and_then(|m| m.cid.walker) else { return false };
+        self.k.tasks.get(&walker).is_some_and(|t| match &t.kpath {
+            Some(KPath::CidWalk(w)) => {
+                w.mm == mm && w.to_cpus && w.targets.get(w.next..).is_some_and(|r| r.contains(&tid))
+            }
+            _ => false,
+        })
     }
 
     /// A CID of `mm` was released by core `c`: CPUs spinning in mm_get_cid for it try
@@ -566,7 +582,7 @@ impl crate::machine::Machine {
         let broken = self.cid_broken();
         let at = self.now(c);
         for j in 0..self.hw.cpus.len() {
-            let KState::CidSpin { mm: m, ready, fork, .. } = self.k.cpus[j].kstate else {
+            let KState::CidSpin { mm: m, ready, fork, since_fp } = self.k.cpus[j].kstate else {
                 continue;
             };
             let Some(tid) = self.k.cpus[j].current else { continue };
@@ -587,6 +603,9 @@ impl crate::machine::Machine {
                 continue;
             }
             self.advance(j, at);
+            let spun = self.now(j).saturating_sub(since_fp) >> 8;
+            let st = &mut self.probes.mm_cid;
+            st.spin_cycles_max = st.spin_cycles_max.max(spun);
             self.k.cid_spinners -= 1;
             self.k.cpus[j].kstate = if ready { KState::Ready } else { KState::User };
             if let Some(t) = self.k.tasks.get_mut(&tid) {

@@ -398,6 +398,9 @@ pub struct Machine {
     pub(crate) outcome: Option<Outcome>,
     quantum_fp: u64,
     tick_fp: u64,
+    /// Where the tick grid starts ([`crate::sched::tick_phase`]): ticks fall at
+    /// `tick_phase_fp + n * tick_fp`.
+    tick_phase_fp: u64,
     max_insns: Option<u64>,
     /// The event loop's view of the cores.
     sched: EventQueue,
@@ -580,9 +583,11 @@ impl Machine {
             late_events: 0,
         };
         let profile_ghz = profile.ghz();
+        let tick_fp = fp(f64::from(profile.cpu.freq_mhz) * 1e6 / f64::from(k.hz)).max(1);
         let mut m = Machine {
             quantum_fp: fp(quantum).max(256),
-            tick_fp: fp(f64::from(profile.cpu.freq_mhz) * 1e6 / f64::from(k.hz)),
+            tick_fp,
+            tick_phase_fp: crate::sched::tick_phase(tick_fp, cfg.seed),
             profile,
             hw,
             k: kernel,
@@ -604,6 +609,7 @@ impl Machine {
         // Every core starts idle in init_mm.
         let kernel_root = m.k.mms.get(&INIT_MM).map_or(0, |m| m.root.addr());
         for c in 0..cfg.cores {
+            m.k.cpus[c].next_tick_fp = m.tick_phase_fp;
             m.hw.mem.write_cr3(c, kernel_root, 1, false);
             m.k.cpus[c].tlb.ctxs[0] = (1, 1);
             m.enter_idle(c);
@@ -1234,5 +1240,16 @@ impl Machine {
     /// Length of a scheduler tick (fp).
     pub(crate) fn tick_fp(&self) -> u64 {
         self.tick_fp
+    }
+
+    /// Ticks of the grid at or before local time `t` (fp).
+    pub(crate) fn ticks_by(&self, t: u64) -> u64 {
+        crate::sched::ticks_by(t, self.tick_fp, self.tick_phase_fp)
+    }
+
+    /// The first tick of the grid after local time `t` (fp). Every CPU's tick follows
+    /// one grid, as tick_setup_sched_timer aligns them (no `skew_tick`).
+    pub(crate) fn next_tick_after(&self, t: u64) -> u64 {
+        self.tick_phase_fp + self.ticks_by(t) * self.tick_fp
     }
 }

@@ -132,6 +132,15 @@ pub struct MmCidStats {
     /// Fixup walks preempted between two elements (`--preempt full` or `lazy`): the
     /// transition stays half done, mm_cid.mutex held, until the walker runs again.
     pub walks_preempted: u64,
+    /// Schedule-ins that found no free CID and spun in mm_get_cid, runqueue lock held:
+    /// the first half of seed 001's live lock, and patch 1's "temporary contention on
+    /// the CID bitmap".
+    pub schedin_spins: u64,
+    /// Schedule-ins, during a task-to-CPU fixup walk, of a task the walk had not yet
+    /// reached: the window seed 001's trace needs (its step 2), entered.
+    pub walk_overtaken: u64,
+    /// Cycles of the longest of those spins that ended.
+    pub spin_cycles_max: u64,
 }
 
 /// The per-mm state (`struct mm_mm_cid` plus `mm_cidmask`).

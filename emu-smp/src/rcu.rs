@@ -243,8 +243,8 @@ impl Machine {
                 _ if self.k.cpus[cb.cpu].current.is_none() => {
                     // The CPU is idle: its tick, kept for the callbacks, runs them at
                     // its next jiffy.
-                    let tick = self.tick_fp();
-                    self.rcu_invoke(cb.cpu, cb, (end / tick + 1) * tick, false);
+                    let at = self.next_tick_after(end);
+                    self.rcu_invoke(cb.cpu, cb, at, false);
                 }
                 _ => self.k.rcu.ready.push((end, cb)),
             }

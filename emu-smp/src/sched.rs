@@ -194,7 +194,7 @@ impl Machine {
         // mm_cid_switch_to: after the mm switch, under the runqueue lock.
         self.mm_cid_schedin(k, tid);
         if self.k.cpus[k].next_tick_fp <= now {
-            self.k.cpus[k].next_tick_fp = (now / self.tick_fp() + 1) * self.tick_fp();
+            self.k.cpus[k].next_tick_fp = self.next_tick_after(now);
         }
         // rseq_migrate (__set_task_cpu): the ids are rewritten at the return to user.
         if migrated {
@@ -349,7 +349,7 @@ impl Machine {
         self.charge(k, fp(self.profile.kernel.tick_cycles));
         self.probes.cpus[k].ticks += 1;
         let now = self.now(k);
-        self.k.cpus[k].next_tick_fp = (now / self.tick_fp() + 1) * self.tick_fp();
+        self.k.cpus[k].next_tick_fp = self.next_tick_after(now);
         // sched_tick under PREEMPT_LAZY: a lazy reschedule still pending a tick later
         // becomes a forced one (resched_curr), which preempts kernel code too.
         if self.k.strategy.preempt.tick_upgrades() && self.k.cpus[k].need_resched {
@@ -555,6 +555,21 @@ pub(crate) fn pick_eevdf(curr: Option<Entity>, queued: &[Entity]) -> Pick {
     }
 }
 
+/// Where the run starts within a tick period, in 1/256 cycles: the first tick falls
+/// at this offset (in `1..=tick_fp`), then every `tick_fp`. A program starts at no
+/// particular point of its CPU's tick, and the tick decides when slices end, when
+/// load balancing runs and when a lazy reschedule is forced, so the seed moves every
+/// interleaving a real run's start time would move.
+pub(crate) fn tick_phase(tick_fp: u64, seed: u64) -> u64 {
+    1 + crate::rng::SimRng::new(seed ^ 0x7469_636b_2d70_6861).next_u64() % tick_fp.max(1)
+}
+
+/// Ticks of the grid `phase + n * tick` (n >= 0, `phase` in `1..=tick`) at or before
+/// time `t`.
+pub(crate) fn ticks_by(t: u64, tick: u64, phase: u64) -> u64 {
+    (t + tick - phase) / tick
+}
+
 /// select_task_rq, simplified: the previous CPU if it is idle, else the first idle
 /// allowed CPU searching upwards from it, else the allowed CPU with the shortest
 /// runqueue (the previous one winning ties, then the lowest number).
@@ -614,6 +629,30 @@ fn typical_interval(history: &VecDeque<u64>, ghz: f64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tick_phase_is_seeded_and_within_one_period() {
+        let tick = 2_100_000 * 256 / 4; // one tick at 2.1 GHz and HZ=250, in 1/256 cycles
+        let phases: std::collections::BTreeSet<u64> = (0..64)
+            .map(|seed| {
+                let p = tick_phase(tick, seed);
+                assert!((1..=tick).contains(&p), "seed {seed}: {p}");
+                assert_eq!(p, tick_phase(tick, seed));
+                p
+            })
+            .collect();
+        assert!(phases.len() > 60, "{} distinct phases", phases.len());
+        assert_eq!(tick_phase(1, 9), 1);
+    }
+
+    #[test]
+    fn ticks_fall_on_the_phase_grid() {
+        // Ticks at 3, 13, 23, ...: none before 3, one from 3 to 12, two from 13.
+        let counts: Vec<u64> = [0, 2, 3, 12, 13, 22, 23].map(|t| ticks_by(t, 10, 3)).to_vec();
+        assert_eq!(counts, [0, 0, 1, 1, 2, 2, 3]);
+        // A phase of a whole period is the grid from time 0: jiffies as before.
+        assert_eq!([0, 9, 10, 25].map(|t| ticks_by(t, 10, 10)), [0, 0, 1, 2]);
+    }
 
     #[test]
     fn wakeup_placement() {

@@ -265,7 +265,7 @@ impl Machine {
     /// The CPU's `jiffies` at its local time: ticks of the profile's HZ since boot,
     /// counted from [`boot_jiffies`].
     pub(crate) fn jiffies(&self, c: usize) -> u64 {
-        self.jiffies0 + self.ns_of(self.now(c)) * u64::from(self.profile.kernel.hz) / 1_000_000_000
+        self.jiffies0 + self.ticks_by(self.now(c))
     }
 
     /// choose_new_asid: the global ASID, an ASID slot already holding `mm` (flushed if

@@ -44,6 +44,7 @@ pub fn page(
     let failed: Vec<&PointFile> =
         points.iter().filter_map(|p| results.get(&p.id())).filter(|r| !r.ok()).collect();
     let missing = points.len() - ok - failed.len();
+    let livelocked = failed.iter().filter(|r| r.finished()).count();
     let mut h = String::new();
     let _ = write!(
         h,
@@ -52,7 +53,7 @@ pub fn page(
     );
     let _ = write!(
         h,
-        "<p>{} points: {ok} ran, {} failed, {missing} missing. One row per point in \
+        "<p>{} points: {ok} ran, {} failed ({livelocked} of them live-locked), {missing} missing. One row per point in \
          <a href=\"{data_dir}/summary.csv\">summary.csv</a>; each point's statistics in \
          <code>{data_dir}/points/ID.json</code>. Latencies are in core cycles of the \
          profile's clock; per-shootdown figures are means over the shootdowns that reached \

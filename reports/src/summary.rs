@@ -25,7 +25,8 @@ pub struct PointFile {
     pub id: String,
     /// The point.
     pub point: Point,
-    /// `ok`, or `failed` with `error` saying why.
+    /// `ok`; `livelock` when the run stopped on an mm_cid live lock; or `failed`.
+    /// `error` says why for the last two.
     pub status: String,
     /// What went wrong.
     pub error: Option<String>,
@@ -42,6 +43,12 @@ impl PointFile {
     /// True when the point ran to a clean exit.
     pub fn ok(&self) -> bool {
         self.status == "ok"
+    }
+
+    /// True when the point has its result: a clean exit, or a live lock (a finding
+    /// that a rerun would only repeat).
+    pub fn finished(&self) -> bool {
+        self.ok() || self.status == "livelock"
     }
 }
 
@@ -193,6 +200,12 @@ pub struct Summary {
     /// mm_cid fixup walks preempted.
     #[serde(default)]
     pub mm_cid_walks_preempted: u64,
+    /// Schedule-ins of tasks a task-to-CPU walk had not yet reached.
+    #[serde(default)]
+    pub mm_cid_walk_overtaken: u64,
+    /// Schedule-ins that spun in mm_get_cid for want of a free CID.
+    #[serde(default)]
+    pub mm_cid_schedin_spins: u64,
 }
 
 fn u(v: &Value) -> u64 {
@@ -316,6 +329,8 @@ impl Summary {
             walker_uaf: u(&ws["walker_uaf"]),
             kernel_preemptions: cores.iter().map(|c| u(&c["kernel_preemptions"])).sum(),
             mm_cid_walks_preempted: u(&stats["mm_cid"]["walks_preempted"]),
+            mm_cid_walk_overtaken: u(&stats["mm_cid"]["walk_overtaken"]),
+            mm_cid_schedin_spins: u(&stats["mm_cid"]["schedin_spins"]),
         }
     }
 }
@@ -352,7 +367,7 @@ pub fn reduce(mut stats: Value, keep_records: bool) -> Value {
 }
 
 /// The CSV header of `summary.csv`.
-pub const CSV_HEADER: [&str; 70] = [
+pub const CSV_HEADER: [&str; 72] = [
     "id",
     "workload",
     "args",
@@ -423,6 +438,8 @@ pub const CSV_HEADER: [&str; 70] = [
     "preempt",
     "kernel_preemptions",
     "mm_cid_walks_preempted",
+    "mm_cid_walk_overtaken",
+    "mm_cid_schedin_spins",
 ];
 
 /// Writes `summary.csv`: one row per point, in the sweep's order. A point without a
@@ -531,10 +548,13 @@ pub fn write_csv(
         }
         row.push(p.preempt.clone());
         match s {
-            Some(s) => {
-                row.extend([s.kernel_preemptions.to_string(), s.mm_cid_walks_preempted.to_string()])
-            }
-            None => row.extend(std::iter::repeat_n(String::new(), 2)),
+            Some(s) => row.extend([
+                s.kernel_preemptions.to_string(),
+                s.mm_cid_walks_preempted.to_string(),
+                s.mm_cid_walk_overtaken.to_string(),
+                s.mm_cid_schedin_spins.to_string(),
+            ]),
+            None => row.extend(std::iter::repeat_n(String::new(), 4)),
         }
         w.write_record(&row)?;
     }

@@ -3,7 +3,7 @@
 // emu-cflags: -pthread
 // emu-libc: glibc
 //
-// Usage: cid_pool ROUNDS ROUND_US [busy]
+// Usage: cid_pool ROUNDS ROUND_US [busy|loaded]
 //
 // Each round resizes the pool through 0, N-1, N+1, 2N and N/2 workers besides the main
 // thread (N the CPUs online), so the mm switches to per-CPU CIDs and back, then lets it run ROUND_US
@@ -17,7 +17,10 @@
 // With `busy`, the main thread (which forks the workers and so runs the fixup walks) is
 // pinned to CPU 0 and shares it with another process that computes ~10 us and sleeps
 // 40 us in a loop, as on a busy machine: its wake-ups can preempt a walk under a
-// preemptible kernel (`--preempt full`). It is killed at the end.
+// preemptible kernel (`--preempt full`). It is killed at the end. With `loaded`, every
+// CPU gets such a process, pinned to it, so that workers are preempted, queued behind
+// them and pulled to CPUs going idle: they schedule in on one CPU and then another
+// within microseconds, which is the first half of seed 001's live-lock trace.
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
@@ -74,20 +77,32 @@ int main(int argc, char **argv) {
         return 1;
     }
     int sizes[] = {0, ncpus - 1, ncpus + 1, 2 * ncpus, ncpus / 2};
-    pid_t busy = -1;
-    if (argc > 3 && strcmp(argv[3], "busy") == 0) {
+    pid_t busy[256];
+    int nbusy = 0;
+    int loaded = argc > 3 && strcmp(argv[3], "loaded") == 0;
+    if (argc > 3 && (strcmp(argv[3], "busy") == 0 || loaded)) {
         cpu_set_t one;
-        CPU_ZERO(&one);
-        CPU_SET(0, &one);
-        sched_setaffinity(0, sizeof one, &one);
-        busy = fork();
-        if (busy == 0)
-            for (;;) {
-                for (volatile int k = 0; k < 20000; k++) {
+        for (int c = loaded ? ncpus - 1 : 0; c >= 0 && nbusy < 256; c--) {
+            CPU_ZERO(&one);
+            CPU_SET(c, &one);
+            sched_setaffinity(0, sizeof one, &one);
+            busy[nbusy] = fork();
+            if (busy[nbusy] == 0)
+                for (;;) {
+                    for (volatile int k = 0; k < 20000; k++) {
+                    }
+                    usleep(loaded ? 10 : 40);
                 }
-                usleep(40);
-            }
+            nbusy++;
+        }
     }
+    /* Workers may run anywhere, even when the main thread is pinned. */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    for (int c = 0; c < ncpus && c < CPU_SETSIZE; c++) CPU_SET(c, &all);
+    pthread_attr_setaffinity_np(&attr, sizeof all, &all);
     pthread_t t[MAXT];
     int live = 0, next = 0;
     int first[MAXT];
@@ -97,7 +112,7 @@ int main(int argc, char **argv) {
         /* Grow: start threads. Shrink: the oldest ones are told to stop and go. */
         while (live < want && next < MAXT) {
             first[live] = next;
-            pthread_create(&t[next], 0, worker, (void *)(intptr_t)next);
+            pthread_create(&t[next], &attr, worker, (void *)(intptr_t)next);
             next++;
             live++;
         }
@@ -112,9 +127,9 @@ int main(int argc, char **argv) {
     }
     for (int j = 0; j < live; j++) stop[first[j]] = 1;
     for (int j = 0; j < live; j++) pthread_join(t[first[j]], 0);
-    if (busy > 0) {
-        kill(busy, SIGKILL);
-        waitpid(busy, 0, 0);
+    for (int b = 0; b < nbusy; b++) {
+        kill(busy[b], SIGKILL);
+        waitpid(busy[b], 0, 0);
     }
     unsigned long long total = 0, wrong = 0, mask = 0;
     for (int i = 0; i < next; i++) {
