@@ -170,6 +170,39 @@ fn odirect_reads_of_a_host_file_match_native() {
     }
 }
 
+#[test]
+fn the_working_directory_matches_native() {
+    // diff/chdir.c given a directory with f.txt and sub/: chdir, fchdir and getcwd, paths
+    // relative to the working directory, a thread's chdir seen by the process
+    // (CLONE_FS) and a forked child's not, on one and on four cores.
+    let dir = scratch("chdir");
+    std::fs::create_dir_all(dir.join("sub")).expect("sub");
+    std::fs::write(dir.join("f.txt"), "hello\n").expect("f.txt");
+    let mut failures = Vec::new();
+    for libc in [workloads::Libc::Glibc, workloads::Libc::GlibcPie, workloads::Libc::Musl] {
+        let Some(p) = workloads::find("chdir", libc) else { continue };
+        let n = Command::new(p.path).arg(&dir).output().expect("run natively");
+        assert!(String::from_utf8_lossy(&n.stdout).contains("after the thread: sub\n"));
+        for cores in ["1", "4"] {
+            let g = emu()
+                .args(["run", "--cores", cores, "--allow-read"])
+                .arg(&dir)
+                .arg(p.path)
+                .arg(&dir)
+                .output()
+                .expect("run emu");
+            if n.stdout != g.stdout || n.status.code() != g.status.code() {
+                failures.push(format!(
+                    "{libc} on {cores}\nnative: {}\nemu: {}",
+                    show(&n),
+                    show(&g)
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
 /// Whether `p` lies on tmpfs (statfs's f_type is TMPFS_MAGIC).
 fn on_tmpfs(p: &std::path::Path) -> bool {
     use std::os::unix::ffi::OsStrExt;

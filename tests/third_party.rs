@@ -121,7 +121,8 @@ fn debian_static_shells() {
 
 /// What the shells of `shells_run_programs` run: static programs (a copy of busybox in
 /// `bin/`, the only directory of PATH) found in PATH and by path, a pipeline of two of
-/// them, a `#!` script, a missing command, and the `exec` builtin last.
+/// them, a `#!` script, a missing command, `cd` (in the shell and in a subshell), and the
+/// `exec` builtin last.
 const EXEC_SCRIPT: &str = r#"echo start
 busybox echo found in PATH
 ./bin/busybox echo by a relative path
@@ -131,6 +132,9 @@ busybox printf '%s\n' c b a | busybox sort | busybox head -n 2
 busybox false; echo "false gives $?"
 no-such-command 2>/dev/null; echo "missing gives $?"
 x=$(busybox basename /a/b/c.txt .txt); echo "substituted $x"
+cd bin; ./busybox echo "cd: now in $(./busybox basename "$(./busybox pwd)")"; cd ..
+(cd bin && busybox basename "$(busybox pwd)"); busybox basename "$(busybox pwd)"
+cd no-such-dir 2>/dev/null || echo "cd to a missing directory fails"
 exec busybox echo exec replaces the shell
 echo not reached
 "#;

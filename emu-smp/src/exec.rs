@@ -459,8 +459,7 @@ impl Machine {
             let abs = if s.starts_with('/') {
                 s
             } else if dirfd == AT_FDCWD {
-                let cwd = std::env::current_dir().map_err(|_| ENOENT)?;
-                format!("{}/{s}", cwd.display())
+                format!("{}/{s}", self.cwd_of(tid).display())
             } else {
                 let id = self.fd(tid, dirfd).ok_or(EBADF)?;
                 match self.k.files.descs.get(&id).map(|d| &d.obj) {

@@ -431,8 +431,9 @@ impl Machine {
     /// sockets...) accept the call, which changes nothing emu records.
     fn fd_attr(&mut self, tid: u32, fd: i32, cwd: bool) -> i64 {
         if cwd {
-            return match std::env::current_dir() {
-                Ok(d) if self.k.files.lookup_existing(&d.to_string_lossy(), true).is_ok() => EROFS,
+            let d = self.cwd_of(tid);
+            return match self.k.files.lookup_existing(&d.to_string_lossy(), true) {
+                Ok(_) => EROFS,
                 _ => EACCES,
             };
         }

@@ -304,6 +304,8 @@ pub struct Kernel {
     pub(crate) ptimer_q: BTreeSet<(u64, u32, i32)>,
     pub(crate) mms: BTreeMap<u32, Mm>,
     pub(crate) fdtables: BTreeMap<u32, FdTable>,
+    /// The working directories (host paths, canonical), by `Task::fs`.
+    pub(crate) cwds: BTreeMap<u32, std::path::PathBuf>,
     pub(crate) files: Files,
     pub(crate) sighands: BTreeMap<u32, Vec<SigAction>>,
     pub(crate) rng: SimRng,
@@ -494,6 +496,7 @@ impl Machine {
             cpu,
             mm: 1,
             files: 1,
+            fs: 1,
             sighand: 1,
             state: State::Runnable,
             clear_child_tid: 0,
@@ -539,6 +542,11 @@ impl Machine {
             ptimer_q: BTreeSet::new(),
             mms: BTreeMap::new(),
             fdtables: BTreeMap::new(),
+            // The guest starts where emu was started, as a child process would.
+            cwds: BTreeMap::from([(
+                1,
+                std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("/")),
+            )]),
             files,
             sighands: BTreeMap::new(),
             rng,

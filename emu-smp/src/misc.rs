@@ -74,8 +74,9 @@ fn statx_bytes(s: &Stat, mask: u32, attr_mask: u64) -> [u8; 256] {
 }
 
 impl Machine {
-    /// A path made absolute against `dirfd` (AT_FDCWD or a directory descriptor).
-    fn at_path(&mut self, tid: u32, dirfd: i32, s: &str) -> Result<String, i64> {
+    /// A path made absolute against `dirfd` (AT_FDCWD: the caller's working directory;
+    /// or a directory descriptor).
+    pub(crate) fn at_path(&mut self, tid: u32, dirfd: i32, s: &str) -> Result<String, i64> {
         if s.starts_with('/') {
             return Ok(s.to_string());
         }
@@ -86,8 +87,7 @@ impl Machine {
                 _ => Err(ENOTDIR),
             };
         }
-        let cwd = std::env::current_dir().map_err(|_| ENOENT)?;
-        Ok(format!("{}/{s}", cwd.display()))
+        Ok(format!("{}/{s}", self.cwd_of(tid).display()))
     }
 
     /// The metadata of a path, following a final symlink or not.

@@ -16,6 +16,7 @@ use crate::walker::{GupCont, GupFlags};
 #[allow(missing_docs)]
 pub mod cl {
     pub const VM: u64 = 0x100;
+    pub const FS: u64 = 0x200;
     pub const FILES: u64 = 0x400;
     pub const SIGHAND: u64 = 0x800;
     pub const VFORK: u64 = 0x4000;
@@ -81,6 +82,14 @@ impl Machine {
             self.k.fdtables.insert(new, tab);
             new
         };
+        // copy_fs: the working directory, shared or copied.
+        let fs = if flags & cl::FS != 0 {
+            parent.fs
+        } else {
+            let cwd = self.k.cwds.get(&parent.fs).cloned().unwrap_or_else(|| "/".into());
+            self.k.cwds.insert(new, cwd);
+            new
+        };
         let sighand = if flags & cl::SIGHAND != 0 {
             parent.sighand
         } else {
@@ -111,6 +120,7 @@ impl Machine {
             cpu,
             mm,
             files,
+            fs,
             sighand,
             state: State::Runnable,
             clear_child_tid: if flags & cl::CHILD_CLEARTID != 0 { ctid } else { 0 },
@@ -387,11 +397,15 @@ impl Machine {
     /// CPU; the last thread of a group makes the group's exit visible to its parent.
     fn task_dead(&mut self, c: usize, tid: u32) {
         let Some(t) = self.k.tasks.get(&tid) else { return };
-        let (tgid, files) = (t.tgid, t.files);
+        let (tgid, files, fs) = (t.tgid, t.files, t.fs);
         let cause = t.exit.unwrap_or(ExitCause { status: 0, signaled: false });
         if let Some(t) = self.k.tasks.get_mut(&tid) {
             t.state = State::Zombie;
             t.exit_status = cause.status;
+        }
+        // exit_fs: the last user of the working directory drops it.
+        if !self.k.tasks.values().any(|t| t.fs == fs && t.tid != tid && t.state != State::Zombie) {
+            self.k.cwds.remove(&fs);
         }
         if !self
             .k

@@ -75,6 +75,8 @@ pub mod nr {
     pub const FLOCK: u64 = 73;
     pub const FSYNC: u64 = 74;
     pub const GETCWD: u64 = 79;
+    pub const CHDIR: u64 = 80;
+    pub const FCHDIR: u64 = 81;
     pub const READLINK: u64 = 89;
     pub const UMASK: u64 = 95;
     pub const GETTIMEOFDAY: u64 = 96;
@@ -294,6 +296,8 @@ impl Machine {
             READLINKAT => self.sys_readlink(c, tid, a[1], a[2], a[3]),
             GETDENTS64 => self.sys_getdents64(c, tid, a[0] as i32, a[1], a[2]),
             GETCWD => self.sys_getcwd(c, tid, a[0], a[1]),
+            CHDIR => self.sys_chdir(c, tid, a[0]),
+            FCHDIR => self.sys_fchdir(tid, a[0] as i32),
             DUP => self.sys_dup(c, tid, a[0] as i32, 0, false, 0),
             DUP2 => {
                 if a[0] == a[1] {
@@ -864,19 +868,7 @@ impl Machine {
         if s.is_empty() {
             return Err(ENOENT);
         }
-        if s.starts_with('/') {
-            return Ok(s);
-        }
-        if dirfd != -100 {
-            // Relative to a directory descriptor.
-            let id = self.fd(tid, dirfd).ok_or(EBADF)?;
-            return match self.k.files.descs.get(&id).map(|d| &d.obj) {
-                Some(Object::Host { path, .. }) => Ok(format!("{}/{s}", path.display())),
-                _ => Err(ENOTDIR),
-            };
-        }
-        let cwd = std::env::current_dir().map_err(|_| ENOENT)?;
-        Ok(format!("{}/{s}", cwd.display()))
+        self.at_path(tid, dirfd, &s)
     }
 
     fn install_fd(&mut self, tid: u32, id: u32, cloexec: bool, min: i32) -> i64 {
@@ -1220,11 +1212,54 @@ impl Machine {
         r
     }
 
+    /// The working directory of `tid`'s fs_struct.
+    pub(crate) fn cwd_of(&self, tid: u32) -> std::path::PathBuf {
+        self.k
+            .tasks
+            .get(&tid)
+            .and_then(|t| self.k.cwds.get(&t.fs))
+            .cloned()
+            .unwrap_or_else(|| "/".into())
+    }
+
+    /// chdir(2) (fs/open.c): the path, followed, must name a directory the caller may
+    /// search (outside `--allow-read` and the directories leading to it: EACCES, as for
+    /// a directory without search permission); then it is the caller's fs_struct's
+    /// working directory, shared by the threads created with CLONE_FS.
+    fn sys_chdir(&mut self, c: usize, tid: u32, path: u64) -> i64 {
+        let abs = match self.abs_path(c, tid, crate::exec::AT_FDCWD, path) {
+            Ok(p) => p,
+            Err(e) => return -e,
+        };
+        match self.k.files.resolve_attrs(&abs) {
+            Ok(crate::fs::Resolved::Host(dir)) if dir.is_dir() => self.set_cwd(tid, dir),
+            Ok(_) => -ENOTDIR,
+            Err(e) => -e,
+        }
+    }
+
+    /// fchdir(2): the descriptor's directory becomes the working directory.
+    fn sys_fchdir(&mut self, tid: u32, fd: i32) -> i64 {
+        let Some(id) = self.fd(tid, fd) else { return -EBADF };
+        match self.k.files.descs.get(&id).map(|d| &d.obj) {
+            Some(Object::Host { path, .. }) if path.is_dir() => {
+                let dir = path.clone();
+                self.set_cwd(tid, dir)
+            }
+            _ => -ENOTDIR,
+        }
+    }
+
+    fn set_cwd(&mut self, tid: u32, dir: std::path::PathBuf) -> i64 {
+        if let Some(fs) = self.k.tasks.get(&tid).map(|t| t.fs) {
+            self.k.cwds.insert(fs, dir);
+        }
+        0
+    }
+
+    /// getcwd(2): the working directory and its NUL; ERANGE when `len` is short.
     fn sys_getcwd(&mut self, c: usize, tid: u32, buf: u64, len: u64) -> i64 {
-        let cwd = std::env::current_dir()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| "/".into());
-        let mut b = cwd.into_bytes();
+        let mut b = self.cwd_of(tid).to_string_lossy().into_owned().into_bytes();
         b.push(0);
         if b.len() as u64 > len {
             return -ERANGE;

@@ -269,6 +269,9 @@ pub struct Task {
     pub mm: u32,
     /// Descriptor table.
     pub files: u32,
+    /// Working directory (`struct fs_struct`, shared by threads created with
+    /// CLONE_FS): a key of `Kernel::cwds`.
+    pub fs: u32,
     /// Signal handler table (shared within a thread group).
     pub sighand: u32,
     /// Scheduling state.
