@@ -1,7 +1,8 @@
 //! Host resources a guest can make emu spend stay bounded by the guest's own: each
 //! request that once amplified (a writev naming one buffer a thousand times, mappings of
 //! a large host file, a mapping of /dev/zero, one read of a whole file, tens of
-//! thousands of mappings, touching more memory than the machine has) runs under a small
+//! thousands of mappings, touching more memory than the machine has, a dozen processes
+//! running one large program) runs under a small
 //! guest memory, and emu's peak resident set stays within that memory of what it needs
 //! to run a guest that does nothing. The guest must also see what it sees natively.
 
@@ -57,6 +58,15 @@ fn amplification_cases_stay_within_the_guests_memory() {
     std::fs::write(&big, &data).expect("write file");
     drop(data);
     let zero = Path::new("/dev/zero");
+    // A 24 MiB program (its data in the file) that sleeps 20 ms, for twelve processes at
+    // once: one copy of it, not twelve.
+    let big_prog = build_c(
+        &dir,
+        "bigprog",
+        "#include <unistd.h>\nstatic volatile char pad[24 << 20] = {1};\n\
+         int main(void) { usleep(20000); return pad[0] - 1; }\n",
+        &[],
+    );
 
     // What emu needs to run a guest that does nothing (the program exits at once).
     let (code, err, base) = measure(emu_run(&bin, &["none"], None));
@@ -70,6 +80,7 @@ fn amplification_cases_stay_within_the_guests_memory() {
         (vec!["filemap", big_s], Some(big.as_path())),
         (vec!["devzero", "/dev/zero"], Some(zero)),
         (vec!["read", big_s], Some(big.as_path())),
+        (vec!["exec", big_prog.to_str().unwrap()], Some(big_prog.as_path())),
     ] {
         let (code, err, rss) = measure(emu_run(&bin, &args, allow));
         let mut native = Command::new(&bin);

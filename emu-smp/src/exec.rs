@@ -43,7 +43,7 @@ use crate::path::{ExitStep, KPath, Next};
 use crate::syscall::Sys;
 use crate::task::{ExitCause, State, Wait};
 use crate::tlbflush::{Reason, FLUSH_ALL};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The first id of an address space built by execve.
@@ -184,6 +184,25 @@ fn parse_shebang(head: &[u8; BINPRM_BUF_SIZE]) -> Option<Result<(Vec<u8>, Option
 /// The last component of a file name (kbasename).
 fn basename(name: &[u8]) -> &[u8] {
     name.rsplit(|&b| b == b'/').next().unwrap_or(name)
+}
+
+/// A file's identity for the exec image cache: device, inode, size and modification
+/// time, so that a file rewritten in place is read again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct ImageKey {
+    dev: u64,
+    ino: u64,
+    pub(crate) size: u64,
+    mtime_ns: i128,
+}
+
+impl ImageKey {
+    pub(crate) fn of(path: &Path) -> Option<ImageKey> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        let mtime_ns = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
+        Some(ImageKey { dev: m.dev(), ino: m.ino(), size: m.size(), mtime_ns })
+    }
 }
 
 impl Machine {
@@ -346,7 +365,7 @@ impl Machine {
                         meta.len()
                     ))));
                 }
-                std::fs::read(&file.host).map_err(|e| crate::fs::io_errno(&e))?.into()
+                self.exec_image(&file.host)?
             }
         };
 
@@ -422,6 +441,23 @@ impl Machine {
     /// and an empty name, the file `dirfd` is), which must be a regular file the caller
     /// may execute (a directory or anything else is EACCES). The sandbox's rules are
     /// those of open (`--allow-read`).
+    /// The bytes of the program file at `host`: the copy an address space already runs
+    /// when the file is the same (device, inode, size, modification time), else read
+    /// anew. Entries whose last user has gone are dropped as new ones come.
+    fn exec_image(&mut self, host: &Path) -> Result<Arc<[u8]>, i64> {
+        let key = ImageKey::of(host);
+        if let Some(image) = key.and_then(|k| self.k.exec_images.get(&k)).and_then(|w| w.upgrade())
+        {
+            return Ok(image);
+        }
+        let image: Arc<[u8]> = std::fs::read(host).map_err(|e| crate::fs::io_errno(&e))?.into();
+        if let Some(k) = key.filter(|k| k.size == image.len() as u64) {
+            self.k.exec_images.retain(|_, w| w.strong_count() > 0);
+            self.k.exec_images.insert(k, Arc::downgrade(&image));
+        }
+        Ok(image)
+    }
+
     fn exec_open(
         &mut self,
         tid: u32,

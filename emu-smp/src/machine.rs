@@ -321,6 +321,9 @@ pub struct Kernel {
     pub(crate) exe_path: String,
     /// The first program's bytes (what its /proc/self/exe opens).
     pub(crate) program: std::sync::Arc<[u8]>,
+    /// The files execve has read, by identity, while an address space still runs them:
+    /// processes running one program share one copy of it ([`crate::exec::ImageKey`]).
+    pub(crate) exec_images: BTreeMap<crate::exec::ImageKey, std::sync::Weak<[u8]>>,
     pub(crate) argv: Vec<Vec<u8>>,
     pub(crate) uid: u32,
     pub(crate) gid: u32,
@@ -556,6 +559,11 @@ impl Machine {
             init_pid: pid,
             init_exit: None,
             exe_path: cfg.exe_path.clone(),
+            exec_images: crate::exec::ImageKey::of(std::path::Path::new(&cfg.exe_path))
+                .filter(|k| k.size == cfg.program.len() as u64)
+                .map(|k| (k, std::sync::Arc::downgrade(&cfg.program)))
+                .into_iter()
+                .collect(),
             program: cfg.program.clone(),
             argv: cfg.argv.clone(),
             uid: cfg.uid,

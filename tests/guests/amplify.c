@@ -8,7 +8,8 @@
  *   devzero   a 1 GiB private mapping of FILE (/dev/zero), 16 pages touched
  *   read      FILE (32 MiB) read by one read(2) into a 64 MiB buffer
  *   maps      one-page anonymous mappings until the kernel refuses (vm.max_map_count)
- *   exhaust   anonymous memory touched page by page until the machine has no more */
+ *   exhaust   anonymous memory touched page by page until the machine has no more
+ *   exec      12 children each execve FILE (a large program) at once, and are waited for */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int writev_mode(void) {
@@ -105,6 +107,24 @@ static int exhaust_mode(void) {
     return 0;
 }
 
+static int exec_mode(char *file) {
+    int ok = 0;
+    for (int i = 0; i < 12; i++) {
+        pid_t p = fork();
+        if (p == 0) {
+            char *args[] = {file, 0};
+            execv(file, args);
+            _exit(127);
+        }
+    }
+    for (int i = 0; i < 12; i++) {
+        int st;
+        if (wait(&st) > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0) ok++;
+    }
+    fprintf(stderr, "exec: %d of 12 exited 0\n", ok);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) return 2;
     const char *m = argv[1];
@@ -114,5 +134,6 @@ int main(int argc, char **argv) {
     if (!strcmp(m, "read") && argc > 2) return read_mode(argv[2]);
     if (!strcmp(m, "maps")) return maps_mode();
     if (!strcmp(m, "exhaust")) return exhaust_mode();
+    if (!strcmp(m, "exec") && argc > 2) return exec_mode(argv[2]);
     return 2;
 }
