@@ -265,6 +265,29 @@ impl Machine {
         }
     }
 
+    /// The exit_group system call, do_group_exit: a group exit already under way
+    /// (SIGNAL_GROUP_EXIT: the caller was zapped) makes the caller exit with the group's
+    /// status; an execve of another thread waiting in de_thread (`group_exec_task`)
+    /// makes the caller exit alone, with status 0, and the exec goes on; otherwise the
+    /// whole group exits with `status`.
+    pub(crate) fn sys_exit_group(&mut self, c: usize, tid: u32, status: i32) {
+        let Some(t) = self.k.tasks.get(&tid) else { return };
+        if t.exit.is_some() {
+            return;
+        }
+        let tgid = t.tgid;
+        let exec = self
+            .k
+            .tasks
+            .values()
+            .any(|x| x.tgid == tgid && x.tid != tid && x.state == State::Blocked(Wait::Exec));
+        if exec {
+            self.exit_thread(tid, 0);
+            return;
+        }
+        self.exit_group(c, tid, status, false);
+    }
+
     /// exit_group(2), or death by signal (`status` is then the signal number): every
     /// thread of the group exits at its next return to user mode (zap_other_threads).
     /// Threads asleep interruptibly are woken for it; threads running user code on other

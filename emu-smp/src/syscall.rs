@@ -499,7 +499,7 @@ impl Machine {
                 return Sys::Done;
             }
             EXIT_GROUP => {
-                self.exit_group(c, tid, ((a[0] & 0xff) as i32) << 8, false);
+                self.sys_exit_group(c, tid, ((a[0] & 0xff) as i32) << 8);
                 return Sys::Done;
             }
             // pid_t and int arguments are the low 32 bits (glibc passes them so).
