@@ -223,8 +223,8 @@ fn report_result(r: Result<reports::ReportOutput>) -> ExitCode {
                 );
             }
             println!(
-                "{} of {} points have results ({} failed); {} plots",
-                r.done, r.total, r.failed, r.plots
+                "{} of {} points have results ({} failed, {} of them live-locked); {} plots",
+                r.done, r.total, r.failed, r.livelocked, r.plots
             );
             println!("report: {}", r.index.display());
             println!("table:  {}", r.csv.display());

@@ -1068,7 +1068,9 @@ fn mm_cid_runs_are_deterministic_and_the_seed_moves_their_timing() {
     assert!(out[0] == out[1], "two identical runs differ");
     let stats = |i: usize| -> Value { serde_json::from_slice(&out[i].1).expect("stats json") };
     let (a, b) = (stats(0), stats(2));
-    assert_eq!(out[0].0, out[2].0, "the guest's output does not depend on the seed");
+    for (o, _) in &out {
+        assert!(String::from_utf8_lossy(o).contains("out of range 0"), "{o:?}");
+    }
     assert_ne!(a["totals"]["cycles"], b["totals"]["cycles"], "seeds 3 and 4 ran alike");
     assert_ne!(a["mm_cid"]["schedin_cycles"], b["mm_cid"]["schedin_cycles"]);
 }

@@ -186,22 +186,25 @@ fn basename(name: &[u8]) -> &[u8] {
     name.rsplit(|&b| b == b'/').next().unwrap_or(name)
 }
 
-/// A file's identity for the exec image cache: device, inode, size and modification
-/// time, so that a file rewritten in place is read again.
+/// A file's identity for the exec image cache: device, inode, size, and modification
+/// and change times (user space can set the first, not the second), so that a file
+/// rewritten in place is read again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct ImageKey {
     dev: u64,
     ino: u64,
     pub(crate) size: u64,
     mtime_ns: i128,
+    ctime_ns: i128,
 }
 
 impl ImageKey {
     pub(crate) fn of(path: &Path) -> Option<ImageKey> {
         use std::os::unix::fs::MetadataExt;
         let m = std::fs::metadata(path).ok()?;
-        let mtime_ns = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
-        Some(ImageKey { dev: m.dev(), ino: m.ino(), size: m.size(), mtime_ns })
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        let (mtime_ns, ctime_ns) = (ns(m.mtime(), m.mtime_nsec()), ns(m.ctime(), m.ctime_nsec()));
+        Some(ImageKey { dev: m.dev(), ino: m.ino(), size: m.size(), mtime_ns, ctime_ns })
     }
 }
 
@@ -437,12 +440,8 @@ impl Machine {
         self.k.fdtables.get(&t.files).and_then(|tab| tab.fds.get(&fd)).is_some_and(|e| e.1)
     }
 
-    /// do_open_execat: the file `name` names (relative to `dirfd`; with AT_EMPTY_PATH
-    /// and an empty name, the file `dirfd` is), which must be a regular file the caller
-    /// may execute (a directory or anything else is EACCES). The sandbox's rules are
-    /// those of open (`--allow-read`).
     /// The bytes of the program file at `host`: the copy an address space already runs
-    /// when the file is the same (device, inode, size, modification time), else read
+    /// when the file is the same ([`ImageKey`]), else read
     /// anew. Entries whose last user has gone are dropped as new ones come.
     fn exec_image(&mut self, host: &Path) -> Result<Arc<[u8]>, i64> {
         let key = ImageKey::of(host);
@@ -458,6 +457,10 @@ impl Machine {
         Ok(image)
     }
 
+    /// do_open_execat: the file `name` names (relative to `dirfd`; with AT_EMPTY_PATH
+    /// and an empty name, the file `dirfd` is), which must be a regular file the caller
+    /// may execute (a directory or anything else is EACCES). The sandbox's rules are
+    /// those of open (`--allow-read`).
     fn exec_open(
         &mut self,
         tid: u32,
@@ -492,19 +495,7 @@ impl Machine {
                 };
                 return Ok(ExecFile { host: PathBuf::from(path), image: Some(image) });
             }
-            let abs = if s.starts_with('/') {
-                s
-            } else if dirfd == AT_FDCWD {
-                format!("{}/{s}", self.cwd_of(tid).display())
-            } else {
-                let id = self.fd(tid, dirfd).ok_or(EBADF)?;
-                match self.k.files.descs.get(&id).map(|d| &d.obj) {
-                    Some(Object::Host { path, .. }) if path.is_dir() => {
-                        format!("{}/{s}", path.display())
-                    }
-                    _ => return Err(ENOTDIR.into()),
-                }
-            };
+            let abs = self.at_path(tid, dirfd, &s)?;
             let host = match self.k.files.resolve(&abs)? {
                 Resolved::Host(p) => p,
                 // /proc and /sys files (mode 0444) and the character devices.
@@ -652,7 +643,8 @@ impl Machine {
                 if !others.is_empty() {
                     // zap_other_threads: each gets SIGKILL and exits at its next return
                     // to user mode; the caller sleeps until the last is gone.
-                    let cause = ExitCause { status: sig::SIGKILL as i32, signaled: true };
+                    let cause =
+                        ExitCause { status: sig::SIGKILL as i32, signaled: true, group: true };
                     self.zap_threads(c, &others, cause);
                     if let Some(t) = self.k.tasks.get_mut(&tid) {
                         t.kpath = Some(KPath::Exec(Box::new(op)));

@@ -1105,8 +1105,14 @@ impl Machine {
     }
 
     /// Terminates the thread group of `tid` with signal `s`.
+    /// A thread already leaving with its group (a group exit or an execve's de_thread
+    /// under way) takes no new fatal signal: the exit under way decides the status.
     pub(crate) fn kill_process(&mut self, c: usize, tid: u32, s: u32, report: Option<String>) {
-        let Some(tgid) = self.k.tasks.get(&tid).map(|t| t.tgid) else { return };
+        let Some(t) = self.k.tasks.get(&tid) else { return };
+        if t.exit.is_some_and(|e| e.group) {
+            return;
+        }
+        let tgid = t.tgid;
         if tgid == self.k.init_pid && self.k.init_exit.is_none() {
             self.k.init_exit = Some(Outcome::Signaled { sig: s, report });
         }

@@ -76,18 +76,21 @@ fn statx_bytes(s: &Stat, mask: u32, attr_mask: u64) -> [u8; 256] {
 impl Machine {
     /// A path made absolute against `dirfd` (AT_FDCWD: the caller's working directory;
     /// or a directory descriptor).
+    /// A descriptor that is not a directory is ENOTDIR.
     pub(crate) fn at_path(&mut self, tid: u32, dirfd: i32, s: &str) -> Result<String, i64> {
         if s.starts_with('/') {
             return Ok(s.to_string());
         }
-        if dirfd != -100 {
+        let dir = if dirfd != -100 {
             let id = self.fd(tid, dirfd).ok_or(EBADF)?;
-            return match self.k.files.descs.get(&id).map(|d| &d.obj) {
-                Some(Object::Host { path, .. }) => Ok(format!("{}/{s}", path.display())),
-                _ => Err(ENOTDIR),
-            };
-        }
-        Ok(format!("{}/{s}", self.cwd_of(tid).display()))
+            match self.k.files.descs.get(&id).map(|d| &d.obj) {
+                Some(Object::Host { path, .. }) if path.is_dir() => path.clone(),
+                _ => return Err(ENOTDIR),
+            }
+        } else {
+            self.cwd_of(tid)
+        };
+        Ok(join_path(&dir.to_string_lossy(), s))
     }
 
     /// The metadata of a path, following a final symlink or not.
@@ -546,5 +549,25 @@ impl Machine {
             t.cpu.gpr[4] = rsp.wrapping_add(8);
         }
         crate::path::Next::User
+    }
+}
+
+/// `rel` appended to directory `dir`: one slash between them (`dev/null` relative to
+/// `/` is `/dev/null`, which the device and /proc names match).
+pub(crate) fn join_path(dir: &str, rel: &str) -> String {
+    if dir.ends_with('/') {
+        format!("{dir}{rel}")
+    } else {
+        format!("{dir}/{rel}")
+    }
+}
+
+#[cfg(test)]
+mod join_tests {
+    #[test]
+    fn one_slash_between_directory_and_name() {
+        assert_eq!(super::join_path("/", "dev/null"), "/dev/null");
+        assert_eq!(super::join_path("/a/b", "c/./d/"), "/a/b/c/./d/");
+        assert_eq!(super::join_path("/a/", "f.txt/."), "/a/f.txt/.");
     }
 }

@@ -164,10 +164,9 @@ impl Machine {
         if flags & cl::THREAD == 0 {
             self.inherit_rlimits(tid, new);
         }
-        if flags & cl::PARENT_SETTID != 0
-            && self.write_user(c, tid, ptid, &new.to_le_bytes()).is_err()
-        {
-            return Sys::Ret(-EFAULT);
+        if flags & cl::PARENT_SETTID != 0 {
+            // kernel_clone's put_user: a fault is ignored, the child runs.
+            let _ = self.write_user(c, tid, ptid, &new.to_le_bytes());
         }
         if flags & cl::CHILD_SETTID != 0 {
             // Written in the child's address space.
@@ -230,7 +229,7 @@ impl Machine {
     /// exit(2): the thread exits when the system call returns.
     pub(crate) fn exit_thread(&mut self, tid: u32, code: i32) {
         if let Some(t) = self.k.tasks.get_mut(&tid) {
-            t.exit.get_or_insert(ExitCause { status: code << 8, signaled: false });
+            t.exit.get_or_insert(ExitCause { status: code << 8, signaled: false, group: false });
         }
     }
 
@@ -271,11 +270,7 @@ impl Machine {
     /// makes the caller exit alone, with status 0, and the exec goes on; otherwise the
     /// whole group exits with `status`.
     pub(crate) fn sys_exit_group(&mut self, c: usize, tid: u32, status: i32) {
-        let Some(t) = self.k.tasks.get(&tid) else { return };
-        if t.exit.is_some() {
-            return;
-        }
-        let tgid = t.tgid;
+        let Some(tgid) = self.k.tasks.get(&tid).map(|t| t.tgid) else { return };
         let exec = self
             .k
             .tasks
@@ -292,9 +287,15 @@ impl Machine {
     /// thread of the group exits at its next return to user mode (zap_other_threads).
     /// Threads asleep interruptibly are woken for it; threads running user code on other
     /// CPUs get a reschedule IPI; threads in the kernel finish their path first.
+    /// A thread already leaving with its group (zapped by a group exit or an execve)
+    /// leaves that exit as it is (SIGNAL_GROUP_EXIT: the group's status stands).
     pub(crate) fn exit_group(&mut self, c: usize, tid: u32, status: i32, signaled: bool) {
-        let Some(tgid) = self.k.tasks.get(&tid).map(|t| t.tgid) else { return };
-        let cause = ExitCause { status, signaled };
+        let Some(t) = self.k.tasks.get(&tid) else { return };
+        if t.exit.is_some_and(|e| e.group) {
+            return;
+        }
+        let tgid = t.tgid;
+        let cause = ExitCause { status, signaled, group: true };
         let members: Vec<u32> = self
             .k
             .tasks
@@ -421,7 +422,7 @@ impl Machine {
     fn task_dead(&mut self, c: usize, tid: u32) {
         let Some(t) = self.k.tasks.get(&tid) else { return };
         let (tgid, files, fs) = (t.tgid, t.files, t.fs);
-        let cause = t.exit.unwrap_or(ExitCause { status: 0, signaled: false });
+        let cause = t.exit.unwrap_or(ExitCause { status: 0, signaled: false, group: false });
         if let Some(t) = self.k.tasks.get_mut(&tid) {
             t.state = State::Zombie;
             t.exit_status = cause.status;
@@ -689,7 +690,7 @@ impl Machine {
                 return Sys::Ret(-EFAULT);
             }
             if op.infop != 0 {
-                let cause = ExitCause { status: st, signaled: st & 0x7f != 0 };
+                let cause = ExitCause { status: st, signaled: st & 0x7f != 0, group: false };
                 let b = chld_info(sig::SIGCHLD, child, self.k.uid, cause).to_bytes();
                 if self.write_user(c, tid, op.infop, &b[..28]).is_err() {
                     return Sys::Ret(-EFAULT);

@@ -292,8 +292,8 @@ impl Machine {
             // do_readlinkat: a buffer size that is not positive (as an int).
             READLINK if a[2] as i32 <= 0 => -EINVAL,
             READLINKAT if a[3] as i32 <= 0 => -EINVAL,
-            READLINK => self.sys_readlink(c, tid, a[0], a[1], a[2]),
-            READLINKAT => self.sys_readlink(c, tid, a[1], a[2], a[3]),
+            READLINK => self.sys_readlink(c, tid, crate::exec::AT_FDCWD, a[0], a[1], a[2]),
+            READLINKAT => self.sys_readlink(c, tid, a[0] as i32, a[1], a[2], a[3]),
             GETDENTS64 => self.sys_getdents64(c, tid, a[0] as i32, a[1], a[2]),
             GETCWD => self.sys_getcwd(c, tid, a[0], a[1]),
             CHDIR => self.sys_chdir(c, tid, a[0]),
@@ -1171,15 +1171,17 @@ impl Machine {
         -ENOTTY
     }
 
-    fn sys_readlink(&mut self, c: usize, tid: u32, p: u64, buf: u64, len: u64) -> i64 {
+    fn sys_readlink(&mut self, c: usize, tid: u32, dirfd: i32, p: u64, buf: u64, len: u64) -> i64 {
         let path = match self.read_cstr(c, tid, p, 4096) {
             Ok(p) => p,
             Err(e) => return -e,
         };
         let target = if path == b"/proc/self/exe" {
             self.exe_path_of(tid).into_bytes()
+        } else if path == b"/proc/self/cwd" {
+            self.cwd_of(tid).to_string_lossy().into_owned().into_bytes()
         } else {
-            let abs = match self.abs_path(c, tid, -100, p) {
+            let abs = match self.abs_path(c, tid, dirfd, p) {
                 Ok(a) => a,
                 Err(e) => return -e,
             };

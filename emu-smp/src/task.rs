@@ -121,6 +121,9 @@ pub struct ExitCause {
     pub status: i32,
     /// Killed by a signal.
     pub signaled: bool,
+    /// Part of its group's exit (zap_other_threads, from exit_group, a fatal signal or
+    /// an execve's de_thread), not an exit(2) of its own.
+    pub group: bool,
 }
 
 /// Scheduling state.

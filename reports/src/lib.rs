@@ -336,6 +336,8 @@ pub struct ReportOutput {
     pub done: usize,
     /// Points that failed.
     pub failed: usize,
+    /// Of those, points stopped by an mm_cid live lock.
+    pub livelocked: usize,
     /// Points of the sweep.
     pub total: usize,
     /// Plot files written (stems).
@@ -374,6 +376,7 @@ pub fn report_locked(dir: &Path, _lock: &DirLock) -> Result<ReportOutput> {
         csv,
         done: results.len(),
         failed: results.values().filter(|r| !r.ok()).count(),
+        livelocked: results.values().filter(|r| !r.ok() && r.finished()).count(),
         total: m.points.len(),
         plots: plots.len(),
         untrusted,
@@ -395,8 +398,10 @@ pub fn merge(out: &Path, dirs: &[PathBuf]) -> Result<ReportOutput> {
         for p in m.own_points() {
             match stored_point(d, &p.id()) {
                 Stored::Trusted(r) => {
-                    // A clean result wins over a failed one from another attempt.
-                    let better = found.get(&r.id).is_none_or(|old| !old.ok() && r.ok());
+                    // A clean result wins over a live lock, and that over a failure,
+                    // from another attempt.
+                    let rank = |p: &PointFile| u8::from(p.finished()) + u8::from(p.ok());
+                    let better = found.get(&r.id).is_none_or(|old| rank(&r) > rank(old));
                     if better {
                         found.insert(r.id.clone(), *r);
                     }

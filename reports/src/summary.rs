@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Version of the point-file format; points stored under another are run again (2: the
-/// ack-wait timeline, IPI delivery measured from the wait, leave_mm in deep idle).
-pub const POINT_FORMAT: u32 = 2;
+/// ack-wait timeline, IPI delivery measured from the wait, leave_mm in deep idle; 3: the
+/// seed sets the tick's phase, the `livelock` status, the mm_cid walk-race counts).
+pub const POINT_FORMAT: u32 = 3;
 
 /// Most bytes of guest stdout kept in a point file.
 pub const STDOUT_KEPT: usize = 4096;

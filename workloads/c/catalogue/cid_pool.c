@@ -18,7 +18,8 @@
 // pinned to CPU 0 and shares it with another process that computes ~10 us and sleeps
 // 40 us in a loop, as on a busy machine: its wake-ups can preempt a walk under a
 // preemptible kernel (`--preempt full`). It is killed at the end. With `loaded`, every
-// CPU gets such a process, pinned to it, so that workers are preempted, queued behind
+// allowed CPU (up to 256) gets one that sleeps 10 us, pinned to it, and the main thread stays
+// on CPU 0, so that workers are preempted, queued behind
 // them and pulled to CPUs going idle: they schedule in on one CPU and then another
 // within microseconds, which is the first half of seed 001's live-lock trace.
 #define _GNU_SOURCE
@@ -77,32 +78,36 @@ int main(int argc, char **argv) {
         return 1;
     }
     int sizes[] = {0, ncpus - 1, ncpus + 1, 2 * ncpus, ncpus / 2};
+    /* The CPUs this run may use (all of them under emu; a taskset's mask natively). */
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 1;
     pid_t busy[256];
     int nbusy = 0;
     int loaded = argc > 3 && strcmp(argv[3], "loaded") == 0;
-    if (argc > 3 && (strcmp(argv[3], "busy") == 0 || loaded)) {
+    int pinned = loaded || (argc > 3 && strcmp(argv[3], "busy") == 0);
+    if (pinned) {
+        /* A neighbour on CPU 0 (busy) or on every CPU from the highest down (loaded);
+         * the main thread stays pinned to the last one, CPU 0. */
         cpu_set_t one;
-        for (int c = loaded ? ncpus - 1 : 0; c >= 0 && nbusy < 256; c--) {
+        for (int c = loaded ? CPU_SETSIZE - 1 : 0; c >= 0 && nbusy < 256; c--) {
+            if (!CPU_ISSET(c, &allowed)) continue;
             CPU_ZERO(&one);
             CPU_SET(c, &one);
             sched_setaffinity(0, sizeof one, &one);
-            busy[nbusy] = fork();
-            if (busy[nbusy] == 0)
+            pid_t pid = fork();
+            if (pid == 0)
                 for (;;) {
                     for (volatile int k = 0; k < 20000; k++) {
                     }
                     usleep(loaded ? 10 : 40);
                 }
-            nbusy++;
+            if (pid > 0) busy[nbusy++] = pid;
         }
     }
-    /* Workers may run anywhere, even when the main thread is pinned. */
+    /* Workers may run on every allowed CPU, even when the main thread is pinned. */
     pthread_attr_t attr;
     pthread_attr_init(&attr);
-    cpu_set_t all;
-    CPU_ZERO(&all);
-    for (int c = 0; c < ncpus && c < CPU_SETSIZE; c++) CPU_SET(c, &all);
-    pthread_attr_setaffinity_np(&attr, sizeof all, &all);
+    if (pinned) pthread_attr_setaffinity_np(&attr, sizeof allowed, &allowed);
     pthread_t t[MAXT];
     int live = 0, next = 0;
     int first[MAXT];
@@ -112,7 +117,7 @@ int main(int argc, char **argv) {
         /* Grow: start threads. Shrink: the oldest ones are told to stop and go. */
         while (live < want && next < MAXT) {
             first[live] = next;
-            pthread_create(&t[next], &attr, worker, (void *)(intptr_t)next);
+            if (pthread_create(&t[next], &attr, worker, (void *)(intptr_t)next) != 0) break;
             next++;
             live++;
         }
@@ -128,6 +133,7 @@ int main(int argc, char **argv) {
     for (int j = 0; j < live; j++) stop[first[j]] = 1;
     for (int j = 0; j < live; j++) pthread_join(t[first[j]], 0);
     for (int b = 0; b < nbusy; b++) {
+        if (busy[b] <= 0) continue;
         kill(busy[b], SIGKILL);
         waitpid(busy[b], 0, 0);
     }

@@ -127,5 +127,9 @@ int main(int argc, char **argv) {
     }
     waitpid(pid, 0, 0);
     printf("parent after the child: %s\n", where());
+
+    /* Relative names from the root directory. */
+    cd("chdir", "/");
+    printf("open dev/null from /: %s\n", en(open("dev/null", O_RDONLY)));
     return 0;
 }
