@@ -320,7 +320,16 @@ fn run_both(dir: &std::path::Path, name: &str, bytes: &[u8]) -> (std::io::Result
     let path = dir.join(name);
     std::fs::write(&path, bytes).expect("write");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let native = std::process::Command::new(&path).output();
+    // ETXTBSY: a child another test thread forked meanwhile may still hold the file's
+    // write descriptor until its own exec closes it; the file is fine, try again.
+    let mut native = std::process::Command::new(&path).output();
+    for _ in 0..50 {
+        if !matches!(&native, Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        native = std::process::Command::new(&path).output();
+    }
     let e = emu().args(["run", "--memory", "64"]).arg(&path).output().expect("emu");
     (native, e)
 }
