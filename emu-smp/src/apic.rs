@@ -314,8 +314,10 @@ impl Machine {
     pub(crate) fn ack_wait_event(&mut self, c: usize, t: u64) {
         self.hw.cpus[c].committed_fp = t;
         let KState::Acks(w) = &self.k.cpus[c].kstate else { return };
-        if w.done_fp != Some(t) {
-            // An interrupt or the tick: the CPU has polled until then.
+        if !w.done_fp.is_some_and(|d| d <= t) {
+            // An interrupt or the tick: the CPU has polled until then. (The end of the
+            // wait may come late: a vCPU the host preempted polls again only when it
+            // runs.)
             self.advance(c, t);
             self.take_interrupts(c, t);
             self.update_ack_wait(c);

@@ -622,7 +622,10 @@ impl crate::machine::Machine {
     /// mm_get_cid for the threshold, or spins while nothing else can happen, ends the
     /// run with the CID state. True when it fired.
     pub(crate) fn cid_watchdog(&mut self, t: u64) -> bool {
-        let thresh = self.fp_of_ns((self.profile.kernel.watchdog_thresh_ms * 1e6) as u64);
+        // In a virtual machine, the CPU that would free a CID may be preempted by the
+        // host for up to a rotation: that is a wait, not a live lock.
+        let thresh = self.fp_of_ns((self.profile.kernel.watchdog_thresh_ms * 1e6) as u64)
+            + self.host.as_ref().map_or(0, |h| h.period());
         let mut first = u64::MAX;
         let mut cpus = Vec::new();
         let mut mm = 0;

@@ -67,6 +67,9 @@ pub enum KObj {
     /// vmemmap, 64 bytes per frame, so 64 frames' descriptors per page; the model folds
     /// them onto [`FOLIO_FRAMES`] pages (frames 4 MiB apart share a line).
     Folio(u64),
+    /// A vCPU's `struct kvm_steal_time` (per-CPU, 64-byte aligned), whose `preempted`
+    /// byte the host sets while it preempts the vCPU ([`crate::host`]).
+    StealTime(usize),
 }
 
 /// The kind of the frames holding mm_cid per-CPU slots (a kind of their own: the other
@@ -74,6 +77,8 @@ pub enum KObj {
 const MM_CID_PCPU_KIND: u8 = 11;
 /// The kind of the frames holding `write_protect_seq` lines.
 const MM_WP_SEQ_KIND: u8 = 12;
+/// The kind of the frames holding the vCPUs' steal-time areas.
+const STEAL_TIME_KIND: u8 = 13;
 
 /// The frames holding kernel objects, by (kind, frame index within the kind).
 #[derive(Debug, Default)]
@@ -121,6 +126,9 @@ impl KernelData {
             KObj::WalkerTracker(cpu) => (9, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
             KObj::Folio(pfn) => (10, (pfn / PER_FRAME) % FOLIO_FRAMES, pfn % PER_FRAME),
             KObj::Rq(cpu) => (2, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME),
+            KObj::StealTime(cpu) => {
+                (STEAL_TIME_KIND, cpu as u64 / PER_FRAME, cpu as u64 % PER_FRAME)
+            }
             KObj::FutexBucket(b) => (3, u64::from(b) / PER_FRAME, u64::from(b) % PER_FRAME),
             KObj::Global(n) => (4, 0, u64::from(n) % PER_FRAME),
             KObj::MmWriteProtectSeq(mm) => {

@@ -16,6 +16,7 @@ mod fdtypes;
 mod filelock;
 mod fs;
 mod fswrite;
+mod host;
 mod itimer;
 mod kdata;
 mod kthread;
@@ -50,6 +51,7 @@ mod vdso;
 mod walker;
 
 pub use config::{ConfigError, RunConfig, MAX_CORES};
+pub use host::HostStats;
 pub use lazymm::LazyMmStats;
 pub use machine::{Machine, Outcome, SimError};
 pub use mm::Thp;

@@ -417,6 +417,9 @@ pub struct Machine {
     pub(crate) slice_fp: i64,
     /// jiffies at time 0 ([`crate::tlbflush::boot_jiffies`]).
     pub(crate) jiffies0: u64,
+    /// The host's rotation of the vCPUs, in a virtual machine whose vCPUs share their
+    /// physical CPUs ([`crate::host`]); None on bare metal.
+    pub(crate) host: Option<crate::host::HostShare>,
 }
 
 /// Oracle violations kept in the statistics (all are counted).
@@ -615,7 +618,14 @@ impl Machine {
             acting: None,
             slice_fp: fp(crate::sched::base_slice_ns(cfg.cores) as f64 * profile_ghz) as i64,
             jiffies0,
+            host: None,
         };
+        m.host = crate::host::HostShare::new(
+            cfg.cores,
+            m.profile.host.vcpus_per_pcpu,
+            fp(m.profile.host.slice_ns as f64 * profile_ghz),
+            cfg.seed,
+        );
         m.k.mms.insert(INIT_MM, init_mm);
         m.k.mms.insert(1, mm);
         m.k.fdtables.insert(1, fds);
@@ -724,6 +734,16 @@ impl Machine {
     /// running user code or a kernel step due now; an interrupt it will take (arrivals
     /// count from its clock); its next tick while busy; the end of its ack wait.
     fn next_event(&self, k: usize) -> u64 {
+        let e = self.next_event_bare(k);
+        match &self.host {
+            // A preempted vCPU does nothing until the host runs it again.
+            Some(h) if e != u64::MAX => h.runs_from(k, e),
+            _ => e,
+        }
+    }
+
+    /// [`Machine::next_event`] on bare metal.
+    fn next_event_bare(&self, k: usize) -> u64 {
         let (hw, core) = (&self.hw.cpus[k], &self.k.cpus[k]);
         let now = hw.time_fp;
         let irq = hw.ipis.first().map_or(u64::MAX, |i| i.arrival_fp.max(now));
@@ -802,7 +822,15 @@ impl Machine {
     /// Runs core `k`'s event at time `t` (the global minimum; `others` is the earliest
     /// time any other core or timer can act).
     fn run_event(&mut self, k: usize, t: u64, others: u64) {
+        if self.host.is_some() {
+            self.host_enter(k);
+        }
         if self.k.cpus[k].current.is_none() {
+            if self.host.is_some() && t > self.now(k) {
+                // A halted vCPU the host had preempted: it handles what reached it (or
+                // switches to the task woken on it) only when it runs again.
+                self.advance(k, t);
+            }
             self.hw.cpus[k].committed_fp = t;
             // Interrupts that reached the idle CPU; or, woken with a task, the ones
             // that arrived while it left its idle state, then the switch to the task.
@@ -811,6 +839,10 @@ impl Machine {
                 self.schedule(k);
             }
             return;
+        }
+        if matches!(self.k.cpus[k].kstate, KState::User | KState::Ready) && t > self.now(k) {
+            // A vCPU the host preempted: its clock moves over the stolen time.
+            self.advance(k, t);
         }
         match self.k.cpus[k].kstate {
             KState::User => self.run_core(k, others),
@@ -945,6 +977,10 @@ impl Machine {
             until = until.min(ipi.arrival_fp.max(now + 1));
         }
         until = until.min(self.k.cpus[c].next_tick_fp.max(now + 1));
+        if let Some(h) = &self.host {
+            // The host preempts the vCPU at the end of its window.
+            until = until.min(h.window_end(c, now).max(now + 1));
+        }
         let Some(task) = self.k.tasks.get_mut(&tid) else {
             self.deschedule(c);
             return;

@@ -155,6 +155,34 @@ pub struct IdleParams {
     pub states: Vec<IdleState>,
 }
 
+/// The host a virtual machine's vCPUs run on ([`crate::host`]). The defaults are bare
+/// metal, so profiles written before this section keep their meaning.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostParams {
+    /// Busy vCPU threads sharing each physical CPU of the host, this machine's included
+    /// (1: bare metal, or a VM on dedicated CPUs).
+    pub vcpus_per_pcpu: u32,
+    /// The host scheduler's slice for a vCPU thread, ns.
+    pub slice_ns: u64,
+    /// The guest flushes preempted vCPUs' TLBs through KVM's steal-time area
+    /// (KVM_FEATURE_PV_TLB_FLUSH, `kvm_flush_tlb_multi`) instead of IPIs.
+    pub pv_tlb_flush: bool,
+}
+
+impl Default for HostParams {
+    fn default() -> Self {
+        // sysctl_sched_base_slice (0.75 ms) scaled by 1 + ilog2(8) on a host of 8 or
+        // more CPUs (kernel/sched/fair.c): the slice an EEVDF host gives each of its
+        // equally weighted, always runnable threads in turn.
+        HostParams {
+            vcpus_per_pcpu: 1,
+            slice_ns: crate::sched::base_slice_ns(8),
+            pv_tlb_flush: true,
+        }
+    }
+}
+
 /// Costs of kernel paths not made of modelled guest instructions.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -303,6 +331,9 @@ pub struct Profile {
     pub apic: ApicParams,
     /// Idle states.
     pub idle: IdleParams,
+    /// The host under a virtual machine (bare metal when left out).
+    #[serde(default)]
+    pub host: HostParams,
 }
 
 impl Profile {
@@ -505,6 +536,18 @@ impl Profile {
             if !(0.0..=1e8).contains(&v) {
                 return bad(key, format!("{v} is out of range 0..=1e8"));
             }
+        }
+        if !(1..=64).contains(&self.host.vcpus_per_pcpu) {
+            return bad(
+                "host.vcpus_per_pcpu",
+                format!("{} is outside 1..=64", self.host.vcpus_per_pcpu),
+            );
+        }
+        if !(10_000..=1_000_000_000).contains(&self.host.slice_ns) {
+            return bad(
+                "host.slice_ns",
+                format!("{} is outside 10000..=1000000000 ns", self.host.slice_ns),
+            );
         }
         if self.idle.states.is_empty() {
             return bad("idle.states", "at least one idle state is needed".into());

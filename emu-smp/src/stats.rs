@@ -356,6 +356,10 @@ pub struct RunStats {
     /// Per-mm concurrency IDs: bitmap operations, schedule-in paths, mode switches,
     /// TRANSIT drops, fixup walks and their cycles.
     pub mm_cid: crate::mmcid::MmCidStats,
+    /// The host under a virtual machine whose vCPUs share their physical CPUs
+    /// (`host.vcpus_per_pcpu` above 1): preempted time, paravirtual flushes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<crate::host::HostStats>,
     /// Lockless page-table walkers (GUP-fast) and the sync of page-table retirement
     /// with them (`--walker-sync`).
     pub walker_sync: crate::walker::WalkerSyncStats,
@@ -460,6 +464,7 @@ impl RunStats {
                 ..m.probes.lazy_mm.clone()
             },
             mm_cid: m.probes.mm_cid,
+            host: m.host_stats(),
             walker_sync: m.probes.walker_sync.clone(),
             code_cache: CodeCacheReport {
                 blocks_decoded: cs.blocks_decoded,

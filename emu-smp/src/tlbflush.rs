@@ -194,6 +194,9 @@ pub struct InFlight {
     /// The tables are reused, not freed (a THP collapse): a sync that would be RCU
     /// must be synchronous.
     pub reuse: bool,
+    /// Some vCPU of the mask was preempted and left the flush in its steal-time area
+    /// (KVM's paravirtual flush): it got no IPI.
+    pub pv_deferred: bool,
 }
 
 /// Why a flush happened (for records and traces).
@@ -489,18 +492,19 @@ impl Machine {
         let mask = self.flush_mask(mm);
         let first_slot = self.k.cpus[c].ack_slots.len();
         let mut kind = FlightKind::Local;
+        let mut pv_deferred = false;
         if self.k.strategy.flush.global_asids() && global != 0 {
             self.broadcast_tlb_flush(c, &info);
             kind = FlightKind::Broadcast;
         } else if mask.any_but(c) {
             info.trim = self.should_trim_cpumask(c, mm);
-            self.flush_tlb_multi(c, &mask, &info);
+            pv_deferred = self.flush_tlb_multi(c, &mask, &info);
             kind = FlightKind::Ipi;
         } else if self.k.cpus[c].tlb.loaded_mm == mm {
             self.flush_tlb_func(c, &info);
         }
         let reuse = reason == Reason::Collapse;
-        let f = InFlight { info, t0_fp: t0, kind, change_gen, free, tables, reuse };
+        let f = InFlight { info, t0_fp: t0, kind, change_gen, free, tables, reuse, pv_deferred };
         if self.k.cpus[c].ack_slots.len() == first_slot {
             self.flush_complete(c, f);
         } else {
@@ -527,8 +531,9 @@ impl Machine {
         if !f.tables.is_empty() {
             // Every CPU that could be walking the mm took the flush's IPI (a CPU alone
             // in the mask sent none: no other CPU runs the mm), unless it went out as a
-            // broadcast invalidation.
-            let ipid_all = f.kind != FlightKind::Broadcast;
+            // broadcast invalidation, or some vCPU was preempted and left it for the host
+            // (which is why kvm_setup_pv_tlb_flush frees page tables through RCU).
+            let ipid_all = f.kind != FlightKind::Broadcast && !f.pv_deferred;
             self.retire_tables(c, f.info.mm, f.tables, ipid_all, f.reuse);
         }
     }
@@ -551,7 +556,14 @@ impl Machine {
     /// native_flush_tlb_multi: IPIs to the CPUs of `mask` that need them (all of them
     /// when page tables were freed), and the local flush meanwhile; the initiator waits
     /// for the acks when its kernel step ends.
-    pub(crate) fn flush_tlb_multi(&mut self, c: usize, mask: &CpuMask, info: &FlushInfo) {
+    ///
+    /// In a virtual machine with KVM's paravirtual flush, the vCPUs the host preempted
+    /// are left their flush first ([`Machine::pv_flush_preempted`]); returns true when
+    /// any was, so that the flush did not interrupt every CPU of the mask.
+    pub(crate) fn flush_tlb_multi(&mut self, c: usize, mask: &CpuMask, info: &FlushInfo) -> bool {
+        let left = if self.host.is_some() { self.pv_flush_preempted(c, mask) } else { None };
+        let deferred = left.is_some();
+        let mask = left.as_ref().unwrap_or(mask);
         let pages = if info.end == FLUSH_ALL { -1 } else { ((info.end - info.start) >> 12) as i64 };
         self.trace_flush(c, trace_reason::REMOTE_SEND_IPI, pages);
         let in_transition = self.k.mms.get(&info.mm).is_some_and(|m| m.ctx.asid_transition);
@@ -591,6 +603,7 @@ impl Machine {
             // The local flush runs while the IPIs are on their way.
             self.flush_tlb_func(c, info);
         }
+        deferred
     }
 
     /// flush_tlb_func on CPU `c` (local, or in the IPI handler).
