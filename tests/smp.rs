@@ -1416,3 +1416,35 @@ fn the_work_queue_pool_crosses_the_thresholds_with_its_workers_asleep() {
         assert!(n("transit_drops") + n("fixup_visits") > 0, "{v}: {}", s["mm_cid"]);
     }
 }
+
+#[test]
+fn the_work_queue_pool_live_locks_under_afm_in_a_vm_and_patch_1_does_not() {
+    // Seed 001's live lock in a run nobody arranged: cid_pool's work queue on a 4-vCPU
+    // VM (`--preempt full`), seed 5 of a sweep of seeds 1-64. At the 12th switch to
+    // per-CPU mode the hog on CPU 0 preempts the forking main thread before its walk
+    // visits anything; the worker running the job takes CPU 1's CID, moves, and spins
+    // on CPU 3 with the bitmap full (two workers asleep on the condition variable hold
+    // CIDs 2 and 3); the walk's first element is that worker, so CPU 0 spins on CPU 3's
+    // runqueue lock. The trace of AXES.md 3.5, step by step. The test lowers the
+    // watchdog's threshold from Linux's 10 s to 100 ms (the run is otherwise the
+    // sweep's) to keep it short. Patch 1 gets through the same run.
+    let profile = "skylake-sp+host.vcpus_per_pcpu=2+kernel.watchdog_thresh_ms=100";
+    let args = |v: &str| -> Vec<String> {
+        ["run", "--no-env", "--profile", profile, "--cores", "4", "--seed", "5"]
+            .into_iter()
+            .chain(["--preempt", "full", "--mm-cid", v, "cid_pool", "100", "100", "jobs"])
+            .map(String::from)
+            .collect()
+    };
+    let o = emu().args(args("afm")).output().expect("run emu");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{}", show(&o));
+    assert!(err.contains("mm_cid live lock: CPU 3 (task 94) spinning in mm_get_cid"), "{err}");
+    assert!(err.contains("bitmap [0, 1, 2, 3]"), "{err}");
+    assert!(err.contains("tasks [1:0|ONCPU, 94:1|ONCPU, 95:2, 96:3, 97:-]"), "{err}");
+    assert!(err.contains("task 1's fixup walk at 0 of [94, 95, 96]"), "{err}");
+    assert!(err.contains("CPU 0 spins on Rq(3)"), "{err}");
+    let o = emu().args(args("afm+p1")).output().expect("run emu");
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("out of range 0"), "{}", show(&o));
+}

@@ -502,7 +502,11 @@ impl crate::machine::Machine {
 
     /// Records the duration of a walk that began at `start_fp` and ends now on `c`.
     fn note_walk(&mut self, c: usize, start_fp: u64) {
-        let took = self.now(c).saturating_sub(start_fp) >> 8;
+        let now = self.now(c);
+        let took = now.saturating_sub(start_fp) >> 8;
+        if self.host.as_ref().is_some_and(|h| h.stolen_by(c, now) > h.stolen_by(c, start_fp)) {
+            self.probes.mm_cid.walks_host_preempted += 1;
+        }
         let st = &mut self.probes.mm_cid;
         st.fixup_cycles_total += took;
         st.fixup_cycles_max = st.fixup_cycles_max.max(took);

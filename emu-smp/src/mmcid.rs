@@ -141,6 +141,9 @@ pub struct MmCidStats {
     pub walk_overtaken: u64,
     /// Cycles of the longest of those spins that ended.
     pub spin_cycles_max: u64,
+    /// In a virtual machine, fixup walks during which the host preempted the vCPU the
+    /// walk ended on (the window stretched by a host slice or more).
+    pub walks_host_preempted: u64,
 }
 
 /// The per-mm state (`struct mm_mm_cid` plus `mm_cidmask`).
