@@ -404,6 +404,13 @@ impl MemSystem {
         c.dropped.clear();
     }
 
+    /// A hypervisor's flush of everything the core's TLBs and paging-structure caches
+    /// hold (KVM's kvm_vcpu_flush_tlb_guest on entering a vCPU), outside the guest's
+    /// instruction stream and its counters.
+    pub fn host_flush(&mut self, core: usize) {
+        self.cores[core].apply(&Flush::All, None);
+    }
+
     /// TLBSYNC on `issuer` at its time `now`: returns the cost of the instruction and
     /// of waiting until its broadcasts have completed on every core.
     pub fn tlbsync(&mut self, issuer: usize, now: u64) -> u64 {

@@ -323,8 +323,18 @@ impl Machine {
             self.update_ack_wait(c);
             return;
         }
+        if self.host.is_some() && self.hw.cpus[c].ipis.first().is_some_and(|i| i.arrival_fp <= t) {
+            // A vCPU back from preemption: the interrupts that reached it meanwhile come
+            // first (the acks it owes others among them), then it polls again.
+            self.advance(c, t);
+            self.take_interrupts(c, t);
+            self.update_ack_wait(c);
+            return;
+        }
         let start = w.start_fp;
         self.advance(c, t);
+        // (A vCPU whose polls resumed after interrupts ends its wait at its clock.)
+        let t = t.max(self.now(c));
         let waited = (t - start) >> 8;
         self.probes.cpus[c].ack_wait_cycles += waited;
         self.trace_span(c, "wait for flush acks", start, t);

@@ -556,7 +556,8 @@ impl crate::machine::Machine {
                 self.lock_here(k, LockKey::Rq(k));
                 let since_fp = self.now(k);
                 self.probes.mm_cid.schedin_spins += 1;
-                self.k.cpus[k].kstate = KState::CidSpin { mm, since_fp, ready, fork: false };
+                self.k.cpus[k].kstate =
+                    KState::CidSpin { mm, since_fp, ready, fork: false, retry_fp: u64::MAX };
                 self.k.cid_spinners += 1;
                 self.touch(k);
             }
@@ -582,44 +583,64 @@ impl crate::machine::Machine {
         if self.k.cid_spinners == 0 {
             return;
         }
-        let v = self.cid_variant();
-        let broken = self.cid_broken();
         let at = self.now(c);
         for j in 0..self.hw.cpus.len() {
-            let KState::CidSpin { mm: m, ready, fork, since_fp } = self.k.cpus[j].kstate else {
-                continue;
-            };
-            let Some(tid) = self.k.cpus[j].current else { continue };
-            if m != mm || !self.k.mms.get(&mm).is_some_and(|m| m.cid.has_free_bit()) {
+            let KState::CidSpin { mm: m, .. } = self.k.cpus[j].kstate else { continue };
+            if m != mm {
                 continue;
             }
-            if fork {
-                // The fork's next step takes the bit (or spins again if another took it).
-                self.advance(j, at);
-                self.k.cid_spinners -= 1;
-                self.k.cpus[j].kstate = KState::Ready;
+            if self.host.as_ref().is_some_and(|h| !h.runs(j, at)) {
+                // The host has this vCPU preempted: it sees the free bit (if it is still
+                // free) only when it runs again.
+                if let KState::CidSpin { retry_fp, .. } = &mut self.k.cpus[j].kstate {
+                    *retry_fp = (*retry_fp).min(at);
+                }
                 self.touch(j);
                 continue;
             }
-            let Some(mut tc) = self.k.tasks.get(&tid).map(|t| t.mm_cid) else { continue };
-            let Some(mc) = self.k.mms.get_mut(&mm) else { continue };
-            if mc.cid.schedin(v, j, &mut tc, &mut self.probes.mm_cid, broken).is_err() {
-                continue;
-            }
-            self.advance(j, at);
-            let spun = self.now(j).saturating_sub(since_fp) >> 8;
-            let st = &mut self.probes.mm_cid;
-            st.spin_cycles_max = st.spin_cycles_max.max(spun);
-            self.k.cid_spinners -= 1;
-            self.k.cpus[j].kstate = if ready { KState::Ready } else { KState::User };
-            if let Some(t) = self.k.tasks.get_mut(&tid) {
-                t.mm_cid = tc;
-                t.rseq_notify |= t.rseq.is_some();
-            }
-            self.unlock(j, LockKey::Rq(j), LockMode::Write);
-            self.touch(j);
-            self.check_cids(j, mm);
+            self.cid_retry(j, mm, at);
         }
+    }
+
+    /// CPU `j`, spinning in mm_get_cid for address space `mm`, looks at the bitmap again
+    /// at time `at`: with a free bit, its schedule-in completes (or its fork's next step
+    /// takes the bit) and it goes on from `at`.
+    pub(crate) fn cid_retry(&mut self, j: usize, mm: u32, at: u64) {
+        let v = self.cid_variant();
+        let broken = self.cid_broken();
+        let KState::CidSpin { mm: m, ready, fork, since_fp, .. } = self.k.cpus[j].kstate else {
+            return;
+        };
+        let Some(tid) = self.k.cpus[j].current else { return };
+        if m != mm || !self.k.mms.get(&mm).is_some_and(|m| m.cid.has_free_bit()) {
+            return;
+        }
+        if fork {
+            // The fork's next step takes the bit (or spins again if another took it).
+            self.advance(j, at);
+            self.k.cid_spinners -= 1;
+            self.k.cpus[j].kstate = KState::Ready;
+            self.touch(j);
+            return;
+        }
+        let Some(mut tc) = self.k.tasks.get(&tid).map(|t| t.mm_cid) else { return };
+        let Some(mc) = self.k.mms.get_mut(&mm) else { return };
+        if mc.cid.schedin(v, j, &mut tc, &mut self.probes.mm_cid, broken).is_err() {
+            return;
+        }
+        self.advance(j, at);
+        let spun = self.now(j).saturating_sub(since_fp) >> 8;
+        let st = &mut self.probes.mm_cid;
+        st.spin_cycles_max = st.spin_cycles_max.max(spun);
+        self.k.cid_spinners -= 1;
+        self.k.cpus[j].kstate = if ready { KState::Ready } else { KState::User };
+        if let Some(t) = self.k.tasks.get_mut(&tid) {
+            t.mm_cid = tc;
+            t.rseq_notify |= t.rseq.is_some();
+        }
+        self.unlock(j, LockKey::Rq(j), LockMode::Write);
+        self.touch(j);
+        self.check_cids(j, mm);
     }
 
     /// The hard-lockup watchdog, before the event at `t` runs: a CPU that has spun in

@@ -3,9 +3,11 @@
 //! (other guests'). The host's fair scheduler gives each of them its base slice in
 //! turn, so vCPU `k` runs only in windows `[phase_k + n * period, phase_k + n * period +
 //! slice)`, with `period = vcpus_per_pcpu * slice`. Outside its windows the vCPU does
-//! nothing: its user code, its kernel paths, its spinning, the interrupts that reach
-//! it all wait for its next window; the locks it holds stay held (lock-holder
-//! preemption) and the IPIs sent to it stay unacknowledged. Everything that follows
+//! nothing: its user code, the next step of its kernel path, its look at a CID freed
+//! while it spins, the interrupts that reach it all wait for its next window; the locks
+//! it holds across steps stay held (lock-holder preemption) and the IPIs sent to it
+//! stay unacknowledged. A kernel step is atomic: one begun in the window ends, so a
+//! lock held only within a step is never held across a preemption. Everything that follows
 //! from that (a shootdown waiting for a preempted vCPU, a fixup walk stalled in the
 //! middle) emerges from the rest of the model.
 //!
@@ -121,12 +123,14 @@ impl HostShare {
 
     /// Time vCPU `k` has spent preempted by the host before time `t` (steal time).
     pub(crate) fn stolen_by(&self, k: usize, t: u64) -> u64 {
+        let (p, s) = (u128::from(self.period), u128::from(self.slice));
         // Run time in [0, x) of a rotation whose windows start at 0, P, 2P, ...
-        let ran = |x: u64| x / self.period * self.slice + (x % self.period).min(self.slice);
+        let ran = |x: u128| x / p * s + (x % p).min(s);
         // Shifted so that vCPU k's windows start at multiples of the period: [0, t)
         // becomes [period - phase, period - phase + t).
-        let a = self.period - self.phase[k];
-        t - (ran(a + t) - ran(a))
+        let a = p - u128::from(self.phase[k]);
+        let t = u128::from(t);
+        (t - (ran(a + t) - ran(a))) as u64
     }
 }
 
@@ -174,7 +178,7 @@ impl Machine {
         let Some(h) = &mut self.host else { return };
         if std::mem::take(&mut h.flush_pending[k]) {
             h.stats.host_tlb_flushes += 1;
-            self.hw.mem.lose_translations(k);
+            self.hw.mem.host_flush(k);
         }
     }
 

@@ -163,6 +163,9 @@ pub enum KState {
         ready: bool,
         /// A fork's allocation for its child: its path's next step takes the CID.
         fork: bool,
+        /// A CID was freed while the host had this vCPU preempted: it looks again when
+        /// it next runs, from this time on (u64::MAX: nothing to look at).
+        retry_fp: u64,
     },
 }
 
@@ -626,6 +629,12 @@ impl Machine {
             fp(m.profile.host.slice_ns as f64 * profile_ghz),
             cfg.seed,
         );
+        if m.host.is_some() {
+            // The steal-time areas are per-CPU data, there from boot.
+            for c in 0..cfg.cores {
+                m.k.kdata.line(&mut m.hw.mem.phys, crate::kdata::KObj::StealTime(c));
+            }
+        }
         m.k.mms.insert(INIT_MM, init_mm);
         m.k.mms.insert(1, mm);
         m.k.fdtables.insert(1, fds);
@@ -757,8 +766,9 @@ impl Machine {
             KState::Spin { irqs: true, .. } => irq.min(tick),
             KState::Spin { irqs: false, .. } => u64::MAX,
             KState::Acks(w) => irq.min(tick).min(w.done_fp.unwrap_or(u64::MAX)),
-            // Interrupts off: only a CID released elsewhere lets it go on.
-            KState::CidSpin { .. } => u64::MAX,
+            // Interrupts off: only a CID released elsewhere lets it go on (looked at
+            // when a preempted vCPU runs again).
+            KState::CidSpin { retry_fp, .. } => *retry_fp,
         }
     }
 
@@ -840,7 +850,10 @@ impl Machine {
             }
             return;
         }
-        if matches!(self.k.cpus[k].kstate, KState::User | KState::Ready) && t > self.now(k) {
+        if self.host.is_some()
+            && matches!(self.k.cpus[k].kstate, KState::User | KState::Ready)
+            && t > self.now(k)
+        {
             // A vCPU the host preempted: its clock moves over the stolen time.
             self.advance(k, t);
         }
@@ -854,7 +867,13 @@ impl Machine {
                 self.take_interrupts(k, t);
             }
             KState::Acks(_) => self.ack_wait_event(k, t),
-            KState::CidSpin { .. } => {}
+            KState::CidSpin { mm, .. } => {
+                // A preempted vCPU back in its window, with a CID freed meanwhile.
+                if let KState::CidSpin { retry_fp, .. } = &mut self.k.cpus[k].kstate {
+                    *retry_fp = u64::MAX;
+                }
+                self.cid_retry(k, mm, t);
+            }
         }
     }
 
@@ -967,6 +986,11 @@ impl Machine {
             return;
         }
         let now = self.now(c);
+        if self.host.as_ref().is_some_and(|h| !h.runs(c, now)) {
+            // The return to user mode took the vCPU past its window: the guest code
+            // runs in the next one.
+            return;
+        }
         let mut until = if others == u64::MAX {
             now + (SOLO_SLICE_CYCLES << 8)
         } else {

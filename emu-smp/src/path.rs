@@ -361,7 +361,8 @@ impl Machine {
                     t.kpath = Some(p);
                 }
                 let since_fp = self.now(c);
-                self.k.cpus[c].kstate = KState::CidSpin { mm, since_fp, ready: true, fork: true };
+                self.k.cpus[c].kstate =
+                    KState::CidSpin { mm, since_fp, ready: true, fork: true, retry_fp: u64::MAX };
                 self.k.cid_spinners += 1;
             }
         }

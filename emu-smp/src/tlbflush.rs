@@ -532,7 +532,8 @@ impl Machine {
             // Every CPU that could be walking the mm took the flush's IPI (a CPU alone
             // in the mask sent none: no other CPU runs the mm), unless it went out as a
             // broadcast invalidation, or some vCPU was preempted and left it for the host
-            // (which is why kvm_setup_pv_tlb_flush frees page tables through RCU).
+            // (which is why kvm_guest_init, installing the PV flush, made x86 free page
+            // tables through RCU: tlb_remove_table).
             let ipid_all = f.kind != FlightKind::Broadcast && !f.pv_deferred;
             self.retire_tables(c, f.info.mm, f.tables, ipid_all, f.reuse);
         }

@@ -3,7 +3,7 @@
 // emu-cflags: -pthread
 // emu-libc: glibc
 //
-// Usage: cid_pool ROUNDS ROUND_US [busy|loaded|jobs]
+// Usage: cid_pool ROUNDS ROUND_US [busy|loaded]
 //
 // Each round resizes the pool through 0, N-1, N+1, 2N and N/2 workers besides the main
 // thread (N the CPUs online), so the mm switches to per-CPU CIDs and back, then lets it run ROUND_US
@@ -22,13 +22,6 @@
 // on CPU 0, so that workers are preempted, queued behind
 // them and pulled to CPUs going idle: they schedule in on one CPU and then another
 // within microseconds, which is the first half of seed 001's live-lock trace.
-//
-// With `jobs`, the load is `loaded`'s and the pool is a work queue, as most thread
-// pools are: workers wait on a condition variable, and each round the main thread
-// posts one job (32 reads of mm_cid, yielding, sleeping 20 us after every 8th), which
-// one worker takes. So when the pool grows past N, the fixup walk meets workers asleep
-// (holding task CIDs it must drop) and at most a couple of busy ones moving between
-// CPUs: seed 001's shape, where T2 and T3 sleep and T1 moves.
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
@@ -54,10 +47,6 @@ extern const unsigned int __rseq_size;
 
 static int ncpus;
 static volatile int stop[MAXT];
-/* The work queue (`jobs`): jobs posted and not taken yet, at most one. */
-static pthread_mutex_t qlock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t qcond = PTHREAD_COND_INITIALIZER;
-static int queued;
 static unsigned long long nreads[MAXT], bad[MAXT], seen_mask[MAXT];
 
 static volatile struct ids *area(void) {
@@ -80,30 +69,6 @@ static void *worker(void *arg) {
     return 0;
 }
 
-/* A work-queue worker: waits for a job, runs it, waits again, until told to stop. */
-static void *queue_worker(void *arg) {
-    int i = (int)(intptr_t)arg;
-    volatile struct ids *r = area();
-    for (;;) {
-        pthread_mutex_lock(&qlock);
-        while (!queued && !stop[i]) pthread_cond_wait(&qcond, &qlock);
-        if (stop[i]) {
-            pthread_mutex_unlock(&qlock);
-            return 0;
-        }
-        queued--;
-        pthread_mutex_unlock(&qlock);
-        for (int k = 0; k < 32; k++) {
-            unsigned c = r->mm_cid;
-            nreads[i]++;
-            if (c >= (unsigned)ncpus) bad[i]++;
-            else if (c < 64) seen_mask[i] |= 1ull << c;
-            if (k % 8 == 7) usleep(20);
-            else sched_yield();
-        }
-    }
-}
-
 int main(int argc, char **argv) {
     int rounds = argc > 1 ? atoi(argv[1]) : 6;
     int round_us = argc > 2 ? atoi(argv[2]) : 300;
@@ -118,8 +83,7 @@ int main(int argc, char **argv) {
     if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 1;
     pid_t busy[256];
     int nbusy = 0;
-    int jobs = argc > 3 && strcmp(argv[3], "jobs") == 0;
-    int loaded = jobs || (argc > 3 && strcmp(argv[3], "loaded") == 0);
+    int loaded = argc > 3 && strcmp(argv[3], "loaded") == 0;
     int pinned = loaded || (argc > 3 && strcmp(argv[3], "busy") == 0);
     if (pinned) {
         /* A neighbour on CPU 0 (busy) or on every CPU from the highest down (loaded);
@@ -153,33 +117,20 @@ int main(int argc, char **argv) {
         /* Grow: start threads. Shrink: the oldest ones are told to stop and go. */
         while (live < want && next < MAXT) {
             first[live] = next;
-            void *(*fn)(void *) = jobs ? queue_worker : worker;
-            if (pthread_create(&t[next], &attr, fn, (void *)(intptr_t)next) != 0) break;
+            if (pthread_create(&t[next], &attr, worker, (void *)(intptr_t)next) != 0) break;
             next++;
             live++;
         }
         while (live > want) {
             int i = first[0];
-            pthread_mutex_lock(&qlock);
             stop[i] = 1;
-            pthread_cond_broadcast(&qcond);
-            pthread_mutex_unlock(&qlock);
             pthread_join(t[i], 0);
             for (int j = 1; j < live; j++) first[j - 1] = first[j];
             live--;
         }
-        if (jobs && live > 0) {
-            pthread_mutex_lock(&qlock);
-            queued = 1;
-            pthread_cond_signal(&qcond);
-            pthread_mutex_unlock(&qlock);
-        }
         usleep(round_us);
     }
-    pthread_mutex_lock(&qlock);
     for (int j = 0; j < live; j++) stop[first[j]] = 1;
-    pthread_cond_broadcast(&qcond);
-    pthread_mutex_unlock(&qlock);
     for (int j = 0; j < live; j++) pthread_join(t[first[j]], 0);
     for (int b = 0; b < nbusy; b++) {
         if (busy[b] <= 0) continue;
