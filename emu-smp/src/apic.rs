@@ -314,18 +314,14 @@ impl Machine {
     pub(crate) fn ack_wait_event(&mut self, c: usize, t: u64) {
         self.hw.cpus[c].committed_fp = t;
         let KState::Acks(w) = &self.k.cpus[c].kstate else { return };
-        if !w.done_fp.is_some_and(|d| d <= t) {
+        // A vCPU back from preemption takes the interrupts that reached it meanwhile (the
+        // acks it owes others among them) before it polls again.
+        let pending =
+            self.host.is_some() && self.hw.cpus[c].ipis.first().is_some_and(|i| i.arrival_fp <= t);
+        if pending || !w.done_fp.is_some_and(|d| d <= t) {
             // An interrupt or the tick: the CPU has polled until then. (The end of the
             // wait may come late: a vCPU the host preempted polls again only when it
             // runs.)
-            self.advance(c, t);
-            self.take_interrupts(c, t);
-            self.update_ack_wait(c);
-            return;
-        }
-        if self.host.is_some() && self.hw.cpus[c].ipis.first().is_some_and(|i| i.arrival_fp <= t) {
-            // A vCPU back from preemption: the interrupts that reached it meanwhile come
-            // first (the acks it owes others among them), then it polls again.
             self.advance(c, t);
             self.take_interrupts(c, t);
             self.update_ack_wait(c);

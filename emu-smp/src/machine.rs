@@ -834,13 +834,14 @@ impl Machine {
     fn run_event(&mut self, k: usize, t: u64, others: u64) {
         if self.host.is_some() {
             self.host_enter(k);
-        }
-        if self.k.cpus[k].current.is_none() {
-            if self.host.is_some() && t > self.now(k) {
-                // A halted vCPU the host had preempted: it handles what reached it (or
-                // switches to the task woken on it) only when it runs again.
+            if t > self.now(k) && !matches!(self.k.cpus[k].kstate, KState::CidSpin { .. }) {
+                // A vCPU the host preempted: its clock moves over the stolen time (a
+                // halted one handles what reached it, or switches to the task woken on
+                // it, only now).
                 self.advance(k, t);
             }
+        }
+        if self.k.cpus[k].current.is_none() {
             self.hw.cpus[k].committed_fp = t;
             // Interrupts that reached the idle CPU; or, woken with a task, the ones
             // that arrived while it left its idle state, then the switch to the task.
@@ -849,13 +850,6 @@ impl Machine {
                 self.schedule(k);
             }
             return;
-        }
-        if self.host.is_some()
-            && matches!(self.k.cpus[k].kstate, KState::User | KState::Ready)
-            && t > self.now(k)
-        {
-            // A vCPU the host preempted: its clock moves over the stolen time.
-            self.advance(k, t);
         }
         match self.k.cpus[k].kstate {
             KState::User => self.run_core(k, others),
